@@ -1,0 +1,127 @@
+/*
+ * config - main.conf: the one table of every parameter (name, type,
+ * default, description) and the parser that fills the typed var_*
+ * variables from it. The same table drives ternconf -d/-n and main.conf(5).
+ *
+ * Syntax (as Postfix main.cf): "name = value"; a line that starts with
+ * whitespace continues the previous one; '#' at line start is a comment;
+ * "$name", "${name}" and "$(name)" expand to another parameter's value
+ * (recursively, with loop detection); "$$" is a literal '$'. Unknown names
+ * are warned about with file:line (never silently ignored); malformed
+ * lines and bad values are errors with file:line.
+ *
+ * Where the directory comes from: -c DIR on the command line, else the
+ * MAIL_CONFIG environment variable, else TERN_DEFAULT_CONFIG_DIR.
+ */
+#ifndef TERN_CONFIG_H
+#define TERN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "buf.h"
+
+#ifndef TERN_DEFAULT_CONFIG_DIR
+#define TERN_DEFAULT_CONFIG_DIR "/etc/tern"
+#endif
+
+enum param_type {
+    PARAM_STR,   /* char * */
+    PARAM_INT,   /* long, bounds min..max */
+    PARAM_BOOL,  /* bool */
+    PARAM_TIME,  /* long seconds; value may carry s/m/h/d/w suffix */
+    PARAM_SIZE,  /* long bytes */
+};
+
+struct param_def {
+    const char *name;
+    enum param_type type;
+    const char *defval;     /* may contain $name; NULL = computed (see .c) */
+    const char *desc;       /* one line, for ternconf and main.conf(5) */
+    void *var;              /* char **, long *, or bool * */
+    long min, max;          /* for INT/TIME/SIZE */
+};
+
+extern const struct param_def param_table[];
+extern const size_t param_count;
+
+/* --- the variables (one per parameter; names as in Postfix) -------------- */
+extern char *var_config_directory;
+extern char *var_queue_directory;
+extern char *var_daemon_directory;
+extern char *var_command_directory;
+extern char *var_data_directory;
+extern char *var_mail_owner;
+extern char *var_setgid_group;
+extern char *var_syslog_name;
+extern char *var_syslog_facility;
+extern char *var_maillog_file;
+extern char *var_mail_name;
+extern char *var_myhostname;
+extern char *var_mydomain;
+extern char *var_myorigin;
+extern char *var_mydestination;
+extern char *var_mynetworks;
+extern char *var_inet_interfaces;
+extern char *var_relay_domains;
+extern char *var_relayhost;
+extern char *var_smtpd_banner;
+extern char *var_smtpd_forbid_bare_newline;   /* normalize | reject | no */
+extern char *var_alias_maps;
+extern char *var_alias_database;
+extern char *var_virtual_user_maps;
+extern char *var_home_mailbox;
+extern char *var_recipient_delimiter;
+extern long var_message_size_limit;
+extern long var_mailbox_size_limit;
+extern long var_line_length_limit;
+extern long var_smtpd_recipient_limit;
+extern long var_smtpd_timeout;
+extern long var_smtpd_client_limit;
+extern long var_smtpd_hard_error_limit;
+extern long var_smtpd_soft_error_limit;
+extern long var_smtpd_error_sleep_time;
+extern bool var_smtpd_helo_required;
+extern long var_queue_run_delay;
+extern long var_minimal_backoff_time;
+extern long var_maximal_backoff_time;
+extern long var_maximal_queue_lifetime;
+extern long var_default_destination_concurrency_limit;
+extern long var_qmgr_message_active_limit;
+extern long var_default_process_limit;
+extern long var_max_use;
+extern long var_max_idle;
+extern long var_ipc_timeout;
+extern long var_daemon_timeout;
+extern long var_service_throttle_time;
+extern long var_local_recursion_limit;   /* alias expansion depth */
+
+/* Set every variable to its default (expanding $name in defaults). */
+void config_init_defaults(void);
+
+/*
+ * Load DIR/main.conf over the defaults, apply overrides (master.conf -o),
+ * expand, convert to typed values. Returns 0; -1 with a message
+ * ("main.conf:12: bad value for message_size_limit: ...") in *err.
+ * Warnings (unknown parameter) are logged and also appended to *err
+ * when err is non-NULL, one per line.
+ */
+int config_load(const char *config_dir, buf_t *err);
+
+/* Record "-o name=value" before config_load(); 0 ok, -1 malformed. */
+int config_add_override(const char *name_eq_value);
+
+/* Effective value as a string after expansion, or NULL if unknown name. */
+const char *config_value(const char *name);
+/* The value as written in main.conf (unexpanded), or NULL if defaulted. */
+const char *config_file_value(const char *name);
+/* The default value (expanded), or NULL if unknown name. */
+const char *config_default_value(const char *name);
+const struct param_def *config_find(const char *name);
+
+/* The config directory per -c / MAIL_CONFIG / default. */
+const char *config_directory_default(const char *from_cmdline);
+
+/* Free everything (for leak-clean unit tests). */
+void config_free(void);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * log - Postfix-style logging. Every line is "<ident>[pid]: text" where
+ * ident is "$syslog_name/<program>" (e.g. "tern/smtpd"); mail-flow lines
+ * start with the queue ID ("4Zx2KbQ1vNz: from=<a@b>, size=1, nrcpt=1").
+ *
+ * Destination: syslog (LOG_MAIL by default), or a file opened with
+ * O_APPEND (maillog_file; one write() per line so concurrent processes do
+ * not interleave), optionally also stderr. The file is opened before
+ * chroot/privilege drop and survives it.
+ */
+#ifndef TERN_LOG_H
+#define TERN_LOG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+/* program: "smtpd"; syslog_name: "tern" (ident becomes "tern/smtpd") */
+void log_init(const char *syslog_name, const char *program);
+/* maillog_file: path, "/dev/stdout", "/dev/stderr", or "" for syslog.
+   Returns 0, or -1 (and keeps the previous destination) on open failure. */
+int log_set_file(const char *path);
+/* also copy every line to stderr (foreground master, commands) */
+void log_set_stderr(bool on);
+/* syslog facility name ("mail", "local0", ...); 0 ok, -1 unknown */
+int log_set_facility(const char *name);
+void log_set_verbose(int level);
+int log_verbose_level(void);
+/* current program ident, e.g. "tern/smtpd" */
+const char *log_ident(void);
+
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* log "fatal: ..." and exit(1) */
+void log_fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+/* log "panic: ..." and abort() (programming errors only) */
+void log_panic(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+void log_vmsg(int priority, const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+#endif

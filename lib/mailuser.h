@@ -1,0 +1,40 @@
+/*
+ * mailuser - who a local recipient is, and whether an address is ours.
+ *
+ * A local user is found in virtual_user_maps first (value
+ * "uid:gid:home[:password-hash]", the table ternuser will manage), then
+ * in the system password database (getpwnam). Local domains are
+ * $mydestination (names, or $myhostname style expansions already done by
+ * config). recipient_delimiter ("+") splits "user+ext".
+ */
+#ifndef TERN_MAILUSER_H
+#define TERN_MAILUSER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct mail_user {
+    char name[256];
+    uid_t uid;
+    gid_t gid;
+    char home[4096];
+};
+
+/* open the tables named by the config (call after config_load, before
+   chroot); 0 ok, -1 fatal config problem (logged) */
+int mailuser_init(void);
+/* 1 found, 0 no such user, -1 temporary error */
+int mailuser_lookup(const char *name, struct mail_user *u);
+/* domain (any case) is listed in $mydestination */
+bool mailuser_domain_is_local(const char *domain);
+/* local-part minus "+extension" (per recipient_delimiter), lowercased,
+   into out (size bytes) */
+void mailuser_base_local(const char *local, char *out, size_t size);
+/*
+ * Would local delivery accept this local part? Checks alias_maps, then
+ * mailuser_lookup of the base name. 1 yes, 0 unknown user, -1 temporary
+ * error.
+ */
+int mailuser_local_exists(const char *local);
+
+#endif

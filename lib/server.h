@@ -1,0 +1,88 @@
+/*
+ * server - the daemon skeletons. A Tern daemon is a set of callbacks on
+ * one of three skeletons; none repeats the plumbing below.
+ *
+ * How master and a child meet (master/ is the other side):
+ *   fd 3 (SERVER_STATUS_FD): write end of the status pipe. The child
+ *       writes struct server_status records: avail=1 when it can take
+ *       another connection, avail=0 when it cannot (busy/full).
+ *   fd 4.. (SERVER_LISTEN_FD): listening sockets, count in "-s N".
+ *   argv: command -n SERVICE -t TYPE [-u] [-c] [-z] [-v] [-o name=value]...
+ *       [daemon args]; -u: drop to $mail_owner; -c: chroot to the queue
+ *       directory; -z: the service is run by master in the foreground
+ *       developer mode (no effect on children other than logging).
+ *   env: MAIL_CONFIG = config directory.
+ *
+ * Start-up order: parse args, config_load (+ -o overrides), logging,
+ * ops->pre_init (still root: open tables, logs, keys), chdir to the
+ * queue directory, privilege drop / chroot as requested, die with master
+ * (PR_SET_PDEATHSIG), ops->post_init, run. SIGTERM: stop accepting,
+ * ops->pre_exit, exit.
+ *
+ * Recycling: max_use (var_max_use, or "-o max_use=N" style overrides)
+ * counts connections (event, request) or triggers; max_idle seconds
+ * without a connection ends the process. Both exit cleanly and master
+ * starts a fresh one on demand. long_running servers (qmgr) ignore both.
+ */
+#ifndef TERN_SERVER_H
+#define TERN_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include "events.h"
+
+#define SERVER_STATUS_FD 3
+#define SERVER_LISTEN_FD 4
+
+struct server_status {
+    pid_t pid;
+    int avail;          /* 1 = can take work, 0 = busy/full */
+};
+
+struct server_ops {
+    /* as root (if started as root), after config; may be NULL */
+    void (*pre_init)(const char *service, char **args, int nargs);
+    /* after privilege drop, before the loop; may be NULL */
+    void (*post_init)(ev_loop_t *loop);
+    /* before exit on SIGTERM / max_use / max_idle; may be NULL */
+    void (*pre_exit)(void);
+
+    /* event server: a new connection; the daemon owns fd and must call
+       server_conn_done() when it is finished with it. */
+    void (*on_connect)(ev_loop_t *loop, int fd, const struct sockaddr *peer,
+                       socklen_t peerlen, const struct sockaddr *local);
+    size_t client_limit;    /* event server: connections per process */
+
+    /* trigger server: bytes received on the service socket */
+    void (*on_trigger)(ev_loop_t *loop, const char *data, size_t len);
+
+    /* request server: serve one connected client, blocking, until it
+       disconnects; the skeleton closes fd afterwards. */
+    void (*on_request_conn)(int fd);
+
+    bool long_running;      /* ignore max_use/max_idle (qmgr) */
+};
+
+int event_server_main(int argc, char **argv, const struct server_ops *ops);
+int trigger_server_main(int argc, char **argv, const struct server_ops *ops);
+int request_server_main(int argc, char **argv, const struct server_ops *ops);
+
+/* event server: one connection ended (updates busy/idle, max_use) */
+void server_conn_done(void);
+/* the service name (-n) and whether we are stopping */
+const char *server_service_name(void);
+bool server_stopping(void);
+
+/* Send a one-byte trigger to the UNIX socket at path (relative to the
+   queue directory), non-blocking, with a short timeout; 0 ok, -1 errno.
+   Used to wake qmgr ("public/qmgr") after a queue file is committed. */
+int trigger_send(const char *path, char byte);
+
+/* trigger bytes */
+#define TRIGGER_NEW_MAIL  'A'   /* incoming/ has new files */
+#define TRIGGER_WAKEUP    'W'   /* periodic wakeup from master */
+#define TRIGGER_FLUSH     'F'   /* retry deferred mail now */
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * stream - a non-blocking buffered connection on an event loop: bounded
+ * input buffer with line extraction, output buffer flushed as the socket
+ * allows, idle timeout, and back-pressure (input is not read while the
+ * output buffer is over its high-water mark, so a pipelining client that
+ * does not read our replies cannot make us buffer without bound).
+ *
+ * Reads and writes go through an ops table so TLS can be slotted in
+ * later without the protocol code noticing.
+ *
+ * Lifetime: the stream owns the fd. on_close is called exactly once when
+ * the peer disconnects, an I/O error happens, or the idle timeout fires;
+ * the stream is freed right after on_close returns. stream_close() is the
+ * owner's way out: it flushes what is queued (bounded by the timeout),
+ * then closes without calling on_close. Calling stream_close() from
+ * inside any callback is safe; the stream must not be used afterwards.
+ */
+#ifndef TERN_STREAM_H
+#define TERN_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include "events.h"
+#include "buf.h"
+
+typedef struct stream stream_t;
+
+enum stream_close_reason {
+    STREAM_EOF = 1,        /* peer closed */
+    STREAM_ERROR = 2,      /* read/write error (errno logged) */
+    STREAM_TIMEOUT = 3,    /* no input for the idle timeout */
+};
+
+struct stream_handler {
+    /* New input is buffered; use stream_read_line / stream_peek. */
+    void (*on_read)(stream_t *s, void *ctx);
+    /* See above; may be NULL. */
+    void (*on_close)(stream_t *s, void *ctx, enum stream_close_reason why);
+    /* Output buffer became empty after having data; may be NULL. */
+    void (*on_drain)(stream_t *s, void *ctx);
+};
+
+/* Transport ops (plain by default). Return bytes, 0 on EOF, -1 with
+   errno (EAGAIN when the call would block). */
+struct stream_io {
+    ssize_t (*read)(void *io_ctx, int fd, void *p, size_t n);
+    ssize_t (*write)(void *io_ctx, int fd, const void *p, size_t n);
+};
+
+/*
+ * Wrap fd (made non-blocking). max_line bounds a line (including CRLF);
+ * the input buffer holds at most max(max_line, 64 KiB) bytes.
+ * timeout_sec: idle timeout (0 = none).
+ */
+stream_t *stream_new(ev_loop_t *loop, int fd, size_t max_line,
+                     int timeout_sec, const struct stream_handler *h,
+                     void *ctx);
+
+void stream_set_io(stream_t *s, const struct stream_io *io, void *io_ctx);
+void stream_set_timeout(stream_t *s, int timeout_sec);
+int stream_fd(const stream_t *s);
+
+/*
+ * Take the next line from the input buffer.
+ *   1: *line/*len is the line WITHOUT its terminator; *crlf is true when
+ *      it ended in CRLF, false for a bare LF. Valid until the next call
+ *      that reads or consumes.
+ *   0: no complete line buffered yet.
+ *  -1: the line is longer than max_line. Its bytes up to and including
+ *      the next LF are discarded (may span several reads); the caller
+ *      replies with an error once.
+ */
+int stream_read_line(stream_t *s, const char **line, size_t *len, bool *crlf);
+
+/* Raw access to buffered input (for DATA): pointer + length; then consume. */
+size_t stream_peek(stream_t *s, const char **p);
+void stream_consume(stream_t *s, size_t n);
+
+/* Stop/resume reading from the socket (buffered input stays). */
+void stream_pause_read(stream_t *s, bool paused);
+
+/* Queue output; flushed as the socket allows. Never blocks. */
+void stream_write(stream_t *s, const void *p, size_t n);
+void stream_puts(stream_t *s, const char *str);
+void stream_printf(stream_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+size_t stream_output_pending(const stream_t *s);
+
+/* See the header comment. */
+void stream_close(stream_t *s);
+
+#endif
