@@ -1,0 +1,210 @@
+/*
+ * log - Postfix-style log lines to syslog or an append-only file (log.h).
+ * File lines look like syslog's: "Nov 24 03:59:49 host tern/smtpd[12]: text".
+ */
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define LOG_LINE_MAX 4096
+
+static char log_ident_buf[128] = "tern";
+static char log_host[64] = "localhost";
+static int log_fd = -1;          /* maillog_file, or -1 for syslog */
+static bool log_to_stderr;
+static bool log_syslog_open;
+static int log_facility = LOG_MAIL;
+static int log_verbose;
+
+static const struct { const char *name; int value; } log_facilities[] = {
+    { "mail", LOG_MAIL }, { "daemon", LOG_DAEMON }, { "user", LOG_USER },
+    { "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 },
+    { "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
+    { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 },
+    { "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 },
+};
+
+void log_init(const char *syslog_name, const char *program)
+{
+    const char *base = strrchr(program, '/');
+    base = base ? base + 1 : program;
+    snprintf(log_ident_buf, sizeof(log_ident_buf), "%s/%s",
+             syslog_name && *syslog_name ? syslog_name : "tern", base);
+    if (gethostname(log_host, sizeof(log_host)) < 0)
+        str_copy(log_host, "localhost", sizeof(log_host));
+    log_host[sizeof(log_host) - 1] = '\0';
+    char *dot = strchr(log_host, '.');
+    if (dot)
+        *dot = '\0';
+    if (log_syslog_open) {
+        closelog();
+        log_syslog_open = false;
+    }
+}
+
+int log_set_file(const char *path)
+{
+    if (path == NULL || *path == '\0') {
+        if (log_fd > 2)
+            close(log_fd);
+        log_fd = -1;
+        return 0;
+    }
+    int fd;
+    if (strcmp(path, "/dev/stdout") == 0)
+        fd = STDOUT_FILENO;
+    else if (strcmp(path, "/dev/stderr") == 0)
+        fd = STDERR_FILENO;
+    else
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    if (log_fd > 2 && log_fd != fd)
+        close(log_fd);
+    log_fd = fd;
+    return 0;
+}
+
+void log_set_stderr(bool on)
+{
+    log_to_stderr = on;
+}
+
+int log_set_facility(const char *name)
+{
+    for (size_t i = 0; i < sizeof(log_facilities) / sizeof(log_facilities[0]); i++) {
+        if (strcmp(name, log_facilities[i].name) == 0) {
+            log_facility = log_facilities[i].value;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void log_set_verbose(int level)
+{
+    log_verbose = level;
+}
+
+int log_verbose_level(void)
+{
+    return log_verbose;
+}
+
+const char *log_ident(void)
+{
+    return log_ident_buf;
+}
+
+/* log_write_line - one write() per line so concurrent writers never mix */
+static void log_write_line(int fd, const char *prefix, size_t prefix_len,
+                           const char *text, size_t text_len)
+{
+    char line[LOG_LINE_MAX + 256];
+    size_t n = 0;
+    memcpy(line, prefix, prefix_len);
+    n = prefix_len;
+    if (text_len > LOG_LINE_MAX)
+        text_len = LOG_LINE_MAX;
+    memcpy(line + n, text, text_len);
+    n += text_len;
+    line[n++] = '\n';
+    int saved = errno;
+    if (write_full(fd, line, n) < 0) {
+        /* nowhere left to report it */
+    }
+    errno = saved;
+}
+
+void log_vmsg(int priority, const char *prefix, const char *fmt, va_list ap)
+{
+    int saved = errno;
+    char text[LOG_LINE_MAX];
+    int plen = snprintf(text, sizeof(text), "%s", prefix ? prefix : "");
+    if (plen < 0)
+        plen = 0;
+    errno = saved;   /* keep %m meaningful */
+    vsnprintf(text + plen, sizeof(text) - (size_t)plen, fmt, ap);
+    /* control characters from the network never reach the log raw */
+    for (char *p = text; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    size_t tlen = strlen(text);
+
+    char head[256];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
+    int hlen = snprintf(head, sizeof(head), "%s %s %s[%ld]: ", stamp,
+                        log_host, log_ident_buf, (long)getpid());
+    if (hlen < 0 || (size_t)hlen >= sizeof(head))
+        hlen = 0;
+
+    if (log_fd >= 0) {
+        log_write_line(log_fd, head, (size_t)hlen, text, tlen);
+    } else {
+        if (!log_syslog_open) {
+            openlog(log_ident_buf, LOG_PID | LOG_NDELAY, log_facility);
+            log_syslog_open = true;
+        }
+        syslog(priority, "%s", text);
+    }
+    if (log_to_stderr && log_fd != STDERR_FILENO) {
+        int slen = snprintf(head, sizeof(head), "%s: ", log_ident_buf);
+        log_write_line(STDERR_FILENO, head, slen > 0 ? (size_t)slen : 0,
+                       text, tlen);
+    }
+    errno = saved;
+}
+
+#define LOG_FN(fn, prio, prefix)                      \
+    void fn(const char *fmt, ...)                     \
+    {                                                 \
+        va_list ap;                                   \
+        va_start(ap, fmt);                            \
+        log_vmsg(prio, prefix, fmt, ap);              \
+        va_end(ap);                                   \
+    }
+
+LOG_FN(log_info, LOG_INFO, "")
+LOG_FN(log_warning, LOG_WARNING, "warning: ")
+LOG_FN(log_error, LOG_ERR, "error: ")
+
+void log_debug(const char *fmt, ...)
+{
+    if (log_verbose <= 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(LOG_DEBUG, "", fmt, ap);
+    va_end(ap);
+}
+
+void log_fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(LOG_CRIT, "fatal: ", fmt, ap);
+    va_end(ap);
+    exit(1);
+}
+
+void log_panic(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(LOG_CRIT, "panic: ", fmt, ap);
+    va_end(ap);
+    abort();
+}
