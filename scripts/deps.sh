@@ -1,0 +1,30 @@
+#!/bin/sh
+# deps.sh build|test - install the Debian packages Tern needs, if missing.
+# Build: compiler, CMake, OpenSSL, PCRE2, LMDB, Check. Test: + python3, swaks.
+set -eu
+BUILD_PKGS="gcc make cmake pkg-config libssl-dev libpcre2-dev liblmdb-dev check python3"
+TEST_PKGS="swaks"
+want="$BUILD_PKGS"
+[ "${1:-build}" = test ] && want="$want $TEST_PKGS"
+
+missing=""
+for p in $want; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing$missing"
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+else
+    echo "deps: missing packages:$missing; install them as root (apt-get install$missing)" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""mkinstance - create a self-contained Tern instance in a directory.
+
+Used by `make run` (./run) and by the integration tests (a temp dir).
+Layout:
+    DIR/etc/main.conf, master.conf, aliases(.lmdb), users(.lmdb)
+    DIR/spool/        queue_directory (master creates the subdirectories)
+    DIR/data/         data_directory
+    DIR/home/USER/    home directories of the demo/test users (Maildir/)
+    DIR/log/maillog   maillog_file
+
+Run as root, the instance is privileged the way production is: daemons
+drop to the `tern` user, and mailboxes belong to the `ternvmail` user
+(created here if missing, like Dovecot's vmail). Run as a normal user,
+every daemon runs as that user (the developer instance).
+"""
+import argparse
+import grp
+import os
+import pwd
+import subprocess
+import sys
+
+SYSTEM_USERS = ("tern", "ternlogin", "ternvmail")
+SYSTEM_GROUPS = ("ternpostdrop",)
+
+
+def ensure_system_accounts():
+    """Create the daemon accounts (root only); idempotent."""
+    for g in SYSTEM_GROUPS:
+        try:
+            grp.getgrnam(g)
+        except KeyError:
+            subprocess.run(["groupadd", "--system", g], check=True)
+    for u in SYSTEM_USERS:
+        try:
+            pwd.getpwnam(u)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home",
+                            "--home-dir", "/nonexistent",
+                            "--shell", "/usr/sbin/nologin", u], check=True)
+
+
+def mailbox_owner():
+    """uid/gid that owns the demo mailboxes."""
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("ternvmail")
+        return pw.pw_uid, pw.pw_gid
+    return os.getuid(), os.getgid()
+
+
+def write(path, text, mode=0o644):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def create(directory, build, ports, main_extra=None, services_extra="",
+           users=("demo",), aliases=None, hostname="localhost.localdomain"):
+    """Create the instance; returns the config directory path."""
+    d = os.path.abspath(directory)
+    build = os.path.abspath(build)
+    root = os.geteuid() == 0
+    if root:
+        ensure_system_accounts()
+    for sub in ("etc", "spool", "data", "home", "log"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    # daemons that dropped privileges must still reach files below here
+    for p in (d, os.path.join(d, "etc"), os.path.join(d, "home")):
+        os.chmod(p, 0o755)
+    owner = "tern" if root else pwd.getpwuid(os.getuid()).pw_name
+    etc = os.path.join(d, "etc")
+    main = {
+        "queue_directory": os.path.join(d, "spool"),
+        "data_directory": os.path.join(d, "data"),
+        "daemon_directory": os.path.join(build, "libexec"),
+        "command_directory": os.path.join(build, "sbin"),
+        "mail_owner": owner,
+        "maillog_file": os.path.join(d, "log", "maillog"),
+        "myhostname": hostname,
+        "alias_maps": "lmdb:" + os.path.join(etc, "aliases"),
+        "alias_database": "lmdb:" + os.path.join(etc, "aliases"),
+        "virtual_user_maps": "lmdb:" + os.path.join(etc, "users"),
+    }
+    main.update(main_extra or {})
+    write(os.path.join(etc, "main.conf"),
+          "# Tern instance created by scripts/mkinstance.py\n" +
+          "".join("%s = %s\n" % kv for kv in main.items()))
+    svc = ["# service type private unpriv chroot wakeup maxproc command + args"]
+    smtp = ports.get("smtp")
+    if smtp:
+        svc.append("127.0.0.1:%d inet n - n - - smtpd" % smtp)
+    svc.append("qmgr unix n - n 300 1 qmgr")
+    svc.append("local unix - n n - - local")
+    write(os.path.join(etc, "master.conf"),
+          "\n".join(svc) + "\n" + services_extra)
+
+    uid, gid = mailbox_owner()
+    lines = []
+    for u in users:
+        home = os.path.join(d, "home", u)
+        os.makedirs(home, exist_ok=True)
+        os.chown(home, uid, gid)
+        lines.append("%s %d:%d:%s" % (u, uid, gid, home))
+    write(os.path.join(etc, "users"), "\n".join(lines) + "\n")
+    al = {"postmaster": users[0], "root": users[0], "mailer-daemon": users[0]}
+    al.update(aliases or {})
+    write(os.path.join(etc, "aliases"),
+          "".join("%s: %s\n" % kv for kv in al.items()))
+    env = dict(os.environ, MAIL_CONFIG=etc)
+    sbin = os.path.join(build, "sbin")
+    subprocess.run([os.path.join(sbin, "ternmap"), "-c", etc,
+                    "lmdb:" + os.path.join(etc, "users")], check=True, env=env)
+    subprocess.run([os.path.join(sbin, "newaliases"), "-c", etc],
+                   check=True, env=env)
+    for f in os.listdir(etc):
+        os.chmod(os.path.join(etc, f), 0o644)
+    return etc
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("directory")
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--smtp-port", type=int, default=2525)
+    args = ap.parse_args()
+    etc = create(args.directory, args.build, {"smtp": args.smtp_port})
+    print(etc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
