@@ -1,0 +1,279 @@
+/* test_smtpdata - table tests for the DATA stream decoder, each case fed
+   whole, byte by byte, split at every position and in random chunks. */
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtpdata.h"
+
+#define S(x) x, sizeof(x) - 1
+
+struct data_case {
+    const char *in;
+    size_t in_len;
+    const char *out;
+    size_t out_len;
+    int rc;             /* 1 ended, 0 needs more */
+    size_t used;        /* bytes consumed when ended (else in_len) */
+    bool bare_lf;
+    const char *msgid;  /* "" when none expected */
+};
+
+static const struct data_case cases[] = {
+    /* simple message, then the next command stays unconsumed */
+    { S("Subject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n"),
+      S("Subject: hi\n\nbody\n"), 1, 24, false, "" },
+    /* dot-stuffing: the first dot of a line goes */
+    { S("a\r\n..b\r\n...\r\n.c\r\n.\r\n"), S("a\n.b\n..\nc\n"), 1, 20,
+      false, "" },
+    /* "." alone as the first line */
+    { S(".\r\n"), S(""), 1, 3, false, "" },
+    { S(".\r\nMAIL FROM:<x>\r\n"), S(""), 1, 3, false, "" },
+    { S("\r\n.\r\n"), S("\n"), 1, 5, false, "" },
+    { S(". \r\n.\r\n"), S(" \n"), 1, 7, false, "" },
+    /* smuggling attempts: none of these may end DATA */
+    { S("a\n.\nMAIL FROM:<x>\r\n"), S("a\n.\nMAIL FROM:<x>\n"), 0, 0,
+      true, "" },
+    { S("a\r\n.\nb\r\n"), S("a\n.\nb\n"), 0, 0, true, "" },
+    { S("a\n.\r\nb\r\n"), S("a\n.\nb\n"), 0, 0, true, "" },
+    { S("a\r.\r\nb\r\n"), S("a\r.\nb\n"), 0, 0, false, "" },
+    { S("a\r\n.\r\r\nb\r\n"), S("a\n\r\nb\n"), 0, 0, false, "" },
+    { S("a\r\n\0.\r\nb"), S("a\n\0.\nb"), 0, 0, false, "" },
+    { S("a\r\n.\0\r\nb"), S("a\n\0\nb"), 0, 0, false, "" },
+    { S("a\r\n.\r\0\n"), S("a\n\r\0\n"), 0, 0, true, "" },
+    { S("\n.\n"), S("\n.\n"), 0, 0, true, "" },
+    { S("\r\r\n.\n\r\n"), S("\r\n.\n\n"), 0, 0, true, "" },
+    /* ... after which a real end still works */
+    { S("a\n.\nb\r\n.\r\n"), S("a\n.\nb\n"), 1, 10, true, "" },
+    /* bare CR stays content, CR CR LF keeps one CR */
+    { S("x\ry\r\r\n.\r\n"), S("x\ry\r\n"), 1, 9, false, "" },
+    { S(".\rx\r\n.\r\n"), S("\rx\n"), 1, 8, false, "" },
+    { S("a\0b\r\n.\r\n"), S("a\0b\n"), 1, 8, false, "" },
+    /* incomplete input */
+    { S(""), S(""), 0, 0, false, "" },
+    { S("a\r\n.\r"), S("a\n"), 0, 0, false, "" },
+    { S("a\r\n."), S("a\n"), 0, 0, false, "" },
+    { S("abc\r"), S("abc"), 0, 0, false, "" },
+    /* Message-ID in the header section */
+    { S("Message-ID: <a@b>\r\n\r\nx\r\n.\r\n"), S("Message-ID: <a@b>\n\nx\n"),
+      1, 27, false, "<a@b>" },
+    { S("Subject: x\r\nmessage-id:\r\n\t<fold@b> \r\n\r\n.\r\n"),
+      S("Subject: x\nmessage-id:\n\t<fold@b> \n\n"), 1, 42, false,
+      "<fold@b>" },
+    { S("Subject: x\r\n\r\nMessage-ID: <a@b>\r\n.\r\n"),
+      S("Subject: x\n\nMessage-ID: <a@b>\n"), 1, 36, false, "" },
+    { S("not a header\r\nMessage-ID: <a@b>\r\n.\r\n"),
+      S("not a header\nMessage-ID: <a@b>\n"), 1, 36, false, "" },
+    { S("Message-Id: <z@b>\r\n.\r\n"), S("Message-Id: <z@b>\n"), 1, 22,
+      false, "<z@b>" },
+    { S("Message-ID: <1@b>\r\nMessage-ID: <2@b>\r\n\r\n.\r\n"),
+      S("Message-ID: <1@b>\nMessage-ID: <2@b>\n\n"), 1, 43, false,
+      "<1@b>" },
+    { S("Message-ID: <c\0\x7f@b>\r\n.\r\n"), S("Message-ID: <c\0\x7f@b>\n"),
+      1, 24, false, "<c??@b>" },
+    { S("Subject: x\r\n <continued>\r\nMessage-ID: <d@b>\r\n.\r\n"),
+      S("Subject: x\n <continued>\nMessage-ID: <d@b>\n"), 1, 48, false,
+      "<d@b>" },
+    { S(" leading space\r\nMessage-ID: <a@b>\r\n.\r\n"),
+      S(" leading space\nMessage-ID: <a@b>\n"), 1, 38, false, "" },
+    { S("Message-ID:   \r\n.\r\n"), S("Message-ID:   \n"), 1, 19, false, "" },
+};
+
+struct result {
+    buf_t out;
+    int rc;
+    size_t used;
+    bool bare_lf;
+    uint64_t size;
+    char msgid[SMTPDATA_MSGID_MAX];
+};
+
+/* decode - feed in chunks given by next_chunk(); stop at the end */
+static void decode(const char *in, size_t len, size_t (*chunk)(size_t, void *),
+                   void *arg, struct result *r)
+{
+    smtpdata_t d;
+    size_t off = 0;
+
+    smtpdata_init(&d);
+    buf_init(&r->out, 0);
+    r->rc = 0;
+    r->used = 0;
+    while (off < len) {
+        size_t n = chunk(len - off, arg), used = 0;
+        if (n > len - off)
+            n = len - off;
+        r->rc = smtpdata_feed(&d, in + off, n, &r->out, &used);
+        ck_assert_int_ge(r->rc, 0);
+        ck_assert_uint_le(used, n);
+        off += used;
+        if (r->rc == 1)
+            break;
+        ck_assert_uint_eq(used, n);
+    }
+    r->used = off;
+    r->bare_lf = d.bare_lf;
+    r->size = d.size;
+    memcpy(r->msgid, d.message_id, sizeof(r->msgid));
+}
+
+static size_t chunk_all(size_t left, void *arg) { (void)arg; return left; }
+static size_t chunk_one(size_t left, void *arg) { (void)arg; (void)left; return 1; }
+static size_t chunk_split(size_t left, void *arg)
+{
+    size_t *first = arg, n = *first ? *first : left;
+    *first = 0;
+    return n;
+}
+static size_t chunk_random(size_t left, void *arg)
+{
+    unsigned *seed = arg;
+    *seed = *seed * 1103515245u + 12345u;
+    return 1 + (*seed >> 16) % (left < 7 ? left : 7);
+}
+
+static void check_result(const struct data_case *c, const struct result *r,
+                         const char *how)
+{
+    size_t used = c->rc == 1 ? c->used : c->in_len;
+
+    ck_assert_msg(r->rc == c->rc, "%s: rc %d", how, r->rc);
+    ck_assert_msg(r->used == used, "%s: used %zu != %zu", how, r->used, used);
+    ck_assert_msg(r->out.len == c->out_len
+                  && memcmp(r->out.data ? r->out.data : "", c->out,
+                            c->out_len) == 0,
+                  "%s: output differs (len %zu, want %zu)", how, r->out.len,
+                  c->out_len);
+    ck_assert_msg(r->size == c->out_len, "%s: size", how);
+    ck_assert_msg(r->bare_lf == c->bare_lf, "%s: bare_lf", how);
+    ck_assert_msg(strcmp(r->msgid, c->msgid) == 0, "%s: msgid '%s'", how,
+                  r->msgid);
+}
+
+START_TEST(test_cases)
+{
+    const struct data_case *c = &cases[_i];
+    struct result r;
+
+    decode(c->in, c->in_len, chunk_all, NULL, &r);
+    check_result(c, &r, "whole");
+    buf_free(&r.out);
+    decode(c->in, c->in_len, chunk_one, NULL, &r);
+    check_result(c, &r, "bytes");
+    buf_free(&r.out);
+    for (size_t k = 1; k < c->in_len; k++) {
+        size_t first = k;
+        decode(c->in, c->in_len, chunk_split, &first, &r);
+        check_result(c, &r, "split");
+        buf_free(&r.out);
+    }
+    for (unsigned seed = 1; seed < 50; seed++) {
+        unsigned s = seed;
+        decode(c->in, c->in_len, chunk_random, &s, &r);
+        check_result(c, &r, "random");
+        buf_free(&r.out);
+    }
+}
+END_TEST
+
+START_TEST(test_done_stays_done)
+{
+    smtpdata_t d;
+    buf_t out;
+    size_t used;
+
+    smtpdata_init(&d);
+    buf_init(&out, 0);
+    ck_assert_int_eq(smtpdata_feed(&d, S(".\r\n"), &out, &used), 1);
+    ck_assert_int_eq(smtpdata_feed(&d, S("more\r\n"), &out, &used), 1);
+    ck_assert_uint_eq(used, 0);
+    ck_assert_uint_eq(out.len, 0);
+    buf_free(&out);
+}
+END_TEST
+
+START_TEST(test_output_cap)
+{
+    smtpdata_t d;
+    buf_t out;
+    size_t used;
+
+    smtpdata_init(&d);
+    buf_init(&out, 4);
+    ck_assert_int_eq(smtpdata_feed(&d, S("abcdefgh\r\n.\r\n"), &out, &used), -1);
+    buf_free(&out);
+}
+END_TEST
+
+/* a large message: size counts decoded bytes, long lines are fine */
+START_TEST(test_size_large)
+{
+    smtpdata_t d;
+    buf_t out;
+    size_t used, total = 0;
+    char line[1002];
+    int rc = 0;
+
+    memset(line, 'x', 1000);
+    line[1000] = '\r';
+    line[1001] = '\n';
+    smtpdata_init(&d);
+    buf_init(&out, 4096);
+    for (int i = 0; i < 1000; i++) {
+        ck_assert_int_eq(smtpdata_feed(&d, line, sizeof(line), &out, &used), 0);
+        total += out.len;
+        buf_reset(&out);
+    }
+    rc = smtpdata_feed(&d, S(".\r\n"), &out, &used);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_uint_eq(d.size, 1001u * 1000u);
+    ck_assert_uint_eq(total, d.size);
+    ck_assert(!smtpdata_has_message_id(&d));
+    buf_free(&out);
+}
+END_TEST
+
+/* an over-long header is content but not examined */
+START_TEST(test_long_header)
+{
+    smtpdata_t d;
+    buf_t in, out;
+    size_t used;
+
+    buf_init(&in, 0);
+    buf_init(&out, 0);
+    buf_puts(&in, "Message-ID: <");
+    for (int i = 0; i < 3000; i++)
+        buf_putc(&in, 'a');
+    buf_puts(&in, "@b>\r\n.\r\n");
+    smtpdata_init(&d);
+    ck_assert_int_eq(smtpdata_feed(&d, in.data, in.len, &out, &used), 1);
+    ck_assert_uint_eq(used, in.len);
+    ck_assert_uint_eq(out.len, in.len - 4);
+    ck_assert(smtpdata_has_message_id(&d));
+    ck_assert_uint_eq(strlen(d.message_id), SMTPDATA_MSGID_MAX - 1);
+    buf_free(&in);
+    buf_free(&out);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("smtpdata");
+    TCase *tc = tcase_create("core");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_loop_test(tc, test_cases, 0, sizeof(cases) / sizeof(cases[0]));
+    tcase_add_test(tc, test_done_stays_done);
+    tcase_add_test(tc, test_output_cap);
+    tcase_add_test(tc, test_size_large);
+    tcase_add_test(tc, test_long_header);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
