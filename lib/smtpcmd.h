@@ -1,0 +1,53 @@
+/*
+ * smtpcmd - SMTP command line parsing (RFC 5321 4.1): the verb and its
+ * argument, and the "FROM:" / "TO:" prefixes of MAIL and RCPT.
+ *
+ * A command line arrives without its CR LF and may hold any bytes; the
+ * parser copies it into a caller buffer (so the argument is a C string),
+ * refuses NUL bytes and empty lines, and never reads past len.
+ */
+#ifndef TERN_SMTPCMD_H
+#define TERN_SMTPCMD_H
+
+#include <stddef.h>
+#include "buf.h"
+
+enum smtp_verb {
+    SMTP_HELO,
+    SMTP_EHLO,
+    SMTP_MAIL,
+    SMTP_RCPT,
+    SMTP_DATA,
+    SMTP_RSET,
+    SMTP_NOOP,
+    SMTP_VRFY,
+    SMTP_HELP,
+    SMTP_QUIT,
+    SMTP_UNKNOWN,
+    SMTP_VERB_COUNT
+};
+
+struct smtp_cmd {
+    enum smtp_verb verb;
+    const char *arg;    /* in the caller's buffer; trimmed; "" when none */
+};
+
+/* lowercase verb name for logs ("ehlo", ..., "unknown") */
+const char *smtpcmd_name(enum smtp_verb v);
+
+/*
+ * Split one command line (len bytes, no CR LF) into verb and argument.
+ * The verb ends at the first SP or HT and is matched case-insensitively.
+ * 0 ok (cmd->arg points into copy); -1 with *error_r for an empty line
+ * or a NUL byte.
+ */
+int smtpcmd_parse(const char *line, size_t len, buf_t *copy,
+                  struct smtp_cmd *cmd, const char **error_r);
+
+/*
+ * arg must start with prefix ("FROM:" or "TO:", case-insensitive);
+ * returns what follows it with leading spaces skipped, or NULL.
+ */
+const char *smtpcmd_path_arg(const char *arg, const char *prefix);
+
+#endif

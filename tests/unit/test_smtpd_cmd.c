@@ -1,0 +1,142 @@
+/* test_smtpd_cmd - SMTP command line splitting, hostile lines included. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtpcmd.h"
+
+#define S(x) x, sizeof(x) - 1
+
+struct cmd_case {
+    const char *line;
+    size_t len;
+    int rc;
+    enum smtp_verb verb;
+    const char *arg;
+};
+
+static const struct cmd_case cases[] = {
+    { S("EHLO client.example"), 0, SMTP_EHLO, "client.example" },
+    { S("ehlo   client.example  "), 0, SMTP_EHLO, "client.example" },
+    { S("HeLo x"), 0, SMTP_HELO, "x" },
+    { S("MAIL FROM:<a@b> SIZE=10"), 0, SMTP_MAIL, "FROM:<a@b> SIZE=10" },
+    { S("mail\tfrom:<>"), 0, SMTP_MAIL, "from:<>" },
+    { S("RCPT TO:<x@y>"), 0, SMTP_RCPT, "TO:<x@y>" },
+    { S("DATA"), 0, SMTP_DATA, "" },
+    { S("data "), 0, SMTP_DATA, "" },
+    { S("RSET"), 0, SMTP_RSET, "" },
+    { S("NOOP hello there"), 0, SMTP_NOOP, "hello there" },
+    { S("VRFY root"), 0, SMTP_VRFY, "root" },
+    { S("HELP"), 0, SMTP_HELP, "" },
+    { S("QUIT"), 0, SMTP_QUIT, "" },
+    { S("  QUIT"), 0, SMTP_QUIT, "" },
+    { S("DATAX"), 0, SMTP_UNKNOWN, "" },
+    { S("DAT"), 0, SMTP_UNKNOWN, "" },
+    { S("MAIL:FROM:<a@b>"), 0, SMTP_UNKNOWN, "" },
+    { S("GET / HTTP/1.0"), 0, SMTP_UNKNOWN, "/ HTTP/1.0" },
+    { S("\x80\xff\x01 \x02"), 0, SMTP_UNKNOWN, "\x02" },
+    { S("QUIT\r"), 0, SMTP_UNKNOWN, "" },
+    /* hostile */
+    { S(""), -1, SMTP_UNKNOWN, NULL },
+    { S("   \t "), -1, SMTP_UNKNOWN, NULL },
+    { S("QUIT\0"), -1, SMTP_UNKNOWN, NULL },
+    { S("\0QUIT"), -1, SMTP_UNKNOWN, NULL },
+    { S("MAIL FROM:<a\0@b>"), -1, SMTP_UNKNOWN, NULL },
+};
+
+START_TEST(test_parse)
+{
+    const struct cmd_case *c = &cases[_i];
+    struct smtp_cmd cmd;
+    const char *err = NULL;
+    buf_t copy;
+
+    buf_init(&copy, 0);
+    ck_assert_int_eq(smtpcmd_parse(c->line, c->len, &copy, &cmd, &err), c->rc);
+    if (c->rc == 0) {
+        ck_assert_int_eq(cmd.verb, c->verb);
+        ck_assert_str_eq(cmd.arg, c->arg);
+    } else {
+        ck_assert_ptr_nonnull(err);
+    }
+    buf_free(&copy);
+}
+END_TEST
+
+START_TEST(test_overlong)
+{
+    struct smtp_cmd cmd;
+    const char *err = NULL;
+    buf_t copy;
+    char *line = malloc(10000);
+
+    memset(line, 'A', 10000);
+    memcpy(line, "NOOP ", 5);
+    buf_init(&copy, 100);
+    ck_assert_int_eq(smtpcmd_parse(line, 10000, &copy, &cmd, &err), -1);
+    buf_free(&copy);
+    buf_init(&copy, 0);
+    ck_assert_int_eq(smtpcmd_parse(line, 10000, &copy, &cmd, &err), 0);
+    ck_assert_int_eq(cmd.verb, SMTP_NOOP);
+    ck_assert_uint_eq(strlen(cmd.arg), 9995);
+    buf_free(&copy);
+    free(line);
+}
+END_TEST
+
+struct path_case {
+    const char *arg, *prefix, *rest;
+};
+
+static const struct path_case path_cases[] = {
+    { "FROM:<a@b>", "FROM:", "<a@b>" },
+    { "from: <a@b> SIZE=1", "FROM:", "<a@b> SIZE=1" },
+    { "FrOm:\t<>", "FROM:", "<>" },
+    { "TO:<x@y>", "TO:", "<x@y>" },
+    { "TO:", "TO:", "" },
+    { "TO <x@y>", "TO:", NULL },
+    { "FROM <x@y>", "FROM:", NULL },
+    { "FRO", "FROM:", NULL },
+    { "", "TO:", NULL },
+    { "TOO:<x@y>", "TO:", NULL },
+};
+
+START_TEST(test_path_arg)
+{
+    const struct path_case *c = &path_cases[_i];
+    const char *r = smtpcmd_path_arg(c->arg, c->prefix);
+
+    if (c->rest == NULL)
+        ck_assert_ptr_null(r);
+    else
+        ck_assert_str_eq(r, c->rest);
+}
+END_TEST
+
+START_TEST(test_names)
+{
+    ck_assert_str_eq(smtpcmd_name(SMTP_EHLO), "ehlo");
+    ck_assert_str_eq(smtpcmd_name(SMTP_QUIT), "quit");
+    ck_assert_str_eq(smtpcmd_name(SMTP_VERB_COUNT), "unknown");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("smtpcmd");
+    TCase *tc = tcase_create("core");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_loop_test(tc, test_parse, 0, sizeof(cases) / sizeof(cases[0]));
+    tcase_add_loop_test(tc, test_path_arg, 0,
+                        sizeof(path_cases) / sizeof(path_cases[0]));
+    tcase_add_test(tc, test_overlong);
+    tcase_add_test(tc, test_names);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
