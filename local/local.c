@@ -1,0 +1,175 @@
+/*
+ * local - the local delivery agent. A request server: qmgr sends one
+ * delivery request per recipient (deliver.h); local expands aliases,
+ * delivers to each resulting user's Maildir as that user, marks the
+ * recipient done in the queue file, then replies.
+ *
+ * Security: runs as root (it must become each mailbox owner); all
+ * mailbox I/O happens with the owner's effective IDs (privs_become), and
+ * nothing from the network reaches this process except through the
+ * queue file that smtpd wrote and qmgr vetted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attr.h"
+#include "config.h"
+#include "deliver.h"
+#include "dict.h"
+#include "local.h"
+#include "log.h"
+#include "mailuser.h"
+#include "queue.h"
+#include "server.h"
+#include "util.h"
+
+static maps_t *local_alias_maps;
+
+static void local_pre_init(const char *service, char **args, int nargs)
+{
+    const char *err = NULL;
+    if (mailuser_init() < 0)
+        log_fatal("cannot open the user tables");
+    if (*var_alias_maps) {
+        local_alias_maps = maps_open(var_alias_maps, &err);
+        if (local_alias_maps == NULL)
+            log_warning("alias_maps %s: %s", var_alias_maps, err ? err : "open failed");
+    }
+}
+
+/* local_request_parse - validate a delivery request from qmgr */
+static int local_request_parse(const attr_list_t *a, struct local_request *r)
+{
+    const char *req = attr_get(a, DA_REQUEST);
+    long v;
+    memset(r, 0, sizeof(*r));
+    if (req == NULL || strcmp(req, DELIVER_REQUEST_DELIVER) != 0)
+        return -1;
+    r->queue_name = attr_get(a, DA_QUEUE_NAME);
+    r->queue_id = attr_get(a, DA_QUEUE_ID);
+    r->sender = attr_get(a, DA_SENDER);
+    r->recipient = attr_get(a, DA_RECIPIENT);
+    r->orig_rcpt = attr_get(a, DA_ORIG_RCPT);
+    if (!r->queue_name || !r->queue_id || !r->sender || !r->recipient
+        || !queue_id_valid(r->queue_id) || strchr(r->queue_name, '/')
+        || strchr(r->queue_name, '.'))
+        return -1;
+    if (r->orig_rcpt == NULL)
+        r->orig_rcpt = r->recipient;
+    if (attr_get_long(a, DA_RCPT_OFFSET, 0, (1L << 40), &v) < 0)
+        return -1;
+    r->rcpt_offset = (off_t)v;
+    if (attr_get_long(a, DA_CONTENT_OFFSET, 0, (1L << 40), &v) < 0)
+        return -1;
+    r->content_offset = (off_t)v;
+    if (attr_get_long(a, DA_CONTENT_SIZE, 0, (1L << 40), &v) < 0)
+        return -1;
+    r->content_size = (uint64_t)v;
+    if (attr_get_long(a, DA_ARRIVAL, 0, (1L << 62), &v) < 0)
+        v = 0;
+    r->arrival_usec = (uint64_t)v;
+    return 0;
+}
+
+/* local_log - the Postfix-style per-recipient result line */
+static void local_log(const struct local_request *r, const struct local_result *res,
+                      uint64_t start_usec)
+{
+    static const char *status[] = { [DELIVER_OK] = "sent",
+                                    [DELIVER_DEFER] = "deferred",
+                                    [DELIVER_BOUNCE] = "bounced" };
+    uint64_t now = time_now_usec();
+    double delay = r->arrival_usec && now > r->arrival_usec
+        ? (double)(now - r->arrival_usec) / 1e6 : 0;
+    double before = r->arrival_usec && start_usec > r->arrival_usec
+        ? (double)(start_usec - r->arrival_usec) / 1e6 : 0;
+    double xfer = (double)(now - start_usec) / 1e6;
+    char orig[ADDR_LOG_MAX + 16] = "";
+    if (strcmp(r->orig_rcpt, r->recipient) != 0)
+        snprintf(orig, sizeof(orig), ", orig_to=<%.*s>", ADDR_LOG_MAX, r->orig_rcpt);
+    log_info("%s: to=<%.*s>%s, relay=local, delay=%.2g, delays=%.2g/0/0/%.2g, "
+             "dsn=%s, status=%s (%s)", r->queue_id, ADDR_LOG_MAX, r->recipient,
+             orig, delay, before, xfer, res->dsn, status[res->status], res->reason);
+}
+
+/* local_handle - one request: deliver, mark, reply */
+static void local_handle(const attr_list_t *req, attr_list_t *reply)
+{
+    struct local_request r;
+    struct local_result res = { DELIVER_DEFER, "4.3.0", "" };
+    uint64_t start = time_now_usec();
+
+    if (local_request_parse(req, &r) < 0) {
+        log_warning("malformed delivery request from qmgr");
+        attr_add_long(reply, DA_STATUS, DELIVER_DEFER);
+        attr_add(reply, DA_DSN, "4.3.0");
+        attr_add(reply, DA_REASON, "malformed delivery request");
+        return;
+    }
+    buf_t path;
+    buf_init(&path, 0);
+    queue_path(r.queue_name, r.queue_id, &path);
+    r.queue_fd = open(buf_str(&path), O_RDWR | O_CLOEXEC);
+    if (r.queue_fd < 0) {
+        local_result_set(&res, DELIVER_DEFER, "4.3.0", "cannot open queue file %s: %m",
+                         buf_str(&path));
+    } else {
+        local_deliver(&r, local_alias_maps, &res);
+        if (res.status != DELIVER_DEFER) {
+            char mark = res.status == DELIVER_OK ? QREC_DONE : QREC_BOUNCED;
+            if (queue_file_mark(r.queue_fd, r.rcpt_offset, mark) < 0) {
+                log_warning("%s: cannot update queue file: %m", r.queue_id);
+                local_result_set(&res, DELIVER_DEFER, "4.3.0",
+                                 "cannot update queue file");
+            }
+        }
+        close(r.queue_fd);
+    }
+    buf_free(&path);
+    local_log(&r, &res, start);
+    attr_add_long(reply, DA_STATUS, res.status);
+    attr_add(reply, DA_DSN, res.dsn);
+    attr_add(reply, DA_REASON, res.reason);
+}
+
+/* local_serve - requests from one qmgr connection until it closes */
+static void local_serve(int fd)
+{
+    buf_t in;
+    attr_list_t req, reply;
+    buf_init(&in, ATTR_MAX_MSG * 2);
+    attr_list_init(&req);
+    attr_list_init(&reply);
+    for (;;) {
+        const char *err = NULL;
+        int r = attr_read_fd(fd, &in, &req, (int)var_ipc_timeout, &err);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            log_warning("qmgr connection: %s", err ? err : "read error");
+            break;
+        }
+        attr_list_reset(&reply);
+        local_handle(&req, &reply);
+        if (attr_write_fd(fd, &reply, (int)var_ipc_timeout) < 0) {
+            log_warning("qmgr connection: write failed: %m");
+            break;
+        }
+    }
+    attr_list_free(&req);
+    attr_list_free(&reply);
+    buf_free(&in);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct server_ops ops = {
+        .pre_init = local_pre_init,
+        .on_request_conn = local_serve,
+    };
+    return request_server_main(argc, argv, &ops);
+}

@@ -1,0 +1,239 @@
+/*
+ * local_deliver - resolve a local recipient: aliases (recursively, with a
+ * depth limit and loop detection), then users; deliver to each Maildir;
+ * forward non-local alias targets through a new queue file.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "config.h"
+#include "deliver.h"
+#include "local.h"
+#include "log.h"
+#include "mailuser.h"
+#include "queue.h"
+#include "server.h"
+#include "util.h"
+
+#define LOCAL_MAX_TARGETS 1000
+
+void local_result_set(struct local_result *res, int status, const char *dsn,
+                      const char *fmt, ...)
+{
+    va_list ap;
+    res->status = status;
+    str_copy(res->dsn, dsn, sizeof(res->dsn));
+    va_start(ap, fmt);
+    vsnprintf(res->reason, sizeof(res->reason), fmt, ap);
+    va_end(ap);
+}
+
+/* the expansion: local users to deliver to, remote addresses to forward */
+struct expansion {
+    char **users;
+    size_t nusers;
+    char **remote;
+    size_t nremote;
+    char **seen;            /* alias names already expanded (loops) */
+    size_t nseen;
+    size_t total;
+};
+
+static bool strv_has(char **v, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], s) == 0)
+            return true;
+    return false;
+}
+
+static void strv_push(char ***v, size_t *n, const char *s)
+{
+    *v = xrealloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[(*n)++] = xstrdup(s);
+}
+
+static int expand_name(const char *local, maps_t *aliases, int depth,
+                       struct expansion *x, struct local_result *res);
+
+/* expand_target - one right-hand side item of an alias */
+static int expand_target(const char *target, maps_t *aliases, int depth,
+                         struct expansion *x, struct local_result *res)
+{
+    if (++x->total > LOCAL_MAX_TARGETS) {
+        local_result_set(res, DELIVER_BOUNCE, "5.4.6",
+                         "alias expansion produced too many recipients");
+        return -1;
+    }
+    if (*target == '|' || *target == '/' || strncmp(target, ":include:", 9) == 0) {
+        local_result_set(res, DELIVER_DEFER, "4.3.0",
+                         "alias target \"%.100s\": delivery to commands, files "
+                         "and include lists is not supported yet", target);
+        return -1;
+    }
+    char *lp, *dom;
+    addr_split(target, &lp, &dom);
+    int r = 0;
+    if (*dom && !mailuser_domain_is_local(dom)) {
+        if (!strv_has(x->remote, x->nremote, target))
+            strv_push(&x->remote, &x->nremote, target);
+    } else {
+        r = expand_name(lp, aliases, depth + 1, x, res);
+    }
+    free(lp);
+    return r;
+}
+
+/* expand_name - a local part: alias (recursively) or user */
+static int expand_name(const char *local, maps_t *aliases, int depth,
+                       struct expansion *x, struct local_result *res)
+{
+    char base[256];
+    buf_t value;
+    if (depth > var_local_recursion_limit) {
+        local_result_set(res, DELIVER_BOUNCE, "5.4.6",
+                         "alias expansion nested too deeply");
+        return -1;
+    }
+    mailuser_base_local(local, base, sizeof(base));
+    if (strv_has(x->seen, x->nseen, base))
+        return 0;       /* "a: a, b" style self reference: stop here */
+    buf_init(&value, 0);
+    int found = 0;
+    if (aliases) {
+        char lower[256];
+        str_copy(lower, local, sizeof(lower));
+        str_lower(lower);
+        found = maps_lookup(aliases, lower, &value);
+        if (found == 0 && strcmp(lower, base) != 0)
+            found = maps_lookup(aliases, base, &value);
+    }
+    if (found < 0) {
+        buf_free(&value);
+        local_result_set(res, DELIVER_DEFER, "4.3.0", "alias table lookup failed");
+        return -1;
+    }
+    if (found == 0) {
+        buf_free(&value);
+        if (!strv_has(x->users, x->nusers, base))
+            strv_push(&x->users, &x->nusers, base);
+        return 0;
+    }
+    strv_push(&x->seen, &x->nseen, base);
+    char **targets;
+    size_t n = str_split_list(buf_str(&value), &targets);
+    buf_free(&value);
+    int r = 0;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        char *t = targets[i];
+        /* an alias pointing at its own name delivers to the user */
+        if (strcmp(t, base) == 0 || (t[0] == '\\' && strcmp(t + 1, base) == 0)) {
+            if (!strv_has(x->users, x->nusers, base))
+                strv_push(&x->users, &x->nusers, base);
+            continue;
+        }
+        r = expand_target(t, aliases, depth, x, res);
+    }
+    strv_free(targets, n);
+    return r;
+}
+
+static void expansion_free(struct expansion *x)
+{
+    strv_free(x->users, x->nusers);
+    strv_free(x->remote, x->nremote);
+    strv_free(x->seen, x->nseen);
+}
+
+/* copy_content - queue file content into a queue writer */
+static int copy_content(int fd, off_t off, uint64_t len, queue_writer_t *w)
+{
+    char chunk[65536];
+    while (len > 0) {
+        size_t want = len < sizeof(chunk) ? (size_t)len : sizeof(chunk);
+        ssize_t n = pread(fd, chunk, want, off);
+        if (n <= 0)
+            return -1;
+        if (queue_writer_content(w, chunk, (size_t)n) < 0)
+            return -1;
+        off += n;
+        len -= (uint64_t)n;
+    }
+    return 0;
+}
+
+/* local_forward - remote alias targets become a new queue file */
+static void local_forward(const struct local_request *r, struct expansion *x,
+                          struct local_result *res)
+{
+    queue_writer_t w;
+    if (queue_writer_open(&w, QUEUE_INCOMING) < 0) {
+        local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot create queue file: %m");
+        return;
+    }
+    int ok = queue_writer_record(&w, QREC_SENDER, r->sender, strlen(r->sender)) == 0
+        && queue_writer_attr(&w, "forwarded_from", r->queue_id) == 0
+        && queue_writer_attr(&w, "protocol", "local") == 0;
+    for (size_t i = 0; ok && i < x->nremote; i++)
+        ok = queue_writer_record(&w, QREC_RCPT, x->remote[i], strlen(x->remote[i])) == 0;
+    ok = ok && queue_writer_content_begin(&w) == 0
+        && copy_content(r->queue_fd, r->content_offset, r->content_size, &w) == 0;
+    if (!ok) {
+        queue_writer_abort(&w);
+        local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot write queue file: %m");
+        return;
+    }
+    if (queue_writer_commit(&w) < 0) {
+        local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot commit queue file: %m");
+        return;
+    }
+    log_info("%s: forwarded as %s to %zu remote recipient%s", r->queue_id, w.qid,
+             x->nremote, x->nremote == 1 ? "" : "s");
+    if (trigger_send("public/qmgr", TRIGGER_NEW_MAIL) < 0)
+        log_warning("cannot wake qmgr: %m");
+    local_result_set(res, DELIVER_OK, "2.0.0", "forwarded as %s", w.qid);
+}
+
+void local_deliver(const struct local_request *r, maps_t *aliases,
+                   struct local_result *res)
+{
+    char *lp, *dom;
+    struct expansion x = { 0 };
+    addr_split(r->recipient, &lp, &dom);
+    if (*dom && !mailuser_domain_is_local(dom)) {
+        local_result_set(res, DELIVER_BOUNCE, "5.1.2",
+                         "domain %.100s is not local", dom);
+        free(lp);
+        return;
+    }
+    int er = expand_name(lp, aliases, 0, &x, res);
+    free(lp);
+    if (er < 0) {
+        expansion_free(&x);
+        return;
+    }
+    local_result_set(res, DELIVER_OK, "2.0.0", "delivered to maildir");
+    for (size_t i = 0; i < x.nusers && res->status == DELIVER_OK; i++) {
+        struct mail_user u;
+        int f = mailuser_lookup(x.users[i], &u);
+        if (f < 0)
+            local_result_set(res, DELIVER_DEFER, "4.3.0", "user lookup failed");
+        else if (f == 0)
+            local_result_set(res, DELIVER_BOUNCE, "5.1.1", "unknown user: \"%.100s\"",
+                             x.users[i]);
+        else
+            local_maildir(r, u.name, u.uid, u.gid, u.home, res);
+    }
+    if (res->status == DELIVER_OK && x.nremote > 0) {
+        struct local_result fwd = { DELIVER_OK, "", "" };
+        local_forward(r, &x, &fwd);
+        if (fwd.status != DELIVER_OK || x.nusers == 0)
+            *res = fwd;
+    }
+    expansion_free(&x);
+}

@@ -1,0 +1,226 @@
+/*
+ * local_maildir - Maildir delivery as the mailbox owner.
+ *
+ * The file name is derived from the queue ID and the recipient record
+ * ("<arrival>.Q<queueid>R<offset>.<host>,S=<size>"), unique per message
+ * and recipient as the Maildir spec requires, and the same on a retry.
+ * The final step is link(tmp, new): if local was killed after that step
+ * but before the queue file said "done", the retry finds the name taken
+ * and does not deliver a second copy.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "deliver.h"
+#include "local.h"
+#include "log.h"
+#include "privs.h"
+#include "util.h"
+
+#define HEADER_SCAN_MAX (256 * 1024)
+
+/* maildir_hostname - host part of the file name, '/' and ':' escaped */
+static void maildir_hostname(buf_t *out)
+{
+    char host[256];
+    if (gethostname(host, sizeof(host)) < 0)
+        str_copy(host, "localhost", sizeof(host));
+    host[sizeof(host) - 1] = '\0';
+    for (const char *p = host; *p; p++) {
+        if (*p == '/')
+            buf_puts(out, "\\057");
+        else if (*p == ':')
+            buf_puts(out, "\\072");
+        else
+            buf_putc(out, *p);
+    }
+}
+
+/* has_delivered_to - is there a "Delivered-To: rcpt" header already? */
+static bool has_delivered_to(const struct local_request *r)
+{
+    size_t want = r->content_size < HEADER_SCAN_MAX ? (size_t)r->content_size
+                                                     : HEADER_SCAN_MAX;
+    char *hdr = xmalloc(want + 1);
+    ssize_t n = pread(r->queue_fd, hdr, want, r->content_offset);
+    bool found = false;
+    if (n > 0) {
+        hdr[n] = '\0';
+        size_t rlen = strlen(r->recipient);
+        for (char *line = hdr; line && *line && *line != '\n';) {
+            char *next = strchr(line, '\n');
+            if (strncasecmp(line, "Delivered-To:", 13) == 0) {
+                char *v = line + 13;
+                while (*v == ' ' || *v == '\t')
+                    v++;
+                size_t vlen = (size_t)((next ? next : v + strlen(v)) - v);
+                if (vlen == rlen && strncasecmp(v, r->recipient, rlen) == 0)
+                    found = true;
+            }
+            line = next ? next + 1 : NULL;
+        }
+    }
+    free(hdr);
+    return found;
+}
+
+static void maildir_errno_result(struct local_result *res, const char *what,
+                                 const char *path)
+{
+    int e = errno;
+    const char *dsn = (e == ENOSPC || e == EDQUOT) ? "4.2.2" : "4.3.0";
+    local_result_set(res, DELIVER_DEFER, dsn, "maildir delivery failed: %s %s: %s",
+                     what, path, strerror(e));
+}
+
+static int maildir_mkdirs(const char *dir, struct local_result *res)
+{
+    static const char *subs[] = { "", "/tmp", "/new", "/cur" };
+    buf_t p;
+    buf_init(&p, 0);
+    for (size_t i = 0; i < 4; i++) {
+        buf_reset(&p);
+        buf_printf(&p, "%s%s", dir, subs[i]);
+        if (mkdir(buf_str(&p), 0700) < 0 && errno != EEXIST) {
+            maildir_errno_result(res, "create", buf_str(&p));
+            buf_free(&p);
+            return -1;
+        }
+    }
+    buf_free(&p);
+    return 0;
+}
+
+/* maildir_write - headers + content into tmp_path, fsync'd */
+static int maildir_write(const struct local_request *r, const char *hdrs,
+                         size_t hlen, const char *tmp_path, struct local_result *res)
+{
+    int fd = open(tmp_path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        /* a half-written file from an attempt that was killed */
+        unlink(tmp_path);
+        fd = open(tmp_path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    }
+    if (fd < 0) {
+        maildir_errno_result(res, "create", tmp_path);
+        return -1;
+    }
+    int ok = write_full(fd, hdrs, hlen) == 0;
+    char chunk[65536];
+    off_t off = r->content_offset;
+    uint64_t left = r->content_size;
+    while (ok && left > 0) {
+        size_t want = left < sizeof(chunk) ? (size_t)left : sizeof(chunk);
+        ssize_t n = pread(r->queue_fd, chunk, want, off);
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            ok = 0;
+            break;
+        }
+        ok = write_full(fd, chunk, (size_t)n) == 0;
+        off += n;
+        left -= (uint64_t)n;
+    }
+    if (ok && fsync(fd) < 0)
+        ok = 0;
+    int saved = errno;
+    if (close(fd) < 0 && ok) {
+        saved = errno;
+        ok = 0;
+    }
+    if (!ok) {
+        errno = saved;
+        maildir_errno_result(res, "write", tmp_path);
+        unlink(tmp_path);
+        return -1;
+    }
+    return 0;
+}
+
+/* maildir_deliver - everything that runs with the owner's IDs */
+static void maildir_deliver(const struct local_request *r, const char *dir,
+                            struct local_result *res)
+{
+    buf_t hdrs, name, tmp_path, new_path, new_dir;
+    buf_init(&hdrs, 0);
+    buf_init(&name, 0);
+    buf_init(&tmp_path, 0);
+    buf_init(&new_path, 0);
+    buf_init(&new_dir, 0);
+    buf_printf(&hdrs, "Return-Path: <%s>\nDelivered-To: %s\n", r->sender, r->recipient);
+    uint64_t size = hdrs.len + r->content_size;
+    buf_printf(&name, "%llu.Q%sR%lld.", (unsigned long long)(r->arrival_usec / 1000000),
+               r->queue_id, (long long)r->rcpt_offset);
+    maildir_hostname(&name);
+    buf_printf(&name, ",S=%llu", (unsigned long long)size);
+    buf_printf(&tmp_path, "%s/tmp/%s", dir, buf_str(&name));
+    buf_printf(&new_path, "%s/new/%s", dir, buf_str(&name));
+    buf_printf(&new_dir, "%s/new", dir);
+
+    if (maildir_mkdirs(dir, res) == 0
+        && maildir_write(r, buf_str(&hdrs), hdrs.len, buf_str(&tmp_path), res) == 0) {
+        if (link(buf_str(&tmp_path), buf_str(&new_path)) < 0 && errno != EEXIST) {
+            maildir_errno_result(res, "link", buf_str(&new_path));
+        } else if (fsync_dir(buf_str(&new_dir)) < 0) {
+            maildir_errno_result(res, "fsync", buf_str(&new_dir));
+        } else {
+            local_result_set(res, DELIVER_OK, "2.0.0", "delivered to maildir");
+        }
+        unlink(buf_str(&tmp_path));
+    }
+    buf_free(&hdrs);
+    buf_free(&name);
+    buf_free(&tmp_path);
+    buf_free(&new_path);
+    buf_free(&new_dir);
+}
+
+void local_maildir(const struct local_request *r, const char *user, uid_t uid,
+                   gid_t gid, const char *home, struct local_result *res)
+{
+    size_t hm = strlen(var_home_mailbox);
+    if (hm == 0 || var_home_mailbox[hm - 1] != '/' || var_home_mailbox[0] == '/') {
+        local_result_set(res, DELIVER_DEFER, "4.3.0",
+                         "home_mailbox \"%s\": only a Maildir relative to the home "
+                         "directory (ending in '/') is supported yet", var_home_mailbox);
+        return;
+    }
+    if (privs_running_as_root() && uid == 0) {
+        local_result_set(res, DELIVER_DEFER, "4.3.0",
+                         "refusing to deliver as root for \"%s\": alias it to a user",
+                         user);
+        return;
+    }
+    if (var_mailbox_size_limit > 0
+        && r->content_size > (uint64_t)var_mailbox_size_limit) {
+        local_result_set(res, DELIVER_BOUNCE, "5.2.2",
+                         "message is larger than the mailbox size limit");
+        return;
+    }
+    if (has_delivered_to(r)) {
+        local_result_set(res, DELIVER_BOUNCE, "5.4.6", "mail forwarding loop for %s",
+                         r->recipient);
+        return;
+    }
+    buf_t dir;
+    buf_init(&dir, 0);
+    buf_printf(&dir, "%s/%.*s", home, (int)(hm - 1), var_home_mailbox);
+    if (privs_become(uid, gid) < 0) {
+        local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot switch to uid %ld: %m",
+                         (long)uid);
+    } else {
+        maildir_deliver(r, buf_str(&dir), res);
+        if (privs_restore() < 0)
+            log_fatal("cannot restore root privileges: %m");
+    }
+    buf_free(&dir);
+}
