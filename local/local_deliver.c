@@ -16,6 +16,7 @@
 #include "local.h"
 #include "log.h"
 #include "mailuser.h"
+#include "privs.h"
 #include "queue.h"
 #include "server.h"
 #include "util.h"
@@ -174,6 +175,17 @@ static void local_forward(const struct local_request *r, struct expansion *x,
     queue_writer_t w;
     if (queue_writer_open(&w, QUEUE_INCOMING) < 0) {
         local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot create queue file: %m");
+        return;
+    }
+    uid_t owner_uid;
+    gid_t owner_gid;
+    /* written as root, but qmgr (as $mail_owner) must own it */
+    if (privs_running_as_root()
+        && (privs_lookup_user(var_mail_owner, &owner_uid, &owner_gid) < 0
+            || fchown(w.fd, owner_uid, owner_gid) < 0)) {
+        queue_writer_abort(&w);
+        local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot chown queue file to %s",
+                         var_mail_owner);
         return;
     }
     int ok = queue_writer_record(&w, QREC_SENDER, r->sender, strlen(r->sender)) == 0
