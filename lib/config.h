@@ -107,6 +107,15 @@ void config_init_defaults(void);
  */
 int config_load(const char *config_dir, buf_t *err);
 
+/*
+ * Same as config_load() from text[0..len) (may hold NUL bytes, need not be
+ * NUL-terminated; NULL = no file). path names the text in messages;
+ * config_dir, if not NULL, becomes the effective config_directory.
+ * Used by config_load() itself, by tests and by the fuzzer.
+ */
+int config_load_text(const char *text, size_t len, const char *path,
+                     const char *config_dir, buf_t *err);
+
 /* Record "-o name=value" before config_load(); 0 ok, -1 malformed. */
 int config_add_override(const char *name_eq_value);
 

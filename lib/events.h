@@ -11,6 +11,7 @@
 #define TERN_EVENTS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct ev_loop ev_loop_t;

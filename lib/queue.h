@@ -86,6 +86,11 @@ typedef struct queue_writer {
     uint64_t content_len;
     bool in_content;
     bool failed;            /* any write error: commit will fail */
+    /* private to queue.c */
+    buf_t obuf;             /* write buffer, flushed at 64 KB and commit */
+    off_t written;          /* bytes already written to fd */
+    char last_type;         /* previous record, for the order check */
+    size_t nrcpts;
 } queue_writer_t;
 
 /* Create a temp file in queue (e.g. QUEUE_INCOMING), assign the ID,
