@@ -1,0 +1,902 @@
+/*
+ * config - the main.conf parameter table, its parser and $name expansion.
+ *
+ * One load builds a fresh struct cfg (file values, overrides, expansion
+ * cache) and only replaces the current one and the var_* variables when
+ * every value converted cleanly, so a bad reload keeps the old settings.
+ * Expansion is memoised per load and bounded in depth and size, so a
+ * hostile file can neither loop nor blow up exponentially.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define CFG_MAX_FILE      (4L * 1024 * 1024)  /* main.conf size cap */
+#define CFG_MAX_DEPTH     100                 /* $a -> $b -> ... nesting */
+#define CFG_MAX_VALUE     (1L * 1024 * 1024)  /* one expanded value */
+#define CFG_MAX_EXPANDED  (32L * 1024 * 1024) /* all expansion in one load */
+#define CFG_BUCKETS       512
+
+/* --- the variables ------------------------------------------------------- */
+char *var_config_directory;
+char *var_queue_directory;
+char *var_daemon_directory;
+char *var_command_directory;
+char *var_data_directory;
+char *var_mail_owner;
+char *var_setgid_group;
+char *var_syslog_name;
+char *var_syslog_facility;
+char *var_maillog_file;
+char *var_mail_name;
+char *var_myhostname;
+char *var_mydomain;
+char *var_myorigin;
+char *var_mydestination;
+char *var_mynetworks;
+char *var_inet_interfaces;
+char *var_relay_domains;
+char *var_relayhost;
+char *var_smtpd_banner;
+char *var_smtpd_forbid_bare_newline;
+char *var_alias_maps;
+char *var_alias_database;
+char *var_virtual_user_maps;
+char *var_home_mailbox;
+char *var_recipient_delimiter;
+long var_message_size_limit;
+long var_mailbox_size_limit;
+long var_line_length_limit;
+long var_smtpd_recipient_limit;
+long var_smtpd_timeout;
+long var_smtpd_client_limit;
+long var_smtpd_hard_error_limit;
+long var_smtpd_soft_error_limit;
+long var_smtpd_error_sleep_time;
+bool var_smtpd_helo_required;
+long var_queue_run_delay;
+long var_minimal_backoff_time;
+long var_maximal_backoff_time;
+long var_maximal_queue_lifetime;
+long var_default_destination_concurrency_limit;
+long var_qmgr_message_active_limit;
+long var_default_process_limit;
+long var_max_use;
+long var_max_idle;
+long var_ipc_timeout;
+long var_daemon_timeout;
+long var_service_throttle_time;
+long var_local_recursion_limit;
+
+/* --- the table ------------------------------------------------------------ */
+/* _Generic with a single association makes a type mismatch a compile error */
+#define VSTR(n)  _Generic(&var_##n, char **: (void *)&var_##n)
+#define VLONG(n) _Generic(&var_##n, long *: (void *)&var_##n)
+#define VBOOL(n) _Generic(&var_##n, bool *: (void *)&var_##n)
+#define P_STR(n, d, desc)  { #n, PARAM_STR, d, desc, VSTR(n), 0, 0 }
+#define P_INT(n, d, lo, hi, desc)  { #n, PARAM_INT, d, desc, VLONG(n), lo, hi }
+#define P_TIME(n, d, lo, hi, desc) { #n, PARAM_TIME, d, desc, VLONG(n), lo, hi }
+#define P_SIZE(n, d, lo, hi, desc) { #n, PARAM_SIZE, d, desc, VLONG(n), lo, hi }
+#define P_BOOL(n, d, desc) { #n, PARAM_BOOL, d, desc, VBOOL(n), 0, 1 }
+
+#define MIN_ 60L
+#define HOUR_ 3600L
+#define DAY_ 86400L
+#define KB_ 1024L
+#define MB_ (1024L * 1024)
+#define GB_ (1024L * 1024 * 1024)
+
+const struct param_def param_table[] = {
+    /* locations and identity */
+    P_STR(config_directory, TERN_DEFAULT_CONFIG_DIR,
+          "Directory holding main.conf and master.conf (set by -c or MAIL_CONFIG)."),
+    P_STR(queue_directory, "/var/spool/tern",
+          "Root of the mail queue (spool) directory tree."),
+    P_STR(daemon_directory, "/usr/libexec/tern",
+          "Directory with the daemon programs that master starts."),
+    P_STR(command_directory, "/usr/sbin",
+          "Directory with the administrative commands."),
+    P_STR(data_directory, "/var/lib/tern",
+          "Directory for data that Tern writes outside the queue."),
+    P_STR(mail_owner, "tern",
+          "Unprivileged account that owns the queue and runs most daemons."),
+    P_STR(setgid_group, "ternpostdrop",
+          "Group that the set-gid postdrop helper runs as."),
+    P_STR(syslog_name, "tern",
+          "Prefix of the program name in log lines (tern/smtpd)."),
+    P_STR(syslog_facility, "mail",
+          "Syslog facility used for logging."),
+    P_STR(maillog_file, "",
+          "Log to this file instead of syslog; empty means syslog."),
+    P_STR(mail_name, "Tern",
+          "Name of the mail system, as shown in the SMTP greeting."),
+    P_STR(myhostname, NULL,
+          "Fully qualified name of this host; default: the system host name, with .localdomain appended when it has no dot."),
+    P_STR(mydomain, NULL,
+          "Domain of this host; default: $myhostname minus its first label (localdomain if nothing is left)."),
+    P_STR(myorigin, "$myhostname",
+          "Domain appended to unqualified sender addresses of locally posted mail."),
+    P_STR(mydestination, "$myhostname, localhost.$mydomain, localhost",
+          "Domains delivered locally by this host."),
+    P_STR(mynetworks, "127.0.0.0/8 [::1]/128",
+          "Trusted client networks that may relay through this host."),
+    P_STR(inet_interfaces, "all",
+          "Network addresses to listen on for inet services without an explicit host."),
+    P_STR(relay_domains, "",
+          "Remote domains this host accepts mail for and relays."),
+    P_STR(relayhost, "",
+          "Send all non-local mail to this host ([host]:port skips MX lookup); empty means direct delivery."),
+    /* SMTP server */
+    P_STR(smtpd_banner, "$myhostname ESMTP $mail_name",
+          "Text that follows the 220 code in the SMTP greeting."),
+    P_STR(smtpd_forbid_bare_newline, "normalize",
+          "What to do with a bare LF in SMTP input: normalize, reject or no."),
+    P_SIZE(message_size_limit, "10240000", 0, 64 * GB_,
+           "Largest message accepted, in bytes (0 means no limit)."),
+    P_INT(line_length_limit, "2048", 80, 1024 * KB_,
+          "Longest line read from SMTP clients and message content, in bytes."),
+    P_INT(smtpd_recipient_limit, "1000", 1, 1000000,
+          "Most recipients accepted for one message."),
+    P_TIME(smtpd_timeout, "300s", 1, DAY_,
+           "How long the SMTP server waits for a client command or data."),
+    P_INT(smtpd_client_limit, "256", 1, 1000000,
+          "Most simultaneous client connections one smtpd process serves."),
+    P_INT(smtpd_hard_error_limit, "20", 1, 100000,
+          "Disconnect a client after this many errors."),
+    P_INT(smtpd_soft_error_limit, "10", 1, 100000,
+          "After this many errors, sleep smtpd_error_sleep_time before each reply."),
+    P_TIME(smtpd_error_sleep_time, "1s", 0, 10 * MIN_,
+           "Delay before replying to a client that has made too many errors."),
+    P_BOOL(smtpd_helo_required, "no",
+           "Require HELO or EHLO before MAIL FROM."),
+    /* queue manager */
+    P_TIME(queue_run_delay, "300s", 1, DAY_,
+           "How often the deferred queue is scanned."),
+    P_TIME(minimal_backoff_time, "300s", 1, 7 * DAY_,
+           "Shortest time a deferred message waits before the next attempt."),
+    P_TIME(maximal_backoff_time, "4000s", 1, 7 * DAY_,
+           "Longest time a deferred message waits before the next attempt."),
+    P_TIME(maximal_queue_lifetime, "5d", 0, 365 * DAY_,
+           "How long a message may stay in the queue before it is bounced."),
+    P_INT(default_destination_concurrency_limit, "20", 1, 10000,
+          "Most parallel deliveries to one destination."),
+    P_INT(qmgr_message_active_limit, "20000", 1, 100000000,
+          "Most messages in the active queue at once."),
+    /* delivery */
+    P_STR(alias_maps, "lmdb:$config_directory/aliases",
+          "Tables consulted by local delivery for aliases."),
+    P_STR(alias_database, "lmdb:$config_directory/aliases",
+          "Alias tables that newaliases rebuilds."),
+    P_STR(virtual_user_maps, "",
+          "Table of virtual (non-system) users; empty means none."),
+    P_STR(home_mailbox, "Maildir/",
+          "Mailbox relative to the home directory; a trailing / means Maildir, else mbox."),
+    P_STR(recipient_delimiter, "+",
+          "Characters that separate a user name from an address extension."),
+    P_SIZE(mailbox_size_limit, "51200000", 0, 1024 * GB_,
+           "Largest mbox file or message written by local delivery (0 means no limit)."),
+    P_INT(local_recursion_limit, "20", 1, 1000,
+          "How deeply aliases and .forward files may nest."),
+    /* processes */
+    P_INT(default_process_limit, "100", 1, 100000,
+          "Default maxproc for master.conf services."),
+    P_INT(max_use, "100", 1, 1000000,
+          "A daemon process exits after serving this many requests."),
+    P_TIME(max_idle, "100s", 1, DAY_,
+           "A daemon process exits after being idle this long."),
+    P_TIME(ipc_timeout, "3600s", 1, DAY_,
+           "Timeout for requests between Tern processes."),
+    P_TIME(daemon_timeout, "18000s", 1, 7 * DAY_,
+           "A daemon that spends longer on one request is killed."),
+    P_TIME(service_throttle_time, "60s", 1, DAY_,
+           "How long master waits before restarting a service that keeps failing."),
+};
+
+const size_t param_count = sizeof(param_table) / sizeof(param_table[0]);
+
+/* --- per-load state ------------------------------------------------------- */
+struct pent {
+    const struct param_def *def;  /* NULL for a name not in the table */
+    char *own_name;               /* name storage for such names */
+    const char *name;
+    char *file_val;               /* as written in main.conf */
+    int file_line;
+    char *ovr_val;                /* from -o name=value */
+    char *cache;                  /* expanded value, once computed */
+    bool busy;                    /* being expanded (loop detection) */
+    struct pent *next;            /* hash chain */
+};
+
+struct cfg {
+    struct pent *tab;             /* param_count entries, table order */
+    struct pent *buckets[CFG_BUCKETS];
+    bool defaults_only;           /* ignore file and override values */
+    char *config_dir;             /* loaded directory, '$' doubled */
+    long expanded;                /* bytes produced by expansion so far */
+};
+
+static struct cfg *cfg_cur;       /* what var_* reflect */
+static struct cfg *cfg_dflt;      /* defaults only, for config_default_value */
+static char **cfg_overrides;
+static size_t cfg_noverrides;
+
+static bool cfg_name_char(int ch)
+{
+    return isalnum(ch) || ch == '_';
+}
+
+static unsigned cfg_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h % CFG_BUCKETS;
+}
+
+/* cfg_lookup - entry for name[0..n), NULL if none */
+static struct pent *cfg_lookup(struct cfg *c, const char *name, size_t n)
+{
+    for (struct pent *e = c->buckets[cfg_hash(name, n)]; e; e = e->next)
+        if (strncmp(e->name, name, n) == 0 && e->name[n] == '\0')
+            return e;
+    return NULL;
+}
+
+static void cfg_link(struct cfg *c, struct pent *e)
+{
+    unsigned h = cfg_hash(e->name, strlen(e->name));
+    e->next = c->buckets[h];
+    c->buckets[h] = e;
+}
+
+static struct cfg *cfg_new(bool defaults_only)
+{
+    struct cfg *c = xcalloc(1, sizeof(*c));
+    c->defaults_only = defaults_only;
+    c->tab = xcalloc(param_count, sizeof(*c->tab));
+    for (size_t i = 0; i < param_count; i++) {
+        c->tab[i].def = &param_table[i];
+        c->tab[i].name = param_table[i].name;
+        cfg_link(c, &c->tab[i]);
+    }
+    return c;
+}
+
+static void pent_clear(struct pent *e)
+{
+    free(e->file_val);
+    free(e->ovr_val);
+    free(e->cache);
+    free(e->own_name);
+}
+
+static void cfg_destroy(struct cfg *c)
+{
+    if (c == NULL)
+        return;
+    for (unsigned b = 0; b < CFG_BUCKETS; b++) {
+        struct pent *e = c->buckets[b], *next;
+        for (; e; e = next) {
+            next = e->next;
+            pent_clear(e);
+            if (e->def == NULL)
+                free(e);
+        }
+    }
+    free(c->tab);
+    free(c->config_dir);
+    free(c);
+}
+
+/* cfg_entry - find or create the entry for name (a user-defined name) */
+static struct pent *cfg_entry(struct cfg *c, const char *name)
+{
+    struct pent *e = cfg_lookup(c, name, strlen(name));
+    if (e == NULL) {
+        e = xcalloc(1, sizeof(*e));
+        e->own_name = xstrdup(name);
+        e->name = e->own_name;
+        cfg_link(c, e);
+    }
+    return e;
+}
+
+const struct param_def *config_find(const char *name)
+{
+    for (size_t i = 0; i < param_count; i++)
+        if (strcmp(param_table[i].name, name) == 0)
+            return &param_table[i];
+    return NULL;
+}
+
+/* --- expansion ----------------------------------------------------------- */
+static const char *cfg_resolve(struct cfg *c, struct pent *e, int depth,
+                               buf_t *why);
+
+/* cfg_put - append to an expansion result, enforcing the size caps */
+static int cfg_put(struct cfg *c, buf_t *out, const char *s, size_t n,
+                   buf_t *why)
+{
+    if (c->expanded + (long)n > CFG_MAX_EXPANDED
+        || buf_append(out, s, n) < 0) {
+        buf_printf(why, "value too long after $name expansion");
+        return -1;
+    }
+    c->expanded += (long)n;
+    return 0;
+}
+
+/* cfg_expand - expand $name, ${name}, $(name) and $$ in one value */
+static int cfg_expand(struct cfg *c, const char *in, buf_t *out, int depth,
+                      buf_t *why)
+{
+    const char *p = in;
+    while (*p) {
+        const char *dollar = strchr(p, '$');
+        size_t lit = dollar ? (size_t)(dollar - p) : strlen(p);
+        if (cfg_put(c, out, p, lit, why) < 0)
+            return -1;
+        if (dollar == NULL)
+            break;
+        p = dollar + 1;
+        const char *name = p;
+        size_t n;
+        if (*p == '$') {
+            if (cfg_put(c, out, "$", 1, why) < 0)
+                return -1;
+            p++;
+            continue;
+        } else if (*p == '{' || *p == '(') {
+            char close = *p == '{' ? '}' : ')';
+            name = ++p;
+            while (cfg_name_char((unsigned char)*p))
+                p++;
+            n = (size_t)(p - name);
+            if (*p != close || n == 0) {
+                buf_printf(why, "bad or unterminated $%c...%c in value",
+                           close == '}' ? '{' : '(', close);
+                return -1;
+            }
+            p++;
+        } else {
+            while (cfg_name_char((unsigned char)*p))
+                p++;
+            n = (size_t)(p - name);
+            if (n == 0) {   /* lone '$': keep it literally */
+                if (cfg_put(c, out, "$", 1, why) < 0)
+                    return -1;
+                continue;
+            }
+        }
+        struct pent *e = cfg_lookup(c, name, n);
+        if (e == NULL)
+            continue;     /* undefined: expands to nothing, as in Postfix */
+        const char *v = cfg_resolve(c, e, depth + 1, why);
+        if (v == NULL || cfg_put(c, out, v, strlen(v), why) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void cfg_hostname(buf_t *out)
+{
+    char host[256];
+    if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
+        str_copy(host, "localhost", sizeof(host));
+    host[sizeof(host) - 1] = '\0';
+    buf_puts(out, host);
+    if (strchr(host, '.') == NULL)
+        buf_puts(out, ".localdomain");
+}
+
+/* cfg_computed - defaults that are not a fixed string */
+static int cfg_computed(struct cfg *c, struct pent *e, buf_t *out, int depth,
+                        buf_t *why)
+{
+    if (strcmp(e->name, "myhostname") == 0) {
+        cfg_hostname(out);
+        return 0;
+    }
+    if (strcmp(e->name, "mydomain") == 0) {
+        struct pent *h = cfg_lookup(c, "myhostname", strlen("myhostname"));
+        const char *host = cfg_resolve(c, h, depth + 1, why);
+        if (host == NULL)
+            return -1;
+        const char *dot = strchr(host, '.');
+        buf_puts(out, dot && dot[1] ? dot + 1 : "localdomain");
+        return 0;
+    }
+    return 0;
+}
+
+/* cfg_raw - the unexpanded value that applies to e, NULL = computed */
+static const char *cfg_raw(struct cfg *c, struct pent *e)
+{
+    if (!c->defaults_only) {
+        if (e->ovr_val)
+            return e->ovr_val;
+        if (e->file_val)
+            return e->file_val;
+        if (c->config_dir && strcmp(e->name, "config_directory") == 0)
+            return c->config_dir;
+    }
+    return e->def ? e->def->defval : "";
+}
+
+/* cfg_resolve - expanded value of e (memoised), NULL with *why on error */
+static const char *cfg_resolve(struct cfg *c, struct pent *e, int depth,
+                               buf_t *why)
+{
+    if (e->cache)
+        return e->cache;
+    if (e->busy) {
+        buf_printf(why, "$name expansion loop involving $%s", e->name);
+        return NULL;
+    }
+    if (depth > CFG_MAX_DEPTH) {
+        buf_printf(why, "$name expansion nested more than %d levels deep",
+                   CFG_MAX_DEPTH);
+        return NULL;
+    }
+    buf_t out;
+    buf_init(&out, CFG_MAX_VALUE);
+    e->busy = true;
+    const char *raw = cfg_raw(c, e);
+    int rc = raw ? cfg_expand(c, raw, &out, depth, why)
+                 : cfg_computed(c, e, &out, depth, why);
+    e->busy = false;
+    if (rc == 0)
+        e->cache = buf_strdup(&out);
+    buf_free(&out);
+    return e->cache;
+}
+
+/* --- parsing main.conf ----------------------------------------------------- */
+struct cfg_parse {
+    struct cfg *c;
+    const char *path;
+    buf_t *err;
+};
+
+static void cfg_warn(buf_t *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void cfg_warn(buf_t *err, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_warning("%s", msg);
+    if (err) {
+        buf_puts(err, msg);
+        buf_putc(err, '\n');
+    }
+}
+
+/* cfg_entry_line - one logical "name = value" line */
+static int cfg_entry_line(struct cfg_parse *ps, char *line, int lineno)
+{
+    char *p = line;
+    while (cfg_name_char((unsigned char)*p))
+        p++;
+    char *name_end = p;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (name_end == line || *p != '=') {
+        if (ps->err)
+            buf_printf(ps->err, "%s:%d: %s", ps->path, lineno,
+                       name_end == line ? "bad parameter name"
+                       : *p ? "bad parameter name or missing '='"
+                            : "missing '=' after parameter name");
+        return -1;
+    }
+    *name_end = '\0';
+    char *value = str_trim(p + 1);
+    struct pent *e = cfg_lookup(ps->c, line, strlen(line));
+    if (e == NULL || e->def == NULL)
+        cfg_warn(ps->err, "%s:%d: unknown parameter: %s", ps->path, lineno,
+                 line);
+    e = cfg_entry(ps->c, line);
+    free(e->file_val);
+    e->file_val = xstrdup(value);
+    e->file_line = lineno;
+    return 0;
+}
+
+/* cfg_parse_text - split text into logical lines and record each entry */
+static int cfg_parse_text(struct cfg_parse *ps, const char *text, size_t len)
+{
+    buf_t logical = BUF_INIT;
+    int start = 0, lineno = 0, rc = 0;
+    size_t pos = 0;
+    while (pos < len && rc == 0) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+        const char *s = text + pos;
+        pos += n + (nl != NULL);
+        lineno++;
+        if (memchr(s, '\0', n)) {
+            if (ps->err)
+                buf_printf(ps->err, "%s:%d: NUL byte in line", ps->path, lineno);
+            rc = -1;
+            break;
+        }
+        while (n > 0 && isspace((unsigned char)s[n - 1]))
+            n--;
+        size_t lead = 0;
+        while (lead < n && isspace((unsigned char)s[lead]))
+            lead++;
+        if (lead == n || s[lead] == '#')
+            continue;
+        if (lead > 0) {
+            if (start == 0) {
+                if (ps->err)
+                    buf_printf(ps->err, "%s:%d: continuation line without a "
+                               "preceding parameter", ps->path, lineno);
+                rc = -1;
+                break;
+            }
+            buf_putc(&logical, ' ');
+            buf_append(&logical, s + lead, n - lead);
+            continue;
+        }
+        if (start)
+            rc = cfg_entry_line(ps, logical.data, start);
+        buf_reset(&logical);
+        buf_append(&logical, s, n);
+        start = lineno;
+    }
+    if (rc == 0 && start)
+        rc = cfg_entry_line(ps, logical.data, start);
+    buf_free(&logical);
+    return rc;
+}
+
+/* cfg_read_file - whole file into memory; *missing set on ENOENT */
+static int cfg_read_file(const char *path, buf_t *text, bool *missing,
+                         buf_t *err)
+{
+    *missing = false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            *missing = true;
+            return 0;
+        }
+        buf_printf(err, "open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        buf_printf(err, "%s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    char chunk[65536];
+    for (;;) {
+        ssize_t r = read(fd, chunk, sizeof(chunk));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            buf_printf(err, "read %s: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        if (r == 0)
+            break;
+        if ((long)(text->len + (size_t)r) > CFG_MAX_FILE
+            || buf_append(text, chunk, (size_t)r) < 0) {
+            buf_printf(err, "%s: file too large (over %ld bytes)", path,
+                       CFG_MAX_FILE);
+            close(fd);
+            return -1;
+        }
+    }
+    close(fd);
+    return 0;
+}
+
+/* --- overrides ------------------------------------------------------------ */
+int config_add_override(const char *name_eq_value)
+{
+    const char *eq = name_eq_value ? strchr(name_eq_value, '=') : NULL;
+    if (eq == NULL)
+        return -1;
+    char *name = xstrndup(name_eq_value, (size_t)(eq - name_eq_value));
+    char *n = str_trim(name);
+    bool ok = *n != '\0';
+    for (const char *q = n; *q; q++)
+        ok = ok && cfg_name_char((unsigned char)*q);
+    if (ok) {
+        char *value = xstrdup(eq + 1);
+        buf_t b = BUF_INIT;
+        buf_printf(&b, "%s=%s", n, str_trim(value));
+        free(value);
+        cfg_overrides = xrealloc(cfg_overrides,
+                                 (cfg_noverrides + 1) * sizeof(char *));
+        cfg_overrides[cfg_noverrides++] = buf_strdup(&b);
+        buf_free(&b);
+    }
+    free(name);
+    return ok ? 0 : -1;
+}
+
+static void cfg_apply_overrides(struct cfg *c, buf_t *err)
+{
+    for (size_t i = 0; i < cfg_noverrides; i++) {
+        char *eq = strchr(cfg_overrides[i], '=');
+        char *name = xstrndup(cfg_overrides[i], (size_t)(eq - cfg_overrides[i]));
+        struct pent *e = cfg_lookup(c, name, strlen(name));
+        if (e == NULL || e->def == NULL)
+            cfg_warn(err, "-o %s: unknown parameter: %s", cfg_overrides[i],
+                     name);
+        e = cfg_entry(c, name);
+        free(e->ovr_val);
+        e->ovr_val = xstrdup(eq + 1);
+        free(name);
+    }
+}
+
+/* --- conversion and commit ------------------------------------------------ */
+union pval {
+    char *s;
+    long l;
+    bool b;
+};
+
+/* cfg_where - "path:line: " / "-o name=...: " prefix for a value's origin */
+static void cfg_where(struct cfg *c, struct pent *e, const char *path,
+                      buf_t *err)
+{
+    if (!c->defaults_only && e->ovr_val)
+        buf_printf(err, "-o %s=%s: ", e->name, e->ovr_val);
+    else if (!c->defaults_only && e->file_val)
+        buf_printf(err, "%s:%d: ", path, e->file_line);
+    else
+        buf_printf(err, "default for %s: ", e->name);
+}
+
+static bool cfg_check_enum(const struct param_def *d, const char *v)
+{
+    if (strcmp(d->name, "smtpd_forbid_bare_newline") == 0)
+        return strcmp(v, "normalize") == 0 || strcmp(v, "reject") == 0
+               || strcmp(v, "no") == 0;
+    return true;
+}
+
+static const char *cfg_type_name(enum param_type t)
+{
+    switch (t) {
+    case PARAM_INT: return "integer";
+    case PARAM_TIME: return "time (s, m, h, d, w)";
+    case PARAM_SIZE: return "size (bytes, k, m, g)";
+    case PARAM_BOOL: return "yes or no";
+    default: return "string";
+    }
+}
+
+/* cfg_convert - typed value of table entry e; -1 with message in err */
+static int cfg_convert(struct cfg *c, struct pent *e, const char *path,
+                       union pval *out, buf_t *err)
+{
+    const struct param_def *d = e->def;
+    buf_t why = BUF_INIT;
+    const char *v = cfg_resolve(c, e, 0, &why);
+    int rc = 0;
+    if (v == NULL) {
+        cfg_where(c, e, path, err);
+        buf_printf(err, "%s: %s", e->name, buf_str(&why));
+        buf_free(&why);
+        return -1;
+    }
+    buf_free(&why);
+    switch (d->type) {
+    case PARAM_STR:
+        rc = cfg_check_enum(d, v) ? 0 : -1;
+        break;
+    case PARAM_INT:
+        rc = parse_long(v, d->min, d->max, &out->l);
+        break;
+    case PARAM_TIME:
+        rc = parse_time(v, &out->l);
+        break;
+    case PARAM_SIZE:
+        rc = parse_size(v, &out->l);
+        break;
+    case PARAM_BOOL:
+        rc = parse_bool(v, &out->b);
+        break;
+    }
+    if (rc == 0 && (d->type == PARAM_TIME || d->type == PARAM_SIZE))
+        rc = out->l >= d->min && out->l <= d->max ? 0 : -1;
+    if (rc < 0) {
+        cfg_where(c, e, path, err);
+        buf_printf(err, "bad value for %s: \"%.200s\"", e->name, v);
+        if (d->type == PARAM_STR)
+            buf_printf(err, " (%s)", d->desc);
+        else if (d->type != PARAM_BOOL)
+            buf_printf(err, " (expected %s from %ld to %ld)",
+                       cfg_type_name(d->type), d->min, d->max);
+        else
+            buf_printf(err, " (expected %s)", cfg_type_name(d->type));
+        return -1;
+    }
+    if (d->type == PARAM_STR)
+        out->s = xstrdup(v);
+    return 0;
+}
+
+/* cfg_commit - convert every table entry; on success install c */
+static int cfg_commit(struct cfg *c, const char *path, buf_t *err)
+{
+    union pval *vals = xcalloc(param_count, sizeof(*vals));
+    buf_t scratch = BUF_INIT;
+    buf_t *e = err ? err : &scratch;
+    size_t i;
+    for (i = 0; i < param_count; i++)
+        if (cfg_convert(c, &c->tab[i], path, &vals[i], e) < 0)
+            break;
+    if (i < param_count) {
+        for (size_t j = 0; j < i; j++)
+            if (param_table[j].type == PARAM_STR)
+                free(vals[j].s);
+        free(vals);
+        buf_free(&scratch);
+        cfg_destroy(c);
+        return -1;
+    }
+    for (i = 0; i < param_count; i++) {
+        const struct param_def *d = &param_table[i];
+        if (d->type == PARAM_STR) {
+            free(*(char **)d->var);
+            *(char **)d->var = vals[i].s;
+        } else if (d->type == PARAM_BOOL) {
+            *(bool *)d->var = vals[i].b;
+        } else {
+            *(long *)d->var = vals[i].l;
+        }
+    }
+    free(vals);
+    buf_free(&scratch);
+    cfg_destroy(cfg_cur);
+    cfg_cur = c;
+    return 0;
+}
+
+/* --- public interface ----------------------------------------------------- */
+void config_init_defaults(void)
+{
+    buf_t err = BUF_INIT;
+    if (cfg_commit(cfg_new(true), "(defaults)", &err) < 0)
+        log_panic("built-in defaults do not convert: %s", buf_str(&err));
+    buf_free(&err);
+}
+
+/* config_load_text - parse text as main.conf (named path in messages) */
+int config_load_text(const char *text, size_t len, const char *path,
+                     const char *config_dir, buf_t *err)
+{
+    struct cfg *c = cfg_new(false);
+    if (config_dir) {   /* used as a value, so protect '$' from expansion */
+        buf_t d = BUF_INIT;
+        for (const char *q = config_dir; *q; q++)
+            buf_puts(&d, *q == '$' ? "$$" : (char[2]){ *q, 0 });
+        c->config_dir = buf_strdup(&d);
+        buf_free(&d);
+    }
+    struct cfg_parse ps = { c, path, err };
+    if (text && cfg_parse_text(&ps, text, len) < 0) {
+        cfg_destroy(c);
+        return -1;
+    }
+    cfg_apply_overrides(c, err);
+    return cfg_commit(c, path, err);
+}
+
+int config_load(const char *config_dir, buf_t *err)
+{
+    buf_t scratch = BUF_INIT;
+    buf_t *e = err ? err : &scratch;
+    if (config_dir == NULL)
+        config_dir = config_directory_default(NULL);
+    struct stat st;
+    if (stat(config_dir, &st) < 0) {
+        buf_printf(e, "config directory %s: %s", config_dir, strerror(errno));
+        buf_free(&scratch);
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        buf_printf(e, "config directory %s: not a directory", config_dir);
+        buf_free(&scratch);
+        return -1;
+    }
+    buf_t path = BUF_INIT, text = BUF_INIT;
+    bool missing;
+    buf_printf(&path, "%s/main.conf", config_dir);
+    int rc = cfg_read_file(buf_str(&path), &text, &missing, e);
+    if (rc == 0)
+        rc = config_load_text(missing ? NULL : buf_str(&text), text.len,
+                              buf_str(&path), config_dir, err);
+    buf_free(&path);
+    buf_free(&text);
+    buf_free(&scratch);
+    return rc;
+}
+
+static const char *cfg_value_in(struct cfg *c, const char *name)
+{
+    struct pent *e = cfg_lookup(c, name, strlen(name));
+    if (e == NULL || e->def == NULL)
+        return NULL;
+    buf_t why = BUF_INIT;
+    const char *v = cfg_resolve(c, e, 0, &why);
+    buf_free(&why);
+    return v;
+}
+
+const char *config_value(const char *name)
+{
+    if (cfg_cur == NULL)
+        config_init_defaults();
+    return cfg_value_in(cfg_cur, name);
+}
+
+const char *config_file_value(const char *name)
+{
+    if (cfg_cur == NULL || cfg_cur->defaults_only)
+        return NULL;
+    struct pent *e = cfg_lookup(cfg_cur, name, strlen(name));
+    return e && e->def ? e->file_val : NULL;
+}
+
+const char *config_default_value(const char *name)
+{
+    if (cfg_dflt == NULL)
+        cfg_dflt = cfg_new(true);
+    return cfg_value_in(cfg_dflt, name);
+}
+
+const char *config_directory_default(const char *from_cmdline)
+{
+    if (from_cmdline && *from_cmdline)
+        return from_cmdline;
+    const char *env = getenv("MAIL_CONFIG");
+    if (env && *env)
+        return env;
+    return TERN_DEFAULT_CONFIG_DIR;
+}
+
+void config_free(void)
+{
+    cfg_destroy(cfg_cur);
+    cfg_cur = NULL;
+    cfg_destroy(cfg_dflt);
+    cfg_dflt = NULL;
+    for (size_t i = 0; i < cfg_noverrides; i++)
+        free(cfg_overrides[i]);
+    free(cfg_overrides);
+    cfg_overrides = NULL;
+    cfg_noverrides = 0;
+    for (size_t i = 0; i < param_count; i++) {
+        const struct param_def *d = &param_table[i];
+        if (d->type == PARAM_STR) {
+            free(*(char **)d->var);
+            *(char **)d->var = NULL;
+        }
+    }
+}
