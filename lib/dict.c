@@ -1,0 +1,936 @@
+/*
+ * dict - lookup tables (lmdb:, static:, inline:), table lists, and the
+ * builder that compiles a text file into an LMDB file (dict.h).
+ *
+ * Security: table files are trusted (root writes them); the text sources
+ * are parsed with bounded line lengths, and NUL bytes are rejected.
+ */
+#include "dict.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define DICT_LINE_MAX     (64 * 1024)     /* one physical source line */
+#define DICT_ENTRY_MAX    (1024 * 1024)   /* one entry with continuations */
+#define DICT_MAP_MIN      ((size_t)1 << 20)
+#define DICT_MAP_MAX      ((size_t)1 << 40)
+#define DICT_CHECK_MSEC   1000
+#define DICT_KEY_MAX      511             /* LMDB's compiled-in key limit */
+
+enum dict_type { DICT_LMDB, DICT_STATIC, DICT_INLINE };
+
+struct dict {
+    enum dict_type type;
+    char *spec;
+    /* lmdb */
+    char *dbpath;
+    MDB_env *env;
+    MDB_txn *txn;            /* read txn kept reset between lookups */
+    MDB_dbi dbi;
+    struct stat st;          /* identity of the file env maps */
+    uint64_t checked_ms;
+    bool missing_warned;
+    /* static */
+    char *static_value;
+    /* inline */
+    char **keys;
+    char **values;
+    size_t count;
+};
+
+struct maps {
+    dict_t **dicts;
+    size_t count;
+};
+
+static char dict_errbuf[1024];
+
+/* dict_err - format an error into the static buffer, return it */
+static const char *dict_err(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static const char *dict_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dict_errbuf, sizeof(dict_errbuf), fmt, ap);
+    va_end(ap);
+    return dict_errbuf;
+}
+
+/* ascii_lower - locale-independent lowercase of n bytes */
+static void ascii_lower(char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] >= 'A' && s[i] <= 'Z')
+            s[i] = (char)(s[i] - 'A' + 'a');
+}
+
+static bool is_space(int c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f'
+        || c == '\v';
+}
+
+/* ---- lmdb reader ----------------------------------------------------- */
+
+static void lmdb_env_close(dict_t *d)
+{
+    if (d->txn)
+        mdb_txn_abort(d->txn);
+    if (d->env)
+        mdb_env_close(d->env);
+    d->txn = NULL;
+    d->env = NULL;
+}
+
+/*
+ * lmdb_env_open - map the file read-only. MDB_NOLOCK: the file is never
+ * written in place (dict_lmdb_build renames a complete new file over it),
+ * so readers need no lock table, and unprivileged or chrooted readers
+ * need no writable "-lock" file next to it. A reader keeps the old inode
+ * mapped until it notices the replacement.
+ */
+static int lmdb_env_open(dict_t *d, MDB_env **env_r, MDB_txn **txn_r,
+                         MDB_dbi *dbi_r, const char **error_r)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    int rc = mdb_env_create(&env);
+    if (rc == 0)
+        rc = mdb_env_open(env, d->dbpath,
+                          MDB_RDONLY | MDB_NOSUBDIR | MDB_NOLOCK, 0);
+    if (rc == 0)
+        rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, NULL, 0, dbi_r);
+    if (rc != 0) {
+        *error_r = dict_err("%s: open %s: %s", d->spec, d->dbpath,
+                            mdb_strerror(rc));
+        if (txn)
+            mdb_txn_abort(txn);
+        if (env)
+            mdb_env_close(env);
+        return rc;
+    }
+    mdb_txn_reset(txn);
+    *env_r = env;
+    *txn_r = txn;
+    return 0;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino
+        && a->st_size == b->st_size
+        && a->st_mtim.tv_sec == b->st_mtim.tv_sec
+        && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* lmdb_reopen - switch to a new file; the old mapping stays on failure */
+static int lmdb_reopen(dict_t *d, const struct stat *st, const char **error_r)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    int rc = lmdb_env_open(d, &env, &txn, &dbi, error_r);
+    if (rc != 0)
+        return rc;
+    lmdb_env_close(d);
+    d->env = env;
+    d->txn = txn;
+    d->dbi = dbi;
+    d->st = *st;
+    return 0;
+}
+
+/* lmdb_check - notice a replaced (or newly created) file, at most 1/s */
+static void lmdb_check(dict_t *d)
+{
+    uint64_t now = time_mono_msec();
+    if (now - d->checked_ms < DICT_CHECK_MSEC)
+        return;
+    d->checked_ms = now;
+    struct stat st;
+    if (stat(d->dbpath, &st) < 0) {
+        /* gone (or outside our chroot): keep what we have mapped */
+        if (d->env == NULL && !d->missing_warned) {
+            log_warning("%s: %s: %m", d->spec, d->dbpath);
+            d->missing_warned = true;
+        }
+        return;
+    }
+    if (d->env && same_file(&d->st, &st))
+        return;
+    const char *why;
+    if (lmdb_reopen(d, &st, &why) != 0)
+        log_warning("%s (keeping the previous table)", why);
+    else
+        d->missing_warned = false;
+}
+
+static int lmdb_open(dict_t *d, const char *path, bool missing_ok,
+                     const char **error_r)
+{
+    if (*path == '\0') {
+        *error_r = dict_err("%s: missing file name", d->spec);
+        return -1;
+    }
+    size_t n = strlen(path) + sizeof(".lmdb");
+    d->dbpath = xmalloc(n);
+    snprintf(d->dbpath, n, "%s.lmdb", path);
+    d->checked_ms = time_mono_msec();
+    struct stat st;
+    if (stat(d->dbpath, &st) < 0) {
+        if (errno == ENOENT && missing_ok) {
+            log_warning("%s: %s does not exist yet; lookups find nothing "
+                        "until it is built", d->spec, d->dbpath);
+            d->missing_warned = true;
+            return 0;
+        }
+        *error_r = dict_err("%s: %s: %s", d->spec, d->dbpath,
+                            strerror(errno));
+        return -1;
+    }
+    return lmdb_reopen(d, &st, error_r) == 0 ? 0 : -1;
+}
+
+static int lmdb_lookup(dict_t *d, const char *key, buf_t *value)
+{
+    lmdb_check(d);
+    if (d->env == NULL)
+        return 0;
+    size_t klen = strlen(key);
+    if (klen == 0 || klen > DICT_KEY_MAX)
+        return 0;   /* the builder never stores such keys */
+    char kbuf[DICT_KEY_MAX + 1];
+    memcpy(kbuf, key, klen);
+    ascii_lower(kbuf, klen);
+    MDB_val k = { klen, kbuf }, v;
+    int rc = mdb_txn_renew(d->txn);
+    if (rc != 0) {
+        log_warning("%s: mdb_txn_renew: %s", d->spec, mdb_strerror(rc));
+        return -1;
+    }
+    rc = mdb_get(d->txn, d->dbi, &k, &v);
+    int ret = 1;
+    if (rc == MDB_NOTFOUND) {
+        ret = 0;
+    } else if (rc != 0) {
+        log_warning("%s: lookup %s: %s", d->spec, key, mdb_strerror(rc));
+        ret = -1;
+    } else {
+        buf_reset(value);
+        if (buf_append(value, v.mv_data, v.mv_size) < 0) {
+            log_warning("%s: value for %s too large", d->spec, key);
+            ret = -1;
+        }
+    }
+    mdb_txn_reset(d->txn);
+    return ret;
+}
+
+static int lmdb_walk(dict_t *d, dict_walk_fn fn, void *ctx)
+{
+    lmdb_check(d);
+    if (d->env == NULL)
+        return 0;
+    MDB_cursor *cur;
+    int rc = mdb_txn_renew(d->txn);
+    if (rc == 0)
+        rc = mdb_cursor_open(d->txn, d->dbi, &cur);
+    if (rc != 0) {
+        log_warning("%s: %s", d->spec, mdb_strerror(rc));
+        mdb_txn_reset(d->txn);
+        return -1;
+    }
+    MDB_val k, v;
+    int ret = 0;
+    for (MDB_cursor_op op = MDB_FIRST;
+         (rc = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
+        ret = fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, ctx);
+        if (ret != 0)
+            break;
+    }
+    if (ret == 0 && rc != MDB_NOTFOUND) {
+        log_warning("%s: %s", d->spec, mdb_strerror(rc));
+        ret = -1;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_reset(d->txn);
+    return ret;
+}
+
+/* ---- static: and inline: ------------------------------------------- */
+
+/* unbrace - "{text}" -> "text" trimmed, in place; NULL if malformed */
+static char *unbrace(char *s)
+{
+    size_t n = strlen(s);
+    if (n < 2 || s[0] != '{' || s[n - 1] != '}')
+        return NULL;
+    s[n - 1] = '\0';
+    return str_trim(s + 1);
+}
+
+static int static_open(dict_t *d, const char *arg, const char **error_r)
+{
+    char *copy = xstrdup(arg);
+    char *v = copy;
+    if (*v == '{' && (v = unbrace(copy)) == NULL) {
+        free(copy);
+        *error_r = dict_err("%s: unbalanced braces", d->spec);
+        return -1;
+    }
+    if (*v == '\0') {
+        free(copy);
+        *error_r = dict_err("%s: missing value", d->spec);
+        return -1;
+    }
+    d->static_value = xstrdup(v);
+    free(copy);
+    return 0;
+}
+
+/* inline_add - parse one "key=value" element */
+static int inline_add(dict_t *d, char *elem, const char **error_r)
+{
+    char *eq = strchr(elem, '=');
+    if (eq == NULL) {
+        *error_r = dict_err("%s: expected key=value, got \"%.100s\"",
+                            d->spec, elem);
+        return -1;
+    }
+    *eq = '\0';
+    char *k = str_trim(elem), *v = str_trim(eq + 1);
+    if (*k == '\0' || *v == '\0') {
+        *error_r = dict_err("%s: empty key or value", d->spec);
+        return -1;
+    }
+    d->keys = xrealloc(d->keys, (d->count + 1) * sizeof(*d->keys));
+    d->values = xrealloc(d->values, (d->count + 1) * sizeof(*d->values));
+    d->keys[d->count] = xstrdup(k);
+    ascii_lower(d->keys[d->count], strlen(k));
+    d->values[d->count] = xstrdup(v);
+    d->count++;
+    return 0;
+}
+
+static int inline_open(dict_t *d, const char *arg, const char **error_r)
+{
+    char *copy = xstrdup(arg);
+    char *body = unbrace(copy);
+    int ret = 0;
+    if (body == NULL || strpbrk(body, "{}") != NULL) {
+        *error_r = dict_err("%s: expected inline:{key=value, ...}", d->spec);
+        ret = -1;
+    }
+    for (char *p = body; ret == 0 && p != NULL;) {
+        char *comma = strchr(p, ',');
+        if (comma)
+            *comma = '\0';
+        char *elem = str_trim(p);
+        if (*elem != '\0')   /* "{}" and "{a=b,}" are fine */
+            ret = inline_add(d, elem, error_r);
+        p = comma ? comma + 1 : NULL;
+    }
+    free(copy);
+    return ret;
+}
+
+static int inline_lookup(dict_t *d, const char *key, buf_t *value)
+{
+    for (size_t i = 0; i < d->count; i++) {
+        const char *a = d->keys[i], *b = key;
+        while (*a) {
+            char c = *b;
+            if (c >= 'A' && c <= 'Z')
+                c = (char)(c - 'A' + 'a');
+            if (*a != c)
+                break;
+            a++;
+            b++;
+        }
+        if (*a == '\0' && *b == '\0') {
+            buf_reset(value);
+            return buf_puts(value, d->values[i]) < 0 ? -1 : 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- generic -------------------------------------------------------- */
+
+static dict_t *dict_open_flags(const char *spec, bool missing_ok,
+                               const char **error_r)
+{
+    const char *colon = strchr(spec, ':');
+    if (colon == NULL || colon == spec) {
+        *error_r = dict_err("%s: expected type:name", spec);
+        return NULL;
+    }
+    size_t tlen = (size_t)(colon - spec);
+    const char *arg = colon + 1;
+    dict_t *d = xcalloc(1, sizeof(*d));
+    d->spec = xstrdup(spec);
+    int rc;
+    if (tlen == 4 && strncmp(spec, "lmdb", 4) == 0) {
+        d->type = DICT_LMDB;
+        rc = lmdb_open(d, arg, missing_ok, error_r);
+    } else if (tlen == 6 && strncmp(spec, "static", 6) == 0) {
+        d->type = DICT_STATIC;
+        rc = static_open(d, arg, error_r);
+    } else if (tlen == 6 && strncmp(spec, "inline", 6) == 0) {
+        d->type = DICT_INLINE;
+        rc = inline_open(d, arg, error_r);
+    } else {
+        *error_r = dict_err("%s: unsupported table type \"%.*s\"", spec,
+                            (int)(tlen > 64 ? 64 : tlen), spec);
+        rc = -1;
+    }
+    if (rc != 0) {
+        dict_close(d);
+        return NULL;
+    }
+    return d;
+}
+
+dict_t *dict_open(const char *spec, const char **error_r)
+{
+    return dict_open_flags(spec, false, error_r);
+}
+
+dict_t *dict_open_missing_ok(const char *spec, const char **error_r)
+{
+    return dict_open_flags(spec, true, error_r);
+}
+
+int dict_lookup(dict_t *d, const char *key, buf_t *value)
+{
+    switch (d->type) {
+    case DICT_LMDB:
+        return lmdb_lookup(d, key, value);
+    case DICT_STATIC:
+        buf_reset(value);
+        return buf_puts(value, d->static_value) < 0 ? -1 : 1;
+    case DICT_INLINE:
+        return inline_lookup(d, key, value);
+    }
+    return -1;
+}
+
+int dict_walk(dict_t *d, dict_walk_fn fn, void *ctx)
+{
+    if (d->type == DICT_LMDB)
+        return lmdb_walk(d, fn, ctx);
+    for (size_t i = 0; i < d->count; i++) {
+        int ret = fn(d->keys[i], strlen(d->keys[i]), d->values[i],
+                     strlen(d->values[i]), ctx);
+        if (ret != 0)
+            return ret;
+    }
+    return 0;
+}
+
+void dict_close(dict_t *d)
+{
+    if (d == NULL)
+        return;
+    lmdb_env_close(d);
+    for (size_t i = 0; i < d->count; i++) {
+        free(d->keys[i]);
+        free(d->values[i]);
+    }
+    free(d->keys);
+    free(d->values);
+    free(d->static_value);
+    free(d->dbpath);
+    free(d->spec);
+    free(d);
+}
+
+const char *dict_name(const dict_t *d)
+{
+    return d->spec;
+}
+
+/* maps_next_spec - next spec from a list; braces keep "{a, b}" together.
+   Returns the length (0 at the end) or -1 on unbalanced braces. */
+static long maps_next_spec(const char **sp)
+{
+    const char *s = *sp;
+    while (*s == ',' || is_space((unsigned char)*s))
+        s++;
+    const char *start = s;
+    int depth = 0;
+    for (; *s; s++) {
+        if (*s == '{')
+            depth++;
+        else if (*s == '}' && --depth < 0)
+            return -1;
+        else if (depth == 0 && (*s == ',' || is_space((unsigned char)*s)))
+            break;
+    }
+    if (depth != 0)
+        return -1;
+    *sp = start;
+    return (long)(s - start);
+}
+
+static maps_t *maps_open_flags(const char *list, bool missing_ok,
+                               const char **error_r)
+{
+    maps_t *m = xcalloc(1, sizeof(*m));
+    const char *s = list ? list : "";
+    long len;
+    while ((len = maps_next_spec(&s)) > 0) {
+        char *spec = xstrndup(s, (size_t)len);
+        s += len;
+        dict_t *d = dict_open_flags(spec, missing_ok, error_r);
+        free(spec);
+        if (d == NULL) {
+            maps_close(m);
+            return NULL;
+        }
+        m->dicts = xrealloc(m->dicts, (m->count + 1) * sizeof(*m->dicts));
+        m->dicts[m->count++] = d;
+    }
+    if (len < 0) {
+        *error_r = dict_err("%.200s: unbalanced braces", list);
+        maps_close(m);
+        return NULL;
+    }
+    return m;
+}
+
+maps_t *maps_open(const char *list, const char **error_r)
+{
+    return maps_open_flags(list, false, error_r);
+}
+
+maps_t *maps_open_missing_ok(const char *list, const char **error_r)
+{
+    return maps_open_flags(list, true, error_r);
+}
+
+int maps_lookup(maps_t *m, const char *key, buf_t *value)
+{
+    for (size_t i = 0; i < m->count; i++) {
+        int rc = dict_lookup(m->dicts[i], key, value);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+void maps_close(maps_t *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->count; i++)
+        dict_close(m->dicts[i]);
+    free(m->dicts);
+    free(m);
+}
+
+/* ---- text source reader ---------------------------------------------- */
+
+struct src {
+    FILE *fp;
+    const char *path;
+    long lineno;             /* physical line last read */
+    buf_t line;              /* that line */
+    bool pending;            /* line starts the next entry */
+    long pending_lineno;
+};
+
+/* src_read_line - one physical line into s->line: 1, 0 at EOF, -1 */
+static int src_read_line(struct src *s, buf_t *err)
+{
+    buf_reset(&s->line);
+    int c = EOF;
+    s->lineno++;
+    while ((c = getc_unlocked(s->fp)) != EOF && c != '\n') {
+        if (c == '\0') {
+            buf_printf(err, "%s:%ld: NUL byte in line", s->path, s->lineno);
+            return -1;
+        }
+        if (s->line.len >= DICT_LINE_MAX) {
+            buf_printf(err, "%s:%ld: line longer than %d bytes", s->path,
+                       s->lineno, DICT_LINE_MAX);
+            return -1;
+        }
+        if (buf_putc(&s->line, c) < 0) {
+            buf_printf(err, "%s:%ld: out of memory", s->path, s->lineno);
+            return -1;
+        }
+    }
+    if (ferror(s->fp)) {
+        buf_printf(err, "%s:%ld: read error: %s", s->path, s->lineno,
+                   strerror(errno));
+        return -1;
+    }
+    return (c == EOF && s->line.len == 0) ? 0 : 1;
+}
+
+/* src_line_kind - 0 blank/comment, 1 starts an entry, 2 continuation */
+static int src_line_kind(const buf_t *line)
+{
+    const char *p = buf_str(line);
+    while (is_space((unsigned char)*p))
+        p++;
+    if (*p == '\0' || *p == '#')
+        return 0;
+    return p == buf_str(line) ? 1 : 2;
+}
+
+/* src_next_entry - one logical entry (with its continuation lines) into
+   entry: 1, 0 at EOF, -1 with err */
+static int src_next_entry(struct src *s, buf_t *entry, long *lineno_r,
+                          buf_t *err)
+{
+    int rc;
+    while (!s->pending) {
+        if ((rc = src_read_line(s, err)) <= 0)
+            return rc;
+        int kind = src_line_kind(&s->line);
+        if (kind == 2) {
+            buf_printf(err, "%s:%ld: continuation line without a "
+                       "preceding entry", s->path, s->lineno);
+            return -1;
+        }
+        s->pending = (kind == 1);
+    }
+    buf_reset(entry);
+    buf_append(entry, s->line.data, s->line.len);
+    *lineno_r = s->lineno;
+    s->pending = false;
+    while ((rc = src_read_line(s, err)) > 0) {
+        int kind = src_line_kind(&s->line);
+        if (kind == 1) {
+            s->pending = true;
+            return 1;
+        }
+        if (kind == 2 && (entry->len + s->line.len > DICT_ENTRY_MAX
+                          || buf_append(entry, s->line.data,
+                                        s->line.len) < 0)) {
+            buf_printf(err, "%s:%ld: entry longer than %d bytes", s->path,
+                       *lineno_r, DICT_ENTRY_MAX);
+            return -1;
+        }
+    }
+    return rc < 0 ? -1 : 1;
+}
+
+/* ---- entry parsing ------------------------------------------------------ */
+
+/* parse_plain - "key value" -> key, value (pointers into text) */
+static int parse_plain(char *text, char **key_r, char **value_r,
+                       const char *where, buf_t *err)
+{
+    char *p = text;
+    while (*p && !is_space((unsigned char)*p))
+        p++;
+    if (*p)
+        *p++ = '\0';
+    char *value = str_trim(p);
+    if (*value == '\0') {
+        buf_printf(err, "%s: missing value for \"%.100s\"", where, text);
+        return -1;
+    }
+    *key_r = text;
+    *value_r = value;
+    return 0;
+}
+
+/* alias_name - the name before ':' (quotes removed), rest after ':' */
+static int alias_name(char *text, char **name_r, char **rest_r,
+                      const char *where, buf_t *err)
+{
+    char *name = text, *colon;
+    if (*text == '"') {
+        name = text + 1;
+        char *q = strchr(name, '"');
+        if (q == NULL) {
+            buf_printf(err, "%s: unterminated quoted name", where);
+            return -1;
+        }
+        *q = '\0';
+        for (colon = q + 1; is_space((unsigned char)*colon); colon++)
+            ;
+        if (*colon != ':')
+            colon = NULL;
+    } else if ((colon = strchr(text, ':')) != NULL) {
+        char *end = colon;
+        while (end > text && is_space((unsigned char)end[-1]))
+            end--;
+        *end = '\0';
+        if (strpbrk(name, " \t\r\f\v") != NULL) {
+            buf_printf(err, "%s: whitespace in alias name \"%.100s\"",
+                       where, name);
+            return -1;
+        }
+    }
+    if (colon == NULL) {
+        buf_printf(err, "%s: expected \"name: value, ...\"", where);
+        return -1;
+    }
+    if (*name == '\0') {
+        buf_printf(err, "%s: empty alias name", where);
+        return -1;
+    }
+    *name_r = name;
+    *rest_r = colon + 1;
+    return 0;
+}
+
+/* alias_values - split at commas outside quotes, trim, join with ", " */
+static int alias_values(char *rest, buf_t *out, const char *name,
+                        const char *where, buf_t *err)
+{
+    buf_reset(out);
+    char *p = rest;
+    while (*p) {
+        char *start = p;
+        bool quoted = false;
+        for (; *p && (quoted || *p != ','); p++)
+            if (*p == '"')
+                quoted = !quoted;
+        if (quoted) {
+            buf_printf(err, "%s: unterminated quote in \"%.100s\"", where,
+                       name);
+            return -1;
+        }
+        bool more = (*p == ',');
+        *p = '\0';
+        char *v = str_trim(start);
+        if (*v && ((out->len && buf_puts(out, ", ") < 0)
+                   || buf_puts(out, v) < 0)) {
+            buf_printf(err, "%s: out of memory", where);
+            return -1;
+        }
+        p += more;
+    }
+    if (out->len == 0) {
+        buf_printf(err, "%s: no value for alias \"%.100s\"", where, name);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- builder -------------------------------------------------------------- */
+
+struct build {
+    const char *path;
+    bool aliases;
+    MDB_env *env;
+    struct src src;
+    buf_t entry;
+    buf_t value;
+    buf_t warnings;
+};
+
+/* build_put - parse one entry and store it; 0, 1 map full, -1 error */
+static int build_put(struct build *b, MDB_txn *txn, MDB_dbi dbi,
+                     long lineno, buf_t *err)
+{
+    char where[512];
+    snprintf(where, sizeof(where), "%.450s:%ld", b->path, lineno);
+    char *text = b->entry.data, *key, *value, *rest;
+    if (b->aliases) {
+        if (alias_name(text, &key, &rest, where, err) < 0
+            || alias_values(rest, &b->value, key, where, err) < 0)
+            return -1;
+    } else {
+        if (parse_plain(text, &key, &value, where, err) < 0)
+            return -1;
+        buf_reset(&b->value);
+        buf_puts(&b->value, value);
+    }
+    size_t klen = strlen(key);
+    if (klen > DICT_KEY_MAX) {
+        buf_printf(err, "%s: key longer than %d bytes", where, DICT_KEY_MAX);
+        return -1;
+    }
+    ascii_lower(key, klen);
+    MDB_val k = { klen, key }, v = { b->value.len, b->value.data };
+    int rc = mdb_put(txn, dbi, &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) {
+        buf_printf(&b->warnings, "%s: duplicate entry \"%.100s\" ignored "
+                   "(the first one wins)\n", where, key);
+        return 0;
+    }
+    if (rc == MDB_MAP_FULL)
+        return 1;
+    if (rc != 0) {
+        buf_printf(err, "%s: %s", where, mdb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* build_pass - read the whole source into one write txn: 0, 1 map full
+   (txn aborted, caller grows the map and retries), -1 error */
+static int build_pass(struct build *b, buf_t *err)
+{
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    rewind(b->src.fp);
+    b->src.lineno = 0;
+    b->src.pending = false;
+    buf_reset(&b->warnings);
+    /* nothing of a failed pass was committed: the database is empty */
+    int rc = mdb_txn_begin(b->env, NULL, 0, &txn);
+    if (rc != 0) {
+        buf_printf(err, "%s: %s", b->path, mdb_strerror(rc));
+        return rc == MDB_MAP_FULL ? 1 : -1;
+    }
+    if ((rc = mdb_dbi_open(txn, NULL, 0, &dbi)) != 0) {
+        mdb_txn_abort(txn);
+        buf_printf(err, "%s: %s", b->path, mdb_strerror(rc));
+        return -1;
+    }
+    long lineno = 0;
+    int ret;
+    while ((ret = src_next_entry(&b->src, &b->entry, &lineno, err)) > 0)
+        if ((ret = build_put(b, txn, dbi, lineno, err)) != 0)
+            break;
+    if (ret != 0) {
+        mdb_txn_abort(txn);
+        return ret;
+    }
+    if ((rc = mdb_txn_commit(txn)) == MDB_MAP_FULL)
+        return 1;
+    if (rc != 0) {
+        buf_printf(err, "%s: commit: %s", b->path, mdb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* build_env - create the temporary database and fill it */
+static int build_env(struct build *b, const char *tmp, off_t src_size,
+                     buf_t *err)
+{
+    /* a guess; build_pass says when the map is full and we double it */
+    size_t mapsize = DICT_MAP_MIN + (size_t)src_size;
+    int rc = mdb_env_create(&b->env);
+    if (rc == 0)
+        rc = mdb_env_set_mapsize(b->env, mapsize);
+    /* NOSYNC: one explicit sync at the end; NOLOCK: nobody else can know
+       the temporary name */
+    if (rc == 0)
+        rc = mdb_env_open(b->env, tmp,
+                          MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC, 0600);
+    if (rc != 0) {
+        buf_printf(err, "%s: create %s: %s", b->path, tmp, mdb_strerror(rc));
+        return -1;
+    }
+    buf_reset(err);
+    while ((rc = build_pass(b, err)) == 1) {
+        if (mapsize >= DICT_MAP_MAX / 2) {
+            buf_reset(err);
+            buf_printf(err, "%s: table too large", b->path);
+            return -1;
+        }
+        mapsize *= 2;
+        buf_reset(err);
+        if ((rc = mdb_env_set_mapsize(b->env, mapsize)) != 0) {
+            buf_printf(err, "%s: %s", b->path, mdb_strerror(rc));
+            return -1;
+        }
+    }
+    if (rc == 0 && (rc = mdb_env_sync(b->env, 1)) != 0) {
+        buf_printf(err, "%s: sync %s: %s", b->path, tmp, mdb_strerror(rc));
+        return -1;
+    }
+    return rc;
+}
+
+/* build_finish - give tmp the source's mode/owner, make it durable, and
+   rename it into place */
+static int build_finish(const char *tmp, const char *dbpath,
+                        const struct stat *src_st, buf_t *err)
+{
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fchmod(fd, src_st->st_mode & 0666) < 0
+        || (geteuid() == 0 && fchown(fd, src_st->st_uid, src_st->st_gid) < 0)
+        || fsync(fd) < 0) {
+        buf_printf(err, "%s: %s", tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    if (rename(tmp, dbpath) < 0) {
+        buf_printf(err, "rename %s to %s: %s", tmp, dbpath, strerror(errno));
+        return -1;
+    }
+    if (fsync_parent_dir(dbpath) < 0) {
+        buf_printf(err, "fsync directory of %s: %s", dbpath,
+                   strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int dict_lmdb_build(const char *path, bool aliases, buf_t *err)
+{
+    buf_reset(err);
+    struct build b = { .path = path, .aliases = aliases };
+    buf_init(&b.src.line, 0);
+    buf_init(&b.entry, 0);
+    buf_init(&b.value, 0);
+    buf_init(&b.warnings, 0);
+    b.src.path = path;
+    char *dbpath = NULL, *tmp = NULL;
+    int ret = -1;
+    struct stat st;
+
+    if ((b.src.fp = fopen(path, "re")) == NULL
+        || fstat(fileno(b.src.fp), &st) < 0) {
+        buf_printf(err, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    size_t n = strlen(path) + 64;
+    dbpath = xmalloc(n);
+    tmp = xmalloc(n);
+    snprintf(dbpath, n, "%s.lmdb", path);
+    snprintf(tmp, n, "%s.lmdb.tmp.%ld", path, (long)getpid());
+    if (unlink(tmp) < 0 && errno != ENOENT) {
+        buf_printf(err, "%s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    ret = build_env(&b, tmp, st.st_size, err);
+    mdb_env_close(b.env);   /* LMDB accepts NULL */
+    b.env = NULL;
+    if (ret == 0)
+        ret = build_finish(tmp, dbpath, &st, err);
+    if (ret != 0)
+        unlink(tmp);
+out:
+    if (ret == 0 && b.warnings.len > 0) {
+        const char *w = buf_str(&b.warnings);
+        for (const char *nl; (nl = strchr(w, '\n')) != NULL; w = nl + 1)
+            log_warning("%.*s", (int)(nl - w), w);
+        buf_append(err, b.warnings.data, b.warnings.len);
+    }
+    if (b.src.fp)
+        fclose(b.src.fp);
+    buf_free(&b.src.line);
+    buf_free(&b.entry);
+    buf_free(&b.value);
+    buf_free(&b.warnings);
+    free(dbpath);
+    free(tmp);
+    return ret == 0 ? 0 : -1;
+}
