@@ -1,0 +1,174 @@
+/*
+ * privs - permanent privilege drop (chroot + IDs + no_new_privs) and the
+ * temporary effective-ID switch used by local delivery (privs.h).
+ *
+ * Security: privs_drop verifies that root cannot be regained before it
+ * reports success; callers treat failure as fatal.
+ */
+#include "privs.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static char privs_errbuf[512];
+
+/* groups and egid as they were before the first privs_become */
+static gid_t *saved_groups;
+static int saved_ngroups = -1;
+static gid_t saved_egid;
+
+static const char *privs_err(const char *what, const char *arg)
+{
+    snprintf(privs_errbuf, sizeof(privs_errbuf), "%s%s%s: %s", what,
+             arg ? " " : "", arg ? arg : "", strerror(errno));
+    return privs_errbuf;
+}
+
+int privs_lookup_user(const char *name, uid_t *uid, gid_t *gid)
+{
+    long size = sysconf(_SC_GETPW_R_SIZE_MAX);
+    size_t len = size > 0 ? (size_t)size : 4096;
+    struct passwd pw, *res = NULL;
+    for (;;) {
+        char *tmp = xmalloc(len);
+        int rc = getpwnam_r(name, &pw, tmp, len, &res);
+        free(tmp);   /* only the numeric fields are used */
+        if (rc == ERANGE && len < (1 << 20)) {
+            len *= 2;
+            continue;
+        }
+        if (rc != 0 || res == NULL)
+            return -1;
+        *uid = pw.pw_uid;
+        *gid = pw.pw_gid;
+        return 0;
+    }
+}
+
+bool privs_running_as_root(void)
+{
+    /* real uid: still 0 while privs_become has switched the effective uid */
+    return getuid() == 0 || geteuid() == 0;
+}
+
+/* privs_verify - the drop stuck: IDs as asked, root not recoverable */
+static int privs_verify(uid_t uid, gid_t gid, const char **error_r)
+{
+    uid_t r, e, s;
+    gid_t rg, eg, sg;
+    if (getresuid(&r, &e, &s) < 0 || getresgid(&rg, &eg, &sg) < 0) {
+        *error_r = privs_err("getresuid", NULL);
+        return -1;
+    }
+    if (r != uid || e != uid || s != uid || rg != gid || eg != gid
+        || sg != gid) {
+        *error_r = "privilege drop: IDs not as requested";
+        return -1;
+    }
+    if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+        *error_r = "privilege drop: root could be regained";
+        return -1;
+    }
+    if (gid != 0 && uid != 0 && setgid(0) == 0) {
+        *error_r = "privilege drop: group 0 could be regained";
+        return -1;
+    }
+    return 0;
+}
+
+int privs_drop(uid_t uid, gid_t gid, const char *chroot_dir,
+               const char **error_r)
+{
+    if (!privs_running_as_root())
+        return 0;
+    if (geteuid() != 0 && seteuid(0) < 0) {   /* undo a privs_become */
+        *error_r = privs_err("seteuid", "0");
+        return -1;
+    }
+    if (chroot_dir && *chroot_dir) {
+        if (chroot(chroot_dir) < 0) {
+            *error_r = privs_err("chroot", chroot_dir);
+            return -1;
+        }
+        if (chdir("/") < 0) {
+            *error_r = privs_err("chdir", "/");
+            return -1;
+        }
+    }
+    if (setgroups(1, &gid) < 0) {
+        *error_r = privs_err("setgroups", NULL);
+        return -1;
+    }
+    if (setresgid(gid, gid, gid) < 0) {
+        *error_r = privs_err("setresgid", NULL);
+        return -1;
+    }
+    if (setresuid(uid, uid, uid) < 0) {
+        *error_r = privs_err("setresuid", NULL);
+        return -1;
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        *error_r = privs_err("prctl", "PR_SET_NO_NEW_PRIVS");
+        return -1;
+    }
+    return privs_verify(uid, gid, error_r);
+}
+
+/* privs_save - remember the groups and egid we run with as root */
+static int privs_save(void)
+{
+    if (saved_ngroups >= 0)
+        return 0;
+    int n = getgroups(0, NULL);
+    if (n < 0)
+        return -1;
+    gid_t *g = xcalloc((size_t)n + 1, sizeof(*g));
+    if ((n = getgroups(n, g)) < 0) {
+        free(g);
+        return -1;
+    }
+    saved_groups = g;
+    saved_ngroups = n;
+    saved_egid = getegid();
+    return 0;
+}
+
+int privs_become(uid_t uid, gid_t gid)
+{
+    if (!privs_running_as_root())
+        return 0;
+    if (geteuid() != 0 && seteuid(0) < 0)
+        return -1;
+    if (privs_save() < 0)
+        return -1;
+    /* groups first: only root may set them; then egid, then euid last */
+    if (setgroups(1, &gid) < 0 || setegid(gid) < 0 || seteuid(uid) < 0) {
+        int saved = errno;
+        privs_restore();
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+int privs_restore(void)
+{
+    if (!privs_running_as_root())
+        return 0;
+    if (geteuid() != 0 && seteuid(0) < 0)
+        return -1;
+    if (saved_ngroups < 0)
+        return 0;   /* never switched */
+    if (setgroups((size_t)saved_ngroups, saved_groups) < 0
+        || setegid(saved_egid) < 0)
+        return -1;
+    return 0;
+}
