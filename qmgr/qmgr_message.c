@@ -1,0 +1,434 @@
+/*
+ * qmgr_message - the active messages held in memory (envelope and one
+ * state byte per recipient; the content stays on disk), the fair choice
+ * of the next recipient per transport, and the end of an activation:
+ * removal, deferral with back-off, or expiry.
+ *
+ * The queue file is the truth: when nothing is in flight any more the
+ * recipient type bytes are read back from disk, since the agents mark
+ * them there before they reply.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "buf.h"
+#include "config.h"
+#include "deliver.h"
+#include "log.h"
+#include "mailuser.h"
+#include "queue.h"
+#include "util.h"
+#include "qmgr.h"
+
+size_t qmgr_active_count;
+
+static qmgr_msg_t *msg_head, *msg_tail;
+static qmgr_msg_t *xhead[QMGR_NXPORT], *xtail[QMGR_NXPORT];
+
+static void msg_finish(qmgr_msg_t *m);
+
+/* xlist_append - m now has pending work for transport x */
+static void xlist_append(qmgr_msg_t *m, int x)
+{
+    m->xnext[x] = NULL;
+    m->xprev[x] = xtail[x];
+    if (xtail[x] != NULL)
+        xtail[x]->xnext[x] = m;
+    else
+        xhead[x] = m;
+    xtail[x] = m;
+    m->on_xlist[x] = true;
+}
+
+/* xlist_remove - unlink m from transport x's list (if on it) */
+static void xlist_remove(qmgr_msg_t *m, int x)
+{
+    if (!m->on_xlist[x])
+        return;
+    if (m->xprev[x] != NULL)
+        m->xprev[x]->xnext[x] = m->xnext[x];
+    else
+        xhead[x] = m->xnext[x];
+    if (m->xnext[x] != NULL)
+        m->xnext[x]->xprev[x] = m->xprev[x];
+    else
+        xtail[x] = m->xprev[x];
+    m->xprev[x] = m->xnext[x] = NULL;
+    m->on_xlist[x] = false;
+}
+
+/* msg_link - append to the FIFO of all active messages */
+static void msg_link(qmgr_msg_t *m)
+{
+    m->prev = msg_tail;
+    m->next = NULL;
+    if (msg_tail != NULL)
+        msg_tail->next = m;
+    else
+        msg_head = m;
+    msg_tail = m;
+    qmgr_active_count++;
+}
+
+/* msg_free - unlink from every list and release */
+static void msg_free(qmgr_msg_t *m)
+{
+    for (int x = 0; x < QMGR_NXPORT; x++)
+        xlist_remove(m, x);
+    if (m->prev != NULL)
+        m->prev->next = m->next;
+    else
+        msg_head = m->next;
+    if (m->next != NULL)
+        m->next->prev = m->prev;
+    else
+        msg_tail = m->prev;
+    qmgr_active_count--;
+    queue_msg_free(&m->qm);
+    free(m->rstate);
+    free(m->rxport);
+    free(m);
+}
+
+static bool domain_is_local(const char *domain)
+{
+    return mailuser_domain_is_local(domain);
+}
+
+static const char *msg_sender(const qmgr_msg_t *m)
+{
+    return m->qm.sender != NULL ? m->qm.sender : "";
+}
+
+/* msg_delay - Postfix-style delay= text for m as of now */
+static void msg_delay(const qmgr_msg_t *m, char *out, size_t size)
+{
+    uint64_t now = time_now_usec();
+
+    qmgr_delay_format(now > m->qm.arrival_usec ? now - m->qm.arrival_usec : 0,
+                      out, size);
+}
+
+/* msg_log_rcpt - one Postfix-style per-recipient line decided by qmgr */
+static void msg_log_rcpt(const qmgr_msg_t *m, size_t i, const char *dsn,
+                         const char *status, const char *reason)
+{
+    const struct queue_rcpt *r = &m->qm.rcpts[i];
+    char delay[32];
+    buf_t orig = BUF_INIT;
+
+    msg_delay(m, delay, sizeof(delay));
+    if (r->orcpt != NULL && strcmp(r->orcpt, r->address) != 0)
+        buf_printf(&orig, ", orig_to=<%s>", r->orcpt);
+    log_info("%s: to=<%s>%s, relay=none, delay=%s, dsn=%s, status=%s (%s)",
+             m->qm.qid, r->address, buf_str(&orig), delay, dsn, status,
+             reason);
+    buf_free(&orig);
+}
+
+/* msg_load - read the envelope of active/<qid>; NULL if gone or corrupt */
+static qmgr_msg_t *msg_load(const char *qid)
+{
+    buf_t path = BUF_INIT;
+    const char *error = "unknown error";
+    qmgr_msg_t *m;
+    int fd;
+
+    queue_path(QUEUE_ACTIVE, qid, &path);
+    fd = open(buf_str(&path), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            log_warning("%s: open %s: %s", qid, buf_str(&path),
+                        strerror(errno));
+        buf_free(&path);
+        return NULL;
+    }
+    buf_free(&path);
+    m = xcalloc(1, sizeof(*m));
+    if (queue_file_read(fd, qid, &m->qm, &error) < 0) {
+        close(fd);
+        queue_msg_free(&m->qm);
+        free(m);
+        qmgr_scan_quarantine(qid, error);
+        return NULL;
+    }
+    close(fd);
+    return m;
+}
+
+/* qmgr_message_activate - take on a file that is now in active/ */
+void qmgr_message_activate(const char *qid)
+{
+    qmgr_msg_t *m = msg_load(qid);
+    size_t n, i;
+    bool work = false;
+
+    if (m == NULL)
+        return;
+    n = m->qm.nrcpts;
+    m->rstate = xcalloc(n ? n : 1, 1);
+    m->rxport = xcalloc(n ? n : 1, 1);
+    log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)",
+             m->qm.qid, msg_sender(m), (unsigned long long)m->qm.content_len,
+             n);
+    for (i = 0; i < n; i++) {
+        if (m->qm.rcpts[i].status != QREC_RCPT)
+            continue;
+        int x = qmgr_xport_pick(m->qm.rcpts[i].address, domain_is_local);
+        m->rstate[i] = QR_PENDING;
+        m->rxport[i] = (unsigned char)x;
+        m->npending[x]++;
+    }
+    msg_link(m);
+    for (int x = 0; x < QMGR_NXPORT; x++) {
+        if (m->npending[x] > 0) {
+            xlist_append(m, x);
+            qmgr_deliver_kick(x);
+            work = true;
+        }
+    }
+    if (!work)
+        msg_finish(m);
+}
+
+/* qmgr_message_next_job - round-robin over messages, FIFO by arrival */
+bool qmgr_message_next_job(int x, qmgr_msg_t **m_r, size_t *i_r)
+{
+    qmgr_msg_t *m;
+
+    while ((m = xhead[x]) != NULL) {
+        size_t i;
+
+        for (i = m->cursor[x]; i < m->qm.nrcpts; i++)
+            if (m->rstate[i] == QR_PENDING && m->rxport[i] == x)
+                break;
+        xlist_remove(m, x);
+        if (i >= m->qm.nrcpts) {
+            m->npending[x] = 0;   /* cannot happen; stay consistent */
+            continue;
+        }
+        m->cursor[x] = i + 1;
+        m->rstate[i] = QR_BUSY;
+        m->npending[x]--;
+        m->nbusy++;
+        if (m->npending[x] > 0)
+            xlist_append(m, x);   /* to the tail: others get a turn */
+        *m_r = m;
+        *i_r = i;
+        return true;
+    }
+    return false;
+}
+
+bool qmgr_message_has_work(int x)
+{
+    return xhead[x] != NULL;
+}
+
+/* msg_idle - nothing pending and nothing in flight */
+static bool msg_idle(const qmgr_msg_t *m)
+{
+    if (m->nbusy > 0)
+        return false;
+    for (int x = 0; x < QMGR_NXPORT; x++)
+        if (m->npending[x] > 0)
+            return false;
+    return true;
+}
+
+/* qmgr_message_rcpt_done - record one attempt's outcome */
+void qmgr_message_rcpt_done(qmgr_msg_t *m, size_t i, int status,
+                            const char *qmgr_reason)
+{
+    if (m->rstate[i] == QR_BUSY)
+        m->nbusy--;
+    else if (m->rstate[i] == QR_PENDING)
+        m->npending[m->rxport[i]]--;
+    if (status == DELIVER_OK || status == DELIVER_BOUNCE) {
+        m->rstate[i] = QR_DONE;
+    } else {
+        m->rstate[i] = QR_DEFERRED;
+        if (qmgr_reason != NULL)
+            msg_log_rcpt(m, i, "4.3.0", "deferred", qmgr_reason);
+    }
+    if (msg_idle(m))
+        msg_finish(m);
+}
+
+/* qmgr_message_defer_xport - the transport is unusable right now */
+void qmgr_message_defer_xport(int x, const char *reason)
+{
+    qmgr_msg_t *m;
+
+    while ((m = xhead[x]) != NULL) {
+        xlist_remove(m, x);
+        for (size_t i = m->cursor[x]; i < m->qm.nrcpts; i++) {
+            if (m->rstate[i] == QR_PENDING && m->rxport[i] == x) {
+                m->rstate[i] = QR_DEFERRED;
+                m->npending[x]--;
+                msg_log_rcpt(m, i, "4.3.0", "deferred", reason);
+            }
+        }
+        m->npending[x] = 0;
+        if (msg_idle(m))
+            msg_finish(m);
+    }
+}
+
+/* ---- the end of an activation ------------------------------------------ */
+
+struct msg_tally {
+    size_t sent, bounced, left;
+};
+
+/* msg_tally_disk - read each recipient's type byte back from the file */
+static void msg_tally_disk(int fd, qmgr_msg_t *m, struct msg_tally *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (size_t i = 0; i < m->qm.nrcpts; i++) {
+        struct queue_rcpt *r = &m->qm.rcpts[i];
+        char type = r->status;
+
+        if (pread(fd, &type, 1, r->offset) != 1) {
+            log_warning("%s: read recipient record: %s", m->qm.qid,
+                        strerror(errno));
+            type = QREC_RCPT;   /* unsure: retry rather than lose */
+        }
+        if (type == QREC_RCPT && m->rstate[i] == QR_DONE && r->status == QREC_RCPT)
+            log_warning("%s: to=<%s>: agent reported a final status but "
+                        "the queue file still says pending; will retry",
+                        m->qm.qid, r->address);
+        r->status = type;
+        if (type == QREC_DONE)
+            t->sent++;
+        else if (type == QREC_BOUNCED)
+            t->bounced++;
+        else
+            t->left++;
+    }
+}
+
+/* msg_expire - bounce every recipient still pending (lifetime is over) */
+static void msg_expire(int fd, qmgr_msg_t *m, long age, struct msg_tally *t)
+{
+    char text[64], reason[128];
+
+    qmgr_duration_text(age, text, sizeof(text));
+    snprintf(reason, sizeof(reason), "message expired after %s in the queue",
+             text);
+    for (size_t i = 0; i < m->qm.nrcpts; i++) {
+        struct queue_rcpt *r = &m->qm.rcpts[i];
+
+        if (r->status != QREC_RCPT)
+            continue;
+        if (queue_file_mark(fd, r->offset, QREC_BOUNCED) < 0) {
+            log_warning("%s: mark recipient %s bounced: %s", m->qm.qid,
+                        r->address, strerror(errno));
+            continue;
+        }
+        r->status = QREC_BOUNCED;
+        t->left--;
+        t->bounced++;
+        msg_log_rcpt(m, i, "5.4.7", "bounced", reason);
+    }
+}
+
+/* msg_remove - every recipient is final: the file goes */
+static void msg_remove(qmgr_msg_t *m, const char *path,
+                       const struct msg_tally *t)
+{
+    char delay[32];
+
+    if (t->bounced > 0 && *msg_sender(m) != '\0')
+        log_warning("%s: bounce notification not implemented yet", m->qm.qid);
+    if (unlink(path) < 0 && errno != ENOENT) {
+        log_warning("%s: remove %s: %s", m->qm.qid, path, strerror(errno));
+        return;
+    }
+    msg_delay(m, delay, sizeof(delay));
+    log_info("%s: summary: from=<%s>, nrcpt=%zu, delay=%s, sent=%zu, "
+             "bounced=%zu, deferred=0", m->qm.qid, msg_sender(m),
+             m->qm.nrcpts, delay, t->sent, t->bounced);
+    log_info("%s: removed", m->qm.qid);
+}
+
+/* msg_rename_deferred - into deferred/X/, creating X if it went missing */
+static int msg_rename_deferred(const char *from, const char *to)
+{
+    if (rename(from, to) == 0)
+        return 0;
+    if (errno == ENOENT) {
+        char parent[256];
+        const char *slash = strrchr(to, '/');
+        size_t len = slash ? (size_t)(slash - to) : 0;
+
+        if (len > 0 && len < sizeof(parent)) {
+            memcpy(parent, to, len);
+            parent[len] = '\0';
+            if (mkdir_p(parent, 0700) == 0 && rename(from, to) == 0)
+                return 0;
+        }
+    }
+    return -1;
+}
+
+/* msg_defer - set the next-attempt time as mtime, move to deferred/ */
+static void msg_defer(int fd, qmgr_msg_t *m, const char *path, long now)
+{
+    long arrival = (long)(m->qm.arrival_usec / 1000000);
+    long wait = qmgr_backoff(now, arrival, var_minimal_backoff_time,
+                             var_maximal_backoff_time);
+    struct timespec times[2] = { { now, 0 }, { now + wait, 0 } };
+    buf_t to = BUF_INIT;
+
+    if (futimens(fd, times) < 0)
+        log_warning("%s: set next attempt time: %s", m->qm.qid,
+                    strerror(errno));
+    queue_path(QUEUE_DEFERRED, m->qm.qid, &to);
+    if (msg_rename_deferred(path, buf_str(&to)) < 0)
+        log_error("%s: rename %s to %s: %s (left in active/ until restart)",
+                  m->qm.qid, path, buf_str(&to), strerror(errno));
+    else
+        log_debug("%s: deferred, next attempt in %ld s", m->qm.qid, wait);
+    buf_free(&to);
+}
+
+/* msg_finish - nothing in flight: remove, expire or defer, then forget */
+static void msg_finish(qmgr_msg_t *m)
+{
+    buf_t path = BUF_INIT;
+    struct msg_tally t;
+    long now = (long)(time_now_usec() / 1000000);
+    long arrival = (long)(m->qm.arrival_usec / 1000000);
+    int fd;
+
+    queue_path(QUEUE_ACTIVE, m->qm.qid, &path);
+    fd = open(buf_str(&path), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        log_warning("%s: open %s: %s (message dropped from memory)",
+                    m->qm.qid, buf_str(&path), strerror(errno));
+    } else {
+        msg_tally_disk(fd, m, &t);
+        if (t.left > 0 && qmgr_expired(now, arrival, var_maximal_queue_lifetime))
+            msg_expire(fd, m, now - arrival, &t);
+        if (t.left == 0)
+            msg_remove(m, buf_str(&path), &t);
+        else
+            msg_defer(fd, m, buf_str(&path), now);
+        close(fd);
+    }
+    buf_free(&path);
+    msg_free(m);
+    qmgr_poke();
+}
+
+/* qmgr_message_free_all - at exit (everything is on disk already) */
+void qmgr_message_free_all(void)
+{
+    while (msg_head != NULL)
+        msg_free(msg_head);
+}

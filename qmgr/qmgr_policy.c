@@ -1,0 +1,108 @@
+/*
+ * qmgr_policy - the queue manager's pure decisions: retry back-off,
+ * expiry, transport choice, the delivery request contents and the
+ * numbers in log lines. No I/O here, so tests/unit/test_qmgr.c can
+ * include this file and check it table by table.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "attr.h"
+#include "deliver.h"
+#include "qmgr.h"
+
+const char *const qmgr_xport_names[QMGR_NXPORT] = { "local", "smtp" };
+
+/* qmgr_backoff - wait as long as the message has waited so far, within bounds */
+long qmgr_backoff(long now, long arrival, long min_backoff, long max_backoff)
+{
+    long age = now >= arrival ? now - arrival : 0;
+
+    if (max_backoff < min_backoff)
+        max_backoff = min_backoff;
+    if (age > max_backoff)
+        age = max_backoff;
+    if (age < min_backoff)
+        age = min_backoff;
+    return age < 1 ? 1 : age;
+}
+
+/* qmgr_expired - a lifetime of 0 means: bounce at the first deferral */
+bool qmgr_expired(long now, long arrival, long lifetime)
+{
+    if (lifetime <= 0)
+        return true;
+    return now >= arrival && now - arrival >= lifetime;
+}
+
+/* qmgr_rcpt_domain - text after the last '@' (domains cannot hold one) */
+const char *qmgr_rcpt_domain(const char *rcpt)
+{
+    const char *at = strrchr(rcpt, '@');
+
+    return at ? at + 1 : "";
+}
+
+/* qmgr_xport_pick - local domains (and bare local parts) go to local */
+int qmgr_xport_pick(const char *rcpt, bool (*is_local)(const char *domain))
+{
+    const char *domain = qmgr_rcpt_domain(rcpt);
+
+    if (*domain == '\0' || is_local(domain))
+        return QMGR_XPORT_LOCAL;
+    return QMGR_XPORT_SMTP;
+}
+
+/* qmgr_request_build - one recipient's delivery request */
+void qmgr_request_build(const queue_msg_t *m, size_t i, attr_list_t *out)
+{
+    const struct queue_rcpt *r = &m->rcpts[i];
+    const char *client = queue_msg_attr(m, "client_address");
+    char num[32];
+
+    attr_list_reset(out);
+    attr_add(out, DA_REQUEST, DELIVER_REQUEST_DELIVER);
+    attr_add(out, DA_QUEUE_NAME, "active");
+    attr_add(out, DA_QUEUE_ID, m->qid);
+    attr_add(out, DA_SENDER, m->sender ? m->sender : "");
+    attr_add(out, DA_RECIPIENT, r->address);
+    attr_add(out, DA_ORIG_RCPT, r->orcpt ? r->orcpt : r->address);
+    attr_add_long(out, DA_RCPT_OFFSET, (long)r->offset);
+    attr_add_long(out, DA_CONTENT_OFFSET, (long)m->content_offset);
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)m->content_len);
+    attr_add(out, DA_CONTENT_SIZE, num);
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)m->arrival_usec);
+    attr_add(out, DA_ARRIVAL, num);
+    if (client != NULL)
+        attr_add(out, DA_CLIENT_ADDR, client);
+}
+
+/* qmgr_delay_format - fewer decimals as the delay grows */
+void qmgr_delay_format(uint64_t delay_usec, char *out, size_t size)
+{
+    unsigned long long cs = (unsigned long long)(delay_usec / 10000);
+
+    if (cs < 1000)
+        snprintf(out, size, "%llu.%02llu", cs / 100, cs % 100);
+    else if (cs < 10000)
+        snprintf(out, size, "%llu.%llu", cs / 100, (cs % 100) / 10);
+    else
+        snprintf(out, size, "%llu", cs / 100);
+}
+
+/* qmgr_duration_text - largest unit that fits at least once */
+void qmgr_duration_text(long seconds, char *out, size_t size)
+{
+    static const struct { long secs; const char *unit; } units[] = {
+        { 86400, "day" }, { 3600, "hour" }, { 60, "minute" }, { 1, "second" },
+    };
+    long n = 0;
+    size_t u;
+
+    if (seconds < 0)
+        seconds = 0;
+    for (u = 0; u < sizeof(units) / sizeof(units[0]) - 1; u++)
+        if (seconds >= units[u].secs)
+            break;
+    n = seconds / units[u].secs;
+    snprintf(out, size, "%ld %s%s", n, units[u].unit, n == 1 ? "" : "s");
+}

@@ -1,0 +1,339 @@
+/*
+ * test_qmgr - the queue manager's pure decisions (qmgr/qmgr_policy.c):
+ * back-off, expiry, transport choice, the delivery request built from a
+ * queue_msg_t, and the numbers that go into log lines.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../../qmgr/qmgr_policy.c"
+#include "attr.h"
+#include "buf.h"
+#include "deliver.h"
+#include "queue.h"
+#include "util.h"
+
+/* ---- back-off ------------------------------------------------------------ */
+
+static const struct {
+    long now, arrival, min, max, want;
+} backoff_cases[] = {
+    { 1000, 1000, 300, 4000, 300 },        /* just arrived: the minimum */
+    { 1100, 1000, 300, 4000, 300 },        /* young: still the minimum */
+    { 1600, 1000, 300, 4000, 600 },        /* age 600 -> wait 600 */
+    { 3400, 1000, 300, 4000, 2400 },       /* roughly doubling */
+    { 9000, 1000, 300, 4000, 4000 },       /* capped */
+    { 10000000, 0, 300, 4000, 4000 },
+    { 500, 1000, 300, 4000, 300 },         /* clock went back */
+    { 1000, 1000, 0, 0, 1 },               /* never 0: no busy loop */
+    { 5000, 1000, 300, 100, 300 },         /* max < min: min wins */
+    { 1000, -5000, 60, 120, 120 },
+    { 0x7ffffff0L, 0, 1, 0x7fffffffL, 0x7ffffff0L },
+};
+
+START_TEST(test_backoff_table)
+{
+    for (size_t i = 0; i < sizeof(backoff_cases) / sizeof(backoff_cases[0]); i++) {
+        long got = qmgr_backoff(backoff_cases[i].now, backoff_cases[i].arrival,
+                                backoff_cases[i].min, backoff_cases[i].max);
+        ck_assert_msg(got == backoff_cases[i].want,
+                      "case %zu: got %ld want %ld", i, got,
+                      backoff_cases[i].want);
+    }
+}
+END_TEST
+
+START_TEST(test_backoff_sequence_grows)
+{
+    /* successive attempts: each wait at least the previous one, up to max */
+    long arrival = 0, now = 0, prev = 0;
+
+    for (int attempt = 0; attempt < 20; attempt++) {
+        long wait = qmgr_backoff(now, arrival, 300, 4000);
+        ck_assert_int_ge(wait, prev);
+        ck_assert_int_ge(wait, 300);
+        ck_assert_int_le(wait, 4000);
+        prev = wait;
+        now += wait;
+    }
+    ck_assert_int_eq(prev, 4000);
+}
+END_TEST
+
+/* ---- expiry -------------------------------------------------------------- */
+
+static const struct {
+    long now, arrival, lifetime;
+    bool want;
+} expiry_cases[] = {
+    { 1000, 1000, 5 * 86400, false },
+    { 1000 + 5 * 86400 - 1, 1000, 5 * 86400, false },
+    { 1000 + 5 * 86400, 1000, 5 * 86400, true },
+    { 1000 + 50 * 86400, 1000, 5 * 86400, true },
+    { 1000, 1000, 0, true },                /* lifetime 0: first deferral */
+    { 1000, 2000, 0, true },
+    { 1000, 2000, 60, false },              /* arrival in the future */
+    { 1000, 1000, -1, true },
+};
+
+START_TEST(test_expiry_table)
+{
+    for (size_t i = 0; i < sizeof(expiry_cases) / sizeof(expiry_cases[0]); i++) {
+        bool got = qmgr_expired(expiry_cases[i].now, expiry_cases[i].arrival,
+                                expiry_cases[i].lifetime);
+        ck_assert_msg(got == expiry_cases[i].want, "case %zu: got %d", i, got);
+    }
+}
+END_TEST
+
+/* ---- transport choice ---------------------------------------------------- */
+
+static bool fake_is_local(const char *domain)
+{
+    return strcasecmp(domain, "example.org") == 0 ||
+           strcasecmp(domain, "localhost") == 0;
+}
+
+static const struct {
+    const char *rcpt;
+    int want;
+} xport_cases[] = {
+    { "alice@example.org", QMGR_XPORT_LOCAL },
+    { "alice@EXAMPLE.ORG", QMGR_XPORT_LOCAL },
+    { "bob@localhost", QMGR_XPORT_LOCAL },
+    { "postmaster", QMGR_XPORT_LOCAL },            /* no domain */
+    { "carol@example.com", QMGR_XPORT_SMTP },
+    { "carol@sub.example.org", QMGR_XPORT_SMTP },
+    { "\"a@example.org\"@example.net", QMGR_XPORT_SMTP },
+    { "\"a@example.net\"@example.org", QMGR_XPORT_LOCAL },
+    { "x@[192.0.2.1]", QMGR_XPORT_SMTP },
+    { "trailing@", QMGR_XPORT_LOCAL },            /* empty domain */
+    { "", QMGR_XPORT_LOCAL },
+};
+
+START_TEST(test_xport_table)
+{
+    for (size_t i = 0; i < sizeof(xport_cases) / sizeof(xport_cases[0]); i++) {
+        int got = qmgr_xport_pick(xport_cases[i].rcpt, fake_is_local);
+        ck_assert_msg(got == xport_cases[i].want, "case %zu (%s): got %d", i,
+                      xport_cases[i].rcpt, got);
+    }
+    ck_assert_str_eq(qmgr_xport_names[QMGR_XPORT_LOCAL], "local");
+    ck_assert_str_eq(qmgr_xport_names[QMGR_XPORT_SMTP], "smtp");
+}
+END_TEST
+
+START_TEST(test_rcpt_domain)
+{
+    ck_assert_str_eq(qmgr_rcpt_domain("a@b.c"), "b.c");
+    ck_assert_str_eq(qmgr_rcpt_domain("a@b@c"), "c");
+    ck_assert_str_eq(qmgr_rcpt_domain("abc"), "");
+    ck_assert_str_eq(qmgr_rcpt_domain("@"), "");
+}
+END_TEST
+
+/* ---- the delivery request ------------------------------------------------ */
+
+static void msg_fixture(queue_msg_t *m, struct queue_rcpt *r,
+                        struct queue_attr *a, size_t nattrs)
+{
+    memset(m, 0, sizeof(*m));
+    str_copy(m->qid, "4ZxB2KbQ1vNz", sizeof(m->qid));
+    m->arrival_usec = 1700000000123456ULL;
+    m->sender = "sender@example.com";
+    m->attrs = a;
+    m->nattrs = nattrs;
+    m->rcpts = r;
+    m->nrcpts = 2;
+    m->content_offset = 4321;
+    m->content_len = 9876543210ULL;
+}
+
+START_TEST(test_request_build)
+{
+    struct queue_rcpt r[2] = {
+        { "a@example.org", NULL, 100, QREC_RCPT },
+        { "b@example.org", "B@Example.ORG", 200, QREC_RCPT },
+    };
+    struct queue_attr a[2] = {
+        { "helo_name", "mx.example.com" },
+        { "client_address", "192.0.2.7" },
+    };
+    queue_msg_t m;
+    attr_list_t l;
+    long v;
+
+    msg_fixture(&m, r, a, 2);
+    attr_list_init(&l);
+    qmgr_request_build(&m, 1, &l);
+    ck_assert_str_eq(attr_get(&l, DA_REQUEST), DELIVER_REQUEST_DELIVER);
+    ck_assert_str_eq(attr_get(&l, DA_QUEUE_NAME), "active");
+    ck_assert_str_eq(attr_get(&l, DA_QUEUE_ID), "4ZxB2KbQ1vNz");
+    ck_assert_str_eq(attr_get(&l, DA_SENDER), "sender@example.com");
+    ck_assert_str_eq(attr_get(&l, DA_RECIPIENT), "b@example.org");
+    ck_assert_str_eq(attr_get(&l, DA_ORIG_RCPT), "B@Example.ORG");
+    ck_assert_int_eq(attr_get_long(&l, DA_RCPT_OFFSET, 0, 1L << 40, &v), 0);
+    ck_assert_int_eq(v, 200);
+    ck_assert_int_eq(attr_get_long(&l, DA_CONTENT_OFFSET, 0, 1L << 40, &v), 0);
+    ck_assert_int_eq(v, 4321);
+    ck_assert_str_eq(attr_get(&l, DA_CONTENT_SIZE), "9876543210");
+    ck_assert_str_eq(attr_get(&l, DA_ARRIVAL), "1700000000123456");
+    ck_assert_str_eq(attr_get(&l, DA_CLIENT_ADDR), "192.0.2.7");
+
+    /* the first recipient: no orcpt -> the address itself; reused list */
+    qmgr_request_build(&m, 0, &l);
+    ck_assert_str_eq(attr_get(&l, DA_RECIPIENT), "a@example.org");
+    ck_assert_str_eq(attr_get(&l, DA_ORIG_RCPT), "a@example.org");
+    ck_assert_int_eq(attr_get_long(&l, DA_RCPT_OFFSET, 0, 1L << 40, &v), 0);
+    ck_assert_int_eq(v, 100);
+    attr_list_free(&l);
+}
+END_TEST
+
+START_TEST(test_request_null_sender_no_client)
+{
+    struct queue_rcpt r[2] = {
+        { "a@example.org", NULL, 100, QREC_RCPT },
+        { "b@example.org", NULL, 200, QREC_DONE },
+    };
+    queue_msg_t m;
+    attr_list_t l;
+
+    msg_fixture(&m, r, NULL, 0);
+    m.sender = NULL;
+    attr_list_init(&l);
+    qmgr_request_build(&m, 0, &l);
+    ck_assert_str_eq(attr_get(&l, DA_SENDER), "");
+    ck_assert_ptr_null(attr_get(&l, DA_CLIENT_ADDR));
+    attr_list_free(&l);
+}
+END_TEST
+
+START_TEST(test_request_wire_roundtrip)
+{
+    /* what the agent decodes is what we built, even for odd values */
+    char longaddr[300];
+    struct queue_rcpt r[2] = {
+        { longaddr, "rfc822;x@y", 7, QREC_RCPT },
+        { "b@example.org", NULL, 200, QREC_RCPT },
+    };
+    queue_msg_t m;
+    attr_list_t l, back;
+    buf_t wire = BUF_INIT;
+    size_t used = 0;
+    const char *err = NULL;
+
+    memset(longaddr, 'x', sizeof(longaddr) - 1);
+    longaddr[sizeof(longaddr) - 1] = '\0';
+    longaddr[10] = '@';
+    msg_fixture(&m, r, NULL, 0);
+    m.sender = "\"odd sender\"@example.com";
+    attr_list_init(&l);
+    attr_list_init(&back);
+    qmgr_request_build(&m, 0, &l);
+    ck_assert_int_eq(attr_encode(&l, &wire), 0);
+    ck_assert_int_eq(attr_decode(wire.data, wire.len, &back, &used, &err), 1);
+    ck_assert_uint_eq(used, wire.len);
+    ck_assert_uint_eq(back.count, l.count);
+    for (size_t i = 0; i < l.count; i++) {
+        ck_assert_str_eq(back.items[i].name, l.items[i].name);
+        ck_assert_str_eq(back.items[i].value, l.items[i].value);
+    }
+    ck_assert_str_eq(attr_get(&back, DA_RECIPIENT), longaddr);
+    /* truncated wire form is incomplete, never a half request */
+    ck_assert_int_eq(attr_decode(wire.data, wire.len - 1, &back, &used, &err), 0);
+    attr_list_free(&l);
+    attr_list_free(&back);
+    buf_free(&wire);
+}
+END_TEST
+
+/* ---- log numbers ----------------------------------------------------------- */
+
+static const struct {
+    uint64_t usec;
+    const char *want;
+} delay_cases[] = {
+    { 0, "0.00" },
+    { 9999, "0.00" },
+    { 123456, "0.12" },
+    { 9990000, "9.99" },
+    { 12345678, "12.3" },
+    { 99990000, "99.9" },
+    { 100000000, "100" },
+    { 86400ULL * 1000000 * 5, "432000" },
+    { UINT64_MAX, "18446744073709" },
+};
+
+START_TEST(test_delay_format)
+{
+    char out[32];
+
+    for (size_t i = 0; i < sizeof(delay_cases) / sizeof(delay_cases[0]); i++) {
+        qmgr_delay_format(delay_cases[i].usec, out, sizeof(out));
+        ck_assert_msg(strcmp(out, delay_cases[i].want) == 0,
+                      "case %zu: got %s want %s", i, out, delay_cases[i].want);
+    }
+    /* a too-small buffer truncates, never overflows */
+    qmgr_delay_format(123456, out, 3);
+    ck_assert_str_eq(out, "0.");
+}
+END_TEST
+
+static const struct {
+    long secs;
+    const char *want;
+} duration_cases[] = {
+    { 0, "0 seconds" },
+    { 1, "1 second" },
+    { 59, "59 seconds" },
+    { 60, "1 minute" },
+    { 3599, "59 minutes" },
+    { 7200, "2 hours" },
+    { 86400, "1 day" },
+    { 5 * 86400 + 3600, "5 days" },
+    { -10, "0 seconds" },
+};
+
+START_TEST(test_duration_text)
+{
+    char out[64];
+
+    for (size_t i = 0; i < sizeof(duration_cases) / sizeof(duration_cases[0]); i++) {
+        qmgr_duration_text(duration_cases[i].secs, out, sizeof(out));
+        ck_assert_msg(strcmp(out, duration_cases[i].want) == 0,
+                      "case %zu: got %s want %s", i, out,
+                      duration_cases[i].want);
+    }
+}
+END_TEST
+
+static Suite *qmgr_suite(void)
+{
+    Suite *s = suite_create("qmgr");
+    TCase *tc = tcase_create("policy");
+
+    tcase_add_test(tc, test_backoff_table);
+    tcase_add_test(tc, test_backoff_sequence_grows);
+    tcase_add_test(tc, test_expiry_table);
+    tcase_add_test(tc, test_xport_table);
+    tcase_add_test(tc, test_rcpt_domain);
+    tcase_add_test(tc, test_request_build);
+    tcase_add_test(tc, test_request_null_sender_no_client);
+    tcase_add_test(tc, test_request_wire_roundtrip);
+    tcase_add_test(tc, test_delay_format);
+    tcase_add_test(tc, test_duration_text);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(qmgr_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
