@@ -1,0 +1,376 @@
+/*
+ * smtpd - the SMTP receiver: an event server with many sessions per
+ * process. This file owns a session's life (connect, pipelined command
+ * loop, replies, error counting and delays, timeouts, disconnect); the
+ * commands, DATA and the recipient policy live in the other smtpd_*.c.
+ *
+ * Security: runs as mail_owner, chrooted when master.conf says so; all
+ * client input is bounded by the stream (line_length_limit) and DATA is
+ * decoded by lib/smtpdata.c.
+ */
+#include "smtpd.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "mailuser.h"
+#include "server.h"
+#include "util.h"
+
+static void smtpd_on_read(stream_t *st, void *ctx);
+static void smtpd_on_close(stream_t *st, void *ctx,
+                           enum stream_close_reason why);
+
+static const struct stream_handler smtpd_handler = {
+    .on_read = smtpd_on_read,
+    .on_close = smtpd_on_close,
+    .on_drain = NULL,
+};
+
+const char *smtpd_proto(const struct smtpd_session *s)
+{
+    return s->esmtp ? "ESMTP" : "SMTP";
+}
+
+/* smtpd_last_cmd - what the client did last, for "... after X" logs */
+static const char *smtpd_last_cmd(const struct smtpd_session *s)
+{
+    static const char *const upper[SMTP_VERB_COUNT] = {
+        "HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "VRFY",
+        "HELP", "QUIT", "UNKNOWN",
+    };
+
+    if (s->in_data)
+        return "DATA";
+    if (!s->any_command)
+        return "CONNECT";
+    return (unsigned)s->last_verb < SMTP_VERB_COUNT ? upper[s->last_verb]
+                                                    : "UNKNOWN";
+}
+
+/* smtpd_counts - Postfix-style "ehlo=1 mail=1 rcpt=0/1 ... commands=3/4" */
+static void smtpd_counts(const struct smtpd_session *s, buf_t *out)
+{
+    unsigned ok = 0, total = 0;
+
+    for (int v = 0; v < SMTP_VERB_COUNT; v++) {
+        if (s->cmd_total[v] == 0)
+            continue;
+        ok += s->cmd_ok[v];
+        total += s->cmd_total[v];
+        if (s->cmd_ok[v] == s->cmd_total[v])
+            (void)buf_printf(out, " %s=%u", smtpcmd_name(v), s->cmd_ok[v]);
+        else
+            (void)buf_printf(out, " %s=%u/%u", smtpcmd_name(v), s->cmd_ok[v],
+                             s->cmd_total[v]);
+    }
+    if (ok == total)
+        (void)buf_printf(out, " commands=%u", total);
+    else
+        (void)buf_printf(out, " commands=%u/%u", ok, total);
+}
+
+/* smtpd_session_end - the connection is gone: log, release everything */
+static void smtpd_session_end(struct smtpd_session *s)
+{
+    buf_t counts;
+
+    buf_init(&counts, 4096);
+    smtpd_counts(s, &counts);
+    log_info("disconnect from %s%s", s->namaddr, buf_str(&counts));
+    buf_free(&counts);
+    smtpd_data_abort(s);
+    smtpd_txn_reset(s);
+    ev_timer_stop(s->loop, &s->idle_timer);
+    ev_timer_stop(s->loop, &s->sleep_timer);
+    buf_free(&s->held);
+    buf_free(&s->line);
+    buf_free(&s->dbuf);
+    free(s);
+    server_conn_done();
+}
+
+/* smtpd_leave - end of one of our callbacks: free when nothing uses s */
+static void smtpd_leave(struct smtpd_session *s)
+{
+    if (--s->busy == 0 && s->stream == NULL)
+        smtpd_session_end(s);
+}
+
+/* smtpd_really_close - flush and close the stream (session ends soon) */
+static void smtpd_really_close(struct smtpd_session *s)
+{
+    if (s->stream != NULL) {
+        stream_t *st = s->stream;
+        s->stream = NULL;
+        stream_close(st);
+    }
+}
+
+void smtpd_close(struct smtpd_session *s)
+{
+    s->closing = true;
+    if (!s->sleeping)
+        smtpd_really_close(s);
+    /* else the sleep timer sends the held replies, then closes */
+}
+
+/* smtpd_idle_restart - (re)arm the session timeout */
+static void smtpd_idle_restart(struct smtpd_session *s)
+{
+    if (var_smtpd_timeout > 0)
+        ev_timer_set(s->loop, &s->idle_timer,
+                     (uint64_t)var_smtpd_timeout * 1000);
+}
+
+/* smtpd_sleep_start - hold replies back for smtpd_error_sleep_time */
+static void smtpd_sleep_start(struct smtpd_session *s)
+{
+    s->sleeping = true;
+    stream_pause_read(s->stream, true);
+    ev_timer_stop(s->loop, &s->idle_timer);
+    ev_timer_set(s->loop, &s->sleep_timer,
+                 (uint64_t)var_smtpd_error_sleep_time * 1000);
+}
+
+/* smtpd_send - queue one formatted reply line (held while sleeping) */
+static void smtpd_send(struct smtpd_session *s, const buf_t *r)
+{
+    bool slow = var_smtpd_error_sleep_time > 0
+                && s->errors >= var_smtpd_soft_error_limit;
+
+    if (s->stream == NULL)
+        return;
+    if (s->sleeping || slow) {
+        (void)buf_append(&s->held, r->data, r->len);
+        if (!s->sleeping)
+            smtpd_sleep_start(s);
+    } else {
+        stream_write(s->stream, r->data, r->len);
+    }
+}
+
+void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
+{
+    buf_t r;
+    va_list ap;
+    bool error;
+
+    buf_init(&r, 4096);
+    va_start(ap, fmt);
+    if (buf_vprintf(&r, fmt, ap) < 0)
+        buf_truncate(&r, 0);
+    va_end(ap);
+    if (r.len == 0 && buf_puts(&r, "451 4.3.0 Error: internal error") < 0)
+        log_panic("smtpd_reply: cannot format");
+    (void)buf_puts(&r, "\r\n");
+    error = r.data[0] == '4' || r.data[0] == '5';
+    if (error)
+        s->errors++;
+    smtpd_send(s, &r);
+    buf_free(&r);
+    if (error && !s->closing && var_smtpd_hard_error_limit > 0
+        && s->errors >= var_smtpd_hard_error_limit) {
+        log_info("too many errors after %s from %s", smtpd_last_cmd(s),
+                 s->namaddr);
+        buf_init(&r, 4096);
+        (void)buf_printf(&r, "421 4.7.0 %s Error: too many errors\r\n",
+                         var_myhostname);
+        smtpd_send(s, &r);
+        buf_free(&r);
+        smtpd_close(s);
+    }
+}
+
+/* smtpd_line - one complete command line */
+static void smtpd_line(struct smtpd_session *s, const char *line, size_t len,
+                       bool crlf)
+{
+    struct smtp_cmd cmd;
+    const char *err = NULL;
+
+    if (!crlf && strcasecmp(var_smtpd_forbid_bare_newline, "reject") == 0) {
+        log_info("disconnect: bare <LF> received from %s", s->namaddr);
+        smtpd_reply(s, "521 5.5.2 %s Error: bare <LF> received",
+                    var_myhostname);
+        smtpd_close(s);
+        return;
+    }
+    s->any_command = true;
+    if (smtpcmd_parse(line, len, &s->line, &cmd, &err) < 0) {
+        s->last_verb = SMTP_UNKNOWN;
+        s->cmd_total[SMTP_UNKNOWN]++;
+        smtpd_reply(s, "500 5.5.2 Error: bad syntax");
+        return;
+    }
+    s->last_verb = cmd.verb;
+    s->cmd_total[cmd.verb]++;
+    if (smtpd_cmd_dispatch(s, &cmd))
+        s->cmd_ok[cmd.verb]++;
+}
+
+/* smtpd_process - handle every complete buffered line, in order */
+static void smtpd_process(struct smtpd_session *s)
+{
+    while (s->stream != NULL && !s->closing && !s->sleeping) {
+        const char *line;
+        size_t len;
+        bool crlf;
+        int rc;
+
+        if (s->in_data) {
+            if (!smtpd_data_input(s))
+                break;
+            continue;
+        }
+        rc = stream_read_line(s->stream, &line, &len, &crlf);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            s->any_command = true;
+            s->last_verb = SMTP_UNKNOWN;
+            smtpd_reply(s, "500 5.5.2 Error: line too long");
+            continue;
+        }
+        smtpd_line(s, line, len, crlf);
+    }
+}
+
+static void smtpd_on_read(stream_t *st, void *ctx)
+{
+    struct smtpd_session *s = ctx;
+
+    (void)st;
+    s->busy++;
+    if (!s->sleeping)
+        smtpd_idle_restart(s);
+    smtpd_process(s);
+    smtpd_leave(s);
+}
+
+static void smtpd_on_close(stream_t *st, void *ctx,
+                           enum stream_close_reason why)
+{
+    struct smtpd_session *s = ctx;
+
+    (void)st;
+    s->busy++;
+    s->stream = NULL;
+    if (!s->closing) {
+        if (why == STREAM_TIMEOUT)
+            log_info("timeout after %s from %s", smtpd_last_cmd(s),
+                     s->namaddr);
+        else
+            log_info("lost connection after %s from %s", smtpd_last_cmd(s),
+                     s->namaddr);
+    }
+    s->closing = true;
+    smtpd_leave(s);
+}
+
+/* smtpd_idle_expired - smtpd_timeout without input */
+static void smtpd_idle_expired(ev_loop_t *loop, void *arg)
+{
+    struct smtpd_session *s = arg;
+
+    (void)loop;
+    s->busy++;
+    if (s->stream != NULL && !s->closing) {
+        log_info("timeout after %s from %s", smtpd_last_cmd(s), s->namaddr);
+        stream_printf(s->stream, "421 4.4.2 %s Error: timeout exceeded\r\n",
+                      var_myhostname);
+        smtpd_close(s);
+    }
+    smtpd_leave(s);
+}
+
+/* smtpd_sleep_done - the error delay is over: say what was held back */
+static void smtpd_sleep_done(ev_loop_t *loop, void *arg)
+{
+    struct smtpd_session *s = arg;
+
+    (void)loop;
+    s->busy++;
+    s->sleeping = false;
+    if (s->stream != NULL) {
+        stream_write(s->stream, s->held.data, s->held.len);
+        buf_reset(&s->held);
+        if (s->closing) {
+            smtpd_really_close(s);
+        } else {
+            stream_pause_read(s->stream, false);
+            smtpd_idle_restart(s);
+            smtpd_process(s);
+        }
+    }
+    smtpd_leave(s);
+}
+
+static void smtpd_connect(ev_loop_t *loop, int fd, const struct sockaddr *peer,
+                          socklen_t peerlen, const struct sockaddr *local)
+{
+    struct smtpd_session *s = xcalloc(1, sizeof(*s));
+    int max_line = (int)var_line_length_limit + 2;
+    int timeout = var_smtpd_timeout > 0 ? (int)var_smtpd_timeout + 30 : 0;
+
+    (void)local;
+    s->loop = loop;
+    if (peerlen > sizeof(s->peer))
+        peerlen = sizeof(s->peer);
+    memcpy(&s->peer, peer, peerlen);
+    netaddr_str(peer, s->addr, sizeof(s->addr));
+    (void)snprintf(s->namaddr, sizeof(s->namaddr), "unknown[%s]", s->addr);
+    buf_init(&s->held, 64 * 1024);
+    buf_init(&s->line, (size_t)max_line + 1);
+    buf_init(&s->dbuf, 0);
+    ev_timer_init(&s->idle_timer, smtpd_idle_expired, s);
+    ev_timer_init(&s->sleep_timer, smtpd_sleep_done, s);
+    log_info("connect from %s", s->namaddr);
+    s->stream = stream_new(loop, fd, (size_t)max_line, timeout,
+                           &smtpd_handler, s);
+    if (s->stream == NULL) {
+        log_warning("connection from %s: %s", s->namaddr, strerror(errno));
+        (void)close(fd);
+        s->busy = 1;
+        smtpd_leave(s);
+        return;
+    }
+    stream_printf(s->stream, "220 %s\r\n", var_smtpd_banner);
+    smtpd_idle_restart(s);
+}
+
+static struct server_ops smtpd_ops;
+
+static void smtpd_pre_init(const char *service, char **args, int nargs)
+{
+    (void)service;
+    (void)args;
+    (void)nargs;
+    smtpd_ops.client_limit = var_smtpd_client_limit > 0
+                             ? (size_t)var_smtpd_client_limit : 1;
+    if (mailuser_init() < 0)
+        log_fatal("cannot open the local user tables");
+    if (smtpd_check_init() < 0)
+        log_fatal("bad smtpd policy configuration");
+}
+
+static void smtpd_pre_exit(void)
+{
+    smtpd_check_free();
+}
+
+int main(int argc, char **argv)
+{
+    smtpd_ops.pre_init = smtpd_pre_init;
+    smtpd_ops.pre_exit = smtpd_pre_exit;
+    smtpd_ops.on_connect = smtpd_connect;
+    smtpd_ops.client_limit = 100;   /* replaced by smtpd_client_limit */
+    return event_server_main(argc, argv, &smtpd_ops);
+}

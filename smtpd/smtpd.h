@@ -1,0 +1,95 @@
+/*
+ * smtpd.h - what the smtpd source files share: the per-connection
+ * session and the functions one file offers the others.
+ *
+ *   smtpd.c        main, connection life cycle, replies, error counting,
+ *                  the pipelined command loop
+ *   smtpd_cmd.c    HELO ... QUIT
+ *   smtpd_data.c   DATA: queue file, Received: header, commit
+ *   smtpd_check.c  recipient / relay policy
+ */
+#ifndef TERN_SMTPD_H
+#define TERN_SMTPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+#include "events.h"
+#include "netaddr.h"
+#include "queue.h"
+#include "smtpcmd.h"
+#include "smtpdata.h"
+#include "stream.h"
+
+#define SMTPD_HELO_MAX 255
+
+struct smtpd_session {
+    ev_loop_t *loop;
+    stream_t *stream;              /* NULL once the peer is gone */
+    struct sockaddr_storage peer;
+    char addr[NETADDR_STRLEN];     /* "192.0.2.1" */
+    char namaddr[NETADDR_STRLEN + 16];   /* "unknown[192.0.2.1]" */
+
+    char helo[SMTPD_HELO_MAX + 1];
+    bool have_helo;
+    bool esmtp;
+
+    /* the mail transaction */
+    bool in_mail;
+    char *sender;                  /* "" for the null sender */
+    char **rcpts;
+    size_t nrcpts;
+
+    /* DATA */
+    bool in_data;
+    smtpdata_t dec;
+    buf_t dbuf;                    /* decoded content on its way to disk */
+    queue_writer_t qw;
+    bool qw_open;
+    int write_errno;               /* first queue file error, 0 if none */
+
+    /* errors and delays */
+    long errors;
+    bool sleeping;                 /* a reply is being held back */
+    buf_t held;                    /* that reply */
+    ev_timer_t sleep_timer;
+    ev_timer_t idle_timer;
+
+    /* bookkeeping */
+    buf_t line;                    /* current command line, NUL-terminated */
+    enum smtp_verb last_verb;
+    bool any_command;
+    bool closing;                  /* QUIT or fatal error: no more input */
+    int busy;                      /* nesting of our callbacks */
+    unsigned cmd_total[SMTP_VERB_COUNT];
+    unsigned cmd_ok[SMTP_VERB_COUNT];
+};
+
+/* smtpd.c */
+void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void smtpd_close(struct smtpd_session *s);
+const char *smtpd_proto(const struct smtpd_session *s);
+
+/* smtpd_cmd.c: handle one parsed command; returns the reply code class
+   result: true when the command succeeded (for the disconnect counts) */
+bool smtpd_cmd_dispatch(struct smtpd_session *s, const struct smtp_cmd *cmd);
+void smtpd_txn_reset(struct smtpd_session *s);
+
+/* smtpd_data.c */
+bool smtpd_data_begin(struct smtpd_session *s);
+/* consume buffered DATA input (replying when DATA ends); false when
+   no input was buffered */
+bool smtpd_data_input(struct smtpd_session *s);
+void smtpd_data_abort(struct smtpd_session *s);
+
+/* smtpd_check.c */
+int smtpd_check_init(void);
+void smtpd_check_free(void);
+/* 0 accept; else the full reply line ("550 5.1.1 <a>: ...") in reply */
+int smtpd_check_rcpt(const struct smtpd_session *s, const char *addr,
+                     buf_t *reply);
+
+#endif

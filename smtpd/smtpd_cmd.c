@@ -1,0 +1,261 @@
+/* smtpd_cmd - the SMTP commands other than DATA's content (RFC 5321). */
+#include "smtpd.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "addr.h"
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+void smtpd_txn_reset(struct smtpd_session *s)
+{
+    free(s->sender);
+    s->sender = NULL;
+    for (size_t i = 0; i < s->nrcpts; i++)
+        free(s->rcpts[i]);
+    free(s->rcpts);
+    s->rcpts = NULL;
+    s->nrcpts = 0;
+    s->in_mail = false;
+}
+
+/* cmd_set_helo - remember the HELO name, control characters replaced */
+static void cmd_set_helo(struct smtpd_session *s, const char *name)
+{
+    size_t i;
+
+    for (i = 0; name[i] != '\0' && i < SMTPD_HELO_MAX; i++) {
+        unsigned char c = (unsigned char)name[i];
+        s->helo[i] = (c < 33 || c == 127) ? '?' : (char)c;
+    }
+    s->helo[i] = '\0';
+    s->have_helo = true;
+}
+
+static bool cmd_helo(struct smtpd_session *s, const char *arg, bool esmtp)
+{
+    if (*arg == '\0') {
+        smtpd_reply(s, "501 5.5.4 Syntax: %s hostname",
+                    esmtp ? "EHLO" : "HELO");
+        return false;
+    }
+    smtpd_txn_reset(s);
+    cmd_set_helo(s, arg);
+    s->esmtp = esmtp;
+    if (!esmtp) {
+        smtpd_reply(s, "250 %s", var_myhostname);
+        return true;
+    }
+    smtpd_reply(s, "250-%s", var_myhostname);
+    smtpd_reply(s, "250-PIPELINING");
+    if (var_message_size_limit > 0)
+        smtpd_reply(s, "250-SIZE %ld", var_message_size_limit);
+    else
+        smtpd_reply(s, "250-SIZE");
+    smtpd_reply(s, "250-VRFY");
+    smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
+    smtpd_reply(s, "250 8BITMIME");
+    return true;
+}
+
+/* cmd_params - parse ESMTP parameters; replies and returns -1 on error */
+static int cmd_params(struct smtpd_session *s, const char *rest,
+                      struct esmtp_param *p, size_t *n)
+{
+    const char *err = NULL;
+
+    if (esmtp_params_parse(rest, p, ESMTP_MAX_PARAMS, n, &err) < 0) {
+        smtpd_reply(s, "501 5.5.4 Bad parameter syntax: %s",
+                    err ? err : "malformed");
+        return -1;
+    }
+    return 0;
+}
+
+/* cmd_mail_param - one MAIL parameter; replies and returns false if bad */
+static bool cmd_mail_param(struct smtpd_session *s, const struct esmtp_param *p)
+{
+    long size;
+
+    if (strcmp(p->keyword, "SIZE") == 0) {
+        if (p->value == NULL || p->value[0] < '0' || p->value[0] > '9'
+            || parse_long(p->value, 0, (1L << 62), &size) < 0) {
+            smtpd_reply(s, "501 5.5.4 Bad message size syntax");
+            return false;
+        }
+        if (var_message_size_limit > 0 && size > var_message_size_limit) {
+            smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+            return false;
+        }
+        return true;
+    }
+    if (strcmp(p->keyword, "BODY") == 0) {
+        if (p->value != NULL && (strcasecmp(p->value, "7BIT") == 0
+                                 || strcasecmp(p->value, "8BITMIME") == 0))
+            return true;
+        smtpd_reply(s, "501 5.5.4 Unsupported BODY parameter");
+        return false;
+    }
+    smtpd_reply(s, "555 5.5.4 Unsupported option: %s", p->keyword);
+    return false;
+}
+
+static bool cmd_mail(struct smtpd_session *s, const char *arg)
+{
+    struct esmtp_param params[ESMTP_MAX_PARAMS];
+    size_t nparams = 0;
+    const char *path, *rest = NULL, *err = NULL;
+    buf_t addr;
+    bool ok = true;
+
+    if (var_smtpd_helo_required && !s->have_helo) {
+        smtpd_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+        return false;
+    }
+    if (s->in_mail) {
+        smtpd_reply(s, "503 5.5.1 Error: nested MAIL command");
+        return false;
+    }
+    if ((path = smtpcmd_path_arg(arg, "FROM:")) == NULL) {
+        smtpd_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+        return false;
+    }
+    buf_init(&addr, ADDR_MAX_PATH + 1);
+    if (addr_parse_path(path, true, true, &addr, &rest, &err) < 0) {
+        smtpd_reply(s, "501 5.1.7 Bad sender address syntax");
+        buf_free(&addr);
+        return false;
+    }
+    if (cmd_params(s, rest, params, &nparams) < 0) {
+        buf_free(&addr);
+        return false;
+    }
+    for (size_t i = 0; i < nparams && ok; i++)
+        ok = cmd_mail_param(s, &params[i]);
+    esmtp_params_free(params, nparams);
+    if (ok) {
+        s->sender = buf_strdup(&addr);
+        s->in_mail = true;
+        smtpd_reply(s, "250 2.1.0 Ok");
+    }
+    buf_free(&addr);
+    return ok;
+}
+
+/* cmd_rcpt_check - policy; replies and logs the reject, false if refused */
+static bool cmd_rcpt_check(struct smtpd_session *s, const char *addr)
+{
+    buf_t reply;
+    bool ok;
+
+    buf_init(&reply, 4096);
+    ok = smtpd_check_rcpt(s, addr, &reply) == 0;
+    if (!ok) {
+        log_info("NOQUEUE: reject: RCPT from %s: %s; from=<%s> to=<%s> "
+                 "proto=%s helo=<%s>", s->namaddr, buf_str(&reply),
+                 s->sender, addr, smtpd_proto(s), s->helo);
+        smtpd_reply(s, "%s", buf_str(&reply));
+    }
+    buf_free(&reply);
+    return ok;
+}
+
+static bool cmd_rcpt(struct smtpd_session *s, const char *arg)
+{
+    struct esmtp_param params[ESMTP_MAX_PARAMS];
+    size_t nparams = 0;
+    const char *path, *rest = NULL, *err = NULL;
+    buf_t addr;
+    bool ok = false;
+
+    if (!s->in_mail) {
+        smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
+        return false;
+    }
+    if ((path = smtpcmd_path_arg(arg, "TO:")) == NULL) {
+        smtpd_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+        return false;
+    }
+    buf_init(&addr, ADDR_MAX_PATH + 1);
+    if (addr_parse_path(path, false, true, &addr, &rest, &err) < 0) {
+        smtpd_reply(s, "501 5.1.3 Bad recipient address syntax");
+    } else if (cmd_params(s, rest, params, &nparams) == 0) {
+        if (nparams > 0)
+            smtpd_reply(s, "555 5.5.4 Unsupported option: %s",
+                        params[0].keyword);
+        else if (var_smtpd_recipient_limit > 0
+                 && s->nrcpts >= (size_t)var_smtpd_recipient_limit)
+            smtpd_reply(s, "452 4.5.3 Error: too many recipients");
+        else
+            ok = cmd_rcpt_check(s, buf_str(&addr));
+        esmtp_params_free(params, nparams);
+    }
+    if (ok) {
+        s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof(*s->rcpts));
+        s->rcpts[s->nrcpts++] = buf_strdup(&addr);
+        smtpd_reply(s, "250 2.1.5 Ok");
+    }
+    buf_free(&addr);
+    return ok;
+}
+
+/* cmd_no_arg - commands that take no argument */
+static bool cmd_no_arg(struct smtpd_session *s, const char *arg,
+                       const char *name)
+{
+    if (*arg != '\0') {
+        smtpd_reply(s, "501 5.5.4 Syntax: %s", name);
+        return false;
+    }
+    return true;
+}
+
+bool smtpd_cmd_dispatch(struct smtpd_session *s, const struct smtp_cmd *cmd)
+{
+    switch (cmd->verb) {
+    case SMTP_HELO:
+        return cmd_helo(s, cmd->arg, false);
+    case SMTP_EHLO:
+        return cmd_helo(s, cmd->arg, true);
+    case SMTP_MAIL:
+        return cmd_mail(s, cmd->arg);
+    case SMTP_RCPT:
+        return cmd_rcpt(s, cmd->arg);
+    case SMTP_DATA:
+        /* counted as ok by smtpd_data.c once the message is queued */
+        if (cmd_no_arg(s, cmd->arg, "DATA"))
+            (void)smtpd_data_begin(s);
+        return false;
+    case SMTP_RSET:
+        if (!cmd_no_arg(s, cmd->arg, "RSET"))
+            return false;
+        smtpd_txn_reset(s);
+        smtpd_reply(s, "250 2.0.0 Ok");
+        return true;
+    case SMTP_NOOP:
+        smtpd_reply(s, "250 2.0.0 Ok");
+        return true;
+    case SMTP_VRFY:
+        if (*cmd->arg == '\0') {
+            smtpd_reply(s, "501 5.5.4 Syntax: VRFY address");
+            return false;
+        }
+        smtpd_reply(s, "252 2.0.0 Cannot verify the user, but will accept "
+                       "mail and attempt delivery");
+        return true;
+    case SMTP_HELP:
+        smtpd_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET "
+                       "NOOP VRFY HELP QUIT");
+        return true;
+    case SMTP_QUIT:
+        smtpd_reply(s, "221 2.0.0 Bye");
+        smtpd_close(s);
+        return true;
+    default:
+        smtpd_reply(s, "502 5.5.2 Error: command not recognized");
+        return false;
+    }
+}
