@@ -500,9 +500,9 @@ static int cfg_entry_line(struct cfg_parse *ps, char *line, int lineno)
     if (name_end == line || *p != '=') {
         if (ps->err)
             buf_printf(ps->err, "%s:%d: %s", ps->path, lineno,
-                       name_end == line ? "bad parameter name"
-                       : *p ? "bad parameter name or missing '='"
-                            : "missing '=' after parameter name");
+                       name_end == line || (p == name_end && *p)
+                           ? "bad parameter name"
+                           : "missing '=' after parameter name");
         return -1;
     }
     *name_end = '\0';

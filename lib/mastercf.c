@@ -70,6 +70,8 @@ static bool mc_valid_port(const char *p)
         return false;
     if (isdigit((unsigned char)*p))
         return parse_long(p, 1, 65535, &n) == 0;
+    if (!isalpha((unsigned char)*p))
+        return false;
     for (const char *q = p; *q; q++)
         if (!isalnum((unsigned char)*q) && *q != '-' && *q != '_')
             return false;
@@ -220,7 +222,7 @@ static int mc_duplicate(struct mc_parse *ps, const struct master_entry *e)
 static size_t mc_split(const char *text, char ***fields_r)
 {
     char **f = NULL;
-    size_t n = 0;
+    size_t n = 0, cap = 0;
     for (const char *p = text; *p;) {
         while (*p && isspace((unsigned char)*p))
             p++;
@@ -228,7 +230,10 @@ static size_t mc_split(const char *text, char ***fields_r)
         while (*p && !isspace((unsigned char)*p))
             p++;
         if (p > s) {
-            f = xrealloc(f, (n + 1) * sizeof(*f));
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                f = xrealloc(f, cap * sizeof(*f));
+            }
             f[n++] = xstrndup(s, (size_t)(p - s));
         }
     }
@@ -274,8 +279,10 @@ static int mc_entry(struct mc_parse *ps, const char *text)
     e.args = xcalloc(e.nargs + 1, sizeof(char *));
     for (size_t i = 0; i < e.nargs; i++)
         e.args[i] = xstrdup(f[8 + i]);
-    ps->mc->entries = xrealloc(ps->mc->entries,
-                               (ps->mc->count + 1) * sizeof(e));
+    size_t n_now = ps->mc->count;   /* capacity: next power of two >= 8 */
+    if (n_now >= 8 ? (n_now & (n_now - 1)) == 0 : n_now == 0)
+        ps->mc->entries = xrealloc(ps->mc->entries,
+                                   (n_now < 8 ? 8 : n_now * 2) * sizeof(e));
     ps->mc->entries[ps->mc->count++] = e;
     rc = 0;
 out:
