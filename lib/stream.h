@@ -63,10 +63,12 @@ int stream_fd(const stream_t *s);
 
 /*
  * Take the next line from the input buffer.
- *   1: *line/*len is the line WITHOUT its terminator; *crlf is true when
- *      it ended in CRLF, false for a bare LF. Valid until the next call
- *      that reads or consumes.
- *   0: no complete line buffered yet.
+ *   1: *line and *len give the line WITHOUT its terminator; *crlf is
+ *      true when it ended in CRLF, false for a bare LF. Valid until the
+ *      next call that reads or consumes.
+ *   0: no complete line buffered yet, or output back-pressure: while more
+ *      than 256 KiB of output is pending no further line is handed out;
+ *      on_read is dispatched again once it drains below 64 KiB.
  *  -1: the line is longer than max_line. Its bytes up to and including
  *      the next LF are discarded (may span several reads); the caller
  *      replies with an error once.

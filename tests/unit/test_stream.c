@@ -1,0 +1,752 @@
+/* Unit tests for lib/stream.c: a socketpair, our stream on one end and
+   the test playing the peer on the other. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "events.h"
+#include "stream.h"
+#include "util.h"
+
+#define MAXREC 64
+
+struct rec {
+    int r;            /* 1 line, -1 overlong */
+    bool crlf;
+    size_t len;
+    char data[256];   /* first bytes of the line */
+};
+
+struct tctx {
+    ev_loop_t *loop;
+    stream_t *s;
+    int peer;
+    struct rec rec[MAXREC];
+    int nrec;
+    int reads;                 /* on_read calls */
+    int closes;
+    enum stream_close_reason why;
+    size_t peek_at_close;
+    char peek_data[64];
+    int drains;
+    /* behaviour switches */
+    bool pause_each_line;      /* take one line, then pause */
+    bool raw;                  /* on_read only peeks, consumes raw_take */
+    size_t raw_take;
+    size_t raw_seen;
+    size_t reply_size;         /* bytes written per line received */
+    size_t max_pending;
+    bool close_on_quit;        /* "QUIT" -> write quit_reply and close */
+    size_t quit_reply;
+    bool quit_silent;          /* QUIT closes without writing */
+    bool closed_by_us;
+};
+
+static void t_on_read(stream_t *s, void *arg)
+{
+    struct tctx *t = arg;
+    t->reads++;
+    if (t->raw) {
+        const char *p;
+        t->raw_seen = stream_peek(s, &p);
+        size_t take = t->raw_take < t->raw_seen ? t->raw_take : t->raw_seen;
+        stream_consume(s, take);
+        return;
+    }
+    const char *line;
+    size_t len;
+    bool crlf;
+    int r;
+    while ((r = stream_read_line(s, &line, &len, &crlf)) != 0) {
+        ck_assert_int_lt(t->nrec, MAXREC * 1000);
+        if (t->nrec < MAXREC) {
+            struct rec *rc = &t->rec[t->nrec];
+            rc->r = r;
+            if (r == 1) {
+                rc->crlf = crlf;
+                rc->len = len;
+                memcpy(rc->data, line, len < sizeof(rc->data) ? len : sizeof(rc->data));
+            }
+        }
+        t->nrec++;
+        if (r == 1 && t->close_on_quit && len == 4 && memcmp(line, "QUIT", 4) == 0) {
+            if (t->quit_silent) {
+                stream_close(s);   /* nothing queued: done at once, but
+                                      the free waits until we return */
+                t->closed_by_us = true;
+                return;
+            }
+            char *big = xmalloc(t->quit_reply);
+            memset(big, 'q', t->quit_reply);
+            stream_write(s, big, t->quit_reply);
+            free(big);
+            stream_puts(s, "221 bye\r\n");
+            stream_close(s);
+            t->closed_by_us = true;
+            return;
+        }
+        if (t->reply_size > 0) {
+            char reply[512];
+            ck_assert_uint_le(t->reply_size, sizeof(reply));
+            memset(reply, 'r', t->reply_size - 2);
+            memcpy(reply + t->reply_size - 2, "\r\n", 2);
+            stream_write(s, reply, t->reply_size);
+            if (stream_output_pending(s) > t->max_pending)
+                t->max_pending = stream_output_pending(s);
+        }
+        if (t->pause_each_line) {
+            stream_pause_read(s, true);
+            return;
+        }
+    }
+}
+
+static void t_on_close(stream_t *s, void *arg, enum stream_close_reason why)
+{
+    struct tctx *t = arg;
+    t->closes++;
+    t->why = why;
+    const char *p;
+    t->peek_at_close = stream_peek(s, &p);
+    size_t n = t->peek_at_close < sizeof(t->peek_data) - 1
+        ? t->peek_at_close : sizeof(t->peek_data) - 1;
+    memcpy(t->peek_data, p, n);
+    t->peek_data[n] = '\0';
+    t->s = NULL;
+}
+
+static void t_on_drain(stream_t *s, void *arg)
+{
+    (void)s;
+    struct tctx *t = arg;
+    t->drains++;
+}
+
+static const struct stream_handler t_handler = { t_on_read, t_on_close, t_on_drain };
+
+static struct tctx *t_new(size_t max_line, int timeout)
+{
+    struct tctx *t = xcalloc(1, sizeof(*t));
+    t->loop = ev_loop_new();
+    ck_assert_ptr_nonnull(t->loop);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    t->peer = sv[1];
+    t->s = stream_new(t->loop, sv[0], max_line, timeout, &t_handler, t);
+    ck_assert_ptr_nonnull(t->s);
+    return t;
+}
+
+static void t_free(struct tctx *t)
+{
+    if (t->s != NULL && !t->closed_by_us)
+        stream_close(t->s);
+    /* let a lingering stream finish so ASan sees no leak */
+    for (int i = 0; i < 5; i++)
+        ev_loop_run_once(t->loop, 0);
+    if (t->peer >= 0)
+        close(t->peer);
+    for (int i = 0; i < 5; i++)
+        ev_loop_run_once(t->loop, 0);
+    ev_loop_free(t->loop);
+    free(t);
+}
+
+static void peer_send(struct tctx *t, const void *p, size_t n)
+{
+    ck_assert_int_eq(write_full(t->peer, p, n), 0);
+}
+
+#define RUN_UNTIL(t, cond, ms) do {                                   \
+        uint64_t end_ = time_mono_msec() + (ms);                      \
+        while (!(cond) && time_mono_msec() < end_)                    \
+            ev_loop_run_once((t)->loop, 20);                          \
+    } while (0)
+
+/* ---- line endings --------------------------------------------------------- */
+
+START_TEST(test_line_endings)
+{
+    struct tctx *t = t_new(1000, 0);
+    static const char in[] = "a\r\nbb\ncc\r\n\r\n\nx\r\r\n\rz\n";
+    static const struct { const char *s; size_t len; bool crlf; } want[] = {
+        { "a", 1, true }, { "bb", 2, false }, { "cc", 2, true },
+        { "", 0, true }, { "", 0, false }, { "x\r", 2, true }, { "\rz", 2, false },
+    };
+    const int nwant = (int)(sizeof(want) / sizeof(want[0]));
+    peer_send(t, in, sizeof(in) - 1);
+    RUN_UNTIL(t, t->nrec >= nwant, 2000);
+    ck_assert_int_eq(t->nrec, nwant);
+    for (int i = 0; i < nwant; i++) {
+        ck_assert_int_eq(t->rec[i].r, 1);
+        ck_assert_uint_eq(t->rec[i].len, want[i].len);
+        ck_assert_int_eq(t->rec[i].crlf, want[i].crlf);
+        ck_assert_int_eq(memcmp(t->rec[i].data, want[i].s, want[i].len), 0);
+    }
+    t_free(t);
+}
+END_TEST
+
+START_TEST(test_line_split_writes)
+{
+    struct tctx *t = t_new(1000, 0);
+    static const char in[] = "MAIL FROM:<someone@example.org>\r\n";
+    for (size_t i = 0; i < sizeof(in) - 1; i++) {
+        peer_send(t, in + i, 1);
+        ev_loop_run_once(t->loop, 20);
+        /* the CR alone does not complete the line */
+        if (i < sizeof(in) - 2)
+            ck_assert_int_eq(t->nrec, 0);
+    }
+    RUN_UNTIL(t, t->nrec >= 1, 2000);
+    ck_assert_int_eq(t->nrec, 1);
+    ck_assert_uint_eq(t->rec[0].len, sizeof(in) - 3);
+    ck_assert(t->rec[0].crlf);
+    ck_assert_int_eq(memcmp(t->rec[0].data, in, sizeof(in) - 3), 0);
+    ck_assert_int_ge(t->reads, (int)sizeof(in) - 1);
+    t_free(t);
+}
+END_TEST
+
+START_TEST(test_nul_bytes)
+{
+    struct tctx *t = t_new(100, 0);
+    static const char in[] = "a\0b\0\0c\r\n\0\n";
+    peer_send(t, in, sizeof(in) - 1);
+    RUN_UNTIL(t, t->nrec >= 2, 2000);
+    ck_assert_int_eq(t->nrec, 2);
+    ck_assert_uint_eq(t->rec[0].len, 6);
+    ck_assert(t->rec[0].crlf);
+    ck_assert_int_eq(memcmp(t->rec[0].data, "a\0b\0\0c", 6), 0);
+    ck_assert_uint_eq(t->rec[1].len, 1);
+    ck_assert(!t->rec[1].crlf);
+    ck_assert_int_eq(t->rec[1].data[0], '\0');
+    t_free(t);
+}
+END_TEST
+
+/* ---- overlong lines ---------------------------------------------------------- */
+
+/* total: line length including its terminator; chunk: peer write size
+   (0 = all at once) */
+static const struct {
+    size_t max_line;
+    size_t total;
+    bool crlf;
+    size_t chunk;
+} long_cases[] = {
+    { 100, 98, true, 0 },
+    { 100, 99, true, 0 },
+    { 100, 100, true, 0 },      /* exactly max_line: fits */
+    { 100, 101, true, 0 },
+    { 100, 102, true, 0 },
+    { 100, 100, false, 0 },
+    { 100, 101, false, 0 },
+    { 100, 101, true, 1 },      /* CR arrives alone as byte 101 */
+    { 100, 5000, true, 0 },
+    { 100, 5000, false, 37 },
+    { 100, 70000, true, 0 },    /* longer than the whole input buffer */
+    { 100, 200000, true, 4096 },
+    { 100000, 100000, true, 0 },  /* max_line above 64 KiB sizes the buffer */
+    { 100000, 100001, true, 0 },
+    { 100000, 100001, false, 777 },
+    { 1, 1, false, 0 },         /* degenerate: only an empty bare-LF line */
+    { 1, 2, true, 0 },
+};
+
+START_TEST(test_overlong)
+{
+    size_t max_line = long_cases[_i].max_line;
+    size_t total = long_cases[_i].total;
+    bool crlf = long_cases[_i].crlf;
+    size_t chunk = long_cases[_i].chunk;
+    struct tctx *t = t_new(max_line, 0);
+
+    size_t n = total + 6;
+    char *in = xmalloc(n);
+    size_t body = total - (crlf ? 2 : 1);
+    for (size_t i = 0; i < body; i++)
+        in[i] = (char)('a' + i % 26);
+    memcpy(in + body, crlf ? "\r\n" : "\n", crlf ? 2 : 1);
+    memcpy(in + total, "nx\r\n", 4);
+    n = total + 4;
+    if (max_line < 4) {
+        memcpy(in + total, "\n", 1);   /* next line: empty */
+        n = total + 1;
+    }
+
+    /* the peer keeps writing while we run, so large inputs do not block */
+    int fl = fcntl(t->peer, F_GETFL);
+    ck_assert_int_ge(fcntl(t->peer, F_SETFL, fl | O_NONBLOCK), 0);
+    size_t off = 0;
+    uint64_t end = time_mono_msec() + 3000;
+    while (off < n && time_mono_msec() < end) {
+        size_t want = chunk == 0 ? n - off : (chunk < n - off ? chunk : n - off);
+        ssize_t w = write(t->peer, in + off, want);
+        if (w > 0)
+            off += (size_t)w;
+        else
+            ck_assert(errno == EAGAIN);
+        ev_loop_run_once(t->loop, 0);
+    }
+    ck_assert_uint_eq(off, n);
+    RUN_UNTIL(t, t->nrec >= 2, 2000);
+    ev_loop_run_once(t->loop, 20);
+
+    ck_assert_int_eq(t->nrec, 2);
+    if (total <= max_line) {
+        ck_assert_int_eq(t->rec[0].r, 1);
+        ck_assert_uint_eq(t->rec[0].len, body);
+        ck_assert_int_eq(t->rec[0].crlf, crlf);
+    } else {
+        ck_assert_int_eq(t->rec[0].r, -1);
+    }
+    ck_assert_int_eq(t->rec[1].r, 1);
+    if (max_line < 4) {
+        ck_assert_uint_eq(t->rec[1].len, 0);
+    } else {
+        ck_assert_uint_eq(t->rec[1].len, 2);
+        ck_assert_int_eq(memcmp(t->rec[1].data, "nx", 2), 0);
+    }
+    free(in);
+    t_free(t);
+}
+END_TEST
+
+/* ---- raw access ----------------------------------------------------------------- */
+
+START_TEST(test_peek_consume)
+{
+    struct tctx *t = t_new(100, 0);
+    t->raw = true;
+    t->raw_take = 3;
+    peer_send(t, "abcdef", 6);
+    RUN_UNTIL(t, t->reads >= 1, 2000);
+    ck_assert_uint_eq(t->raw_seen, 6);
+    const char *p;
+    ck_assert_uint_eq(stream_peek(t->s, &p), 3);
+    ck_assert_int_eq(memcmp(p, "def", 3), 0);
+    /* back to lines: the unconsumed bytes start the next line */
+    t->raw = false;
+    peer_send(t, "gh\r\n", 4);
+    RUN_UNTIL(t, t->nrec >= 1, 2000);
+    ck_assert_int_eq(t->nrec, 1);
+    ck_assert_uint_eq(t->rec[0].len, 5);
+    ck_assert_int_eq(memcmp(t->rec[0].data, "defgh", 5), 0);
+    /* consuming more than is buffered is clamped */
+    peer_send(t, "zz", 2);
+    t->raw = true;
+    t->raw_take = 1000;
+    RUN_UNTIL(t, t->raw_seen == 2, 2000);
+    ck_assert_uint_eq(stream_peek(t->s, &p), 0);
+    t_free(t);
+}
+END_TEST
+
+/* A raw consumer that never consumes: reading stops once the buffer is
+   full (no busy loop), and resumes when it takes data. */
+START_TEST(test_full_buffer_stops_reading)
+{
+    struct tctx *t = t_new(100, 0);
+    t->raw = true;
+    t->raw_take = 0;
+    int fl = fcntl(t->peer, F_GETFL);
+    ck_assert_int_ge(fcntl(t->peer, F_SETFL, fl | O_NONBLOCK), 0);
+    char blk[4096];
+    memset(blk, 'd', sizeof(blk));
+    size_t sent = 0;
+    for (int i = 0; i < 200; i++) {
+        ssize_t w = write(t->peer, blk, sizeof(blk));
+        if (w > 0)
+            sent += (size_t)w;
+        ev_loop_run_once(t->loop, 0);
+    }
+    ck_assert_uint_eq(t->raw_seen, 64 * 1024);
+    /* idle: with the buffer full the loop has nothing to do */
+    int reads = t->reads;
+    ck_assert_int_eq(ev_loop_run_once(t->loop, 50), 0);
+    ck_assert_int_eq(t->reads, reads);
+    const char *p;
+    stream_consume(t->s, stream_peek(t->s, &p));   /* from outside */
+    t->raw_take = SIZE_MAX;
+    size_t got = 64 * 1024;
+    uint64_t end = time_mono_msec() + 2000;
+    while (got < sent && time_mono_msec() < end) {
+        ev_loop_run_once(t->loop, 20);
+        got += t->raw_seen;
+        t->raw_seen = 0;
+    }
+    ck_assert_uint_eq(got, sent);
+    t_free(t);
+}
+END_TEST
+
+/* ---- timeout, EOF, close ------------------------------------------------------ */
+
+START_TEST(test_timeout)
+{
+    struct tctx *t = t_new(100, 1);
+    uint64_t t0 = time_mono_msec();
+    /* input resets the idle timer */
+    ev_loop_run_once(t->loop, 600);
+    peer_send(t, "x\r\n", 3);
+    RUN_UNTIL(t, t->nrec >= 1, 500);
+    RUN_UNTIL(t, t->closes > 0, 3000);
+    uint64_t el = time_mono_msec() - t0;
+    ck_assert_int_eq(t->closes, 1);
+    ck_assert_int_eq(t->why, STREAM_TIMEOUT);
+    ck_assert_uint_ge(el, 1500);
+    ck_assert_uint_lt(el, 2900);
+    /* the stream is gone: the peer sees EOF */
+    char c;
+    RUN_UNTIL(t, false, 50);
+    ck_assert_int_eq(read(t->peer, &c, 1), 0);
+    t_free(t);
+}
+END_TEST
+
+START_TEST(test_eof_after_partial_line)
+{
+    struct tctx *t = t_new(100, 0);
+    peer_send(t, "full\r\npartial", 13);
+    shutdown(t->peer, SHUT_WR);
+    RUN_UNTIL(t, t->closes > 0, 2000);
+    ck_assert_int_eq(t->closes, 1);
+    ck_assert_int_eq(t->why, STREAM_EOF);
+    ck_assert_int_eq(t->nrec, 1);
+    ck_assert_uint_eq(t->rec[0].len, 4);
+    ck_assert_uint_eq(t->peek_at_close, 7);
+    ck_assert_str_eq(t->peek_data, "partial");
+    t_free(t);
+}
+END_TEST
+
+/* Output queued in on_close (a "421 timeout" reply) still reaches a peer
+   that has only shut down its sending side. */
+static void reply_on_close(stream_t *s, void *arg, enum stream_close_reason why)
+{
+    t_on_close(s, arg, why);
+    stream_puts(s, "421 closing\r\n");
+}
+
+START_TEST(test_eof_reply_lingers)
+{
+    struct tctx *t = t_new(100, 0);
+    static const struct stream_handler h = { t_on_read, reply_on_close, NULL };
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    stream_close(t->s);
+    close(t->peer);
+    t->peer = sv[1];
+    t->s = stream_new(t->loop, sv[0], 100, 0, &h, t);
+    ck_assert_ptr_nonnull(t->s);
+    shutdown(t->peer, SHUT_WR);
+    RUN_UNTIL(t, t->closes > 0, 2000);
+    ck_assert_int_eq(t->why, STREAM_EOF);
+    RUN_UNTIL(t, false, 50);
+    char buf[64];
+    ssize_t n = read(t->peer, buf, sizeof(buf));
+    ck_assert_int_eq(n, 13);
+    ck_assert_int_eq(memcmp(buf, "421 closing\r\n", 13), 0);
+    ck_assert_int_eq(read(t->peer, buf, sizeof(buf)), 0);
+    t_free(t);
+}
+END_TEST
+
+START_TEST(test_close_in_on_read_flushes)
+{
+    struct tctx *t = t_new(100, 0);
+    t->close_on_quit = true;
+    t->quit_reply = 1024 * 1024;   /* far more than the socket buffer */
+    peer_send(t, "NOOP\r\nQUIT\r\nNOOP\r\n", 18);
+    int fl = fcntl(t->peer, F_GETFL);
+    ck_assert_int_ge(fcntl(t->peer, F_SETFL, fl | O_NONBLOCK), 0);
+    size_t want = t->quit_reply + 9;
+    char *got = xmalloc(want + 100);
+    size_t n = 0;
+    bool eof = false;
+    uint64_t end = time_mono_msec() + 3000;
+    while (!eof && time_mono_msec() < end) {
+        ev_loop_run_once(t->loop, 10);
+        for (;;) {
+            ssize_t r = read(t->peer, got + n, want + 100 - n);
+            if (r > 0) {
+                n += (size_t)r;
+                continue;
+            }
+            if (r == 0)
+                eof = true;
+            break;
+        }
+    }
+    ck_assert(eof);
+    ck_assert_uint_eq(n, want);
+    ck_assert_int_eq(memcmp(got + t->quit_reply, "221 bye\r\n", 9), 0);
+    ck_assert_int_eq(t->closes, 0);      /* stream_close never calls on_close */
+    ck_assert_int_eq(t->nrec, 2);        /* nothing after QUIT was handed out */
+    free(got);
+    t_free(t);
+}
+END_TEST
+
+START_TEST(test_close_in_on_read_silent)
+{
+    struct tctx *t = t_new(100, 0);
+    t->close_on_quit = true;
+    t->quit_silent = true;
+    peer_send(t, "QUIT\r\nNOOP\r\n", 12);
+    RUN_UNTIL(t, t->closed_by_us, 2000);
+    ck_assert(t->closed_by_us);
+    char c;
+    RUN_UNTIL(t, false, 30);
+    ck_assert_int_eq(read(t->peer, &c, 1), 0);
+    ck_assert_int_eq(t->closes, 0);
+    ck_assert_int_eq(t->nrec, 1);
+    t_free(t);
+}
+END_TEST
+
+/* stream_close from on_close and from on_drain */
+static void close_on_close(stream_t *s, void *arg, enum stream_close_reason why)
+{
+    t_on_close(s, arg, why);
+    stream_close(s);
+}
+
+static void close_on_drain(stream_t *s, void *arg)
+{
+    struct tctx *t = arg;
+    t->drains++;
+    stream_close(s);
+    t->closed_by_us = true;
+}
+
+START_TEST(test_close_in_callbacks)
+{
+    struct tctx *t = t_new(100, 0);
+    static const struct stream_handler h = { t_on_read, close_on_close, close_on_drain };
+    stream_close(t->s);
+    close(t->peer);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    t->peer = sv[1];
+    t->s = stream_new(t->loop, sv[0], 100, 0, &h, t);
+    ck_assert_ptr_nonnull(t->s);
+    stream_puts(t->s, "hello\r\n");
+    RUN_UNTIL(t, t->closed_by_us, 2000);
+    ck_assert_int_eq(t->drains, 1);
+    ck_assert_int_eq(t->closes, 0);
+    char buf[16];
+    RUN_UNTIL(t, false, 30);
+    ck_assert_int_eq(read(t->peer, buf, sizeof(buf)), 7);
+    ck_assert_int_eq(read(t->peer, buf, sizeof(buf)), 0);
+    close(t->peer);
+
+    /* on_close that calls stream_close */
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    t->peer = sv[1];
+    t->closed_by_us = false;
+    t->s = stream_new(t->loop, sv[0], 100, 0, &h, t);
+    ck_assert_ptr_nonnull(t->s);
+    shutdown(t->peer, SHUT_WR);
+    RUN_UNTIL(t, t->closes > 0, 2000);
+    ck_assert_int_eq(t->closes, 1);
+    ck_assert_int_eq(t->why, STREAM_EOF);
+    t->closed_by_us = true;
+    t_free(t);
+}
+END_TEST
+
+START_TEST(test_write_error)
+{
+    struct tctx *t = t_new(100, 0);
+    close(t->peer);
+    t->peer = -1;
+    stream_puts(t->s, "250 ok\r\n");
+    RUN_UNTIL(t, t->closes > 0, 2000);
+    ck_assert_int_eq(t->closes, 1);
+    /* either the EOF or the failed write is noticed first */
+    ck_assert(t->why == STREAM_ERROR || t->why == STREAM_EOF);
+    t_free(t);
+}
+END_TEST
+
+START_TEST(test_pipe_write_error)
+{
+    ev_loop_t *loop = ev_loop_new();
+    struct tctx *t = xcalloc(1, sizeof(*t));
+    t->loop = loop;
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    close(p[0]);
+    t->s = stream_new(loop, p[1], 100, 0, &t_handler, t);
+    ck_assert_ptr_nonnull(t->s);
+    stream_puts(t->s, "data\n");
+    RUN_UNTIL(t, t->closes > 0, 2000);
+    ck_assert_int_eq(t->closes, 1);
+    ck_assert_int_eq(t->why, STREAM_ERROR);
+    t->peer = -1;
+    t_free(t);
+}
+END_TEST
+
+START_TEST(test_drain)
+{
+    struct tctx *t = t_new(100, 0);
+    t->reply_size = 10;
+    peer_send(t, "a\r\n", 3);
+    RUN_UNTIL(t, t->drains > 0, 2000);
+    ck_assert_int_eq(t->drains, 1);
+    ck_assert_uint_eq(stream_output_pending(t->s), 0);
+    char buf[32];
+    ck_assert_int_eq(read(t->peer, buf, sizeof(buf)), 10);
+    t_free(t);
+}
+END_TEST
+
+/* ---- back-pressure ------------------------------------------------------------- */
+
+START_TEST(test_backpressure)
+{
+    struct tctx *t = t_new(1000, 0);
+    enum { LINE = 10, NLINES = 40000, REPLY = 256 };   /* 10 MB of replies */
+    const size_t total = (size_t)NLINES * LINE;
+    t->reply_size = REPLY;
+    char *cmds = xmalloc(total);
+    for (size_t i = 0; i < NLINES; i++) {
+        memset(cmds + i * LINE, 'c', LINE - 2);
+        memcpy(cmds + i * LINE + LINE - 2, "\r\n", 2);
+    }
+    int fl = fcntl(t->peer, F_GETFL);
+    ck_assert_int_ge(fcntl(t->peer, F_SETFL, fl | O_NONBLOCK), 0);
+
+    /* phase 1: the peer writes commands but never reads replies */
+    size_t sent = 0;
+    uint64_t end = time_mono_msec() + 400;
+    while (time_mono_msec() < end) {
+        ssize_t w = write(t->peer, cmds + sent, total - sent);
+        if (w > 0)
+            sent += (size_t)w;
+        ev_loop_run_once(t->loop, 5);
+    }
+    ck_assert_uint_le(t->max_pending, 256 * 1024 + REPLY);
+    ck_assert_uint_ge(t->max_pending, 256 * 1024);
+    /* input reading paused: the peer could only fill the socket buffers */
+    ck_assert_uint_lt(sent, 2u * 1024 * 1024);
+    ck_assert_int_lt(t->nrec, NLINES / 4);
+    int nrec1 = t->nrec;
+    ev_loop_run_once(t->loop, 30);
+    ck_assert_int_eq(t->nrec, nrec1);
+
+    /* phase 2: the peer reads replies and sends the rest */
+    size_t got = 0;
+    char buf[65536];
+    end = time_mono_msec() + 10000;
+    while (got < (size_t)NLINES * REPLY && time_mono_msec() < end) {
+        ssize_t r;
+        while ((r = read(t->peer, buf, sizeof(buf))) > 0)
+            got += (size_t)r;
+        if (sent < total) {
+            ssize_t w = write(t->peer, cmds + sent, total - sent);
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        ev_loop_run_once(t->loop, 5);
+    }
+    free(cmds);
+    ck_assert_uint_eq(got, (size_t)NLINES * REPLY);
+    ck_assert_int_eq(t->nrec, NLINES);
+    ck_assert_uint_le(t->max_pending, 256 * 1024 + REPLY);
+    t_free(t);
+}
+END_TEST
+
+/* ---- pause / resume -------------------------------------------------------------- */
+
+START_TEST(test_pause_redispatch)
+{
+    struct tctx *t = t_new(100, 0);
+    t->pause_each_line = true;
+    peer_send(t, "a\r\nb\r\nc\r\n", 9);
+    RUN_UNTIL(t, t->nrec >= 1, 2000);
+    ev_loop_run_once(t->loop, 30);
+    ck_assert_int_eq(t->nrec, 1);
+    /* no new data from the peer: resuming alone must deliver b, then c */
+    for (int i = 1; i < 3; i++) {
+        stream_pause_read(t->s, false);
+        RUN_UNTIL(t, t->nrec > i, 500);
+        ck_assert_int_eq(t->nrec, i + 1);
+        ck_assert_int_eq(t->rec[i].data[0], 'a' + i);
+        ev_loop_run_once(t->loop, 20);
+        ck_assert_int_eq(t->nrec, i + 1);
+    }
+    /* resume with nothing buffered: reading from the socket resumes */
+    stream_pause_read(t->s, false);
+    peer_send(t, "d\n", 2);
+    RUN_UNTIL(t, t->nrec >= 4, 2000);
+    ck_assert_int_eq(t->rec[3].data[0], 'd');
+    t_free(t);
+}
+END_TEST
+
+/* EOF while the owner is paused waits until it resumes and has had the
+   buffered lines. */
+START_TEST(test_pause_eof)
+{
+    struct tctx *t = t_new(100, 0);
+    t->pause_each_line = true;
+    peer_send(t, "a\r\nb\r\n", 6);
+    close(t->peer);
+    t->peer = -1;
+    RUN_UNTIL(t, t->nrec >= 1, 2000);
+    ev_loop_run_once(t->loop, 30);
+    ck_assert_int_eq(t->nrec, 1);
+    ck_assert_int_eq(t->closes, 0);
+    stream_pause_read(t->s, false);
+    RUN_UNTIL(t, t->nrec >= 2, 500);
+    ev_loop_run_once(t->loop, 30);
+    ck_assert_int_eq(t->nrec, 2);
+    ck_assert_int_eq(t->closes, 0);
+    stream_pause_read(t->s, false);
+    RUN_UNTIL(t, t->closes > 0, 500);
+    ck_assert_int_eq(t->closes, 1);
+    ck_assert_int_eq(t->why, STREAM_EOF);
+    t_free(t);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("stream");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_line_endings);
+    tcase_add_test(tc, test_line_split_writes);
+    tcase_add_test(tc, test_nul_bytes);
+    tcase_add_loop_test(tc, test_overlong, 0,
+                        (int)(sizeof(long_cases) / sizeof(long_cases[0])));
+    tcase_add_test(tc, test_peek_consume);
+    tcase_add_test(tc, test_full_buffer_stops_reading);
+    tcase_add_test(tc, test_timeout);
+    tcase_add_test(tc, test_eof_after_partial_line);
+    tcase_add_test(tc, test_eof_reply_lingers);
+    tcase_add_test(tc, test_close_in_on_read_flushes);
+    tcase_add_test(tc, test_close_in_on_read_silent);
+    tcase_add_test(tc, test_close_in_callbacks);
+    tcase_add_test(tc, test_write_error);
+    tcase_add_test(tc, test_pipe_write_error);
+    tcase_add_test(tc, test_drain);
+    tcase_add_test(tc, test_backpressure);
+    tcase_add_test(tc, test_pause_redispatch);
+    tcase_add_test(tc, test_pause_eof);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
