@@ -5,7 +5,8 @@
  * How master and a child meet (master/ is the other side):
  *   fd 3 (SERVER_STATUS_FD): write end of the status pipe. The child
  *       writes struct server_status records: avail=1 when it can take
- *       another connection, avail=0 when it cannot (busy/full).
+ *       another connection, avail=0 when it cannot (busy/full); served=1
+ *       from its first client on (sent once with the next record).
  *   fd 4.. (SERVER_LISTEN_FD): listening sockets, count in "-s N".
  *   argv: command -n SERVICE -t TYPE [-u] [-c] [-z] [-v] [-o name=value]...
  *       [daemon args]; -u: drop to $mail_owner; -c: chroot to the queue
@@ -39,6 +40,8 @@
 struct server_status {
     pid_t pid;
     int avail;          /* 1 = can take work, 0 = busy/full */
+    int served;         /* 1 once the process has taken a client: master
+                           does not throttle a daemon that worked */
 };
 
 struct server_ops {

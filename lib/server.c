@@ -1,0 +1,560 @@
+/*
+ * server - the daemon skeletons (event, trigger, request server) and the
+ * common start-up every daemon shares: arguments from master, config,
+ * logging, privilege drop, the status pipe to master, recycling
+ * (max_use/max_idle) and signals. See server.h for the contract.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "events.h"
+#include "log.h"
+#include "privs.h"
+#include "server.h"
+#include "util.h"
+
+#define SERVER_DEFAULT_CLIENT_LIMIT 256
+#define SERVER_TRIGGER_MAX 1024
+#define SERVER_TRIGGER_TIMEOUT_MSEC 5000
+#define SERVER_ACCEPT_BATCH 64
+
+enum server_kind { SERVER_EVENT, SERVER_TRIGGER, SERVER_REQUEST };
+
+static struct {
+    enum server_kind kind;
+    const struct server_ops *ops;
+    ev_loop_t *loop;
+    const char *service;
+    const char *type;
+    int nlisten;
+    bool opt_unpriv, opt_chroot, opt_foreground;
+    int verbose;
+    int status_fd;          /* -1 when not run by master */
+    int last_avail;         /* last value reported, -1 none yet */
+    bool last_served;       /* served=1 reported */
+    bool watching;          /* listeners registered for EV_READ */
+    bool stopping;          /* SIGHUP: exit when the last client is done */
+    size_t conns;           /* open connections (event/trigger) */
+    size_t client_limit;
+    long uses;
+    ev_timer_t idle_timer;
+} srv = { .status_fd = -1, .last_avail = -1 };
+
+static void server_update(void);
+
+/* server_service_name - the -n argument */
+const char *server_service_name(void)
+{
+    return srv.service ? srv.service : "";
+}
+
+/* server_stopping - whether a graceful stop is in progress */
+bool server_stopping(void)
+{
+    return srv.stopping;
+}
+
+/* server_status_send - tell master whether we can take work */
+static void server_status_send(int avail)
+{
+    struct server_status st;
+
+    bool served = srv.uses > 0;
+
+    if (srv.status_fd < 0
+        || (srv.last_avail == avail && srv.last_served == served))
+        return;
+    memset(&st, 0, sizeof(st));
+    st.pid = getpid();
+    st.avail = avail;
+    st.served = served;
+    /* sizeof(st) < PIPE_BUF: the write is atomic or fails whole */
+    if (write(srv.status_fd, &st, sizeof(st)) != (ssize_t)sizeof(st)) {
+        if (errno != EAGAIN)
+            log_warning("status pipe write: %s", strerror(errno));
+        return;
+    }
+    srv.last_avail = avail;
+    srv.last_served = served;
+}
+
+/* server_exit - run pre_exit and leave */
+static void __attribute__((noreturn)) server_exit(void)
+{
+    if (srv.ops->pre_exit)
+        srv.ops->pre_exit();
+    exit(0);
+}
+
+static bool server_recycles(void)
+{
+    return !srv.ops->long_running;
+}
+
+static bool server_used_up(void)
+{
+    return server_recycles() && var_max_use > 0 && srv.uses >= var_max_use;
+}
+
+/* server_watch - (un)register interest in the listening sockets */
+static void server_watch(bool on)
+{
+    if (on == srv.watching)
+        return;
+    for (int i = 0; i < srv.nlisten; i++)
+        if (ev_io_modify(srv.loop, SERVER_LISTEN_FD + i, on ? EV_READ : 0) < 0)
+            log_fatal("watch listener: %s", strerror(errno));
+    srv.watching = on;
+}
+
+static void server_idle_expired(ev_loop_t *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    if (srv.conns == 0) {
+        log_debug("idle timeout -- exiting");
+        server_exit();
+    }
+}
+
+/* server_update - recompute accepting state, report it, maybe exit */
+static void server_update(void)
+{
+    bool can_take = !srv.stopping && !server_used_up()
+                    && srv.conns < srv.client_limit;
+
+    if (srv.conns == 0 && (srv.stopping || server_used_up()))
+        server_exit();
+    server_watch(can_take);
+    server_status_send(can_take ? 1 : 0);
+    if (srv.conns == 0 && server_recycles() && var_max_idle > 0) {
+        if (!ev_timer_active(&srv.idle_timer))
+            ev_timer_set(srv.loop, &srv.idle_timer,
+                         (uint64_t)var_max_idle * 1000);
+    } else {
+        ev_timer_stop(srv.loop, &srv.idle_timer);
+    }
+}
+
+/* server_conn_done - an event-server connection ended */
+void server_conn_done(void)
+{
+    if (srv.conns == 0)
+        log_panic("server_conn_done: no open connection");
+    srv.conns--;
+    server_update();
+}
+
+/* ---- signals --------------------------------------------------------- */
+
+static void server_on_signal(ev_loop_t *loop, int signo, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    if (signo == SIGTERM) {
+        srv.stopping = true;
+        log_debug("terminating on signal %d", signo);
+        server_exit();
+    }
+    /* SIGHUP: master reloaded; finish current work, then go */
+    srv.stopping = true;
+    server_update();
+}
+
+/* ---- start-up ----------------------------------------------------------- */
+
+static void server_usage(const char *prog)
+{
+    log_fatal("usage: %s -n service -t type -s count [-u] [-c] [-z] [-v] "
+              "[-o name=value]... [args]", prog);
+}
+
+/* server_parse_args - master's arguments; returns index of daemon args */
+static int server_parse_args(int argc, char **argv)
+{
+    int c;
+    long n;
+
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt(argc, argv, "+n:t:s:uczvo:")) != -1) {
+        switch (c) {
+        case 'n': srv.service = optarg; break;
+        case 't': srv.type = optarg; break;
+        case 's':
+            if (parse_long(optarg, 0, 1024, &n) < 0)
+                log_fatal("bad listener count: %s", optarg);
+            srv.nlisten = (int)n;
+            break;
+        case 'u': srv.opt_unpriv = true; break;
+        case 'c': srv.opt_chroot = true; break;
+        case 'z': srv.opt_foreground = true; break;
+        case 'v': srv.verbose++; break;
+        case 'o':
+            if (config_add_override(optarg) < 0)
+                log_fatal("bad -o argument: %s", optarg);
+            break;
+        default:
+            server_usage(argv[0]);
+        }
+    }
+    if (srv.service == NULL)
+        srv.service = argv[0];
+    if (srv.type == NULL)
+        srv.type = "unix";
+    return optind;
+}
+
+static const char *server_basename(const char *path)
+{
+    const char *p = strrchr(path, '/');
+
+    return p ? p + 1 : path;
+}
+
+/* server_config - main.conf and logging */
+static void server_config(const char *prog)
+{
+    buf_t err = BUF_INIT;
+
+    if (config_load(config_directory_default(NULL), &err) < 0)
+        log_fatal("%s", buf_str(&err));
+    buf_free(&err);
+    log_init(var_syslog_name, prog);
+    if (var_syslog_facility && *var_syslog_facility
+        && log_set_facility(var_syslog_facility) < 0)
+        log_warning("unknown syslog_facility: %s", var_syslog_facility);
+    if (var_maillog_file && log_set_file(var_maillog_file) < 0)
+        log_warning("cannot open maillog_file %s: %s", var_maillog_file,
+                    strerror(errno));
+    if (srv.opt_foreground)
+        log_set_stderr(true);
+    if (srv.verbose)
+        log_set_verbose(srv.verbose);
+}
+
+/* server_drop_privs - chroot and/or become $mail_owner, as master asked */
+static void server_drop_privs(void)
+{
+    uid_t uid;
+    gid_t gid;
+    const char *error;
+
+    if (!privs_running_as_root())
+        return;
+    if (srv.opt_unpriv) {
+        if (privs_lookup_user(var_mail_owner, &uid, &gid) < 0)
+            log_fatal("unknown mail_owner user: %s", var_mail_owner);
+        if (privs_drop(uid, gid, srv.opt_chroot ? var_queue_directory : NULL,
+                       &error) < 0)
+            log_fatal("privilege drop: %s", error);
+    } else if (srv.opt_chroot) {
+        if (chroot(var_queue_directory) < 0 || chdir("/") < 0)
+            log_fatal("chroot %s: %s", var_queue_directory, strerror(errno));
+    }
+}
+
+/* server_check_fds - status pipe and listeners as master passed them */
+static void server_check_fds(void)
+{
+    if (fcntl(SERVER_STATUS_FD, F_GETFD) >= 0) {
+        srv.status_fd = SERVER_STATUS_FD;
+        if (fd_set_nonblock(srv.status_fd, true) < 0
+            || fd_set_cloexec(srv.status_fd, true) < 0)
+            log_fatal("status pipe: %s", strerror(errno));
+    }
+    for (int i = 0; i < srv.nlisten; i++) {
+        int fd = SERVER_LISTEN_FD + i;
+
+        if (fd_set_nonblock(fd, true) < 0 || fd_set_cloexec(fd, true) < 0)
+            log_fatal("listener fd %d: %s", fd, strerror(errno));
+    }
+}
+
+/* server_start - everything up to the loop; returns the loop */
+static void server_start(int argc, char **argv, const struct server_ops *ops,
+                         enum server_kind kind)
+{
+    const char *prog = server_basename(argv[0]);
+    pid_t master_pid = getppid();
+    int first;
+
+    srv.kind = kind;
+    srv.ops = ops;
+    log_init("tern", prog);
+    first = server_parse_args(argc, argv);
+    server_config(prog);
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        log_fatal("signal: %s", strerror(errno));
+    server_check_fds();
+    if (ops->pre_init)
+        ops->pre_init(srv.service, argv + first, argc - first);
+    if (chdir(var_queue_directory) < 0)
+        log_fatal("chdir %s: %s", var_queue_directory, strerror(errno));
+    server_drop_privs();
+    if (srv.status_fd >= 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+            log_fatal("prctl: %s", strerror(errno));
+        if (getppid() != master_pid)
+            log_fatal("master went away during start-up");
+    }
+    srv.loop = ev_loop_new();
+    if (srv.loop == NULL)
+        log_fatal("event loop: %s", strerror(errno));
+    if (ev_signal_add(srv.loop, SIGTERM, server_on_signal, NULL) < 0
+        || ev_signal_add(srv.loop, SIGHUP, server_on_signal, NULL) < 0)
+        log_fatal("signal setup: %s", strerror(errno));
+    ev_timer_init(&srv.idle_timer, server_idle_expired, NULL);
+    srv.client_limit = ops->client_limit ? ops->client_limit
+                                         : SERVER_DEFAULT_CLIENT_LIMIT;
+}
+
+/* server_listen_all - register every listener (quiet) with cb */
+static void server_listen_all(ev_io_cb cb)
+{
+    for (int i = 0; i < srv.nlisten; i++)
+        if (ev_io_add(srv.loop, SERVER_LISTEN_FD + i, 0, cb, NULL) < 0)
+            log_fatal("listener fd %d: %s", SERVER_LISTEN_FD + i,
+                      strerror(errno));
+}
+
+/* server_run - post_init, first status report, loop */
+static int server_run(void)
+{
+    if (srv.ops->post_init)
+        srv.ops->post_init(srv.loop);
+    server_update();
+    ev_loop_run(srv.loop);
+    server_exit();
+}
+
+/* server_accept_error - true when accepting should stop for now */
+static bool server_accept_error(void)
+{
+    switch (errno) {
+    case EAGAIN:
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+        return errno == EAGAIN;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+        log_warning("accept: %s", strerror(errno));
+        return true;
+    default:
+        log_fatal("accept: %s", strerror(errno));
+    }
+}
+
+/* ---- event server ---------------------------------------------------- */
+
+static void event_server_accept(ev_loop_t *loop, int lfd, unsigned events,
+                                void *arg)
+{
+    (void)events;
+    (void)arg;
+    for (int n = 0; n < SERVER_ACCEPT_BATCH; n++) {
+        struct sockaddr_storage peer, local;
+        socklen_t plen = sizeof(peer), llen = sizeof(local);
+        int fd;
+
+        if (srv.stopping || server_used_up() || srv.conns >= srv.client_limit)
+            break;
+        fd = accept4(lfd, (struct sockaddr *)&peer, &plen,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (server_accept_error())
+                break;
+            continue;
+        }
+        memset(&local, 0, sizeof(local));
+        if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
+            local.ss_family = AF_UNSPEC;
+        srv.conns++;
+        srv.uses++;
+        srv.ops->on_connect(loop, fd, (struct sockaddr *)&peer, plen,
+                            (struct sockaddr *)&local);
+    }
+    server_update();
+}
+
+/* event_server_main - many connections per process */
+int event_server_main(int argc, char **argv, const struct server_ops *ops)
+{
+    if (ops->on_connect == NULL)
+        log_panic("event_server_main: no on_connect");
+    server_start(argc, argv, ops, SERVER_EVENT);
+    server_listen_all(event_server_accept);
+    return server_run();
+}
+
+/* ---- trigger server -------------------------------------------------- */
+
+struct trigger_conn {
+    int fd;
+    size_t len;
+    ev_timer_t timer;
+    char data[SERVER_TRIGGER_MAX];
+};
+
+/* trigger_conn_finish - deliver what was read, close, account */
+static void trigger_conn_finish(struct trigger_conn *tc)
+{
+    ev_io_remove(srv.loop, tc->fd);
+    ev_timer_stop(srv.loop, &tc->timer);
+    (void)close(tc->fd);
+    if (tc->len > 0 && srv.ops->on_trigger)
+        srv.ops->on_trigger(srv.loop, tc->data, tc->len);
+    free(tc);
+    srv.conns--;
+    server_update();
+}
+
+static void trigger_conn_timeout(ev_loop_t *loop, void *arg)
+{
+    (void)loop;
+    trigger_conn_finish(arg);
+}
+
+static void trigger_conn_read(ev_loop_t *loop, int fd, unsigned events,
+                              void *arg)
+{
+    struct trigger_conn *tc = arg;
+    ssize_t n;
+
+    (void)loop;
+    (void)events;
+    n = read(fd, tc->data + tc->len, sizeof(tc->data) - tc->len);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n > 0)
+        tc->len += (size_t)n;
+    if (n <= 0 || tc->len == sizeof(tc->data))
+        trigger_conn_finish(tc);
+}
+
+static void trigger_server_accept(ev_loop_t *loop, int lfd, unsigned events,
+                                  void *arg)
+{
+    (void)events;
+    (void)arg;
+    for (int n = 0; n < SERVER_ACCEPT_BATCH; n++) {
+        struct trigger_conn *tc;
+        int fd;
+
+        if (srv.stopping || server_used_up() || srv.conns >= srv.client_limit)
+            break;
+        fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (server_accept_error())
+                break;
+            continue;
+        }
+        tc = xcalloc(1, sizeof(*tc));
+        tc->fd = fd;
+        ev_timer_init(&tc->timer, trigger_conn_timeout, tc);
+        if (ev_io_add(loop, fd, EV_READ, trigger_conn_read, tc) < 0) {
+            log_warning("trigger connection: %s", strerror(errno));
+            (void)close(fd);
+            free(tc);
+            continue;
+        }
+        ev_timer_set(loop, &tc->timer, SERVER_TRIGGER_TIMEOUT_MSEC);
+        srv.conns++;
+        srv.uses++;
+    }
+    server_update();
+}
+
+/* trigger_server_main - woken by short messages on the service socket */
+int trigger_server_main(int argc, char **argv, const struct server_ops *ops)
+{
+    if (ops->on_trigger == NULL)
+        log_panic("trigger_server_main: no on_trigger");
+    server_start(argc, argv, ops, SERVER_TRIGGER);
+    server_listen_all(trigger_server_accept);
+    return server_run();
+}
+
+/* ---- request server -------------------------------------------------- */
+
+static void request_server_accept(ev_loop_t *loop, int lfd, unsigned events,
+                                  void *arg)
+{
+    int fd;
+
+    (void)loop;
+    (void)events;
+    (void)arg;
+    if (srv.stopping || server_used_up())
+        return;
+    /* blocking client socket: the daemon serves it synchronously */
+    fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) {
+        (void)server_accept_error();
+        return;
+    }
+    srv.conns++;
+    srv.uses++;
+    server_update();            /* conns == limit 1: reports avail=0 */
+    srv.ops->on_request_conn(fd);
+    (void)close(fd);
+    srv.conns--;
+    server_update();
+}
+
+/* request_server_main - one client at a time, blocking */
+int request_server_main(int argc, char **argv, const struct server_ops *ops)
+{
+    if (ops->on_request_conn == NULL)
+        log_panic("request_server_main: no on_request_conn");
+    server_start(argc, argv, ops, SERVER_REQUEST);
+    srv.client_limit = 1;
+    server_listen_all(request_server_accept);
+    return server_run();
+}
+
+/* ---- triggers -------------------------------------------------------- */
+
+/* trigger_send - connect to a local trigger socket and send one byte */
+int trigger_send(const char *path, char byte)
+{
+    struct sockaddr_un sun;
+    int fd, saved;
+
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (str_copy(sun.sun_path, path, sizeof(sun.sun_path))
+        >= sizeof(sun.sun_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    /* a UNIX connect either completes at once or fails (EAGAIN: backlog
+       full, which means the server is already awake) */
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0
+        || send(fd, &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
+        saved = errno;
+        (void)close(fd);
+        errno = saved;
+        return -1;
+    }
+    return close(fd) < 0 && errno != EINTR ? -1 : 0;
+}

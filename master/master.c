@@ -1,0 +1,445 @@
+/*
+ * master - the Tern supervisor: reads main.conf and master.conf, creates
+ * the spool, takes the pid lock, opens every service's listeners and
+ * forks daemons on demand (master_spawn.c). SIGHUP reloads, SIGTERM and
+ * SIGINT stop everything.
+ *
+ * usage: master [-c config_dir] [-f] [-t] [-v]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "master.h"
+#include "mastercf.h"
+#include "privs.h"
+#include "queue.h"
+#include "util.h"
+
+#ifndef TERN_VERSION
+#define TERN_VERSION "unknown"
+#endif
+
+#define MASTER_PID_FILE "pid/master.pid"
+#define MASTER_STOP_GRACE_MSEC 5000
+#define MASTER_CHECK_ERR_MAX 8192
+
+ev_loop_t *master_loop;
+struct master_service *master_services;
+bool master_foreground;
+int master_verbose;
+bool master_shutting_down;
+
+static char *master_config_dir;
+static int master_pid_fd = -1;
+static bool master_detached;
+
+static void master_usage(void)
+{
+    fprintf(stderr, "usage: master [-c config_dir] [-f] [-t] [-v]\n");
+    exit(1);
+}
+
+/* master_conf_path - $config_directory/master.conf into b */
+static void master_conf_path(buf_t *b)
+{
+    buf_reset(b);
+    (void)buf_printf(b, "%s/master.conf", master_config_dir);
+}
+
+/* master_conf_load - main.conf (over defaults) and master.conf */
+static int master_conf_load(struct master_conf *mc, buf_t *err)
+{
+    buf_t path = BUF_INIT;
+    int rc;
+
+    memset(mc, 0, sizeof(*mc));
+    if (config_load(master_config_dir, err) < 0)
+        return -1;
+    buf_reset(err);
+    master_conf_path(&path);
+    rc = mastercf_parse_file(buf_str(&path), mc, err);
+    buf_free(&path);
+    return rc;
+}
+
+/* master_conf_check_listeners - every entry must resolve */
+static int master_conf_check_listeners(const struct master_conf *mc, bool print)
+{
+    buf_t label = BUF_INIT, err = BUF_INIT, path = BUF_INIT;
+    int bad = 0;
+
+    for (size_t i = 0; i < mc->count; i++) {
+        const struct master_entry *e = &mc->entries[i];
+
+        buf_reset(&err);
+        if (master_service_label(e, &label, &err) < 0) {
+            if (print)
+                fprintf(stderr, "master.conf:%d: %s\n", e->line, buf_str(&err));
+            else
+                log_error("master.conf:%d: %s", e->line, buf_str(&err));
+            bad = -1;
+        }
+        buf_reset(&path);
+        (void)buf_printf(&path, "%s/%s", var_daemon_directory, e->command);
+        if (print && access(buf_str(&path), X_OK) < 0)
+            fprintf(stderr, "master.conf:%d: warning: cannot execute %s: %s\n",
+                    e->line, buf_str(&path), strerror(errno));
+    }
+    buf_free(&label);
+    buf_free(&err);
+    buf_free(&path);
+    return bad;
+}
+
+/* master_check_only - -t: load and verify, exit 0 or 1 */
+static void __attribute__((noreturn)) master_check_only(void)
+{
+    struct master_conf mc;
+    buf_t err = BUF_INIT;
+    int rc = master_conf_load(&mc, &err);
+
+    if (rc < 0)
+        fprintf(stderr, "master: %s\n", buf_str(&err));
+    else
+        rc = master_conf_check_listeners(&mc, true);
+    mastercf_free(&mc);
+    buf_free(&err);
+    exit(rc < 0 ? 1 : 0);
+}
+
+/* master_spool_setup - queue directory tree, owned by $mail_owner */
+static void master_spool_setup(void)
+{
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+
+    if (privs_running_as_root()
+        && privs_lookup_user(var_mail_owner, &uid, &gid) < 0)
+        log_fatal("mail_owner user \"%s\" does not exist", var_mail_owner);
+    if (queue_dirs_create(var_queue_directory, uid, gid) < 0)
+        log_fatal("create queue directories under %s: %s",
+                  var_queue_directory, strerror(errno));
+    if (chdir(var_queue_directory) < 0)
+        log_fatal("chdir %s: %s", var_queue_directory, strerror(errno));
+}
+
+/* master_pid_lock - one master per spool */
+static void master_pid_lock(void)
+{
+    char text[32];
+    ssize_t n;
+
+    master_pid_fd = open(MASTER_PID_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (master_pid_fd < 0)
+        log_fatal("open %s: %s", MASTER_PID_FILE, strerror(errno));
+    if (flock(master_pid_fd, LOCK_EX | LOCK_NB) == 0)
+        return;
+    if (errno != EWOULDBLOCK)
+        log_fatal("lock %s: %s", MASTER_PID_FILE, strerror(errno));
+    n = pread(master_pid_fd, text, sizeof(text) - 1, 0);
+    text[n > 0 ? n : 0] = 0;
+    text[strcspn(text, "\r\n")] = 0;
+    log_fatal("the Tern mail system is already running (pid %s)",
+              *text ? text : "unknown");
+}
+
+static void master_pid_write(void)
+{
+    char text[32];
+    int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+
+    if (ftruncate(master_pid_fd, 0) < 0
+        || pwrite_full(master_pid_fd, text, (size_t)n, 0) < 0)
+        log_fatal("write %s: %s", MASTER_PID_FILE, strerror(errno));
+}
+
+/* master_daemonize - detach from the terminal; the lock fd stays held */
+static void master_daemonize(void)
+{
+    pid_t pid = fork();
+    int fd;
+
+    if (pid < 0)
+        log_fatal("fork: %s", strerror(errno));
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        log_fatal("setsid: %s", strerror(errno));
+    fd = open("/dev/null", O_RDWR);
+    if (fd < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+        log_fatal("/dev/null: %s", strerror(errno));
+    if (fd > 2)
+        (void)close(fd);
+    master_detached = true;
+    log_set_stderr(false);
+}
+
+/* master_logging - per main.conf */
+static void master_logging(void)
+{
+    log_init(var_syslog_name, "master");
+    if (var_syslog_facility && *var_syslog_facility
+        && log_set_facility(var_syslog_facility) < 0)
+        log_warning("unknown syslog_facility: %s", var_syslog_facility);
+    if (var_maillog_file && log_set_file(var_maillog_file) < 0)
+        log_warning("cannot open maillog_file %s: %s", var_maillog_file,
+                    strerror(errno));
+    log_set_stderr(!master_detached);
+    if (master_verbose)
+        log_set_verbose(master_verbose);
+}
+
+/* master_services_open_all - start-up: every listener or die */
+static void master_services_open_all(const struct master_conf *mc)
+{
+    struct master_service **tail = &master_services;
+
+    for (size_t i = 0; i < mc->count; i++) {
+        struct master_service *svc = master_service_open(&mc->entries[i]);
+
+        if (svc == NULL)
+            log_fatal("cannot start service %s (%s)",
+                      mc->entries[i].service, mc->entries[i].command);
+        *tail = svc;
+        tail = &svc->next;
+    }
+    for (struct master_service *s = master_services; s; s = s->next)
+        master_service_start(s);
+}
+
+/* master_conf_check_fork - test-load main.conf in a child so a bad file
+   cannot leave our own variables half-changed */
+static int master_conf_check_fork(buf_t *err)
+{
+    int p[2], wstatus;
+    pid_t pid;
+    char tmp[512];
+    ssize_t n;
+
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -1;
+    if ((pid = fork()) < 0) {
+        (void)close(p[0]);
+        (void)close(p[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        buf_t e = BUF_INIT;
+        int rc = config_load(master_config_dir, &e);
+
+        (void)write_full(p[1], e.data ? e.data : "", e.len);
+        _exit(rc < 0 ? 1 : 0);
+    }
+    (void)close(p[1]);
+    while ((n = read(p[0], tmp, sizeof(tmp))) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0 && err->len < MASTER_CHECK_ERR_MAX)
+            (void)buf_append(err, tmp, (size_t)n);
+    (void)close(p[0]);
+    while (waitpid(pid, &wstatus, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 ? 0 : -1;
+}
+
+/* master_reload_match - the running service with the same listener */
+static struct master_service *master_reload_match(const struct master_entry *e)
+{
+    buf_t label = BUF_INIT, err = BUF_INIT;
+    struct master_service *found = NULL;
+
+    if (master_service_label(e, &label, &err) == 0)
+        for (struct master_service *s = master_services; s; s = s->next)
+            if (s->ent.type == e->type
+                && strcmp(s->ent.service, e->service) == 0
+                && strcmp(s->label, buf_str(&label)) == 0) {
+                found = s;
+                break;
+            }
+    buf_free(&label);
+    buf_free(&err);
+    return found;
+}
+
+/* master_services_reconcile - keep, drop and open per the new master.conf */
+static void master_services_reconcile(const struct master_conf *mc)
+{
+    struct master_service **keep = xcalloc(mc->count + 1, sizeof(*keep));
+    struct master_service *list = NULL, **tail = &list;
+
+    for (size_t i = 0; i < mc->count; i++) {
+        struct master_service **pp, *s = master_reload_match(&mc->entries[i]);
+
+        if (s == NULL)
+            continue;
+        for (pp = &master_services; *pp != s; pp = &(*pp)->next)
+            ;
+        *pp = s->next;          /* take it out of the old list */
+        s->next = NULL;
+        keep[i] = s;
+    }
+    while (master_services) {   /* what is left was removed */
+        struct master_service *s = master_services;
+
+        master_services = s->next;
+        log_info("service %s (%s): removed", s->ent.service, s->ent.command);
+        master_children_signal(s, SIGTERM, true);
+        master_service_close(s);
+    }
+    for (size_t i = 0; i < mc->count; i++) {
+        struct master_service *s = keep[i];
+
+        if (s) {
+            master_service_update(s, &mc->entries[i]);
+            master_children_signal(s, SIGHUP, false);
+        } else if ((s = master_service_open(&mc->entries[i])) != NULL) {
+            master_service_start(s);
+        }
+        if (s) {
+            *tail = s;
+            tail = &s->next;
+        }
+    }
+    master_services = list;
+    free(keep);
+}
+
+/* master_reload - SIGHUP */
+static void master_reload(void)
+{
+    struct master_conf mc;
+    buf_t err = BUF_INIT, path = BUF_INIT;
+
+    memset(&mc, 0, sizeof(mc));
+    log_info("reload -- version %s, configuration %s", TERN_VERSION,
+             master_config_dir);
+    master_conf_path(&path);
+    if (master_conf_check_fork(&err) < 0
+        || (buf_reset(&err), mastercf_parse_file(buf_str(&path), &mc, &err)) < 0) {
+        log_error("reload failed, keeping the old configuration: %s",
+                  buf_str(&err));
+        goto out;
+    }
+    buf_reset(&err);
+    if (config_load(master_config_dir, &err) < 0) {
+        log_error("reload: %s", buf_str(&err));
+        goto out;
+    }
+    master_logging();
+    master_services_reconcile(&mc);
+out:
+    mastercf_free(&mc);
+    buf_free(&err);
+    buf_free(&path);
+}
+
+/* master_shutdown - stop listening, stop children, remove the pid file */
+static void __attribute__((noreturn)) master_shutdown(void)
+{
+    master_shutting_down = true;
+    for (struct master_service *s = master_services; s; s = s->next)
+        master_demand_update(s);
+    master_children_stop_all(MASTER_STOP_GRACE_MSEC);
+    while (master_services) {
+        struct master_service *s = master_services;
+
+        master_services = s->next;
+        master_service_close(s);
+    }
+    if (unlink(MASTER_PID_FILE) < 0)
+        log_warning("remove %s: %s", MASTER_PID_FILE, strerror(errno));
+    ev_loop_free(master_loop);
+    exit(0);
+}
+
+static void master_on_signal(ev_loop_t *loop, int signo, void *arg)
+{
+    (void)arg;
+    switch (signo) {
+    case SIGCHLD:
+        /* status reports first: a child that served is not throttled */
+        for (struct master_service *s = master_services; s; s = s->next)
+            master_status_ready(loop, s->status_rd, EV_READ, s);
+        master_reap();
+        break;
+    case SIGHUP:
+        if (!master_shutting_down)
+            master_reload();
+        break;
+    default:
+        log_info("terminating on signal %d", signo);
+        master_shutting_down = true;
+        ev_loop_stop(loop);
+        break;
+    }
+}
+
+static void master_loop_setup(void)
+{
+    static const int sigs[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT };
+
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        log_fatal("signal: %s", strerror(errno));
+    if ((master_loop = ev_loop_new()) == NULL)
+        log_fatal("event loop: %s", strerror(errno));
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        if (ev_signal_add(master_loop, sigs[i], master_on_signal, NULL) < 0)
+            log_fatal("signal setup: %s", strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+    struct master_conf mc;
+    buf_t err = BUF_INIT;
+    const char *cdir = NULL;
+    bool check = false;
+    int c;
+
+    log_init("tern", "master");
+    log_set_stderr(true);
+    while ((c = getopt(argc, argv, "c:ftv")) != -1) {
+        switch (c) {
+        case 'c': cdir = optarg; break;
+        case 'f': master_foreground = true; break;
+        case 't': check = true; break;
+        case 'v': master_verbose++; break;
+        default: master_usage();
+        }
+    }
+    if (optind != argc)
+        master_usage();
+    master_config_dir = xstrdup(config_directory_default(cdir));
+    if (setenv("MAIL_CONFIG", master_config_dir, 1) < 0)
+        log_fatal("setenv: %s", strerror(errno));
+    if (master_verbose)
+        log_set_verbose(master_verbose);
+    if (check)
+        master_check_only();
+    if (master_conf_load(&mc, &err) < 0)
+        log_fatal("%s", buf_str(&err));
+    buf_free(&err);
+    if (master_conf_check_listeners(&mc, false) < 0)
+        log_fatal("bad master.conf");
+    master_logging();
+    master_spool_setup();
+    master_pid_lock();
+    if (!master_foreground)
+        master_daemonize();
+    master_pid_write();
+    master_loop_setup();
+    master_services_open_all(&mc);
+    mastercf_free(&mc);
+    log_info("daemon started -- version %s, configuration %s", TERN_VERSION,
+             master_config_dir);
+    ev_loop_run(master_loop);
+    master_shutdown();
+}

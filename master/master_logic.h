@@ -1,0 +1,74 @@
+/*
+ * master_logic - the pure decisions of the master supervisor, kept apart
+ * from sockets and processes so tests/unit/test_master.c can check them:
+ * back-off steps, warning rate limits, what to do when a listener is
+ * readable, child argv, exit-status wording, listener addresses and
+ * whether a master.conf entry changed across a reload.
+ */
+#ifndef TERN_MASTER_LOGIC_H
+#define TERN_MASTER_LOGIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include "buf.h"
+#include "mastercf.h"
+
+/* next back-off in seconds after a failed start: 1, 2, 4 ... max */
+long master_backoff_next(long current, long max);
+
+/* true (and *last updated) when at least interval_msec passed since *last
+   (0 = never) */
+bool master_rate_ok(uint64_t now_msec, uint64_t *last_msec,
+                    uint64_t interval_msec);
+
+/* What master does about a service's listeners. */
+enum master_demand {
+    MASTER_DEMAND_IDLE,     /* a child can take work, or throttled: don't watch */
+    MASTER_DEMAND_WATCH,    /* watch: fork a child when a client arrives */
+    MASTER_DEMAND_REJECT,   /* at the limit, smtpd: watch and answer 421 */
+    MASTER_DEMAND_FULL,     /* at the limit: wait for a child to free up */
+};
+enum master_demand master_demand_decide(size_t count, size_t avail,
+                                        long maxproc, bool throttled,
+                                        bool reject_when_full);
+
+/* argv for a child, NULL-terminated, malloc'd (free with strv_free and
+   count *argc_r). path: the program; nlisten for -s. */
+struct master_argv_opts {
+    bool foreground;        /* -z */
+    int verbose;            /* -v count */
+};
+char **master_argv_build(const struct master_entry *e, const char *path,
+                         size_t nlisten, const struct master_argv_opts *o,
+                         size_t *argc_r);
+
+/* "killed by signal 9" / "exit status 1" into out; false for exit 0 */
+bool master_exit_describe(int wstatus, buf_t *out);
+
+/* UNIX service socket path: "private/NAME" or "public/NAME";
+   0 ok, -1 (and *err) for names that are not a plain file name or
+   would not fit a sockaddr_un. */
+int master_unix_path(const char *name, bool private_, buf_t *out, buf_t *err);
+
+/* Listener addresses of an inet service. host NULL or "*": use
+   inet_interfaces ("all", "loopback-only" or a list of addresses).
+   Numeric addresses only (no DNS); port numeric or from /etc/services.
+   Fills up to max entries; returns the count or -1 with *err. */
+struct master_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+};
+int master_inet_addrs(const char *service, const char *inet_interfaces,
+                      struct master_addr *out, size_t max, buf_t *err);
+/* "127.0.0.1:25 [::1]:25" into out, for logs and reload comparison */
+void master_addrs_key(const struct master_addr *a, size_t n, buf_t *out);
+
+/* deep copy / free / compare of master.conf entries */
+void master_entry_copy(struct master_entry *dst, const struct master_entry *src);
+void master_entry_free(struct master_entry *e);
+bool master_entry_same(const struct master_entry *a,
+                       const struct master_entry *b);
+
+#endif

@@ -1,0 +1,308 @@
+/*
+ * master_service - one master.conf entry at run time: its listening
+ * sockets (inet addresses or a UNIX socket in private/ or public/), its
+ * status pipe, and its periodic wakeup trigger.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "master.h"
+#include "privs.h"
+#include "server.h"
+#include "util.h"
+
+#define MASTER_BACKLOG 128
+
+/* master_service_maxproc - effective process limit, 0 = none */
+long master_service_maxproc(const struct master_service *svc)
+{
+    return svc->ent.maxproc < 0 ? var_default_process_limit : svc->ent.maxproc;
+}
+
+/* master_service_label - what the service listens on, as text */
+int master_service_label(const struct master_entry *e, buf_t *label,
+                         buf_t *err)
+{
+    struct master_addr addrs[MASTER_MAX_LISTEN];
+    int n;
+
+    if (e->type == MASTER_UNIX)
+        return master_unix_path(e->service, e->private_, label, err);
+    n = master_inet_addrs(e->service, var_inet_interfaces, addrs,
+                          MASTER_MAX_LISTEN, err);
+    if (n < 0)
+        return -1;
+    master_addrs_key(addrs, (size_t)n, label);
+    return 0;
+}
+
+/* master_chown_owner - give a path to $mail_owner when we are root */
+static int master_chown_owner(const char *path)
+{
+    uid_t uid;
+    gid_t gid;
+
+    if (!privs_running_as_root())
+        return 0;
+    if (privs_lookup_user(var_mail_owner, &uid, &gid) < 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    return chown(path, uid, gid);
+}
+
+/* master_listen_inet - bind one address; fd or -1 (EAFNOSUPPORT passes) */
+static int master_listen_inet(const struct master_addr *a, const char *what)
+{
+    int fd, on = 1;
+    int family = a->ss.ss_family;
+
+    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0
+        || (family == AF_INET6
+            && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) < 0)
+        || bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0
+        || listen(fd, MASTER_BACKLOG) < 0) {
+        int saved = errno;
+
+        log_error("bind %s: %s", what, strerror(errno));
+        (void)close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+/* master_open_inet - every address of an inet service */
+static int master_open_inet(struct master_service *svc)
+{
+    struct master_addr addrs[MASTER_MAX_LISTEN];
+    buf_t err = BUF_INIT, key = BUF_INIT;
+    bool fd_ok = true;
+    int n;
+
+    n = master_inet_addrs(svc->ent.service, var_inet_interfaces, addrs,
+                          MASTER_MAX_LISTEN, &err);
+    if (n < 0) {
+        log_error("service %s: %s", svc->ent.service, buf_str(&err));
+        buf_free(&err);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        int fd;
+
+        fd_ok = false;
+        master_addrs_key(&addrs[i], 1, &key);
+        fd = master_listen_inet(&addrs[i], buf_str(&key));
+        if (fd < 0 && errno == EAFNOSUPPORT && n > 1) {
+            log_warning("%s: address family not supported, skipped",
+                        buf_str(&key));
+            fd_ok = true;
+            continue;
+        }
+        if (fd < 0)
+            break;
+        fd_ok = true;
+        svc->listen_fds[svc->nlisten++] = fd;
+    }
+    buf_free(&key);
+    buf_free(&err);
+    return svc->nlisten > 0 && fd_ok ? 0 : -1;
+}
+
+/* master_open_unix - private/NAME (0600) or public/NAME (0666) */
+static int master_open_unix(struct master_service *svc)
+{
+    struct sockaddr_un sun;
+    struct stat st;
+    const char *path = svc->unix_path;
+    mode_t mode = svc->ent.private_ ? 0600 : 0666;
+    int fd;
+
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (str_copy(sun.sun_path, path, sizeof(sun.sun_path))
+        >= sizeof(sun.sun_path))
+        return -1;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            log_error("%s exists and is not a socket", path);
+            return -1;
+        }
+        if (unlink(path) < 0) {
+            log_error("remove stale %s: %s", path, strerror(errno));
+            return -1;
+        }
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_error("socket: %s", strerror(errno));
+        return -1;
+    }
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0
+        || chmod(path, mode) < 0 || master_chown_owner(path) < 0
+        || listen(fd, MASTER_BACKLOG) < 0) {
+        log_error("listen on %s: %s", path, strerror(errno));
+        (void)close(fd);
+        return -1;
+    }
+    svc->listen_fds[svc->nlisten++] = fd;
+    return 0;
+}
+
+static void master_wakeup_timer(ev_loop_t *loop, void *arg)
+{
+    struct master_service *svc = arg;
+
+    master_wakeup_send(svc);
+    ev_timer_set(loop, &svc->wakeup_timer, (uint64_t)svc->ent.wakeup * 1000);
+}
+
+/* master_service_alloc - the service struct with paths, no sockets */
+static struct master_service *master_service_alloc(const struct master_entry *e)
+{
+    struct master_service *svc = xcalloc(1, sizeof(*svc));
+    buf_t b = BUF_INIT, err = BUF_INIT;
+
+    master_entry_copy(&svc->ent, e);
+    svc->status_rd = svc->status_wr = -1;
+    ev_timer_init(&svc->throttle_timer, master_throttle_expired, svc);
+    ev_timer_init(&svc->wakeup_timer, master_wakeup_timer, svc);
+    if (master_service_label(e, &b, &err) < 0) {
+        log_error("master.conf line %d: %s", e->line, buf_str(&err));
+        buf_free(&b);
+        buf_free(&err);
+        master_entry_free(&svc->ent);
+        free(svc);
+        return NULL;
+    }
+    svc->label = buf_strdup(&b);
+    if (e->type == MASTER_UNIX)
+        svc->unix_path = xstrdup(svc->label);
+    buf_reset(&b);
+    (void)buf_printf(&b, "%s/%s", var_daemon_directory, e->command);
+    svc->path = buf_strdup(&b);
+    svc->is_smtpd = strcmp(e->command, "smtpd") == 0;
+    buf_free(&b);
+    buf_free(&err);
+    return svc;
+}
+
+/* master_service_open - listeners and status pipe for one entry */
+struct master_service *master_service_open(const struct master_entry *e)
+{
+    struct master_service *svc = master_service_alloc(e);
+    int p[2];
+
+    if (svc == NULL)
+        return NULL;
+    if ((e->type == MASTER_UNIX ? master_open_unix(svc)
+                                : master_open_inet(svc)) < 0) {
+        log_error("service %s (%s): cannot listen, skipped", e->service,
+                  e->command);
+        master_service_close(svc);
+        return NULL;
+    }
+    if (pipe2(p, O_CLOEXEC) < 0 || fd_set_nonblock(p[0], true) < 0) {
+        log_error("pipe: %s", strerror(errno));
+        master_service_close(svc);
+        return NULL;
+    }
+    svc->status_rd = p[0];
+    svc->status_wr = p[1];
+    log_debug("service %s (%s) listening on %s", e->service, e->command,
+              svc->label);
+    return svc;
+}
+
+/* master_wakeup_send - the periodic 'W' trigger */
+void master_wakeup_send(struct master_service *svc)
+{
+    if (svc->unix_path == NULL || master_shutting_down)
+        return;
+    /* EAGAIN: backlog full, the service has work pending anyway */
+    if (trigger_send(svc->unix_path, TRIGGER_WAKEUP) < 0 && errno != EAGAIN)
+        log_warning("wakeup %s: %s", svc->unix_path, strerror(errno));
+}
+
+/* master_service_start - join the event loop */
+void master_service_start(struct master_service *svc)
+{
+    for (size_t i = 0; i < svc->nlisten; i++)
+        if (ev_io_add(master_loop, svc->listen_fds[i], 0,
+                      master_listener_ready, svc) < 0)
+            log_fatal("event loop: %s", strerror(errno));
+    if (ev_io_add(master_loop, svc->status_rd, EV_READ, master_status_ready,
+                  svc) < 0)
+        log_fatal("event loop: %s", strerror(errno));
+    master_demand_update(svc);
+    if (svc->ent.wakeup > 0) {
+        if (svc->unix_path == NULL)
+            log_warning("service %s: wakeup is only supported for unix "
+                        "services", svc->ent.service);
+        else
+            master_wakeup_timer(master_loop, svc);
+    }
+}
+
+/* master_service_update - new columns for a kept listener */
+void master_service_update(struct master_service *svc,
+                           const struct master_entry *e)
+{
+    bool restart_wakeup = svc->ent.wakeup != e->wakeup;
+    buf_t b = BUF_INIT;
+
+    master_entry_free(&svc->ent);
+    master_entry_copy(&svc->ent, e);
+    free(svc->path);
+    (void)buf_printf(&b, "%s/%s", var_daemon_directory, e->command);
+    svc->path = buf_strdup(&b);
+    buf_free(&b);
+    svc->is_smtpd = strcmp(e->command, "smtpd") == 0;
+    if (restart_wakeup)
+        ev_timer_stop(master_loop, &svc->wakeup_timer);
+    if (svc->ent.wakeup > 0 && svc->unix_path != NULL)
+        master_wakeup_timer(master_loop, svc);
+    master_demand_update(svc);
+}
+
+/* master_service_close - stop listening, free; children are not touched */
+void master_service_close(struct master_service *svc)
+{
+    if (master_loop) {
+        ev_timer_stop(master_loop, &svc->throttle_timer);
+        ev_timer_stop(master_loop, &svc->wakeup_timer);
+    }
+    for (size_t i = 0; i < svc->nlisten; i++) {
+        if (master_loop)
+            ev_io_remove(master_loop, svc->listen_fds[i]);
+        (void)close(svc->listen_fds[i]);
+    }
+    if (svc->status_rd >= 0) {
+        if (master_loop)
+            ev_io_remove(master_loop, svc->status_rd);
+        (void)close(svc->status_rd);
+    }
+    if (svc->status_wr >= 0)
+        (void)close(svc->status_wr);
+    if (svc->unix_path && svc->nlisten > 0 && unlink(svc->unix_path) < 0
+        && errno != ENOENT)
+        log_warning("remove %s: %s", svc->unix_path, strerror(errno));
+    master_entry_free(&svc->ent);
+    free(svc->path);
+    free(svc->label);
+    free(svc->unix_path);
+    free(svc);
+}

@@ -1,0 +1,100 @@
+/*
+ * echod - test daemon on the event-server skeleton (used only by the
+ * master and skeleton tests). Per line: "PID" -> "+PID <pid>",
+ * "CRASH" -> abort(), "QUIT" -> "+BYE" and close, anything else ->
+ * "+ECHO <line>". "-l N" (before the master's arguments are parsed)
+ * sets the skeleton's client_limit.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server.h"
+#include "stream.h"
+#include "util.h"
+
+#define ECHOD_MAX_LINE 1024
+#define ECHOD_TIMEOUT 60
+
+static void echod_close(stream_t *s, void *ctx, enum stream_close_reason why)
+{
+    (void)s;
+    (void)ctx;
+    (void)why;
+    server_conn_done();
+}
+
+static void echod_read(stream_t *s, void *ctx)
+{
+    const char *line;
+    size_t len;
+    bool crlf;
+    int rc;
+
+    (void)ctx;
+    while ((rc = stream_read_line(s, &line, &len, &crlf)) != 0) {
+        if (rc < 0) {
+            stream_puts(s, "-ERR line too long\r\n");
+        } else if (len == 3 && memcmp(line, "PID", 3) == 0) {
+            stream_printf(s, "+PID %ld\r\n", (long)getpid());
+        } else if (len == 5 && memcmp(line, "CRASH", 5) == 0) {
+            abort();
+        } else if (len == 4 && memcmp(line, "QUIT", 4) == 0) {
+            stream_puts(s, "+BYE\r\n");
+            stream_close(s);
+            server_conn_done();
+            return;
+        } else {
+            stream_puts(s, "+ECHO ");
+            stream_write(s, line, len);
+            stream_puts(s, "\r\n");
+        }
+    }
+}
+
+static const struct stream_handler echod_handler = {
+    .on_read = echod_read,
+    .on_close = echod_close,
+};
+
+static void echod_connect(ev_loop_t *loop, int fd, const struct sockaddr *peer,
+                          socklen_t peerlen, const struct sockaddr *local)
+{
+    (void)peer;
+    (void)peerlen;
+    (void)local;
+    if (stream_new(loop, fd, ECHOD_MAX_LINE, ECHOD_TIMEOUT, &echod_handler,
+                   NULL) == NULL) {
+        (void)close(fd);
+        server_conn_done();
+    }
+}
+
+/* echod_take_limit - remove "-l N" from argv; returns the new argc */
+static int echod_take_limit(int argc, char **argv, size_t *limit)
+{
+    int out = 0;
+
+    for (int i = 0; i < argc; i++) {
+        long n;
+
+        if (strcmp(argv[i], "-l") == 0 && i + 1 < argc
+            && parse_long(argv[i + 1], 1, 100000, &n) == 0) {
+            *limit = (size_t)n;
+            i++;
+            continue;
+        }
+        argv[out++] = argv[i];
+    }
+    argv[out] = NULL;
+    return out;
+}
+
+int main(int argc, char **argv)
+{
+    static struct server_ops ops = { .on_connect = echod_connect };
+
+    argc = echod_take_limit(argc, argv, &ops.client_limit);
+    return event_server_main(argc, argv, &ops);
+}

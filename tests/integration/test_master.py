@@ -1,0 +1,391 @@
+"""master(8) against live test daemons (tests/daemons/echod, crashd).
+
+Each test writes main.conf/master.conf into a fresh temporary directory,
+starts `master -f -c DIR` and talks to the services on free loopback
+ports. Binaries come from $TERN_BUILD (libexec/master, tests/daemons/*).
+"""
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+BUILD = os.environ.get("TERN_BUILD", "")
+MASTER = os.path.join(BUILD, "libexec", "master")
+DAEMONS = os.path.join(BUILD, "tests", "daemons")
+TIMEOUT = 5.0
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=TIMEOUT, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def pid_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class Client:
+    """A line client for echod."""
+
+    def __init__(self, port, timeout=TIMEOUT):
+        self.sock = socket.create_connection(("127.0.0.1", port),
+                                             timeout=timeout)
+        self.f = self.sock.makefile("rwb")
+
+    def cmd(self, line):
+        self.f.write(line.encode() + b"\r\n")
+        self.f.flush()
+        return self.f.readline().decode().rstrip("\r\n")
+
+    def pid(self):
+        reply = self.cmd("PID")
+        if not reply.startswith("+PID "):
+            raise AssertionError("bad PID reply %r" % reply)
+        return int(reply.split()[1])
+
+    def close(self):
+        try:
+            self.f.close()
+        finally:
+            self.sock.close()
+
+
+@unittest.skipUnless(os.path.exists(MASTER)
+                     and os.path.exists(os.path.join(DAEMONS, "echod")),
+                     "set TERN_BUILD to a build directory")
+class MasterTest(unittest.TestCase):
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="tern-master-")
+        os.chmod(self.dir, 0o755)
+        self.etc = os.path.join(self.dir, "etc")
+        self.libexec = os.path.join(self.dir, "libexec")
+        self.queue = os.path.join(self.dir, "queue")
+        self.maillog = os.path.join(self.dir, "maillog")
+        os.mkdir(self.etc)
+        os.mkdir(self.libexec)
+        for name in ("echod", "crashd"):
+            os.symlink(os.path.join(DAEMONS, name),
+                       os.path.join(self.libexec, name))
+        # echod under the name smtpd: master answers 421 for "smtpd"
+        os.symlink(os.path.join(DAEMONS, "echod"),
+                   os.path.join(self.libexec, "smtpd"))
+        owner = "nobody" if os.geteuid() == 0 else \
+            pwd.getpwuid(os.getuid()).pw_name
+        with open(os.path.join(self.etc, "main.conf"), "w") as f:
+            f.write("queue_directory = %s\n" % self.queue)
+            f.write("daemon_directory = %s\n" % self.libexec)
+            f.write("maillog_file = %s\n" % self.maillog)
+            f.write("mail_owner = %s\n" % owner)
+            f.write("myhostname = test.example\n")
+        self.master = None
+        self.stderr_path = os.path.join(self.dir, "master.stderr")
+        self.seen_pids = set()
+
+    def tearDown(self):
+        if self.master and self.master.poll() is None:
+            self.master.send_signal(signal.SIGTERM)
+            try:
+                self.master.wait(10)
+            except subprocess.TimeoutExpired:
+                self.master.kill()
+                self.master.wait(5)
+        for pid in self.seen_pids:     # only our own daemons
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    mine = self.dir.encode() in f.read()
+                if mine:
+                    os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- helpers --------------------------------------------------------
+
+    def write_master_conf(self, lines):
+        path = os.path.join(self.etc, "master.conf")
+        with open(path + ".tmp", "w") as f:
+            f.write("# service type private unpriv chroot wakeup maxproc "
+                    "command\n")
+            f.write("\n".join(lines) + "\n")
+        os.rename(path + ".tmp", path)
+
+    def start_master(self, lines):
+        self.write_master_conf(lines)
+        self.errf = open(self.stderr_path, "wb")
+        self.addCleanup(self.errf.close)
+        self.master = subprocess.Popen([MASTER, "-f", "-c", self.etc],
+                                       stdin=subprocess.DEVNULL,
+                                       stdout=self.errf, stderr=self.errf)
+        ok = wait_for(lambda: "daemon started" in self.log()
+                      or self.master.poll() is not None)
+        self.assertTrue(ok)
+        self.assertIsNone(self.master.poll(), self.log() + self.stderr())
+
+    def log(self):
+        try:
+            with open(self.maillog, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stderr(self):
+        with open(self.stderr_path, errors="replace") as f:
+            return f.read()
+
+    def client(self, port):
+        c = Client(port)
+        self.addCleanup(c.close)
+        return c
+
+    def pid_of(self, port):
+        c = Client(port)
+        try:
+            pid = c.pid()
+        finally:
+            c.close()
+        self.seen_pids.add(pid)
+        return pid
+
+    def echo_service(self, port, *args, maxproc="0", command="echod"):
+        return "127.0.0.1:%d inet n - n - %s %s %s" % (
+            port, maxproc, command, " ".join(args))
+
+    # ---- tests ------------------------------------------------------------
+
+    def test_check_config(self):
+        port = free_port()
+        self.write_master_conf([self.echo_service(port)])
+        r = subprocess.run([MASTER, "-t", "-c", self.etc], timeout=10,
+                           capture_output=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.write_master_conf(["127.0.0.1:%d inet n - n - 0" % port])
+        r = subprocess.run([MASTER, "-t", "-c", self.etc], timeout=10,
+                           capture_output=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertTrue(r.stderr)
+        self.write_master_conf(["999.1.1.1:%d inet n - n - 0 echod" % port])
+        r = subprocess.run([MASTER, "-t", "-c", self.etc], timeout=10,
+                           capture_output=True)
+        self.assertEqual(r.returncode, 1)
+
+    def test_echo(self):
+        port = free_port()
+        self.start_master([self.echo_service(port)])
+        c = self.client(port)
+        self.assertEqual(c.cmd("hello"), "+ECHO hello")
+        self.assertEqual(c.cmd("two words"), "+ECHO two words")
+        self.seen_pids.add(c.pid())
+        self.assertTrue(os.path.exists(os.path.join(self.queue, "pid",
+                                                    "master.pid")))
+
+    def test_client_limit(self):
+        port = free_port()
+        self.start_master([self.echo_service(port, "-l", "5")])
+        clients = [self.client(port) for _ in range(5)]
+        pids = {c.pid() for c in clients}
+        self.seen_pids |= pids
+        self.assertEqual(len(pids), 1, "5 clients, one process")
+        sixth = self.client(port)
+        p6 = sixth.pid()
+        self.seen_pids.add(p6)
+        self.assertNotIn(p6, pids, "client_limit exceeded: second process")
+        # the first process takes clients again once one leaves
+        clients[0].close()
+        self.assertEqual(sixth.cmd("still"), "+ECHO still")
+
+    def test_kill9_child_replaced(self):
+        port = free_port()
+        self.start_master([self.echo_service(port)])
+        p1 = self.pid_of(port)
+        os.kill(p1, signal.SIGKILL)
+        self.assertTrue(wait_for(lambda: not pid_alive(p1)))
+        p2 = self.pid_of(port)
+        self.assertNotEqual(p1, p2)
+        self.assertTrue(wait_for(
+            lambda: "pid %d killed by signal 9" % p1 in self.log()),
+            self.log())
+        self.assertNotIn("back-off", self.log())
+
+    def test_crash_in_session_not_throttled(self):
+        port = free_port()
+        self.start_master([self.echo_service(port)])
+        c = Client(port)
+        p1 = c.pid()
+        c.f.write(b"CRASH\r\n")
+        c.f.flush()
+        self.assertEqual(c.f.readline(), b"")
+        c.close()
+        p2 = self.pid_of(port)
+        self.assertNotEqual(p1, p2)
+        self.assertNotIn("back-off", self.log())
+
+    def test_crash_at_startup_throttled(self):
+        port = free_port()
+        self.start_master(["127.0.0.1:%d inet n - n - 0 crashd" % port])
+        c = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.addCleanup(c.close)
+        time.sleep(5.0)
+        log = self.log()
+        crashes = log.count("crashd pid ")
+        self.assertIn("crashd: back-off 1 seconds", log)
+        self.assertIn("crashd: back-off 2 seconds", log)
+        self.assertGreaterEqual(crashes, 2, log)
+        self.assertLessEqual(crashes, 5, log)
+        self.assertIsNone(self.master.poll())
+
+    def test_max_use(self):
+        port = free_port()
+        self.start_master([self.echo_service(port, "-o", "max_use=2")])
+        p1 = self.pid_of(port)
+        p2 = self.pid_of(port)
+        self.assertEqual(p1, p2)
+        self.assertTrue(wait_for(lambda: not pid_alive(p1)))
+        p3 = self.pid_of(port)
+        self.assertNotEqual(p3, p1)
+        self.assertNotIn("exit status", self.log())
+
+    def test_process_limit_smtpd_421(self):
+        port = free_port()
+        self.start_master([self.echo_service(port, "-l", "1", maxproc="1",
+                                             command="smtpd")])
+        busy = self.client(port)
+        self.seen_pids.add(busy.pid())
+        s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.addCleanup(s.close)
+        reply = s.makefile("rb").readline()
+        self.assertEqual(reply,
+                         b"421 4.7.0 test.example Error: too many "
+                         b"connections\r\n")
+        self.assertTrue(wait_for(lambda: "has reached its process limit "
+                                 "\"1\"" in self.log()), self.log())
+        busy.close()
+        self.pid_of(port)        # served again once the child is free
+
+    def test_process_limit_other_waits(self):
+        port = free_port()
+        self.start_master([self.echo_service(port, "-l", "1", maxproc="1")])
+        busy = self.client(port)
+        p1 = busy.pid()
+        self.seen_pids.add(p1)
+        waiting = Client(port)
+        self.addCleanup(waiting.close)
+        waiting.f.write(b"PID\r\n")
+        waiting.f.flush()
+        time.sleep(0.5)
+        busy.close()
+        self.assertEqual(waiting.f.readline().decode().strip(), "+PID %d" % p1)
+
+    def test_reload(self):
+        p1, p2 = free_port(), free_port()
+        self.start_master([self.echo_service(p1)])
+        old_pid = self.pid_of(p1)
+        failures, successes = [], [0]
+        stop = threading.Event()
+
+        def hammer():
+            while not stop.is_set():
+                try:
+                    c = Client(p1, timeout=3)
+                    r = c.cmd("ping")
+                    c.close()
+                    if r != "+ECHO ping":
+                        failures.append(r)
+                    else:
+                        successes[0] += 1
+                except OSError as e:
+                    failures.append(repr(e))
+        t = threading.Thread(target=hammer)
+        t.start()
+        try:
+            time.sleep(0.3)
+            self.write_master_conf([self.echo_service(p1),
+                                    self.echo_service(p2)])
+            self.master.send_signal(signal.SIGHUP)
+
+            def new_port_up():
+                try:
+                    return self.pid_of(p2)
+                except OSError:
+                    return None
+            self.assertTrue(wait_for(new_port_up), self.log())
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            t.join(10)
+        self.assertEqual(failures, [])
+        self.assertGreater(successes[0], 5)
+        self.assertTrue(wait_for(lambda: not pid_alive(old_pid)),
+                        "old child retires after reload")
+        self.assertIn("reload", self.log())
+        # a broken master.conf keeps the old configuration
+        self.write_master_conf(["127.0.0.1:%d inet n - n - 0" % p1])
+        self.master.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: "keeping the old configuration"
+                                 in self.log()), self.log())
+        self.pid_of(p1)
+        self.pid_of(p2)
+        # removing a service closes its listener
+        self.write_master_conf([self.echo_service(p1)])
+        self.master.send_signal(signal.SIGHUP)
+
+        def p2_closed():
+            try:
+                socket.create_connection(("127.0.0.1", p2), timeout=1).close()
+                return False
+            except ConnectionRefusedError:
+                return True
+        self.assertTrue(wait_for(p2_closed))
+        self.pid_of(p1)
+
+    def test_second_master_refused(self):
+        port = free_port()
+        self.start_master([self.echo_service(port)])
+        r = subprocess.run([MASTER, "-f", "-c", self.etc], timeout=10,
+                           capture_output=True, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"the Tern mail system is already running (pid %d)"
+                      % self.master.pid, r.stderr)
+        self.pid_of(port)
+
+    def test_sigterm_stops_everything(self):
+        p1, p2 = free_port(), free_port()
+        self.start_master([self.echo_service(p1),
+                           self.echo_service(p2, "-l", "1")])
+        held = self.client(p2)
+        pids = {self.pid_of(p1), held.pid()}
+        self.seen_pids |= pids
+        self.master.send_signal(signal.SIGTERM)
+        self.assertEqual(self.master.wait(10), 0)
+        for pid in pids:
+            self.assertFalse(pid_alive(pid), "child %d survived" % pid)
+        self.assertFalse(os.path.exists(os.path.join(self.queue, "pid",
+                                                     "master.pid")))
+        self.assertIn("terminating on signal 15", self.log())
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.1", p1), timeout=1).close()
+
+
+if __name__ == "__main__":
+    unittest.main()
