@@ -40,6 +40,7 @@ struct dict {
     struct stat st;          /* identity of the file env maps */
     uint64_t checked_ms;
     bool missing_warned;
+    bool walking;            /* dict_walk active: do not swap the env */
     /* static */
     char *static_value;
     /* inline */
@@ -157,7 +158,7 @@ static int lmdb_reopen(dict_t *d, const struct stat *st, const char **error_r)
 static void lmdb_check(dict_t *d)
 {
     uint64_t now = time_mono_msec();
-    if (now - d->checked_ms < DICT_CHECK_MSEC)
+    if (d->walking || now - d->checked_ms < DICT_CHECK_MSEC)
         return;
     d->checked_ms = now;
     struct stat st;
@@ -239,20 +240,25 @@ static int lmdb_lookup(dict_t *d, const char *key, buf_t *value)
     return ret;
 }
 
+/* lmdb_walk - own read txn, so fn may call dict_lookup on d */
 static int lmdb_walk(dict_t *d, dict_walk_fn fn, void *ctx)
 {
     lmdb_check(d);
     if (d->env == NULL)
         return 0;
+    MDB_txn *txn;
     MDB_cursor *cur;
-    int rc = mdb_txn_renew(d->txn);
-    if (rc == 0)
-        rc = mdb_cursor_open(d->txn, d->dbi, &cur);
+    int rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn);
     if (rc != 0) {
         log_warning("%s: %s", d->spec, mdb_strerror(rc));
-        mdb_txn_reset(d->txn);
         return -1;
     }
+    if ((rc = mdb_cursor_open(txn, d->dbi, &cur)) != 0) {
+        log_warning("%s: %s", d->spec, mdb_strerror(rc));
+        mdb_txn_abort(txn);
+        return -1;
+    }
+    d->walking = true;
     MDB_val k, v;
     int ret = 0;
     for (MDB_cursor_op op = MDB_FIRST;
@@ -261,12 +267,13 @@ static int lmdb_walk(dict_t *d, dict_walk_fn fn, void *ctx)
         if (ret != 0)
             break;
     }
+    d->walking = false;
     if (ret == 0 && rc != MDB_NOTFOUND) {
         log_warning("%s: %s", d->spec, mdb_strerror(rc));
         ret = -1;
     }
     mdb_cursor_close(cur);
-    mdb_txn_reset(d->txn);
+    mdb_txn_abort(txn);
     return ret;
 }
 
