@@ -496,7 +496,10 @@ void addr_split(const char *addr, char **local_r, char **domain_r)
             quoted = !quoted;
         else if (*p == '@' && !quoted)
             at = p;
+        else if (*p == '[' && !quoted && at != NULL && at + 1 == p)
+            break;   /* address literal: may contain '@' itself */
     }
+    p += strlen(p);
     *local_r = copy;
     if (at != NULL) {
         *at = '\0';

@@ -114,6 +114,7 @@ static const struct path_ok path_ok_cases[] = {
     { "<user@[IPv6:::ffff:192.0.2.1]>", false, false,
       "user@[IPv6:::ffff:192.0.2.1]", "" },
     { "<user@[x-tag:stuff]>", false, false, "user@[x-tag:stuff]", "" },
+    { "<\"a b\"@[I:.1:@.1]>", false, false, "\"a b\"@[I:.1:@.1]", "" },
     /* source routes are dropped */
     { "<@a.example,@b.example:user@c.example>", false, false, "user@c.example", "" },
     { "<@a.example:user@c.example> X=1", false, false, "user@c.example", " X=1" },
@@ -483,6 +484,9 @@ static const struct { const char *in, *local, *domain; } split_cases[] = {
     { "", "", "" },
     { "\"unterminated@x", "\"unterminated@x", "" },
     { "\"a\\", "\"a\\", "" },
+    { "a@[tag:x@y]", "a", "[tag:x@y]" },
+    { "a@b@[tag:x@y]", "a@b", "[tag:x@y]" },
+    { "a[b@c", "a[b", "c" },
 };
 
 START_TEST(test_split)
@@ -509,6 +513,7 @@ static const struct { const char *in, *out; } canon_cases[] = {
     { "user@", "user@" },
     { "user@\xc3\x9cX.com", "user@\xc3\x9cx.com" },
     { "user@[IPv6:ABCD::1]", "user@[ipv6:abcd::1]" },
+    { "\"A b\"@[X:Y@Z]", "A b@[x:y@z]" },
 };
 
 START_TEST(test_canonical)

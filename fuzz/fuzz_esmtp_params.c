@@ -1,0 +1,70 @@
+/* fuzz_esmtp_params - ESMTP parameter list parser and xtext decoding. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "util.h"
+
+static void check_params(const struct esmtp_param *p, size_t n)
+{
+    buf_t x = BUF_INIT;
+
+    for (size_t i = 0; i < n; i++) {
+        const char *k = p[i].keyword;
+        if (k == NULL || *k == '\0' || *k == '-')
+            abort();
+        for (; *k; k++)
+            if (!((*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') || *k == '-'))
+                abort();
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(p[i].keyword, p[j].keyword) == 0)
+                abort();
+        if (p[i].value != NULL) {
+            if (*p[i].value == '\0' || strchr(p[i].value, '=') || strchr(p[i].value, ' '))
+                abort();
+            if (xtext_decode(p[i].value, &x) == 0)
+                for (size_t b = 0; b < x.len; b++)
+                    if ((unsigned char)x.data[b] < 0x20 || x.data[b] == 0x7f)
+                        abort();
+        }
+    }
+    buf_free(&x);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct esmtp_param p[ESMTP_MAX_PARAMS];
+    char *s = xmalloc(size + 1);
+    size_t max = size > 0 ? data[0] % (ESMTP_MAX_PARAMS + 1) : 0, n = 0;
+    const char *err = NULL;
+    buf_t x = BUF_INIT;
+
+    memcpy(s, data, size);
+    s[size] = '\0';
+    memset(p, 0, sizeof(p));
+    if (esmtp_params_parse(s, p, ESMTP_MAX_PARAMS, &n, &err) == 0) {
+        if (n > ESMTP_MAX_PARAMS)
+            abort();
+        check_params(p, n);
+        esmtp_params_free(p, n);
+    } else if (err == NULL || n != 0) {
+        abort();
+    }
+    /* an array of exactly max entries: ASan catches a write past it */
+    if (size > 0) {
+        struct esmtp_param *small = malloc(max * sizeof(*small) + (max ? 0 : 1));
+        if (small == NULL)
+            abort();
+        if (esmtp_params_parse(s + 1, small, max, &n, &err) == 0) {
+            if (n > max)
+                abort();
+            esmtp_params_free(small, n);
+        }
+        free(small);
+    }
+    (void)xtext_decode(s, &x);
+    buf_free(&x);
+    free(s);
+    return 0;
+}
