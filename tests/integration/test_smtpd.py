@@ -1,0 +1,202 @@
+"""smtpd protocol behaviour, driven over raw sockets against one instance.
+
+The client (127.0.0.1) is outside mynetworks here, so relaying is denied.
+"""
+import socket
+import time
+import unittest
+
+from ternlab import Instance, wait_for
+
+MAIN = {
+    "mynetworks": "192.0.2.0/24",
+    "message_size_limit": "100000",
+    "smtpd_error_sleep_time": "0",
+    "smtpd_hard_error_limit": "5",
+}
+
+
+class Client:
+    """A raw SMTP connection that returns whole replies."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), 10)
+        self.sock.settimeout(10)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; pending %r" % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("latin-1")
+
+    def reply(self):
+        """One reply: list of its lines (multi-line replies joined)."""
+        lines = [self.line()]
+        while len(lines[-1]) > 3 and lines[-1][3] == "-":
+            lines.append(self.line())
+        return lines
+
+    def replies(self, n):
+        return [self.reply()[-1] for _ in range(n)]
+
+    def closed(self, timeout=10):
+        """True when the server closes the connection (no more data)."""
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1) == b""
+        except OSError:
+            return True
+
+
+class SmtpdTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.inst = Instance(main=MAIN)
+        try:
+            cls.inst.start()
+        except Exception:
+            cls.inst.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.inst.cleanup()
+
+    def connect(self, ehlo=True):
+        c = Client(self.inst.smtp_port)
+        self.addCleanup(c.close)
+        self.assertTrue(c.reply()[0].startswith("220 "))
+        if ehlo:
+            c.send(b"EHLO client.test\r\n")
+            self.assertTrue(c.reply()[-1].startswith("250 "))
+        return c
+
+    def assertLog(self, text, timeout=10):
+        try:
+            wait_for(lambda: text in self.inst.log_text(), timeout, 0.1,
+                     repr(text))
+        except AssertionError:
+            self.fail("log lacks %r; tail:\n%s"
+                      % (text, self.inst.log_text()[-3000:]))
+
+    def delivered(self, marker):
+        """The message in demo's Maildir that contains marker."""
+        def find():
+            for m in self.inst.messages("demo"):
+                if marker in m:
+                    return m
+            return None
+        return wait_for(find, 60, 0.1, "message with %r" % marker)
+
+    def test_ehlo_keywords(self):
+        c = self.connect(ehlo=False)
+        c.send(b"EHLO client.test\r\n")
+        lines = c.reply()
+        self.assertEqual([l[4:] for l in lines[1:]],
+                         ["PIPELINING", "SIZE 100000", "VRFY",
+                          "ENHANCEDSTATUSCODES", "8BITMIME"])
+        self.assertTrue(all(l.startswith("250-") for l in lines[:-1]))
+        self.assertTrue(lines[-1].startswith("250 "))
+
+    def test_pipelined_transaction(self):
+        c = self.connect()
+        c.send(b"MAIL FROM:<a@example.org>\r\n"
+               b"RCPT TO:<nosuch@localhost>\r\n"
+               b"RCPT TO:<demo@localhost>\r\n"
+               b"DATA\r\n"
+               b"Subject: pipelined\r\n\r\n..dotted\r\nbody\r\n.\r\n"
+               b"NOOP\r\nQUIT\r\n")
+        r = c.replies(7)
+        self.assertEqual([x[:3] for x in r],
+                         ["250", "550", "250", "354", "250", "250", "221"])
+        self.assertTrue(r[4].startswith("250 2.0.0 Ok: queued as "), r[4])
+        self.assertTrue(c.closed())
+        m = self.delivered(b"Subject: pipelined")
+        self.assertIn(b"Subject: pipelined\n\n.dotted\nbody\n", m)
+        self.assertLog("disconnect from unknown[127.0.0.1] ehlo=1 mail=1 "
+                       "rcpt=1/2 data=1 noop=1 quit=1 commands=6/7")
+
+    def test_overlong_line(self):
+        c = self.connect()
+        c.send(b"NOOP " + b"x" * 5000 + b"\r\nNOOP\r\n")
+        self.assertEqual(c.replies(2), ["500 5.5.2 Error: line too long",
+                                        "250 2.0.0 Ok"])
+
+    def test_unknown_command(self):
+        c = self.connect()
+        c.send(b"FROB x\r\n")
+        self.assertEqual(c.replies(1),
+                         ["502 5.5.2 Error: command not recognized"])
+
+    def test_rcpt_before_mail(self):
+        c = self.connect()
+        c.send(b"RCPT TO:<demo@localhost>\r\n")
+        self.assertEqual(c.replies(1), ["503 5.5.1 Error: need MAIL command"])
+
+    def test_size_over_limit(self):
+        c = self.connect()
+        c.send(b"MAIL FROM:<a@example.org> SIZE=100001\r\n"
+               b"MAIL FROM:<a@example.org> SIZE=100000\r\n")
+        self.assertEqual(c.replies(2),
+                         ["552 5.3.4 Message size exceeds fixed limit",
+                          "250 2.1.0 Ok"])
+
+    def test_unknown_user(self):
+        c = self.connect()
+        c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<nosuch@localhost>\r\n")
+        r = c.replies(2)
+        self.assertEqual(r[1], "550 5.1.1 <nosuch@localhost>: Recipient "
+                         "address rejected: User unknown in local recipient "
+                         "table")
+        self.assertLog("NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 550 "
+                       "5.1.1 <nosuch@localhost>: Recipient address "
+                       "rejected: User unknown in local recipient table; "
+                       "from=<a@example.org> to=<nosuch@localhost> "
+                       "proto=ESMTP helo=<client.test>")
+
+    def test_relay_denied(self):
+        c = self.connect()
+        c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<x@elsewhere.example>\r\n")
+        self.assertEqual(c.replies(2)[1],
+                         "554 5.7.1 <x@elsewhere.example>: Relay access denied")
+
+    def test_bare_lf_does_not_end_data(self):
+        c = self.connect()
+        c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<demo@localhost>\r\n"
+               b"DATA\r\n")
+        self.assertEqual([x[:3] for x in c.replies(3)], ["250", "250", "354"])
+        c.send(b"Subject: smuggle\r\n\r\nbefore\n.\n"
+               b"MAIL FROM:<evil@example.org>\r\n"
+               b"RCPT TO:<demo@localhost>\r\nDATA\r\nsmuggled\r\n\r\n.\n"
+               b"\r\n.\r\nQUIT\r\n")
+        r = c.replies(2)
+        self.assertTrue(r[0].startswith("250 2.0.0 Ok: queued as "), r)
+        self.assertEqual(r[1], "221 2.0.0 Bye")
+        qid = r[0].split()[-1]
+        m = self.delivered(b"Subject: smuggle")
+        self.assertIn(b"before\n.\nMAIL FROM:<evil@example.org>\n", m)
+        self.assertIn(b"smuggled\n\n.\n\n", m)
+        self.assertIn(qid.encode(), m)
+
+    def test_hard_error_limit(self):
+        c = self.connect()
+        c.send(b"FROB\r\n" * 5)
+        r = c.replies(6)
+        self.assertEqual(r[:5], ["502 5.5.2 Error: command not recognized"] * 5)
+        self.assertTrue(r[5].startswith("421 4.7.0 "), r[5])
+        self.assertTrue(r[5].endswith(" Error: too many errors"), r[5])
+        self.assertTrue(c.closed())
+
+
+if __name__ == "__main__":
+    unittest.main()
