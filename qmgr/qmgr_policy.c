@@ -8,6 +8,7 @@
 #include <string.h>
 #include "attr.h"
 #include "deliver.h"
+#include "util.h"
 #include "qmgr.h"
 
 const char *const qmgr_xport_names[QMGR_NXPORT] = { "local", "smtp" };
@@ -80,13 +81,15 @@ void qmgr_request_build(const queue_msg_t *m, size_t i, attr_list_t *out)
 void qmgr_delay_format(uint64_t delay_usec, char *out, size_t size)
 {
     unsigned long long cs = (unsigned long long)(delay_usec / 10000);
+    char text[32];
 
     if (cs < 1000)
-        snprintf(out, size, "%llu.%02llu", cs / 100, cs % 100);
+        snprintf(text, sizeof(text), "%llu.%02llu", cs / 100, cs % 100);
     else if (cs < 10000)
-        snprintf(out, size, "%llu.%llu", cs / 100, (cs % 100) / 10);
+        snprintf(text, sizeof(text), "%llu.%llu", cs / 100, (cs % 100) / 10);
     else
-        snprintf(out, size, "%llu", cs / 100);
+        snprintf(text, sizeof(text), "%llu", cs / 100);
+    str_copy(out, text, size);
 }
 
 /* qmgr_duration_text - largest unit that fits at least once */
