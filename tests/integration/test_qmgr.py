@@ -1,0 +1,140 @@
+"""qmgr end to end: deferral when no transport exists, expiry, corrupt
+queue files, and kill -9 of qmgr while mail flows (exactly-once).
+
+Every test drives a real instance (master -f) through smtpd.
+"""
+import os
+import re
+import signal
+import smtplib
+import threading
+import time
+import unittest
+
+from ternlab import TernTestCase, wait_for
+
+FAST_RETRY = {"minimal_backoff_time": "1s", "maximal_backoff_time": "2s",
+              "queue_run_delay": "1s"}
+
+
+def subject_of(msg):
+    m = re.search(rb"^Subject: (.*)$", msg, re.M)
+    return m.group(1).decode() if m else None
+
+
+def send(inst, rcpt, subject, sender="sender@example.org"):
+    with inst.smtp() as s:
+        s.sendmail(sender, [rcpt],
+                   ("Subject: %s\r\n\r\nbody\r\n" % subject).encode())
+
+
+def queue_id_for(inst, rcpt):
+    """The queue ID of the first logged line about rcpt."""
+    m = re.search(r"(\w+): to=<%s>" % re.escape(rcpt), inst.log_text())
+    return m.group(1) if m else None
+
+
+class Qmgr(TernTestCase):
+
+    def test_nonlocal_recipient_is_deferred(self):
+        # 127.0.0.1 is in the default mynetworks, so smtpd relays; there
+        # is no smtp transport yet, so qmgr must defer, not lose or bounce
+        inst = self.instance(main=FAST_RETRY).start()
+        send(inst, "someone@remote.example", "to the world")
+        send(inst, "demo@localhost", "to demo")
+        wait_for(lambda: len(inst.queue_files("deferred")) == 1, 30,
+                 what="a file in deferred/")
+        self.assertLogHas(
+            inst, "to=<someone@remote.example>, relay=none, delay=")
+        self.assertLogHas(
+            inst, "status=deferred (delivery temporarily suspended: connect "
+                  "to transport private/smtp: No such file or directory)")
+        msgs = inst.wait_messages("demo", 1)
+        self.assertEqual([subject_of(m) for m in msgs], ["to demo"])
+        qid = queue_id_for(inst, "someone@remote.example")
+        self.assertIsNotNone(qid)
+        # retried on the back-off schedule, still deferred, never removed
+        wait_for(lambda: inst.log_text().count(
+            "to=<someone@remote.example>") >= 2, 30, what="a retry")
+        self.assertEqual(inst.queue_files("deferred"), [qid])
+        self.assertNotIn(qid + ": removed", inst.log_text())
+
+    def test_expired_message_bounces_and_leaves_queue(self):
+        main = dict(FAST_RETRY, maximal_queue_lifetime="0")
+        inst = self.instance(main=main).start()
+        send(inst, "far@remote.example", "expires")
+        self.assertLogHas(inst, "to=<far@remote.example>, relay=none")
+        self.assertLogHas(inst, "status=bounced (message expired after")
+        self.assertLogHas(inst, "bounce notification not implemented yet")
+        self.assertLogHas(inst, "summary: from=<sender@example.org>, nrcpt=1, "
+                                "delay=")
+        self.assertLogHas(inst, "sent=0, bounced=1, deferred=0")
+        inst.wait_queue_empty(30)
+
+    def test_corrupt_file_is_quarantined(self):
+        inst = self.instance(main=FAST_RETRY).start()
+        send(inst, "demo@localhost", "first")
+        inst.wait_messages("demo", 1)
+        qid = re.search(r"(\w+): from=<sender@example.org>",
+                        inst.log_text()).group(1)
+        # another valid ID: same time digits, different inode digits
+        bad = qid[:-1] + ("B" if qid[-1] != "B" else "C")
+        path = os.path.join(inst.spool, "incoming", bad)
+        with open(path, "wb") as f:
+            f.write(b"this is not a queue file\n")
+        os.chmod(path, 0o644)
+        send(inst, "demo@localhost", "second")        # wakes qmgr
+        inst.wait_messages("demo", 2)
+        self.assertLogHas(inst, "warning: %s: corrupt queue file:" % bad)
+        wait_for(lambda: os.path.exists(
+            os.path.join(inst.spool, "corrupt", bad)), 10,
+            what="file in corrupt/")
+        inst.wait_queue_empty(30)
+
+    def test_kill9_qmgr_while_200_messages_flow(self):
+        inst = self.instance(main=FAST_RETRY).start()
+        accepted, errors, lock = set(), [], threading.Lock()
+
+        def sender(start, count):
+            try:
+                with inst.smtp(timeout=60) as s:
+                    for n in range(start, start + count):
+                        subj = "flow %04d" % n
+                        try:
+                            s.sendmail("sender@example.org", ["demo@localhost"],
+                                       ("Subject: %s\r\n\r\n%s\r\n"
+                                        % (subj, subj)).encode())
+                        except smtplib.SMTPException as e:
+                            errors.append("%s: %r" % (subj, e))
+                            continue
+                        with lock:
+                            accepted.add(subj)
+            except (OSError, smtplib.SMTPException) as e:
+                errors.append("connection %d: %r" % (start, e))
+
+        threads = [threading.Thread(target=sender, args=(i * 40, 40))
+                   for i in range(5)]
+        for t in threads:
+            t.start()
+        for mark in (40, 100, 160):
+            wait_for(lambda: len(accepted) >= mark, 120,
+                     what="%d accepted" % mark)
+            for p in wait_for(lambda: inst.child_pids("qmgr"), 30,
+                              what="a running qmgr"):
+                os.kill(p, signal.SIGKILL)
+        for t in threads:
+            t.join(300)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(accepted), 200)
+        inst.wait_messages("demo", 200, timeout=240)
+        time.sleep(3)          # a duplicate would show up by now
+        got = [subject_of(m) for m in inst.messages("demo")]
+        dups = sorted({s for s in got if got.count(s) > 1})
+        self.assertEqual(dups, [], "delivered more than once")
+        self.assertEqual(sorted(got), sorted(accepted))
+        inst.wait_queue_empty(60)
+        self.assertIn("killed by signal 9", inst.log_text())
+
+
+if __name__ == "__main__":
+    unittest.main()
