@@ -399,6 +399,20 @@ static int collect(const char *k, size_t kl, const char *v, size_t vl,
     return 0;
 }
 
+/* lookups on the same table from inside the walk callback */
+static int lookup_inside(const char *k, size_t kl, const char *v, size_t vl,
+                         void *ctx)
+{
+    char key[64];
+    buf_t got = BUF_INIT;
+    snprintf(key, sizeof(key), "%.*s", (int)kl, k);
+    int rc = dict_lookup(ctx, key, &got);
+    int ret = (rc == 1 && got.len == vl && memcmp(got.data, v, vl) == 0)
+        ? 0 : 99;
+    buf_free(&got);
+    return ret;
+}
+
 static int stop_early(const char *k, size_t kl, const char *v, size_t vl,
                       void *ctx)
 {
@@ -414,6 +428,7 @@ START_TEST(test_walk)
     ck_assert_int_eq(dict_walk(d, collect, &out), 0);
     ck_assert_str_eq(buf_str(&out), "a=1;b=2;c=3;");
     ck_assert_int_eq(dict_walk(d, stop_early, NULL), 7);
+    ck_assert_int_eq(dict_walk(d, lookup_inside, d), 0);
     dict_close(d);
 
     const char *why;
