@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "attr.h"
@@ -35,7 +36,7 @@ static void local_pre_init(const char *service, char **args, int nargs)
     if (mailuser_init() < 0)
         log_fatal("cannot open the user tables");
     if (*var_alias_maps) {
-        local_alias_maps = maps_open(var_alias_maps, &err);
+        local_alias_maps = maps_open_missing_ok(var_alias_maps, &err);
         if (local_alias_maps == NULL)
             log_warning("alias_maps %s: %s", var_alias_maps, err ? err : "open failed");
     }
@@ -117,6 +118,10 @@ static void local_handle(const attr_list_t *req, attr_list_t *reply)
     if (r.queue_fd < 0) {
         local_result_set(&res, DELIVER_DEFER, "4.3.0", "cannot open queue file %s: %m",
                          buf_str(&path));
+    } else if (flock(r.queue_fd, LOCK_SH) < 0) {
+        /* qmgr's crash recovery waits for files a delivery still holds */
+        local_result_set(&res, DELIVER_DEFER, "4.3.0", "cannot lock queue file: %m");
+        close(r.queue_fd);
     } else {
         local_deliver(&r, local_alias_maps, &res);
         if (res.status != DELIVER_DEFER) {

@@ -229,6 +229,12 @@ void local_deliver(const struct local_request *r, maps_t *aliases,
         expansion_free(&x);
         return;
     }
+    if (x.nusers == 0 && x.nremote == 0) {
+        /* "a: b" + "b: a": nobody left to receive it; never drop silently */
+        local_result_set(res, DELIVER_BOUNCE, "5.4.6", "alias expansion loop");
+        expansion_free(&x);
+        return;
+    }
     local_result_set(res, DELIVER_OK, "2.0.0", "delivered to maildir");
     for (size_t i = 0; i < x.nusers && res->status == DELIVER_OK; i++) {
         struct mail_user u;

@@ -1,0 +1,313 @@
+/*
+ * Unit tests for the local delivery agent's delivery logic
+ * (local/local_deliver.c, local/local_maildir.c): Maildir layout and
+ * names, idempotent retries, alias expansion, loops, limits, forwarding.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../local/local_deliver.c"
+#include "../../local/local_maildir.c"
+#include "config.h"
+#include "deliver.h"
+#include "queue.h"
+
+static char topdir[] = "/tmp/tern-local-XXXXXX";
+static char spool[512], home_demo[512], home_bob[512];
+
+static maps_t *test_aliases_maps;
+
+static maps_t *local_alias_maps_for_test(void)
+{
+    return test_aliases_maps;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void setup(void)
+{
+    ck_assert_ptr_nonnull(mkdtemp(topdir));
+    char etc[512], aliases[600], conf[4096], text[1024];
+    snprintf(spool, sizeof(spool), "%s/spool", topdir);
+    snprintf(etc, sizeof(etc), "%s/etc", topdir);
+    snprintf(home_demo, sizeof(home_demo), "%s/demo", topdir);
+    snprintf(home_bob, sizeof(home_bob), "%s/bob", topdir);
+    ck_assert_int_eq(mkdir_p(etc, 0755), 0);
+    ck_assert_int_eq(mkdir_p(home_demo, 0755), 0);
+    ck_assert_int_eq(mkdir_p(home_bob, 0755), 0);
+    /* as root, deliver as nobody: exercises the real privilege switch */
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    if (uid == 0)
+        ck_assert_int_eq(privs_lookup_user("nobody", &uid, &gid), 0);
+    ck_assert_int_eq(chmod(topdir, 0755), 0);
+    ck_assert_int_eq(chown(home_demo, uid, gid), 0);
+    ck_assert_int_eq(chown(home_bob, uid, gid), 0);
+    snprintf(aliases, sizeof(aliases), "%s/aliases", etc);
+    snprintf(text, sizeof(text),
+             "team: demo, bob\nboss: team\nloopa: loopb\nloopb: loopa\n"
+             "out: friend@remote.example, demo\npiped: |/bin/cat\n"
+             "self: \\self, bob\n");
+    write_file(aliases, text);
+    buf_t err;
+    buf_init(&err, 0);
+    ck_assert_int_eq(dict_lmdb_build(aliases, true, &err), 0);
+    snprintf(conf, sizeof(conf),
+             "mydestination = localhost\nqueue_directory = %s\n"
+             "alias_maps = lmdb:%s\n"
+             "virtual_user_maps = inline:{demo=%d:%d:%s, bob=%d:%d:%s, self=%d:%d:%s}\n"
+             "mailbox_size_limit = 100000\n",
+             spool, aliases, (int)uid, (int)gid, home_demo, (int)uid, (int)gid,
+             home_bob, (int)uid, (int)gid, home_bob);
+    ck_assert_msg(config_load_text(conf, strlen(conf), "main.conf", etc, &err) == 0,
+                  "%s", buf_str(&err));
+    buf_free(&err);
+    ck_assert_int_eq(mailuser_init(), 0);
+    const char *merr = NULL;
+    test_aliases_maps = maps_open(var_alias_maps, &merr);
+    ck_assert_ptr_nonnull(test_aliases_maps);
+    ck_assert_int_eq(queue_dirs_create(spool, (uid_t)-1, (gid_t)-1), 0);
+    ck_assert_int_eq(chdir(spool), 0);
+}
+
+static void teardown(void)
+{
+    char cmd[600];
+    maps_close(test_aliases_maps);
+    ck_assert_int_eq(chdir("/"), 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", topdir);
+    ck_assert_int_eq(system(cmd), 0);
+    strcpy(topdir, "/tmp/tern-local-XXXXXX");
+}
+
+/* make a queue file in active/ for rcpt; fill a request pointing at it */
+static void make_request(const char *rcpt, const char *body, struct local_request *r,
+                         char *qid, queue_msg_t *m)
+{
+    queue_writer_t w;
+    ck_assert_int_eq(queue_writer_open(&w, QUEUE_ACTIVE), 0);
+    ck_assert_int_eq(queue_writer_record(&w, QREC_SENDER, "a@example.org", 13), 0);
+    ck_assert_int_eq(queue_writer_record(&w, QREC_RCPT, rcpt, strlen(rcpt)), 0);
+    ck_assert_int_eq(queue_writer_content_begin(&w), 0);
+    ck_assert_int_eq(queue_writer_content(&w, body, strlen(body)), 0);
+    ck_assert_int_eq(queue_writer_commit(&w), 0);
+    str_copy(qid, w.qid, QUEUE_ID_SIZE);
+    buf_t path;
+    buf_init(&path, 0);
+    queue_path(QUEUE_ACTIVE, qid, &path);
+    int fd = open(buf_str(&path), O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    buf_free(&path);
+    const char *err = NULL;
+    ck_assert_int_eq(queue_file_read(fd, qid, m, &err), 0);
+    memset(r, 0, sizeof(*r));
+    r->queue_name = QUEUE_ACTIVE;
+    r->queue_id = qid;
+    r->sender = "a@example.org";
+    r->recipient = rcpt;
+    r->orig_rcpt = rcpt;
+    r->rcpt_offset = m->rcpts[0].offset;
+    r->content_offset = m->content_offset;
+    r->content_size = m->content_len;
+    r->arrival_usec = m->arrival_usec;
+    r->queue_fd = fd;
+}
+
+static int count_new(const char *home, char *name_out, size_t size)
+{
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s/Maildir/new", home);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        n++;
+        if (name_out)
+            str_copy(name_out, e->d_name, size);
+    }
+    closedir(d);
+    return n;
+}
+
+static struct local_result run(const char *rcpt, const char *body)
+{
+    struct local_request r;
+    queue_msg_t m;
+    char qid[QUEUE_ID_SIZE];
+    struct local_result res = { DELIVER_DEFER, "", "" };
+    make_request(rcpt, body, &r, qid, &m);
+    local_deliver(&r, local_alias_maps_for_test(), &res);
+    close(r.queue_fd);
+    queue_msg_free(&m);
+    return res;
+}
+
+START_TEST(test_maildir_delivery_and_retry)
+{
+    struct local_request r;
+    queue_msg_t m;
+    char qid[QUEUE_ID_SIZE], name[512], path[1200];
+    struct local_result res = { DELIVER_DEFER, "", "" };
+    make_request("demo@localhost", "Subject: x\n\nhello\n", &r, qid, &m);
+    local_deliver(&r, local_alias_maps_for_test(), &res);
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_str_eq(res.dsn, "2.0.0");
+    ck_assert_int_eq(count_new(home_demo, name, sizeof(name)), 1);
+    ck_assert_ptr_nonnull(strstr(name, qid));
+    /* the size in the name is the file's size */
+    snprintf(path, sizeof(path), "%s/Maildir/new/%s", home_demo, name);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    char want[64];
+    snprintf(want, sizeof(want), ",S=%lld", (long long)st.st_size);
+    ck_assert_ptr_nonnull(strstr(name, want));
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    FILE *f = fopen(path, "r");
+    char data[256] = { 0 };
+    ck_assert_int_gt(fread(data, 1, sizeof(data) - 1, f), 0);
+    fclose(f);
+    ck_assert_str_eq(data, "Return-Path: <a@example.org>\nDelivered-To: demo@localhost\n"
+                           "Subject: x\n\nhello\n");
+    /* a retry after a crash (not yet marked done) must not duplicate */
+    res.status = DELIVER_DEFER;
+    local_deliver(&r, local_alias_maps_for_test(), &res);
+    ck_assert_int_eq(res.status, DELIVER_OK);
+    ck_assert_int_eq(count_new(home_demo, NULL, 0), 1);
+    /* tmp/ is left empty */
+    char tmpdir[600];
+    snprintf(tmpdir, sizeof(tmpdir), "%s/Maildir/tmp", home_demo);
+    DIR *d = opendir(tmpdir);
+    struct dirent *e;
+    int left = 0;
+    while ((e = readdir(d)) != NULL)
+        left += e->d_name[0] != '.';
+    closedir(d);
+    ck_assert_int_eq(left, 0);
+    close(r.queue_fd);
+    queue_msg_free(&m);
+}
+END_TEST
+
+/* table: recipient -> expected status, dsn, messages for demo and bob */
+static const struct {
+    const char *rcpt;
+    int status;
+    const char *dsn;
+    int demo, bob;
+} alias_cases[] = {
+    { "demo@localhost", DELIVER_OK, "2.0.0", 1, 0 },
+    { "DEMO+tag@LOCALHOST", DELIVER_OK, "2.0.0", 1, 0 },
+    { "team@localhost", DELIVER_OK, "2.0.0", 1, 1 },
+    { "boss@localhost", DELIVER_OK, "2.0.0", 1, 1 },
+    { "nobody-here@localhost", DELIVER_BOUNCE, "5.1.1", 0, 0 },
+    { "loopa@localhost", DELIVER_BOUNCE, "5.4.6", 0, 0 },
+    { "piped@localhost", DELIVER_DEFER, "4.3.0", 0, 0 },
+    { "self@localhost", DELIVER_OK, "2.0.0", 0, 1 },
+    { "demo@remote.example", DELIVER_BOUNCE, "5.1.2", 0, 0 },
+};
+
+START_TEST(test_aliases)
+{
+    struct local_result res = run(alias_cases[_i].rcpt, "Subject: a\n\nb\n");
+    ck_assert_msg(res.status == alias_cases[_i].status, "%s: %d %s",
+                  alias_cases[_i].rcpt, res.status, res.reason);
+    ck_assert_str_eq(res.dsn, alias_cases[_i].dsn);
+    ck_assert_int_eq(count_new(home_demo, NULL, 0), alias_cases[_i].demo);
+    ck_assert_int_eq(count_new(home_bob, NULL, 0), alias_cases[_i].bob);
+}
+END_TEST
+
+START_TEST(test_delivered_to_loop)
+{
+    /* the message already passed through demo@localhost */
+    struct local_result res = run("demo@localhost",
+                                  "Delivered-To: demo@localhost\nSubject: l\n\nx\n");
+    ck_assert_int_eq(res.status, DELIVER_BOUNCE);
+    ck_assert_str_eq(res.dsn, "5.4.6");
+    ck_assert_int_eq(count_new(home_demo, NULL, 0), 0);
+    /* a Delivered-To in the body does not count */
+    res = run("demo@localhost", "Subject: l\n\nDelivered-To: demo@localhost\n");
+    ck_assert_int_eq(res.status, DELIVER_OK);
+}
+END_TEST
+
+START_TEST(test_size_limit_and_mailbox_kind)
+{
+    char *big = malloc(200001);
+    memset(big, 'x', 200000);
+    big[200000] = '\0';
+    struct local_result res = run("demo@localhost", big);
+    free(big);
+    ck_assert_int_eq(res.status, DELIVER_BOUNCE);
+    ck_assert_str_eq(res.dsn, "5.2.2");
+    var_home_mailbox = "Mailbox";      /* mbox is not supported yet */
+    res = run("demo@localhost", "Subject: m\n\nx\n");
+    var_home_mailbox = "Maildir/";
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_int_eq(count_new(home_demo, NULL, 0), 0);
+}
+END_TEST
+
+START_TEST(test_forward_remote)
+{
+    struct local_result res = run("out@localhost", "Subject: f\n\nx\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_int_eq(count_new(home_demo, NULL, 0), 1);
+    /* the remote target became a new queue file in incoming/ */
+    DIR *d = opendir(QUEUE_INCOMING);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    char qid[QUEUE_ID_SIZE] = "";
+    while ((e = readdir(d)) != NULL)
+        if (queue_id_valid(e->d_name))
+            str_copy(qid, e->d_name, sizeof(qid));
+    closedir(d);
+    ck_assert(qid[0] != '\0');
+    char path[128];
+    snprintf(path, sizeof(path), "incoming/%s", qid);
+    int fd = open(path, O_RDONLY);
+    queue_msg_t m;
+    const char *err = NULL;
+    ck_assert_int_eq(queue_file_read(fd, qid, &m, &err), 0);
+    ck_assert_str_eq(m.sender, "a@example.org");
+    ck_assert_uint_eq(m.nrcpts, 1);
+    ck_assert_str_eq(m.rcpts[0].address, "friend@remote.example");
+    ck_assert_uint_eq(m.content_len, strlen("Subject: f\n\nx\n"));
+    queue_msg_free(&m);
+    close(fd);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("local");
+    TCase *tc = tcase_create("deliver");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_maildir_delivery_and_retry);
+    tcase_add_loop_test(tc, test_aliases, 0, sizeof(alias_cases) / sizeof(alias_cases[0]));
+    tcase_add_test(tc, test_delivered_to_loop);
+    tcase_add_test(tc, test_size_limit_and_mailbox_kind);
+    tcase_add_test(tc, test_forward_remote);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
