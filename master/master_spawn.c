@@ -221,10 +221,11 @@ void master_listener_ready(ev_loop_t *loop, int fd, unsigned events,
 {
     struct master_service *svc = arg;
 
-    (void)loop;
     (void)events;
     if (master_shutting_down)
         return;
+    /* a child may just have freed up: its report decides, not a race */
+    master_status_ready(loop, svc->status_rd, EV_READ, svc);
     switch (master_demand_decide(svc->count, svc->avail,
                                  master_service_maxproc(svc), svc->throttled,
                                  svc->is_smtpd)) {

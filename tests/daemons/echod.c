@@ -1,10 +1,13 @@
 /*
- * echod - test daemon on the event-server skeleton (used only by the
- * master and skeleton tests). Per line: "PID" -> "+PID <pid>",
- * "CRASH" -> abort(), "QUIT" -> "+BYE" and close, anything else ->
- * "+ECHO <line>". "-l N" (before the master's arguments are parsed)
- * sets the skeleton's client_limit.
+ * echod - test daemon on the server skeletons (used only by the master
+ * and skeleton tests). As "echod" (or any other name) it is an event
+ * server; per line: "PID" -> "+PID <pid>", "CRASH" -> abort(), "QUIT" ->
+ * "+BYE" and close, anything else -> "+ECHO <line>". "-l N" (taken out
+ * before the skeleton parses the rest) sets client_limit.
+ * Run as "trigd" it is a trigger server that logs "trigger: <bytes>";
+ * as "reqd" a request server answering the same lines, blocking.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -91,10 +94,48 @@ static int echod_take_limit(int argc, char **argv, size_t *limit)
     return out;
 }
 
+static void trigd_trigger(ev_loop_t *loop, const char *data, size_t len)
+{
+    (void)loop;
+    log_info("trigger: %.*s", (int)len, data);
+}
+
+/* reqd_conn - the same protocol, one blocking client */
+static void reqd_conn(int fd)
+{
+    FILE *f = fdopen(dup(fd), "r+");
+    char line[ECHOD_MAX_LINE];
+
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (strcmp(line, "PID") == 0)
+            fprintf(f, "+PID %ld\r\n", (long)getpid());
+        else if (strcmp(line, "QUIT") == 0)
+            break;
+        else
+            fprintf(f, "+ECHO %s\r\n", line);
+        if (fflush(f) == EOF)
+            break;
+    }
+    (void)fclose(f);
+}
+
 int main(int argc, char **argv)
 {
-    static struct server_ops ops = { .on_connect = echod_connect };
+    static struct server_ops ops = {
+        .on_connect = echod_connect,
+        .on_trigger = trigd_trigger,
+        .on_request_conn = reqd_conn,
+    };
+    const char *name = strrchr(argv[0], '/');
 
+    name = name ? name + 1 : argv[0];
     argc = echod_take_limit(argc, argv, &ops.client_limit);
+    if (strcmp(name, "trigd") == 0)
+        return trigger_server_main(argc, argv, &ops);
+    if (strcmp(name, "reqd") == 0)
+        return request_server_main(argc, argv, &ops);
     return event_server_main(argc, argv, &ops);
 }

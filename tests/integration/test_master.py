@@ -88,9 +88,11 @@ class MasterTest(unittest.TestCase):
         for name in ("echod", "crashd"):
             os.symlink(os.path.join(DAEMONS, name),
                        os.path.join(self.libexec, name))
-        # echod under the name smtpd: master answers 421 for "smtpd"
-        os.symlink(os.path.join(DAEMONS, "echod"),
-                   os.path.join(self.libexec, "smtpd"))
+        # echod under other names: master answers 421 for "smtpd";
+        # trigd and reqd are echod on the trigger and request skeletons
+        for name in ("smtpd", "trigd", "reqd"):
+            os.symlink(os.path.join(DAEMONS, "echod"),
+                       os.path.join(self.libexec, name))
         owner = "nobody" if os.geteuid() == 0 else \
             pwd.getpwuid(os.getuid()).pw_name
         with open(os.path.join(self.etc, "main.conf"), "w") as f:
@@ -200,6 +202,22 @@ class MasterTest(unittest.TestCase):
         self.assertTrue(os.path.exists(os.path.join(self.queue, "pid",
                                                     "master.pid")))
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root")
+    def test_privileges_per_column(self):
+        p1, p2 = free_port(), free_port()
+        self.start_master(["127.0.0.1:%d inet n y n - 0 echod" % p1,
+                           "127.0.0.1:%d inet n n n - 0 echod" % p2])
+
+        def uid_of(pid):
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("Uid:"):
+                        return int(line.split()[1])
+        nobody = pwd.getpwnam("nobody").pw_uid
+        self.assertEqual(uid_of(self.pid_of(p1)), nobody)
+        self.assertEqual(uid_of(self.pid_of(p2)), 0)
+        self.assertEqual(os.stat(self.queue + "/private").st_uid, nobody)
+
     def test_client_limit(self):
         port = free_port()
         self.start_master([self.echo_service(port, "-l", "5")])
@@ -281,7 +299,13 @@ class MasterTest(unittest.TestCase):
         self.assertTrue(wait_for(lambda: "has reached its process limit "
                                  "\"1\"" in self.log()), self.log())
         busy.close()
-        self.pid_of(port)        # served again once the child is free
+
+        def served():            # once the child has noticed the close
+            try:
+                return self.pid_of(port)
+            except AssertionError:
+                return None
+        self.assertTrue(wait_for(served))
 
     def test_process_limit_other_waits(self):
         port = free_port()
@@ -358,6 +382,45 @@ class MasterTest(unittest.TestCase):
                 return True
         self.assertTrue(wait_for(p2_closed))
         self.pid_of(p1)
+
+    def test_wakeup_and_trigger_server(self):
+        self.start_master(["trig unix - - n 1 1 trigd",
+                           "ptrig unix n - n 0 1 trigd"])
+        self.assertEqual(os.stat(os.path.join(
+            self.queue, "public", "ptrig")).st_mode & 0o777, 0o666)
+        # the start-up wakeup starts the trigger server
+        self.assertTrue(wait_for(lambda: "trigger: W" in self.log()),
+                        self.log())
+        sock = os.path.join(self.queue, "private", "trig")
+        self.assertEqual(os.stat(sock).st_mode & 0o777, 0o600)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(TIMEOUT)
+            s.connect(sock)
+            s.sendall(b"A")
+        self.assertTrue(wait_for(lambda: "trigger: A" in self.log()),
+                        self.log())
+        # periodic: more wakeups arrive, from one long-lived process
+        self.assertTrue(wait_for(lambda: self.log().count("trigger: W") >= 3))
+        pids = {line.split("[")[1].split("]")[0]
+                for line in self.log().splitlines() if "trigger:" in line}
+        self.assertEqual(len(pids), 1, self.log())
+
+    def test_request_server(self):
+        port = free_port()
+        self.start_master([self.echo_service(port, "-o", "max_use=3",
+                                             maxproc="2", command="reqd")])
+        a = self.client(port)
+        pa = a.pid()
+        b = self.client(port)           # a is busy: a second process
+        pb = b.pid()
+        self.seen_pids |= {pa, pb}
+        self.assertNotEqual(pa, pb)
+        self.assertEqual(a.cmd("x"), "+ECHO x")
+        a.close()
+        b.close()
+        pids = {self.pid_of(port) for _ in range(4)}
+        self.assertLessEqual(len(pids - {pa, pb}), 2)
+        self.assertNotIn("back-off", self.log())
 
     def test_second_master_refused(self):
         port = free_port()
