@@ -608,6 +608,59 @@ START_TEST(test_drain)
 }
 END_TEST
 
+/* ---- transport ops ------------------------------------------------------------- */
+
+struct counting_io {
+    int reads, writes;
+};
+
+/* a toy transport: upper-cases what it reads, counts calls */
+static ssize_t upper_read(void *io_ctx, int fd, void *p, size_t n)
+{
+    struct counting_io *c = io_ctx;
+    c->reads++;
+    ssize_t r = read(fd, p, n);
+    for (ssize_t i = 0; i < r; i++) {
+        char *b = p;
+        if (b[i] >= 'a' && b[i] <= 'z')
+            b[i] = (char)(b[i] - 'a' + 'A');
+    }
+    return r;
+}
+
+static ssize_t counting_write(void *io_ctx, int fd, const void *p, size_t n)
+{
+    struct counting_io *c = io_ctx;
+    c->writes++;
+    return write(fd, p, n);
+}
+
+START_TEST(test_custom_io)
+{
+    struct tctx *t = t_new(100, 0);
+    static const struct stream_io ops = { upper_read, counting_write };
+    struct counting_io c = { 0 };
+    stream_set_io(t->s, &ops, &c);
+    ck_assert_int_ge(stream_fd(t->s), 0);
+    peer_send(t, "ehlo x\r\n", 8);
+    RUN_UNTIL(t, t->nrec >= 1, 2000);
+    ck_assert_int_eq(memcmp(t->rec[0].data, "EHLO X", 6), 0);
+    stream_printf(t->s, "%d-%s\r\n", 250, "ok");
+    RUN_UNTIL(t, t->drains > 0, 2000);
+    ck_assert_int_ge(c.reads, 1);
+    ck_assert_int_ge(c.writes, 1);
+    char buf[16];
+    ck_assert_int_eq(read(t->peer, buf, sizeof(buf)), 8);
+    ck_assert_int_eq(memcmp(buf, "250-ok\r\n", 8), 0);
+    /* back to the plain transport */
+    stream_set_io(t->s, NULL, NULL);
+    peer_send(t, "quit\n", 5);
+    RUN_UNTIL(t, t->nrec >= 2, 2000);
+    ck_assert_int_eq(memcmp(t->rec[1].data, "quit", 4), 0);
+    t_free(t);
+}
+END_TEST
+
 /* ---- back-pressure ------------------------------------------------------------- */
 
 START_TEST(test_backpressure)
@@ -704,6 +757,8 @@ START_TEST(test_pause_eof)
     t->peer = -1;
     RUN_UNTIL(t, t->nrec >= 1, 2000);
     ev_loop_run_once(t->loop, 30);
+    /* the hang-up of a paused stream must not make the loop spin */
+    ck_assert_int_eq(ev_loop_run_once(t->loop, 30), 0);
     ck_assert_int_eq(t->nrec, 1);
     ck_assert_int_eq(t->closes, 0);
     stream_pause_read(t->s, false);
@@ -740,6 +795,7 @@ int main(void)
     tcase_add_test(tc, test_write_error);
     tcase_add_test(tc, test_pipe_write_error);
     tcase_add_test(tc, test_drain);
+    tcase_add_test(tc, test_custom_io);
     tcase_add_test(tc, test_backpressure);
     tcase_add_test(tc, test_pause_redispatch);
     tcase_add_test(tc, test_pause_eof);
