@@ -30,6 +30,8 @@
 #define SERVER_TRIGGER_MAX 1024
 #define SERVER_TRIGGER_TIMEOUT_MSEC 5000
 #define SERVER_ACCEPT_BATCH 64
+#define SERVER_DRAIN_QUIET_MSEC 100     /* no events this long: all flushed */
+#define SERVER_DRAIN_MAX_MSEC 5000
 
 enum server_kind { SERVER_EVENT, SERVER_TRIGGER, SERVER_REQUEST };
 
@@ -47,6 +49,8 @@ static struct {
     bool last_served;       /* served=1 reported */
     bool watching;          /* listeners registered for EV_READ */
     bool stopping;          /* SIGHUP: exit when the last client is done */
+    bool exit_pending;      /* done: let closing connections flush, exit */
+    uint64_t exit_deadline;
     size_t conns;           /* open connections (event/trigger) */
     size_t client_limit;
     long uses;
@@ -99,6 +103,17 @@ static void __attribute__((noreturn)) server_exit(void)
     exit(0);
 }
 
+/* server_exit_soon - leave once the loop has flushed what is queued
+   (replies written just before stream_close still reach the client) */
+static void server_exit_soon(void)
+{
+    if (srv.exit_pending)
+        return;
+    srv.exit_pending = true;
+    srv.exit_deadline = time_mono_msec() + SERVER_DRAIN_MAX_MSEC;
+    ev_timer_stop(srv.loop, &srv.idle_timer);
+}
+
 static bool server_recycles(void)
 {
     return !srv.ops->long_running;
@@ -107,6 +122,13 @@ static bool server_recycles(void)
 static bool server_used_up(void)
 {
     return server_recycles() && var_max_use > 0 && srv.uses >= var_max_use;
+}
+
+/* server_can_take - whether to accept another client now */
+static bool server_can_take(void)
+{
+    return !srv.exit_pending && !srv.stopping && !server_used_up()
+           && srv.conns < srv.client_limit;
 }
 
 /* server_watch - (un)register interest in the listening sockets */
@@ -126,20 +148,23 @@ static void server_idle_expired(ev_loop_t *loop, void *arg)
     (void)arg;
     if (srv.conns == 0) {
         log_debug("idle timeout -- exiting");
-        server_exit();
+        server_exit_soon();
+        server_update();
     }
 }
 
 /* server_update - recompute accepting state, report it, maybe exit */
 static void server_update(void)
 {
-    bool can_take = !srv.stopping && !server_used_up()
-                    && srv.conns < srv.client_limit;
+    bool can_take;
 
     if (srv.conns == 0 && (srv.stopping || server_used_up()))
-        server_exit();
+        server_exit_soon();
+    can_take = server_can_take();
     server_watch(can_take);
     server_status_send(can_take ? 1 : 0);
+    if (srv.exit_pending)
+        return;
     if (srv.conns == 0 && server_recycles() && var_max_idle > 0) {
         if (!ev_timer_active(&srv.idle_timer))
             ev_timer_set(srv.loop, &srv.idle_timer,
@@ -337,8 +362,16 @@ static int server_run(void)
     if (srv.ops->post_init)
         srv.ops->post_init(srv.loop);
     server_update();
-    ev_loop_run(srv.loop);
-    server_exit();
+    for (;;) {
+        int n = ev_loop_run_once(srv.loop, srv.exit_pending
+                                           ? SERVER_DRAIN_QUIET_MSEC : -1);
+
+        if (n < 0 && errno != EINTR)
+            log_fatal("event loop: %s", strerror(errno));
+        if (srv.exit_pending
+            && (n == 0 || time_mono_msec() >= srv.exit_deadline))
+            server_exit();
+    }
 }
 
 /* server_accept_error - true when accepting should stop for now */
@@ -373,7 +406,7 @@ static void event_server_accept(ev_loop_t *loop, int lfd, unsigned events,
         socklen_t plen = sizeof(peer), llen = sizeof(local);
         int fd;
 
-        if (srv.stopping || server_used_up() || srv.conns >= srv.client_limit)
+        if (!server_can_take())
             break;
         fd = accept4(lfd, (struct sockaddr *)&peer, &plen,
                      SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -457,7 +490,7 @@ static void trigger_server_accept(ev_loop_t *loop, int lfd, unsigned events,
         struct trigger_conn *tc;
         int fd;
 
-        if (srv.stopping || server_used_up() || srv.conns >= srv.client_limit)
+        if (!server_can_take())
             break;
         fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -501,7 +534,7 @@ static void request_server_accept(ev_loop_t *loop, int lfd, unsigned events,
     (void)loop;
     (void)events;
     (void)arg;
-    if (srv.stopping || server_used_up())
+    if (!server_can_take())
         return;
     /* blocking client socket: the daemon serves it synchronously */
     fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);

@@ -282,6 +282,12 @@ class MasterTest(unittest.TestCase):
         self.assertTrue(wait_for(lambda: not pid_alive(p1)))
         p3 = self.pid_of(port)
         self.assertNotEqual(p3, p1)
+        # the last reply before a recycling exit still reaches the client
+        c = self.client(port)
+        p4 = c.pid()
+        self.seen_pids.add(p4)
+        self.assertEqual(c.cmd("QUIT"), "+BYE")
+        self.assertTrue(wait_for(lambda: not pid_alive(p4)))
         self.assertNotIn("exit status", self.log())
 
     def test_process_limit_smtpd_421(self):
