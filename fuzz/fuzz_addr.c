@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "addr.h"
 #include "util.h"
@@ -30,11 +31,17 @@ static void check_forms(const buf_t *addr)
         abort();
     if (*domain && !addr_domain_valid(domain, strlen(domain)))
         abort();
-    free(local);
 
+    /* the canonical form must split to the same domain */
     addr_canonical(buf_str(addr), &canon);
     if (canon.len > addr->len)
         abort();
+    char *clocal, *cdomain;
+    addr_split(buf_str(&canon), &clocal, &cdomain);
+    if (strcasecmp(cdomain, domain) != 0)
+        abort();
+    free(clocal);
+    free(local);
     buf_free(&canon);
     buf_free(&wrapped);
     buf_free(&again);

@@ -484,28 +484,26 @@ int addr_parse_path(const char *s, bool allow_null, bool lenient,
     return 0;
 }
 
+/* Quotes are not tracked: the domain never contains '"' or '@' (a
+   literal aside), so this also works on the unquoted canonical form,
+   where a local part like "u@[x" would otherwise mislead a scanner. */
 void addr_split(const char *addr, char **local_r, char **domain_r)
 {
-    char *copy = xstrdup(addr), *at = NULL, *p;
-    bool quoted = false;
+    char *copy = xstrdup(addr), *at = strrchr(copy, '@');
+    size_t len = strlen(copy);
 
-    for (p = copy; *p != '\0'; p++) {
-        if (quoted && *p == '\\' && p[1] != '\0')
-            p++;
-        else if (*p == '"')
-            quoted = !quoted;
-        else if (*p == '@' && !quoted)
-            at = p;
-        else if (*p == '[' && !quoted && at != NULL && at + 1 == p)
-            break;   /* address literal: may contain '@' itself */
+    if (len > 0 && copy[len - 1] == ']') {
+        char *open = strrchr(copy, '[');
+        if (open != NULL && open > copy && open[-1] == '@' &&
+            strcspn(open + 1, "]") == (size_t)(copy + len - 1 - (open + 1)))
+            at = open - 1;   /* an address literal may contain '@' */
     }
-    p += strlen(p);
     *local_r = copy;
     if (at != NULL) {
         *at = '\0';
         *domain_r = at + 1;
     } else {
-        *domain_r = p;   /* the terminating NUL: "" */
+        *domain_r = copy + len;   /* the terminating NUL: "" */
     }
 }
 

@@ -35,7 +35,9 @@
 int addr_parse_path(const char *s, bool allow_null, bool lenient,
                     buf_t *addr_out, const char **rest, const char **error_r);
 
-/* Split "local@domain" at the last '@' outside quotes: pointers into a
+/* Split "local@domain" at the '@' before the domain: the last '@', or
+   the one before a trailing address literal (which may contain '@').
+   Works on the stored and the canonical form alike. Pointers into a
    malloc'd copy are returned through local_r/domain_r (domain "" if
    none); free *local_r only. */
 void addr_split(const char *addr, char **local_r, char **domain_r);

@@ -482,11 +482,18 @@ static const struct { const char *in, *local, *domain; } split_cases[] = {
     { "user@", "user", "" },
     { "@example.com", "", "example.com" },
     { "", "", "" },
-    { "\"unterminated@x", "\"unterminated@x", "" },
+    { "\"unterminated@x", "\"unterminated", "x" },
+    { "\"a\\\"@[x\"@y", "\"a\\\"@[x\"", "y" },
+    { "a\"@[x@y", "a\"@[x", "y" },
     { "\"a\\", "\"a\\", "" },
     { "a@[tag:x@y]", "a", "[tag:x@y]" },
     { "a@b@[tag:x@y]", "a@b", "[tag:x@y]" },
     { "a[b@c", "a[b", "c" },
+    /* unquoted canonical forms: the real domain is still found */
+    { "u@[x@evil.example", "u@[x", "evil.example" },
+    { "u@[192.0.2.1]@evil.example", "u@[192.0.2.1]", "evil.example" },
+    { "u@[x:y@[z]", "u@[x:y", "[z]" },
+    { "u@[a]b@[c:d@e]", "u@[a]b", "[c:d@e]" },
 };
 
 START_TEST(test_split)
