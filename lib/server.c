@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -295,7 +296,10 @@ static void server_drop_privs(void)
 /* server_check_fds - status pipe and listeners as master passed them */
 static void server_check_fds(void)
 {
-    if (fcntl(SERVER_STATUS_FD, F_GETFD) >= 0) {
+    struct stat st;
+
+    /* run by hand there is no status pipe (and fd 3 may be anything) */
+    if (fstat(SERVER_STATUS_FD, &st) == 0 && S_ISFIFO(st.st_mode)) {
         srv.status_fd = SERVER_STATUS_FD;
         if (fd_set_nonblock(srv.status_fd, true) < 0
             || fd_set_cloexec(srv.status_fd, true) < 0)
@@ -309,7 +313,7 @@ static void server_check_fds(void)
     }
 }
 
-/* server_start - everything up to the loop; returns the loop */
+/* server_start - everything up to the loop */
 static void server_start(int argc, char **argv, const struct server_ops *ops,
                          enum server_kind kind)
 {

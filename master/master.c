@@ -299,8 +299,8 @@ static void master_services_reconcile(const struct master_conf *mc)
         struct master_service *s = keep[i];
 
         if (s) {
-            master_service_update(s, &mc->entries[i]);
             master_children_signal(s, SIGHUP, false);
+            master_service_update(s, &mc->entries[i]);
         } else if ((s = master_service_open(&mc->entries[i])) != NULL) {
             master_service_start(s);
         }
