@@ -325,6 +325,8 @@ static void server_start(int argc, char **argv, const struct server_ops *ops,
     srv.ops = ops;
     log_init("tern", prog);
     first = server_parse_args(argc, argv);
+    if (srv.opt_foreground)
+        log_set_stderr(true);   /* config errors reach the terminal too */
     server_config(prog);
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         log_fatal("signal: %s", strerror(errno));

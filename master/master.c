@@ -235,7 +235,12 @@ static int master_conf_check_fork(buf_t *err)
     }
     if (pid == 0) {
         buf_t e = BUF_INIT;
-        int rc = config_load(master_config_dir, &e);
+        int rc;
+
+        /* warnings come back in e; the real load logs them once */
+        log_set_stderr(false);
+        (void)log_set_file("/dev/null");
+        rc = config_load(master_config_dir, &e);
 
         (void)write_full(p[1], e.data ? e.data : "", e.len);
         _exit(rc < 0 ? 1 : 0);
@@ -318,6 +323,7 @@ static void master_reload(void)
 {
     struct master_conf mc;
     buf_t err = BUF_INIT, path = BUF_INIT;
+    char *old_queue = NULL;
 
     memset(&mc, 0, sizeof(mc));
     log_info("reload -- version %s, configuration %s", TERN_VERSION,
@@ -325,18 +331,26 @@ static void master_reload(void)
     master_conf_path(&path);
     if (master_conf_check_fork(&err) < 0
         || (buf_reset(&err), mastercf_parse_file(buf_str(&path), &mc, &err)) < 0) {
+        for (size_t i = 0; i < err.len; i++)
+            if (err.data[i] == '\n' && i + 1 < err.len)
+                err.data[i] = ';';
         log_error("reload failed, keeping the old configuration: %s",
                   buf_str(&err));
         goto out;
     }
     buf_reset(&err);
+    old_queue = xstrdup(var_queue_directory);
     if (config_load(master_config_dir, &err) < 0) {
         log_error("reload: %s", buf_str(&err));
         goto out;
     }
+    if (strcmp(old_queue, var_queue_directory) != 0)
+        log_warning("queue_directory changed to %s: restart master to use "
+                    "it", var_queue_directory);
     master_logging();
     master_services_reconcile(&mc);
 out:
+    free(old_queue);
     mastercf_free(&mc);
     buf_free(&err);
     buf_free(&path);
