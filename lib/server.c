@@ -327,10 +327,11 @@ static void server_start(int argc, char **argv, const struct server_ops *ops,
     first = server_parse_args(argc, argv);
     if (srv.opt_foreground)
         log_set_stderr(true);   /* config errors reach the terminal too */
+    /* before anything (the maillog file) can be opened on fd 3 */
+    server_check_fds();
     server_config(prog);
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         log_fatal("signal: %s", strerror(errno));
-    server_check_fds();
     if (ops->pre_init)
         ops->pre_init(srv.service, argv + first, argc - first);
     if (chdir(var_queue_directory) < 0)
