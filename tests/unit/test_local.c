@@ -256,9 +256,10 @@ START_TEST(test_size_limit_and_mailbox_kind)
     free(big);
     ck_assert_int_eq(res.status, DELIVER_BOUNCE);
     ck_assert_str_eq(res.dsn, "5.2.2");
-    var_home_mailbox = "Mailbox";      /* mbox is not supported yet */
+    char *saved = var_home_mailbox;    /* owned by config: put it back */
+    var_home_mailbox = (char *)"Mailbox";      /* mbox is not supported yet */
     res = run("demo@localhost", "Subject: m\n\nx\n");
-    var_home_mailbox = "Maildir/";
+    var_home_mailbox = saved;
     ck_assert_int_eq(res.status, DELIVER_DEFER);
     ck_assert_int_eq(count_new(home_demo, NULL, 0), 0);
 }
