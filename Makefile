@@ -6,7 +6,10 @@ PREFIX     ?= /usr/local
 SYSCONFDIR ?= /etc/tern
 CTEST_ARGS ?= --output-on-failure --timeout 900
 
-.PHONY: all build run test test-fast test-asan install bench fuzz clean deps deps-test
+FUZZ_BUILD ?= build-fuzz
+FUZZ_RUNS  ?= 20000
+
+.PHONY: all build run test test-fast test-asan test-fuzz install bench fuzz clean deps deps-test deps-fuzz
 
 all: build
 
@@ -16,6 +19,9 @@ deps:
 deps-test:
 	@scripts/deps.sh test
 
+deps-fuzz:
+	@scripts/deps.sh fuzz
+
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(BUILD) -j$(JOBS)
@@ -23,8 +29,9 @@ build: deps
 run: build
 	BUILD=$(CURDIR)/$(BUILD) scripts/run.sh
 
-# make test = the normal build and the sanitizer build, every test in both
-test: deps-test test-fast test-asan
+# make test = a short run of every fuzz harness, then the normal build and
+# the sanitizer build with every unit and integration test in both
+test: deps-test test-fuzz test-fast test-asan
 
 test-fast:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -49,9 +56,18 @@ install: build
 bench: build
 	bench/run.sh
 
-fuzz:
-	CC=clang cmake -S . -B build-fuzz -DTERN_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
-	cmake --build build-fuzz -j$(JOBS)
+fuzz: deps-fuzz
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DTERN_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(FUZZ_BUILD) -j$(JOBS)
+
+# every harness builds and survives FUZZ_RUNS inputs (a smoke test; long
+# campaigns: build-fuzz/fuzz/fuzz_NAME -max_total_time=3600 CORPUS_DIR)
+test-fuzz: fuzz
+	@for f in $(FUZZ_BUILD)/fuzz/fuzz_*; do \
+	    $$f -runs=$(FUZZ_RUNS) -max_total_time=60 > $(FUZZ_BUILD)/last-fuzz.log 2>&1 \
+	        || { cat $(FUZZ_BUILD)/last-fuzz.log; echo "fuzz: $$f FAILED"; exit 1; }; \
+	    echo "fuzz: $$(basename $$f): $$(tail -1 $(FUZZ_BUILD)/last-fuzz.log)"; \
+	done
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

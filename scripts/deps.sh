@@ -1,11 +1,16 @@
 #!/bin/sh
-# deps.sh build|test - install the Debian packages Tern needs, if missing.
-# Build: compiler, CMake, OpenSSL, PCRE2, LMDB, Check. Test: + python3, swaks.
+# deps.sh build|test|fuzz - install the Debian packages Tern needs, if missing.
+# Build: compiler, CMake, OpenSSL, PCRE2, LMDB, Check. Test: + swaks and
+# clang (the fuzz harnesses are built and run briefly). Fuzz: + clang.
 set -eu
 BUILD_PKGS="gcc make cmake pkg-config libssl-dev libpcre2-dev liblmdb-dev check python3"
-TEST_PKGS="swaks"
+FUZZ_PKGS="clang libclang-rt-14-dev"
+TEST_PKGS="swaks $FUZZ_PKGS"
 want="$BUILD_PKGS"
-[ "${1:-build}" = test ] && want="$want $TEST_PKGS"
+case "${1:-build}" in
+    test) want="$want $TEST_PKGS" ;;
+    fuzz) want="$want $FUZZ_PKGS" ;;
+esac
 
 missing=""
 for p in $want; do
