@@ -46,6 +46,7 @@ static struct {
     bool opt_unpriv, opt_chroot, opt_foreground;
     int verbose;
     int status_fd;          /* -1 when not run by master */
+    pid_t master_pid;       /* our parent at start-up */
     int last_avail;         /* last value reported, -1 none yet */
     bool last_served;       /* served=1 reported */
     bool watching;          /* listeners registered for EV_READ */
@@ -200,6 +201,19 @@ static void server_on_signal(ev_loop_t *loop, int signo, void *arg)
     server_update();
 }
 
+/* server_pdeathsig_renew - seteuid()/setegid() cleared it: set it again */
+void server_pdeathsig_renew(void)
+{
+    if (srv.status_fd < 0)
+        return;             /* not run by master */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+        log_fatal("prctl: %s", strerror(errno));
+    if (getppid() != srv.master_pid) {
+        log_debug("master went away while the parent-death signal was off");
+        (void)kill(getpid(), SIGTERM);
+    }
+}
+
 /* ---- start-up ----------------------------------------------------------- */
 
 static void server_usage(const char *prog)
@@ -337,6 +351,7 @@ static void server_start(int argc, char **argv, const struct server_ops *ops,
     if (chdir(var_queue_directory) < 0)
         log_fatal("chdir %s: %s", var_queue_directory, strerror(errno));
     server_drop_privs();
+    srv.master_pid = master_pid;
     if (srv.status_fd >= 0) {
         if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
             log_fatal("prctl: %s", strerror(errno));

@@ -83,6 +83,13 @@ bool server_stopping(void);
    Used to wake qmgr ("public/qmgr") after a queue file is committed. */
 int trigger_send(const char *path, char byte);
 
+/* Re-arm the parent-death signal (SIGTERM when master dies). The kernel
+   clears it whenever the effective user or group ID changes, so a daemon
+   that switches IDs (local: privs_become/privs_restore) calls this after
+   switching back. If master died in between, SIGTERM is raised now (it
+   is handled like master's own SIGTERM, from the event loop). */
+void server_pdeathsig_renew(void);
+
 /* trigger bytes */
 #define TRIGGER_NEW_MAIL  'A'   /* incoming/ has new files */
 #define TRIGGER_WAKEUP    'W'   /* periodic wakeup from master */

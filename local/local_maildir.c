@@ -23,6 +23,7 @@
 #include "local.h"
 #include "log.h"
 #include "privs.h"
+#include "server.h"
 #include "util.h"
 
 #define HEADER_SCAN_MAX (256 * 1024)
@@ -221,6 +222,7 @@ void local_maildir(const struct local_request *r, const char *user, uid_t uid,
         maildir_deliver(r, buf_str(&dir), res);
         if (privs_restore() < 0)
             log_fatal("cannot restore root privileges: %m");
+        server_pdeathsig_renew();   /* the ID switch cleared it */
     }
     buf_free(&dir);
 }

@@ -1,0 +1,234 @@
+"""Crash and supervision tests: kill -9 of any daemon (and of master)
+while mail flows must lose no message that got a 250 and deliver none
+twice; the queue must drain afterwards.
+
+Uses real instances (ternlab). Everything is bounded in rounds and time.
+"""
+import os
+import random
+import re
+import signal
+import smtplib
+import struct
+import threading
+import time
+import unittest
+
+from ternlab import TernTestCase, wait_for
+
+FAST_RETRY = {"minimal_backoff_time": "1s", "maximal_backoff_time": "2s",
+              "queue_run_delay": "1s"}
+
+
+def subject_of(msg):
+    m = re.search(rb"^Subject: (.*)$", msg, re.M)
+    return m.group(1).decode() if m else None
+
+
+def pid_alive(pid):
+    """Running (a zombie or a vanished PID counts as gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+# ---- queue files written by the test (lib/queue.h format) ---------------
+
+QID_ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz"
+
+
+def qid_digits(value, width):
+    out = []
+    for _ in range(width):
+        out.append(QID_ALPHABET[value % 52])
+        value //= 52
+    return "".join(reversed(out))
+
+
+def queue_file_bytes(sender, rcpts, body, usec):
+    def rec(t, data):
+        return t + struct.pack(">I", len(data)) + data
+    out = rec(b"V", b"1")
+    out += rec(b"T", ("%d.%06d" % (usec // 1000000, usec % 1000000)).encode())
+    out += rec(b"S", sender.encode())
+    out += rec(b"A", b"protocol=test")
+    for r in rcpts:
+        out += rec(b"R", r.encode())
+    out += rec(b"M", b"%020d" % len(body)) + body + rec(b"E", b"")
+    return out
+
+
+def drop_queue_file(inst, queue, subject, rcpt="demo@localhost", seq=0,
+                    owner=True):
+    """A complete queue file in spool/QUEUE, as smtpd would commit it
+    (but without waking qmgr). Returns its queue ID."""
+    usec = int(time.time() * 1e6) + seq
+    body = ("Subject: %s\n\n%s\n" % (subject, subject)).encode()
+    d = os.path.join(inst.spool, queue)
+    tmp = os.path.join(d, "t.test.%d" % seq)
+    with open(tmp, "wb") as f:
+        f.write(queue_file_bytes("sender@example.org", [rcpt], body, usec))
+    os.chmod(tmp, 0o600)
+    if owner:
+        st = os.stat(d)
+        os.chown(tmp, st.st_uid, st.st_gid)
+    ino = os.stat(tmp).st_ino
+    qid = qid_digits(usec // 1000000, 6) + qid_digits(usec % 1000000, 4)
+    tail = ""
+    while True:
+        tail = QID_ALPHABET[ino % 52] + tail
+        ino //= 52
+        if ino == 0:
+            break
+    qid += tail
+    os.rename(tmp, os.path.join(d, qid))
+    return qid
+
+
+class Flow:
+    """Sender threads that keep sending distinct messages until `target`
+    got a 250. A message whose transaction broke off is 'uncertain': it
+    may have been queued (at most once), it is never retried."""
+
+    def __init__(self, inst, target, threads=5):
+        self.inst, self.target = inst, target
+        self.accepted, self.uncertain = set(), set()
+        self.lock = threading.Lock()
+        self.next = 0
+        self.stop = False
+        self.threads = [threading.Thread(target=self.run)
+                        for _ in range(threads)]
+
+    def subject(self):
+        with self.lock:
+            if len(self.accepted) >= self.target or self.stop:
+                return None
+            self.next += 1
+            return "flow %05d" % self.next
+
+    def run(self):
+        deadline = time.monotonic() + 90
+        s = None
+        while time.monotonic() < deadline:
+            subj = self.subject()
+            if subj is None:
+                break
+            try:
+                if s is None:
+                    s = self.inst.smtp(timeout=20)
+                s.sendmail("sender@example.org", ["demo@localhost"],
+                           ("Subject: %s\r\n\r\n%s\r\n" % (subj, subj))
+                           .encode())
+            except (OSError, smtplib.SMTPException):
+                with self.lock:
+                    self.uncertain.add(subj)
+                try:
+                    if s is not None:
+                        s.close()
+                except OSError:
+                    pass
+                s = None
+                time.sleep(0.05)
+                continue
+            with self.lock:
+                self.accepted.add(subj)
+        if s is not None:
+            try:
+                s.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def join(self):
+        for t in self.threads:
+            t.join(120)
+
+
+class Crash(TernTestCase):
+
+    def check_exactly_once(self, inst, flow):
+        inst.wait_messages("demo", len(flow.accepted), timeout=90)
+        inst.wait_queue_empty(60)
+        time.sleep(2)              # a late duplicate would show up by now
+        got = [subject_of(m) for m in inst.messages("demo")]
+        dups = sorted({s for s in got if got.count(s) > 1})
+        self.assertEqual(dups, [], "delivered more than once")
+        lost = sorted(flow.accepted - set(got))
+        self.assertEqual(lost, [], "accepted (250) but never delivered")
+        extra = sorted(set(got) - flow.accepted - flow.uncertain)
+        self.assertEqual(extra, [], "delivered but never sent")
+
+    def test_kill9_random_daemons_while_300_messages_flow(self):
+        inst = self.instance(main=FAST_RETRY).start()
+        rng = random.Random(os.environ.get("TERN_CRASH_SEED") or time.time())
+        flow = Flow(inst, 300)
+        flow.start()
+        killed = []
+        for _ in range(10):
+            time.sleep(rng.uniform(0.1, 0.8))
+            if len(flow.accepted) >= flow.target:
+                break
+            name = rng.choice(("smtpd", "qmgr", "local"))
+            pids = inst.child_pids(name)
+            if pids:
+                pid = rng.choice(pids)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append("%s[%d]" % (name, pid))
+                except OSError:
+                    pass
+        flow.join()
+        self.assertGreaterEqual(len(flow.accepted), 300,
+                                "uncertain: %d" % len(flow.uncertain))
+        self.assertTrue(killed)
+        self.check_exactly_once(inst, flow)
+
+    def test_kill9_master_children_exit_and_new_master_delivers(self):
+        inst = self.instance(main=FAST_RETRY).start()
+        with inst.smtp() as s:
+            s.sendmail("sender@example.org", ["demo@localhost"],
+                       b"Subject: before\r\n\r\nx\r\n")
+        inst.wait_messages("demo", 1)     # local has run as the user
+        qmgr = wait_for(lambda: inst.child_pids("qmgr"), 10, what="qmgr")
+        # freeze qmgr so the next messages stay queued across the crash
+        for p in qmgr:
+            os.kill(p, signal.SIGSTOP)
+        with inst.smtp() as s:
+            for n in range(5):
+                s.sendmail("sender@example.org", ["demo@localhost"],
+                           ("Subject: queued %d\r\n\r\nx\r\n" % n).encode())
+        kids = {}
+        for name in ("smtpd", "qmgr", "local"):
+            for k in inst.child_pids(name):
+                kids[k] = name
+        self.assertTrue(inst.child_pids("local"), "local should be running")
+        os.kill(inst.master_pid, signal.SIGKILL)
+        inst.proc.wait(10)
+        for p in qmgr:
+            os.kill(p, signal.SIGCONT)
+        try:
+            wait_for(lambda: not any(pid_alive(k) for k in kids), 10,
+                     what="children to exit after master died")
+        except AssertionError:
+            left = ["%s[%d]" % (kids[k], k) for k in kids if pid_alive(k)]
+            for k in kids:
+                if pid_alive(k):
+                    os.kill(k, signal.SIGKILL)
+            self.fail("children outlived master: %r" % left)
+        self.assertEqual(len(inst.messages("demo")), 1)
+        inst.stdout.close()
+        inst.proc = None
+        inst.start()                      # the pid lock was released
+        msgs = inst.wait_messages("demo", 6, timeout=30)
+        self.assertEqual(sorted(subject_of(m) for m in msgs),
+                         ["before"] + ["queued %d" % n for n in range(5)])
+        inst.wait_queue_empty(30)
+
+
+if __name__ == "__main__":
+    unittest.main()
