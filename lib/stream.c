@@ -8,6 +8,13 @@
  * on_close may happen anywhere. After on_close or stream_close the stream
  * "lingers": it only flushes queued output (bounded by STREAM_LINGER_MSEC)
  * and then closes the fd and frees itself.
+ *
+ * A socket closed while the peer still sends (a pipelining client, junk
+ * after QUIT) would answer with a RST, and a RST makes the kernel drop
+ * our last reply if it is not yet delivered. So a lingering socket keeps
+ * reading and discarding input, and once its output is flushed it sends
+ * FIN (shutdown SHUT_WR) and waits for the peer's EOF before close():
+ * bounded by STREAM_DISCARD_MAX bytes and STREAM_DRAIN_MSEC after FIN.
  */
 #include "stream.h"
 
@@ -27,6 +34,8 @@
 #define STREAM_OUT_HIGH       (256u * 1024)
 #define STREAM_OUT_LOW        (64u * 1024)
 #define STREAM_LINGER_MSEC    10000u
+#define STREAM_DRAIN_MSEC     2000u           /* after FIN: wait for EOF */
+#define STREAM_DISCARD_MAX    (1024u * 1024)  /* input dropped while closing */
 #define STREAM_OUT_KEEP       (256u * 1024)   /* free larger idle out buffers */
 
 struct stream {
@@ -61,6 +70,9 @@ struct stream {
     bool closing;          /* no more owner callbacks; flush, then free */
     bool broken;           /* closing without flushing (I/O error, deadline) */
     bool failed;           /* epoll update failed; kick reports STREAM_ERROR */
+    bool is_socket;
+    bool shut;             /* closing: FIN sent, waiting for the peer's EOF */
+    size_t discarded;      /* input bytes dropped while closing */
 };
 
 /* ---- default transport ---------------------------------------------------- */
@@ -99,9 +111,19 @@ static size_t stream_pending(const stream_t *s)
     return s->out.len - s->out_off;
 }
 
+/* A closing socket reads (and drops) input, within the budget, so the
+   peer's pending data does not turn our close() into a RST. */
+static bool stream_may_discard(const stream_t *s)
+{
+    return s->closing && !s->broken && s->is_socket && !s->eof && !s->hup
+        && s->discarded < STREAM_DISCARD_MAX;
+}
+
 static bool stream_want_read(const stream_t *s)
 {
-    return !s->closing && !s->eof && !s->user_paused && !s->bp_paused
+    if (s->closing)
+        return stream_may_discard(s);
+    return !s->eof && !s->user_paused && !s->bp_paused
         && s->in_len < s->in_cap;
 }
 
@@ -169,13 +191,29 @@ static void stream_bp_update(stream_t *s)
     }
 }
 
+/* Output is flushed: send FIN and wait (bounded) for the peer's EOF.
+   false when there is nothing to wait for: close now. */
+static bool stream_half_close(stream_t *s)
+{
+    if (s->shut)
+        return stream_may_discard(s);
+    if (!stream_may_discard(s) || s->failed)
+        return false;
+    if (shutdown(s->fd, SHUT_WR) < 0)
+        return false;
+    s->shut = true;
+    ev_timer_set(s->loop, &s->idle, STREAM_DRAIN_MSEC);
+    return true;
+}
+
 /* Release the stream if nobody is inside it and it is done; otherwise
    bring the loop registration up to date. */
 static void stream_settle(stream_t *s)
 {
     if (s->depth > 0)
         return;
-    if (s->closing && (s->broken || stream_pending(s) == 0)) {
+    if (s->closing && (s->broken || stream_pending(s) == 0)
+        && (s->broken || !stream_half_close(s))) {
         stream_free(s);
         return;
     }
@@ -267,6 +305,27 @@ static void stream_do_write(stream_t *s)
 
 /* ---- input ------------------------------------------------------------------ */
 
+/* Closing: read and drop what the peer still sends (see the top). */
+static void stream_discard_input(stream_t *s)
+{
+    char *p = s->in;
+    size_t room = s->in_cap;
+
+    if (STREAM_DISCARD_MAX - s->discarded < room)
+        room = STREAM_DISCARD_MAX - s->discarded;
+    ssize_t n = s->io->read(s->io_ctx, s->fd, p, room);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (n < 0)
+        s->broken = true;    /* e.g. reset by the peer: nothing to wait for */
+    else if (n == 0)
+        s->eof = true;
+    else
+        s->discarded += (size_t)n;
+    s->in_start = 0;
+    s->in_len = 0;
+}
+
 static void stream_dispatch_read(stream_t *s)
 {
     if (s->closing || s->user_paused || s->h.on_read == NULL)
@@ -290,6 +349,10 @@ static void stream_do_read(stream_t *s)
 {
     if (!stream_want_read(s))
         return;
+    if (s->closing) {
+        stream_discard_input(s);
+        return;
+    }
     if (s->in_start > 0) {
         memmove(s->in, s->in + s->in_start, s->in_len);
         s->in_start = 0;
@@ -395,7 +458,8 @@ stream_t *stream_new(ev_loop_t *loop, int fd, size_t max_line,
     s->fd = fd;
     s->h = *h;
     s->ctx = ctx;
-    if (fd_is_socket(fd)) {
+    s->is_socket = fd_is_socket(fd);
+    if (s->is_socket) {
         s->io = &stream_io_socket;
     } else {
         /* write() to a pipe without reader raises SIGPIPE; we want EPIPE */

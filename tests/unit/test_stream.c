@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -774,6 +775,86 @@ START_TEST(test_pause_eof)
 }
 END_TEST
 
+/* ---- closing while the peer still sends (TCP) ------------------------------- */
+
+/* a connected loopback TCP pair; the peer end gets a small receive buffer
+   so our output sits in the kernel's send queue for a while */
+static struct tctx *t_new_tcp(void)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+    socklen_t slen = sizeof(sin);
+    int one = 4096;
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(l, 0);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(listen(l, 1), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &slen), 0);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(c, 0);
+    ck_assert_int_eq(setsockopt(c, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one)), 0);
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    int a = accept(l, NULL, NULL);
+    ck_assert_int_ge(a, 0);
+    close(l);
+    struct tctx *t = xcalloc(1, sizeof(*t));
+    t->loop = ev_loop_new();
+    ck_assert_ptr_nonnull(t->loop);
+    t->peer = c;
+    t->s = stream_new(t->loop, a, 100, 0, &t_handler, t);
+    ck_assert_ptr_nonnull(t->s);
+    return t;
+}
+
+/* The peer pipelines far past QUIT and reads only slowly: the big reply
+   and "221" must still arrive whole, followed by EOF, not a RST. */
+START_TEST(test_close_while_peer_sends)
+{
+    struct tctx *t = t_new_tcp();
+    t->close_on_quit = true;
+    t->quit_reply = 512 * 1024;
+    int fl = fcntl(t->peer, F_GETFL);
+    ck_assert_int_ge(fcntl(t->peer, F_SETFL, fl | O_NONBLOCK), 0);
+    size_t junk_total = 600 * 1024, junk_sent = 0;
+    char junk[8192];
+    memset(junk, 'j', sizeof(junk));
+    peer_send(t, "QUIT\r\n", 6);
+    size_t want = t->quit_reply + 9;
+    char *got = xmalloc(want + 100);
+    size_t n = 0;
+    bool eof = false;
+    int err = 0;
+    uint64_t end = time_mono_msec() + 8000;
+    while (!eof && err == 0 && time_mono_msec() < end) {
+        ev_loop_run_once(t->loop, 5);
+        while (junk_sent < junk_total) {
+            size_t k = junk_total - junk_sent;
+            ssize_t w = send(t->peer, junk, k < sizeof(junk) ? k : sizeof(junk),
+                             MSG_NOSIGNAL);
+            if (w <= 0)
+                break;
+            junk_sent += (size_t)w;
+        }
+        /* read a little at a time, like a slow client */
+        ssize_t r = read(t->peer, got + n, want + 100 - n < 4096
+                                           ? want + 100 - n : 4096);
+        if (r > 0)
+            n += (size_t)r;
+        else if (r == 0)
+            eof = true;
+        else if (errno != EAGAIN)
+            err = errno;
+    }
+    ck_assert_msg(err == 0, "peer read error: %s after %zu bytes",
+                  strerror(err), n);
+    ck_assert(eof);
+    ck_assert_uint_eq(n, want);
+    ck_assert_int_eq(memcmp(got + t->quit_reply, "221 bye\r\n", 9), 0);
+    free(got);
+    t_free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("stream");
@@ -799,6 +880,7 @@ int main(void)
     tcase_add_test(tc, test_backpressure);
     tcase_add_test(tc, test_pause_redispatch);
     tcase_add_test(tc, test_pause_eof);
+    tcase_add_test(tc, test_close_while_peer_sends);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
