@@ -4,6 +4,8 @@
  * over a socketpair (timeouts, EOF, several messages in one read).
  */
 #include <check.h>
+
+#include "check_main.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -617,13 +619,7 @@ static Suite *attr_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(attr_suite());
-    int failed;
-
     /* a regression to plain write() must fail the test, not kill it */
     signal(SIGPIPE, SIG_DFL);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tern_check_run(attr_suite(), true);
 }

@@ -1,5 +1,7 @@
 /* Unit tests for lib/buf.c */
 #include <check.h>
+
+#include "check_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,9 +109,5 @@ int main(void)
     tcase_add_test(tc, test_printf_cap);
     tcase_add_test(tc, test_growth);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tern_check_run(s, true);
 }

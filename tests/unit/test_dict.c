@@ -4,6 +4,8 @@
  * static:/inline:, table lists, and noticing a replaced file.
  */
 #include <check.h>
+
+#include "check_main.h"
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -659,9 +661,5 @@ static Suite *dict_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(dict_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tern_check_run(dict_suite(), true);
 }

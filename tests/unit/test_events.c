@@ -1,5 +1,7 @@
 /* Unit tests for lib/events.c */
 #include <check.h>
+
+#include "check_main.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -451,9 +453,5 @@ int main(void)
     tcase_add_test(tc, test_loop_run_stop);
     tcase_add_test(tc, test_signal);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tern_check_run(s, true);
 }

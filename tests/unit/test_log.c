@@ -1,5 +1,7 @@
 /* Unit tests for lib/log.c: line format and sanitizing, file destination */
 #include <check.h>
+
+#include "check_main.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,10 +107,5 @@ int main(void)
     tcase_add_test(tc, test_debug_levels);
     tcase_add_test(tc, test_fatal_exits);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tern_check_run(s, false);
 }

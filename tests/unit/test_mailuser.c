@@ -6,6 +6,8 @@
  * dict_lmdb_build in a temporary directory.
  */
 #include <check.h>
+
+#include "check_main.h"
 #include <ftw.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -377,9 +379,5 @@ static Suite *mailuser_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(mailuser_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tern_check_run(mailuser_suite(), true);
 }

@@ -3,6 +3,8 @@
  * (table-driven, with hostile input).
  */
 #include <check.h>
+
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,9 +315,5 @@ static Suite *mastercf_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(mastercf_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tern_check_run(mastercf_suite(), true);
 }

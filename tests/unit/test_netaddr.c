@@ -5,6 +5,8 @@
  */
 #include <arpa/inet.h>
 #include <check.h>
+
+#include "check_main.h"
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -299,11 +301,5 @@ static Suite *netaddr_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(netaddr_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tern_check_run(netaddr_suite(), true);
 }

@@ -5,6 +5,8 @@
  * they saw through their exit status.
  */
 #include <check.h>
+
+#include "check_main.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -246,9 +248,5 @@ static Suite *privs_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(privs_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tern_check_run(privs_suite(), true);
 }

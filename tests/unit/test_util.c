@@ -1,5 +1,7 @@
 /* Unit tests for lib/util.c */
 #include <check.h>
+
+#include "check_main.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -160,9 +162,5 @@ int main(void)
     tcase_add_test(tc, test_files);
     tcase_add_test(tc, test_time);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tern_check_run(s, true);
 }
