@@ -76,13 +76,17 @@ static void scan_run(ev_loop_t *loop, void *arg)
     }
 }
 
-/* queue_run - the periodic look at deferred/ */
+/* queue_run - the periodic look at deferred/, and at incoming/ too: a
+   sender killed between its commit and its trigger leaves a file there
+   that nobody announced (master's wakeup would find it, but only after
+   the service's wakeup time) */
 static void queue_run(ev_loop_t *loop, void *arg)
 {
     long delay = var_queue_run_delay > 0 ? var_queue_run_delay : 1;
     (void)arg;
 
     want_deferred = true;
+    want_incoming = true;
     scan_soon();
     ev_timer_set(loop, &queue_run_timer, (uint64_t)delay * 1000);
 }

@@ -5,6 +5,7 @@ twice; the queue must drain afterwards.
 Uses real instances (ternlab). Everything is bounded in rounds and time.
 """
 import os
+import pwd
 import random
 import re
 import signal
@@ -71,9 +72,9 @@ def drop_queue_file(inst, queue, subject, rcpt="demo@localhost", seq=0,
     with open(tmp, "wb") as f:
         f.write(queue_file_bytes("sender@example.org", [rcpt], body, usec))
     os.chmod(tmp, 0o600)
-    if owner:
-        st = os.stat(d)
-        os.chown(tmp, st.st_uid, st.st_gid)
+    if owner and os.geteuid() == 0:       # qmgr runs as $mail_owner
+        pw = pwd.getpwnam("tern")
+        os.chown(tmp, pw.pw_uid, pw.pw_gid)
     ino = os.stat(tmp).st_ino
     qid = qid_digits(usec // 1000000, 6) + qid_digits(usec % 1000000, 4)
     tail = ""

@@ -12,6 +12,7 @@ import time
 import unittest
 
 from ternlab import TernTestCase, wait_for
+from test_crash import drop_queue_file
 
 FAST_RETRY = {"minimal_backoff_time": "1s", "maximal_backoff_time": "2s",
               "queue_run_delay": "1s"}
@@ -134,6 +135,18 @@ class Qmgr(TernTestCase):
         self.assertEqual(sorted(got), sorted(accepted))
         inst.wait_queue_empty(60)
         self.assertIn("killed by signal 9", inst.log_text())
+
+    def test_incoming_file_without_trigger_is_picked_up(self):
+        # smtpd killed between its commit and its trigger: the periodic
+        # queue run must find the file, not master's 300 s wakeup
+        inst = self.instance(main=FAST_RETRY).start()
+        send(inst, "demo@localhost", "first")
+        inst.wait_messages("demo", 1)
+        drop_queue_file(inst, "incoming", "silent")
+        msgs = inst.wait_messages("demo", 2, timeout=10)
+        self.assertEqual(sorted(subject_of(m) for m in msgs),
+                         ["first", "silent"])
+        inst.wait_queue_empty(10)
 
 
 if __name__ == "__main__":
