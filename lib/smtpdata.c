@@ -117,6 +117,7 @@ static int data_line_end(smtpdata_t *d, buf_t *out, bool bare_lf)
         d->bare_lf = true;
     d->bol_crlf = !bare_lf;
     d->state = ST_BOL;
+    d->size++;                  /* a line end counts as CR LF (RFC 1870) */
     return data_emit(d, out, "\n", 1);
 }
 

@@ -10,9 +10,20 @@
  *   - CR LF becomes LF; a bare LF is a line end in the content (it can
  *     never help end DATA) and is remembered, so the caller can apply
  *     smtpd_forbid_bare_newline=reject; a bare CR is content;
- *   - the decoded size is counted (message_size_limit);
+ *   - the message size is counted as RFC 1870 defines it for SIZE= (and
+ *     as Postfix's smtpd counts it for message_size_limit): content octets
+ *     with every line end counted as CR LF (2, also for a bare LF), the
+ *     dot-stuffing dots and the end-of-data line not counted;
  *   - the header section (up to the first empty or non-header line) is
  *     watched for a Message-ID header, for the log.
+ *
+ * Stored form and SMTP smuggling: the output uses LF line ends and may
+ * hold lines that are exactly "." (from "..", or a lone "." ended by a
+ * bare LF) and bare CRs. Whoever sends it over SMTP again (the future
+ * smtp client) MUST emit every LF as CR LF, keep a CR before it as
+ * content (CR CR LF), and dot-stuff every line that starts with "."; a
+ * sender that copies LF-ended lines as they are could emit "<LF>.<LF>"
+ * or "<CR><LF>.<CR><LF>" and end its DATA early at the next hop.
  *
  * The decoder is a pure state machine: no I/O, no allocation besides the
  * caller's output buffer and a bounded header line buffer. Feeding the
@@ -35,7 +46,7 @@ typedef struct smtpdata {
     int state;              /* private */
     bool bol_crlf;          /* private: current line began after CR LF */
     bool bare_lf;           /* a bare LF was seen */
-    uint64_t size;          /* decoded content bytes emitted so far */
+    uint64_t size;          /* RFC 1870 message size so far (see above) */
     /* header tracking (private) */
     bool in_header;
     bool hdr_bol;

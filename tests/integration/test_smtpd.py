@@ -188,6 +188,43 @@ class SmtpdTest(unittest.TestCase):
         self.assertIn(b"smuggled\n\n.\n\n", m)
         self.assertIn(qid.encode(), m)
 
+    @staticmethod
+    def body_of_size(size, subject):
+        """DATA content whose RFC 1870 size (CR LF line ends, dot-stuffing
+        not counted) is exactly size; it has a dot-stuffed line."""
+        head = b"Subject: " + subject + b"\r\n\r\n..dot\r\n"
+        lines = [head]
+        left = size - (len(head) - 1)
+        assert left >= 2
+        while left > 0:
+            n = min(100, left)
+            if left - n == 1:
+                n -= 1
+            lines.append(b"x" * (n - 2) + b"\r\n")
+            left -= n
+        return b"".join(lines)
+
+    def test_message_size_limit_exact(self):
+        """message_size_limit counts like SIZE= (RFC 1870): exactly the
+        limit is accepted, one more byte is not, and the session goes on."""
+        c = self.connect()
+        for size, want in ((100000, "250 2.0.0 Ok: queued as "),
+                           (100001, "552 5.3.4 Error: message file too big"),
+                           (200, "250 2.0.0 Ok: queued as ")):
+            body = self.body_of_size(size, b"size%d" % size)
+            wire = len(body) - 1          # the stuffed dot is not counted
+            self.assertEqual(wire, size)
+            declared = b" SIZE=%d" % size if size <= 100000 else b""
+            c.send(b"MAIL FROM:<a@example.org>%s\r\n"
+                   b"RCPT TO:<demo@localhost>\r\nDATA\r\n" % declared)
+            r = c.replies(3)
+            self.assertEqual([x[:3] for x in r], ["250", "250", "354"], r)
+            c.send(body + b".\r\n")
+            r = c.replies(1)[0]
+            self.assertTrue(r.startswith(want), (size, r))
+        m = self.delivered(b"Subject: size100000")
+        self.assertIn(b"\n\n.dot\n", m)
+
     def test_hard_error_limit(self):
         c = self.connect()
         c.send(b"FROB\r\n" * 5)

@@ -133,6 +133,16 @@ static size_t chunk_random(size_t left, void *arg)
     return 1 + (*seed >> 16) % (left < 7 ? left : 7);
 }
 
+/* the size of decoded content as SIZE= counts it: each LF stands for CR LF */
+static uint64_t rfc1870_size(const char *p, size_t n)
+{
+    uint64_t size = n;
+
+    for (size_t i = 0; i < n; i++)
+        size += p[i] == '\n';
+    return size;
+}
+
 static void check_result(const struct data_case *c, const struct result *r,
                          const char *how)
 {
@@ -145,7 +155,8 @@ static void check_result(const struct data_case *c, const struct result *r,
                             c->out_len) == 0,
                   "%s: output differs (len %zu, want %zu)", how, r->out.len,
                   c->out_len);
-    ck_assert_msg(r->size == c->out_len, "%s: size", how);
+    ck_assert_msg(r->size == rfc1870_size(c->out, c->out_len), "%s: size %llu",
+                  how, (unsigned long long)r->size);
     ck_assert_msg(r->bare_lf == c->bare_lf, "%s: bare_lf", how);
     ck_assert_msg(strcmp(r->msgid, c->msgid) == 0, "%s: msgid '%s'", how,
                   r->msgid);
@@ -206,7 +217,8 @@ START_TEST(test_output_cap)
 }
 END_TEST
 
-/* a large message: size counts decoded bytes, long lines are fine */
+/* a large message: size counts decoded bytes with CR LF line ends (RFC
+   1870, what SIZE= declares), long lines are fine */
 START_TEST(test_size_large)
 {
     smtpdata_t d;
@@ -227,8 +239,8 @@ START_TEST(test_size_large)
     }
     rc = smtpdata_feed(&d, S(".\r\n"), &out, &used);
     ck_assert_int_eq(rc, 1);
-    ck_assert_uint_eq(d.size, 1001u * 1000u);
-    ck_assert_uint_eq(total, d.size);
+    ck_assert_uint_eq(d.size, 1002u * 1000u);
+    ck_assert_uint_eq(total, 1001u * 1000u);
     ck_assert(!smtpdata_has_message_id(&d));
     buf_free(&out);
 }
@@ -258,6 +270,103 @@ START_TEST(test_long_header)
 }
 END_TEST
 
+/* Reference model of the decoder, written the simple way: DATA ends at
+   the first "\r\n.\r\n" of "\r\n" + input; the content before it is cut
+   at every LF; a CR before the LF goes, a lone "." line stays, otherwise
+   a leading dot goes. Returns the end offset in input, or -1. (No Check
+   asserts in here: they are far too slow for the exhaustive loop.) */
+static long model_decode(const char *in, size_t n, buf_t *out)
+{
+    char tmp[64];
+    long end = -1;
+    size_t content, b = 0;
+
+    memcpy(tmp, "\r\n", 2);
+    memcpy(tmp + 2, in, n);
+    for (size_t i = 0; i + 5 <= n + 2; i++) {
+        if (memcmp(tmp + i, "\r\n.\r\n", 5) == 0) {
+            end = (long)i + 5 - 2;
+            break;
+        }
+    }
+    /* the CR LF before the dot is content; for "." CR LF as the very
+       first line it is the virtual one in front */
+    content = end < 0 ? n : (size_t)end - 3;
+    for (size_t i = 0; i < content; i++) {
+        if (in[i] != '\n')
+            continue;
+        size_t len = i - b;
+        const char *line = in + b;
+        if (len > 0 && line[len - 1] == '\r')
+            len--;
+        if (len > 1 && line[0] == '.') {
+            line++;
+            len--;
+        }
+        (void)buf_append(out, line, len);
+        (void)buf_putc(out, '\n');
+        b = i + 1;
+    }
+    return end;
+}
+
+/* feed in chunks of step bytes; returns the end offset or -1 */
+static long quick_decode(const char *in, size_t n, size_t step, buf_t *out)
+{
+    smtpdata_t d;
+    size_t off = 0;
+
+    smtpdata_init(&d);
+    while (off < n) {
+        size_t k = n - off < step ? n - off : step, used = 0;
+        int rc = smtpdata_feed(&d, in + off, k, out, &used);
+        off += used;
+        if (rc == 1)
+            return (long)off;
+        if (rc < 0 || used != k)
+            return -2;
+    }
+    return -1;
+}
+
+/* Every input of up to 9 bytes over { CR, LF, ".", "x" }: DATA ends
+   exactly where "\r\n.\r\n" first appears (no other spelling ends it),
+   whole and byte by byte, and the content matches the model. */
+START_TEST(test_smuggling_exhaustive)
+{
+    static const char alpha[] = { '\r', '\n', '.', 'x' };
+    char in[9];
+    buf_t want, got;
+
+    buf_init(&want, 0);
+    buf_init(&got, 0);
+    for (size_t len = 0; len <= sizeof(in); len++) {
+        unsigned long combos = 1ul << (2 * len);
+        for (unsigned long v = 0; v < combos; v++) {
+            for (size_t i = 0; i < len; i++)
+                in[i] = alpha[(v >> (2 * i)) & 3];
+            buf_reset(&want);
+            long end = model_decode(in, len, &want);
+            for (size_t step = 1; step <= len; step += len > 1 ? len - 1 : 1) {
+                buf_reset(&got);
+                long e = quick_decode(in, len, step, &got);
+                if (e != end)
+                    ck_abort_msg("len %zu v %lu step %zu: end %ld, model %ld",
+                                 len, v, step, e, end);
+                if (end >= 0 && (got.len != want.len
+                                 || (want.len > 0
+                                     && memcmp(got.data, want.data,
+                                               want.len) != 0)))
+                    ck_abort_msg("len %zu v %lu step %zu: content", len, v,
+                                 step);
+            }
+        }
+    }
+    buf_free(&want);
+    buf_free(&got);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("smtpdata");
@@ -270,6 +379,7 @@ int main(void)
     tcase_add_test(tc, test_output_cap);
     tcase_add_test(tc, test_size_large);
     tcase_add_test(tc, test_long_header);
+    tcase_add_test(tc, test_smuggling_exhaustive);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
