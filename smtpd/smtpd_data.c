@@ -97,7 +97,9 @@ bool smtpd_data_begin(struct smtpd_session *s)
         return false;
     }
     if (s->nrcpts == 0) {
-        smtpd_reply(s, "503 5.5.1 Error: need RCPT command");
+        /* RFC 5321 3.3 allows 503 or 554; 554 (Postfix's choice) tells a
+           pipelining client that all its RCPTs were refused */
+        smtpd_reply(s, "554 5.5.1 Error: no valid recipients");
         return false;
     }
     s->write_errno = 0;

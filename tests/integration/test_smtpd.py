@@ -188,6 +188,14 @@ class SmtpdTest(unittest.TestCase):
         self.assertIn(b"smuggled\n\n.\n\n", m)
         self.assertIn(qid.encode(), m)
 
+    def test_data_no_valid_recipients(self):
+        c = self.connect()
+        c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<nosuch@localhost>\r\n"
+               b"DATA\r\nRSET\r\n")
+        r = c.replies(4)
+        self.assertEqual(r[2], "554 5.5.1 Error: no valid recipients")
+        self.assertEqual(r[3], "250 2.0.0 Ok")
+
     @staticmethod
     def body_of_size(size, subject):
         """DATA content whose RFC 1870 size (CR LF line ends, dot-stuffing
