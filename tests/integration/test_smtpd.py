@@ -2,7 +2,9 @@
 
 The client (127.0.0.1) is outside mynetworks here, so relaying is denied.
 """
+import os
 import socket
+import threading
 import time
 import unittest
 
@@ -196,6 +198,24 @@ class SmtpdTest(unittest.TestCase):
         self.assertEqual(r[2], "554 5.5.1 Error: no valid recipients")
         self.assertEqual(r[3], "250 2.0.0 Ok")
 
+    def test_command_arguments(self):
+        c = self.connect()
+        c.send(b"NOOP anything\r\nRSET x\r\nMAIL FROM:<a@example.org>\r\n"
+               b"MAIL FROM:<b@example.org>\r\nRCPT TO:<demo@localhost>\r\n"
+               b"DATA now\r\nQUIT\r\n")
+        self.assertEqual(c.replies(7), [
+            "250 2.0.0 Ok", "501 5.5.4 Syntax: RSET", "250 2.1.0 Ok",
+            "503 5.5.1 Error: nested MAIL command", "250 2.1.5 Ok",
+            "501 5.5.4 Syntax: DATA", "221 2.0.0 Bye"])
+        self.assertTrue(c.closed())
+
+    def test_quit_with_pipelined_commands(self):
+        c = self.connect()
+        c.send(b"QUIT\r\nNOOP\r\nMAIL FROM:<a@example.org>\r\n")
+        self.assertEqual(c.replies(1), ["221 2.0.0 Bye"])
+        self.assertTrue(c.closed())
+        self.assertEqual(c.buf, b"")
+
     @staticmethod
     def body_of_size(size, subject):
         """DATA content whose RFC 1870 size (CR LF line ends, dot-stuffing
@@ -233,6 +253,15 @@ class SmtpdTest(unittest.TestCase):
         m = self.delivered(b"Subject: size100000")
         self.assertIn(b"\n\n.dot\n", m)
 
+    def test_control_characters_not_logged(self):
+        c = self.connect(ehlo=False)
+        c.send(b"EHLO evil\x1b[31m\x07host\r\n")
+        c.reply()
+        c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<nosuch@localhost>\r\n")
+        c.replies(2)
+        self.assertLog("helo=<evil?[31m?host>")
+        self.assertNotIn("\x1b", self.inst.log_text())
+
     def test_hard_error_limit(self):
         c = self.connect()
         c.send(b"FROB\r\n" * 5)
@@ -245,3 +274,155 @@ class SmtpdTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+LIMITS = {
+    "mynetworks": "192.0.2.0/24",
+    "smtpd_timeout": "2s",
+    "smtpd_error_sleep_time": "0",
+    "smtpd_hard_error_limit": "20000",
+    "smtpd_soft_error_limit": "20000",
+}
+
+
+def vmrss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+class SmtpdLimitsTest(unittest.TestCase):
+    """Timeouts, unread replies, and the last reply of a closing session."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.inst = Instance(main=LIMITS)
+        # ASan's quarantine of freed memory would dominate VmRSS
+        saved = os.environ.get("ASAN_OPTIONS")
+        os.environ["ASAN_OPTIONS"] = ((saved + ":") if saved else "") \
+            + "quarantine_size_mb=1"
+        try:
+            cls.inst.start()
+        except Exception:
+            cls.inst.cleanup()
+            raise
+        finally:
+            if saved is None:
+                del os.environ["ASAN_OPTIONS"]
+            else:
+                os.environ["ASAN_OPTIONS"] = saved
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.inst.cleanup()
+
+    def connect(self, rcvbuf=None):
+        if rcvbuf is None:
+            c = Client(self.inst.smtp_port)
+        else:
+            c = Client.__new__(Client)
+            c.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            c.sock.settimeout(10)
+            c.sock.connect(("127.0.0.1", self.inst.smtp_port))
+            c.buf = b""
+        self.addCleanup(c.close)
+        self.assertTrue(c.reply()[0].startswith("220 "))
+        return c
+
+    def assertLog(self, text, timeout=10):
+        try:
+            wait_for(lambda: text in self.inst.log_text(), timeout, 0.1,
+                     repr(text))
+        except AssertionError:
+            self.fail("log lacks %r; tail:\n%s"
+                      % (text, self.inst.log_text()[-3000:]))
+
+    def test_idle_timeout(self):
+        c = self.connect()
+        c.send(b"EHLO client.test\r\n")
+        c.reply()
+        t0 = time.monotonic()
+        r = c.replies(1)[0]
+        self.assertTrue(r.startswith("421 4.4.2 "), r)
+        self.assertTrue(r.endswith(" Error: timeout exceeded"), r)
+        self.assertTrue(c.closed())
+        self.assertLess(time.monotonic() - t0, 8)
+        self.assertLog("timeout after EHLO from unknown[127.0.0.1]")
+
+    def test_timeout_mid_data(self):
+        c = self.connect()
+        c.send(b"EHLO client.test\r\nMAIL FROM:<a@example.org>\r\n"
+               b"RCPT TO:<demo@localhost>\r\nDATA\r\n")
+        c.reply()
+        self.assertEqual([x[:3] for x in c.replies(3)], ["250", "250", "354"])
+        c.send(b"Subject: stalled\r\n\r\nhalf a li")
+        r = c.replies(1)[0]
+        self.assertTrue(r.startswith("421 4.4.2 "), r)
+        self.assertTrue(c.closed())
+        self.assertLog("timeout after DATA from unknown[127.0.0.1]")
+        wait_for(lambda: not self.inst.queue_files("incoming"), 10, 0.1,
+                 "incoming/ without the stalled message")
+
+    def test_pipelined_junk_still_gets_421(self):
+        """The client pipelines far past the hard error limit and reads
+        slowly through a small receive window: the 421 must arrive, not be
+        lost to a RST from a close() with unread input."""
+        c = self.connect(rcvbuf=4096)
+        junk = b"FROB\r\n" * 20000 + (b"NOOP " + b"j" * 90 + b"\r\n") * 3000
+        errors = []
+
+        def pump():
+            try:
+                c.sock.sendall(junk)
+            except OSError as e:
+                errors.append(e)
+        t = threading.Thread(target=pump)
+        t.start()
+        got = b""
+        try:
+            while True:
+                d = c.sock.recv(4096)
+                if not d:
+                    break
+                got += d
+                time.sleep(0.002)
+        except OSError as e:
+            self.fail("%r after %d bytes of replies, sender: %r"
+                      % (e, len(got), errors))
+        finally:
+            t.join(20)
+        lines = got.split(b"\r\n")
+        self.assertEqual(lines[-1], b"")
+        self.assertEqual(len(lines), 20002, lines[-3:])
+        self.assertTrue(lines[-2].startswith(b"421 4.7.0 "), lines[-2])
+
+    def test_unread_replies_bounded(self):
+        """10 MB of pipelined NOOPs and never a read: smtpd stops reading
+        once its replies pile up, so its memory stays put."""
+        c = self.connect()
+        pids = self.inst.child_pids("smtpd")
+        self.assertEqual(len(pids), 1, pids)
+        before = vmrss_kb(pids[0])
+        flood = b"NOOP\r\n" * (10 * 1024 * 1024 // 6)
+        result = []
+
+        def pump():
+            try:
+                c.sock.sendall(flood)
+                result.append("all sent")
+            except OSError as e:
+                result.append(e)
+        c.sock.settimeout(2)
+        t = threading.Thread(target=pump)
+        t.start()
+        t.join(10)
+        after = vmrss_kb(pids[0])
+        self.assertFalse(t.is_alive())
+        self.assertNotEqual(result, ["all sent"])   # smtpd stopped reading
+        self.assertLess(after - before, 16 * 1024, (before, after))
+        d = Client(self.inst.smtp_port)          # and it still serves
+        self.addCleanup(d.close)
+        self.assertTrue(d.reply()[0].startswith("220 "))
