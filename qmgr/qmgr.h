@@ -103,6 +103,10 @@ void qmgr_scan_deferred(size_t limit, uint64_t flush_usec,
                         struct qmgr_scan_result *res);
 /* Move active/<qid> to corrupt/ (never delete). */
 void qmgr_scan_quarantine(const char *qid, const char *why);
+/* Put active/<qid> back into deferred/ unchanged (due at the next queue
+   run) after a transient error, rather than leave it in active/ until
+   the next qmgr start. */
+void qmgr_scan_requeue(const char *qid);
 
 /* ---- qmgr.c ------------------------------------------------------------ */
 

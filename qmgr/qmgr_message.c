@@ -130,24 +130,55 @@ static void msg_log_rcpt(const qmgr_msg_t *m, size_t i, const char *dsn,
     buf_free(&orig);
 }
 
-/* msg_load - read the envelope of active/<qid>; NULL if gone or corrupt */
-static qmgr_msg_t *msg_load(const char *qid)
+/* msg_open - active/<qid> for reading and marking; -1 when it is not
+   ours to handle (gone, quarantined or put back for later) */
+static int msg_open(const char *qid)
 {
-    buf_t path = BUF_INIT;
-    const char *error = "unknown error";
-    qmgr_msg_t *m;
+    buf_t path = BUF_INIT, why = BUF_INIT;
+    struct stat st;
     int fd;
 
     queue_path(QUEUE_ACTIVE, qid, &path);
-    fd = open(buf_str(&path), O_RDONLY | O_CLOEXEC);
+    fd = open(buf_str(&path), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
-        if (errno != ENOENT)
-            log_warning("%s: open %s: %s", qid, buf_str(&path),
-                        strerror(errno));
-        buf_free(&path);
-        return NULL;
+        int err = errno;
+
+        if (err == ENOENT) {
+            /* vanished: nothing left to deliver */
+        } else if (err == EMFILE || err == ENFILE || err == ENOMEM
+                   || err == EINTR) {
+            log_warning("%s: open %s: %s", qid, buf_str(&path), strerror(err));
+            qmgr_scan_requeue(qid);
+        } else {
+            /* EACCES, ELOOP, ...: someone else's file; a human decides */
+            buf_printf(&why, "open %s: %s", buf_str(&path), strerror(err));
+            qmgr_scan_quarantine(qid, buf_str(&why));
+        }
+    } else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)
+               || st.st_uid != geteuid()) {
+        if (S_ISREG(st.st_mode))
+            buf_printf(&why, "queue file is owned by uid %ld, not %ld",
+                       (long)st.st_uid, (long)geteuid());
+        else
+            buf_puts(&why, "not a regular file");
+        close(fd);
+        fd = -1;
+        qmgr_scan_quarantine(qid, buf_str(&why));
     }
     buf_free(&path);
+    buf_free(&why);
+    return fd;
+}
+
+/* msg_load - read the envelope of active/<qid>; NULL if gone or corrupt */
+static qmgr_msg_t *msg_load(const char *qid)
+{
+    const char *error = "unknown error";
+    qmgr_msg_t *m;
+    int fd = msg_open(qid);
+
+    if (fd < 0)
+        return NULL;
     m = xcalloc(1, sizeof(*m));
     if (queue_file_read(fd, qid, &m->qm, &error) < 0) {
         close(fd);
@@ -407,10 +438,12 @@ static void msg_finish(qmgr_msg_t *m)
     int fd;
 
     queue_path(QUEUE_ACTIVE, m->qm.qid, &path);
-    fd = open(buf_str(&path), O_RDWR | O_CLOEXEC);
+    fd = open(buf_str(&path), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
-        log_warning("%s: open %s: %s (message dropped from memory)",
-                    m->qm.qid, buf_str(&path), strerror(errno));
+        log_warning("%s: open %s: %s", m->qm.qid, buf_str(&path),
+                    strerror(errno));
+        if (errno != ENOENT)
+            qmgr_scan_requeue(m->qm.qid);     /* not stuck in active/ */
     } else {
         msg_tally_disk(fd, m, &t);
         if (t.left > 0 && qmgr_expired(now, arrival, var_maximal_queue_lifetime))

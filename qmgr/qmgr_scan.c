@@ -286,17 +286,33 @@ void qmgr_scan_free(void)
     list_free(&recover_list);
 }
 
-/* qmgr_scan_quarantine - corrupt files are kept for a human to look at */
-void qmgr_scan_quarantine(const char *qid, const char *why)
+/* move_from_active - rename active/<qid> into queue, durably */
+static void move_from_active(const char *qid, const char *queue)
 {
     buf_t from = BUF_INIT, to = BUF_INIT;
 
-    log_warning("%s: corrupt queue file: %s", qid, why);
     queue_path(QUEUE_ACTIVE, qid, &from);
-    queue_path(QUEUE_CORRUPT, qid, &to);
+    queue_path(queue, qid, &to);
     if (rename(buf_str(&from), buf_str(&to)) < 0)
         log_error("%s: rename %s to %s: %s", qid, buf_str(&from),
                   buf_str(&to), strerror(errno));
+    else if (fsync_parent_dir(buf_str(&to)) < 0)
+        log_warning("%s: fsync directory of %s: %s", qid, buf_str(&to),
+                    strerror(errno));
     buf_free(&from);
     buf_free(&to);
+}
+
+/* qmgr_scan_quarantine - corrupt files are kept for a human to look at */
+void qmgr_scan_quarantine(const char *qid, const char *why)
+{
+    log_warning("%s: corrupt queue file: %s", qid, why);
+    move_from_active(qid, QUEUE_CORRUPT);
+}
+
+/* qmgr_scan_requeue - back to deferred/, mtime untouched (so due) */
+void qmgr_scan_requeue(const char *qid)
+{
+    log_info("%s: back to %s/ after a transient error", qid, QUEUE_DEFERRED);
+    move_from_active(qid, QUEUE_DEFERRED);
 }

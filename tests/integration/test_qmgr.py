@@ -148,6 +148,57 @@ class Qmgr(TernTestCase):
                          ["first", "silent"])
         inst.wait_queue_empty(10)
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs a privileged instance")
+    def test_foreign_or_unreadable_incoming_file_is_quarantined(self):
+        inst = self.instance(main=FAST_RETRY).start()
+        send(inst, "demo@localhost", "first")
+        inst.wait_messages("demo", 1)
+        # root's 0600 file: qmgr ($mail_owner) cannot even read it
+        unreadable = drop_queue_file(inst, "incoming", "unreadable", seq=1,
+                                     owner=False)
+        # root's 0666 file: qmgr could change it, but it is not qmgr's
+        foreign = drop_queue_file(inst, "incoming", "foreign", seq=2,
+                                  owner=False)
+        os.chmod(os.path.join(inst.spool, "incoming", foreign), 0o666)
+        send(inst, "demo@localhost", "second")
+        inst.wait_messages("demo", 2)
+        for qid in (unreadable, foreign):
+            wait_for(lambda: os.path.exists(
+                os.path.join(inst.spool, "corrupt", qid)), 10,
+                what="%s in corrupt/" % qid)
+        self.assertLogHas(inst, "%s: corrupt queue file: open active/%s: "
+                          "Permission denied" % (unreadable, unreadable))
+        self.assertLogHas(inst, "%s: corrupt queue file: queue file is owned "
+                          "by uid 0" % foreign)
+        inst.wait_queue_empty(10)
+        time.sleep(1)
+        self.assertEqual(sorted(subject_of(m) for m in inst.messages("demo")),
+                         ["first", "second"])
+
+    def test_2000_files_in_incoming_at_start(self):
+        # a backlog at start-up: all delivered, never more than
+        # qmgr_message_active_limit files in active/ at once
+        limit = 50
+        inst = self.instance(main=dict(
+            FAST_RETRY, qmgr_message_active_limit=str(limit)))
+        os.makedirs(os.path.join(inst.spool, "incoming"), exist_ok=True)
+        n = 2000
+        for i in range(n):
+            drop_queue_file(inst, "incoming", "backlog %04d" % i, seq=i)
+        inst.start()
+        most = 0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            most = max(most, len(inst.queue_files("active")))
+            if len(inst.messages("demo")) >= n:
+                break
+            time.sleep(0.02)
+        got = [subject_of(m) for m in inst.messages("demo")]
+        self.assertEqual(len(got), n)
+        self.assertEqual(len(set(got)), n)
+        self.assertLessEqual(most, limit)
+        inst.wait_queue_empty(30)
+
 
 if __name__ == "__main__":
     unittest.main()
