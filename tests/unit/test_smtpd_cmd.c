@@ -1,5 +1,7 @@
 /* test_smtpd_cmd - SMTP command line splitting, hostile lines included. */
 #include <check.h>
+
+#include "check_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,8 +127,6 @@ int main(void)
 {
     Suite *s = suite_create("smtpcmd");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_loop_test(tc, test_parse, 0, sizeof(cases) / sizeof(cases[0]));
     tcase_add_loop_test(tc, test_path_arg, 0,
@@ -134,9 +134,5 @@ int main(void)
     tcase_add_test(tc, test_overlong);
     tcase_add_test(tc, test_names);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tern_check_run(s, true);
 }

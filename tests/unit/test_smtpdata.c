@@ -1,6 +1,8 @@
 /* test_smtpdata - table tests for the DATA stream decoder, each case fed
    whole, byte by byte, split at every position and in random chunks. */
 #include <check.h>
+
+#include "check_main.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -371,8 +373,6 @@ int main(void)
 {
     Suite *s = suite_create("smtpdata");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_loop_test(tc, test_cases, 0, sizeof(cases) / sizeof(cases[0]));
     tcase_add_test(tc, test_done_stays_done);
@@ -381,9 +381,5 @@ int main(void)
     tcase_add_test(tc, test_long_header);
     tcase_add_test(tc, test_smuggling_exhaustive);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tern_check_run(s, true);
 }

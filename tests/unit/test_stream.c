@@ -1,6 +1,8 @@
 /* Unit tests for lib/stream.c: a socketpair, our stream on one end and
    the test playing the peer on the other. */
 #include <check.h>
+
+#include "check_main.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -882,9 +884,5 @@ int main(void)
     tcase_add_test(tc, test_pause_eof);
     tcase_add_test(tc, test_close_while_peer_sends);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tern_check_run(s, true);
 }
