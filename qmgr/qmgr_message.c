@@ -420,11 +420,17 @@ static void msg_defer(int fd, qmgr_msg_t *m, const char *path, long now)
         log_warning("%s: set next attempt time: %s", m->qm.qid,
                     strerror(errno));
     queue_path(QUEUE_DEFERRED, m->qm.qid, &to);
-    if (msg_rename_deferred(path, buf_str(&to)) < 0)
+    if (msg_rename_deferred(path, buf_str(&to)) < 0) {
         log_error("%s: rename %s to %s: %s (left in active/ until restart)",
                   m->qm.qid, path, buf_str(&to), strerror(errno));
-    else
+    } else {
+        /* the new name is on disk before we forget the message (a
+           journalled rename is atomic anyway; this also covers the rest) */
+        if (fsync_parent_dir(buf_str(&to)) < 0)
+            log_warning("%s: fsync directory of %s: %s", m->qm.qid,
+                        buf_str(&to), strerror(errno));
         log_debug("%s: deferred, next attempt in %ld s", m->qm.qid, wait);
+    }
     buf_free(&to);
 }
 

@@ -10,7 +10,9 @@ import random
 import re
 import signal
 import smtplib
+import shutil
 import struct
+import subprocess
 import threading
 import time
 import unittest
@@ -229,6 +231,116 @@ class Crash(TernTestCase):
         self.assertEqual(sorted(subject_of(m) for m in msgs),
                          ["before"] + ["queued %d" % n for n in range(5)])
         inst.wait_queue_empty(30)
+
+
+@unittest.skipUnless(shutil.which("strace"), "needs strace")
+class Durability(TernTestCase):
+    """The order of the durability steps, as the daemons' system calls
+    show it (strace -f on master and its children)."""
+
+    def trace(self, inst, action):
+        out = os.path.join(inst.dir, "log", "strace")
+        pids = [inst.master_pid]
+        for name in ("smtpd", "qmgr", "local"):
+            pids += inst.child_pids(name)
+        cmd = ["strace", "-f", "-y", "-qq", "-s", "200", "-o", out, "-e",
+               "trace=rename,renameat,renameat2,link,linkat,fsync,fdatasync,"
+               "pwrite64,write,sendto"]
+        for p in pids:
+            cmd += ["-p", str(p)]
+        st = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(1.0)            # attached
+            action()
+        finally:
+            st.send_signal(signal.SIGINT)
+            st.wait(10)
+        with open(out, errors="replace") as f:
+            return [line.rstrip("\n") for line in f]
+
+    @staticmethod
+    def first(lines, start, pred, what):
+        for i in range(start, len(lines)):
+            if pred(lines[i]):
+                return i
+        raise AssertionError("no %s after line %d in trace:\n%s"
+                             % (what, start, "\n".join(lines[-80:])))
+
+    def test_commit_move_deliver_defer_order(self):
+        inst = self.instance(main=FAST_RETRY).start()
+        wait_for(lambda: inst.child_pids("qmgr"), 10, what="qmgr")
+
+        def action():
+            with inst.smtp() as s:
+                s.sendmail("sender@example.org", ["demo@localhost"],
+                           b"Subject: local\r\n\r\nx\r\n")
+                s.sendmail("sender@example.org", ["far@remote.example"],
+                           b"Subject: remote\r\n\r\nx\r\n")
+            inst.wait_messages("demo", 1)
+            wait_for(lambda: inst.queue_files("deferred"), 10,
+                     what="a deferred file")
+            time.sleep(0.5)
+        t = self.trace(inst, action)
+        qids = re.findall(r"queued as (\w+)", "\n".join(t))
+        self.assertEqual(len(set(qids)), 2, "\n".join(t[-50:]))
+        local_qid, remote_qid = qids[0], [q for q in qids if q != qids[0]][0]
+        for qid in (local_qid, remote_qid):
+            # smtpd: fsync(file), rename, fsync(incoming/), then 250
+            r = self.first(t, 0, lambda l: "rename" in l and
+                           '"incoming/%s"' % qid in l, "commit rename")
+            pid = t[r].split()[0]
+            tmp = re.search(r'"(incoming/t\.[^"]+)"', t[r]).group(1)
+            self.assertTrue(any(l.startswith(pid + " fsync(") and
+                                tmp in l for l in t[:r]),
+                            "file not fsync'd before its rename")
+            d = self.first(t, r, lambda l: l.startswith(pid + " fsync(") and
+                           l.split(">")[0].endswith("/spool/incoming"),
+                           "fsync of incoming/")
+            ok = self.first(t, r, lambda l: l.startswith(pid) and
+                            "queued as %s" % qid in l, "250 reply")
+            self.assertLess(d, ok, "250 before the directory fsync")
+            # qmgr: rename into active/, fsync(active/) before a request
+            m = self.first(t, 0, lambda l: "rename" in l and
+                           '"active/%s"' % qid in l and
+                           '"incoming/%s"' % qid in l, "move to active/")
+            qpid = t[m].split()[0]
+            fa = self.first(t, m, lambda l: l.startswith(qpid + " fsync(") and
+                            l.split(">")[0].endswith("/spool/active"),
+                            "fsync of active/")
+            req = [i for i in range(m, len(t)) if t[i].startswith(qpid) and
+                   "sendto(" in t[i] and qid in t[i]]
+            if req:
+                self.assertLess(fa, req[0], "request before fsync(active/)")
+        # local: fsync(tmp) < link < fsync(new/) < mark < fdatasync < reply
+        ln = self.first(t, 0, lambda l: "link" in l and local_qid in l and
+                        "/Maildir/new/" in l, "link into new/")
+        lpid = t[ln].split()[0]
+        self.assertTrue(any(l.startswith(lpid + " fsync(") and "/Maildir/tmp/"
+                            in l and local_qid in l for l in t[:ln]),
+                        "Maildir file not fsync'd before link")
+        fn = self.first(t, ln, lambda l: l.startswith(lpid + " fsync(") and
+                        l.split(">")[0].endswith("/Maildir/new"),
+                        "fsync of new/")
+        mk = self.first(t, ln, lambda l: l.startswith(lpid + " pwrite64(") and
+                        "active/%s" % local_qid in l and '"D"' in l, "mark D")
+        fd = self.first(t, mk, lambda l: l.startswith(lpid + " fdatasync(")
+                        and "active/%s" % local_qid in l, "fdatasync of mark")
+        rp = self.first(t, fd, lambda l: l.startswith(lpid) and
+                        ("write(" in l or "sendto(" in l) and "status" in l,
+                        "reply to qmgr")
+        self.assertLess(fn, mk)
+        self.assertLess(fd, rp)
+        # qmgr: deferral renamed into deferred/X/ and that directory synced
+        dr = self.first(t, 0, lambda l: "rename" in l and
+                        re.search(r'"deferred/./%s"' % remote_qid, l),
+                        "move to deferred/")
+        qpid = t[dr].split()[0]
+        sub = re.search(r'"(deferred/./)%s"' % remote_qid, t[dr]).group(1)
+        self.first(t, dr, lambda l: l.startswith(qpid + " fsync(") and
+                   l.split(">")[0].endswith("/spool/" + sub.rstrip("/")),
+                   "fsync of %s" % sub)
 
 
 if __name__ == "__main__":
