@@ -7,6 +7,16 @@
  * The final step is link(tmp, new): if local was killed after that step
  * but before the queue file said "done", the retry finds the name taken
  * and does not deliver a second copy.
+ *
+ * Order: privs_become happens before the first lookup below the home
+ * directory (stat, mkdir, open, link, fsync), so a symlink planted in a
+ * user's Maildir only ever lets the user write where the user may write.
+ * Durability: tmp file fsync'd, linked into new/, new/ fsync'd; only
+ * then does local.c mark the recipient done (pwrite + fdatasync).
+ * Remaining window: a crash after the link but before the mark makes the
+ * retry find the name taken, which suppresses the duplicate only while
+ * the message is still in new/; if the user's client has already moved
+ * it to cur/ in between, the user sees it twice.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -147,9 +157,30 @@ static int maildir_write(const struct local_request *r, const char *hdrs,
     return 0;
 }
 
+/* maildir_home_ok - the home must exist: a missing home is the admin's
+   problem, so defer (as Postfix does) rather than create it or bounce.
+   Runs with the owner's IDs, like every other path lookup here. */
+static bool maildir_home_ok(const char *home, struct local_result *res)
+{
+    struct stat st;
+
+    if (stat(home, &st) < 0) {
+        local_result_set(res, DELIVER_DEFER, "4.3.0",
+                         "cannot access home directory %s: %s", home,
+                         strerror(errno));
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        local_result_set(res, DELIVER_DEFER, "4.3.0",
+                         "home directory %s is not a directory", home);
+        return false;
+    }
+    return true;
+}
+
 /* maildir_deliver - everything that runs with the owner's IDs */
-static void maildir_deliver(const struct local_request *r, const char *dir,
-                            struct local_result *res)
+static void maildir_deliver(const struct local_request *r, const char *home,
+                            const char *dir, struct local_result *res)
 {
     buf_t hdrs, name, tmp_path, new_path, new_dir;
     buf_init(&hdrs, 0);
@@ -167,7 +198,7 @@ static void maildir_deliver(const struct local_request *r, const char *dir,
     buf_printf(&new_path, "%s/new/%s", dir, buf_str(&name));
     buf_printf(&new_dir, "%s/new", dir);
 
-    if (maildir_mkdirs(dir, res) == 0
+    if (maildir_home_ok(home, res) && maildir_mkdirs(dir, res) == 0
         && maildir_write(r, buf_str(&hdrs), hdrs.len, buf_str(&tmp_path), res) == 0) {
         if (link(buf_str(&tmp_path), buf_str(&new_path)) < 0 && errno != EEXIST) {
             maildir_errno_result(res, "link", buf_str(&new_path));
@@ -219,7 +250,7 @@ void local_maildir(const struct local_request *r, const char *user, uid_t uid,
         local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot switch to uid %ld: %m",
                          (long)uid);
     } else {
-        maildir_deliver(r, buf_str(&dir), res);
+        maildir_deliver(r, home, buf_str(&dir), res);
         if (privs_restore() < 0)
             log_fatal("cannot restore root privileges: %m");
         server_pdeathsig_renew();   /* the ID switch cleared it */

@@ -67,10 +67,11 @@ static void setup(void)
     snprintf(conf, sizeof(conf),
              "mydestination = localhost\nqueue_directory = %s\n"
              "alias_maps = lmdb:%s\n"
-             "virtual_user_maps = inline:{demo=%d:%d:%s, bob=%d:%d:%s, self=%d:%d:%s}\n"
+             "virtual_user_maps = inline:{demo=%d:%d:%s, bob=%d:%d:%s, self=%d:%d:%s, "
+             "ghost=%d:%d:%s/ghost}\n"
              "mailbox_size_limit = 100000\n",
              spool, aliases, (int)uid, (int)gid, home_demo, (int)uid, (int)gid,
-             home_bob, (int)uid, (int)gid, home_bob);
+             home_bob, (int)uid, (int)gid, home_bob, (int)uid, (int)gid, topdir);
     ck_assert_msg(config_load_text(conf, strlen(conf), "main.conf", etc, &err) == 0,
                   "%s", buf_str(&err));
     buf_free(&err);
@@ -295,6 +296,69 @@ START_TEST(test_forward_remote)
 }
 END_TEST
 
+START_TEST(test_home_missing_defers)
+{
+    char ghost[600];
+    struct stat st;
+
+    /* Postfix's choice: a missing home is an admin error, not the
+       sender's: defer with a clear reason, create nothing */
+    struct local_result res = run("ghost@localhost", "Subject: g\n\nx\n");
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_str_eq(res.dsn, "4.3.0");
+    snprintf(ghost, sizeof(ghost), "%s/ghost", topdir);
+    ck_assert_msg(strstr(res.reason, "home directory") != NULL
+                  && strstr(res.reason, ghost) != NULL
+                  && strstr(res.reason, "No such file or directory") != NULL,
+                  "%s", res.reason);
+    ck_assert_int_eq(stat(ghost, &st), -1);
+    /* a home that is a file, not a directory */
+    write_file(ghost, "x");
+    res = run("ghost@localhost", "Subject: g\n\nx\n");
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_msg(strstr(res.reason, "home directory") != NULL, "%s", res.reason);
+}
+END_TEST
+
+/* as root: a mailbox owner's symlinks never make root write anywhere */
+START_TEST(test_symlinked_maildir_as_root)
+{
+    char target[600], maildir[600], link_new[700], name[256];
+
+    if (getuid() != 0)
+        return;         /* only meaningful with a real privilege switch */
+    /* "/etc" stand-in: root-owned, world-readable, not writable by the user */
+    snprintf(target, sizeof(target), "%s/rootdir", topdir);
+    ck_assert_int_eq(mkdir(target, 0755), 0);
+    snprintf(maildir, sizeof(maildir), "%s/Maildir", home_demo);
+    ck_assert_int_eq(mkdir(maildir, 0700), 0);
+    snprintf(link_new, sizeof(link_new), "%s/new", maildir);
+    ck_assert_int_eq(symlink(target, link_new), 0);
+    struct local_result res = run("demo@localhost", "Subject: s\n\nx\n");
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_int_eq(count_new(home_demo, name, sizeof(name)), 0);
+    DIR *d = opendir(target);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    ck_assert_int_eq(n, 0);
+    /* the whole Maildir a symlink to the root directory */
+    ck_assert_int_eq(unlink(link_new), 0);
+    ck_assert_int_eq(rmdir(maildir), 0);
+    ck_assert_int_eq(symlink(target, maildir), 0);
+    res = run("demo@localhost", "Subject: s\n\nx\n");
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    d = opendir(target);
+    n = 0;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    ck_assert_int_eq(n, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("local");
@@ -305,6 +369,8 @@ int main(void)
     tcase_add_test(tc, test_delivered_to_loop);
     tcase_add_test(tc, test_size_limit_and_mailbox_kind);
     tcase_add_test(tc, test_forward_remote);
+    tcase_add_test(tc, test_home_missing_defers);
+    tcase_add_test(tc, test_symlinked_maildir_as_root);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
