@@ -24,6 +24,10 @@ extern const char *const qmgr_xport_names[QMGR_NXPORT];
 /* Seconds until the next attempt: the time spent in the queue so far,
    clamped to [min_backoff, max_backoff] (so waits roughly double). */
 long qmgr_backoff(long now, long arrival, long min_backoff, long max_backoff);
+/* Is a deferred file due? next = its mtime, changed = its ctime. */
+bool qmgr_deferred_due(uint64_t next_usec, uint64_t changed_usec,
+                       uint64_t now_usec, uint64_t flush_usec,
+                       long max_backoff);
 /* Has the message outlived its queue lifetime? */
 bool qmgr_expired(long now, long arrival, long lifetime);
 /* Domain part of an address (after the last '@'), "" if none. */

@@ -35,6 +35,23 @@ bool qmgr_expired(long now, long arrival, long lifetime)
     return now >= arrival && now - arrival >= lifetime;
 }
 
+/* qmgr_deferred_due - next-attempt time reached; or further away than
+   any back-off can put it (the clock went backwards since the deferral:
+   waiting for the old clock to come round again could take days); or
+   deferred before a flush request and not re-deferred since */
+bool qmgr_deferred_due(uint64_t next_usec, uint64_t changed_usec,
+                       uint64_t now_usec, uint64_t flush_usec,
+                       long max_backoff)
+{
+    uint64_t horizon = max_backoff > 0 ? (uint64_t)max_backoff * 1000000 : 0;
+
+    if (next_usec <= now_usec)
+        return true;
+    if (next_usec - now_usec > horizon + 1000000)   /* 1 s rounding slack */
+        return true;
+    return flush_usec != 0 && changed_usec <= flush_usec;
+}
+
 /* qmgr_rcpt_domain - text after the last '@' (domains cannot hold one) */
 const char *qmgr_rcpt_domain(const char *rcpt)
 {

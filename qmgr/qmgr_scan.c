@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "buf.h"
+#include "config.h"
 #include "log.h"
 #include "queue.h"
 #include "util.h"
@@ -167,7 +168,7 @@ void qmgr_scan_incoming(size_t limit, struct qmgr_scan_result *res)
     list_free(&l);
 }
 
-/* deferred_due - next-attempt time (mtime) reached, or flushed */
+/* deferred_due - see qmgr_deferred_due (mtime = next attempt) */
 static bool deferred_due(const struct stat *st, uint64_t now_usec,
                          uint64_t flush_usec)
 {
@@ -176,10 +177,8 @@ static bool deferred_due(const struct stat *st, uint64_t now_usec,
     uint64_t ctime = (uint64_t)st->st_ctim.tv_sec * 1000000 +
                      (uint64_t)st->st_ctim.tv_nsec / 1000;
 
-    if (mtime <= now_usec)
-        return true;
-    /* deferred before the flush request (not re-deferred since) */
-    return flush_usec != 0 && ctime <= flush_usec;
+    return qmgr_deferred_due(mtime, ctime, now_usec, flush_usec,
+                             var_maximal_backoff_time);
 }
 
 /* scan_deferred_dir - due files in deferred/<sub> (sub "" = top level) */

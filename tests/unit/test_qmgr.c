@@ -76,6 +76,35 @@ static const struct {
     { 1000, 1000, -1, true },
 };
 
+/* deferred files: mtime = next attempt, ctime = when it was deferred */
+#define S_ 1000000ULL
+static const struct {
+    uint64_t next, changed, now, flush;
+    long max_backoff;
+    bool due;
+} due_cases[] = {
+    { 100 * S_, 50 * S_, 100 * S_, 0, 4000, true },      /* exactly now */
+    { 101 * S_, 50 * S_, 100 * S_, 0, 4000, false },     /* 1 s early */
+    { 4100 * S_, 50 * S_, 100 * S_, 0, 4000, false },    /* max back-off */
+    { 4101 * S_, 50 * S_, 100 * S_, 0, 4000, false },    /* rounding slack */
+    { 4102 * S_, 50 * S_, 100 * S_, 0, 4000, true },     /* clock went back */
+    { 86400 * S_, 1, 100 * S_, 0, 4000, true },          /* a day back */
+    { UINT64_MAX, 1, 0, 0, 4000, true },                 /* absurd mtime */
+    { 200 * S_, 50 * S_, 100 * S_, 60 * S_, 4000, true },  /* flushed */
+    { 200 * S_, 70 * S_, 100 * S_, 60 * S_, 4000, false }, /* re-deferred */
+    { 102 * S_, 50 * S_, 100 * S_, 0, 0, true },         /* no max: slack */
+    { 101 * S_, 50 * S_, 100 * S_, 0, -5, false },       /* bad max */
+};
+
+START_TEST(test_deferred_due_table)
+{
+    ck_assert_msg(qmgr_deferred_due(due_cases[_i].next, due_cases[_i].changed,
+                                    due_cases[_i].now, due_cases[_i].flush,
+                                    due_cases[_i].max_backoff)
+                  == due_cases[_i].due, "case %d", _i);
+}
+END_TEST
+
 START_TEST(test_expiry_table)
 {
     for (size_t i = 0; i < sizeof(expiry_cases) / sizeof(expiry_cases[0]); i++) {
@@ -316,6 +345,8 @@ static Suite *qmgr_suite(void)
     tcase_add_test(tc, test_backoff_table);
     tcase_add_test(tc, test_backoff_sequence_grows);
     tcase_add_test(tc, test_expiry_table);
+    tcase_add_loop_test(tc, test_deferred_due_table, 0,
+                        sizeof(due_cases) / sizeof(due_cases[0]));
     tcase_add_test(tc, test_xport_table);
     tcase_add_test(tc, test_rcpt_domain);
     tcase_add_test(tc, test_request_build);
