@@ -6,6 +6,7 @@ ports. Binaries come from $TERN_BUILD (libexec/master, tests/daemons/*).
 """
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -454,6 +455,82 @@ class MasterTest(unittest.TestCase):
         self.assertIn("terminating on signal 15", self.log())
         with self.assertRaises(OSError):
             socket.create_connection(("127.0.0.1", p1), timeout=1).close()
+
+    # ---- supervision under churn -------------------------------------------
+
+    def master_fds(self):
+        return len(os.listdir("/proc/%d/fd" % self.master.pid))
+
+    def master_zombies(self):
+        out = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == self.master.pid and fields[0] == "Z":
+                out.append(int(name))
+        return out
+
+    def test_no_fd_leak_or_zombies_over_50_restarts(self):
+        port = free_port()
+        self.start_master([self.echo_service(port, "-o", "max_use=1")])
+        prev = self.pid_of(port)
+        self.assertTrue(wait_for(lambda: not pid_alive(prev)))
+        before = self.master_fds()
+        for n in range(50):
+            if n % 2:
+                pid = self.pid_of(port)             # exits after one use
+            else:
+                c = self.client(port)
+                pid = c.pid()
+                self.seen_pids.add(pid)
+                os.kill(pid, signal.SIGKILL)        # dies after serving
+                c.close()
+            self.assertNotEqual(pid, prev)
+            self.assertTrue(wait_for(lambda: not pid_alive(pid)), pid)
+            prev = pid
+        self.assertTrue(wait_for(lambda: not self.master_zombies()),
+                        "unreaped: %r" % self.master_zombies())
+        self.assertEqual(self.master_fds(), before,
+                         os.listdir("/proc/%d/fd" % self.master.pid))
+        self.assertNotIn("back-off", self.log())
+
+    def test_backoff_bounded_by_service_throttle_time(self):
+        with open(os.path.join(self.etc, "main.conf"), "a") as f:
+            f.write("service_throttle_time = 2s\n")
+        port = free_port()
+        self.start_master(["127.0.0.1:%d inet n - n - 0 crashd" % port])
+        c = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.addCleanup(c.close)
+        time.sleep(7.0)
+        waits = [int(w) for w in re.findall(r"crashd: back-off (\d+) seconds",
+                                            self.log())]
+        self.assertGreaterEqual(len(waits), 3, self.log())
+        self.assertLessEqual(max(waits), 2, waits)
+        self.assertIsNone(self.master.poll())
+
+    def test_sighup_while_children_busy(self):
+        port = free_port()
+        self.start_master([self.echo_service(port)])
+        busy = self.client(port)
+        old = busy.pid()
+        self.seen_pids.add(old)
+        self.master.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: "reload" in self.log()))
+        # the busy child finishes its client, on the old configuration
+        self.assertEqual(busy.pid(), old)
+        new = self.pid_of(port)
+        self.assertNotEqual(new, old)
+        busy.close()
+        self.assertTrue(wait_for(lambda: not pid_alive(old)),
+                        "retired child did not exit")
+        self.assertTrue(wait_for(lambda: not self.master_zombies()))
+        self.assertEqual(self.pid_of(port), new)
+        self.assertIsNone(self.master.poll())
 
 
 if __name__ == "__main__":
