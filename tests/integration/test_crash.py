@@ -172,11 +172,16 @@ class Crash(TernTestCase):
         flow = Flow(inst, 300)
         flow.start()
         killed = []
+        wait_for(lambda: len(flow.accepted) >= 10, 30, what="mail flowing")
         for _ in range(10):
-            time.sleep(rng.uniform(0.1, 0.8))
             if len(flow.accepted) >= flow.target:
                 break
-            name = rng.choice(("smtpd", "qmgr", "local"))
+            names = [n for n in ("smtpd", "qmgr", "local")
+                     if inst.child_pids(n)]
+            if not names:
+                time.sleep(0.05)
+                continue
+            name = rng.choice(names)
             pids = inst.child_pids(name)
             if pids:
                 pid = rng.choice(pids)
@@ -185,10 +190,13 @@ class Crash(TernTestCase):
                     killed.append("%s[%d]" % (name, pid))
                 except OSError:
                     pass
+            time.sleep(rng.uniform(0.02, 0.2))
         flow.join()
         self.assertGreaterEqual(len(flow.accepted), 300,
                                 "uncertain: %d" % len(flow.uncertain))
         self.assertTrue(killed)
+        if os.environ.get("TERN_CRASH_VERBOSE"):
+            print("killed:", killed, "uncertain:", len(flow.uncertain))
         self.check_exactly_once(inst, flow)
 
     def test_kill9_master_children_exit_and_new_master_delivers(self):
@@ -231,6 +239,23 @@ class Crash(TernTestCase):
         self.assertEqual(sorted(subject_of(m) for m in msgs),
                          ["before"] + ["queued %d" % n for n in range(5)])
         inst.wait_queue_empty(30)
+
+    def test_sigterm_master_with_busy_local_then_restart(self):
+        inst = self.instance(main=FAST_RETRY).start()
+        flow = Flow(inst, 60, threads=3)
+        flow.start()
+        wait_for(lambda: inst.child_pids("local") and len(inst.messages("demo"))
+                 >= 5, 30, what="local busy delivering")
+        inst.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(inst.proc.wait(15), 0)
+        flow.stop = True
+        flow.join()
+        time.sleep(0.5)
+        inst.stdout.close()
+        inst.proc = None
+        inst.start()
+        # whatever was cut off is delivered now, and nothing twice
+        self.check_exactly_once(inst, flow)
 
 
 @unittest.skipUnless(shutil.which("strace"), "needs strace")
