@@ -454,7 +454,11 @@ static int qw_rename(const char *from, const char *to)
     return rename(from, to);    /* filesystem without RENAME_NOREPLACE */
 }
 
-/* queue_writer_commit - make the file durable under its queue ID */
+/* queue_writer_commit - make the file durable under its queue ID:
+   fsync(file), rename (never over an existing name), fsync(directory).
+   A crash before the directory fsync may lose the new name, but then
+   no "250" was sent; a temp name left behind is removed by qmgr after
+   a day. */
 int queue_writer_commit(queue_writer_t *w)
 {
     buf_t final = BUF_INIT;
@@ -886,7 +890,9 @@ done:
     return ret;
 }
 
-/* queue_file_mark - durably set a recipient record's status byte */
+/* queue_file_mark - durably set a recipient record's status byte. One
+   byte in place never changes the size, so fdatasync is enough; a byte
+   cannot be torn. The caller replies to qmgr only after this returns. */
 int queue_file_mark(int fd, off_t offset, char new_type)
 {
     char t = new_type;

@@ -168,7 +168,10 @@ static int copy_content(int fd, off_t off, uint64_t len, queue_writer_t *w)
     return 0;
 }
 
-/* local_forward - remote alias targets become a new queue file */
+/* local_forward - remote alias targets become a new queue file.
+   Remaining window: a crash after the commit but before local.c marks
+   the recipient done makes the retry forward a second copy (there is no
+   name to de-duplicate on, unlike the Maildir case). */
 static void local_forward(const struct local_request *r, struct expansion *x,
                           struct local_result *res)
 {

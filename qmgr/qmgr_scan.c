@@ -5,6 +5,21 @@
  * queues, so at any instant it is in exactly one of incoming/, active/,
  * deferred/ (or corrupt/); a crash leaves files in active/ that the
  * next start activates again.
+ *
+ * Durability: a batch of moves into active/ is followed by one fsync of
+ * active/ before any of those messages is offered to an agent; a move
+ * out of active/ (deferred/X/, corrupt/) fsyncs the destination before
+ * qmgr forgets the message. Source directories are not fsync'd: on a
+ * journalled file system a rename is one transaction, and elsewhere the
+ * worst case after a power loss is the same inode under both names.
+ * That cannot deliver twice, because recipient marks live in the inode
+ * (both names see them), and it converges: once active/ID is removed the
+ * stale name is moved in, found finished, and removed too.
+ * Remaining window (not a loss): when qmgr gives up on an agent (reply
+ * timeout, $daemon_timeout) the agent may still be working; the retry
+ * after the back-off does not wait for its flock, so two agents can
+ * work on one recipient, and only the Maildir name de-duplication
+ * (local_maildir.c) keeps the user from seeing it twice.
  */
 #include <dirent.h>
 #include <errno.h>
