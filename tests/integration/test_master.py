@@ -523,6 +523,9 @@ class MasterTest(unittest.TestCase):
         self.assertTrue(wait_for(lambda: "reload" in self.log()))
         # the busy child finishes its client, on the old configuration
         self.assertEqual(busy.pid(), old)
+        # (a connection that races the child's own SIGHUP handling may
+        # still be accepted by it; give the signal a moment)
+        time.sleep(0.5)
         new = self.pid_of(port)
         self.assertNotEqual(new, old)
         busy.close()
