@@ -283,7 +283,9 @@ class Durability(TernTestCase):
             st.send_signal(signal.SIGINT)
             st.wait(10)
         with open(out, errors="replace") as f:
-            return [line.rstrip("\n") for line in f]
+            # "PID  syscall(...)": strace pads the PID column; one space
+            return [re.sub(r"^(\d+)\s+", r"\1 ", line.rstrip("\n"))
+                    for line in f]
 
     @staticmethod
     def first(lines, start, pred, what):
