@@ -4,6 +4,8 @@
  * names, idempotent retries, alias expansion, loops, limits, forwarding.
  */
 #include <check.h>
+
+#include "check_main.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -372,9 +374,5 @@ int main(void)
     tcase_add_test(tc, test_home_missing_defers);
     tcase_add_test(tc, test_symlinked_maildir_as_root);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tern_check_run(s, true);
 }

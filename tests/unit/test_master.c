@@ -4,6 +4,8 @@
  * socket paths and listener addresses, entry comparison.
  */
 #include <check.h>
+
+#include "check_main.h"
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,11 +344,5 @@ static Suite *master_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(master_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tern_check_run(master_suite(), true);
 }

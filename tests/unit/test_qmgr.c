@@ -4,6 +4,8 @@
  * queue_msg_t, and the numbers that go into log lines.
  */
 #include <check.h>
+
+#include "check_main.h"
 #include <stdlib.h>
 #include <string.h>
 #include "../../qmgr/qmgr_policy.c"
@@ -360,11 +362,5 @@ static Suite *qmgr_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(qmgr_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tern_check_run(qmgr_suite(), true);
 }

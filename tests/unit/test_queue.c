@@ -4,6 +4,8 @@
  * the spool subdirectories created, like a daemon chdir'd to the spool.
  */
 #include <check.h>
+
+#include "check_main.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -901,11 +903,5 @@ static Suite *queue_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(queue_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tern_check_run(queue_suite(), true);
 }
