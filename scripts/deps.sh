@@ -1,11 +1,12 @@
 #!/bin/sh
 # deps.sh build|test|fuzz - install the Debian packages Tern needs, if missing.
-# Build: compiler, CMake, OpenSSL, PCRE2, LMDB, Check. Test: + swaks and
-# clang (the fuzz harnesses are built and run briefly). Fuzz: + clang.
+# Build: compiler, CMake, OpenSSL, PCRE2, LMDB, Check. Test: + swaks, strace
+# (the durability-order test) and clang (every fuzz harness is run briefly).
+# Fuzz: + clang.
 set -eu
 BUILD_PKGS="gcc make cmake pkg-config libssl-dev libpcre2-dev liblmdb-dev check python3"
 FUZZ_PKGS="clang libclang-rt-14-dev"
-TEST_PKGS="swaks $FUZZ_PKGS"
+TEST_PKGS="swaks strace $FUZZ_PKGS"
 want="$BUILD_PKGS"
 case "${1:-build}" in
     test) want="$want $TEST_PKGS" ;;
