@@ -900,3 +900,14 @@ void config_free(void)
         }
     }
 }
+
+void config_apply_logging(const char *program)
+{
+    log_init(var_syslog_name, program);
+    if (var_syslog_facility && *var_syslog_facility
+        && log_set_facility(var_syslog_facility) < 0)
+        log_warning("unknown syslog_facility: %s", var_syslog_facility);
+    if (var_maillog_file && log_set_file(var_maillog_file) < 0)
+        log_warning("cannot open maillog_file %s: %s", var_maillog_file,
+                    strerror(errno));
+}

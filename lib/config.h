@@ -130,6 +130,10 @@ const struct param_def *config_find(const char *name);
 /* The config directory per -c / MAIL_CONFIG / default. */
 const char *config_directory_default(const char *from_cmdline);
 
+/* Point lib/log at the configured syslog_name (ident "$syslog_name/
+   program"), syslog_facility and maillog_file; problems are warnings. */
+void config_apply_logging(const char *program);
+
 /* Free everything (for leak-clean unit tests). */
 void config_free(void);
 

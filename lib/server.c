@@ -16,7 +16,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -273,13 +272,7 @@ static void server_config(const char *prog)
     if (config_load(config_directory_default(NULL), &err) < 0)
         log_fatal("%s", buf_str(&err));
     buf_free(&err);
-    log_init(var_syslog_name, prog);
-    if (var_syslog_facility && *var_syslog_facility
-        && log_set_facility(var_syslog_facility) < 0)
-        log_warning("unknown syslog_facility: %s", var_syslog_facility);
-    if (var_maillog_file && log_set_file(var_maillog_file) < 0)
-        log_warning("cannot open maillog_file %s: %s", var_maillog_file,
-                    strerror(errno));
+    config_apply_logging(prog);
     if (srv.opt_foreground)
         log_set_stderr(true);
     if (srv.verbose)
@@ -589,24 +582,16 @@ int request_server_main(int argc, char **argv, const struct server_ops *ops)
 /* trigger_send - connect to a local trigger socket and send one byte */
 int trigger_send(const char *path, char byte)
 {
-    struct sockaddr_un sun;
+    bool in_progress;
     int fd, saved;
 
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    if (str_copy(sun.sun_path, path, sizeof(sun.sun_path))
-        >= sizeof(sun.sun_path)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
     /* a UNIX connect either completes at once or fails (EAGAIN: backlog
        full, which means the server is already awake) */
-    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0
-        || send(fd, &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
-        saved = errno;
+    fd = unix_connect_nonblock(path, &in_progress);
+    if (fd < 0)
+        return -1;
+    if (in_progress || send(fd, &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
+        saved = in_progress ? EAGAIN : errno;
         (void)close(fd);
         errno = saved;
         return -1;

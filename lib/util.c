@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -171,6 +173,32 @@ int mkdir_p(const char *path, mode_t mode)
         return -1;
     }
     return 0;
+}
+
+int unix_connect_nonblock(const char *path, bool *in_progress)
+{
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (str_copy(sun.sun_path, path, sizeof(sun.sun_path)) >= sizeof(sun.sun_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    *in_progress = false;
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        if (errno == EINPROGRESS) {
+            *in_progress = true;
+            return fd;
+        }
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
 }
 
 int fd_set_nonblock(int fd, bool on)

@@ -38,6 +38,11 @@ int fsync_parent_dir(const char *path);
 /* mkdir -p; existing directories are fine */
 int mkdir_p(const char *path, mode_t mode);
 
+/* Non-blocking, close-on-exec AF_UNIX stream connect. Returns the fd,
+   *in_progress true when the connect has not completed yet; -1 with errno
+   (EAGAIN: the listener's backlog is full; ENAMETOOLONG). */
+int unix_connect_nonblock(const char *path, bool *in_progress);
+
 int fd_set_nonblock(int fd, bool on);
 int fd_set_cloexec(int fd, bool on);
 

@@ -187,13 +187,7 @@ static void master_daemonize(void)
 /* master_logging - per main.conf */
 static void master_logging(void)
 {
-    log_init(var_syslog_name, "master");
-    if (var_syslog_facility && *var_syslog_facility
-        && log_set_facility(var_syslog_facility) < 0)
-        log_warning("unknown syslog_facility: %s", var_syslog_facility);
-    if (var_maillog_file && log_set_file(var_maillog_file) < 0)
-        log_warning("cannot open maillog_file %s: %s", var_maillog_file,
-                    strerror(errno));
+    config_apply_logging("master");
     log_set_stderr(!master_detached);
     if (master_verbose)
         log_set_verbose(master_verbose);

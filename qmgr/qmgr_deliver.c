@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include "attr.h"
 #include "buf.h"
@@ -113,31 +112,13 @@ static void conn_fail(struct conn *c, const char *reason, const char *fmt, ...)
    0 = try again later (backlog full), -1 = transport unusable (errno). */
 static int conn_open(struct xport *xp, struct conn **c_r)
 {
-    struct sockaddr_un sun;
     struct conn *c;
-    bool connecting = false;
+    bool connecting;
     int fd, saved;
 
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    if (str_copy(sun.sun_path, xp->path, sizeof(sun.sun_path))
-        >= sizeof(sun.sun_path)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = unix_connect_nonblock(xp->path, &connecting);
     if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        saved = errno;
-        if (saved == EINPROGRESS) {
-            connecting = true;
-        } else {
-            close(fd);
-            errno = saved;
-            return saved == EAGAIN || saved == EINTR ? 0 : -1;
-        }
-    }
+        return errno == EAGAIN || errno == EINTR ? 0 : -1;
     c = xcalloc(1, sizeof(*c));
     c->xp = xp;
     c->fd = fd;
