@@ -1,5 +1,6 @@
 /* fuzz_smtpdata - the DATA decoder: chunking never changes the result,
-   and DATA only ever ends right after CR LF "." CR LF. */
+   DATA only ever ends right after CR LF "." CR LF, and the size is the
+   RFC 1870 size of what was decoded. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,10 +47,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc_b = run(data, size, step, &b, &used_b, &db);
     if (rc_a != rc_b || used_a != used_b || a.len != b.len
         || (a.len && memcmp(a.data, b.data, a.len) != 0)
-        || da.bare_lf != db.bare_lf || da.size != a.len
+        || da.bare_lf != db.bare_lf || da.size != db.size
         || strcmp(da.message_id, db.message_id) != 0)
         abort();
     if (rc_a == 1) {
+        /* RFC 1870 size: every output LF is a line end counted as CR LF */
+        size_t lines = 0;
+        for (size_t i = 0; i < a.len; i++)
+            lines += a.data[i] == '\n';
+        if (da.size != a.len + lines)
+            abort();
         const char *end = (const char *)data + used_a;
         if (!(used_a == 3 && memcmp(data, ".\r\n", 3) == 0)
             && !(used_a >= 5 && memcmp(end - 5, "\r\n.\r\n", 5) == 0))
