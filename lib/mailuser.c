@@ -90,38 +90,25 @@ static int virtual_parse(char *value, struct mail_user *u)
     return 0;
 }
 
-/* passwd_lookup - the system password database: 1, 0, -1 */
-static int passwd_lookup(const char *name, struct mail_user *u)
+/* passwd_user - the system password database: 1, 0, -1 */
+static int passwd_user(const char *name, struct mail_user *u)
 {
-    long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
-    size_t len = hint > 0 ? (size_t)hint : 4096;
-    struct passwd pw, *res = NULL;
-    for (;;) {
-        char *tmp = xmalloc(len);
-        int rc = getpwnam_r(name, &pw, tmp, len, &res);
-        if (rc == ERANGE && len < (1 << 20)) {
-            free(tmp);
-            len *= 2;
-            continue;
-        }
-        int ret = 1;
-        if (res == NULL) {
-            /* "not found" may come back as 0 or as one of these */
-            ret = (rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF
-                   || rc == EPERM) ? 0 : -1;
-            if (ret < 0)
-                log_warning("getpwnam_r %s: %s", name, strerror(rc));
-        } else if (str_copy(u->home, pw.pw_dir, sizeof(u->home))
-                   >= sizeof(u->home)) {
+    struct passwd pw;
+    char *buf;
+    int ret = passwd_lookup(name, &pw, &buf);
+    if (ret < 0) {
+        log_warning("getpwnam_r %s: %s", name, strerror(errno));
+    } else if (ret > 0) {
+        if (str_copy(u->home, pw.pw_dir, sizeof(u->home)) >= sizeof(u->home)) {
             log_warning("home directory of %s too long", name);
             ret = -1;
         } else {
             u->uid = pw.pw_uid;
             u->gid = pw.pw_gid;
         }
-        free(tmp);
-        return ret;
     }
+    free(buf);
+    return ret;
 }
 
 int mailuser_lookup(const char *name, struct mail_user *u)
@@ -145,7 +132,7 @@ int mailuser_lookup(const char *name, struct mail_user *u)
         if (rc != 0)
             return rc;
     }
-    return passwd_lookup(name, u);
+    return passwd_user(name, u);
 }
 
 bool mailuser_domain_is_local(const char *domain)

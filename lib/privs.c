@@ -34,23 +34,14 @@ static const char *privs_err(const char *what, const char *arg)
 
 int privs_lookup_user(const char *name, uid_t *uid, gid_t *gid)
 {
-    long size = sysconf(_SC_GETPW_R_SIZE_MAX);
-    size_t len = size > 0 ? (size_t)size : 4096;
-    struct passwd pw, *res = NULL;
-    for (;;) {
-        char *tmp = xmalloc(len);
-        int rc = getpwnam_r(name, &pw, tmp, len, &res);
-        free(tmp);   /* only the numeric fields are used */
-        if (rc == ERANGE && len < (1 << 20)) {
-            len *= 2;
-            continue;
-        }
-        if (rc != 0 || res == NULL)
-            return -1;
-        *uid = pw.pw_uid;
-        *gid = pw.pw_gid;
-        return 0;
-    }
+    struct passwd pw;
+    char *buf;
+    if (passwd_lookup(name, &pw, &buf) <= 0)
+        return -1;
+    *uid = pw.pw_uid;
+    *gid = pw.pw_gid;
+    free(buf);
+    return 0;
 }
 
 bool privs_running_as_root(void)

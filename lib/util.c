@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -173,6 +174,33 @@ int mkdir_p(const char *path, mode_t mode)
         return -1;
     }
     return 0;
+}
+
+int passwd_lookup(const char *name, struct passwd *pw, char **buf_r)
+{
+    long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
+    size_t len = hint > 0 ? (size_t)hint : 4096;
+    struct passwd *res = NULL;
+    *buf_r = NULL;
+    for (;;) {
+        char *buf = xmalloc(len);
+        int rc = getpwnam_r(name, pw, buf, len, &res);
+        if (rc == ERANGE && len < (1 << 20)) {
+            free(buf);
+            len *= 2;
+            continue;
+        }
+        if (res != NULL) {
+            *buf_r = buf;
+            return 1;
+        }
+        free(buf);
+        /* "not found" may come back as 0 or as one of these */
+        if (rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM)
+            return 0;
+        errno = rc;
+        return -1;
+    }
 }
 
 int unix_connect_nonblock(const char *path, bool *in_progress)

@@ -38,6 +38,12 @@ int fsync_parent_dir(const char *path);
 /* mkdir -p; existing directories are fine */
 int mkdir_p(const char *path, mode_t mode);
 
+struct passwd;
+/* getpwnam_r with a buffer that grows as needed. 1 found: pw's strings
+   point into *buf_r, which the caller frees; 0 no such user; -1 lookup
+   error (errno set). *buf_r is NULL unless 1 is returned. */
+int passwd_lookup(const char *name, struct passwd *pw, char **buf_r);
+
 /* Non-blocking, close-on-exec AF_UNIX stream connect. Returns the fd,
    *in_progress true when the connect has not completed yet; -1 with errno
    (EAGAIN: the listener's backlog is full; ENAMETOOLONG). */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,21 @@ START_TEST(test_files)
 }
 END_TEST
 
+START_TEST(test_passwd_lookup)
+{
+    struct passwd pw;
+    char *buf = (char *)1;
+    ck_assert_int_eq(passwd_lookup("root", &pw, &buf), 1);
+    ck_assert_int_eq(pw.pw_uid, 0);
+    ck_assert_str_eq(pw.pw_name, "root");
+    free(buf);
+    ck_assert_int_eq(passwd_lookup("no-such-user-tern-test", &pw, &buf), 0);
+    ck_assert_ptr_null(buf);
+    ck_assert_int_eq(passwd_lookup("", &pw, &buf), 0);
+    ck_assert_ptr_null(buf);
+}
+END_TEST
+
 START_TEST(test_time)
 {
     uint64_t a = time_now_usec();
@@ -160,6 +176,7 @@ int main(void)
     tcase_add_test(tc, test_str_copy);
     tcase_add_test(tc, test_split_trim);
     tcase_add_test(tc, test_files);
+    tcase_add_test(tc, test_passwd_lookup);
     tcase_add_test(tc, test_time);
     suite_add_tcase(s, tc);
     return tern_check_run(s, true);
