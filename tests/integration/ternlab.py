@@ -18,6 +18,7 @@ SIGKILL) and removed when the test ends. TERN_KEEP=1 keeps the directory.
 Nothing here touches DNS or any non-loopback address.
 """
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -25,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -33,6 +35,11 @@ SRCDIR = os.environ.get("TERN_SRCDIR") or os.path.abspath(
 BUILD = os.environ.get("TERN_BUILD") or os.path.join(SRCDIR, "build")
 sys.path.insert(0, os.path.join(SRCDIR, "scripts"))
 import mkinstance  # noqa: E402
+
+
+# retries within seconds, for tests that defer or kill daemons
+FAST_RETRY = {"minimal_backoff_time": "1s", "maximal_backoff_time": "2s",
+              "queue_run_delay": "1s"}
 
 
 def free_port():
@@ -53,6 +60,46 @@ def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
             raise AssertionError("timed out after %.0fs waiting for %s"
                                  % (timeout, what))
         time.sleep(interval)
+
+
+def subject_of(msg):
+    """The Subject: of a delivered message (bytes), or None."""
+    m = re.search(rb"^Subject: (.*)$", msg, re.M)
+    return m.group(1).decode() if m else None
+
+
+def send_many(port, subjects, accepted, lock, errors):
+    """One SMTP connection sending one message per subject to demo@localhost;
+    adds each subject that got 250 to accepted, failures to errors."""
+    try:
+        with smtplib.SMTP("127.0.0.1", port, "client.test", timeout=60) as s:
+            for subj in subjects:
+                body = ("From: sender@example.org\r\nTo: demo@localhost\r\n"
+                        "Subject: %s\r\n\r\nbody of %s\r\n" % (subj, subj))
+                try:
+                    s.sendmail("sender@example.org", ["demo@localhost"], body)
+                except smtplib.SMTPException as e:
+                    errors.append("%s: %r" % (subj, e))
+                    continue
+                with lock:
+                    accepted.add(subj)
+    except (OSError, smtplib.SMTPException) as e:
+        errors.append("connection for %s...: %r" % (subjects[:1], e))
+
+
+def run_senders(port, total, conns, prefix="message"):
+    """Start conns threads sending total messages ("<prefix> NNNNN");
+    returns (threads, accepted set, errors list), both filled live."""
+    accepted, errors, lock = set(), [], threading.Lock()
+    per = total // conns
+    threads = [threading.Thread(
+        target=send_many,
+        args=(port, ["%s %05d" % (prefix, n) for n in range(i * per, (i + 1) * per)],
+              accepted, lock, errors))
+        for i in range(conns)]
+    for t in threads:
+        t.start()
+    return threads, accepted, errors
 
 
 def proc_children(pid):
@@ -235,6 +282,16 @@ class TernTestCase(unittest.TestCase):
         inst = Instance(**kw)
         self.addCleanup(inst.cleanup)
         return inst
+
+    def assertDeliveredOnce(self, inst, subjects, timeout=120, settle=0.5,
+                            user="demo"):
+        """Every subject arrives in user's Maildir exactly once, nothing else."""
+        inst.wait_messages(user, len(subjects), timeout)
+        time.sleep(settle)               # anything extra would show up now
+        got = [subject_of(m) for m in inst.messages(user)]
+        dups = sorted({s for s in got if got.count(s) > 1})
+        self.assertEqual(dups, [], "delivered more than once")
+        self.assertEqual(sorted(got), sorted(subjects))
 
     def assertLogHas(self, inst, text, timeout=10):
         try:

@@ -17,16 +17,7 @@ import threading
 import time
 import unittest
 
-from ternlab import TernTestCase, wait_for
-
-FAST_RETRY = {"minimal_backoff_time": "1s", "maximal_backoff_time": "2s",
-              "queue_run_delay": "1s"}
-
-
-def subject_of(msg):
-    m = re.search(rb"^Subject: (.*)$", msg, re.M)
-    return m.group(1).decode() if m else None
-
+from ternlab import FAST_RETRY, TernTestCase, subject_of, wait_for
 
 def pid_alive(pid):
     """Running (a zombie or a vanished PID counts as gone)."""

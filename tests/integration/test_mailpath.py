@@ -3,20 +3,13 @@
 Every test drives a real instance (master -f) with real clients.
 """
 import os
-import re
 import signal
-import smtplib
 import socket
 import subprocess
-import threading
 import time
 import unittest
 
-from ternlab import TernTestCase, wait_for
-
-FAST_RETRY = {"minimal_backoff_time": "1s", "maximal_backoff_time": "2s",
-              "queue_run_delay": "1s"}
-
+from ternlab import FAST_RETRY, TernTestCase, run_senders, wait_for
 
 def strip_added_headers(msg):
     """Remove the headers Tern adds in front (Return-Path, Delivered-To,
@@ -35,51 +28,7 @@ def strip_added_headers(msg):
     return b"\n".join(lines[i:])
 
 
-def subject_of(msg):
-    m = re.search(rb"^Subject: (.*)$", msg, re.M)
-    return m.group(1).decode() if m else None
-
-
-def send_many(port, start, count, accepted, lock, errors):
-    """One connection sending count messages; records accepted subjects."""
-    try:
-        with smtplib.SMTP("127.0.0.1", port, "client.test", timeout=60) as s:
-            for n in range(start, start + count):
-                subj = "message %05d" % n
-                body = ("From: sender@example.org\r\nTo: demo@localhost\r\n"
-                        "Subject: %s\r\n\r\nbody of %s\r\n" % (subj, subj))
-                try:
-                    s.sendmail("sender@example.org", ["demo@localhost"], body)
-                except smtplib.SMTPException as e:
-                    errors.append("%s: %r" % (subj, e))
-                    continue
-                with lock:
-                    accepted.add(subj)
-    except (OSError, smtplib.SMTPException) as e:
-        errors.append("connection %d: %r" % (start, e))
-
-
-def run_senders(port, total, conns):
-    accepted, errors, lock = set(), [], threading.Lock()
-    per = total // conns
-    threads = [threading.Thread(target=send_many,
-                                args=(port, i * per, per, accepted, lock, errors))
-               for i in range(conns)]
-    for t in threads:
-        t.start()
-    return threads, accepted, errors
-
-
 class MailPath(TernTestCase):
-
-    def assertDeliveredOnce(self, inst, subjects, timeout=120):
-        msgs = inst.wait_messages("demo", len(subjects), timeout)
-        time.sleep(0.5)                  # anything extra would show up now
-        msgs = inst.messages("demo")
-        got = [subject_of(m) for m in msgs]
-        dups = sorted({s for s in got if got.count(s) > 1})
-        self.assertEqual(dups, [], "delivered more than once")
-        self.assertEqual(sorted(got), sorted(subjects))
 
     def test_message_arrives_byte_for_byte(self):
         inst = self.instance().start()

@@ -6,22 +6,11 @@ Every test drives a real instance (master -f) through smtpd.
 import os
 import re
 import signal
-import smtplib
-import threading
 import time
 import unittest
 
-from ternlab import TernTestCase, wait_for
+from ternlab import FAST_RETRY, TernTestCase, run_senders, subject_of, wait_for
 from test_crash import drop_queue_file
-
-FAST_RETRY = {"minimal_backoff_time": "1s", "maximal_backoff_time": "2s",
-              "queue_run_delay": "1s"}
-
-
-def subject_of(msg):
-    m = re.search(rb"^Subject: (.*)$", msg, re.M)
-    return m.group(1).decode() if m else None
-
 
 def send(inst, rcpt, subject, sender="sender@example.org"):
     with inst.smtp() as s:
@@ -94,29 +83,7 @@ class Qmgr(TernTestCase):
 
     def test_kill9_qmgr_while_200_messages_flow(self):
         inst = self.instance(main=FAST_RETRY).start()
-        accepted, errors, lock = set(), [], threading.Lock()
-
-        def sender(start, count):
-            try:
-                with inst.smtp(timeout=60) as s:
-                    for n in range(start, start + count):
-                        subj = "flow %04d" % n
-                        try:
-                            s.sendmail("sender@example.org", ["demo@localhost"],
-                                       ("Subject: %s\r\n\r\n%s\r\n"
-                                        % (subj, subj)).encode())
-                        except smtplib.SMTPException as e:
-                            errors.append("%s: %r" % (subj, e))
-                            continue
-                        with lock:
-                            accepted.add(subj)
-            except (OSError, smtplib.SMTPException) as e:
-                errors.append("connection %d: %r" % (start, e))
-
-        threads = [threading.Thread(target=sender, args=(i * 40, 40))
-                   for i in range(5)]
-        for t in threads:
-            t.start()
+        threads, accepted, errors = run_senders(inst.smtp_port, 200, 5, "flow")
         for mark in (40, 100, 160):
             wait_for(lambda: len(accepted) >= mark, 120,
                      what="%d accepted" % mark)
@@ -127,12 +94,7 @@ class Qmgr(TernTestCase):
             t.join(300)
         self.assertEqual(errors, [])
         self.assertEqual(len(accepted), 200)
-        inst.wait_messages("demo", 200, timeout=240)
-        time.sleep(3)          # a duplicate would show up by now
-        got = [subject_of(m) for m in inst.messages("demo")]
-        dups = sorted({s for s in got if got.count(s) > 1})
-        self.assertEqual(dups, [], "delivered more than once")
-        self.assertEqual(sorted(got), sorted(accepted))
+        self.assertDeliveredOnce(inst, accepted, timeout=240, settle=3)
         inst.wait_queue_empty(60)
         self.assertIn("killed by signal 9", inst.log_text())
 
