@@ -309,6 +309,12 @@ static void master_child_ended(struct master_child *c, int wstatus)
     else if (!abnormal)
         svc->backoff = 0;
     master_demand_update(svc);
+    /* a wakeup service (qmgr) must come back now, not at the next
+       periodic wakeup or the next new mail: what it had in flight waits
+       until it runs again (throttling still applies: the trigger waits
+       in the listener's backlog) */
+    if (svc->ent.wakeup > 0)
+        master_wakeup_send(svc);
 }
 
 /* master_reap - collect every child that has exited */

@@ -152,6 +152,15 @@ class MailPath(TernTestCase):
         inst.wait_messages("demo", 1)
         self.assertLogHas(inst, "killed by signal 9")
 
+    def test_qmgr_comes_back_by_itself(self):
+        # no new mail, no periodic wakeup soon: master must restart qmgr
+        # at once, or mail it had in flight waits for minutes
+        inst = self.instance(main=FAST_RETRY).start()
+        old = wait_for(lambda: inst.child_pids("qmgr"), 10, what="qmgr")
+        os.kill(old[0], signal.SIGKILL)
+        wait_for(lambda: [p for p in inst.child_pids("qmgr") if p not in old],
+                 15, what="a new qmgr without any new mail")
+
     def test_kill_qmgr_and_local_mid_run(self):
         inst = self.instance(main=FAST_RETRY).start()
         threads, accepted, errors = run_senders(inst.smtp_port, 500, 20)
