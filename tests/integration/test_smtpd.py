@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from ternlab import Instance, wait_for
+from ternlab import Instance, TernTestCase, wait_for
 
 MAIN = {
     "mynetworks": "192.0.2.0/24",
@@ -60,7 +60,7 @@ class Client:
             return True
 
 
-class SmtpdTest(unittest.TestCase):
+class SmtpdTest(TernTestCase):
     @classmethod
     def setUpClass(cls):
         cls.inst = Instance(main=MAIN)
@@ -82,14 +82,6 @@ class SmtpdTest(unittest.TestCase):
             c.send(b"EHLO client.test\r\n")
             self.assertTrue(c.reply()[-1].startswith("250 "))
         return c
-
-    def assertLog(self, text, timeout=10):
-        try:
-            wait_for(lambda: text in self.inst.log_text(), timeout, 0.1,
-                     repr(text))
-        except AssertionError:
-            self.fail("log lacks %r; tail:\n%s"
-                      % (text, self.inst.log_text()[-3000:]))
 
     def delivered(self, marker):
         """The message in demo's Maildir that contains marker."""
@@ -125,7 +117,7 @@ class SmtpdTest(unittest.TestCase):
         self.assertTrue(c.closed())
         m = self.delivered(b"Subject: pipelined")
         self.assertIn(b"Subject: pipelined\n\n.dotted\nbody\n", m)
-        self.assertLog("disconnect from unknown[127.0.0.1] ehlo=1 mail=1 "
+        self.assertLogHas(self.inst, "disconnect from unknown[127.0.0.1] ehlo=1 mail=1 "
                        "rcpt=1/2 data=1 noop=1 quit=1 commands=6/7")
 
     def test_overlong_line(self):
@@ -160,7 +152,7 @@ class SmtpdTest(unittest.TestCase):
         self.assertEqual(r[1], "550 5.1.1 <nosuch@localhost>: Recipient "
                          "address rejected: User unknown in local recipient "
                          "table")
-        self.assertLog("NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 550 "
+        self.assertLogHas(self.inst, "NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 550 "
                        "5.1.1 <nosuch@localhost>: Recipient address "
                        "rejected: User unknown in local recipient table; "
                        "from=<a@example.org> to=<nosuch@localhost> "
@@ -259,7 +251,7 @@ class SmtpdTest(unittest.TestCase):
         c.reply()
         c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<nosuch@localhost>\r\n")
         c.replies(2)
-        self.assertLog("helo=<evil?[31m?host>")
+        self.assertLogHas(self.inst, "helo=<evil?[31m?host>")
         self.assertNotIn("\x1b", self.inst.log_text())
 
     def test_hard_error_limit(self):
@@ -271,9 +263,6 @@ class SmtpdTest(unittest.TestCase):
         self.assertTrue(r[5].endswith(" Error: too many errors"), r[5])
         self.assertTrue(c.closed())
 
-
-if __name__ == "__main__":
-    unittest.main()
 
 
 LIMITS = {
@@ -293,7 +282,7 @@ def vmrss_kb(pid):
     raise AssertionError("no VmRSS for %d" % pid)
 
 
-class SmtpdLimitsTest(unittest.TestCase):
+class SmtpdLimitsTest(TernTestCase):
     """Timeouts, unread replies, and the last reply of a closing session."""
 
     @classmethod
@@ -332,14 +321,6 @@ class SmtpdLimitsTest(unittest.TestCase):
         self.assertTrue(c.reply()[0].startswith("220 "))
         return c
 
-    def assertLog(self, text, timeout=10):
-        try:
-            wait_for(lambda: text in self.inst.log_text(), timeout, 0.1,
-                     repr(text))
-        except AssertionError:
-            self.fail("log lacks %r; tail:\n%s"
-                      % (text, self.inst.log_text()[-3000:]))
-
     def test_idle_timeout(self):
         c = self.connect()
         c.send(b"EHLO client.test\r\n")
@@ -350,7 +331,7 @@ class SmtpdLimitsTest(unittest.TestCase):
         self.assertTrue(r.endswith(" Error: timeout exceeded"), r)
         self.assertTrue(c.closed())
         self.assertLess(time.monotonic() - t0, 8)
-        self.assertLog("timeout after EHLO from unknown[127.0.0.1]")
+        self.assertLogHas(self.inst, "timeout after EHLO from unknown[127.0.0.1]")
 
     def test_timeout_mid_data(self):
         c = self.connect()
@@ -362,7 +343,7 @@ class SmtpdLimitsTest(unittest.TestCase):
         r = c.replies(1)[0]
         self.assertTrue(r.startswith("421 4.4.2 "), r)
         self.assertTrue(c.closed())
-        self.assertLog("timeout after DATA from unknown[127.0.0.1]")
+        self.assertLogHas(self.inst, "timeout after DATA from unknown[127.0.0.1]")
         wait_for(lambda: not self.inst.queue_files("incoming"), 10, 0.1,
                  "incoming/ without the stalled message")
 
@@ -426,3 +407,7 @@ class SmtpdLimitsTest(unittest.TestCase):
         d = Client(self.inst.smtp_port)          # and it still serves
         self.addCleanup(d.close)
         self.assertTrue(d.reply()[0].startswith("220 "))
+
+
+if __name__ == "__main__":
+    unittest.main()
