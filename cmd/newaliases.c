@@ -7,11 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "config.h"
-#include "dict.h"
-#include "log.h"
-#include "util.h"
+#include "util/buf.h"
+#include "mail/config.h"
+#include "mail/dict.h"
+#include "util/log.h"
+#include "util/util.h"
 
 static void usage(void)
 {

@@ -9,9 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "config.h"
-#include "log.h"
+#include "util/buf.h"
+#include "mail/config.h"
+#include "util/log.h"
 
 enum mode { MODE_EFFECTIVE, MODE_DEFAULTS, MODE_NONDEFAULT };
 

@@ -13,10 +13,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "config.h"
-#include "dict.h"
-#include "log.h"
+#include "util/buf.h"
+#include "mail/config.h"
+#include "mail/dict.h"
+#include "util/log.h"
 
 #define EXIT_NOTFOUND 1
 #define EXIT_ERROR    2

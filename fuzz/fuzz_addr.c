@@ -5,8 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "addr.h"
-#include "util.h"
+#include "mail/addr.h"
+#include "util/util.h"
 
 static void check_forms(const buf_t *addr)
 {

@@ -12,10 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "dict.h"
-#include "log.h"
-#include "util.h"
+#include "util/buf.h"
+#include "mail/dict.h"
+#include "util/log.h"
+#include "util/util.h"
 
 static char fuzz_dir[64];
 static char fuzz_src[96];

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "addr.h"
-#include "util.h"
+#include "mail/addr.h"
+#include "util/util.h"
 
 static void check_params(const struct esmtp_param *p, size_t n)
 {

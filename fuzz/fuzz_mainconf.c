@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "config.h"
+#include "util/buf.h"
+#include "mail/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "mastercf.h"
+#include "util/buf.h"
+#include "mail/mastercf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

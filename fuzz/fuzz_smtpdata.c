@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtpdata.h"
+#include "mail/smtpdata.h"
 
 static int run(const uint8_t *p, size_t n, size_t step, buf_t *out,
                size_t *used_r, smtpdata_t *d)

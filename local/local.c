@@ -17,16 +17,16 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "attr.h"
-#include "config.h"
-#include "deliver.h"
-#include "dict.h"
+#include "util/attr.h"
+#include "mail/config.h"
+#include "mail/deliver.h"
+#include "mail/dict.h"
 #include "local.h"
-#include "log.h"
-#include "mailuser.h"
-#include "queue.h"
-#include "server.h"
-#include "util.h"
+#include "util/log.h"
+#include "mail/mailuser.h"
+#include "mail/queue.h"
+#include "mail/server.h"
+#include "util/util.h"
 
 static maps_t *local_alias_maps;
 

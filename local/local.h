@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "dict.h"
+#include "mail/dict.h"
 
 #define ADDR_LOG_MAX 300
 

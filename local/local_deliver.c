@@ -10,16 +10,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "addr.h"
-#include "config.h"
-#include "deliver.h"
+#include "mail/addr.h"
+#include "mail/config.h"
+#include "mail/deliver.h"
 #include "local.h"
-#include "log.h"
-#include "mailuser.h"
-#include "privs.h"
-#include "queue.h"
-#include "server.h"
-#include "util.h"
+#include "util/log.h"
+#include "mail/mailuser.h"
+#include "util/privs.h"
+#include "mail/queue.h"
+#include "mail/server.h"
+#include "util/util.h"
 
 #define LOCAL_MAX_TARGETS 1000
 

@@ -27,14 +27,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "config.h"
-#include "deliver.h"
+#include "util/buf.h"
+#include "mail/config.h"
+#include "mail/deliver.h"
 #include "local.h"
-#include "log.h"
-#include "privs.h"
-#include "server.h"
-#include "util.h"
+#include "util/log.h"
+#include "util/privs.h"
+#include "mail/server.h"
+#include "util/util.h"
 
 #define HEADER_SCAN_MAX (256 * 1024)
 

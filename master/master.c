@@ -17,13 +17,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
+#include "mail/config.h"
+#include "util/log.h"
 #include "master.h"
-#include "mastercf.h"
-#include "privs.h"
-#include "queue.h"
-#include "util.h"
+#include "mail/mastercf.h"
+#include "util/privs.h"
+#include "mail/queue.h"
+#include "util/util.h"
 
 #ifndef TERN_VERSION
 #define TERN_VERSION "unknown"

@@ -11,9 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include "events.h"
+#include "util/events.h"
 #include "master_logic.h"
-#include "mastercf.h"
+#include "mail/mastercf.h"
 
 #define MASTER_MAX_LISTEN 16          /* addresses per inet service */
 #define MASTER_LIMIT_WARN_MSEC 60000  /* process limit warning interval */

@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 
 #include "master_logic.h"
-#include "util.h"
+#include "util/util.h"
 
 /* master_backoff_next - 1, 2, 4 ... capped at max (at least 1) */
 long master_backoff_next(long current, long max)

@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
-#include "buf.h"
-#include "mastercf.h"
+#include "util/buf.h"
+#include "mail/mastercf.h"
 
 /* next back-off in seconds after a failed start: 1, 2, 4 ... max */
 long master_backoff_next(long current, long max);

@@ -14,12 +14,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
+#include "mail/config.h"
+#include "util/log.h"
 #include "master.h"
-#include "privs.h"
-#include "server.h"
-#include "util.h"
+#include "util/privs.h"
+#include "mail/server.h"
+#include "util/util.h"
 
 #define MASTER_BACKLOG 128
 

@@ -17,11 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
+#include "mail/config.h"
+#include "util/log.h"
 #include "master.h"
-#include "server.h"
-#include "util.h"
+#include "mail/server.h"
+#include "util/util.h"
 
 #define MASTER_REJECT_BATCH 32
 

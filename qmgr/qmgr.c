@@ -7,12 +7,12 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
-#include "config.h"
-#include "events.h"
-#include "log.h"
-#include "mailuser.h"
-#include "server.h"
-#include "util.h"
+#include "mail/config.h"
+#include "util/events.h"
+#include "util/log.h"
+#include "mail/mailuser.h"
+#include "mail/server.h"
+#include "util/util.h"
 #include "qmgr.h"
 
 /* Give delivery agents of a killed qmgr time to finish (and mark) what

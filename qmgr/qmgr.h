@@ -11,9 +11,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "attr.h"
-#include "events.h"
-#include "queue.h"
+#include "util/attr.h"
+#include "util/events.h"
+#include "mail/queue.h"
 
 /* transports, by index; the agent socket is "private/<name>" */
 enum { QMGR_XPORT_LOCAL, QMGR_XPORT_SMTP, QMGR_NXPORT };

@@ -13,12 +13,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "attr.h"
-#include "buf.h"
-#include "config.h"
-#include "deliver.h"
-#include "log.h"
-#include "util.h"
+#include "util/attr.h"
+#include "util/buf.h"
+#include "mail/config.h"
+#include "mail/deliver.h"
+#include "util/log.h"
+#include "util/util.h"
 #include "qmgr.h"
 
 #define CONN_IDLE_CLOSE_MSEC   10000   /* let idle agents recycle */

@@ -15,13 +15,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "buf.h"
-#include "config.h"
-#include "deliver.h"
-#include "log.h"
-#include "mailuser.h"
-#include "queue.h"
-#include "util.h"
+#include "util/buf.h"
+#include "mail/config.h"
+#include "mail/deliver.h"
+#include "util/log.h"
+#include "mail/mailuser.h"
+#include "mail/queue.h"
+#include "util/util.h"
 #include "qmgr.h"
 
 size_t qmgr_active_count;

@@ -6,9 +6,9 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include "attr.h"
-#include "deliver.h"
-#include "util.h"
+#include "util/attr.h"
+#include "mail/deliver.h"
+#include "util/util.h"
 #include "qmgr.h"
 
 const char *const qmgr_xport_names[QMGR_NXPORT] = { "local", "smtp" };

@@ -30,11 +30,11 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "buf.h"
-#include "config.h"
-#include "log.h"
-#include "queue.h"
-#include "util.h"
+#include "util/buf.h"
+#include "mail/config.h"
+#include "util/log.h"
+#include "mail/queue.h"
+#include "util/util.h"
 #include "qmgr.h"
 
 #define SCAN_MAX_NAMES   100000        /* per scan; the rest waits */

@@ -18,11 +18,11 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
-#include "mailuser.h"
-#include "server.h"
-#include "util.h"
+#include "mail/config.h"
+#include "util/log.h"
+#include "mail/mailuser.h"
+#include "mail/server.h"
+#include "util/util.h"
 
 static void smtpd_on_read(stream_t *st, void *ctx);
 static void smtpd_on_close(stream_t *st, void *ctx,

@@ -15,13 +15,13 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "buf.h"
-#include "events.h"
-#include "netaddr.h"
-#include "queue.h"
-#include "smtpcmd.h"
-#include "smtpdata.h"
-#include "stream.h"
+#include "util/buf.h"
+#include "util/events.h"
+#include "util/netaddr.h"
+#include "mail/queue.h"
+#include "mail/smtpcmd.h"
+#include "mail/smtpdata.h"
+#include "util/stream.h"
 
 #define SMTPD_HELO_MAX 255
 

@@ -9,11 +9,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "addr.h"
-#include "config.h"
-#include "log.h"
-#include "mailuser.h"
-#include "util.h"
+#include "mail/addr.h"
+#include "mail/config.h"
+#include "util/log.h"
+#include "mail/mailuser.h"
+#include "util/util.h"
 
 static netlist_t *check_mynetworks;
 static char **check_relay;

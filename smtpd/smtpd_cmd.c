@@ -5,10 +5,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "addr.h"
-#include "config.h"
-#include "log.h"
-#include "util.h"
+#include "mail/addr.h"
+#include "mail/config.h"
+#include "util/log.h"
+#include "util/util.h"
 
 void smtpd_txn_reset(struct smtpd_session *s)
 {

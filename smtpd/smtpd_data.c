@@ -12,9 +12,9 @@
 #include <strings.h>
 #include <time.h>
 
-#include "config.h"
-#include "log.h"
-#include "server.h"
+#include "mail/config.h"
+#include "util/log.h"
+#include "mail/server.h"
 
 /* data_write_failed - remember the first queue file error, drop the file */
 static void data_write_failed(struct smtpd_session *s, const char *what)

@@ -4,8 +4,8 @@
  */
 #include <stdlib.h>
 
-#include "log.h"
-#include "server.h"
+#include "util/log.h"
+#include "mail/server.h"
 
 static void crashd_pre_init(const char *service, char **args, int nargs)
 {

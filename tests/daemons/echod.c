@@ -12,10 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "server.h"
-#include "stream.h"
-#include "util.h"
+#include "util/log.h"
+#include "mail/server.h"
+#include "util/stream.h"
+#include "util/util.h"
 
 #define ECHOD_MAX_LINE 1024
 #define ECHOD_TIMEOUT 60

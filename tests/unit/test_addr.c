@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "addr.h"
-#include "buf.h"
-#include "util.h"
+#include "mail/addr.h"
+#include "util/buf.h"
+#include "util/util.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

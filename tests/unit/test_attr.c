@@ -15,9 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "attr.h"
-#include "buf.h"
-#include "util.h"
+#include "util/attr.h"
+#include "util/buf.h"
+#include "util/util.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

@@ -11,9 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "config.h"
-#include "util.h"
+#include "util/buf.h"
+#include "mail/config.h"
+#include "util/util.h"
 
 struct cfg_case {
     const char *text;

@@ -13,9 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "dict.h"
-#include "util.h"
+#include "util/buf.h"
+#include "mail/dict.h"
+#include "util/util.h"
 
 static char tmpdir[] = "/tmp/test_dict.XXXXXX";
 static char srcpath[256];

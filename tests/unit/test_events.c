@@ -9,8 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "events.h"
-#include "util.h"
+#include "util/events.h"
+#include "util/util.h"
 
 /* ---- fd readiness ---------------------------------------------------- */
 

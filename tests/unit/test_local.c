@@ -16,9 +16,9 @@
 
 #include "../../local/local_deliver.c"
 #include "../../local/local_maildir.c"
-#include "config.h"
-#include "deliver.h"
-#include "queue.h"
+#include "mail/config.h"
+#include "mail/deliver.h"
+#include "mail/queue.h"
 
 static char topdir[] = "/tmp/tern-local-XXXXXX";
 static char spool[512], home_demo[512], home_bob[512];

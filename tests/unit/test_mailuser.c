@@ -15,11 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "config.h"
-#include "dict.h"
-#include "mailuser.h"
-#include "util.h"
+#include "util/buf.h"
+#include "mail/config.h"
+#include "mail/dict.h"
+#include "mail/mailuser.h"
+#include "util/util.h"
 
 static char tmpdir[64];
 

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "mastercf.h"
-#include "util.h"
+#include "util/buf.h"
+#include "mail/mastercf.h"
+#include "util/util.h"
 
 static const char postfix_style[] =
     "# service type  private unpriv  chroot  wakeup  maxproc command + args\n"

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "netaddr.h"
-#include "util.h"
+#include "util/netaddr.h"
+#include "util/util.h"
 
 /* make_sa - sockaddr from text: IPv6 if it contains ':' */
 static const struct sockaddr *make_sa(const char *text, int port,

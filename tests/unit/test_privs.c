@@ -18,8 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "privs.h"
-#include "util.h"
+#include "util/privs.h"
+#include "util/util.h"
 
 static char tmpdir[64];
 static uid_t nobody_uid;

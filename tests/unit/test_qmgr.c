@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../../qmgr/qmgr_policy.c"
-#include "attr.h"
-#include "buf.h"
-#include "deliver.h"
-#include "queue.h"
-#include "util.h"
+#include "util/attr.h"
+#include "util/buf.h"
+#include "mail/deliver.h"
+#include "mail/queue.h"
+#include "util/util.h"
 
 /* ---- back-off ------------------------------------------------------------ */
 

@@ -19,9 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "queue.h"
-#include "util.h"
+#include "util/buf.h"
+#include "mail/queue.h"
+#include "util/util.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

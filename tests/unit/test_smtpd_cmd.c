@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtpcmd.h"
+#include "mail/smtpcmd.h"
 
 #define S(x) x, sizeof(x) - 1
 

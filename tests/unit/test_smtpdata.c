@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtpdata.h"
+#include "mail/smtpdata.h"
 
 #define S(x) x, sizeof(x) - 1
 

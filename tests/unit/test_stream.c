@@ -11,9 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "events.h"
-#include "stream.h"
-#include "util.h"
+#include "util/events.h"
+#include "util/stream.h"
+#include "util/util.h"
 
 #define MAXREC 64
 

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "queue.h"
-#include "util.h"
+#include "util/util.h"
 
 #define QW_BUF_SIZE   65536
 #define QR_BLOCK_SIZE 16384

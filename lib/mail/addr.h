@@ -17,7 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include "buf.h"
+#include "util/buf.h"
 
 #define ADDR_MAX_LOCAL  64
 #define ADDR_MAX_DOMAIN 255

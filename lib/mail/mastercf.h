@@ -17,7 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include "buf.h"
+#include "util/buf.h"
 
 enum master_type { MASTER_INET, MASTER_UNIX };
 

@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "util.h"
+#include "util/log.h"
+#include "util/util.h"
 
 #define DICT_LINE_MAX     (64 * 1024)     /* one physical source line */
 #define DICT_ENTRY_MAX    (1024 * 1024)   /* one entry with continuations */

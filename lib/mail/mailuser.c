@@ -11,11 +11,11 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "util/buf.h"
 #include "config.h"
 #include "dict.h"
-#include "log.h"
-#include "util.h"
+#include "util/log.h"
+#include "util/util.h"
 
 #define MAILUSER_VALUE_MAX  8192
 

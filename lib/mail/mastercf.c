@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "util/util.h"
 
 #define MASTERCF_MAX_FILE (1L * 1024 * 1024)
 #define MASTERCF_COLUMNS  8

@@ -18,13 +18,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "util/buf.h"
 #include "config.h"
-#include "events.h"
-#include "log.h"
-#include "privs.h"
+#include "util/events.h"
+#include "util/log.h"
+#include "util/privs.h"
 #include "server.h"
-#include "util.h"
+#include "util/util.h"
 
 #define SERVER_DEFAULT_CLIENT_LIMIT 256
 #define SERVER_TRIGGER_MAX 1024

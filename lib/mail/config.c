@@ -21,8 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "util.h"
+#include "util/log.h"
+#include "util/util.h"
 
 #define CFG_MAX_FILE      (4L * 1024 * 1024)  /* main.conf size cap */
 #define CFG_MAX_DEPTH     100                 /* $a -> $b -> ... nesting */

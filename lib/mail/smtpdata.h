@@ -35,7 +35,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "buf.h"
+#include "util/buf.h"
 
 /* longest header line (unfolded) inspected for Message-ID; longer
    headers are content as usual but not examined */

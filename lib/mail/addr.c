@@ -15,7 +15,7 @@
 #include <strings.h>
 
 #include "addr.h"
-#include "util.h"
+#include "util/util.h"
 
 #define ADDR_MAX_LITERAL 64   /* longer than any IPv6 text form */
 

@@ -10,7 +10,7 @@
 #define TERN_SMTPCMD_H
 
 #include <stddef.h>
-#include "buf.h"
+#include "util/buf.h"
 
 enum smtp_verb {
     SMTP_HELO,

@@ -18,7 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include "buf.h"
+#include "util/buf.h"
 
 #ifndef TERN_DEFAULT_CONFIG_DIR
 #define TERN_DEFAULT_CONFIG_DIR "/etc/tern"

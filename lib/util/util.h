@@ -1,7 +1,8 @@
 /*
  * util - small generic helpers with no mail knowledge: checked allocation,
- * full reads/writes that retry on EINTR, durable filesystem operations
- * (fsync of a directory, mkdir -p), fd flags, time and number parsing.
+ * durable filesystem operations (fsync of a directory, mkdir -p), user
+ * lookup, a non-blocking UNIX connect, number and list parsing. The
+ * system-call wrappers below it are in sys.h.
  *
  * Allocation failure is fatal (logged through log_fatal): callers never
  * check xmalloc() for NULL.
@@ -14,22 +15,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "sys.h"
+
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
-
-/* strlcpy semantics: always NUL-terminates (if size > 0), returns strlen(src);
-   truncation happened when the return value >= size. */
-size_t str_copy(char *dst, const char *src, size_t size);
-
-/* write all n bytes (retrying EINTR/partial writes); 0 ok, -1 errno set */
-int write_full(int fd, const void *p, size_t n);
-/* pwrite all n bytes at offset */
-int pwrite_full(int fd, const void *p, size_t n, off_t off);
-/* read exactly n bytes; returns n, fewer at EOF, -1 on error */
-ssize_t read_full(int fd, void *p, size_t n);
 
 /* open the directory and fsync it: makes a create/rename/unlink durable */
 int fsync_dir(const char *path);
@@ -48,12 +40,6 @@ int passwd_lookup(const char *name, struct passwd *pw, char **buf_r);
    *in_progress true when the connect has not completed yet; -1 with errno
    (EAGAIN: the listener's backlog is full; ENAMETOOLONG). */
 int unix_connect_nonblock(const char *path, bool *in_progress);
-
-int fd_set_nonblock(int fd, bool on);
-int fd_set_cloexec(int fd, bool on);
-
-uint64_t time_now_usec(void);      /* CLOCK_REALTIME in microseconds */
-uint64_t time_mono_msec(void);     /* CLOCK_MONOTONIC in milliseconds */
 
 /* Strict number parsing: whole string must be consumed. 0 ok, -1 error. */
 int parse_long(const char *s, long min, long max, long *out);

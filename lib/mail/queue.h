@@ -40,7 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include "buf.h"
+#include "util/buf.h"
 
 #define QUEUE_ID_SIZE 32       /* buffer size for an ID incl. NUL */
 

@@ -21,7 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include "buf.h"
+#include "util/buf.h"
 
 typedef struct dict dict_t;
 

@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
-#include "events.h"
+#include "util/events.h"
 
 #define SERVER_STATUS_FD 3
 #define SERVER_LISTEN_FD 4

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "sys.h"
 
 #define LOG_LINE_MAX 4096
 

@@ -1,0 +1,29 @@
+/*
+ * sys - thin wrappers around system calls, the lowest module of lib/util:
+ * bounded string copy, full reads/writes that retry on EINTR, fd flags,
+ * clocks. It depends on nothing else in Tern, so log and everything above
+ * may use it (this is what keeps util and log from depending on each other).
+ */
+#ifndef TERN_SYS_H
+#define TERN_SYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* strlcpy semantics: always NUL-terminates (if size > 0), returns strlen(src);
+   truncation happened when the return value >= size. */
+size_t str_copy(char *dst, const char *src, size_t size);
+/* write all n bytes (retrying EINTR/partial writes); 0 ok, -1 errno set */
+int write_full(int fd, const void *p, size_t n);
+/* pwrite all n bytes at offset */
+int pwrite_full(int fd, const void *p, size_t n, off_t off);
+/* read exactly n bytes; returns n, fewer at EOF, -1 on error */
+ssize_t read_full(int fd, void *p, size_t n);
+int fd_set_nonblock(int fd, bool on);
+int fd_set_cloexec(int fd, bool on);
+uint64_t time_now_usec(void);      /* CLOCK_REALTIME in microseconds */
+uint64_t time_mono_msec(void);     /* CLOCK_MONOTONIC in milliseconds */
+
+#endif
