@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "mail/queue.h"
+#include "mail/queue_reader.h"
 #include "util/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -25,6 +25,7 @@
 #include "util/log.h"
 #include "mail/mailuser.h"
 #include "mail/queue.h"
+#include "mail/queue_reader.h"
 #include "mail/server.h"
 #include "util/util.h"
 

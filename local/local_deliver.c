@@ -18,6 +18,7 @@
 #include "mail/mailuser.h"
 #include "util/privs.h"
 #include "mail/queue.h"
+#include "mail/queue_writer.h"
 #include "mail/server.h"
 #include "util/util.h"
 

@@ -14,6 +14,7 @@
 #include "util/attr.h"
 #include "util/events.h"
 #include "mail/queue.h"
+#include "mail/queue_reader.h"
 
 /* transports, by index; the agent socket is "private/<name>" */
 enum { QMGR_XPORT_LOCAL, QMGR_XPORT_SMTP, QMGR_NXPORT };
@@ -68,6 +69,10 @@ extern size_t qmgr_active_count;
 /* Take on active/<qid> (already moved there). Logs and quarantines a
    corrupt file. */
 void qmgr_message_activate(const char *qid);
+/* Is a message of this queue ID active (in memory)? A message is never
+   active twice: a second name of it (deferred/ after a power loss, a
+   hard link) is left alone until the first is finished. */
+bool qmgr_message_is_active(const char *qid);
 /* Next pending recipient for transport x, round-robin over messages in
    arrival order; marks it busy. false when there is none. */
 bool qmgr_message_next_job(int x, qmgr_msg_t **m_r, size_t *i_r);

@@ -18,6 +18,7 @@
 #include "util/buf.h"
 #include "mail/config.h"
 #include "mail/deliver.h"
+#include "util/htable.h"
 #include "util/log.h"
 #include "mail/mailuser.h"
 #include "mail/queue.h"
@@ -27,6 +28,7 @@
 size_t qmgr_active_count;
 
 static qmgr_msg_t *msg_head, *msg_tail;
+static htable_t *msg_by_qid;        /* every active message, by queue ID */
 static qmgr_msg_t *xhead[QMGR_NXPORT], *xtail[QMGR_NXPORT];
 
 static void msg_finish(qmgr_msg_t *m);
@@ -72,6 +74,9 @@ static void msg_link(qmgr_msg_t *m)
         msg_head = m;
     msg_tail = m;
     qmgr_active_count++;
+    if (msg_by_qid == NULL)
+        msg_by_qid = htable_create();
+    htable_add(msg_by_qid, m->qm.qid, m);
 }
 
 /* msg_free - unlink from every list and release */
@@ -88,6 +93,7 @@ static void msg_free(qmgr_msg_t *m)
     else
         msg_tail = m->prev;
     qmgr_active_count--;
+    htable_remove(msg_by_qid, m->qm.qid);
     queue_msg_free(&m->qm);
     free(m->rstate);
     free(m->rxport);
@@ -191,14 +197,23 @@ static qmgr_msg_t *msg_load(const char *qid)
     return m;
 }
 
+bool qmgr_message_is_active(const char *qid)
+{
+    return msg_by_qid != NULL && htable_find(msg_by_qid, qid) != NULL;
+}
+
 /* qmgr_message_activate - take on a file that is now in active/ */
 void qmgr_message_activate(const char *qid)
 {
-    qmgr_msg_t *m = msg_load(qid);
+    qmgr_msg_t *m;
     size_t n, i;
     bool work = false;
 
-    if (m == NULL)
+    if (qmgr_message_is_active(qid)) {
+        log_warning("%s: already active; not taken on twice", qid);
+        return;
+    }
+    if ((m = msg_load(qid)) == NULL)
         return;
     n = m->qm.nrcpts;
     m->rstate = xcalloc(n ? n : 1, 1);
@@ -356,12 +371,11 @@ static void msg_expire(int fd, qmgr_msg_t *m, long age, struct msg_tally *t)
 
         if (r->status != QREC_RCPT)
             continue;
-        if (queue_file_mark(fd, r->offset, QREC_BOUNCED) < 0) {
+        if (queue_msg_mark(fd, &m->qm, i, QREC_BOUNCED) < 0) {
             log_warning("%s: mark recipient %s bounced: %s", m->qm.qid,
                         r->address, strerror(errno));
             continue;
         }
-        r->status = QREC_BOUNCED;
         t->left--;
         t->bounced++;
         msg_log_rcpt(m, i, "5.4.7", "bounced", reason);
@@ -376,8 +390,9 @@ static void msg_remove(qmgr_msg_t *m, const char *path,
 
     if (t->bounced > 0 && *msg_sender(m) != '\0')
         log_warning("%s: bounce notification not implemented yet", m->qm.qid);
-    if (unlink(path) < 0 && errno != ENOENT) {
-        log_warning("%s: remove %s: %s", m->qm.qid, path, strerror(errno));
+    if (queue_remove(QUEUE_ACTIVE, m->qm.qid) < 0 && errno != ENOENT) {
+        log_warning("%s: remove %s: %s (the active/ sweep retries)",
+                    m->qm.qid, path, strerror(errno));
         return;
     }
     msg_delay(m, delay, sizeof(delay));
@@ -387,26 +402,6 @@ static void msg_remove(qmgr_msg_t *m, const char *path,
     log_info("%s: removed", m->qm.qid);
 }
 
-/* msg_rename_deferred - into deferred/X/, creating X if it went missing */
-static int msg_rename_deferred(const char *from, const char *to)
-{
-    if (rename(from, to) == 0)
-        return 0;
-    if (errno == ENOENT) {
-        char parent[256];
-        const char *slash = strrchr(to, '/');
-        size_t len = slash ? (size_t)(slash - to) : 0;
-
-        if (len > 0 && len < sizeof(parent)) {
-            memcpy(parent, to, len);
-            parent[len] = '\0';
-            if (mkdir_p(parent, 0700) == 0 && rename(from, to) == 0)
-                return 0;
-        }
-    }
-    return -1;
-}
-
 /* msg_defer - set the next-attempt time as mtime, move to deferred/ */
 static void msg_defer(int fd, qmgr_msg_t *m, const char *path, long now)
 {
@@ -414,24 +409,22 @@ static void msg_defer(int fd, qmgr_msg_t *m, const char *path, long now)
     long wait = qmgr_backoff(now, arrival, var_minimal_backoff_time,
                              var_maximal_backoff_time);
     struct timespec times[2] = { { now, 0 }, { now + wait, 0 } };
-    buf_t to = BUF_INIT;
+    int r;
 
     if (futimens(fd, times) < 0)
         log_warning("%s: set next attempt time: %s", m->qm.qid,
                     strerror(errno));
-    queue_path(QUEUE_DEFERRED, m->qm.qid, &to);
-    if (msg_rename_deferred(path, buf_str(&to)) < 0) {
-        log_error("%s: rename %s to %s: %s (left in active/ until restart)",
-                  m->qm.qid, path, buf_str(&to), strerror(errno));
-    } else {
-        /* the new name is on disk before we forget the message (a
-           journalled rename is atomic anyway; this also covers the rest) */
-        if (fsync_parent_dir(buf_str(&to)) < 0)
-            log_warning("%s: fsync directory of %s: %s", m->qm.qid,
-                        buf_str(&to), strerror(errno));
+    /* the new name is on disk before we forget the message (a journalled
+       rename is atomic anyway; the fsync also covers the rest) */
+    r = queue_move(QUEUE_ACTIVE, QUEUE_DEFERRED, m->qm.qid, QUEUE_MOVE_SYNC);
+    if (r < 0)
+        log_error("%s: move %s to %s/: %s (the active/ sweep retries)",
+                  m->qm.qid, path, QUEUE_DEFERRED, strerror(errno));
+    else if (r > 0)
+        log_warning("%s: fsync directory %s/: %s", m->qm.qid, QUEUE_DEFERRED,
+                    strerror(errno));
+    else
         log_debug("%s: deferred, next attempt in %ld s", m->qm.qid, wait);
-    }
-    buf_free(&to);
 }
 
 /* msg_finish - nothing in flight: remove, expire or defer, then forget */
@@ -470,4 +463,6 @@ void qmgr_message_free_all(void)
 {
     while (msg_head != NULL)
         msg_free(msg_head);
+    htable_free(msg_by_qid);
+    msg_by_qid = NULL;
 }

@@ -123,21 +123,21 @@ static void scan_flat(const char *dir, bool cleanup, struct scan_list *l)
     closedir(d);
 }
 
-/* move_one - rename from into active/<qid>; false if it is gone */
+/* move_one - from into active/<qid>; false if it is gone or already there */
 static bool move_one(const char *from, const char *qid)
 {
-    buf_t to = BUF_INIT;
-    bool ok = true;
-
-    queue_path(QUEUE_ACTIVE, qid, &to);
-    if (rename(from, buf_str(&to)) < 0) {
-        if (errno != ENOENT)
-            log_warning("%s: rename %s to %s: %s", qid, from, buf_str(&to),
+    if (qmgr_message_is_active(qid))
+        return false;       /* a second name of a message being delivered */
+    if (queue_move_path(from, QUEUE_ACTIVE, qid, 0) < 0) {
+        if (errno == EEXIST)
+            log_warning("%s: %s: a file of that name is already in %s/; "
+                        "left where it is", qid, from, QUEUE_ACTIVE);
+        else if (errno != ENOENT)
+            log_warning("%s: move %s to %s/: %s", qid, from, QUEUE_ACTIVE,
                         strerror(errno));
-        ok = false;
+        return false;
     }
-    buf_free(&to);
-    return ok;
+    return true;
 }
 
 /* move_batch - move up to limit entries, one directory fsync, activate */
@@ -300,21 +300,16 @@ void qmgr_scan_free(void)
     list_free(&recover_list);
 }
 
-/* move_from_active - rename active/<qid> into queue, durably */
+/* move_from_active - active/<qid> into queue, durably */
 static void move_from_active(const char *qid, const char *queue)
 {
-    buf_t from = BUF_INIT, to = BUF_INIT;
+    int r = queue_move(QUEUE_ACTIVE, queue, qid, QUEUE_MOVE_SYNC);
 
-    queue_path(QUEUE_ACTIVE, qid, &from);
-    queue_path(queue, qid, &to);
-    if (rename(buf_str(&from), buf_str(&to)) < 0)
-        log_error("%s: rename %s to %s: %s", qid, buf_str(&from),
-                  buf_str(&to), strerror(errno));
-    else if (fsync_parent_dir(buf_str(&to)) < 0)
-        log_warning("%s: fsync directory of %s: %s", qid, buf_str(&to),
-                    strerror(errno));
-    buf_free(&from);
-    buf_free(&to);
+    if (r < 0)
+        log_error("%s: move %s/ to %s/: %s", qid, QUEUE_ACTIVE, queue,
+                  strerror(errno));
+    else if (r > 0)
+        log_warning("%s: fsync directory %s/: %s", qid, queue, strerror(errno));
 }
 
 /* qmgr_scan_quarantine - corrupt files are kept for a human to look at */

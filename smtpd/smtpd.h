@@ -19,6 +19,7 @@
 #include "util/events.h"
 #include "util/netaddr.h"
 #include "mail/queue.h"
+#include "mail/queue_writer.h"
 #include "mail/smtpcmd.h"
 #include "mail/smtpdata.h"
 #include "util/stream.h"

@@ -44,17 +44,6 @@
 
 #define QUEUE_ID_SIZE 32       /* buffer size for an ID incl. NUL */
 
-#define QREC_VERSION   'V'
-#define QREC_TIME      'T'
-#define QREC_SENDER    'S'
-#define QREC_ATTR      'A'
-#define QREC_ORCPT     'O'
-#define QREC_RCPT      'R'
-#define QREC_DONE      'D'
-#define QREC_BOUNCED   'B'
-#define QREC_CONTENT   'M'
-#define QREC_END       'E'
-#define QREC_MAX_LEN   (1024 * 1024)   /* per record, content excluded */
 
 /* queue names */
 #define QUEUE_MAILDROP "maildrop"
@@ -73,65 +62,29 @@ void queue_id_make(uint64_t usec, uint64_t inode, char out[QUEUE_ID_SIZE]);
 bool queue_id_valid(const char *s);
 /* "incoming/ID" or "deferred/X/ID" into out (reset first) */
 void queue_path(const char *queue, const char *qid, buf_t *out);
+/* is queue hashed into one level of subdirectories (deferred/, defer/)? */
+bool queue_is_hashed(const char *queue);
 /* create spool subdirectories (and hash subdirs) under queue_dir */
 int queue_dirs_create(const char *queue_dir, uid_t owner, gid_t group);
 
-/* ---- writing ---------------------------------------------------------- */
-typedef struct queue_writer {
-    int fd;
-    char qid[QUEUE_ID_SIZE];
-    char queue[16];
-    char tmp_path[128];
-    off_t content_start;    /* offset of the 'M' record's DATA */
-    uint64_t content_len;
-    bool in_content;
-    bool failed;            /* any write error: commit will fail */
-    /* private to queue.c */
-    buf_t obuf;             /* write buffer, flushed at 64 KB and commit */
-    off_t written;          /* bytes already written to fd */
-    char last_type;         /* previous record, for the order check */
-    size_t nrcpts;
-} queue_writer_t;
+/* Every move of a queue file from one queue to another goes through
+   queue_move: it refuses an invalid queue ID (EINVAL), never replaces an
+   existing file (EEXIST: the message is already there), creates a
+   missing hash subdirectory (and fsyncs its parent), and with
+   QUEUE_MOVE_SYNC fsyncs the destination directory. 0 moved; 1 moved
+   but that fsync failed (errno set); -1 not moved (errno set). The source
+   directory is not fsync'd (see qmgr_scan.c for why that is safe). */
+#define QUEUE_MOVE_SYNC 1
+int queue_move(const char *from_queue, const char *to_queue, const char *qid,
+               int flags);
+/* the same for a file a scan found at from (e.g. a deferred/ file not in
+   its hash subdirectory); from's last component must be qid */
+int queue_move_path(const char *from, const char *to_queue, const char *qid,
+                    int flags);
+/* rename(2) that never replaces an existing name (EEXIST) */
+int queue_rename_noreplace(const char *from, const char *to);
+/* unlink queue/qid (EINVAL for an invalid ID) */
+int queue_remove(const char *queue, const char *qid);
 
-/* Create a temp file in queue (e.g. QUEUE_INCOMING), assign the ID,
-   write V and T records. 0 ok, -1 errno. */
-int queue_writer_open(queue_writer_t *w, const char *queue);
-int queue_writer_record(queue_writer_t *w, char type, const void *p, size_t n);
-int queue_writer_attr(queue_writer_t *w, const char *name, const char *value);
-int queue_writer_content_begin(queue_writer_t *w);
-int queue_writer_content(queue_writer_t *w, const void *p, size_t n);
-/* Finish content + E record, fsync, rename to the ID, fsync the dir.
-   0 = durable (only now may "250" be said); -1 = failed, file removed. */
-int queue_writer_commit(queue_writer_t *w);
-void queue_writer_abort(queue_writer_t *w);
-
-/* ---- reading ---------------------------------------------------------- */
-struct queue_rcpt {
-    char *address;
-    char *orcpt;            /* NULL if none */
-    off_t offset;           /* of the TYPE byte, for queue_file_mark */
-    char status;            /* QREC_RCPT, QREC_DONE or QREC_BOUNCED */
-};
-
-typedef struct queue_msg {
-    char qid[QUEUE_ID_SIZE];
-    uint64_t arrival_usec;
-    char *sender;
-    struct queue_attr { char *name; char *value; } *attrs;
-    size_t nattrs;
-    struct queue_rcpt *rcpts;
-    size_t nrcpts;
-    off_t content_offset;
-    uint64_t content_len;
-} queue_msg_t;
-
-/* Parse the whole file structure (content is skipped, not read).
-   0 ok; -1 corrupt or I/O error with *error_r. */
-int queue_file_read(int fd, const char *qid, queue_msg_t *m,
-                    const char **error_r);
-void queue_msg_free(queue_msg_t *m);
-const char *queue_msg_attr(const queue_msg_t *m, const char *name);
-/* Rewrite the recipient record type at offset (R -> D/B) durably. */
-int queue_file_mark(int fd, off_t offset, char new_type);
 
 #endif

@@ -19,6 +19,8 @@
 #include "mail/config.h"
 #include "mail/deliver.h"
 #include "mail/queue.h"
+#include "mail/queue_reader.h"
+#include "mail/queue_writer.h"
 
 static char topdir[] = "/tmp/tern-local-XXXXXX";
 static char spool[512], home_demo[512], home_bob[512];

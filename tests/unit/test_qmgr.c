@@ -13,6 +13,7 @@
 #include "util/buf.h"
 #include "mail/deliver.h"
 #include "mail/queue.h"
+#include "mail/queue_reader.h"
 #include "util/util.h"
 
 /* ---- back-off ------------------------------------------------------------ */

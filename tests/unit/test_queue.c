@@ -21,6 +21,8 @@
 
 #include "util/buf.h"
 #include "mail/queue.h"
+#include "mail/queue_reader.h"
+#include "mail/queue_writer.h"
 #include "util/util.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -868,6 +870,94 @@ START_TEST(test_error_text)
 }
 END_TEST
 
+/* marking through the parsed envelope reads nothing: a write-only fd is
+   enough (the offset walk of queue_file_mark made marking every recipient
+   of a message quadratic) */
+START_TEST(test_msg_mark_linear)
+{
+    char qid[QUEUE_ID_SIZE];
+    char *content = make_content(1000);
+    buf_t path = BUF_INIT;
+    queue_msg_t m;
+    const char *err;
+    int fd, wfd;
+
+    write_message(qid, content, 1000);
+    queue_path(QUEUE_INCOMING, qid, &path);
+    fd = open(buf_str(&path), O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(queue_file_read(fd, qid, &m, &err), 0);
+    wfd = open(buf_str(&path), O_WRONLY);
+    ck_assert_int_ge(wfd, 0);
+    ck_assert_int_eq(queue_msg_mark(wfd, &m, 0, QREC_DONE), 0);
+    ck_assert_int_eq(queue_msg_mark(wfd, &m, 2, QREC_BOUNCED), 0);
+    ck_assert_int_eq(m.rcpts[0].status, QREC_DONE);
+    ck_assert_int_eq(m.rcpts[2].status, QREC_BOUNCED);
+    ck_assert_int_eq(queue_msg_mark(wfd, &m, 3, QREC_DONE), -1);    /* no such */
+    ck_assert_int_eq(queue_msg_mark(wfd, &m, 1, QREC_END), -1);
+    check_message(fd, qid, content, 1000, "DRB");
+    ck_assert_int_eq(queue_msg_rcpt_at(&m, m.rcpts[1].offset), 1);
+    ck_assert_int_eq(queue_msg_rcpt_at(&m, m.rcpts[2].offset), 2);
+    ck_assert_int_eq(queue_msg_rcpt_at(&m, m.rcpts[1].offset + 1), -1);
+    ck_assert_int_eq(queue_msg_rcpt_at(&m, 0), -1);
+    queue_msg_free(&m);
+    close(wfd);
+    close(fd);
+    free(content);
+    buf_free(&path);
+}
+END_TEST
+
+/* queue_move: bad IDs refused, never over an existing file, a missing
+   hash subdirectory is created; queue_remove checks the ID too */
+START_TEST(test_move_and_remove)
+{
+    char qid[QUEUE_ID_SIZE], sub[64];
+    char *content = make_content(100);
+    buf_t path = BUF_INIT;
+    struct stat st;
+    int fd;
+
+    write_message(qid, content, 100);
+    ck_assert_int_eq(queue_move(QUEUE_INCOMING, QUEUE_ACTIVE, "../x", 0), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(queue_move(QUEUE_INCOMING, QUEUE_ACTIVE, "", 0), -1);
+    ck_assert_int_eq(queue_remove(QUEUE_INCOMING, "a/b"), -1);
+    ck_assert_int_eq(errno, EINVAL);
+
+    ck_assert_int_eq(queue_move(QUEUE_INCOMING, QUEUE_ACTIVE, qid, QUEUE_MOVE_SYNC), 0);
+    ck_assert_int_eq(queue_move(QUEUE_INCOMING, QUEUE_ACTIVE, qid, 0), -1);
+    ck_assert_int_eq(errno, ENOENT);
+
+    /* a second file of the same name elsewhere must not replace it */
+    queue_path(QUEUE_HOLD, qid, &path);
+    fd = open(buf_str(&path), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(queue_move(QUEUE_HOLD, QUEUE_ACTIVE, qid, 0), -1);
+    ck_assert_int_eq(errno, EEXIST);
+    queue_path(QUEUE_ACTIVE, qid, &path);
+    ck_assert_int_eq(stat(buf_str(&path), &st), 0);
+    ck_assert_int_gt(st.st_size, 100);      /* still the real message */
+    ck_assert_int_eq(queue_remove(QUEUE_HOLD, qid), 0);
+
+    /* deferred/X/ went missing: recreated */
+    queue_path(QUEUE_DEFERRED, qid, &path);
+    ck_assert_int_lt(snprintf(sub, sizeof(sub), "%s", buf_str(&path)), (int)sizeof(sub));
+    *strrchr(sub, '/') = '\0';
+    ck_assert_int_eq(rmdir(sub), 0);
+    ck_assert_int_eq(queue_move(QUEUE_ACTIVE, QUEUE_DEFERRED, qid, QUEUE_MOVE_SYNC), 0);
+    ck_assert_int_eq(stat(buf_str(&path), &st), 0);
+    ck_assert(S_ISREG(st.st_mode));
+    ck_assert_int_eq(queue_remove(QUEUE_DEFERRED, qid), 0);
+    ck_assert_int_eq(queue_remove(QUEUE_DEFERRED, qid), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    free(content);
+    buf_free(&path);
+}
+END_TEST
+
+
 static Suite *queue_suite(void)
 {
     Suite *s = suite_create("queue");
@@ -886,6 +976,8 @@ static Suite *queue_suite(void)
     tcase_add_checked_fixture(files, spool_setup, spool_teardown);
     tcase_add_test(files, test_dirs);
     tcase_add_test(files, test_write_read_mark);
+    tcase_add_test(files, test_msg_mark_linear);
+    tcase_add_test(files, test_move_and_remove);
     tcase_add_test(files, test_write_hashed_queue);
     tcase_add_test(files, test_writer_rejects);
     tcase_add_test(files, test_crash_leaves_temp);
