@@ -23,7 +23,7 @@
 #define SCAN_ROOM_MSEC      50
 
 static ev_loop_t *q_loop;
-static bool want_incoming, want_deferred;
+static bool want_incoming, want_deferred, want_sweep;
 static uint64_t flush_usec;         /* deferred before this: due now */
 static ev_timer_t scan_timer, queue_run_timer, recover_timer;
 
@@ -67,6 +67,10 @@ static void scan_run(ev_loop_t *loop, void *arg)
         qmgr_scan_incoming(qmgr_room(), &res);
         want_incoming = res.truncated;
     }
+    if (want_sweep && qmgr_room() > 0) {
+        want_sweep = false;
+        qmgr_scan_active_sweep(qmgr_room());
+    }
     if (want_deferred && qmgr_room() > 0) {
         want_deferred = false;
         qmgr_scan_deferred(qmgr_room(), flush_usec, &res);
@@ -87,6 +91,7 @@ static void queue_run(ev_loop_t *loop, void *arg)
 
     want_deferred = true;
     want_incoming = true;
+    want_sweep = true;
     scan_soon();
     ev_timer_set(loop, &queue_run_timer, (uint64_t)delay * 1000);
 }

@@ -105,6 +105,9 @@ struct qmgr_scan_result {
 size_t qmgr_scan_active_snapshot(void);
 size_t qmgr_scan_active_recover(void);
 void qmgr_scan_free(void);
+/* Take on again files in active/ that no active message stands for
+   (a failed move or removal out of active/); at most limit. */
+size_t qmgr_scan_active_sweep(size_t limit);
 void qmgr_scan_incoming(size_t limit, struct qmgr_scan_result *res);
 /* deferred/: files whose mtime <= now, or that were deferred before
    flush_usec (0 = no flush pending). */

@@ -382,15 +382,37 @@ static void msg_expire(int fd, qmgr_msg_t *m, long age, struct msg_tally *t)
     }
 }
 
-/* msg_remove - every recipient is final: the file goes */
+/* msg_hold - some recipient bounced, and nobody would be told: until
+   bounce notifications exist the message stays findable in hold/ (with
+   its recipient marks) instead of being deleted */
+static bool msg_hold(qmgr_msg_t *m, const struct msg_tally *t)
+{
+    int r = queue_move(QUEUE_ACTIVE, QUEUE_HOLD, m->qm.qid, QUEUE_MOVE_SYNC);
+
+    if (r < 0) {
+        log_warning("%s: move to %s/: %s (the active/ sweep retries)",
+                    m->qm.qid, QUEUE_HOLD, strerror(errno));
+        return false;
+    }
+    if (r > 0)
+        log_warning("%s: fsync directory %s/: %s", m->qm.qid, QUEUE_HOLD,
+                    strerror(errno));
+    log_warning("%s: bounce notification not implemented yet: message kept "
+                "in %s/ (%zu recipient%s bounced)", m->qm.qid, QUEUE_HOLD,
+                t->bounced, t->bounced == 1 ? "" : "s");
+    return true;
+}
+
+/* msg_remove - every recipient is final: the file goes (or is held) */
 static void msg_remove(qmgr_msg_t *m, const char *path,
                        const struct msg_tally *t)
 {
     char delay[32];
 
-    if (t->bounced > 0 && *msg_sender(m) != '\0')
-        log_warning("%s: bounce notification not implemented yet", m->qm.qid);
-    if (queue_remove(QUEUE_ACTIVE, m->qm.qid) < 0 && errno != ENOENT) {
+    if (t->bounced > 0) {
+        if (!msg_hold(m, t))
+            return;
+    } else if (queue_remove(QUEUE_ACTIVE, m->qm.qid) < 0 && errno != ENOENT) {
         log_warning("%s: remove %s: %s (the active/ sweep retries)",
                     m->qm.qid, path, strerror(errno));
         return;
@@ -399,7 +421,8 @@ static void msg_remove(qmgr_msg_t *m, const char *path,
     log_info("%s: summary: from=<%s>, nrcpt=%zu, delay=%s, sent=%zu, "
              "bounced=%zu, deferred=0", m->qm.qid, msg_sender(m),
              m->qm.nrcpts, delay, t->sent, t->bounced);
-    log_info("%s: removed", m->qm.qid);
+    if (t->bounced == 0)
+        log_info("%s: removed", m->qm.qid);
 }
 
 /* msg_defer - set the next-attempt time as mtime, move to deferred/ */

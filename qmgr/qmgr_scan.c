@@ -295,6 +295,33 @@ size_t qmgr_scan_active_recover(void)
     return keep;
 }
 
+/* qmgr_scan_active_sweep - files in active/ that this qmgr does not hold:
+   a move or removal out of active/ that failed (ENOSPC, EIO, EACCES)
+   left them behind. Taken on again like recovered files (skipped while
+   an agent holds one, or while start-up recovery is still pending). */
+size_t qmgr_scan_active_sweep(size_t limit)
+{
+    struct scan_list l = { 0 };
+    size_t n = 0;
+
+    if (recover_list.count > 0)
+        return 0;
+    scan_flat(QUEUE_ACTIVE, false, &l);
+    list_sort(&l);
+    for (size_t i = 0; i < l.count && n < limit; i++) {
+        const char *qid = l.items[i].qid;
+
+        if (qmgr_message_is_active(qid) || recover_busy(qid))
+            continue;
+        log_info("%s: taking on again a message left in %s/", qid,
+                 QUEUE_ACTIVE);
+        qmgr_message_activate(qid);
+        n++;
+    }
+    list_free(&l);
+    return n;
+}
+
 void qmgr_scan_free(void)
 {
     list_free(&recover_list);

@@ -104,9 +104,9 @@ def create(directory, build, ports, main_extra=None, services_extra="",
         lines.append("%s %d:%d:%s" % (u, uid, gid, home))
     write(os.path.join(etc, "users"), "\n".join(lines) + "\n")
     al = {"postmaster": users[0], "root": users[0], "mailer-daemon": users[0]}
-    al.update(aliases or {})
+    al.update(aliases or {})        # a None value removes a default alias
     write(os.path.join(etc, "aliases"),
-          "".join("%s: %s\n" % kv for kv in al.items()))
+          "".join("%s: %s\n" % kv for kv in al.items() if kv[1] is not None))
     env = dict(os.environ, MAIL_CONFIG=etc)
     sbin = os.path.join(build, "sbin")
     subprocess.run([os.path.join(sbin, "ternmap"), "-c", etc,

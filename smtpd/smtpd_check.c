@@ -73,13 +73,9 @@ static bool check_relay_domain(const char *domain)
 /* check_local - recipient in a local domain */
 static int check_local(const char *addr, const char *local, buf_t *reply)
 {
-    char base[256];
-    int rc;
-
-    mailuser_base_local(local, base, sizeof(base));
-    if (strcasecmp(base, "postmaster") == 0)
-        return 0;
-    rc = mailuser_local_exists(local);
+    /* postmaster too: accepting it with nowhere to deliver it would
+       drop it later (RFC 5321 4.5.1 wants it to exist: alias it) */
+    int rc = mailuser_local_exists(local);
     if (rc > 0)
         return 0;
     if (rc < 0)

@@ -55,5 +55,74 @@ class NeverActiveTwice(TernTestCase):
                          ["twice", "warm-up"])
 
 
+class Findable(TernTestCase):
+
+    def test_bounced_message_is_held_not_deleted(self):
+        # until bounce notifications exist, a bounced message stays in hold/
+        main = dict(FAST_RETRY, maximal_queue_lifetime="0")
+        inst = self.instance(main=main).start()
+        send(inst, ["far@remote.example"], "expires")
+        self.assertLogHas(inst, "status=bounced (message expired after")
+        self.assertLogHas(inst, "message kept in hold/ (1 recipient bounced)")
+        wait_for(lambda: len(inst.queue_files("hold")) == 1, 30,
+                 what="a file in hold/")
+        qid = inst.queue_files("hold")[0]
+        self.assertNotIn("%s: removed" % qid, inst.log_text())
+        with open(os.path.join(inst.spool, "hold", qid), "rb") as f:
+            data = f.read()
+        self.assertIn(b"Subject: expires", data)
+        self.assertIn(b"B\x00\x00\x00\x12far@remote.example", data)
+
+    def test_unknown_user_after_alias_expansion_is_held(self):
+        inst = self.instance(main=FAST_RETRY,
+                             aliases={"lost": "nosuchuser"}).start()
+        send(inst, ["lost@localhost", "demo@localhost"], "half")
+        inst.wait_messages("demo", 1)
+        self.assertLogHas(inst, "to=<lost@localhost>, relay=local")
+        self.assertLogHas(inst, 'status=bounced (unknown user: "nosuchuser")')
+        wait_for(lambda: len(inst.queue_files("hold")) == 1, 30,
+                 what="a file in hold/")
+        self.assertLogHas(inst, "sent=1, bounced=1")
+
+    def test_postmaster_without_alias_is_refused(self):
+        inst = self.instance(main=FAST_RETRY,
+                             aliases={"postmaster": None}).start()
+        with inst.smtp() as s:
+            s.ehlo()
+            s.mail("a@example.org")
+            code, msg = s.rcpt("postmaster@localhost")
+            self.assertEqual(code, 550, msg)
+            self.assertIn(b"5.1.1", msg)
+            code, _ = s.rcpt("demo@localhost")
+            self.assertEqual(code, 250)
+
+
+class ActiveSweep(TernTestCase):
+
+    def test_orphan_in_active_is_delivered_and_removal_retried(self):
+        # a file in active/ that qmgr does not hold (its move or removal
+        # out of active/ failed): the periodic sweep takes it on again;
+        # while active/ cannot be written, removal fails and is retried
+        inst = self.instance(main=FAST_RETRY).start()
+        send(inst, ["demo@localhost"], "warm-up")
+        inst.wait_messages("demo", 1)
+        qid = drop_queue_file(inst, "hold", "orphan")
+        active = os.path.join(inst.spool, "active")
+        os.rename(os.path.join(inst.spool, "hold", qid),
+                  os.path.join(active, qid))
+        os.chmod(active, 0o500)
+        try:
+            msgs = inst.wait_messages("demo", 2, timeout=30)
+            self.assertEqual(sorted(subject_of(m) for m in msgs),
+                             ["orphan", "warm-up"])
+            self.assertLogHas(inst, "%s: remove active/%s: Permission denied"
+                              % (qid, qid), timeout=30)
+        finally:
+            os.chmod(active, 0o700)
+        self.assertLogHas(inst, "%s: removed" % qid, timeout=30)
+        inst.wait_queue_empty(30)
+        self.assertEqual(len(inst.messages("demo")), 2)
+
+
 if __name__ == "__main__":
     unittest.main()
