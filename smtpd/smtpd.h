@@ -20,6 +20,7 @@
 #include "util/netaddr.h"
 #include "mail/queue.h"
 #include "mail/queue_writer.h"
+#include "util/htable.h"
 #include "mail/smtpcmd.h"
 #include "mail/smtpdata.h"
 #include "util/stream.h"
@@ -42,6 +43,7 @@ struct smtpd_session {
     char *sender;                  /* "" for the null sender */
     char **rcpts;
     size_t nrcpts;
+    htable_t *rcpt_seen;           /* duplicate filter (lowercased) */
 
     /* DATA */
     bool in_data;

@@ -19,7 +19,31 @@ void smtpd_txn_reset(struct smtpd_session *s)
     free(s->rcpts);
     s->rcpts = NULL;
     s->nrcpts = 0;
+    htable_free(s->rcpt_seen);
+    s->rcpt_seen = NULL;
     s->in_mail = false;
+}
+
+/* cmd_rcpt_duplicate - true when this transaction has the recipient
+   already (compared without case, as Postfix's duplicate filter does):
+   it is accepted again but stored once, so 1000 identical RCPTs are one
+   delivery. Remembers at most $duplicate_filter_limit addresses. */
+static bool cmd_rcpt_duplicate(struct smtpd_session *s, const char *addr)
+{
+    char *key;
+    bool dup;
+
+    if (var_duplicate_filter_limit <= 0)
+        return false;
+    if (s->rcpt_seen == NULL)
+        s->rcpt_seen = htable_create();
+    key = xstrdup(addr);
+    str_lower(key);
+    dup = htable_find(s->rcpt_seen, key) != NULL;
+    if (!dup && htable_count(s->rcpt_seen) < (size_t)var_duplicate_filter_limit)
+        htable_add(s->rcpt_seen, key, s);
+    free(key);
+    return dup;
 }
 
 /* cmd_set_helo - remember the HELO name, control characters replaced */
@@ -194,8 +218,10 @@ static bool cmd_rcpt(struct smtpd_session *s, const char *arg)
         esmtp_params_free(params, nparams);
     }
     if (ok) {
-        s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof(*s->rcpts));
-        s->rcpts[s->nrcpts++] = buf_strdup(&addr);
+        if (!cmd_rcpt_duplicate(s, buf_str(&addr))) {
+            s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof(*s->rcpts));
+            s->rcpts[s->nrcpts++] = buf_strdup(&addr);
+        }
         smtpd_reply(s, "250 2.1.5 Ok");
     }
     buf_free(&addr);

@@ -72,6 +72,9 @@ long var_minimal_backoff_time;
 long var_maximal_backoff_time;
 long var_maximal_queue_lifetime;
 long var_default_destination_concurrency_limit;
+long var_local_destination_concurrency_limit;
+long var_local_time_limit;
+long var_duplicate_filter_limit;
 long var_qmgr_message_active_limit;
 long var_default_process_limit;
 long var_max_use;
@@ -150,6 +153,8 @@ const struct param_def param_table[] = {
           "Longest line read from SMTP clients and message content, in bytes."),
     P_INT(smtpd_recipient_limit, "1000", 1, 1000000,
           "Most recipients accepted for one message."),
+    P_INT(duplicate_filter_limit, "1000", 0, 1000000,
+          "How many recipients of one message are remembered to drop duplicates (0 means no duplicate filter)."),
     P_TIME(smtpd_timeout, "300s", 1, DAY_,
            "How long the SMTP server waits for a client command or data."),
     P_INT(smtpd_client_limit, "256", 1, 1000000,
@@ -173,6 +178,10 @@ const struct param_def param_table[] = {
            "How long a message may stay in the queue before it is bounced."),
     P_INT(default_destination_concurrency_limit, "20", 1, 10000,
           "Most parallel deliveries to one destination."),
+    P_INT(local_destination_concurrency_limit, "2", 1, 10000,
+          "Most parallel local deliveries to one recipient (a stalled mailbox holds at most this many delivery slots)."),
+    P_TIME(local_time_limit, "1000s", 1, DAY_,
+           "How long the queue manager waits for one local delivery before it defers it."),
     P_INT(qmgr_message_active_limit, "20000", 1, 100000000,
           "Most messages in the active queue at once."),
     /* delivery */

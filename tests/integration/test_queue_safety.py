@@ -124,5 +124,26 @@ class ActiveSweep(TernTestCase):
         self.assertEqual(len(inst.messages("demo")), 2)
 
 
+class Duplicates(TernTestCase):
+
+    def test_duplicate_recipients_get_one_copy(self):
+        inst = self.instance(main=FAST_RETRY).start()
+        rcpts = ["demo@localhost"] * 300 + ["DEMO@LocalHost", "demo@localhost"]
+        refused = send(inst, rcpts, "once")
+        self.assertEqual(refused, {})
+        inst.wait_messages("demo", 1)
+        self.assertLogHas(inst, "nrcpt=1 (queue active)")
+        self.assertLogHas(inst, "sent=1, bounced=0")
+        inst.wait_queue_empty(30)
+        self.assertEqual([subject_of(m) for m in inst.messages("demo")],
+                         ["once"])
+
+    def test_duplicate_filter_can_be_turned_off(self):
+        inst = self.instance(main=dict(FAST_RETRY, duplicate_filter_limit="0")
+                             ).start()
+        send(inst, ["demo@localhost", "demo@localhost"], "twice")
+        self.assertLogHas(inst, "nrcpt=2 (queue active)")
+
+
 if __name__ == "__main__":
     unittest.main()
