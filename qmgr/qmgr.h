@@ -31,6 +31,12 @@ bool qmgr_deferred_due(uint64_t next_usec, uint64_t changed_usec,
                        long max_backoff);
 /* Has the message outlived its queue lifetime? */
 bool qmgr_expired(long now, long arrival, long lifetime);
+/* The destination whose concurrency is limited: the recipient itself
+   for local delivery (a stalled mailbox must not hold every slot), the
+   domain otherwise; lowercased into out. */
+void qmgr_rcpt_destination(int x, const char *rcpt, char *out, size_t size);
+/* That limit for transport x. */
+long qmgr_destination_limit(int x);
 /* Domain part of an address (after the last '@'), "" if none. */
 const char *qmgr_rcpt_domain(const char *rcpt);
 /* Transport index for a recipient; is_local decides on the domain.
@@ -50,6 +56,7 @@ enum qmgr_rstate {
     QR_PENDING,         /* 'R', waiting for a connection */
     QR_BUSY,            /* request in flight */
     QR_DEFERRED,        /* tried (or could not be) this round; stays 'R' */
+    QR_BLOCKED,         /* its destination is at its concurrency limit */
 };
 
 typedef struct qmgr_msg {
@@ -59,6 +66,7 @@ typedef struct qmgr_msg {
     size_t cursor[QMGR_NXPORT];     /* next recipient to look at */
     size_t npending[QMGR_NXPORT];
     size_t nbusy;
+    size_t nblocked;                /* waiting for their destination */
     struct qmgr_msg *prev, *next;   /* all active messages, FIFO */
     struct qmgr_msg *xprev[QMGR_NXPORT], *xnext[QMGR_NXPORT];
     bool on_xlist[QMGR_NXPORT];     /* has pending work for transport */

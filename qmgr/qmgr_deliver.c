@@ -4,7 +4,9 @@
  * connection, up to $default_destination_concurrency_limit connections
  * per transport. Requests and replies are attr.h lists (deliver.h
  * names). A lost connection, a garbled reply or no reply within
- * $daemon_timeout all count as DELIVER_DEFER for that recipient.
+ * $local_time_limit (local) or $daemon_timeout (others) all count as
+ * DELIVER_DEFER for that recipient. Per-destination limits are applied
+ * when jobs are picked (qmgr_message.c).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -171,6 +173,15 @@ static void conn_flush(struct conn *c)
                   "epoll: %s", strerror(errno));
 }
 
+/* conn_time_limit - how long a delivery on c may take: $local_time_limit
+   for local (one stalled mailbox must not hold a slot for hours),
+   $daemon_timeout otherwise */
+static long conn_time_limit(const struct conn *c)
+{
+    return c->xp->x == QMGR_XPORT_LOCAL ? var_local_time_limit
+                                        : var_daemon_timeout;
+}
+
 /* conn_send - hand one recipient to the agent on this connection */
 static void conn_send(struct conn *c, qmgr_msg_t *m, size_t i)
 {
@@ -191,7 +202,7 @@ static void conn_send(struct conn *c, qmgr_msg_t *m, size_t i)
     c->state = CONN_BUSY;
     c->m = m;
     c->rcpt = i;
-    ev_timer_set(dl_loop, &c->timer, (uint64_t)var_daemon_timeout * 1000);
+    ev_timer_set(dl_loop, &c->timer, (uint64_t)conn_time_limit(c) * 1000);
     conn_flush(c);
 }
 
@@ -326,7 +337,7 @@ static void conn_timer(ev_loop_t *loop, void *arg)
     snprintf(reason, sizeof(reason), "conversation with %s timed out",
              qmgr_xport_names[c->xp->x]);
     conn_fail(c, reason, "timeout after %ld s waiting for a reply",
-              var_daemon_timeout);
+              conn_time_limit(c));
 }
 
 /* ---- dispatching -------------------------------------------------------- */

@@ -241,6 +241,117 @@ void qmgr_message_activate(const char *qid)
         msg_finish(m);
 }
 
+/* ---- destination concurrency --------------------------------------------
+   Each transport counts deliveries in flight per destination (qmgr_policy:
+   the recipient for local, the domain otherwise). A recipient whose
+   destination is at its limit waits, blocked, in that destination's FIFO
+   and becomes pending again when a delivery there ends. Waiters exist only
+   while their destination has deliveries in flight, and a message with
+   waiting recipients is not idle, so no waiter outlives its message. */
+
+struct dest_waiter {
+    qmgr_msg_t *m;
+    size_t i;
+    struct dest_waiter *next;
+};
+
+struct dest {
+    long busy;
+    struct dest_waiter *head, *tail;
+};
+
+static htable_t *dest_tables[QMGR_NXPORT];
+
+static void dest_free(void *p)
+{
+    struct dest *d = p;
+
+    while (d->head != NULL) {
+        struct dest_waiter *w = d->head;
+
+        d->head = w->next;
+        free(w);
+    }
+    free(d);
+}
+
+/* dest_find - the destination of recipient i of m (created if asked) */
+static struct dest *dest_find(qmgr_msg_t *m, size_t i, bool create,
+                              char *key, size_t size)
+{
+    int x = m->rxport[i];
+    struct dest *d;
+
+    qmgr_rcpt_destination(x, m->qm.rcpts[i].address, key, size);
+    if (dest_tables[x] == NULL)
+        dest_tables[x] = htable_create();
+    d = htable_find(dest_tables[x], key);
+    if (d == NULL && create) {
+        d = xcalloc(1, sizeof(*d));
+        htable_add(dest_tables[x], key, d);
+    }
+    return d;
+}
+
+/* dest_take - a slot for recipient i, or park it (false) */
+static bool dest_take(qmgr_msg_t *m, size_t i)
+{
+    char key[1024];
+    struct dest *d = dest_find(m, i, true, key, sizeof(key));
+    struct dest_waiter *w;
+
+    if (d->busy < qmgr_destination_limit(m->rxport[i])) {
+        d->busy++;
+        return true;
+    }
+    w = xcalloc(1, sizeof(*w));
+    w->m = m;
+    w->i = i;
+    if (d->tail != NULL)
+        d->tail->next = w;
+    else
+        d->head = w;
+    d->tail = w;
+    m->rstate[i] = QR_BLOCKED;
+    m->npending[m->rxport[i]]--;
+    m->nblocked++;
+    return false;
+}
+
+/* dest_release - a delivery to recipient i's destination ended: wake the
+   longest waiter there */
+static void dest_release(qmgr_msg_t *m, size_t i)
+{
+    char key[1024];
+    int x = m->rxport[i];
+    struct dest *d = dest_find(m, i, false, key, sizeof(key));
+    struct dest_waiter *w;
+
+    if (d == NULL)
+        return;
+    if (d->busy > 0)
+        d->busy--;
+    if ((w = d->head) != NULL) {
+        qmgr_msg_t *wm = w->m;
+
+        d->head = w->next;
+        if (d->head == NULL)
+            d->tail = NULL;
+        wm->rstate[w->i] = QR_PENDING;
+        wm->nblocked--;
+        wm->npending[x]++;
+        if (wm->cursor[x] > w->i)
+            wm->cursor[x] = w->i;
+        if (!wm->on_xlist[x])
+            xlist_append(wm, x);
+        free(w);
+        qmgr_deliver_kick(x);
+    } else if (d->busy == 0) {
+        htable_remove(dest_tables[x], key);
+        free(d);
+    }
+}
+
 /* qmgr_message_next_job - round-robin over messages, FIFO by arrival */
 bool qmgr_message_next_job(int x, qmgr_msg_t **m_r, size_t *i_r)
 {
@@ -250,11 +361,12 @@ bool qmgr_message_next_job(int x, qmgr_msg_t **m_r, size_t *i_r)
         size_t i;
 
         for (i = m->cursor[x]; i < m->qm.nrcpts; i++)
-            if (m->rstate[i] == QR_PENDING && m->rxport[i] == x)
+            if (m->rstate[i] == QR_PENDING && m->rxport[i] == x
+                && dest_take(m, i))
                 break;
         xlist_remove(m, x);
         if (i >= m->qm.nrcpts) {
-            m->npending[x] = 0;   /* cannot happen; stay consistent */
+            m->npending[x] = 0;   /* the rest waits for its destinations */
             continue;
         }
         m->cursor[x] = i + 1;
@@ -278,7 +390,7 @@ bool qmgr_message_has_work(int x)
 /* msg_idle - nothing pending and nothing in flight */
 static bool msg_idle(const qmgr_msg_t *m)
 {
-    if (m->nbusy > 0)
+    if (m->nbusy > 0 || m->nblocked > 0)
         return false;
     for (int x = 0; x < QMGR_NXPORT; x++)
         if (m->npending[x] > 0)
@@ -290,9 +402,11 @@ static bool msg_idle(const qmgr_msg_t *m)
 void qmgr_message_rcpt_done(qmgr_msg_t *m, size_t i, int status,
                             const char *qmgr_reason)
 {
-    if (m->rstate[i] == QR_BUSY)
+    if (m->rstate[i] == QR_BUSY) {
         m->nbusy--;
-    else if (m->rstate[i] == QR_PENDING)
+        m->rstate[i] = QR_DONE;     /* until set below */
+        dest_release(m, i);
+    } else if (m->rstate[i] == QR_PENDING)
         m->npending[m->rxport[i]]--;
     if (status == DELIVER_OK || status == DELIVER_BOUNCE) {
         m->rstate[i] = QR_DONE;
@@ -488,4 +602,8 @@ void qmgr_message_free_all(void)
         msg_free(msg_head);
     htable_free(msg_by_qid);
     msg_by_qid = NULL;
+    for (int x = 0; x < QMGR_NXPORT; x++) {
+        htable_free_with(dest_tables[x], dest_free);
+        dest_tables[x] = NULL;
+    }
 }

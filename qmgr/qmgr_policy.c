@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "util/attr.h"
+#include "mail/config.h"
 #include "mail/deliver.h"
 #include "util/util.h"
 #include "qmgr.h"
@@ -125,4 +126,22 @@ void qmgr_duration_text(long seconds, char *out, size_t size)
             break;
     n = seconds / units[u].secs;
     snprintf(out, size, "%ld %s%s", n, units[u].unit, n == 1 ? "" : "s");
+}
+
+void qmgr_rcpt_destination(int x, const char *rcpt, char *out, size_t size)
+{
+    const char *d = x == QMGR_XPORT_LOCAL ? rcpt : qmgr_rcpt_domain(rcpt);
+
+    if (size == 0)
+        return;
+    str_copy(out, d, size);
+    str_lower(out);
+}
+
+long qmgr_destination_limit(int x)
+{
+    long limit = x == QMGR_XPORT_LOCAL ? var_local_destination_concurrency_limit
+                                       : var_default_destination_concurrency_limit;
+
+    return limit < 1 ? 1 : limit;
 }

@@ -42,6 +42,11 @@ htable_t *htable_create(void)
 
 void htable_free(htable_t *t)
 {
+    htable_free_with(t, NULL);
+}
+
+void htable_free_with(htable_t *t, void (*free_value)(void *))
+{
     if (t == NULL)
         return;
     for (size_t i = 0; i < t->nslots; i++) {
@@ -49,6 +54,8 @@ void htable_free(htable_t *t)
 
         for (; e != NULL; e = next) {
             next = e->next;
+            if (free_value != NULL)
+                free_value(e->value);
             free(e);
         }
     }

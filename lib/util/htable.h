@@ -13,6 +13,8 @@ typedef struct htable htable_t;
 
 htable_t *htable_create(void);
 void htable_free(htable_t *t);
+/* the same, calling free_value on every value first */
+void htable_free_with(htable_t *t, void (*free_value)(void *));
 /* 0 added; -1 the key is there already (value unchanged) */
 int htable_add(htable_t *t, const char *key, void *value);
 /* the value, or NULL when key is absent */

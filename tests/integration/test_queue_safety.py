@@ -4,10 +4,12 @@ exist), duplicate recipients get one copy, the active/ sweep, lookup
 table failures are temporary. Each test drives a real instance."""
 import os
 import re
+import shutil
 import socket
+import tempfile
 import unittest
 
-from ternlab import FAST_RETRY, TernTestCase, subject_of, wait_for
+from ternlab import BUILD, FAST_RETRY, TernTestCase, subject_of, wait_for
 from test_crash import drop_queue_file
 
 
@@ -143,6 +145,69 @@ class Duplicates(TernTestCase):
                              ).start()
         send(inst, ["demo@localhost", "demo@localhost"], "twice")
         self.assertLogHas(inst, "nrcpt=2 (queue active)")
+
+
+class DestinationConcurrency(TernTestCase):
+    """local's destination is the recipient: a stalled mailbox holds at
+    most $local_destination_concurrency_limit delivery slots, and each
+    for at most $local_time_limit. stalld (tests/daemons) stands in for
+    local and never answers for stall@ recipients."""
+
+    def instance_with_stalld(self, main):
+        libexec = tempfile.mkdtemp(prefix="tern-libexec-")
+        self.addCleanup(shutil.rmtree, libexec, True)
+        for name in os.listdir(os.path.join(BUILD, "libexec")):
+            os.symlink(os.path.join(BUILD, "libexec", name),
+                       os.path.join(libexec, name))
+        os.unlink(os.path.join(libexec, "local"))
+        os.symlink(os.path.join(BUILD, "tests", "daemons", "stalld"),
+                   os.path.join(libexec, "local"))
+        record = os.path.join(libexec, "requests")
+        inst = self.instance(main=dict(main, daemon_directory=libexec),
+                             users=("demo", "stall"))
+        conf = os.path.join(inst.etc, "master.conf")
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(re.sub(r"^local (.*) local$", r"local \1 local " + record,
+                           text, flags=re.M))
+        return inst.start(), record
+
+    @staticmethod
+    def requests(record):
+        try:
+            with open(record) as f:
+                return f.read().split()
+        except FileNotFoundError:
+            return []
+
+    def test_stalled_recipient_holds_at_most_two_slots(self):
+        inst, record = self.instance_with_stalld(
+            dict(FAST_RETRY, queue_run_delay="3600s"))
+        for n in range(5):
+            send(inst, ["stall@localhost"], "stall %d" % n)
+            if n < 2:   # the first two are in flight before the rest arrive
+                wait_for(lambda: len(self.requests(record)) == n + 1, 30,
+                         what="request %d" % (n + 1))
+        self.assertLogHas(inst, "nrcpt=1 (queue active)")
+        send(inst, ["demo@localhost"], "other user")
+        wait_for(lambda: "demo@localhost" in self.requests(record), 30,
+                 what="the request for demo")
+        self.assertEqual(self.requests(record).count("stall@localhost"), 2,
+                         self.requests(record))
+        self.assertLogHas(inst, "sent=1, bounced=0, deferred=0")
+
+    def test_stalled_delivery_is_given_up_after_local_time_limit(self):
+        inst, record = self.instance_with_stalld(
+            dict(FAST_RETRY, queue_run_delay="3600s", local_time_limit="1s"))
+        for n in range(3):
+            send(inst, ["stall@localhost"], "stall %d" % n)
+        # each of the three gets its turn as the earlier ones time out
+        wait_for(lambda: self.requests(record).count("stall@localhost") >= 3,
+                 60, what="three stall requests")
+        self.assertLogHas(inst, "timeout after 1 s waiting for a reply")
+        self.assertLogHas(inst, "status=deferred (conversation with local "
+                                "timed out)")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,45 @@
 #include "mail/queue_reader.h"
 #include "util/util.h"
 
+/* ---- destinations ---------------------------------------------------------- */
+
+static const struct {
+    int x;
+    const char *rcpt, *want;
+} dest_cases[] = {
+    { QMGR_XPORT_LOCAL, "Alice@Example.ORG", "alice@example.org" },
+    { QMGR_XPORT_LOCAL, "postmaster", "postmaster" },
+    { QMGR_XPORT_LOCAL, "", "" },
+    { QMGR_XPORT_SMTP, "bob@MX.Example.net", "mx.example.net" },
+    { QMGR_XPORT_SMTP, "\"a@b\"@c.example", "c.example" },
+    { QMGR_XPORT_SMTP, "nodomain", "" },
+};
+
+START_TEST(test_destination_table)
+{
+    char out[64];
+
+    qmgr_rcpt_destination(dest_cases[_i].x, dest_cases[_i].rcpt, out, sizeof(out));
+    ck_assert_str_eq(out, dest_cases[_i].want);
+}
+END_TEST
+
+START_TEST(test_destination_truncates_and_limits)
+{
+    char small[4];
+
+    qmgr_rcpt_destination(QMGR_XPORT_LOCAL, "abcdefgh@x", small, sizeof(small));
+    ck_assert_str_eq(small, "abc");
+    qmgr_rcpt_destination(QMGR_XPORT_LOCAL, "abcdefgh@x", small, 0);
+    var_local_destination_concurrency_limit = 2;
+    var_default_destination_concurrency_limit = 20;
+    ck_assert_int_eq(qmgr_destination_limit(QMGR_XPORT_LOCAL), 2);
+    ck_assert_int_eq(qmgr_destination_limit(QMGR_XPORT_SMTP), 20);
+    var_local_destination_concurrency_limit = 0;
+    ck_assert_int_eq(qmgr_destination_limit(QMGR_XPORT_LOCAL), 1);
+}
+END_TEST
+
 /* ---- back-off ------------------------------------------------------------ */
 
 static const struct {
@@ -345,6 +384,8 @@ static Suite *qmgr_suite(void)
     Suite *s = suite_create("qmgr");
     TCase *tc = tcase_create("policy");
 
+    tcase_add_loop_test(tc, test_destination_table, 0, sizeof(dest_cases) / sizeof(dest_cases[0]));
+    tcase_add_test(tc, test_destination_truncates_and_limits);
     tcase_add_test(tc, test_backoff_table);
     tcase_add_test(tc, test_backoff_sequence_grows);
     tcase_add_test(tc, test_expiry_table);
