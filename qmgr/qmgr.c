@@ -27,11 +27,6 @@ static bool want_incoming, want_deferred, want_sweep;
 static uint64_t flush_usec;         /* deferred before this: due now */
 static ev_timer_t scan_timer, queue_run_timer, recover_timer;
 
-ev_loop_t *qmgr_loop(void)
-{
-    return q_loop;
-}
-
 /* qmgr_room - how many more messages may become active */
 size_t qmgr_room(void)
 {

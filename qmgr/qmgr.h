@@ -134,6 +134,5 @@ void qmgr_scan_requeue(const char *qid);
 size_t qmgr_room(void);
 /* A message left the active set: run scans that were waiting for room. */
 void qmgr_poke(void);
-ev_loop_t *qmgr_loop(void);
 
 #endif

@@ -21,8 +21,7 @@ static const char qid_alphabet[] =
 #define QID_HASH_INDEX (QID_SEC_DIGITS + QID_USEC_DIGITS - 1)
 
 const char *const queue_dir_names[] = {
-    QUEUE_MAILDROP, QUEUE_INCOMING, QUEUE_ACTIVE, QUEUE_DEFERRED,
-    QUEUE_HOLD, QUEUE_CORRUPT, QUEUE_BOUNCE, QUEUE_DEFER,
+    QUEUE_INCOMING, QUEUE_ACTIVE, QUEUE_DEFERRED, QUEUE_HOLD, QUEUE_CORRUPT,
     "public", "private", "pid", NULL
 };
 
@@ -70,7 +69,7 @@ bool queue_id_valid(const char *s)
 /* queue_hashed - is this queue hashed into subdirectories? */
 bool queue_is_hashed(const char *queue)
 {
-    return strcmp(queue, QUEUE_DEFERRED) == 0 || strcmp(queue, QUEUE_DEFER) == 0;
+    return strcmp(queue, QUEUE_DEFERRED) == 0;
 }
 
 /* queue_path - "queue/ID" or "queue/X/ID" for hashed queues */
@@ -94,8 +93,12 @@ static int qdir_make(const char *path, mode_t mode, uid_t owner, gid_t group)
 {
     int fd, ret = 0;
 
-    if (mkdir(path, mode) < 0 && errno != EEXIST)
+    if (mkdir(path, mode) == 0) {
+        if (fsync_parent_dir(path) < 0)     /* the new name is durable */
+            return -1;
+    } else if (errno != EEXIST) {
         return -1;
+    }
     fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -117,11 +120,7 @@ static int qdir_make(const char *path, mode_t mode, uid_t owner, gid_t group)
 /* qdir_mode - permissions of one spool subdirectory */
 static mode_t qdir_mode(const char *name)
 {
-    if (strcmp(name, "public") == 0)
-        return 0710;
-    if (strcmp(name, QUEUE_MAILDROP) == 0)
-        return 0730;
-    return 0700;
+    return strcmp(name, "public") == 0 ? 0710 : 0700;
 }
 
 /* queue_dirs_create - every spool subdirectory plus hash subdirectories */

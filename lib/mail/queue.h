@@ -29,8 +29,9 @@
  * complete; readers skip everything else (queue_id_valid()).
  *
  * Directories: paths are relative to the queue directory (daemons chdir
- * there). deferred/ and defer/ are hashed one level by the last
- * microsecond digit ("deferred/X/QUEUEID"); the others are flat.
+ * there). deferred/ is hashed one level by the last microsecond digit
+ * ("deferred/X/QUEUEID"); the others are flat. maildrop/, bounce/ and
+ * defer/ come with the services that use them (pickup, bounces).
  * A deferred file's mtime is its next-attempt time.
  */
 #ifndef TERN_QUEUE_H
@@ -46,14 +47,11 @@
 
 
 /* queue names */
-#define QUEUE_MAILDROP "maildrop"
 #define QUEUE_INCOMING "incoming"
 #define QUEUE_ACTIVE   "active"
 #define QUEUE_DEFERRED "deferred"
 #define QUEUE_HOLD     "hold"
 #define QUEUE_CORRUPT  "corrupt"
-#define QUEUE_BOUNCE   "bounce"
-#define QUEUE_DEFER    "defer"
 
 /* all spool subdirectories, NULL-terminated, for setup code */
 extern const char *const queue_dir_names[];

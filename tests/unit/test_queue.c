@@ -224,8 +224,8 @@ START_TEST(test_path)
     ck_assert_str_eq(buf_str(&p), "incoming/4Zx2KbQ1vNz");
     queue_path(QUEUE_DEFERRED, "4Zx2KbQ1vNz", &p);
     ck_assert_str_eq(buf_str(&p), "deferred/N/4Zx2KbQ1vNz");
-    queue_path(QUEUE_DEFER, "00000000Q9z", &p);
-    ck_assert_str_eq(buf_str(&p), "defer/9/00000000Q9z");
+    queue_path(QUEUE_DEFERRED, "00000000Q9z", &p);
+    ck_assert_str_eq(buf_str(&p), "deferred/9/00000000Q9z");
     queue_path(QUEUE_ACTIVE, "00000000Q9z", &p);
     ck_assert_str_eq(buf_str(&p), "active/00000000Q9z");
     queue_path(QUEUE_HOLD, "00000000Q9z", &p);
@@ -242,8 +242,7 @@ START_TEST(test_dirs)
     char path[64];
 
     for (const char *const *n = queue_dir_names; *n; n++) {
-        mode_t want = strcmp(*n, "public") == 0 ? 0710
-                      : strcmp(*n, "maildrop") == 0 ? 0730 : 0700;
+        mode_t want = strcmp(*n, "public") == 0 ? 0710 : 0700;
 
         ck_assert_int_eq(stat(*n, &st), 0);
         ck_assert(S_ISDIR(st.st_mode));
@@ -251,16 +250,15 @@ START_TEST(test_dirs)
                       (unsigned)(st.st_mode & 07777));
     }
     ck_assert_uint_eq(dir_count(QUEUE_DEFERRED, NULL, 0), 52);
-    ck_assert_uint_eq(dir_count(QUEUE_DEFER, NULL, 0), 52);
     ck_assert_uint_eq(dir_count(QUEUE_INCOMING, NULL, 0), 0);
     snprintf(path, sizeof(path), "%s/b", QUEUE_DEFERRED);
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_uint_eq(st.st_mode & 07777, 0700);
     /* idempotent, and it repairs a wrong mode */
-    ck_assert_int_eq(chmod(QUEUE_MAILDROP, 0777), 0);
+    ck_assert_int_eq(chmod(QUEUE_HOLD, 0777), 0);
     ck_assert_int_eq(queue_dirs_create(".", getuid(), getgid()), 0);
-    ck_assert_int_eq(stat(QUEUE_MAILDROP, &st), 0);
-    ck_assert_uint_eq(st.st_mode & 07777, 0730);
+    ck_assert_int_eq(stat(QUEUE_HOLD, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 07777, 0700);
     /* a file in the way is an error */
     ck_assert_int_eq(mkdir("sub", 0700), 0);
     ck_assert_int_eq(close(open("sub/incoming", O_CREAT | O_WRONLY, 0600)), 0);
