@@ -8,6 +8,7 @@
 #include "check_main.h"
 #include <dirent.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,11 @@ static char topdir[] = "/tmp/tern-local-XXXXXX";
 static char spool[512], home_demo[512], home_bob[512];
 
 static maps_t *test_aliases_maps;
+/* the spool owner: "nobody" as root, so the test needs none of Tern's
+   own accounts (a fresh machine has no "tern" user) */
+static char owner_name[64];
+static uid_t owner_uid;
+static gid_t owner_gid;
 
 static maps_t *local_alias_maps_for_test(void)
 {
@@ -54,6 +60,11 @@ static void setup(void)
     gid_t gid = getgid();
     if (uid == 0)
         ck_assert_int_eq(privs_lookup_user("nobody", &uid, &gid), 0);
+    owner_uid = uid;
+    owner_gid = gid;
+    struct passwd *pw = getpwuid(uid);
+    ck_assert_ptr_nonnull(pw);
+    str_copy(owner_name, pw->pw_name, sizeof(owner_name));
     ck_assert_int_eq(chmod(topdir, 0755), 0);
     ck_assert_int_eq(chown(home_demo, uid, gid), 0);
     ck_assert_int_eq(chown(home_bob, uid, gid), 0);
@@ -71,9 +82,10 @@ static void setup(void)
              "alias_maps = lmdb:%s\n"
              "virtual_user_maps = inline:{demo=%d:%d:%s, bob=%d:%d:%s, self=%d:%d:%s, "
              "ghost=%d:%d:%s/ghost}\n"
-             "mailbox_size_limit = 100000\n",
+             "mailbox_size_limit = 100000\nmail_owner = %s\n",
              spool, aliases, (int)uid, (int)gid, home_demo, (int)uid, (int)gid,
-             home_bob, (int)uid, (int)gid, home_bob, (int)uid, (int)gid, topdir);
+             home_bob, (int)uid, (int)gid, home_bob, (int)uid, (int)gid, topdir,
+             owner_name);
     ck_assert_msg(config_load_text(conf, strlen(conf), "main.conf", etc, &err) == 0,
                   "%s", buf_str(&err));
     buf_free(&err);
@@ -286,6 +298,10 @@ START_TEST(test_forward_remote)
     char path[128];
     snprintf(path, sizeof(path), "incoming/%s", qid);
     int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    struct stat st;
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    ck_assert_int_eq(st.st_uid, owner_uid);     /* qmgr must be able to move it */
     queue_msg_t m;
     const char *err = NULL;
     ck_assert_int_eq(queue_file_read(fd, qid, &m, &err), 0);
