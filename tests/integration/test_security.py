@@ -257,5 +257,44 @@ class LocalForward(TernTestCase):
                                  (tern.pw_uid, tern.pw_gid))
 
 
+@unittest.skipUnless(os.geteuid() == 0, "needs root")
+class MasterFiles(TernTestCase):
+    """master (root) in directories that `tern` owns or owned."""
+
+    def test_pid_dir_is_roots(self):
+        inst = self.instance().start()
+        st = os.lstat(os.path.join(inst.spool, "pid"))
+        self.assertEqual((st.st_uid, st.st_mode & 0o7777), (0, 0o755))
+        st = os.lstat(os.path.join(inst.spool, "pid", "master.pid"))
+        self.assertEqual((st.st_uid, st.st_nlink), (0, 1))
+
+    def test_planted_pid_file_not_used(self):
+        for plant in (os.symlink, os.link):
+            with self.subTest(plant=plant.__name__):
+                self.check_planted_pid_file(plant)
+
+    def check_planted_pid_file(self, plant):
+        inst = self.instance()
+        tern = pwd.getpwnam("tern")
+        victim = os.path.join(inst.dir, "victim")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        # as an older master left it: pid/ owned by tern, who plants a
+        # symlink or a hard link to a file of root's
+        piddir = os.path.join(inst.spool, "pid")
+        os.mkdir(piddir, 0o700)
+        os.chown(piddir, tern.pw_uid, tern.pw_gid)
+        plant(victim, os.path.join(piddir, "master.pid"))
+        inst.start(wait=False)
+        try:
+            inst.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.fail("master started over a planted pid file")
+        self.assertNotEqual(inst.proc.returncode, 0)
+        with open(victim) as f:
+            self.assertEqual(f.read(), "precious\n")
+        self.assertEqual(os.lstat(piddir).st_uid, 0)
+
+
 if __name__ == "__main__":
     unittest.main()
