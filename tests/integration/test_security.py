@@ -296,5 +296,41 @@ class MasterFiles(TernTestCase):
         self.assertEqual(os.lstat(piddir).st_uid, 0)
 
 
+@unittest.skipUnless(os.geteuid() == 0, "needs root")
+@unittest.skipUnless(shutil.which("strace"), "needs strace")
+class MasterSockets(TernTestCase):
+
+    def test_sockets_owned_without_path_chmod(self):
+        inst = self.instance()
+        tern = pwd.getpwnam("tern")
+        out = os.path.join(inst.dir, "log", "strace")
+        inst.stdout = open(os.path.join(inst.dir, "log", "master.out"), "ab")
+        env = dict(os.environ, MAIL_CONFIG=inst.etc)
+        if "ASAN_OPTIONS" in env:
+            env["ASAN_OPTIONS"] += ":detect_leaks=0"
+        # master only (no -f): it is the one that binds and sets owners
+        inst.proc = subprocess.Popen(
+            ["strace", "-qq", "-o", out, "-e",
+             "trace=chmod,fchmodat,chown,lchown,fchownat",
+             os.path.join(BUILD, "libexec", "master"), "-f", "-c", inst.etc],
+            stdin=subprocess.DEVNULL, stdout=inst.stdout,
+            stderr=subprocess.STDOUT, env=env)
+        wait_for(inst._smtp_ready, 30, what="SMTP port")
+        for sock, mode in (("public/qmgr", 0o666), ("private/local", 0o600)):
+            st = os.lstat(os.path.join(inst.spool, sock))
+            self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o7777),
+                             (tern.pw_uid, tern.pw_gid, mode), sock)
+        master = wait_for(lambda: proc_children(inst.proc.pid), 10,
+                          what="master under strace")[0]
+        os.kill(master, signal.SIGTERM)
+        inst.proc.wait(30)
+        with open(out) as f:
+            trace = f.read()
+        bad = [l for l in trace.splitlines()
+               if re.search(r'"[^"]*(public|private)/', l)
+               and "AT_SYMLINK_NOFOLLOW" not in l]
+        self.assertEqual(bad, [], "path-based chmod/chown on a socket")
+
+
 if __name__ == "__main__":
     unittest.main()
