@@ -46,6 +46,36 @@ int master_service_label(const struct master_entry *e, buf_t *label,
     return 0;
 }
 
+/* master_owner_enter - as root, take $mail_owner's effective IDs for
+   path work in its directories (public/, private/): root itself never
+   resolves a path there. 1 switched, 0 not root, -1 error (logged). */
+static int master_owner_enter(const char *path)
+{
+    uid_t uid;
+    gid_t gid;
+
+    if (!privs_running_as_root())
+        return 0;
+    if (privs_lookup_user(var_mail_owner, &uid, &gid) < 0) {
+        log_error("%s: mail_owner user \"%s\" does not exist", path,
+                  var_mail_owner);
+        return -1;
+    }
+    if (privs_become(uid, gid) < 0) {
+        log_error("%s: cannot switch to uid %ld: %s", path, (long)uid,
+                  strerror(errno));
+        return -1;
+    }
+    return 1;
+}
+
+/* master_owner_leave - back to root after master_owner_enter() == 1 */
+static void master_owner_leave(void)
+{
+    if (privs_restore() < 0)
+        log_fatal("cannot restore root privileges: %s", strerror(errno));
+}
+
 /* master_listen_inet - bind one address; fd or -1 (EAFNOSUPPORT passes) */
 static int master_listen_inet(const struct master_addr *a, const char *what)
 {
@@ -147,36 +177,26 @@ static int master_open_unix(struct master_service *svc)
     const char *path = svc->unix_path;
     mode_t mode = svc->ent.private_ ? 0600 : 0666;
     const char *what = "listen on";
-    bool root = privs_running_as_root();
-    uid_t uid;
-    gid_t gid;
-    int fd, rc, saved;
+    int fd, rc, saved, owner;
 
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
     if (str_copy(sun.sun_path, path, sizeof(sun.sun_path))
         >= sizeof(sun.sun_path))
         return -1;
-    if (root && privs_lookup_user(var_mail_owner, &uid, &gid) < 0) {
-        log_error("%s: mail_owner user \"%s\" does not exist", path,
-                  var_mail_owner);
-        return -1;
-    }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         log_error("socket: %s", strerror(errno));
         return -1;
     }
-    if (root && privs_become(uid, gid) < 0) {
-        log_error("%s: cannot switch to uid %ld: %s", path, (long)uid,
-                  strerror(errno));
+    if ((owner = master_owner_enter(path)) < 0) {
         (void)close(fd);
         return -1;
     }
     rc = master_unix_bind(fd, &sun, mode, &what);
     saved = errno;
-    if (root && privs_restore() < 0)
-        log_fatal("cannot restore root privileges: %s", strerror(errno));
+    if (owner)
+        master_owner_leave();
     if (rc < 0 || listen(fd, MASTER_BACKLOG) < 0) {
         if (rc == 0)
             saved = errno;
@@ -258,9 +278,19 @@ void master_wakeup_send(struct master_service *svc)
 {
     if (svc->unix_path == NULL || master_shutting_down)
         return;
+    int owner, rc, saved;
+
+    /* connect() follows symlinks: as $mail_owner, so a link planted in
+       public/ cannot make root talk to another socket */
+    if ((owner = master_owner_enter(svc->unix_path)) < 0)
+        return;
+    rc = trigger_send(svc->unix_path, TRIGGER_WAKEUP);
+    saved = errno;
+    if (owner)
+        master_owner_leave();
     /* EAGAIN: backlog full, the service has work pending anyway */
-    if (trigger_send(svc->unix_path, TRIGGER_WAKEUP) < 0 && errno != EAGAIN)
-        log_warning("wakeup %s: %s", svc->unix_path, strerror(errno));
+    if (rc < 0 && saved != EAGAIN)
+        log_warning("wakeup %s: %s", svc->unix_path, strerror(saved));
 }
 
 /* master_service_start - join the event loop */

@@ -296,6 +296,37 @@ class MasterFiles(TernTestCase):
         self.assertEqual(os.lstat(piddir).st_uid, 0)
 
 
+    def test_wakeup_does_not_follow_a_planted_symlink(self):
+        """master (root) wakes qmgr through public/qmgr; tern can put a
+        symlink there pointing at a socket only root may reach."""
+        inst = self.instance().start()
+        qmgr = wait_for(lambda: inst.child_pids("qmgr"), 10, what="qmgr")[0]
+        rootonly = os.path.join(inst.dir, "rootonly")
+        os.mkdir(rootonly, 0o700)
+        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(lsock.close)
+        lsock.bind(os.path.join(rootonly, "s"))
+        lsock.listen(8)
+        lsock.setblocking(False)
+        pub = os.path.join(inst.spool, "public")
+        os.rename(os.path.join(pub, "qmgr"), os.path.join(pub, "qmgr.away"))
+        os.symlink(os.path.join(rootonly, "s"), os.path.join(pub, "qmgr"))
+        os.kill(qmgr, signal.SIGKILL)      # master wakes qmgr at once
+
+        def reached():
+            try:
+                c, _ = lsock.accept()
+            except BlockingIOError:
+                return None
+            c.close()
+            return "connected"
+        got = wait_for(lambda: reached() or
+                       ("wakeup public/qmgr" in inst.log_text() and "logged"),
+                       30, what="master's wakeup attempt")
+        self.assertEqual(got, "logged", "master connected to a root-only "
+                         "socket through a symlink in public/")
+        self.assertIn("wakeup public/qmgr: Permission denied", inst.log_text())
+
 @unittest.skipUnless(os.geteuid() == 0, "needs root")
 @unittest.skipUnless(shutil.which("strace"), "needs strace")
 class MasterSockets(TernTestCase):
