@@ -137,10 +137,9 @@ static void master_spool_setup(void)
 /* master_pid_lock - one master per spool */
 static void master_pid_lock(void)
 {
+    struct stat st;
     char text[32];
     ssize_t n;
-
-    struct stat st;
 
     /* pid/ is ours (queue_dirs_create), but refuse anything left there
        while it was not: we truncate what we open */
