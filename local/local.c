@@ -5,16 +5,15 @@
  * recipient done in the queue file, then replies.
  *
  * Security: runs as root (it must become each mailbox owner); all
- * mailbox I/O happens with the owner's effective IDs (privs_become), and
- * nothing from the network reaches this process except through the
- * queue file that smtpd wrote and qmgr vetted.
+ * mailbox I/O happens with the owner's effective IDs (privs_become). A
+ * request is a claim from whoever reached private/local: local_queue.c
+ * checks the queue file it names and takes every envelope field from
+ * that file, never from the request.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include "util/attr.h"
@@ -43,40 +42,6 @@ static void local_pre_init(const char *service, char **args, int nargs)
     }
 }
 
-/* local_request_parse - validate a delivery request from qmgr */
-static int local_request_parse(const attr_list_t *a, struct local_request *r)
-{
-    const char *req = attr_get(a, DA_REQUEST);
-    long v;
-    memset(r, 0, sizeof(*r));
-    if (req == NULL || strcmp(req, DELIVER_REQUEST_DELIVER) != 0)
-        return -1;
-    r->queue_name = attr_get(a, DA_QUEUE_NAME);
-    r->queue_id = attr_get(a, DA_QUEUE_ID);
-    r->sender = attr_get(a, DA_SENDER);
-    r->recipient = attr_get(a, DA_RECIPIENT);
-    r->orig_rcpt = attr_get(a, DA_ORIG_RCPT);
-    if (!r->queue_name || !r->queue_id || !r->sender || !r->recipient
-        || !queue_id_valid(r->queue_id) || strchr(r->queue_name, '/')
-        || strchr(r->queue_name, '.'))
-        return -1;
-    if (r->orig_rcpt == NULL)
-        r->orig_rcpt = r->recipient;
-    if (attr_get_long(a, DA_RCPT_OFFSET, 0, (1L << 40), &v) < 0)
-        return -1;
-    r->rcpt_offset = (off_t)v;
-    if (attr_get_long(a, DA_CONTENT_OFFSET, 0, (1L << 40), &v) < 0)
-        return -1;
-    r->content_offset = (off_t)v;
-    if (attr_get_long(a, DA_CONTENT_SIZE, 0, (1L << 40), &v) < 0)
-        return -1;
-    r->content_size = (uint64_t)v;
-    if (attr_get_long(a, DA_ARRIVAL, 0, (1L << 62), &v) < 0)
-        v = 0;
-    r->arrival_usec = (uint64_t)v;
-    return 0;
-}
-
 /* local_log - the Postfix-style per-recipient result line */
 static void local_log(const struct local_request *r, const struct local_result *res,
                       uint64_t start_usec)
@@ -98,45 +63,33 @@ static void local_log(const struct local_request *r, const struct local_result *
              orig, delay, before, xfer, res->dsn, status[res->status], res->reason);
 }
 
-/* local_handle - one request: deliver, mark, reply */
+/* local_handle - one request: check it, deliver, mark, reply */
 static void local_handle(const attr_list_t *req, attr_list_t *reply)
 {
     struct local_request r;
     struct local_result res = { DELIVER_DEFER, "4.3.0", "" };
     uint64_t start = time_now_usec();
+    queue_msg_t m;
 
-    if (local_request_parse(req, &r) < 0) {
-        log_warning("malformed delivery request from qmgr");
-        attr_add_long(reply, DA_STATUS, DELIVER_DEFER);
-        attr_add(reply, DA_DSN, "4.3.0");
-        attr_add(reply, DA_REASON, "malformed delivery request");
-        return;
-    }
-    buf_t path;
-    buf_init(&path, 0);
-    queue_path(r.queue_name, r.queue_id, &path);
-    r.queue_fd = open(buf_str(&path), O_RDWR | O_CLOEXEC);
-    if (r.queue_fd < 0) {
-        local_result_set(&res, DELIVER_DEFER, "4.3.0", "cannot open queue file %s: %m",
-                         buf_str(&path));
-    } else if (flock(r.queue_fd, LOCK_SH) < 0) {
-        /* qmgr's crash recovery waits for files a delivery still holds */
-        local_result_set(&res, DELIVER_DEFER, "4.3.0", "cannot lock queue file: %m");
-        close(r.queue_fd);
+    if (local_queue_open(req, &r, &m, &res) < 0) {
+        const char *qid = attr_get(req, DA_QUEUE_ID);
+        log_warning("%s: delivery request refused: %s",
+                    queue_id_valid(qid) ? qid : "(bad queue id)", res.reason);
     } else {
         local_deliver(&r, local_alias_maps, &res);
         if (res.status != DELIVER_DEFER) {
             char mark = res.status == DELIVER_OK ? QREC_DONE : QREC_BOUNCED;
-            if (queue_file_mark(r.queue_fd, r.rcpt_offset, mark) < 0) {
+            long i = queue_msg_rcpt_at(&m, r.rcpt_offset);
+
+            if (i < 0 || queue_msg_mark(r.queue_fd, &m, (size_t)i, mark) < 0) {
                 log_warning("%s: cannot update queue file: %m", r.queue_id);
                 local_result_set(&res, DELIVER_DEFER, "4.3.0",
                                  "cannot update queue file");
             }
         }
-        close(r.queue_fd);
+        local_log(&r, &res, start);
+        local_queue_close(&r, &m);
     }
-    buf_free(&path);
-    local_log(&r, &res, start);
     attr_add_long(reply, DA_STATUS, res.status);
     attr_add(reply, DA_DSN, res.dsn);
     attr_add(reply, DA_REASON, res.reason);

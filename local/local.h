@@ -7,9 +7,13 @@
 #include <sys/types.h>
 
 #include "mail/dict.h"
+#include "mail/queue.h"
+#include "mail/queue_reader.h"
+#include "util/attr.h"
 
 #define ADDR_LOG_MAX 300
 
+/* one delivery: every field comes from the queue file (local_queue.c) */
 struct local_request {
     const char *queue_name;
     const char *queue_id;
@@ -31,6 +35,15 @@ struct local_result {
 
 void local_result_set(struct local_result *res, int status, const char *dsn,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Open and check the queue file a request names and fill r from it
+   (the request is only a claim). 0: r->queue_fd open with a shared lock,
+   r's strings point into m. -1: res says why, nothing to close. */
+int local_queue_open(const attr_list_t *req, struct local_request *r,
+                     queue_msg_t *m, struct local_result *res);
+void local_queue_close(struct local_request *r, queue_msg_t *m);
+/* uid/gid that owns the spool: $mail_owner as root, else our own */
+int local_owner(uid_t *uid, gid_t *gid);
 
 /* Expand aliases of r->recipient and deliver to every resulting target. */
 void local_deliver(const struct local_request *r, maps_t *aliases,

@@ -169,27 +169,13 @@ static int copy_content(int fd, off_t off, uint64_t len, queue_writer_t *w)
     return 0;
 }
 
-/* local_forward - remote alias targets become a new queue file.
-   Remaining window: a crash after the commit but before local.c marks
-   the recipient done makes the retry forward a second copy (there is no
-   name to de-duplicate on, unlike the Maildir case). */
-static void local_forward(const struct local_request *r, struct expansion *x,
-                          struct local_result *res)
+/* local_forward_write - the new queue file, with $mail_owner's IDs */
+static void local_forward_write(const struct local_request *r, struct expansion *x,
+                                struct local_result *res)
 {
     queue_writer_t w;
     if (queue_writer_open(&w, QUEUE_INCOMING) < 0) {
         local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot create queue file: %m");
-        return;
-    }
-    uid_t owner_uid;
-    gid_t owner_gid;
-    /* written as root, but qmgr (as $mail_owner) must own it */
-    if (privs_running_as_root()
-        && (privs_lookup_user(var_mail_owner, &owner_uid, &owner_gid) < 0
-            || fchown(w.fd, owner_uid, owner_gid) < 0)) {
-        queue_writer_abort(&w);
-        local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot chown queue file to %s",
-                         var_mail_owner);
         return;
     }
     int ok = queue_writer_record(&w, QREC_SENDER, r->sender, strlen(r->sender)) == 0
@@ -213,6 +199,33 @@ static void local_forward(const struct local_request *r, struct expansion *x,
     if (trigger_send("public/qmgr", TRIGGER_NEW_MAIL) < 0)
         log_warning("cannot wake qmgr: %m");
     local_result_set(res, DELIVER_OK, "2.0.0", "forwarded as %s", w.qid);
+}
+
+/* local_forward - remote alias targets become a new queue file.
+   Written as $mail_owner, not as root: incoming/ and public/ belong to
+   $mail_owner, and qmgr must own what it moves (no chown needed).
+   Remaining window: a crash after the commit but before local.c marks
+   the recipient done makes the retry forward a second copy (there is no
+   name to de-duplicate on, unlike the Maildir case). */
+static void local_forward(const struct local_request *r, struct expansion *x,
+                          struct local_result *res)
+{
+    uid_t uid;
+    gid_t gid;
+    if (local_owner(&uid, &gid) < 0) {
+        local_result_set(res, DELIVER_DEFER, "4.3.0",
+                         "mail_owner user \"%s\" does not exist", var_mail_owner);
+        return;
+    }
+    if (privs_become(uid, gid) < 0) {
+        local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot switch to uid %ld: %m",
+                         (long)uid);
+        return;
+    }
+    local_forward_write(r, x, res);
+    if (privs_restore() < 0)
+        log_fatal("cannot restore root privileges: %m");
+    server_pdeathsig_renew();   /* the ID switch cleared it */
 }
 
 void local_deliver(const struct local_request *r, maps_t *aliases,

@@ -10,7 +10,10 @@
  *
  * Order: privs_become happens before the first lookup below the home
  * directory (stat, mkdir, open, link, fsync), so a symlink planted in a
- * user's Maildir only ever lets the user write where the user may write.
+ * user's Maildir only ever lets the user write where the user may write,
+ * and before the first look at the message content (the Delivered-To
+ * loop scan), so a parser bug meets the recipient's privileges, not
+ * root's.
  * Durability: tmp file fsync'd, linked into new/, new/ fsync'd; only
  * then does local.c mark the recipient done (pwrite + fdatasync).
  * Remaining window: a crash after the link but before the mark makes the
@@ -178,7 +181,8 @@ static bool maildir_home_ok(const char *home, struct local_result *res)
     return true;
 }
 
-/* maildir_deliver - everything that runs with the owner's IDs */
+/* maildir_deliver - everything that runs with the owner's IDs, content
+   parsing included */
 static void maildir_deliver(const struct local_request *r, const char *home,
                             const char *dir, struct local_result *res)
 {
@@ -198,7 +202,10 @@ static void maildir_deliver(const struct local_request *r, const char *home,
     buf_printf(&new_path, "%s/new/%s", dir, buf_str(&name));
     buf_printf(&new_dir, "%s/new", dir);
 
-    if (maildir_home_ok(home, res) && maildir_mkdirs(dir, res) == 0
+    if (has_delivered_to(r)) {
+        local_result_set(res, DELIVER_BOUNCE, "5.4.6", "mail forwarding loop for %s",
+                         r->recipient);
+    } else if (maildir_home_ok(home, res) && maildir_mkdirs(dir, res) == 0
         && maildir_write(r, buf_str(&hdrs), hdrs.len, buf_str(&tmp_path), res) == 0) {
         if (link(buf_str(&tmp_path), buf_str(&new_path)) < 0 && errno != EEXIST) {
             maildir_errno_result(res, "link", buf_str(&new_path));
@@ -236,11 +243,6 @@ void local_maildir(const struct local_request *r, const char *user, uid_t uid,
         && r->content_size > (uint64_t)var_mailbox_size_limit) {
         local_result_set(res, DELIVER_BOUNCE, "5.2.2",
                          "message is larger than the mailbox size limit");
-        return;
-    }
-    if (has_delivered_to(r)) {
-        local_result_set(res, DELIVER_BOUNCE, "5.4.6", "mail forwarding loop for %s",
-                         r->recipient);
         return;
     }
     buf_t dir;

@@ -117,7 +117,8 @@ static void __attribute__((noreturn)) master_check_only(void)
     exit(rc < 0 ? 1 : 0);
 }
 
-/* master_spool_setup - queue directory tree, owned by $mail_owner */
+/* master_spool_setup - queue directory tree, owned by $mail_owner
+   except pid/, which stays ours */
 static void master_spool_setup(void)
 {
     uid_t uid = getuid();
@@ -136,12 +137,23 @@ static void master_spool_setup(void)
 /* master_pid_lock - one master per spool */
 static void master_pid_lock(void)
 {
+    struct stat st;
     char text[32];
     ssize_t n;
 
-    master_pid_fd = open(MASTER_PID_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    /* pid/ is ours (queue_dirs_create), but refuse anything left there
+       while it was not: we truncate what we open */
+    master_pid_fd = open(MASTER_PID_FILE,
+                         O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+                         0644);
     if (master_pid_fd < 0)
         log_fatal("open %s: %s", MASTER_PID_FILE, strerror(errno));
+    if (fstat(master_pid_fd, &st) < 0)
+        log_fatal("fstat %s: %s", MASTER_PID_FILE, strerror(errno));
+    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1)
+        log_fatal("%s is not a regular file owned by uid %ld with one link: "
+                  "refusing to use it (remove it)", MASTER_PID_FILE,
+                  (long)geteuid());
     if (flock(master_pid_fd, LOCK_EX | LOCK_NB) == 0)
         return;
     if (errno != EWOULDBLOCK)

@@ -46,8 +46,10 @@ int master_service_label(const struct master_entry *e, buf_t *label,
     return 0;
 }
 
-/* master_chown_owner - give a path to $mail_owner when we are root */
-static int master_chown_owner(const char *path)
+/* master_owner_enter - as root, take $mail_owner's effective IDs for
+   path work in its directories (public/, private/): root itself never
+   resolves a path there. 1 switched, 0 not root, -1 error (logged). */
+static int master_owner_enter(const char *path)
 {
     uid_t uid;
     gid_t gid;
@@ -55,10 +57,23 @@ static int master_chown_owner(const char *path)
     if (!privs_running_as_root())
         return 0;
     if (privs_lookup_user(var_mail_owner, &uid, &gid) < 0) {
-        errno = ENOENT;
+        log_error("%s: mail_owner user \"%s\" does not exist", path,
+                  var_mail_owner);
         return -1;
     }
-    return chown(path, uid, gid);
+    if (privs_become(uid, gid) < 0) {
+        log_error("%s: cannot switch to uid %ld: %s", path, (long)uid,
+                  strerror(errno));
+        return -1;
+    }
+    return 1;
+}
+
+/* master_owner_leave - back to root after master_owner_enter() == 1 */
+static void master_owner_leave(void)
+{
+    if (privs_restore() < 0)
+        log_fatal("cannot restore root privileges: %s", strerror(errno));
 }
 
 /* master_listen_inet - bind one address; fd or -1 (EAFNOSUPPORT passes) */
@@ -122,39 +137,70 @@ static int master_open_inet(struct master_service *svc)
     return svc->nlisten > 0 && fd_ok ? 0 : -1;
 }
 
-/* master_open_unix - private/NAME (0600) or public/NAME (0666) */
+/* master_unix_bind - remove a stale socket, bind with the right mode.
+   Runs with the final owner's IDs, so the socket is created owned by
+   $mail_owner and no chown is needed; the mode comes from the umask, so
+   no chmod by path either. 0 ok; -1 with *what and errno set. */
+static int master_unix_bind(int fd, const struct sockaddr_un *sun, mode_t mode,
+                            const char **what)
+{
+    struct stat st;
+    mode_t old_mask;
+    int rc;
+
+    *what = "listen on";
+    if (lstat(sun->sun_path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            *what = "refusing to replace";
+            errno = ENOTSOCK;
+            return -1;
+        }
+        if (unlink(sun->sun_path) < 0 && errno != ENOENT) {
+            *what = "remove stale";
+            return -1;
+        }
+    }
+    old_mask = umask(~mode & 0777);
+    rc = bind(fd, (const struct sockaddr *)sun, sizeof(*sun));
+    (void)umask(old_mask);
+    return rc;
+}
+
+/* master_open_unix - private/NAME (0600) or public/NAME (0666).
+   Security: public/ and private/ belong to $mail_owner, so as root the
+   whole path work (lstat, unlink, bind) is done with $mail_owner's
+   effective IDs: root never resolves a path in those directories, and a
+   symlink planted there can only lead where $mail_owner may go anyway. */
 static int master_open_unix(struct master_service *svc)
 {
     struct sockaddr_un sun;
-    struct stat st;
     const char *path = svc->unix_path;
     mode_t mode = svc->ent.private_ ? 0600 : 0666;
-    int fd;
+    const char *what = "listen on";
+    int fd, rc, saved, owner;
 
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
     if (str_copy(sun.sun_path, path, sizeof(sun.sun_path))
         >= sizeof(sun.sun_path))
         return -1;
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            log_error("%s exists and is not a socket", path);
-            return -1;
-        }
-        if (unlink(path) < 0) {
-            log_error("remove stale %s: %s", path, strerror(errno));
-            return -1;
-        }
-    }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         log_error("socket: %s", strerror(errno));
         return -1;
     }
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0
-        || chmod(path, mode) < 0 || master_chown_owner(path) < 0
-        || listen(fd, MASTER_BACKLOG) < 0) {
-        log_error("listen on %s: %s", path, strerror(errno));
+    if ((owner = master_owner_enter(path)) < 0) {
+        (void)close(fd);
+        return -1;
+    }
+    rc = master_unix_bind(fd, &sun, mode, &what);
+    saved = errno;
+    if (owner)
+        master_owner_leave();
+    if (rc < 0 || listen(fd, MASTER_BACKLOG) < 0) {
+        if (rc == 0)
+            saved = errno;
+        log_error("%s %s: %s", what, path, strerror(saved));
         (void)close(fd);
         return -1;
     }
@@ -232,9 +278,19 @@ void master_wakeup_send(struct master_service *svc)
 {
     if (svc->unix_path == NULL || master_shutting_down)
         return;
+    int owner, rc, saved;
+
+    /* connect() follows symlinks: as $mail_owner, so a link planted in
+       public/ cannot make root talk to another socket */
+    if ((owner = master_owner_enter(svc->unix_path)) < 0)
+        return;
+    rc = trigger_send(svc->unix_path, TRIGGER_WAKEUP);
+    saved = errno;
+    if (owner)
+        master_owner_leave();
     /* EAGAIN: backlog full, the service has work pending anyway */
-    if (trigger_send(svc->unix_path, TRIGGER_WAKEUP) < 0 && errno != EAGAIN)
-        log_warning("wakeup %s: %s", svc->unix_path, strerror(errno));
+    if (rc < 0 && saved != EAGAIN)
+        log_warning("wakeup %s: %s", svc->unix_path, strerror(saved));
 }
 
 /* master_service_start - join the event loop */
@@ -297,6 +353,8 @@ void master_service_close(struct master_service *svc)
     }
     if (svc->status_wr >= 0)
         (void)close(svc->status_wr);
+    /* unlink never follows a symlink: at worst it removes a name that
+       $mail_owner put in its own directory */
     if (svc->unix_path && svc->nlisten > 0 && unlink(svc->unix_path) < 0
         && errno != ENOENT)
         log_warning("remove %s: %s", svc->unix_path, strerror(errno));

@@ -136,6 +136,33 @@ static void msg_log_rcpt(const qmgr_msg_t *m, size_t i, const char *dsn,
     buf_free(&orig);
 }
 
+/* msg_drop_other_names - the queue file has more than one link: another
+   name of the same inode under a queue directory (what a power loss can
+   leave after a move whose source directory was not synced) is stale;
+   remove it, so the file has one name again (local refuses any other) */
+static void msg_drop_other_names(const char *qid, const struct stat *st)
+{
+    static const char *const queues[] = {
+        QUEUE_INCOMING, QUEUE_DEFERRED, QUEUE_HOLD, QUEUE_CORRUPT,
+    };
+    buf_t path = BUF_INIT;
+    struct stat other;
+
+    for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
+        queue_path(queues[i], qid, &path);
+        if (path.len == 0 || lstat(buf_str(&path), &other) < 0
+            || other.st_dev != st->st_dev || other.st_ino != st->st_ino)
+            continue;
+        if (queue_remove(queues[i], qid) == 0)
+            log_info("%s: removed %s, a second name of the queue file",
+                     qid, buf_str(&path));
+        else
+            log_warning("%s: remove %s: %s", qid, buf_str(&path),
+                        strerror(errno));
+    }
+    buf_free(&path);
+}
+
 /* msg_open - active/<qid> for reading and marking; -1 when it is not
    ours to handle (gone, quarantined or put back for later) */
 static int msg_open(const char *qid)
@@ -158,6 +185,16 @@ static int msg_open(const char *qid)
         } else {
             /* EACCES, ELOOP, ...: someone else's file; a human decides */
             buf_printf(&why, "open %s: %s", buf_str(&path), strerror(err));
+            qmgr_scan_quarantine(qid, buf_str(&why));
+        }
+    } else if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1
+               && st.st_uid == geteuid()) {
+        msg_drop_other_names(qid, &st);
+        if (fstat(fd, &st) == 0 && st.st_nlink > 1) {
+            buf_printf(&why, "queue file has %lu links",
+                       (unsigned long)st.st_nlink);
+            close(fd);
+            fd = -1;
             qmgr_scan_quarantine(qid, buf_str(&why));
         }
     } else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)

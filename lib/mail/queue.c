@@ -120,7 +120,11 @@ static int qdir_make(const char *path, mode_t mode, uid_t owner, gid_t group)
 /* qdir_mode - permissions of one spool subdirectory */
 static mode_t qdir_mode(const char *name)
 {
-    return strcmp(name, "public") == 0 ? 0710 : 0700;
+    if (strcmp(name, "public") == 0)
+        return 0710;
+    if (strcmp(name, "pid") == 0)
+        return 0755;
+    return 0700;
 }
 
 /* queue_dirs_create - every spool subdirectory plus hash subdirectories */
@@ -133,10 +137,15 @@ int queue_dirs_create(const char *queue_dir, uid_t owner, gid_t group)
         return -1;
     for (const char *const *np = queue_dir_names; *np; np++) {
         mode_t mode = qdir_mode(*np);
+        bool ours = strcmp(*np, "pid") == 0;
 
+        /* pid/ is the caller's (root's, for a root master): master opens
+           and truncates its pid file there, so $mail_owner must not be
+           able to plant anything in it */
         buf_reset(&path);
         if (buf_printf(&path, "%s/%s", queue_dir, *np) < 0
-            || qdir_make(buf_str(&path), mode, owner, group) < 0)
+            || qdir_make(buf_str(&path), mode, ours ? geteuid() : owner,
+                         ours ? getegid() : group) < 0)
             goto done;
         if (!queue_is_hashed(*np))
             continue;

@@ -54,6 +54,13 @@ class Privileges(TernTestCase):
             st = os.stat(os.path.join(inst.spool, q))
             self.assertEqual(st.st_uid, tern.pw_uid, q)
             self.assertEqual(st.st_mode & 0o777, 0o700, q)
+        # the pid file's directory is root's: master truncates what it opens
+        st = os.lstat(os.path.join(inst.spool, "pid"))
+        self.assertEqual((st.st_uid, st.st_mode & 0o7777), (0, 0o755))
+        for sock, mode in (("public/qmgr", 0o666), ("private/local", 0o600)):
+            st = os.lstat(os.path.join(inst.spool, sock))
+            self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o7777),
+                             (tern.pw_uid, tern.pw_gid, mode), sock)
 
 
 if __name__ == "__main__":

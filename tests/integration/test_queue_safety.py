@@ -44,13 +44,17 @@ class NeverActiveTwice(TernTestCase):
         os.rename(hold, os.path.join(inst.spool, "incoming", qid))
         trigger(inst, b"F")
         self.assertLogHas(inst, "%s: removed" % qid, timeout=30)
+        # the stale name is dropped when the file is taken on (local
+        # refuses a queue file with more than one link)
+        self.assertLogHas(inst, "%s: removed deferred/%s/%s, a second name"
+                          % (qid, qid[9], qid))
         # the second name converges: moved in once the first is gone,
         # found finished, removed
         trigger(inst, b"F")
         wait_for(lambda: inst.queue_files("deferred") == [], 30,
                  what="deferred/ empty")
         log = inst.log_text()
-        first = log[:log.index("%s: removed" % qid)]
+        first = log[:log.index("%s: removed\n" % qid)]
         self.assertEqual(first.count("%s: from=<" % qid), 1, first[-3000:])
         msgs = inst.wait_messages("demo", 2)
         self.assertEqual(sorted(subject_of(m) for m in msgs),

@@ -8,6 +8,7 @@
 #include "check_main.h"
 #include <dirent.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #include "../../local/local_deliver.c"
 #include "../../local/local_maildir.c"
+#include "../../local/local_queue.c"
 #include "mail/config.h"
 #include "mail/deliver.h"
 #include "mail/queue.h"
@@ -26,6 +28,11 @@ static char topdir[] = "/tmp/tern-local-XXXXXX";
 static char spool[512], home_demo[512], home_bob[512];
 
 static maps_t *test_aliases_maps;
+/* the spool owner: "nobody" as root, so the test needs none of Tern's
+   own accounts (a fresh machine has no "tern" user) */
+static char owner_name[64];
+static uid_t owner_uid;
+static gid_t owner_gid;
 
 static maps_t *local_alias_maps_for_test(void)
 {
@@ -56,6 +63,11 @@ static void setup(void)
     gid_t gid = getgid();
     if (uid == 0)
         ck_assert_int_eq(privs_lookup_user("nobody", &uid, &gid), 0);
+    owner_uid = uid;
+    owner_gid = gid;
+    struct passwd *pw = getpwuid(uid);
+    ck_assert_ptr_nonnull(pw);
+    str_copy(owner_name, pw->pw_name, sizeof(owner_name));
     ck_assert_int_eq(chmod(topdir, 0755), 0);
     ck_assert_int_eq(chown(home_demo, uid, gid), 0);
     ck_assert_int_eq(chown(home_bob, uid, gid), 0);
@@ -73,9 +85,10 @@ static void setup(void)
              "alias_maps = lmdb:%s\n"
              "virtual_user_maps = inline:{demo=%d:%d:%s, bob=%d:%d:%s, self=%d:%d:%s, "
              "ghost=%d:%d:%s/ghost}\n"
-             "mailbox_size_limit = 100000\n",
+             "mailbox_size_limit = 100000\nmail_owner = %s\n",
              spool, aliases, (int)uid, (int)gid, home_demo, (int)uid, (int)gid,
-             home_bob, (int)uid, (int)gid, home_bob, (int)uid, (int)gid, topdir);
+             home_bob, (int)uid, (int)gid, home_bob, (int)uid, (int)gid, topdir,
+             owner_name);
     ck_assert_msg(config_load_text(conf, strlen(conf), "main.conf", etc, &err) == 0,
                   "%s", buf_str(&err));
     buf_free(&err);
@@ -83,7 +96,7 @@ static void setup(void)
     const char *merr = NULL;
     test_aliases_maps = maps_open(var_alias_maps, &merr);
     ck_assert_ptr_nonnull(test_aliases_maps);
-    ck_assert_int_eq(queue_dirs_create(spool, (uid_t)-1, (gid_t)-1), 0);
+    ck_assert_int_eq(queue_dirs_create(spool, owner_uid, owner_gid), 0);
     ck_assert_int_eq(chdir(spool), 0);
 }
 
@@ -114,6 +127,7 @@ static void make_request(const char *rcpt, const char *body, struct local_reques
     queue_path(QUEUE_ACTIVE, qid, &path);
     int fd = open(buf_str(&path), O_RDWR);
     ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fchown(fd, owner_uid, owner_gid), 0);
     buf_free(&path);
     const char *err = NULL;
     ck_assert_int_eq(queue_file_read(fd, qid, m, &err), 0);
@@ -288,6 +302,10 @@ START_TEST(test_forward_remote)
     char path[128];
     snprintf(path, sizeof(path), "incoming/%s", qid);
     int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    struct stat st;
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    ck_assert_int_eq(st.st_uid, owner_uid);     /* qmgr must be able to move it */
     queue_msg_t m;
     const char *err = NULL;
     ck_assert_int_eq(queue_file_read(fd, qid, &m, &err), 0);
@@ -363,6 +381,113 @@ START_TEST(test_symlinked_maildir_as_root)
 }
 END_TEST
 
+/* ---- local_queue_open: the request is a claim, the file is the fact ---- */
+
+/* a request as qmgr would send it for make_request's file */
+static void request_attrs(attr_list_t *a, const char *queue, const char *qid,
+                          const char *sender, const char *rcpt, long offset)
+{
+    attr_list_init(a);
+    attr_add(a, DA_REQUEST, DELIVER_REQUEST_DELIVER);
+    attr_add(a, DA_QUEUE_NAME, queue);
+    attr_add(a, DA_QUEUE_ID, qid);
+    attr_add(a, DA_SENDER, sender);
+    attr_add(a, DA_RECIPIENT, rcpt);
+    attr_add_long(a, DA_RCPT_OFFSET, offset);
+    attr_add_long(a, DA_CONTENT_OFFSET, 0);
+    attr_add_long(a, DA_CONTENT_SIZE, 99999);
+}
+
+static int open_claim(const char *queue, const char *qid, const char *sender,
+                      const char *rcpt, long offset, struct local_result *res)
+{
+    attr_list_t a;
+    struct local_request r;
+    queue_msg_t m;
+    request_attrs(&a, queue, qid, sender, rcpt, offset);
+    int rc = local_queue_open(&a, &r, &m, res);
+    attr_list_free(&a);
+    if (rc == 0)
+        local_queue_close(&r, &m);
+    return rc;
+}
+
+START_TEST(test_queue_open_uses_the_file)
+{
+    struct local_request r0, r;
+    queue_msg_t m0, m;
+    char qid[QUEUE_ID_SIZE];
+    struct local_result res = { DELIVER_DEFER, "", "" };
+    attr_list_t a;
+
+    make_request("demo@localhost", "Subject: q\n\nx\n", &r0, qid, &m0);
+    request_attrs(&a, QUEUE_ACTIVE, qid, "forged@evil.example", "demo@localhost",
+                  (long)r0.rcpt_offset);
+    ck_assert_msg(local_queue_open(&a, &r, &m, &res) == 0, "%s", res.reason);
+    ck_assert_str_eq(r.sender, "a@example.org");
+    ck_assert_str_eq(r.recipient, "demo@localhost");
+    ck_assert_int_eq(r.content_offset, m0.content_offset);
+    ck_assert_uint_eq(r.content_size, m0.content_len);
+    ck_assert_uint_eq(r.arrival_usec, m0.arrival_usec);
+    local_queue_close(&r, &m);
+    ck_assert_int_eq(r.queue_fd, -1);
+    attr_list_free(&a);
+    close(r0.queue_fd);
+    queue_msg_free(&m0);
+}
+END_TEST
+
+START_TEST(test_queue_open_refusals)
+{
+    struct local_request r0;
+    queue_msg_t m0;
+    char qid[QUEUE_ID_SIZE], other[QUEUE_ID_SIZE], path[256], link_path[256];
+    struct local_result res = { DELIVER_DEFER, "", "" };
+
+    make_request("demo@localhost", "Subject: q\n\nx\n", &r0, qid, &m0);
+    long off = (long)r0.rcpt_offset;
+    snprintf(path, sizeof(path), "active/%s", qid);
+    /* the request must name this recipient, pending, in active/ */
+    ck_assert_int_eq(open_claim(QUEUE_ACTIVE, qid, "", "bob@localhost", off, &res), -1);
+    ck_assert_ptr_nonnull(strstr(res.reason, "not the one requested"));
+    ck_assert_int_eq(open_claim(QUEUE_ACTIVE, qid, "", "demo@localhost", off + 1, &res), -1);
+    ck_assert_ptr_nonnull(strstr(res.reason, "no recipient record"));
+    ck_assert_int_eq(open_claim(QUEUE_DEFERRED, qid, "", "demo@localhost", off, &res), -1);
+    ck_assert_ptr_nonnull(strstr(res.reason, "malformed"));
+    ck_assert_int_eq(open_claim(QUEUE_ACTIVE, "../x", "", "demo@localhost", off, &res), -1);
+    ck_assert_int_eq(open_claim(QUEUE_ACTIVE, qid, "", "demo@localhost", off, &res), 0);
+    /* a second name for the file: neither name is accepted */
+    queue_id_make(1, 12345, other);
+    snprintf(link_path, sizeof(link_path), "active/%s", other);
+    ck_assert_int_eq(link(path, link_path), 0);
+    ck_assert_int_eq(open_claim(QUEUE_ACTIVE, other, "", "demo@localhost", off, &res), -1);
+    ck_assert_ptr_nonnull(strstr(res.reason, "one link"));
+    ck_assert_int_eq(open_claim(QUEUE_ACTIVE, qid, "", "demo@localhost", off, &res), -1);
+    ck_assert_int_eq(unlink(link_path), 0);
+    /* a symlink to the (good) file is not followed */
+    char target[1024];
+    snprintf(target, sizeof(target), "%s/%s", spool, path);
+    ck_assert_int_eq(symlink(target, link_path), 0);
+    ck_assert_int_eq(open_claim(QUEUE_ACTIVE, other, "", "demo@localhost", off, &res), -1);
+    ck_assert_ptr_nonnull(strstr(res.reason, "cannot open"));
+    ck_assert_int_eq(unlink(link_path), 0);
+    /* a recipient already done */
+    ck_assert_int_eq(queue_file_mark(r0.queue_fd, r0.rcpt_offset, QREC_DONE), 0);
+    ck_assert_int_eq(open_claim(QUEUE_ACTIVE, qid, "", "demo@localhost", off, &res), -1);
+    ck_assert_ptr_nonnull(strstr(res.reason, "not pending"));
+    /* as root: a file that is not $mail_owner's */
+    if (getuid() == 0) {
+        ck_assert_int_eq(queue_file_mark(r0.queue_fd, r0.rcpt_offset, QREC_RCPT), 0);
+        ck_assert_int_eq(fchown(r0.queue_fd, 0, 0), 0);
+        ck_assert_int_eq(fchmod(r0.queue_fd, 0666), 0);
+        ck_assert_int_eq(open_claim(QUEUE_ACTIVE, qid, "", "demo@localhost", off, &res), -1);
+        ck_assert_ptr_nonnull(strstr(res.reason, "owned by uid"));
+    }
+    close(r0.queue_fd);
+    queue_msg_free(&m0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("local");
@@ -375,6 +500,8 @@ int main(void)
     tcase_add_test(tc, test_forward_remote);
     tcase_add_test(tc, test_home_missing_defers);
     tcase_add_test(tc, test_symlinked_maildir_as_root);
+    tcase_add_test(tc, test_queue_open_uses_the_file);
+    tcase_add_test(tc, test_queue_open_refusals);
     suite_add_tcase(s, tc);
     return tern_check_run(s, true);
 }

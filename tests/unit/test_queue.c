@@ -242,7 +242,8 @@ START_TEST(test_dirs)
     char path[64];
 
     for (const char *const *n = queue_dir_names; *n; n++) {
-        mode_t want = strcmp(*n, "public") == 0 ? 0710 : 0700;
+        mode_t want = strcmp(*n, "public") == 0 ? 0710
+                      : strcmp(*n, "pid") == 0 ? 0755 : 0700;
 
         ck_assert_int_eq(stat(*n, &st), 0);
         ck_assert(S_ISDIR(st.st_mode));
