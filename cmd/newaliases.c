@@ -10,6 +10,7 @@
 #include "util/buf.h"
 #include "mail/config.h"
 #include "mail/dict.h"
+#include "mail/dict_build.h"
 #include "util/log.h"
 #include "util/util.h"
 

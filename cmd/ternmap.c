@@ -16,6 +16,7 @@
 #include "util/buf.h"
 #include "mail/config.h"
 #include "mail/dict.h"
+#include "mail/dict_build.h"
 #include "util/log.h"
 
 #define EXIT_NOTFOUND 1

@@ -14,6 +14,7 @@
 
 #include "util/buf.h"
 #include "mail/dict.h"
+#include "mail/dict_build.h"
 #include "util/log.h"
 #include "util/util.h"
 

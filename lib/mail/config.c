@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/logline.h"
 #include "util/util.h"
 
 #define CFG_MAX_FILE      (4L * 1024 * 1024)  /* main.conf size cap */
@@ -530,50 +531,20 @@ static int cfg_entry_line(struct cfg_parse *ps, char *line, int lineno)
 /* cfg_parse_text - split text into logical lines and record each entry */
 static int cfg_parse_text(struct cfg_parse *ps, const char *text, size_t len)
 {
-    buf_t logical = BUF_INIT;
-    int start = 0, lineno = 0, rc = 0;
-    size_t pos = 0;
-    while (pos < len && rc == 0) {
-        const char *nl = memchr(text + pos, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
-        const char *s = text + pos;
-        pos += n + (nl != NULL);
-        lineno++;
-        if (memchr(s, '\0', n)) {
-            if (ps->err)
-                buf_printf(ps->err, "%s:%d: NUL byte in line", ps->path, lineno);
-            rc = -1;
+    logline_t ll;
+    const char *error;
+    char *entry;
+    long lineno;
+    int rc;
+
+    logline_init(&ll, text, len, 0, 0);
+    while ((rc = logline_next(&ll, &entry, &lineno, &error)) > 0)
+        if (cfg_entry_line(ps, entry, (int)lineno) < 0)
             break;
-        }
-        while (n > 0 && isspace((unsigned char)s[n - 1]))
-            n--;
-        size_t lead = 0;
-        while (lead < n && isspace((unsigned char)s[lead]))
-            lead++;
-        if (lead == n || s[lead] == '#')
-            continue;
-        if (lead > 0) {
-            if (start == 0) {
-                if (ps->err)
-                    buf_printf(ps->err, "%s:%d: continuation line without a "
-                               "preceding parameter", ps->path, lineno);
-                rc = -1;
-                break;
-            }
-            buf_putc(&logical, ' ');
-            buf_append(&logical, s + lead, n - lead);
-            continue;
-        }
-        if (start)
-            rc = cfg_entry_line(ps, logical.data, start);
-        buf_reset(&logical);
-        buf_append(&logical, s, n);
-        start = lineno;
-    }
-    if (rc == 0 && start)
-        rc = cfg_entry_line(ps, logical.data, start);
-    buf_free(&logical);
-    return rc;
+    if (rc < 0 && ps->err)
+        buf_printf(ps->err, "%s:%ld: %s", ps->path, lineno, error);
+    logline_free(&ll);
+    return rc != 0 ? -1 : 0;
 }
 
 /* cfg_read_file - whole file into memory; *missing set on ENOENT */

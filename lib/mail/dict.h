@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include "util/buf.h"
 
+#define DICT_KEY_MAX 511        /* LMDB's compiled-in key limit */
+
 typedef struct dict dict_t;
 
 /* NULL with *error_r on failure (unknown type, cannot open). */
@@ -54,16 +56,5 @@ maps_t *maps_open(const char *list, const char **error_r);
 maps_t *maps_open_missing_ok(const char *list, const char **error_r);
 int maps_lookup(maps_t *m, const char *key, buf_t *value);  /* as above */
 void maps_close(maps_t *m);
-
-/*
- * Build lmdb:/path from the text file path. aliases: parse the aliases
- * format. The database is written under a temporary name and renamed
- * over /path.lmdb, so readers never see a half-built table. The new file
- * gets the source file's permission bits (and owner, when run as root),
- * so a private source stays private. Duplicate keys: the first wins, and
- * a "file:line: ..." warning is logged and, on success, left in *err
- * (one per line). 0 ok; -1 with only "file:line: message" in *err.
- */
-int dict_lmdb_build(const char *path, bool aliases, buf_t *err);
 
 #endif

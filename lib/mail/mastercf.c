@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/logline.h"
 #include "util/util.h"
 
 #define MASTERCF_MAX_FILE (1L * 1024 * 1024)
@@ -293,47 +294,24 @@ out:
 /* mc_parse - split text[0..len) into logical entries */
 static int mc_parse(struct mc_parse *ps, const char *text, size_t len)
 {
-    buf_t logical = BUF_INIT;
-    int start = 0, lineno = 0, rc = 0;
-    size_t pos = 0;
-    while (pos < len && rc == 0) {
-        const char *s = text + pos;
-        const char *nl = memchr(s, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - s) : len - pos;
-        pos += n + (nl != NULL);
-        ps->line = ++lineno;
-        if (memchr(s, '\0', n)) {
-            rc = mc_error(ps, "NUL byte in line");
+    logline_t ll;
+    const char *error;
+    char *entry;
+    long lineno;
+    int rc;
+
+    logline_init(&ll, text, len, 0, 0);
+    while ((rc = logline_next(&ll, &entry, &lineno, &error)) > 0) {
+        ps->line = (int)lineno;
+        if (mc_entry(ps, entry) < 0)
             break;
-        }
-        size_t lead = 0;
-        while (lead < n && isspace((unsigned char)s[lead]))
-            lead++;
-        if (lead == n || s[lead] == '#')
-            continue;
-        if (lead > 0) {
-            if (start == 0) {
-                rc = mc_error(ps, "continuation line without a preceding entry");
-                break;
-            }
-            buf_putc(&logical, ' ');
-            buf_append(&logical, s + lead, n - lead);
-            continue;
-        }
-        if (start) {
-            ps->line = start;
-            rc = mc_entry(ps, buf_str(&logical));
-        }
-        buf_reset(&logical);
-        buf_append(&logical, s, n);
-        start = lineno;
     }
-    if (rc == 0 && start) {
-        ps->line = start;
-        rc = mc_entry(ps, buf_str(&logical));
+    if (rc < 0) {
+        ps->line = (int)lineno;
+        mc_error(ps, "%s", error);
     }
-    buf_free(&logical);
-    return rc;
+    logline_free(&ll);
+    return rc != 0 ? -1 : 0;
 }
 
 static int mc_parse_mem(const char *text, size_t len, const char *name,

@@ -15,6 +15,7 @@
 
 #include "util/buf.h"
 #include "mail/dict.h"
+#include "mail/dict_build.h"
 #include "util/util.h"
 
 static char tmpdir[] = "/tmp/test_dict.XXXXXX";
@@ -103,7 +104,8 @@ START_TEST(test_build_plain)
     expect(d, "ALPHA", "one");
     expect(d, "AlPhA", "one");
     expect(d, "beta", "two words");
-    expect(d, "gamma", "first  second\tthird  fourth");
+    /* continuation lines join with one space, as in main.conf (logline) */
+    expect(d, "gamma", "first second third fourth");
     expect(d, "crlf", "value");
     expect(d, "last", "no-newline");
     expect(d, "delta", NULL);

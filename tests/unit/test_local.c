@@ -19,6 +19,7 @@
 #include "../../local/local_maildir.c"
 #include "../../local/local_queue.c"
 #include "mail/config.h"
+#include "mail/dict_build.h"
 #include "mail/deliver.h"
 #include "mail/queue.h"
 #include "mail/queue_reader.h"

@@ -18,6 +18,7 @@
 #include "util/buf.h"
 #include "mail/config.h"
 #include "mail/dict.h"
+#include "mail/dict_build.h"
 #include "mail/mailuser.h"
 #include "util/util.h"
 
