@@ -52,6 +52,11 @@ install: build
 	        conf/main.conf > $(DESTDIR)$(SYSCONFDIR)/main.conf
 	test -e $(DESTDIR)$(SYSCONFDIR)/master.conf || \
 	    install -m 644 conf/master.conf $(DESTDIR)$(SYSCONFDIR)/master.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/aliases || \
+	    install -m 644 conf/aliases $(DESTDIR)$(SYSCONFDIR)/aliases
+	# a missing alias table makes local mail wait (4.3.0), so build it
+	if [ -z "$(DESTDIR)" ] && [ ! -e $(SYSCONFDIR)/aliases.lmdb ]; then \
+	    $(BUILD)/sbin/newaliases -c $(SYSCONFDIR); fi
 
 bench: build
 	bench/run.sh
