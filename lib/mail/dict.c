@@ -50,6 +50,15 @@ struct maps {
 
 static char dict_errbuf[1024];
 
+/* the clock of the once-a-second file check (dict_set_clock) */
+static dict_clock_fn dict_clock = time_mono_msec;
+
+/* dict_set_clock - replace the check clock (tests); NULL = the real one */
+void dict_set_clock(dict_clock_fn now_msec)
+{
+    dict_clock = now_msec != NULL ? now_msec : time_mono_msec;
+}
+
 /* dict_err - format an error into the static buffer, return it */
 static const char *dict_err(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
@@ -151,7 +160,7 @@ static int lmdb_reopen(dict_t *d, const struct stat *st, const char **error_r)
 /* lmdb_check - notice a replaced (or newly created) file, at most 1/s */
 static void lmdb_check(dict_t *d)
 {
-    uint64_t now = time_mono_msec();
+    uint64_t now = dict_clock();
     if (d->walking || now - d->checked_ms < DICT_CHECK_MSEC)
         return;
     d->checked_ms = now;
@@ -183,7 +192,7 @@ static int lmdb_open(dict_t *d, const char *path, bool missing_ok,
     size_t n = strlen(path) + sizeof(".lmdb");
     d->dbpath = xmalloc(n);
     snprintf(d->dbpath, n, "%s.lmdb", path);
-    d->checked_ms = time_mono_msec();
+    d->checked_ms = dict_clock();
     struct stat st;
     if (stat(d->dbpath, &st) < 0) {
         if (errno == ENOENT && missing_ok) {

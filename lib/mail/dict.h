@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "util/buf.h"
 
 #define DICT_KEY_MAX 511        /* LMDB's compiled-in key limit */
@@ -38,6 +39,13 @@ dict_t *dict_open_missing_ok(const char *spec, const char **error_r);
 int dict_lookup(dict_t *d, const char *key, buf_t *value);
 void dict_close(dict_t *d);
 const char *dict_name(const dict_t *d);
+
+/* Test clock: the monotonic milliseconds behind "stat'ed at most once per
+   second", so tests drive it instead of sleeping. NULL restores
+   time_mono_msec. Set it before opening tables: tables remember when
+   they last looked at their file on this clock. */
+typedef uint64_t (*dict_clock_fn)(void);
+void dict_set_clock(dict_clock_fn now_msec);
 
 /*
  * Call fn(key, klen, value, vlen, ctx) for every entry (lmdb: in key

@@ -509,21 +509,39 @@ START_TEST(test_fd_read_timeout)
     const char *err = NULL;
     uint64_t t0;
     int sv[2];
+    int status;
 
     make_pair(sv);
     attr_list_init(&out);
-    /* silent peer */
+    /* silent peer: waits its timeout (at least), then says so */
     t0 = time_mono_msec();
     ck_assert_int_eq(attr_read_fd(sv[0], &inbuf, &out, 1, &err), -1);
     ck_assert_uint_ge(time_mono_msec() - t0, 900);
-    ck_assert_uint_le(time_mono_msec() - t0, 3000);
     ck_assert_str_eq(err, "timeout");
-    /* a slow-drip peer is bounded by the same total deadline */
-    ck_assert_int_eq(write_full(sv[1], "abc", 3), 0);
+    /* a slow-drip peer is bounded by the same total deadline: it sends a
+       byte of a value every 20 ms for 30 s (the pacing is the behaviour
+       under test), and the 1 s read gives up while it is still sending.
+       A deadline restarted by each byte would read until the drip ends. */
+    ck_assert_int_eq(write_full(sv[1], "k\0v", 3), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(sv[0]);
+        for (int i = 0; i < 1500; i++) {
+            if (write(sv[1], "v", 1) != 1)
+                _exit(1);
+            usleep(20 * 1000);
+        }
+        _exit(0);
+    }
     buf_reset(&inbuf);
-    t0 = time_mono_msec();
+    err = NULL;
     ck_assert_int_eq(attr_read_fd(sv[0], &inbuf, &out, 1, &err), -1);
-    ck_assert_uint_le(time_mono_msec() - t0, 3000);
+    ck_assert_str_eq(err, "timeout");
+    ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0,
+                  "the read outlasted a 30 s drip with a 1 s timeout");
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     close(sv[0]);
     close(sv[1]);
     attr_list_free(&out);
@@ -553,22 +571,28 @@ END_TEST
 START_TEST(test_fd_write_timeout)
 {
     attr_list_t in;
-    uint64_t t0;
+    uint64_t t0 = 0;
     int sv[2];
     int r = 0;
 
     make_pair(sv);
     attr_list_init(&in);
     build_maxima(&in);
-    /* the peer never reads: the socket buffer fills up */
-    t0 = time_mono_msec();
-    for (int i = 0; i < 64 && r == 0; i++)
+    /* the peer never reads: the socket buffer fills up, and the write
+       that cannot finish fails after (not before) its timeout; one that
+       blocked for good would hit the test's timeout */
+    for (int i = 0; i < 64 && r == 0; i++) {
+        t0 = time_mono_msec();
         r = attr_write_fd(sv[0], &in, 1);
+    }
+    int saved = errno;
     ck_assert_int_eq(r, -1);
-    ck_assert_uint_le(time_mono_msec() - t0, 5000);
+    ck_assert_int_eq(saved, ETIMEDOUT);
+    ck_assert_uint_ge(time_mono_msec() - t0, 900);
     /* a closed peer: EPIPE, not SIGPIPE */
     close(sv[1]);
     ck_assert_int_eq(attr_write_fd(sv[0], &in, 1), -1);
+    ck_assert_int_eq(errno, EPIPE);
     close(sv[0]);
     attr_list_free(&in);
 }
@@ -612,7 +636,7 @@ static Suite *attr_suite(void)
     tcase_add_test(fd, test_fd_garbage);
     tcase_add_test(fd, test_fd_write_timeout);
     tcase_add_test(fd, test_fd_clean_eof);
-    tcase_set_timeout(fd, 20);
+    tcase_set_timeout(fd, 90);
     suite_add_tcase(s, fd);
     return s;
 }

@@ -42,6 +42,28 @@ static void teardown(void)
     nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* the test clock (dict_set_clock): lookups see time pass only when a
+   test advances it, so "at most one stat per second" is checked exactly
+   and without sleeping */
+#define CHECK_MSEC 1000          /* lib/mail/dict.c's DICT_CHECK_MSEC */
+static uint64_t fake_now;
+
+static uint64_t fake_clock(void)
+{
+    return fake_now;
+}
+
+static void clock_setup(void)
+{
+    fake_now = 5000000;          /* any start: only differences matter */
+    dict_set_clock(fake_clock);
+}
+
+static void clock_teardown(void)
+{
+    dict_set_clock(NULL);
+}
+
 static void write_src(const char *text, size_t len)
 {
     FILE *fp = fopen(srcpath, "w");
@@ -456,16 +478,33 @@ START_TEST(test_replace_under_reader)
     dict_t *d = open_table();
     expect(d, "k", "old");
     ck_assert_int_eq(build("k new\nadded y\n", false, &err), 0);
-    usleep(1100 * 1000);   /* the file is stat'ed at most once a second */
+    /* the file is stat'ed at most once a second: until a second has
+       passed since the open, the old mapping answers */
+    fake_now += CHECK_MSEC - 1;
+    expect(d, "k", "old");
+    expect(d, "added", NULL);
+    fake_now += 1;
     expect(d, "k", "new");
     expect(d, "added", "y");
     expect(d, "gone", NULL);
+    /* replaced again at once: that check counted, so not seen yet */
+    ck_assert_int_eq(build("k newer\n", false, &err), 0);
+    fake_now += CHECK_MSEC - 1;
+    expect(d, "k", "new");
+    fake_now += 1;
+    expect(d, "k", "newer");
     /* a table that disappears keeps serving its last contents */
     char db[300];
     snprintf(db, sizeof(db), "%s.lmdb", srcpath);
     ck_assert_int_eq(unlink(db), 0);
-    usleep(1100 * 1000);
-    expect(d, "k", "new");
+    fake_now += CHECK_MSEC;
+    expect(d, "k", "newer");
+    fake_now += 10 * CHECK_MSEC;
+    expect(d, "k", "newer");
+    /* and picks up a table built again in its place */
+    ck_assert_int_eq(build("k back\n", false, &err), 0);
+    fake_now += CHECK_MSEC;
+    expect(d, "k", "back");
     dict_close(d);
     buf_free(&err);
 }
@@ -483,7 +522,9 @@ START_TEST(test_missing_table)
     buf_t v = BUF_INIT, err = BUF_INIT;
     ck_assert_int_eq(maps_lookup(m, "k", &v), 0);
     ck_assert_int_eq(build("k appeared\n", false, &err), 0);
-    usleep(1100 * 1000);
+    fake_now += CHECK_MSEC - 1;                 /* not looked at yet */
+    ck_assert_int_eq(maps_lookup(m, "k", &v), 0);
+    fake_now += 1;
     ck_assert_int_eq(maps_lookup(m, "k", &v), 1);
     ck_assert_str_eq(buf_str(&v), "appeared");
     maps_close(m);
@@ -648,6 +689,7 @@ static Suite *dict_suite(void)
 
     tc = tcase_create("lookup");
     tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, clock_setup, clock_teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_replace_under_reader);
     tcase_add_test(tc, test_missing_table);

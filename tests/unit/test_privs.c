@@ -129,8 +129,7 @@ static int child_drop_chroot(void)
 
 START_TEST(test_drop_chroot)
 {
-    if (getuid() != 0)
-        return;   /* needs root; CI runs as root */
+    TERN_SKIP_UNLESS_ROOT();   /* CI runs as root */
     ck_assert_int_eq(chmod(tmpdir, 0755), 0);   /* nobody may search "/" */
     ck_assert_int_eq(in_child(child_drop_chroot), 0);
 }
@@ -162,8 +161,7 @@ static int child_drop_bad_chroot(void)
 
 START_TEST(test_drop_variants)
 {
-    if (getuid() != 0)
-        return;
+    TERN_SKIP_UNLESS_ROOT();
     ck_assert_int_eq(in_child(child_drop_no_chroot), 0);
     ck_assert_int_eq(in_child(child_drop_bad_chroot), 0);
 }
@@ -225,8 +223,7 @@ static int child_become_restore(void)
 
 START_TEST(test_become_restore)
 {
-    if (getuid() != 0)
-        return;
+    TERN_SKIP_UNLESS_ROOT();
     ck_assert_int_eq(chmod(tmpdir, 0700), 0);
     ck_assert_int_eq(in_child(child_become_restore), 0);
 }
