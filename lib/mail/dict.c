@@ -33,7 +33,6 @@ struct dict {
     MDB_dbi dbi;
     struct stat st;          /* identity of the file env maps */
     uint64_t checked_ms;
-    bool missing_warned;
     bool walking;            /* dict_walk active: do not swap the env */
     /* static */
     char *static_value;
@@ -166,20 +165,20 @@ static void lmdb_check(dict_t *d)
     d->checked_ms = now;
     struct stat st;
     if (stat(d->dbpath, &st) < 0) {
-        /* gone (or outside our chroot): keep what we have mapped */
-        if (d->env == NULL && !d->missing_warned) {
-            log_warning("%s: %s: %m", d->spec, d->dbpath);
-            d->missing_warned = true;
-        }
+        /* gone (or outside our chroot): keep what we have mapped; with
+           nothing mapped every lookup fails, and this process says so
+           (once per check, so at most once a second) */
+        if (d->env == NULL)
+            log_warning("%s: %s: %m; lookups fail until it exists "
+                        "(run newaliases or ternmap)", d->spec, d->dbpath);
         return;
     }
     if (d->env && same_file(&d->st, &st))
         return;
     const char *why;
     if (lmdb_reopen(d, &st, &why) != 0)
-        log_warning("%s (keeping the previous table)", why);
-    else
-        d->missing_warned = false;
+        log_warning("%s (%s)", why, d->env ? "keeping the previous table"
+                                           : "lookups fail until it opens");
 }
 
 static int lmdb_open(dict_t *d, const char *path, bool missing_ok,
@@ -196,9 +195,8 @@ static int lmdb_open(dict_t *d, const char *path, bool missing_ok,
     struct stat st;
     if (stat(d->dbpath, &st) < 0) {
         if (errno == ENOENT && missing_ok) {
-            log_warning("%s: %s does not exist yet; lookups find nothing "
-                        "until it is built", d->spec, d->dbpath);
-            d->missing_warned = true;
+            log_warning("%s: %s does not exist yet; lookups fail "
+                        "(temporarily) until it is built", d->spec, d->dbpath);
             return 0;
         }
         *error_r = dict_err("%s: %s: %s", d->spec, d->dbpath,
@@ -212,7 +210,7 @@ static int lmdb_lookup(dict_t *d, const char *key, buf_t *value)
 {
     lmdb_check(d);
     if (d->env == NULL)
-        return 0;
+        return -1;      /* not "not found": the caller defers (4.3.0) */
     size_t klen = strlen(key);
     if (klen == 0 || klen > DICT_KEY_MAX)
         return 0;   /* the builder never stores such keys */

@@ -30,9 +30,10 @@ typedef struct dict dict_t;
 
 /* NULL with *error_r on failure (unknown type, cannot open). */
 dict_t *dict_open(const char *spec, const char **error_r);
-/* As dict_open, but an lmdb: file that does not exist yet is not an
-   error: lookups say "not found" until it appears (stat'ed at most once
-   per second). Bad specs still fail. */
+/* as dict_open, but an lmdb: file that does not exist (yet) is not an
+   error at open: until it appears (stat'ed at most once per second)
+   every lookup fails temporarily (-1, logged by this process), so mail
+   waits (4.3.0) instead of meeting "user unknown". Bad specs still fail. */
 dict_t *dict_open_missing_ok(const char *spec, const char **error_r);
 /* 1 found (value into *value, reset first), 0 not found, -1 temporary
    error (caller defers: 4xx / try again later). */

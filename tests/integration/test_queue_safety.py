@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import tempfile
 import unittest
 
@@ -212,6 +213,35 @@ class DestinationConcurrency(TernTestCase):
         self.assertLogHas(inst, "timeout after 1 s waiting for a reply")
         self.assertLogHas(inst, "status=deferred (conversation with local "
                                 "timed out)")
+
+
+class TableFailure(TernTestCase):
+
+    def test_missing_alias_table_is_a_temporary_failure(self):
+        # as after an install that never ran newaliases: smtpd must answer
+        # 451 4.3.0 (and log why itself), never 550 User unknown
+        inst = self.instance(main=FAST_RETRY)
+        os.unlink(os.path.join(inst.etc, "aliases.lmdb"))
+        inst.start()
+        with inst.smtp() as s:
+            s.ehlo()
+            s.mail("a@example.org")
+            for rcpt in ("postmaster@localhost", "demo@localhost"):
+                code, msg = s.rcpt(rcpt)
+                self.assertEqual(code, 451, msg)
+                self.assertIn(b"4.3.0", msg)
+        self.assertTrue(re.search(
+            r"tern/smtpd\[\d+\]: warning: lmdb:\S*aliases: \S*aliases.lmdb",
+            inst.log_text()), inst.log_text()[-2000:])
+        # newaliases: the next lookups find the table
+        subprocess.run([os.path.join(BUILD, "sbin", "newaliases"), "-c",
+                        inst.etc], check=True)
+        def accepted():
+            with inst.smtp() as s:
+                s.ehlo()
+                s.mail("a@example.org")
+                return s.rcpt("demo@localhost")[0] == 250
+        wait_for(accepted, 30, what="RCPT accepted after newaliases")
 
 
 if __name__ == "__main__":
