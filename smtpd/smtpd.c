@@ -189,6 +189,30 @@ void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
     }
 }
 
+bool smtpd_pipelining_violation(struct smtpd_session *s, const char *after)
+{
+    char sample[64];
+    size_t n, len;
+    const char *lf;
+
+    if (!var_smtpd_forbid_unauth_pipelining || s->stream == NULL
+        || s->closing)
+        return false;
+    n = stream_input_sample(s->stream, sample, sizeof(sample));
+    if (n == 0)
+        return false;
+    lf = memchr(sample, '\n', n);
+    len = lf != NULL ? (size_t)(lf - sample) : n;
+    if (len > 0 && sample[len - 1] == '\r')
+        len--;
+    /* what follows is never read as commands: the stream discards it */
+    log_info("improper command pipelining after %s from %s: %.*s", after,
+             s->namaddr, (int)len, sample);
+    smtpd_reply(s, "554 5.5.0 Error: SMTP protocol synchronization");
+    smtpd_close(s);
+    return true;
+}
+
 /* smtpd_line - one complete command line */
 static void smtpd_line(struct smtpd_session *s, const char *line, size_t len,
                        bool crlf)
@@ -342,8 +366,14 @@ static void smtpd_connect(ev_loop_t *loop, int fd, const struct sockaddr *peer,
         smtpd_leave(s);
         return;
     }
-    stream_printf(s->stream, "220 %s\r\n", var_smtpd_banner);
-    smtpd_idle_restart(s);
+    /* a client that talks before the greeting is not waiting for it
+       (Postfix postscreen's PREGREET): input already here is enough */
+    s->busy++;
+    if (!smtpd_pipelining_violation(s, "CONNECT")) {
+        stream_printf(s->stream, "220 %s\r\n", var_smtpd_banner);
+        smtpd_idle_restart(s);
+    }
+    smtpd_leave(s);
 }
 
 static struct server_ops smtpd_ops;

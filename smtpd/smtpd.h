@@ -72,6 +72,9 @@ void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void smtpd_close(struct smtpd_session *s);
 const char *smtpd_proto(const struct smtpd_session *s);
+/* the client sent input where it must wait for our reply (before the
+   greeting, after a refused DATA): log, say 554, close; true if so */
+bool smtpd_pipelining_violation(struct smtpd_session *s, const char *after);
 
 /* smtpd_cmd.c: handle one parsed command; returns the reply code class
    result: true when the command succeeded (for the disconnect counts) */

@@ -225,9 +225,11 @@ bool smtpd_cmd_dispatch(struct smtpd_session *s, const struct smtp_cmd *cmd)
     case SMTP_RCPT:
         return cmd_rcpt(s, cmd->arg);
     case SMTP_DATA:
-        /* counted as ok by smtpd_data.c once the message is queued */
-        if (cmd_no_arg(s, cmd->arg, "DATA"))
-            (void)smtpd_data_begin(s);
+        /* counted as ok by smtpd_data.c once the message is queued.
+           DATA ends a pipelined group (RFC 2920): input after a refused
+           DATA is a message body that must not run as commands */
+        if (!cmd_no_arg(s, cmd->arg, "DATA") || !smtpd_data_begin(s))
+            (void)smtpd_pipelining_violation(s, "DATA");
         return false;
     case SMTP_RSET:
         if (!cmd_no_arg(s, cmd->arg, "RSET"))

@@ -67,6 +67,9 @@ long var_smtpd_hard_error_limit;
 long var_smtpd_soft_error_limit;
 long var_smtpd_error_sleep_time;
 bool var_smtpd_helo_required;
+bool var_smtpd_forbid_unauth_pipelining;
+bool var_smtpd_per_request_deadline;
+long var_smtpd_min_data_rate;
 long var_queue_run_delay;
 long var_minimal_backoff_time;
 long var_maximal_backoff_time;
@@ -162,6 +165,12 @@ const struct param_def param_table[] = {
            "Delay before replying to a client that has made too many errors."),
     P_BOOL(smtpd_helo_required, "no",
            "Require HELO or EHLO before MAIL FROM."),
+    P_BOOL(smtpd_forbid_unauth_pipelining, "yes",
+           "Disconnect a client that sends input before the greeting, or after a DATA command that was refused."),
+    P_BOOL(smtpd_per_request_deadline, "yes",
+           "smtpd_timeout limits the time for a whole command line, not for each read; DATA gets smtpd_timeout plus the time to send its bytes at smtpd_min_data_rate."),
+    P_INT(smtpd_min_data_rate, "500", 1, 1024 * MB_,
+          "With smtpd_per_request_deadline: each byte of DATA received extends its deadline by 1/rate seconds (bytes per second)."),
     /* queue manager */
     P_TIME(queue_run_delay, "300s", 1, DAY_,
            "How often the deferred queue is scanned."),

@@ -586,6 +586,25 @@ void stream_consume(stream_t *s, size_t n)
     stream_refresh(s);
 }
 
+size_t stream_input_sample(stream_t *s, char *buf, size_t size)
+{
+    ssize_t n;
+
+    if (size == 0 || s->closing)
+        return 0;
+    if (s->in_len > 0) {
+        n = (ssize_t)(s->in_len < size ? s->in_len : size);
+        memcpy(buf, s->in + s->in_start, (size_t)n);
+        return (size_t)n;
+    }
+    if (!s->is_socket || s->eof)
+        return 0;
+    do
+        n = recv(s->fd, buf, size, MSG_PEEK | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n > 0 ? (size_t)n : 0;
+}
+
 void stream_pause_read(stream_t *s, bool paused)
 {
     if (s->closing || s->user_paused == paused)

@@ -1,0 +1,189 @@
+"""smtpd under abuse: input out of turn (before the greeting, after a
+refused DATA), clients that drip bytes, descriptor exhaustion.
+
+Every client here is 127.0.0.1; MAIN keeps it outside mynetworks.
+"""
+import os
+import resource
+import signal
+import socket
+import time
+import unittest
+
+from ternlab import TernTestCase, wait_for
+
+MAIN = {
+    "mynetworks": "192.0.2.0/24",
+    "smtpd_error_sleep_time": "0",
+}
+
+
+class Client:
+    """A raw SMTP connection that returns whole replies."""
+
+    def __init__(self, port, connect=True):
+        self.port = port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.buf = b""
+        if connect:
+            self.sock.connect(("127.0.0.1", port))
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; pending %r" % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("latin-1")
+
+    def reply(self):
+        """One reply: list of its lines (multi-line replies joined)."""
+        lines = [self.line()]
+        while len(lines[-1]) > 3 and lines[-1][3] == "-":
+            lines.append(self.line())
+        return lines
+
+    def replies(self, n):
+        return [self.reply()[-1] for _ in range(n)]
+
+    def closed(self, timeout=30):
+        """True when the server closes the connection (no more data)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                d = self.sock.recv(4096)
+                if not d:
+                    return True
+                self.buf += d
+        except OSError:
+            return True
+
+
+def server_rx_queue(server_port, client_port):
+    """Bytes the server side of 127.0.0.1:client_port -> :server_port has
+    received but not read (from /proc/net/tcp), or None if not listed."""
+    local = "0100007F:%04X" % server_port
+    remote = "0100007F:%04X" % client_port
+    with open("/proc/net/tcp") as f:
+        for row in f.readlines()[1:]:
+            fields = row.split()
+            if fields[1] == local and fields[2] == remote:
+                return int(fields[4].split(":")[1], 16)
+    return None
+
+
+class PipeliningTest(TernTestCase):
+    """Input that arrives where the client must wait for a reply is never
+    executed as commands."""
+
+    def start(self, main=None):
+        cfg = dict(MAIN)
+        cfg.update(main or {})
+        inst = self.instance(main=cfg)
+        inst.start()
+        return inst
+
+    def connect(self, inst):
+        c = Client(inst.smtp_port)
+        self.addCleanup(c.close)
+        self.assertTrue(c.reply()[0].startswith("220 "))
+        return c
+
+    TRANSACTION = (b"EHLO client.test\r\nMAIL FROM:<a@example.org>\r\n"
+                   b"RCPT TO:<demo@localhost>\r\nDATA\r\n"
+                   b"Subject: smuggled\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+
+    def test_pregreet(self):
+        """A client that talks before the greeting gets 554 and its
+        commands are not run."""
+        inst = self.start()
+        pids = inst.child_pids("smtpd")
+        if not pids:
+            self.connect(inst)
+            pids = wait_for(lambda: inst.child_pids("smtpd"), what="smtpd")
+        pid = pids[0]
+        # with the (only, available) smtpd stopped, the connection and its
+        # bytes wait in the kernel until smtpd accepts it
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            c = Client(inst.smtp_port)
+            self.addCleanup(c.close)
+            c.send(self.TRANSACTION)
+            cport = c.sock.getsockname()[1]
+            wait_for(lambda: (server_rx_queue(inst.smtp_port, cport) or 0)
+                     >= len(self.TRANSACTION), what="data queued at smtpd")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        r = c.reply()
+        self.assertEqual(r, ["554 5.5.0 Error: SMTP protocol synchronization"])
+        self.assertTrue(c.closed())
+        self.assertLogHas(inst, "improper command pipelining after CONNECT "
+                          "from unknown[127.0.0.1]: EHLO client.test")
+        self.assertLogHas(inst, "disconnect from unknown[127.0.0.1] "
+                          "commands=0")
+        self.assertNotIn("client=unknown[127.0.0.1]", inst.log_text())
+
+    def test_data_after_refused_data(self):
+        """DATA is refused (no valid recipient) but the client already sent
+        its message; commands inside that message never run."""
+        inst = self.start()
+        c = self.connect(inst)
+        c.send(b"EHLO client.test\r\nMAIL FROM:<a@example.org>\r\n"
+               b"RCPT TO:<no.such.user@localhost>\r\nDATA\r\n"
+               b"Subject: outer\r\n\r\n"
+               b"MAIL FROM:<b@example.org>\r\nRCPT TO:<demo@localhost>\r\n"
+               b"DATA\r\nSubject: inner\r\n\r\nsmuggled\r\n.\r\nQUIT\r\n")
+        got = [r[:3] for r in c.replies(4)]
+        self.assertEqual(got, ["250", "250", "550", "554"])
+        self.assertEqual(c.reply(),
+                         ["554 5.5.0 Error: SMTP protocol synchronization"])
+        self.assertTrue(c.closed())
+        self.assertLogHas(inst, "improper command pipelining after DATA "
+                          "from unknown[127.0.0.1]: Subject: outer")
+        self.assertLogHas(inst, "disconnect from unknown[127.0.0.1] ehlo=1 "
+                          "mail=1 rcpt=0/1 data=0/1 commands=2/4")
+        self.assertNotIn("client=unknown[127.0.0.1]", inst.log_text())
+
+    def test_data_with_argument_and_body(self):
+        """A DATA refused for its syntax is refused the same way."""
+        inst = self.start()
+        c = self.connect(inst)
+        c.send(b"EHLO client.test\r\nMAIL FROM:<a@example.org>\r\n"
+               b"RCPT TO:<demo@localhost>\r\nDATA now\r\n"
+               b"RSET\r\nQUIT\r\n")
+        got = [r[:3] for r in c.replies(4)]
+        self.assertEqual(got, ["250", "250", "250", "501"])
+        self.assertEqual(c.reply()[0][:10], "554 5.5.0 ")
+        self.assertTrue(c.closed())
+        self.assertLogHas(inst, "improper command pipelining after DATA "
+                          "from unknown[127.0.0.1]: RSET")
+
+    def test_pipelining_allowed_where_rfc2920_allows(self):
+        """A refused DATA with nothing after it, then a new transaction,
+        and a normal pipelined group all still work."""
+        inst = self.start()
+        c = self.connect(inst)
+        c.send(b"EHLO client.test\r\n")
+        c.reply()
+        c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<no.such.user@localhost>\r\n"
+               b"DATA\r\n")
+        self.assertEqual([r[:3] for r in c.replies(3)], ["250", "550", "554"])
+        c.send(b"RSET\r\nMAIL FROM:<a@example.org>\r\n"
+               b"RCPT TO:<demo@localhost>\r\nDATA\r\n")
+        self.assertEqual([r[:3] for r in c.replies(4)],
+                         ["250", "250", "250", "354"])
+        c.send(b"Subject: fine\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+        self.assertEqual([r[:3] for r in c.replies(2)], ["250", "221"])
+        inst.wait_messages("demo", 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
