@@ -22,6 +22,7 @@
 #include "util/log.h"
 #include "mail/mailuser.h"
 #include "mail/server.h"
+#include "util/sys.h"
 #include "util/util.h"
 
 static void smtpd_on_read(stream_t *st, void *ctx);
@@ -122,12 +123,37 @@ void smtpd_close(struct smtpd_session *s)
     /* else the sleep timer sends the held replies, then closes */
 }
 
-/* smtpd_idle_restart - (re)arm the session timeout */
+/* smtpd_idle_restart - (re)arm the session timeout. With
+   smtpd_per_request_deadline this happens only when a request is
+   complete (a command line handled, the greeting, DATA's end), so a
+   client dripping a byte at a time cannot stretch one request forever;
+   without it, on every read as well. */
 static void smtpd_idle_restart(struct smtpd_session *s)
 {
     if (var_smtpd_timeout > 0)
         ev_timer_set(s->loop, &s->idle_timer,
                      (uint64_t)var_smtpd_timeout * 1000);
+}
+
+/* smtpd_data_deadline - DATA may take smtpd_timeout plus the time to send
+   what arrived so far at smtpd_min_data_rate, and never stalls longer
+   than smtpd_timeout: a fast sender cannot bank credit for a stall */
+void smtpd_data_deadline(struct smtpd_session *s, size_t received)
+{
+    uint64_t now = time_mono_msec(), limit, deadline;
+
+    if (received == 0 && s->data_bytes == 0)
+        s->data_start = now;
+    s->data_bytes += received;
+    if (!var_smtpd_per_request_deadline || var_smtpd_timeout <= 0
+        || s->sleeping)
+        return;
+    limit = (uint64_t)var_smtpd_timeout * 1000;
+    deadline = s->data_start + limit
+               + s->data_bytes * 1000 / (uint64_t)var_smtpd_min_data_rate;
+    if (deadline > now + limit)
+        deadline = now + limit;
+    ev_timer_set(s->loop, &s->idle_timer, deadline > now ? deadline - now : 0);
 }
 
 /* smtpd_sleep_start - hold replies back for smtpd_error_sleep_time */
@@ -240,6 +266,18 @@ static void smtpd_line(struct smtpd_session *s, const char *line, size_t len,
         s->cmd_ok[cmd.verb]++;
 }
 
+/* smtpd_request_done - a command or DATA was handled: the next request
+   gets a fresh smtpd_timeout (DATA's own deadline is set at its start) */
+static void smtpd_request_done(struct smtpd_session *s)
+{
+    if (s->stream == NULL || s->closing || s->sleeping)
+        return;
+    if (s->in_data)
+        smtpd_data_deadline(s, 0);
+    else
+        smtpd_idle_restart(s);
+}
+
 /* smtpd_process - handle every complete buffered line, in order */
 static void smtpd_process(struct smtpd_session *s)
 {
@@ -252,6 +290,8 @@ static void smtpd_process(struct smtpd_session *s)
         if (s->in_data) {
             if (!smtpd_data_input(s))
                 break;
+            if (!s->in_data)
+                smtpd_request_done(s);
             continue;
         }
         rc = stream_read_line(s->stream, &line, &len, &crlf);
@@ -261,9 +301,11 @@ static void smtpd_process(struct smtpd_session *s)
             s->any_command = true;
             s->last_verb = SMTP_UNKNOWN;
             smtpd_reply(s, "500 5.5.2 Error: line too long");
+            smtpd_request_done(s);
             continue;
         }
         smtpd_line(s, line, len, crlf);
+        smtpd_request_done(s);
     }
 }
 
@@ -273,7 +315,7 @@ static void smtpd_on_read(stream_t *st, void *ctx)
 
     (void)st;
     s->busy++;
-    if (!s->sleeping)
+    if (!s->sleeping && !var_smtpd_per_request_deadline)
         smtpd_idle_restart(s);
     smtpd_process(s);
     smtpd_leave(s);
@@ -330,7 +372,10 @@ static void smtpd_sleep_done(ev_loop_t *loop, void *arg)
             smtpd_really_close(s);
         } else {
             stream_pause_read(s->stream, false);
-            smtpd_idle_restart(s);
+            if (s->in_data)
+                smtpd_data_deadline(s, 0);
+            else
+                smtpd_idle_restart(s);
             smtpd_process(s);
         }
     }

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "util/buf.h"
@@ -55,7 +56,9 @@ struct smtpd_session {
     bool sleeping;                 /* a reply is being held back */
     buf_t held;                    /* that reply */
     ev_timer_t sleep_timer;
-    ev_timer_t idle_timer;
+    ev_timer_t idle_timer;         /* smtpd_timeout, or the request deadline */
+    uint64_t data_start;           /* DATA: monotonic msec of the 354 */
+    uint64_t data_bytes;           /* DATA: bytes received since */
 
     /* bookkeeping */
     buf_t line;                    /* current command line, NUL-terminated */
@@ -71,6 +74,8 @@ struct smtpd_session {
 void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void smtpd_close(struct smtpd_session *s);
+/* DATA made progress: move its deadline (smtpd_per_request_deadline) */
+void smtpd_data_deadline(struct smtpd_session *s, size_t received);
 const char *smtpd_proto(const struct smtpd_session *s);
 /* the client sent input where it must wait for our reply (before the
    greeting, after a refused DATA): log, say 554, close; true if so */

@@ -118,6 +118,7 @@ bool smtpd_data_begin(struct smtpd_session *s)
     }
     smtpdata_init(&s->dec);
     buf_reset(&s->dbuf);
+    s->data_bytes = 0;       /* the deadline starts with the 354 */
     s->in_data = true;
     smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
     return true;
@@ -209,5 +210,7 @@ bool smtpd_data_input(struct smtpd_session *s)
     data_store(s);
     if (rc == 1)
         data_finish(s);
+    else
+        smtpd_data_deadline(s, used);
     return true;
 }

@@ -185,5 +185,93 @@ class PipeliningTest(TernTestCase):
         inst.wait_messages("demo", 1)
 
 
+class DeadlineTest(TernTestCase):
+    """smtpd_timeout bounds a whole request, not the gap between bytes."""
+
+    DRIP_INTERVAL = 0.4      # well below smtpd_timeout: an idle timer
+    DRIP_MAX = 300           # would never fire (2 minutes of dripping)
+
+    @classmethod
+    def setUpClass(cls):
+        from ternlab import Instance
+        cfg = dict(MAIN, smtpd_timeout="2s")
+        cls.inst = Instance(main=cfg)
+        try:
+            cls.inst.start()
+        except Exception:
+            cls.inst.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.inst.cleanup()
+
+    def connect(self):
+        c = Client(self.inst.smtp_port)
+        self.addCleanup(c.close)
+        self.assertTrue(c.reply()[0].startswith("220 "))
+        return c
+
+    def drip(self, c, data):
+        """Send data one byte at a time, each after DRIP_INTERVAL of
+        silence from the server; returns what the server sent once it
+        closed (fails if it never does)."""
+        got = b""
+        for i in range(self.DRIP_MAX):
+            c.sock.settimeout(self.DRIP_INTERVAL)
+            try:
+                d = c.sock.recv(4096)
+                if not d:
+                    return c.buf + got
+                got += d
+                continue
+            except socket.timeout:
+                pass
+            except OSError:
+                return c.buf + got
+            try:
+                c.sock.send(data[i % len(data):i % len(data) + 1])
+            except OSError:
+                return c.buf + got
+        self.fail("still connected after %d dripped bytes; got %r"
+                  % (self.DRIP_MAX, got))
+
+    def test_command_line_deadline(self):
+        c = self.connect()
+        c.send(b"EHLO client.test\r\n")
+        c.reply()
+        got = self.drip(c, b"NOOP " + b"x" * 1000)
+        self.assertRegex(got, rb"^421 4\.4\.2 \S+ Error: timeout exceeded\r\n$")
+        self.assertLogHas(self.inst, "timeout after EHLO from unknown[127.0.0.1]")
+
+    def test_data_deadline(self):
+        c = self.connect()
+        c.send(b"EHLO client.test\r\nMAIL FROM:<a@example.org>\r\n"
+               b"RCPT TO:<demo@localhost>\r\nDATA\r\n")
+        c.reply()
+        self.assertEqual([x[:3] for x in c.replies(3)], ["250", "250", "354"])
+        got = self.drip(c, b"Subject: drip\r\n\r\n" + b"y" * 60 + b"\r\n")
+        self.assertRegex(got, rb"^421 4\.4\.2 \S+ Error: timeout exceeded\r\n$")
+        self.assertLogHas(self.inst, "timeout after DATA from unknown[127.0.0.1]")
+        wait_for(lambda: not self.inst.queue_files("incoming"), 10, 0.1,
+                 "incoming/ without the dripped message")
+
+    def test_steady_client_unaffected(self):
+        """Many commands and a large message, each request quick: none
+        runs into the deadline, however long the session is in total."""
+        c = self.connect()
+        c.send(b"EHLO client.test\r\n")
+        c.reply()
+        for _ in range(50):
+            c.send(b"NOOP\r\n")
+            self.assertEqual(c.reply()[0][:3], "250")
+        c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<demo@localhost>\r\n"
+               b"DATA\r\n")
+        self.assertEqual([x[:3] for x in c.replies(3)], ["250", "250", "354"])
+        c.send(b"Subject: big\r\n\r\n" + (b"z" * 998 + b"\r\n") * 2000
+               + b".\r\nQUIT\r\n")
+        self.assertEqual([x[:3] for x in c.replies(2)], ["250", "221"])
+
+
 if __name__ == "__main__":
     unittest.main()
