@@ -22,16 +22,19 @@ void smtpd_txn_reset(struct smtpd_session *s)
     s->in_mail = false;
 }
 
-/* cmd_set_helo - remember the HELO name, control characters replaced */
+/* cmd_set_helo - remember the HELO name with spaces, controls (C0, C1,
+   U+2028/9, bidi) and broken UTF-8 replaced: it goes into the
+   Received: header and the queue file */
 static void cmd_set_helo(struct smtpd_session *s, const char *name)
 {
     size_t i;
 
     for (i = 0; name[i] != '\0' && i < SMTPD_HELO_MAX; i++) {
         unsigned char c = (unsigned char)name[i];
-        s->helo[i] = (c < 33 || c == 127) ? '?' : (char)c;
+        s->helo[i] = c == ' ' ? '?' : (char)c;
     }
     s->helo[i] = '\0';
+    (void)log_scrub(s->helo);
     s->have_helo = true;
 }
 

@@ -185,6 +185,36 @@ class PipeliningTest(TernTestCase):
         inst.wait_messages("demo", 1)
 
 
+class ScrubTest(TernTestCase):
+    def test_received_header_helo(self):
+        """C1 controls, U+2028/U+2029 and broken UTF-8 in the HELO name
+        never reach the Received: header raw (a mail reader or terminal
+        would act on them)."""
+        inst = self.instance(main=dict(MAIN))
+        inst.start()
+        c = Client(inst.smtp_port)
+        self.addCleanup(c.close)
+        c.reply()
+        helo = ("evil\u0085x\u009b31m\u2028Received:\u2029y".encode()
+                + b"\x9bz\xc3\xa9")
+        c.send(b"EHLO " + helo + b"\r\n")
+        c.reply()
+        c.send(b"MAIL FROM:<a@example.org>\r\n")
+        c.reply()
+        c.send(b"RCPT TO:<demo@localhost>\r\n")
+        c.reply()
+        c.send(b"DATA\r\n")
+        self.assertEqual(c.reply()[0][:3], "354")
+        c.send(b"Subject: scrub\r\n\r\nx\r\n.\r\nQUIT\r\n")
+        self.assertEqual([r[:3] for r in c.replies(2)], ["250", "221"])
+        msg = inst.wait_messages("demo", 1)[0]
+        want = b"Received: from evil?x?31m?Received:?y?z\xc3\xa9 (unknown"
+        self.assertIn(want, msg)
+        for bad in (b"\xc2\x85", b"\xc2\x9b", b"\xe2\x80\xa8",
+                    b"\xe2\x80\xa9", b"\x9bz"):
+            self.assertNotIn(bad, msg)
+
+
 class DeadlineTest(TernTestCase):
     """smtpd_timeout bounds a whole request, not the gap between bytes."""
 
