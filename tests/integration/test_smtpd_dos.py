@@ -303,5 +303,115 @@ class DeadlineTest(TernTestCase):
         self.assertEqual([x[:3] for x in c.replies(2)], ["250", "221"])
 
 
+def prlimit_nofile(pid, limits=None):
+    """resource.prlimit(pid, RLIMIT_NOFILE, limits) from a process with
+    pid's user and group: without CAP_SYS_RESOURCE (a container's root)
+    only the owner of a process may change its limits."""
+    with open("/proc/%d/status" % pid) as f:
+        st = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+    uid, gid = int(st["Uid"].split()[0]), int(st["Gid"].split()[0])
+    if (uid, gid) == (os.getuid(), os.getgid()):
+        return (resource.prlimit(pid, resource.RLIMIT_NOFILE, limits)
+                if limits else resource.prlimit(pid, resource.RLIMIT_NOFILE))
+    rd, wr = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(rd)
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            r = (resource.prlimit(pid, resource.RLIMIT_NOFILE, limits)
+                 if limits else resource.prlimit(pid, resource.RLIMIT_NOFILE))
+            os.write(wr, ("%d %d" % r).encode())
+        finally:
+            os._exit(0)
+    os.close(wr)
+    with os.fdopen(rd) as f:
+        out = f.read()
+    os.waitpid(child, 0)
+    if not out:
+        raise AssertionError("cannot change the limits of %d" % pid)
+    soft, hard = out.split()
+    return int(soft), int(hard)
+
+
+def open_fds(pid):
+    return {int(x) for x in os.listdir("/proc/%d/fd" % pid)}
+
+
+def emfile_lines(inst, who):
+    return [l for l in inst.log_text().splitlines()
+            if who in l and "accept: Too many open files" in l]
+
+
+class DescriptorExhaustionTest(TernTestCase):
+    """accept() failing with EMFILE backs off instead of spinning with a
+    log line per attempt, and service resumes once descriptors are free.
+    Each test waits for the second (rate-limited) warning, which reports
+    how many failures it did not log: proof that accept() kept failing
+    meanwhile without flooding the log."""
+
+    def client(self, port):
+        c = Client(port)
+        self.addCleanup(c.close)
+        return c
+
+    def wait_second_warning(self, inst, who):
+        def second():
+            lines = emfile_lines(inst, who)
+            return len(lines) >= 2 and lines
+        lines = wait_for(second, 60, 0.2, "a second EMFILE warning")
+        self.assertLess(len(lines), 5, lines[:10])
+        self.assertRegex(lines[1], r"\((\d+) more times since the last "
+                         r"warning\)")
+        return lines
+
+    def test_smtpd_accept_emfile(self):
+        inst = self.instance(main=dict(MAIN))
+        inst.start()
+        first = self.client(inst.smtp_port)
+        self.assertTrue(first.reply()[0].startswith("220 "))
+        pid = inst.child_pids("smtpd")[0]
+        fds = open_fds(pid)
+        limit = max(fds) + 1 + 2
+        _, hard = prlimit_nofile(pid)
+        prlimit_nofile(pid, (limit, hard))
+        held = [first]
+        for _ in range(limit - len(fds)):
+            c = self.client(inst.smtp_port)
+            self.assertTrue(c.reply()[0].startswith("220 "))
+            held.append(c)
+        waiting = self.client(inst.smtp_port)     # no descriptor left for it
+        self.wait_second_warning(inst, "tern/smtpd[%d]" % pid)
+        for c in held:
+            c.close()
+        self.assertTrue(waiting.reply()[0].startswith("220 "))
+
+    def test_master_reject_emfile(self):
+        """smtpd at its process and client limit: master answers 421
+        itself; with master out of descriptors it backs off too."""
+        inst = self.instance(main=dict(MAIN, default_process_limit="1",
+                                       smtpd_client_limit="1"))
+        inst.start()
+        wait_for(lambda: not inst.child_pids("smtpd") or
+                 "disconnect from" in inst.log_text(), what="probe done")
+        busy = self.client(inst.smtp_port)
+        self.assertTrue(busy.reply()[0].startswith("220 "))
+        c = self.client(inst.smtp_port)
+        self.assertEqual(c.reply()[0][:10], "421 4.7.0 ")
+        mpid = inst.master_pid
+        fds = open_fds(mpid)
+        lowest_free = min(set(range(len(fds) + 1)) - fds)
+        soft, hard = prlimit_nofile(mpid)
+        prlimit_nofile(mpid, (lowest_free, hard))
+        try:
+            waiting = self.client(inst.smtp_port)
+            self.wait_second_warning(inst, "tern/master[%d]" % mpid)
+        finally:
+            prlimit_nofile(mpid, (soft, hard))
+        self.assertEqual(waiting.reply()[0][:10], "421 4.7.0 ")
+
+
 if __name__ == "__main__":
     unittest.main()
