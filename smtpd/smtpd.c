@@ -85,6 +85,7 @@ static void smtpd_session_end(struct smtpd_session *s)
 
     buf_init(&counts, 4096);
     smtpd_counts(s, &counts);
+    smtpd_anvil_disconnect(s);     /* before the log line tests wait for */
     log_info("disconnect from %s%s", s->namaddr, buf_str(&counts));
     buf_free(&counts);
     smtpd_data_abort(s);
@@ -414,7 +415,11 @@ static void smtpd_connect(ev_loop_t *loop, int fd, const struct sockaddr *peer,
     /* a client that talks before the greeting is not waiting for it
        (Postfix postscreen's PREGREET): input already here is enough */
     s->busy++;
-    if (!smtpd_pipelining_violation(s, "CONNECT")) {
+    if (!smtpd_anvil_connect(s)) {
+        smtpd_reply(s, "421 4.7.0 %s Error: too many connections from %s",
+                    var_myhostname, s->addr);
+        smtpd_close(s);
+    } else if (!smtpd_pipelining_violation(s, "CONNECT")) {
         stream_printf(s->stream, "220 %s\r\n", var_smtpd_banner);
         smtpd_idle_restart(s);
     }
@@ -432,13 +437,14 @@ static void smtpd_pre_init(const char *service, char **args, int nargs)
                              ? (size_t)var_smtpd_client_limit : 1;
     if (mailuser_init() < 0)
         log_fatal("cannot open the local user tables");
-    if (smtpd_check_init() < 0)
+    if (smtpd_check_init() < 0 || smtpd_anvil_init() < 0)
         log_fatal("bad smtpd policy configuration");
 }
 
 static void smtpd_pre_exit(void)
 {
     smtpd_check_free();
+    smtpd_anvil_free();
 }
 
 int main(int argc, char **argv)

@@ -7,6 +7,7 @@
  *   smtpd_cmd.c    HELO ... QUIT
  *   smtpd_data.c   DATA: queue file, Received: header, commit
  *   smtpd_check.c  recipient / relay policy
+ *   smtpd_anvil.c  client connection count / rate limits (anvil)
  */
 #ifndef TERN_SMTPD_H
 #define TERN_SMTPD_H
@@ -60,6 +61,8 @@ struct smtpd_session {
     uint64_t data_start;           /* DATA: monotonic msec of the 354 */
     uint64_t data_bytes;           /* DATA: bytes received since */
 
+    bool anvil_counted;            /* anvil holds this connection */
+
     /* bookkeeping */
     buf_t line;                    /* current command line, NUL-terminated */
     enum smtp_verb last_verb;
@@ -92,6 +95,13 @@ bool smtpd_data_begin(struct smtpd_session *s);
    no input was buffered */
 bool smtpd_data_input(struct smtpd_session *s);
 void smtpd_data_abort(struct smtpd_session *s);
+
+/* smtpd_anvil.c: per-client connection count/rate limits via anvil */
+int smtpd_anvil_init(void);
+void smtpd_anvil_free(void);
+/* count this connection; false when it is over a limit (logged) */
+bool smtpd_anvil_connect(struct smtpd_session *s);
+void smtpd_anvil_disconnect(struct smtpd_session *s);
 
 /* smtpd_check.c */
 int smtpd_check_init(void);

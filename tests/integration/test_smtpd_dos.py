@@ -413,5 +413,111 @@ class DescriptorExhaustionTest(TernTestCase):
         self.assertEqual(waiting.reply()[0][:10], "421 4.7.0 ")
 
 
+ANVIL = "anvil unix - - n - 1 anvil\n"
+
+
+def open_sessions(inst):
+    text = inst.log_text()
+    return (text.count("]: connect from unknown[127.0.0.1]")
+            - text.count("]: disconnect from unknown[127.0.0.1]"))
+
+
+class ConnectionLimitTest(TernTestCase):
+    """smtpd_client_connection_count_limit / _rate_limit, counted by anvil
+    over all smtpd processes."""
+
+    def start(self, **main):
+        cfg = dict(MAIN, smtpd_client_event_limit_exceptions="")
+        cfg.update(main)
+        inst = self.instance(main=cfg, services_extra=ANVIL)
+        inst.start()
+        wait_for(lambda: open_sessions(inst) == 0, what="probe finished")
+        return inst
+
+    def try_connect(self, inst):
+        c = Client(inst.smtp_port)
+        self.addCleanup(c.close)
+        return c, c.reply()[0]
+
+    def assertTooMany(self, inst):
+        c, r = self.try_connect(inst)
+        self.assertRegex(r, r"^421 4\.7\.0 \S+ Error: too many connections "
+                         r"from 127\.0\.0\.1$")
+        self.assertTrue(c.closed())
+
+    def test_count_limit_across_processes(self):
+        inst = self.start(smtpd_client_connection_count_limit="3",
+                          smtpd_client_limit="2")
+        held = []
+        for _ in range(3):
+            c, r = self.try_connect(inst)
+            self.assertTrue(r.startswith("220 "), r)
+            held.append(c)
+        # two per process: the three are spread over two smtpd processes
+        self.assertGreaterEqual(len(inst.child_pids("smtpd")), 2)
+        self.assertTooMany(inst)
+        self.assertLogHas(inst, "warning: Connection concurrency limit "
+                          "exceeded: 4 from unknown[127.0.0.1] for service")
+        wait_for(lambda: open_sessions(inst) == 3, what="reject logged")
+        held[0].close()
+        wait_for(lambda: open_sessions(inst) == 2, what="first one gone")
+        c, r = self.try_connect(inst)
+        self.assertTrue(r.startswith("220 "), r)
+
+    def test_rate_limit(self):
+        inst = self.start(smtpd_client_connection_count_limit="0",
+                          smtpd_client_connection_rate_limit="6",
+                          anvil_rate_time_unit="1h")
+        probes = inst.log_text().count("]: connect from unknown[127.0.0.1]")
+        if probes >= 6:
+            self.skipTest("start-up made %d connections" % probes)
+        for _ in range(6 - probes):
+            c, r = self.try_connect(inst)
+            self.assertTrue(r.startswith("220 "), r)
+            c.send(b"QUIT\r\n")
+            self.assertTrue(c.closed())
+        self.assertTooMany(inst)
+        self.assertLogHas(inst, "warning: Connection rate limit exceeded: 7 "
+                          "from unknown[127.0.0.1] for service")
+
+    def test_exceptions(self):
+        """$mynetworks (the default exception list) is not limited."""
+        inst = self.instance(main=dict(MAIN, mynetworks="127.0.0.0/8",
+                                       smtpd_client_connection_count_limit="1"),
+                             services_extra=ANVIL)
+        inst.start()
+        for _ in range(3):
+            c, r = self.try_connect(inst)
+            self.assertTrue(r.startswith("220 "), r)
+
+    def test_smtpd_crash_releases_counts(self):
+        """A killed smtpd's connections no longer count."""
+        inst = self.start(smtpd_client_connection_count_limit="2")
+        for _ in range(2):
+            c, r = self.try_connect(inst)
+            self.assertTrue(r.startswith("220 "), r)
+        self.assertTooMany(inst)
+        for pid in inst.child_pids("smtpd"):
+            os.kill(pid, signal.SIGKILL)
+
+        def accepted():
+            c, r = self.try_connect(inst)
+            return r.startswith("220 ")
+        wait_for(accepted, what="a connection accepted after the kill")
+        c, r = self.try_connect(inst)
+        self.assertTrue(r.startswith("220 "), r)
+
+    def test_without_anvil(self):
+        """No anvil service: limits are not enforced, and that is said."""
+        inst = self.instance(main=dict(
+            MAIN, smtpd_client_event_limit_exceptions="",
+            smtpd_client_connection_count_limit="1"))
+        inst.start()
+        for _ in range(3):
+            c, r = self.try_connect(inst)
+            self.assertTrue(r.startswith("220 "), r)
+        self.assertLogHas(inst, "client connection limits are not enforced")
+
+
 if __name__ == "__main__":
     unittest.main()
