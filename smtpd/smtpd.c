@@ -90,6 +90,7 @@ static void smtpd_session_end(struct smtpd_session *s)
     buf_free(&counts);
     smtpd_data_abort(s);
     smtpd_txn_reset(s);
+    free(s->dec);
     ev_timer_stop(s->loop, &s->idle_timer);
     ev_timer_stop(s->loop, &s->sleep_timer);
     buf_free(&s->held);

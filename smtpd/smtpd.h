@@ -46,7 +46,7 @@ struct smtpd_session {
 
     /* DATA */
     bool in_data;
-    smtpdata_t dec;
+    smtpdata_t *dec;               /* allocated for DATA only (1.3 KiB) */
     buf_t dbuf;                    /* decoded content on its way to disk */
     queue_writer_t qw;
     bool qw_open;

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #include "mail/config.h"
 #include "util/log.h"
 #include "mail/server.h"
+#include "util/util.h"
 
 /* data_write_failed - remember the first queue file error, drop the file */
 static void data_write_failed(struct smtpd_session *s, const char *what)
@@ -116,7 +118,9 @@ bool smtpd_data_begin(struct smtpd_session *s)
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
         return false;
     }
-    smtpdata_init(&s->dec);
+    if (s->dec == NULL)
+        s->dec = xmalloc(sizeof(*s->dec));
+    smtpdata_init(s->dec);
     buf_reset(&s->dbuf);
     s->data_bytes = 0;       /* the deadline starts with the 354 */
     s->in_data = true;
@@ -127,7 +131,7 @@ bool smtpd_data_begin(struct smtpd_session *s)
 static bool data_too_big(const struct smtpd_session *s)
 {
     return var_message_size_limit > 0
-           && s->dec.size > (uint64_t)var_message_size_limit;
+           && s->dec->size > (uint64_t)var_message_size_limit;
 }
 
 /* data_store - move decoded content to the queue file, or drop it */
@@ -156,8 +160,8 @@ static void data_commit(struct smtpd_session *s)
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
         return;
     }
-    if (smtpdata_has_message_id(&s->dec))
-        log_info("%s: message-id=%s", qid, s->dec.message_id);
+    if (smtpdata_has_message_id(s->dec))
+        log_info("%s: message-id=%s", qid, s->dec->message_id);
     s->cmd_ok[SMTP_DATA]++;
     s->errors = 0;
     smtpd_reply(s, "250 2.0.0 Ok: queued as %s", qid);
@@ -169,7 +173,7 @@ static void data_commit(struct smtpd_session *s)
 static void data_finish(struct smtpd_session *s)
 {
     s->in_data = false;
-    if (s->dec.bare_lf
+    if (s->dec->bare_lf
         && strcasecmp(var_smtpd_forbid_bare_newline, "reject") == 0) {
         smtpd_data_abort(s);
         log_info("%s: reject: bare <LF> in DATA from %s", s->qw.qid,
@@ -178,7 +182,7 @@ static void data_finish(struct smtpd_session *s)
     } else if (data_too_big(s)) {
         smtpd_data_abort(s);
         log_info("%s: reject: message size %llu exceeds limit %ld from %s",
-                 s->qw.qid, (unsigned long long)s->dec.size,
+                 s->qw.qid, (unsigned long long)s->dec->size,
                  var_message_size_limit, s->namaddr);
         smtpd_reply(s, "552 5.3.4 Error: message file too big");
     } else if (!s->qw_open || s->write_errno != 0) {
@@ -187,6 +191,8 @@ static void data_finish(struct smtpd_session *s)
     } else {
         data_commit(s);
     }
+    free(s->dec);
+    s->dec = NULL;
     smtpd_txn_reset(s);
 }
 
@@ -199,7 +205,7 @@ bool smtpd_data_input(struct smtpd_session *s)
     n = stream_peek(s->stream, &p);
     if (n == 0)
         return false;
-    rc = smtpdata_feed(&s->dec, p, n, &s->dbuf, &used);
+    rc = smtpdata_feed(s->dec, p, n, &s->dbuf, &used);
     if (rc < 0) {                       /* dbuf is unlimited: cannot be */
         errno = ENOMEM;
         data_write_failed(s, "buffer");

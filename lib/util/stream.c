@@ -36,7 +36,6 @@
 #define STREAM_LINGER_MSEC    10000u
 #define STREAM_DRAIN_MSEC     2000u           /* after FIN: wait for EOF */
 #define STREAM_DISCARD_MAX    (1024u * 1024)  /* input dropped while closing */
-#define STREAM_OUT_KEEP       (256u * 1024)   /* free larger idle out buffers */
 
 struct stream {
     ev_loop_t *loop;
@@ -46,8 +45,10 @@ struct stream {
     const struct stream_io *io;
     void *io_ctx;
 
-    char *in;              /* input bytes live at in[in_start, in_start+in_len) */
-    size_t in_cap;
+    char *in;              /* input bytes live at in[in_start, in_start+in_len);
+                              NULL while empty: allocated for a read, freed
+                              when the owner has consumed everything */
+    size_t in_cap;         /* its size once allocated */
     size_t in_start;
     size_t in_len;
     size_t scanned;        /* bytes from in_start known to hold no LF */
@@ -206,6 +207,19 @@ static bool stream_half_close(stream_t *s)
     return true;
 }
 
+/* stream_in_release - give an empty input buffer back: an idle
+   connection holds none (10,000 idle clients would otherwise pin
+   10,000 * 64 KiB of heap) */
+static void stream_in_release(stream_t *s)
+{
+    if (s->in != NULL && s->in_len == 0) {
+        free(s->in);
+        s->in = NULL;
+        s->in_start = 0;
+        s->scanned = 0;
+    }
+}
+
 /* Release the stream if nobody is inside it and it is done; otherwise
    bring the loop registration up to date. */
 static void stream_settle(stream_t *s)
@@ -217,6 +231,7 @@ static void stream_settle(stream_t *s)
         stream_free(s);
         return;
     }
+    stream_in_release(s);
     if (!s->failed)
         stream_update_interest(s);
 }
@@ -274,10 +289,7 @@ static int stream_flush(stream_t *s)
         stream_touch(s);
     }
     if (stream_pending(s) == 0) {
-        if (s->out.cap > STREAM_OUT_KEEP)
-            buf_free(&s->out);
-        else
-            buf_reset(&s->out);
+        buf_free(&s->out);      /* an idle connection holds no buffer */
         s->out_off = 0;
     } else if (s->out_off >= s->out.len / 2) {
         buf_consume(&s->out, s->out_off);
@@ -308,8 +320,8 @@ static void stream_do_write(stream_t *s)
 /* Closing: read and drop what the peer still sends (see the top). */
 static void stream_discard_input(stream_t *s)
 {
-    char *p = s->in;
-    size_t room = s->in_cap;
+    char p[4096];
+    size_t room = sizeof(p);
 
     if (STREAM_DISCARD_MAX - s->discarded < room)
         room = STREAM_DISCARD_MAX - s->discarded;
@@ -353,7 +365,10 @@ static void stream_do_read(stream_t *s)
         stream_discard_input(s);
         return;
     }
-    if (s->in_start > 0) {
+    if (s->in == NULL) {
+        s->in = xmalloc(s->in_cap);
+        s->in_start = 0;
+    } else if (s->in_start > 0) {
         memmove(s->in, s->in + s->in_start, s->in_len);
         s->in_start = 0;
     }
@@ -468,7 +483,6 @@ stream_t *stream_new(ev_loop_t *loop, int fd, size_t max_line,
     }
     s->max_line = max_line;
     s->in_cap = max_line > STREAM_MIN_INBUF ? max_line : STREAM_MIN_INBUF;
-    s->in = xmalloc(s->in_cap);
     buf_init(&s->out, 0);
     s->timeout_sec = timeout_sec > 0 ? timeout_sec : 0;
     ev_timer_init(&s->idle, stream_on_timer, s);
@@ -543,6 +557,8 @@ static int stream_line_take(stream_t *s, const char **line, size_t *len,
     /* back-pressure: hand out no new command while replies pile up */
     if (s->bp_paused)
         return 0;
+    if (s->in_len == 0)
+        return 0;              /* (s->in may be NULL) */
     if (s->discarding && !stream_discard_line(s))
         return 0;
     const char *p = s->in + s->in_start;
@@ -576,7 +592,7 @@ int stream_read_line(stream_t *s, const char **line, size_t *len, bool *crlf)
 
 size_t stream_peek(stream_t *s, const char **p)
 {
-    *p = s->in + s->in_start;
+    *p = s->in != NULL ? s->in + s->in_start : "";
     return s->in_len;
 }
 
