@@ -320,22 +320,29 @@ static void stream_do_write(stream_t *s)
 /* Closing: read and drop what the peer still sends (see the top). */
 static void stream_discard_input(stream_t *s)
 {
-    char p[4096];
-    size_t room = sizeof(p);
+    char p[16384];
 
-    if (STREAM_DISCARD_MAX - s->discarded < room)
-        room = STREAM_DISCARD_MAX - s->discarded;
-    ssize_t n = s->io->read(s->io_ctx, s->fd, p, room);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
-        return;
-    if (n < 0)
-        s->broken = true;    /* e.g. reset by the peer: nothing to wait for */
-    else if (n == 0)
-        s->eof = true;
-    else
-        s->discarded += (size_t)n;
+    /* no input buffer is kept for this: read what is there, in chunks,
+       until it would block (bounded by the discard budget) */
     s->in_start = 0;
     s->in_len = 0;
+    while (stream_may_discard(s)) {
+        size_t room = sizeof(p);
+
+        if (STREAM_DISCARD_MAX - s->discarded < room)
+            room = STREAM_DISCARD_MAX - s->discarded;
+        ssize_t n = s->io->read(s->io_ctx, s->fd, p, room);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n < 0)
+            s->broken = true;  /* e.g. reset by the peer: nothing to wait for */
+        else if (n == 0)
+            s->eof = true;
+        else
+            s->discarded += (size_t)n;
+    }
 }
 
 static void stream_dispatch_read(stream_t *s)
