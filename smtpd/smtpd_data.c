@@ -63,8 +63,14 @@ static int data_received(struct smtpd_session *s)
                      s->have_helo ? s->helo : "unknown",
                      strchr(s->addr, ':') ? "IPv6:" : "", s->addr,
                      var_myhostname, smtpd_proto(s), s->qw.qid);
-    if (s->nrcpts == 1)
-        (void)buf_printf(&h, "\n\tfor <%s>", s->rcpts[0]);
+    if (s->nrcpts == 1) {
+        /* addresses may be UTF-8: no C1 or line separators in a header */
+        char *shown = xstrdup(s->rcpts[0]);
+
+        (void)log_scrub(shown);
+        (void)buf_printf(&h, "\n\tfor <%s>", shown);
+        free(shown);
+    }
     rc = buf_printf(&h, "; %s\n", date);
     if (rc == 0)
         rc = queue_writer_content(&s->qw, h.data, h.len);

@@ -214,6 +214,42 @@ class ScrubTest(TernTestCase):
                     b"\xe2\x80\xa9", b"\x9bz"):
             self.assertNotIn(bad, msg)
 
+    def test_received_header_for_clause(self):
+        """A UTF-8 recipient with U+2028 and a C1 control (accepted for
+        relaying from mynetworks) is shown scrubbed in Received: for."""
+        inst = self.instance(main=dict(MAIN, mynetworks="127.0.0.0/8"))
+        inst.start()
+        c = Client(inst.smtp_port)
+        self.addCleanup(c.close)
+        c.reply()
+        rcpt = "x\u2028y\u0085z@remote.example".encode()
+        c.send(b"EHLO client.test\r\n")
+        c.reply()
+        c.send(b"MAIL FROM:<a@example.org>\r\n")
+        self.assertEqual(c.reply()[0][:3], "250")
+        c.send(b"RCPT TO:<" + rcpt + b">\r\n")
+        r = c.reply()[0]
+        if not r.startswith("250"):
+            self.skipTest("recipient refused: %s" % r)
+        c.send(b"DATA\r\n")
+        self.assertEqual(c.reply()[0][:3], "354")
+        c.send(b"Subject: for\r\n\r\nx\r\n.\r\nQUIT\r\n")
+        self.assertEqual([r[:3] for r in c.replies(2)], ["250", "221"])
+
+        def queued():
+            for dirpath, _, files in os.walk(inst.spool):
+                for f in files:
+                    try:
+                        with open(os.path.join(dirpath, f), "rb") as fh:
+                            data = fh.read()
+                    except OSError:
+                        continue
+                    if b"Received: from" in data:
+                        return data
+            return None
+        data = wait_for(queued, what="the queue file")
+        self.assertIn(b"\tfor <x?y?z@remote.example>;", data)
+
 
 class DeadlineTest(TernTestCase):
     """smtpd_timeout bounds a whole request, not the gap between bytes."""
