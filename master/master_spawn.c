@@ -62,6 +62,54 @@ static void master_child_uncount(struct master_child *c)
     c->avail = false;
 }
 
+/* Out of descriptors (or memory) for accept() in master_reject: the
+   client stays queued and the listener readable, so do not watch
+   rejecting listeners for a moment (EMFILE is a property of this
+   process, so one pause for every service) and warn at most once per
+   MASTER_ACCEPT_WARN_MSEC. */
+#define MASTER_ACCEPT_PAUSE_MSEC 1000
+#define MASTER_ACCEPT_WARN_MSEC 10000
+static bool master_accept_paused;
+static bool master_accept_timer_ready;
+static ev_timer_t master_accept_timer;
+static uint64_t master_accept_warn_last;
+static unsigned long master_accept_suppressed;
+
+static void master_accept_resume(ev_loop_t *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    master_accept_paused = false;
+    for (struct master_service *svc = master_services; svc; svc = svc->next)
+        master_demand_update(svc);
+}
+
+/* master_accept_backoff - see above */
+static void master_accept_backoff(struct master_service *svc, int err)
+{
+    if (master_rate_ok(time_mono_msec(), &master_accept_warn_last,
+                       MASTER_ACCEPT_WARN_MSEC)) {
+        if (master_accept_suppressed > 0)
+            log_warning("service %s: accept: %s (%lu more times since the "
+                        "last warning); pausing %u ms each time",
+                        svc->ent.service, strerror(err),
+                        master_accept_suppressed, MASTER_ACCEPT_PAUSE_MSEC);
+        else
+            log_warning("service %s: accept: %s; pausing %u ms",
+                        svc->ent.service, strerror(err),
+                        MASTER_ACCEPT_PAUSE_MSEC);
+        master_accept_suppressed = 0;
+    } else {
+        master_accept_suppressed++;
+    }
+    if (!master_accept_timer_ready) {
+        ev_timer_init(&master_accept_timer, master_accept_resume, NULL);
+        master_accept_timer_ready = true;
+    }
+    master_accept_paused = true;
+    ev_timer_set(master_loop, &master_accept_timer, MASTER_ACCEPT_PAUSE_MSEC);
+}
+
 /* master_demand_update - watch the listeners only while needed */
 void master_demand_update(struct master_service *svc)
 {
@@ -72,7 +120,8 @@ void master_demand_update(struct master_service *svc)
                              master_service_maxproc(svc), svc->throttled,
                              svc->is_smtpd);
     want = !master_shutting_down
-           && (d == MASTER_DEMAND_WATCH || d == MASTER_DEMAND_REJECT);
+           && (d == MASTER_DEMAND_WATCH
+               || (d == MASTER_DEMAND_REJECT && !master_accept_paused));
     if ((d == MASTER_DEMAND_FULL || d == MASTER_DEMAND_REJECT)
         && !master_shutting_down
         && master_rate_ok(time_mono_msec(), &svc->last_limit_warn,
@@ -203,7 +252,10 @@ static void master_reject(struct master_service *svc, int lfd)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if (errno != EAGAIN)
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS
+                || errno == ENOMEM)
+                master_accept_backoff(svc, errno);
+            else if (errno != EAGAIN)
                 log_warning("service %s: accept: %s", svc->ent.service,
                             strerror(errno));
             break;

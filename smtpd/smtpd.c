@@ -22,6 +22,7 @@
 #include "util/log.h"
 #include "mail/mailuser.h"
 #include "mail/server.h"
+#include "util/sys.h"
 #include "util/util.h"
 
 static void smtpd_on_read(stream_t *st, void *ctx);
@@ -84,10 +85,12 @@ static void smtpd_session_end(struct smtpd_session *s)
 
     buf_init(&counts, 4096);
     smtpd_counts(s, &counts);
+    smtpd_anvil_disconnect(s);     /* before the log line tests wait for */
     log_info("disconnect from %s%s", s->namaddr, buf_str(&counts));
     buf_free(&counts);
     smtpd_data_abort(s);
     smtpd_txn_reset(s);
+    free(s->dec);
     ev_timer_stop(s->loop, &s->idle_timer);
     ev_timer_stop(s->loop, &s->sleep_timer);
     buf_free(&s->held);
@@ -122,12 +125,37 @@ void smtpd_close(struct smtpd_session *s)
     /* else the sleep timer sends the held replies, then closes */
 }
 
-/* smtpd_idle_restart - (re)arm the session timeout */
+/* smtpd_idle_restart - (re)arm the session timeout. With
+   smtpd_per_request_deadline this happens only when a request is
+   complete (a command line handled, the greeting, DATA's end), so a
+   client dripping a byte at a time cannot stretch one request forever;
+   without it, on every read as well. */
 static void smtpd_idle_restart(struct smtpd_session *s)
 {
     if (var_smtpd_timeout > 0)
         ev_timer_set(s->loop, &s->idle_timer,
                      (uint64_t)var_smtpd_timeout * 1000);
+}
+
+/* smtpd_data_deadline - DATA may take smtpd_timeout plus the time to send
+   what arrived so far at smtpd_min_data_rate, and never stalls longer
+   than smtpd_timeout: a fast sender cannot bank credit for a stall */
+void smtpd_data_deadline(struct smtpd_session *s, size_t received)
+{
+    uint64_t now = time_mono_msec(), limit, deadline;
+
+    if (received == 0 && s->data_bytes == 0)
+        s->data_start = now;
+    s->data_bytes += received;
+    if (!var_smtpd_per_request_deadline || var_smtpd_timeout <= 0
+        || s->sleeping)
+        return;
+    limit = (uint64_t)var_smtpd_timeout * 1000;
+    deadline = s->data_start + limit
+               + s->data_bytes * 1000 / (uint64_t)var_smtpd_min_data_rate;
+    if (deadline > now + limit)
+        deadline = now + limit;
+    ev_timer_set(s->loop, &s->idle_timer, deadline > now ? deadline - now : 0);
 }
 
 /* smtpd_sleep_start - hold replies back for smtpd_error_sleep_time */
@@ -189,6 +217,30 @@ void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
     }
 }
 
+bool smtpd_pipelining_violation(struct smtpd_session *s, const char *after)
+{
+    char sample[64];
+    size_t n, len;
+    const char *lf;
+
+    if (!var_smtpd_forbid_unauth_pipelining || s->stream == NULL
+        || s->closing)
+        return false;
+    n = stream_input_sample(s->stream, sample, sizeof(sample));
+    if (n == 0)
+        return false;
+    lf = memchr(sample, '\n', n);
+    len = lf != NULL ? (size_t)(lf - sample) : n;
+    if (len > 0 && sample[len - 1] == '\r')
+        len--;
+    /* what follows is never read as commands: the stream discards it */
+    log_info("improper command pipelining after %s from %s: %.*s", after,
+             s->namaddr, (int)len, sample);
+    smtpd_reply(s, "554 5.5.0 Error: SMTP protocol synchronization");
+    smtpd_close(s);
+    return true;
+}
+
 /* smtpd_line - one complete command line */
 static void smtpd_line(struct smtpd_session *s, const char *line, size_t len,
                        bool crlf)
@@ -216,6 +268,18 @@ static void smtpd_line(struct smtpd_session *s, const char *line, size_t len,
         s->cmd_ok[cmd.verb]++;
 }
 
+/* smtpd_request_done - a command or DATA was handled: the next request
+   gets a fresh smtpd_timeout (DATA's own deadline is set at its start) */
+static void smtpd_request_done(struct smtpd_session *s)
+{
+    if (s->stream == NULL || s->closing || s->sleeping)
+        return;
+    if (s->in_data)
+        smtpd_data_deadline(s, 0);
+    else
+        smtpd_idle_restart(s);
+}
+
 /* smtpd_process - handle every complete buffered line, in order */
 static void smtpd_process(struct smtpd_session *s)
 {
@@ -228,6 +292,8 @@ static void smtpd_process(struct smtpd_session *s)
         if (s->in_data) {
             if (!smtpd_data_input(s))
                 break;
+            if (!s->in_data)
+                smtpd_request_done(s);
             continue;
         }
         rc = stream_read_line(s->stream, &line, &len, &crlf);
@@ -237,9 +303,11 @@ static void smtpd_process(struct smtpd_session *s)
             s->any_command = true;
             s->last_verb = SMTP_UNKNOWN;
             smtpd_reply(s, "500 5.5.2 Error: line too long");
+            smtpd_request_done(s);
             continue;
         }
         smtpd_line(s, line, len, crlf);
+        smtpd_request_done(s);
     }
 }
 
@@ -249,7 +317,7 @@ static void smtpd_on_read(stream_t *st, void *ctx)
 
     (void)st;
     s->busy++;
-    if (!s->sleeping)
+    if (!s->sleeping && !var_smtpd_per_request_deadline)
         smtpd_idle_restart(s);
     smtpd_process(s);
     smtpd_leave(s);
@@ -306,7 +374,10 @@ static void smtpd_sleep_done(ev_loop_t *loop, void *arg)
             smtpd_really_close(s);
         } else {
             stream_pause_read(s->stream, false);
-            smtpd_idle_restart(s);
+            if (s->in_data)
+                smtpd_data_deadline(s, 0);
+            else
+                smtpd_idle_restart(s);
             smtpd_process(s);
         }
     }
@@ -342,8 +413,18 @@ static void smtpd_connect(ev_loop_t *loop, int fd, const struct sockaddr *peer,
         smtpd_leave(s);
         return;
     }
-    stream_printf(s->stream, "220 %s\r\n", var_smtpd_banner);
-    smtpd_idle_restart(s);
+    /* a client that talks before the greeting is not waiting for it
+       (Postfix postscreen's PREGREET): input already here is enough */
+    s->busy++;
+    if (!smtpd_anvil_connect(s)) {
+        smtpd_reply(s, "421 4.7.0 %s Error: too many connections from %s",
+                    var_myhostname, s->addr);
+        smtpd_close(s);
+    } else if (!smtpd_pipelining_violation(s, "CONNECT")) {
+        stream_printf(s->stream, "220 %s\r\n", var_smtpd_banner);
+        smtpd_idle_restart(s);
+    }
+    smtpd_leave(s);
 }
 
 static struct server_ops smtpd_ops;
@@ -357,13 +438,14 @@ static void smtpd_pre_init(const char *service, char **args, int nargs)
                              ? (size_t)var_smtpd_client_limit : 1;
     if (mailuser_init() < 0)
         log_fatal("cannot open the local user tables");
-    if (smtpd_check_init() < 0)
+    if (smtpd_check_init() < 0 || smtpd_anvil_init() < 0)
         log_fatal("bad smtpd policy configuration");
 }
 
 static void smtpd_pre_exit(void)
 {
     smtpd_check_free();
+    smtpd_anvil_free();
 }
 
 int main(int argc, char **argv)

@@ -7,12 +7,14 @@
  *   smtpd_cmd.c    HELO ... QUIT
  *   smtpd_data.c   DATA: queue file, Received: header, commit
  *   smtpd_check.c  recipient / relay policy
+ *   smtpd_anvil.c  client connection count / rate limits (anvil)
  */
 #ifndef TERN_SMTPD_H
 #define TERN_SMTPD_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "util/buf.h"
@@ -47,7 +49,7 @@ struct smtpd_session {
 
     /* DATA */
     bool in_data;
-    smtpdata_t dec;
+    smtpdata_t *dec;               /* allocated for DATA only (1.3 KiB) */
     buf_t dbuf;                    /* decoded content on its way to disk */
     queue_writer_t qw;
     bool qw_open;
@@ -58,7 +60,11 @@ struct smtpd_session {
     bool sleeping;                 /* a reply is being held back */
     buf_t held;                    /* that reply */
     ev_timer_t sleep_timer;
-    ev_timer_t idle_timer;
+    ev_timer_t idle_timer;         /* smtpd_timeout, or the request deadline */
+    uint64_t data_start;           /* DATA: monotonic msec of the 354 */
+    uint64_t data_bytes;           /* DATA: bytes received since */
+
+    bool anvil_counted;            /* anvil holds this connection */
 
     /* bookkeeping */
     buf_t line;                    /* current command line, NUL-terminated */
@@ -74,7 +80,12 @@ struct smtpd_session {
 void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void smtpd_close(struct smtpd_session *s);
+/* DATA made progress: move its deadline (smtpd_per_request_deadline) */
+void smtpd_data_deadline(struct smtpd_session *s, size_t received);
 const char *smtpd_proto(const struct smtpd_session *s);
+/* the client sent input where it must wait for our reply (before the
+   greeting, after a refused DATA): log, say 554, close; true if so */
+bool smtpd_pipelining_violation(struct smtpd_session *s, const char *after);
 
 /* smtpd_cmd.c: handle one parsed command; returns the reply code class
    result: true when the command succeeded (for the disconnect counts) */
@@ -87,6 +98,13 @@ bool smtpd_data_begin(struct smtpd_session *s);
    no input was buffered */
 bool smtpd_data_input(struct smtpd_session *s);
 void smtpd_data_abort(struct smtpd_session *s);
+
+/* smtpd_anvil.c: per-client connection count/rate limits via anvil */
+int smtpd_anvil_init(void);
+void smtpd_anvil_free(void);
+/* count this connection; false when it is over a limit (logged) */
+bool smtpd_anvil_connect(struct smtpd_session *s);
+void smtpd_anvil_disconnect(struct smtpd_session *s);
 
 /* smtpd_check.c */
 int smtpd_check_init(void);

@@ -46,16 +46,19 @@ static bool cmd_rcpt_duplicate(struct smtpd_session *s, const char *addr)
     return dup;
 }
 
-/* cmd_set_helo - remember the HELO name, control characters replaced */
+/* cmd_set_helo - remember the HELO name with spaces, controls (C0, C1,
+   U+2028/9, bidi) and broken UTF-8 replaced: it goes into the
+   Received: header and the queue file */
 static void cmd_set_helo(struct smtpd_session *s, const char *name)
 {
     size_t i;
 
     for (i = 0; name[i] != '\0' && i < SMTPD_HELO_MAX; i++) {
         unsigned char c = (unsigned char)name[i];
-        s->helo[i] = (c < 33 || c == 127) ? '?' : (char)c;
+        s->helo[i] = c == ' ' ? '?' : (char)c;
     }
     s->helo[i] = '\0';
+    (void)log_scrub(s->helo);
     s->have_helo = true;
 }
 
@@ -251,9 +254,11 @@ bool smtpd_cmd_dispatch(struct smtpd_session *s, const struct smtp_cmd *cmd)
     case SMTP_RCPT:
         return cmd_rcpt(s, cmd->arg);
     case SMTP_DATA:
-        /* counted as ok by smtpd_data.c once the message is queued */
-        if (cmd_no_arg(s, cmd->arg, "DATA"))
-            (void)smtpd_data_begin(s);
+        /* counted as ok by smtpd_data.c once the message is queued.
+           DATA ends a pipelined group (RFC 2920): input after a refused
+           DATA is a message body that must not run as commands */
+        if (!cmd_no_arg(s, cmd->arg, "DATA") || !smtpd_data_begin(s))
+            (void)smtpd_pipelining_violation(s, "DATA");
         return false;
     case SMTP_RSET:
         if (!cmd_no_arg(s, cmd->arg, "RSET"))

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #include "mail/config.h"
 #include "util/log.h"
 #include "mail/server.h"
+#include "util/util.h"
 
 /* data_write_failed - remember the first queue file error, drop the file */
 static void data_write_failed(struct smtpd_session *s, const char *what)
@@ -61,8 +63,14 @@ static int data_received(struct smtpd_session *s)
                      s->have_helo ? s->helo : "unknown",
                      strchr(s->addr, ':') ? "IPv6:" : "", s->addr,
                      var_myhostname, smtpd_proto(s), s->qw.qid);
-    if (s->nrcpts == 1)
-        (void)buf_printf(&h, "\n\tfor <%s>", s->rcpts[0]);
+    if (s->nrcpts == 1) {
+        /* addresses may be UTF-8: no C1 or line separators in a header */
+        char *shown = xstrdup(s->rcpts[0]);
+
+        (void)log_scrub(shown);
+        (void)buf_printf(&h, "\n\tfor <%s>", shown);
+        free(shown);
+    }
     rc = buf_printf(&h, "; %s\n", date);
     if (rc == 0)
         rc = queue_writer_content(&s->qw, h.data, h.len);
@@ -116,8 +124,11 @@ bool smtpd_data_begin(struct smtpd_session *s)
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
         return false;
     }
-    smtpdata_init(&s->dec);
+    if (s->dec == NULL)
+        s->dec = xmalloc(sizeof(*s->dec));
+    smtpdata_init(s->dec);
     buf_reset(&s->dbuf);
+    s->data_bytes = 0;       /* the deadline starts with the 354 */
     s->in_data = true;
     smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
     return true;
@@ -126,7 +137,7 @@ bool smtpd_data_begin(struct smtpd_session *s)
 static bool data_too_big(const struct smtpd_session *s)
 {
     return var_message_size_limit > 0
-           && s->dec.size > (uint64_t)var_message_size_limit;
+           && s->dec->size > (uint64_t)var_message_size_limit;
 }
 
 /* data_store - move decoded content to the queue file, or drop it */
@@ -155,8 +166,8 @@ static void data_commit(struct smtpd_session *s)
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
         return;
     }
-    if (smtpdata_has_message_id(&s->dec))
-        log_info("%s: message-id=%s", qid, s->dec.message_id);
+    if (smtpdata_has_message_id(s->dec))
+        log_info("%s: message-id=%s", qid, s->dec->message_id);
     s->cmd_ok[SMTP_DATA]++;
     s->errors = 0;
     smtpd_reply(s, "250 2.0.0 Ok: queued as %s", qid);
@@ -168,7 +179,7 @@ static void data_commit(struct smtpd_session *s)
 static void data_finish(struct smtpd_session *s)
 {
     s->in_data = false;
-    if (s->dec.bare_lf
+    if (s->dec->bare_lf
         && strcasecmp(var_smtpd_forbid_bare_newline, "reject") == 0) {
         smtpd_data_abort(s);
         log_info("%s: reject: bare <LF> in DATA from %s", s->qw.qid,
@@ -177,7 +188,7 @@ static void data_finish(struct smtpd_session *s)
     } else if (data_too_big(s)) {
         smtpd_data_abort(s);
         log_info("%s: reject: message size %llu exceeds limit %ld from %s",
-                 s->qw.qid, (unsigned long long)s->dec.size,
+                 s->qw.qid, (unsigned long long)s->dec->size,
                  var_message_size_limit, s->namaddr);
         smtpd_reply(s, "552 5.3.4 Error: message file too big");
     } else if (!s->qw_open || s->write_errno != 0) {
@@ -186,6 +197,8 @@ static void data_finish(struct smtpd_session *s)
     } else {
         data_commit(s);
     }
+    free(s->dec);
+    s->dec = NULL;
     smtpd_txn_reset(s);
 }
 
@@ -198,7 +211,7 @@ bool smtpd_data_input(struct smtpd_session *s)
     n = stream_peek(s->stream, &p);
     if (n == 0)
         return false;
-    rc = smtpdata_feed(&s->dec, p, n, &s->dbuf, &used);
+    rc = smtpdata_feed(s->dec, p, n, &s->dbuf, &used);
     if (rc < 0) {                       /* dbuf is unlimited: cannot be */
         errno = ENOMEM;
         data_write_failed(s, "buffer");
@@ -209,5 +222,7 @@ bool smtpd_data_input(struct smtpd_session *s)
     data_store(s);
     if (rc == 1)
         data_finish(s);
+    else
+        smtpd_data_deadline(s, used);
     return true;
 }

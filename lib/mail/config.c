@@ -68,6 +68,13 @@ long var_smtpd_hard_error_limit;
 long var_smtpd_soft_error_limit;
 long var_smtpd_error_sleep_time;
 bool var_smtpd_helo_required;
+bool var_smtpd_forbid_unauth_pipelining;
+bool var_smtpd_per_request_deadline;
+long var_smtpd_min_data_rate;
+long var_smtpd_client_connection_count_limit;
+long var_smtpd_client_connection_rate_limit;
+char *var_smtpd_client_event_limit_exceptions;
+long var_anvil_rate_time_unit;
 long var_queue_run_delay;
 long var_minimal_backoff_time;
 long var_maximal_backoff_time;
@@ -168,6 +175,20 @@ const struct param_def param_table[] = {
            "Delay before replying to a client that has made too many errors."),
     P_BOOL(smtpd_helo_required, "no",
            "Require HELO or EHLO before MAIL FROM."),
+    P_BOOL(smtpd_forbid_unauth_pipelining, "yes",
+           "Disconnect a client that sends input before the greeting, or after a DATA command that was refused."),
+    P_BOOL(smtpd_per_request_deadline, "yes",
+           "smtpd_timeout limits the time for a whole command line, not for each read; DATA gets smtpd_timeout plus the time to send its bytes at smtpd_min_data_rate."),
+    P_INT(smtpd_client_connection_count_limit, "50", 0, 1000000,
+          "Most simultaneous connections one client address may have to this smtpd service, over all its processes (0 means no limit; needs the anvil service)."),
+    P_INT(smtpd_client_connection_rate_limit, "0", 0, 1000000,
+          "Most connections one client address may make per anvil_rate_time_unit (0 means no limit; needs the anvil service)."),
+    P_STR(smtpd_client_event_limit_exceptions, "$mynetworks",
+          "Clients (address list, like mynetworks) exempt from the connection count and rate limits."),
+    P_TIME(anvil_rate_time_unit, "60s", 1, DAY_,
+           "Time unit over which the anvil service counts connection rates."),
+    P_INT(smtpd_min_data_rate, "500", 1, 1024 * MB_,
+          "With smtpd_per_request_deadline: each byte of DATA received extends its deadline by 1/rate seconds (bytes per second)."),
     /* queue manager */
     P_TIME(queue_run_delay, "300s", 1, DAY_,
            "How often the deferred queue is scanned."),

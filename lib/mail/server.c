@@ -32,6 +32,8 @@
 #define SERVER_ACCEPT_BATCH 64
 #define SERVER_DRAIN_QUIET_MSEC 100     /* no events this long: all flushed */
 #define SERVER_DRAIN_MAX_MSEC 5000
+#define SERVER_ACCEPT_PAUSE_MSEC 1000   /* out of fds/memory: stop accepting */
+#define SERVER_ACCEPT_WARN_MSEC 10000   /* ... and say so at most this often */
 
 enum server_kind { SERVER_EVENT, SERVER_TRIGGER, SERVER_REQUEST };
 
@@ -56,9 +58,15 @@ static struct {
     size_t client_limit;
     long uses;
     ev_timer_t idle_timer;
+    bool accept_paused;     /* accept() ran out of resources: wait */
+    ev_timer_t accept_timer;
+    bool accept_warned;     /* accept_warn_time is valid */
+    uint64_t accept_warn_time;
+    unsigned long accept_suppressed;
 } srv = { .status_fd = -1, .last_avail = -1 };
 
 static void server_update(void);
+static void server_accept_resume(ev_loop_t *loop, void *arg);
 
 /* server_service_name - the -n argument */
 const char *server_service_name(void)
@@ -162,7 +170,7 @@ static void server_update(void)
     if (srv.conns == 0 && (srv.stopping || server_used_up()))
         server_exit_soon();
     can_take = server_can_take();
-    server_watch(can_take);
+    server_watch(can_take && !srv.accept_paused);
     server_status_send(can_take ? 1 : 0);
     if (srv.exit_pending)
         return;
@@ -358,6 +366,7 @@ static void server_start(int argc, char **argv, const struct server_ops *ops,
         || ev_signal_add(srv.loop, SIGHUP, server_on_signal, NULL) < 0)
         log_fatal("signal setup: %s", strerror(errno));
     ev_timer_init(&srv.idle_timer, server_idle_expired, NULL);
+    ev_timer_init(&srv.accept_timer, server_accept_resume, NULL);
     srv.client_limit = ops->client_limit ? ops->client_limit
                                          : SERVER_DEFAULT_CLIENT_LIMIT;
 }
@@ -389,6 +398,42 @@ static int server_run(void)
     }
 }
 
+static void server_accept_resume(ev_loop_t *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    srv.accept_paused = false;
+    server_update();
+}
+
+/* server_accept_backoff - accept() failed for lack of descriptors or
+   memory. The waiting connection stays in the listen queue and the
+   level-triggered listener stays readable, so retrying at once would
+   spin (and log) until something is freed: stop watching the listeners
+   for a moment instead, and warn at most every SERVER_ACCEPT_WARN_MSEC. */
+static void server_accept_backoff(int err)
+{
+    uint64_t now = time_mono_msec();
+
+    if (!srv.accept_warned
+        || now - srv.accept_warn_time >= SERVER_ACCEPT_WARN_MSEC) {
+        if (srv.accept_suppressed > 0)
+            log_warning("accept: %s (%lu more times since the last "
+                        "warning); pausing %u ms each time", strerror(err),
+                        srv.accept_suppressed, SERVER_ACCEPT_PAUSE_MSEC);
+        else
+            log_warning("accept: %s; pausing %u ms", strerror(err),
+                        SERVER_ACCEPT_PAUSE_MSEC);
+        srv.accept_warned = true;
+        srv.accept_warn_time = now;
+        srv.accept_suppressed = 0;
+    } else {
+        srv.accept_suppressed++;
+    }
+    srv.accept_paused = true;
+    ev_timer_set(srv.loop, &srv.accept_timer, SERVER_ACCEPT_PAUSE_MSEC);
+}
+
 /* server_accept_error - true when accepting should stop for now */
 static bool server_accept_error(void)
 {
@@ -402,7 +447,7 @@ static bool server_accept_error(void)
     case ENFILE:
     case ENOBUFS:
     case ENOMEM:
-        log_warning("accept: %s", strerror(errno));
+        server_accept_backoff(errno);
         return true;
     default:
         log_fatal("accept: %s", strerror(errno));
@@ -555,6 +600,7 @@ static void request_server_accept(ev_loop_t *loop, int lfd, unsigned events,
     fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0) {
         (void)server_accept_error();
+        server_update();        /* unwatch while paused */
         return;
     }
     srv.conns++;

@@ -105,6 +105,67 @@ const char *log_ident(void)
     return log_ident_buf;
 }
 
+/* log_utf8_len - length of the well-formed UTF-8 sequence at p (RFC 3629:
+   no overlong forms, no surrogates, nothing above U+10FFFF) and its code
+   point in *cp; 0 when p does not start one */
+static size_t log_utf8_len(const unsigned char *p, unsigned long *cp)
+{
+    size_t n, i;
+    unsigned long c, min;
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2; c = p[0] & 0x1fu; min = 0x80;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3; c = p[0] & 0x0fu; min = 0x800;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4; c = p[0] & 0x07u; min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xc0u) != 0x80)     /* also stops at the NUL */
+            return 0;
+        c = (c << 6) | (p[i] & 0x3fu);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return n;
+}
+
+/* log_unsafe_cp - code points that control a terminal or a log viewer */
+static bool log_unsafe_cp(unsigned long c)
+{
+    return (c >= 0x80 && c <= 0x9f) || c == 0x2028 || c == 0x2029
+           || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
+size_t log_scrub(char *text)
+{
+    unsigned char *r = (unsigned char *)text, *w = r;
+    unsigned long cp;
+    size_t n;
+
+    while (*r != '\0') {
+        if (*r < 0x80) {
+            *w++ = (*r < 0x20 || *r == 0x7f) ? '?' : *r;
+            r++;
+        } else if ((n = log_utf8_len(r, &cp)) == 0) {
+            *w++ = '?';
+            r++;
+        } else if (log_unsafe_cp(cp)) {
+            *w++ = '?';
+            r += n;
+        } else {
+            memmove(w, r, n);
+            w += n;
+            r += n;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - (unsigned char *)text);
+}
+
 /* log_write_line - one write() per line so concurrent writers never mix */
 static void log_write_line(int fd, const char *prefix, size_t prefix_len,
                            const char *text, size_t text_len)
@@ -135,10 +196,7 @@ void log_vmsg(int priority, const char *prefix, const char *fmt, va_list ap)
     errno = saved;   /* keep %m meaningful */
     vsnprintf(text + plen, sizeof(text) - (size_t)plen, fmt, ap);
     /* control characters from the network never reach the log raw */
-    for (char *p = text; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
-    size_t tlen = strlen(text);
+    size_t tlen = log_scrub(text);
 
     char head[256];
     time_t now = time(NULL);

@@ -13,6 +13,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 /* program: "smtpd"; syslog_name: "tern" (ident becomes "tern/smtpd") */
 void log_init(const char *syslog_name, const char *program);
@@ -38,6 +39,18 @@ void log_fatal(const char *fmt, ...)
 /* log "panic: ..." and abort() (programming errors only) */
 void log_panic(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
+/*
+ * Make text from the network safe to show, in place: ASCII controls
+ * (including CR, LF, DEL), C1 controls (U+0080..U+009F), the line and
+ * paragraph separators U+2028/U+2029, the bidirectional overrides and
+ * isolates (U+202A..U+202E, U+2066..U+2069), and every byte that is
+ * not part of well-formed UTF-8 (so raw 0x80..0x9F never reach a
+ * terminal) each become one '?'. Other UTF-8 passes unchanged. Every
+ * log line goes through it; smtpd also uses it for the HELO name it
+ * writes into the Received: header. Returns the new length (never
+ * longer than before).
+ */
+size_t log_scrub(char *text);
 void log_vmsg(int priority, const char *prefix, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 

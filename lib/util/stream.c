@@ -36,7 +36,6 @@
 #define STREAM_LINGER_MSEC    10000u
 #define STREAM_DRAIN_MSEC     2000u           /* after FIN: wait for EOF */
 #define STREAM_DISCARD_MAX    (1024u * 1024)  /* input dropped while closing */
-#define STREAM_OUT_KEEP       (256u * 1024)   /* free larger idle out buffers */
 
 struct stream {
     ev_loop_t *loop;
@@ -46,8 +45,10 @@ struct stream {
     const struct stream_io *io;
     void *io_ctx;
 
-    char *in;              /* input bytes live at in[in_start, in_start+in_len) */
-    size_t in_cap;
+    char *in;              /* input bytes live at in[in_start, in_start+in_len);
+                              NULL while empty: allocated for a read, freed
+                              when the owner has consumed everything */
+    size_t in_cap;         /* its size once allocated */
     size_t in_start;
     size_t in_len;
     size_t scanned;        /* bytes from in_start known to hold no LF */
@@ -206,6 +207,19 @@ static bool stream_half_close(stream_t *s)
     return true;
 }
 
+/* stream_in_release - give an empty input buffer back: an idle
+   connection holds none (10,000 idle clients would otherwise pin
+   10,000 * 64 KiB of heap) */
+static void stream_in_release(stream_t *s)
+{
+    if (s->in != NULL && s->in_len == 0) {
+        free(s->in);
+        s->in = NULL;
+        s->in_start = 0;
+        s->scanned = 0;
+    }
+}
+
 /* Release the stream if nobody is inside it and it is done; otherwise
    bring the loop registration up to date. */
 static void stream_settle(stream_t *s)
@@ -217,6 +231,7 @@ static void stream_settle(stream_t *s)
         stream_free(s);
         return;
     }
+    stream_in_release(s);
     if (!s->failed)
         stream_update_interest(s);
 }
@@ -274,10 +289,7 @@ static int stream_flush(stream_t *s)
         stream_touch(s);
     }
     if (stream_pending(s) == 0) {
-        if (s->out.cap > STREAM_OUT_KEEP)
-            buf_free(&s->out);
-        else
-            buf_reset(&s->out);
+        buf_free(&s->out);      /* an idle connection holds no buffer */
         s->out_off = 0;
     } else if (s->out_off >= s->out.len / 2) {
         buf_consume(&s->out, s->out_off);
@@ -308,22 +320,29 @@ static void stream_do_write(stream_t *s)
 /* Closing: read and drop what the peer still sends (see the top). */
 static void stream_discard_input(stream_t *s)
 {
-    char *p = s->in;
-    size_t room = s->in_cap;
+    char p[16384];
 
-    if (STREAM_DISCARD_MAX - s->discarded < room)
-        room = STREAM_DISCARD_MAX - s->discarded;
-    ssize_t n = s->io->read(s->io_ctx, s->fd, p, room);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
-        return;
-    if (n < 0)
-        s->broken = true;    /* e.g. reset by the peer: nothing to wait for */
-    else if (n == 0)
-        s->eof = true;
-    else
-        s->discarded += (size_t)n;
+    /* no input buffer is kept for this: read what is there, in chunks,
+       until it would block (bounded by the discard budget) */
     s->in_start = 0;
     s->in_len = 0;
+    while (stream_may_discard(s)) {
+        size_t room = sizeof(p);
+
+        if (STREAM_DISCARD_MAX - s->discarded < room)
+            room = STREAM_DISCARD_MAX - s->discarded;
+        ssize_t n = s->io->read(s->io_ctx, s->fd, p, room);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n < 0)
+            s->broken = true;  /* e.g. reset by the peer: nothing to wait for */
+        else if (n == 0)
+            s->eof = true;
+        else
+            s->discarded += (size_t)n;
+    }
 }
 
 static void stream_dispatch_read(stream_t *s)
@@ -353,7 +372,10 @@ static void stream_do_read(stream_t *s)
         stream_discard_input(s);
         return;
     }
-    if (s->in_start > 0) {
+    if (s->in == NULL) {
+        s->in = xmalloc(s->in_cap);
+        s->in_start = 0;
+    } else if (s->in_start > 0) {
         memmove(s->in, s->in + s->in_start, s->in_len);
         s->in_start = 0;
     }
@@ -468,7 +490,6 @@ stream_t *stream_new(ev_loop_t *loop, int fd, size_t max_line,
     }
     s->max_line = max_line;
     s->in_cap = max_line > STREAM_MIN_INBUF ? max_line : STREAM_MIN_INBUF;
-    s->in = xmalloc(s->in_cap);
     buf_init(&s->out, 0);
     s->timeout_sec = timeout_sec > 0 ? timeout_sec : 0;
     ev_timer_init(&s->idle, stream_on_timer, s);
@@ -543,6 +564,8 @@ static int stream_line_take(stream_t *s, const char **line, size_t *len,
     /* back-pressure: hand out no new command while replies pile up */
     if (s->bp_paused)
         return 0;
+    if (s->in_len == 0)
+        return 0;              /* (s->in may be NULL) */
     if (s->discarding && !stream_discard_line(s))
         return 0;
     const char *p = s->in + s->in_start;
@@ -576,7 +599,7 @@ int stream_read_line(stream_t *s, const char **line, size_t *len, bool *crlf)
 
 size_t stream_peek(stream_t *s, const char **p)
 {
-    *p = s->in + s->in_start;
+    *p = s->in != NULL ? s->in + s->in_start : "";
     return s->in_len;
 }
 
@@ -584,6 +607,25 @@ void stream_consume(stream_t *s, size_t n)
 {
     stream_in_drop(s, n);
     stream_refresh(s);
+}
+
+size_t stream_input_sample(stream_t *s, char *buf, size_t size)
+{
+    ssize_t n;
+
+    if (size == 0 || s->closing)
+        return 0;
+    if (s->in_len > 0) {
+        n = (ssize_t)(s->in_len < size ? s->in_len : size);
+        memcpy(buf, s->in + s->in_start, (size_t)n);
+        return (size_t)n;
+    }
+    if (!s->is_socket || s->eof)
+        return 0;
+    do
+        n = recv(s->fd, buf, size, MSG_PEEK | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n > 0 ? (size_t)n : 0;
 }
 
 void stream_pause_read(stream_t *s, bool paused)

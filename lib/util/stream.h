@@ -79,6 +79,15 @@ int stream_read_line(stream_t *s, const char **line, size_t *len, bool *crlf);
 size_t stream_peek(stream_t *s, const char **p);
 void stream_consume(stream_t *s, size_t n);
 
+/*
+ * Copy up to size bytes of input the peer has sent that the owner has
+ * not consumed: from the input buffer, or when that is empty, peeked
+ * from the socket without reading it (MSG_PEEK). Returns the count, 0
+ * when nothing is waiting. For protocol-synchronization checks (input
+ * before the greeting, input after a command that must end a group).
+ */
+size_t stream_input_sample(stream_t *s, char *buf, size_t size);
+
 /* Stop/resume reading from the socket (buffered input stays). */
 void stream_pause_read(stream_t *s, bool paused);
 

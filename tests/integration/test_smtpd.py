@@ -184,21 +184,25 @@ class SmtpdTest(TernTestCase):
 
     def test_data_no_valid_recipients(self):
         c = self.connect()
+        # DATA ends a pipelined group (RFC 2920): RSET waits for its reply
         c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<nosuch@localhost>\r\n"
-               b"DATA\r\nRSET\r\n")
-        r = c.replies(4)
+               b"DATA\r\n")
+        r = c.replies(3)
         self.assertEqual(r[2], "554 5.5.1 Error: no valid recipients")
-        self.assertEqual(r[3], "250 2.0.0 Ok")
+        c.send(b"RSET\r\n")
+        self.assertEqual(c.replies(1)[0], "250 2.0.0 Ok")
 
     def test_command_arguments(self):
         c = self.connect()
         c.send(b"NOOP anything\r\nRSET x\r\nMAIL FROM:<a@example.org>\r\n"
                b"MAIL FROM:<b@example.org>\r\nRCPT TO:<demo@localhost>\r\n"
-               b"DATA now\r\nQUIT\r\n")
-        self.assertEqual(c.replies(7), [
+               b"DATA now\r\n")
+        self.assertEqual(c.replies(6), [
             "250 2.0.0 Ok", "501 5.5.4 Syntax: RSET", "250 2.1.0 Ok",
             "503 5.5.1 Error: nested MAIL command", "250 2.1.5 Ok",
-            "501 5.5.4 Syntax: DATA", "221 2.0.0 Bye"])
+            "501 5.5.4 Syntax: DATA"])
+        c.send(b"QUIT\r\n")          # after DATA's reply (RFC 2920)
+        self.assertEqual(c.replies(1), ["221 2.0.0 Bye"])
         self.assertTrue(c.closed())
 
     def test_quit_with_pipelined_commands(self):

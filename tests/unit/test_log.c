@@ -68,6 +68,63 @@ START_TEST(test_hostile_text)
 }
 END_TEST
 
+/* hostile input -> what a log line (or header) may show */
+static const struct { const char *in, *out; } scrub_cases[] = {
+    { "plain text", "plain text" },
+    { "", "" },
+    { "a\r\nb\tc\x01\x1b[31m\x7f", "a??b?c??[31m?" },
+    /* C1 controls as UTF-8: U+0085 NEL, U+009B CSI, U+0080, U+009F */
+    { "x\xc2\x85y\xc2\x9b""31mz", "x?y?31mz" },
+    { "\xc2\x80\xc2\x9f", "??" },
+    /* the first code points after C1 stay: U+00A0, U+00E9 */
+    { "\xc2\xa0\xc3\xa9t\xc3\xa9", "\xc2\xa0\xc3\xa9t\xc3\xa9" },
+    /* line and paragraph separator */
+    { "one\xe2\x80\xa8two\xe2\x80\xa9three", "one?two?three" },
+    /* their neighbours are fine: U+2027, U+202F */
+    { "\xe2\x80\xa7\xe2\x80\xaf", "\xe2\x80\xa7\xe2\x80\xaf" },
+    /* bidi override / isolate (log spoofing) */
+    { "user\xe2\x80\xaegnp.exe", "user?gnp.exe" },
+    { "\xe2\x81\xa6x\xe2\x81\xa9", "?x?" },
+    /* raw C1 bytes and other broken UTF-8, one '?' per byte */
+    { "a\x9b""31mb\x85", "a?31mb?" },
+    { "\xc0\xaf", "??" },                          /* overlong '/' */
+    { "\xe0\x80\x8a", "???" },                      /* overlong LF */
+    { "\xc1\x8a", "??" },                          /* overlong LF */
+    { "\xed\xa0\x80", "???" },                      /* surrogate */
+    { "\xf4\x90\x80\x80", "????" },                  /* > U+10FFFF */
+    { "\xe2\x80", "??" },                          /* truncated */
+    { "\xe2\x80x", "??x" },
+    { "\xff\xfe", "??" },
+    /* 4-byte UTF-8 passes: U+1F600 */
+    { "\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80" },
+    /* a continuation that would turn a kept byte into C1 is not eaten */
+    { "\xc2\xc2\x85", "??" },
+};
+
+START_TEST(test_scrub_table)
+{
+    for (size_t i = 0; i < sizeof(scrub_cases) / sizeof(scrub_cases[0]); i++) {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "%s", scrub_cases[i].in);
+        size_t n = log_scrub(buf);
+        ck_assert_msg(strcmp(buf, scrub_cases[i].out) == 0,
+                      "case %zu: got \"%s\"", i, buf);
+        ck_assert_uint_eq(n, strlen(scrub_cases[i].out));
+    }
+}
+END_TEST
+
+START_TEST(test_scrub_in_log_lines)
+{
+    log_info("helo=<%s> from=<%s>", "evil\xc2\x85\xe2\x80\xa8x",
+             "a\x9b@b");
+    char *d = slurp(logpath);
+    ck_assert_ptr_nonnull(strstr(d, "helo=<evil??x> from=<a?@b>\n"));
+    ck_assert_ptr_null(strstr(d, "\xc2\x85"));
+    ck_assert_ptr_null(strstr(d, "\xe2\x80\xa8"));
+}
+END_TEST
+
 START_TEST(test_debug_levels)
 {
     log_set_verbose(0);
@@ -104,6 +161,8 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_format);
     tcase_add_test(tc, test_hostile_text);
+    tcase_add_test(tc, test_scrub_table);
+    tcase_add_test(tc, test_scrub_in_log_lines);
     tcase_add_test(tc, test_debug_levels);
     tcase_add_test(tc, test_fatal_exits);
     suite_add_tcase(s, tc);
