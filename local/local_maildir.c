@@ -58,8 +58,11 @@ static void maildir_hostname(buf_t *out)
     }
 }
 
-/* has_delivered_to - is there a "Delivered-To: rcpt" header already? */
-static bool has_delivered_to(const struct local_request *r)
+/* local_delivered_to - is there a "Delivered-To: rcpt" header already?
+   In a file local wrote for an alias list the first line is local's own
+   Delivered-To of the list, which local_forward_write checked was not
+   there before: skipped, so "a: a, b" delivers to a. */
+bool local_delivered_to(const struct local_request *r)
 {
     size_t want = r->content_size < HEADER_SCAN_MAX ? (size_t)r->content_size
                                                      : HEADER_SCAN_MAX;
@@ -69,9 +72,12 @@ static bool has_delivered_to(const struct local_request *r)
     if (n > 0) {
         hdr[n] = '\0';
         size_t rlen = strlen(r->recipient);
+        bool first = r->expanded;
         for (char *line = hdr; line && *line && *line != '\n';) {
             char *next = strchr(line, '\n');
-            if (strncasecmp(line, "Delivered-To:", 13) == 0) {
+            if (first) {
+                first = false;
+            } else if (strncasecmp(line, "Delivered-To:", 13) == 0) {
                 char *v = line + 13;
                 while (*v == ' ' || *v == '\t')
                     v++;
@@ -202,7 +208,7 @@ static void maildir_deliver(const struct local_request *r, const char *home,
     buf_printf(&new_path, "%s/new/%s", dir, buf_str(&name));
     buf_printf(&new_dir, "%s/new", dir);
 
-    if (has_delivered_to(r)) {
+    if (local_delivered_to(r)) {
         local_result_set(res, DELIVER_BOUNCE, "5.4.6", "mail forwarding loop for %s",
                          r->recipient);
     } else if (maildir_home_ok(home, res) && maildir_mkdirs(dir, res) == 0
