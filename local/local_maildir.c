@@ -14,8 +14,10 @@
  * and before the first look at the message content (the Delivered-To
  * loop scan), so a parser bug meets the recipient's privileges, not
  * root's.
- * Durability: tmp file fsync'd, linked into new/, new/ fsync'd; only
- * then does local.c mark the recipient done (pwrite + fdatasync).
+ * Durability: a directory created here (the Maildir, tmp/, new/, cur/)
+ * is fsync'd in its parent right after the mkdir; tmp file fsync'd,
+ * linked into new/, new/ fsync'd; only then does local.c mark the
+ * recipient done (pwrite + fdatasync).
  * Remaining window: a crash after the link but before the mark makes the
  * retry find the name taken, which suppresses the duplicate only while
  * the message is still in new/; if the user's client has already moved
@@ -109,7 +111,15 @@ static int maildir_mkdirs(const char *dir, struct local_result *res)
     for (size_t i = 0; i < 4; i++) {
         buf_reset(&p);
         buf_printf(&p, "%s%s", dir, subs[i]);
-        if (mkdir(buf_str(&p), 0700) < 0 && errno != EEXIST) {
+        if (mkdir(buf_str(&p), 0700) == 0) {
+            /* the new name must survive a crash before the message in it
+               is reported delivered */
+            if (fsync_parent_dir(buf_str(&p)) < 0) {
+                maildir_errno_result(res, "fsync parent of", buf_str(&p));
+                buf_free(&p);
+                return -1;
+            }
+        } else if (errno != EEXIST) {
             maildir_errno_result(res, "create", buf_str(&p));
             buf_free(&p);
             return -1;

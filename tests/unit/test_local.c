@@ -15,9 +15,44 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/util.h"
+
+/* mkdir and fsync_parent_dir as local_maildir.c calls them, recorded in
+   order (the real calls happen too): new directories must be fsync'd in
+   their parent before a delivery counts */
+static char dir_events[4096];
+static int test_mkdir(const char *path, mode_t mode);
+static int test_fsync_parent_dir(const char *path) __attribute__((unused));
+#define mkdir test_mkdir
+#define fsync_parent_dir test_fsync_parent_dir
 #include "../../local/local_deliver.c"
 #include "../../local/local_maildir.c"
 #include "../../local/local_queue.c"
+#undef mkdir
+#undef fsync_parent_dir
+
+static void dir_event(const char *what, const char *path)
+{
+    size_t len = strlen(dir_events);
+    const char *base = strrchr(path, '/');
+    snprintf(dir_events + len, sizeof(dir_events) - len, "%s %s;", what,
+             base ? base + 1 : path);
+}
+
+static int test_mkdir(const char *path, mode_t mode)
+{
+    int r = mkdir(path, mode);
+    if (r == 0)
+        dir_event("mkdir", path);
+    return r;
+}
+
+static int test_fsync_parent_dir(const char *path)
+{
+    int r = fsync_parent_dir(path);
+    dir_event(r == 0 ? "fsync-parent" : "fsync-parent-failed", path);
+    return r;
+}
 #include "mail/config.h"
 #include "mail/deliver.h"
 #include "mail/queue.h"
@@ -254,6 +289,22 @@ static int incoming_read(queue_msg_t *m, int *uid_out)
     close(fd);
     return 1;
 }
+
+START_TEST(test_maildir_dirs_fsynced)
+{
+    dir_events[0] = '\0';
+    struct local_result res = run("demo@localhost", "Subject: d\n\nx\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_str_eq(dir_events,
+                     "mkdir Maildir;fsync-parent Maildir;mkdir tmp;fsync-parent tmp;"
+                     "mkdir new;fsync-parent new;mkdir cur;fsync-parent cur;");
+    /* nothing new to make durable the second time */
+    dir_events[0] = '\0';
+    res = run("demo@localhost", "Subject: d2\n\nx\n");
+    ck_assert_int_eq(res.status, DELIVER_OK);
+    ck_assert_str_eq(dir_events, "");
+}
+END_TEST
 
 /* table: recipient -> expected status, dsn, messages for demo and bob,
    recipients of the forwarded copy (one per alias target: several
@@ -567,6 +618,7 @@ int main(void)
     TCase *tc = tcase_create("deliver");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_maildir_delivery_and_retry);
+    tcase_add_test(tc, test_maildir_dirs_fsynced);
     tcase_add_loop_test(tc, test_aliases, 0, sizeof(alias_cases) / sizeof(alias_cases[0]));
     tcase_add_test(tc, test_delivered_to_loop);
     tcase_add_test(tc, test_expanded_member);
