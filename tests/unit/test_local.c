@@ -515,11 +515,11 @@ static void request_attrs(attr_list_t *a, const char *queue, const char *qid,
     attr_add(a, DA_REQUEST, DELIVER_REQUEST_DELIVER);
     attr_add(a, DA_QUEUE_NAME, queue);
     attr_add(a, DA_QUEUE_ID, qid);
-    attr_add(a, DA_SENDER, sender);
+    attr_add(a, "sender", sender);     /* not part of a request: ignored */
     attr_add(a, DA_RECIPIENT, rcpt);
     attr_add_long(a, DA_RCPT_OFFSET, offset);
-    attr_add_long(a, DA_CONTENT_OFFSET, 0);
-    attr_add_long(a, DA_CONTENT_SIZE, 99999);
+    attr_add_long(a, "content_offset", 0);
+    attr_add_long(a, "content_size", 99999);
 }
 
 static int open_claim(const char *queue, const char *qid, const char *sender,
