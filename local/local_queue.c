@@ -18,6 +18,11 @@
  *     request's rcpt_offset must be a pending ('R') recipient record
  *     whose address is the request's recipient. Every other field of the
  *     request is ignored.
+ * The file's LOCAL_ATTR_EXPANDED attribute (set by local_forward_write on
+ * an alias list's copy) makes local deliver to the named user without
+ * alias expansion and skip the first Delivered-To line; $mail_owner can
+ * set it in a file it writes, but gains nothing by it: it could address
+ * that user directly anyway.
  * Content is not looked at here; it is parsed only with the mailbox
  * owner's IDs (local_maildir.c).
  */
