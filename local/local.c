@@ -1,8 +1,10 @@
 /*
  * local - the local delivery agent. A request server: qmgr sends one
  * delivery request per recipient (deliver.h); local expands aliases,
- * delivers to each resulting user's Maildir as that user, marks the
- * recipient done in the queue file, then replies.
+ * delivers to the resulting user's Maildir as that user (or, for an
+ * alias with several or remote targets, writes one new queue file with
+ * a recipient per target), marks the recipient done in the queue file,
+ * then replies.
  *
  * Security: runs as root (it must become each mailbox owner); all
  * mailbox I/O happens with the owner's effective IDs (privs_become). A

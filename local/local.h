@@ -13,6 +13,11 @@
 
 #define ADDR_LOG_MAX 300
 
+/* queue file attribute of a file local wrote for an alias list: its
+   local recipients are already expanded, each is delivered to the user
+   of that name (alias expansion again would forward "a: a, b" forever) */
+#define LOCAL_ATTR_EXPANDED "alias_expanded"
+
 /* one delivery: every field comes from the queue file (local_queue.c) */
 struct local_request {
     const char *queue_name;
@@ -25,6 +30,7 @@ struct local_request {
     uint64_t content_size;
     uint64_t arrival_usec;
     int queue_fd;
+    bool expanded;          /* file came from an alias list: no expansion */
 };
 
 struct local_result {
@@ -48,6 +54,10 @@ int local_owner(uid_t *uid, gid_t *gid);
 /* Expand aliases of r->recipient and deliver to every resulting target. */
 void local_deliver(const struct local_request *r, maps_t *aliases,
                    struct local_result *res);
+
+/* Has the message a "Delivered-To: <r->recipient>" header already?
+   Parses content: call with a less privileged user's IDs. */
+bool local_delivered_to(const struct local_request *r);
 
 /* Write the message into home/<home_mailbox> (a Maildir) as the user. */
 void local_maildir(const struct local_request *r, const char *user,

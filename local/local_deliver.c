@@ -1,7 +1,12 @@
 /*
  * local_deliver - resolve a local recipient: aliases (recursively, with a
- * depth limit and loop detection), then users; deliver to each Maildir;
- * forward non-local alias targets through a new queue file.
+ * depth limit and loop detection), then users. A single local target is
+ * delivered to its Maildir within the request; anything else (several
+ * targets, or a remote one) becomes one new queue file with a recipient
+ * record per target (attribute LOCAL_ATTR_EXPANDED, a "Delivered-To:" of
+ * the expanded recipient in front of the content), so each target's
+ * completion is recorded on its own. Local recipients of such a file are
+ * delivered to the user of that name without alias expansion.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -169,22 +174,59 @@ static int copy_content(int fd, off_t off, uint64_t len, queue_writer_t *w)
     return 0;
 }
 
+/* forward_rcpt - the address a target gets in the new queue file: a
+   local user in the recipient's own (local) domain, so qmgr routes it
+   back to local; a bare name if the recipient had no domain */
+static void forward_rcpt(const char *user, const char *domain, buf_t *out)
+{
+    buf_reset(out);
+    if (*domain)
+        buf_printf(out, "%s@%s", user, domain);
+    else
+        buf_puts(out, user);
+}
+
 /* local_forward_write - the new queue file, with $mail_owner's IDs */
 static void local_forward_write(const struct local_request *r, struct expansion *x,
                                 struct local_result *res)
 {
     queue_writer_t w;
+    buf_t hdr, rcpt;
+    char *lp, *dom;
+
+    /* the content is parsed here, with $mail_owner's IDs, never root's */
+    if (local_delivered_to(r)) {
+        local_result_set(res, DELIVER_BOUNCE, "5.4.6", "mail forwarding loop for %s",
+                         r->recipient);
+        return;
+    }
     if (queue_writer_open(&w, QUEUE_INCOMING) < 0) {
         local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot create queue file: %m");
         return;
     }
+    addr_split(r->recipient, &lp, &dom);
+    buf_init(&hdr, 0);
+    buf_init(&rcpt, 0);
+    /* as Postfix does: a copy that comes back here is seen as a loop */
+    buf_printf(&hdr, "Delivered-To: %s\n", r->recipient);
     int ok = queue_writer_record(&w, QREC_SENDER, r->sender, strlen(r->sender)) == 0
         && queue_writer_attr(&w, "forwarded_from", r->queue_id) == 0
-        && queue_writer_attr(&w, "protocol", "local") == 0;
-    for (size_t i = 0; ok && i < x->nremote; i++)
-        ok = queue_writer_record(&w, QREC_RCPT, x->remote[i], strlen(x->remote[i])) == 0;
+        && queue_writer_attr(&w, "protocol", "local") == 0
+        && queue_writer_attr(&w, LOCAL_ATTR_EXPANDED, "yes") == 0;
+    for (size_t i = 0; ok && i < x->nusers + x->nremote; i++) {
+        if (i < x->nusers)
+            forward_rcpt(x->users[i], dom, &rcpt);
+        else
+            forward_rcpt(x->remote[i - x->nusers], "", &rcpt);
+        ok = queue_writer_record(&w, QREC_ORCPT, r->orig_rcpt, strlen(r->orig_rcpt)) == 0
+            && queue_writer_record(&w, QREC_RCPT, buf_str(&rcpt), rcpt.len) == 0;
+    }
     ok = ok && queue_writer_content_begin(&w) == 0
+        && queue_writer_content(&w, buf_str(&hdr), hdr.len) == 0
         && copy_content(r->queue_fd, r->content_offset, r->content_size, &w) == 0;
+    free(lp);
+    buf_free(&hdr);
+    buf_free(&rcpt);
     if (!ok) {
         queue_writer_abort(&w);
         local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot write queue file: %m");
@@ -194,19 +236,25 @@ static void local_forward_write(const struct local_request *r, struct expansion 
         local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot commit queue file: %m");
         return;
     }
-    log_info("%s: forwarded as %s to %zu remote recipient%s", r->queue_id, w.qid,
-             x->nremote, x->nremote == 1 ? "" : "s");
+    size_t n = x->nusers + x->nremote;
+    log_info("%s: forwarded as %s to %zu recipient%s", r->queue_id, w.qid,
+             n, n == 1 ? "" : "s");
     if (trigger_send("public/qmgr", TRIGGER_NEW_MAIL) < 0)
         log_warning("cannot wake qmgr: %m");
     local_result_set(res, DELIVER_OK, "2.0.0", "forwarded as %s", w.qid);
 }
 
-/* local_forward - remote alias targets become a new queue file.
+/* local_forward - the targets become one new queue file with a
+   recipient record per target; the caller marks the original recipient
+   done only after the commit, so each target's delivery is recorded in
+   its own record: a target that got the message is never tried again,
+   one that defers is retried alone.
    Written as $mail_owner, not as root: incoming/ and public/ belong to
    $mail_owner, and qmgr must own what it moves (no chown needed).
    Remaining window: a crash after the commit but before local.c marks
-   the recipient done makes the retry forward a second copy (there is no
-   name to de-duplicate on, unlike the Maildir case). */
+   the recipient done makes the retry write a second file, so every
+   target may get the message twice (there is no name to de-duplicate
+   on, unlike the Maildir case). */
 static void local_forward(const struct local_request *r, struct expansion *x,
                           struct local_result *res)
 {
@@ -228,6 +276,23 @@ static void local_forward(const struct local_request *r, struct expansion *x,
     server_pdeathsig_renew();   /* the ID switch cleared it */
 }
 
+/* local_deliver_user - one local user's Maildir */
+static void local_deliver_user(const struct local_request *r, const char *name,
+                               struct local_result *res)
+{
+    struct mail_user u;
+    int f = mailuser_lookup(name, &u);
+    if (f < 0)
+        local_result_set(res, DELIVER_DEFER, "4.3.0", "user lookup failed");
+    else if (f == 0)
+        local_result_set(res, DELIVER_BOUNCE, "5.1.1", "unknown user: \"%.100s\"", name);
+    else
+        local_maildir(r, u.name, u.uid, u.gid, u.home, res);
+}
+
+/* One target is delivered (or forwarded) within this request. Several
+   are never delivered one after the other here: a retry after one of
+   them deferred would deliver again to those already done. */
 void local_deliver(const struct local_request *r, maps_t *aliases,
                    struct local_result *res)
 {
@@ -240,7 +305,15 @@ void local_deliver(const struct local_request *r, maps_t *aliases,
         free(lp);
         return;
     }
-    int er = expand_name(lp, aliases, 0, &x, res);
+    int er = 0;
+    if (r->expanded) {
+        /* a member of an alias list local already expanded */
+        char base[256];
+        mailuser_base_local(lp, base, sizeof(base));
+        strv_push(&x.users, &x.nusers, base);
+    } else {
+        er = expand_name(lp, aliases, 0, &x, res);
+    }
     free(lp);
     if (er < 0) {
         expansion_free(&x);
@@ -252,23 +325,9 @@ void local_deliver(const struct local_request *r, maps_t *aliases,
         expansion_free(&x);
         return;
     }
-    local_result_set(res, DELIVER_OK, "2.0.0", "delivered to maildir");
-    for (size_t i = 0; i < x.nusers && res->status == DELIVER_OK; i++) {
-        struct mail_user u;
-        int f = mailuser_lookup(x.users[i], &u);
-        if (f < 0)
-            local_result_set(res, DELIVER_DEFER, "4.3.0", "user lookup failed");
-        else if (f == 0)
-            local_result_set(res, DELIVER_BOUNCE, "5.1.1", "unknown user: \"%.100s\"",
-                             x.users[i]);
-        else
-            local_maildir(r, u.name, u.uid, u.gid, u.home, res);
-    }
-    if (res->status == DELIVER_OK && x.nremote > 0) {
-        struct local_result fwd = { DELIVER_OK, "", "" };
-        local_forward(r, &x, &fwd);
-        if (fwd.status != DELIVER_OK || x.nusers == 0)
-            *res = fwd;
-    }
+    if (x.nusers == 1 && x.nremote == 0)
+        local_deliver_user(r, x.users[0], res);
+    else
+        local_forward(r, &x, res);
     expansion_free(&x);
 }

@@ -14,8 +14,10 @@
  * and before the first look at the message content (the Delivered-To
  * loop scan), so a parser bug meets the recipient's privileges, not
  * root's.
- * Durability: tmp file fsync'd, linked into new/, new/ fsync'd; only
- * then does local.c mark the recipient done (pwrite + fdatasync).
+ * Durability: a directory created here (the Maildir, tmp/, new/, cur/)
+ * is fsync'd in its parent right after the mkdir; tmp file fsync'd,
+ * linked into new/, new/ fsync'd; only then does local.c mark the
+ * recipient done (pwrite + fdatasync).
  * Remaining window: a crash after the link but before the mark makes the
  * retry find the name taken, which suppresses the duplicate only while
  * the message is still in new/; if the user's client has already moved
@@ -58,8 +60,11 @@ static void maildir_hostname(buf_t *out)
     }
 }
 
-/* has_delivered_to - is there a "Delivered-To: rcpt" header already? */
-static bool has_delivered_to(const struct local_request *r)
+/* local_delivered_to - is there a "Delivered-To: rcpt" header already?
+   In a file local wrote for an alias list the first line is local's own
+   Delivered-To of the list, which local_forward_write checked was not
+   there before: skipped, so "a: a, b" delivers to a. */
+bool local_delivered_to(const struct local_request *r)
 {
     size_t want = r->content_size < HEADER_SCAN_MAX ? (size_t)r->content_size
                                                      : HEADER_SCAN_MAX;
@@ -69,9 +74,12 @@ static bool has_delivered_to(const struct local_request *r)
     if (n > 0) {
         hdr[n] = '\0';
         size_t rlen = strlen(r->recipient);
+        bool first = r->expanded;
         for (char *line = hdr; line && *line && *line != '\n';) {
             char *next = strchr(line, '\n');
-            if (strncasecmp(line, "Delivered-To:", 13) == 0) {
+            if (first) {
+                first = false;
+            } else if (strncasecmp(line, "Delivered-To:", 13) == 0) {
                 char *v = line + 13;
                 while (*v == ' ' || *v == '\t')
                     v++;
@@ -103,7 +111,15 @@ static int maildir_mkdirs(const char *dir, struct local_result *res)
     for (size_t i = 0; i < 4; i++) {
         buf_reset(&p);
         buf_printf(&p, "%s%s", dir, subs[i]);
-        if (mkdir(buf_str(&p), 0700) < 0 && errno != EEXIST) {
+        if (mkdir(buf_str(&p), 0700) == 0) {
+            /* the new name must survive a crash before the message in it
+               is reported delivered */
+            if (fsync_parent_dir(buf_str(&p)) < 0) {
+                maildir_errno_result(res, "fsync parent of", buf_str(&p));
+                buf_free(&p);
+                return -1;
+            }
+        } else if (errno != EEXIST) {
             maildir_errno_result(res, "create", buf_str(&p));
             buf_free(&p);
             return -1;
@@ -202,7 +218,7 @@ static void maildir_deliver(const struct local_request *r, const char *home,
     buf_printf(&new_path, "%s/new/%s", dir, buf_str(&name));
     buf_printf(&new_dir, "%s/new", dir);
 
-    if (has_delivered_to(r)) {
+    if (local_delivered_to(r)) {
         local_result_set(res, DELIVER_BOUNCE, "5.4.6", "mail forwarding loop for %s",
                          r->recipient);
     } else if (maildir_home_ok(home, res) && maildir_mkdirs(dir, res) == 0

@@ -18,6 +18,11 @@
  *     request's rcpt_offset must be a pending ('R') recipient record
  *     whose address is the request's recipient. Every other field of the
  *     request is ignored.
+ * The file's LOCAL_ATTR_EXPANDED attribute (set by local_forward_write on
+ * an alias list's copy) makes local deliver to the named user without
+ * alias expansion and skip the first Delivered-To line; $mail_owner can
+ * set it in a file it writes, but gains nothing by it: it could address
+ * that user directly anyway.
  * Content is not looked at here; it is parsed only with the mailbox
  * owner's IDs (local_maildir.c).
  */
@@ -158,6 +163,7 @@ int local_queue_open(const attr_list_t *req, struct local_request *r,
         r->content_size = m->content_len;
         r->arrival_usec = m->arrival_usec;
         r->queue_fd = fd;
+        r->expanded = queue_msg_attr(m, LOCAL_ATTR_EXPANDED) != NULL;
         return 0;
     }
     queue_msg_free(m);

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,6 +49,48 @@ static void master_usage(void)
 {
     fprintf(stderr, "usage: master [-c config_dir] [-f] [-t] [-v]\n");
     exit(1);
+}
+
+/* master_close_inherited - close every descriptor above 2 that whoever
+   started us left open (a shell's pipe, an editor's file): master runs
+   as root for as long as the system is up and hands its descriptors to
+   every child it forks. Called first thing, before master opens its
+   own. 0-2 stay: /dev/null after master_daemonize, the caller's
+   terminal or log in -f mode. */
+static void master_close_inherited(void)
+{
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
+        return;
+#endif
+    /* older kernels: what /proc says is open, else every possible fd */
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        int self = dirfd(d);
+        int fds[256];
+        size_t n;
+        do {
+            struct dirent *e;
+            n = 0;
+            rewinddir(d);
+            while ((e = readdir(d)) != NULL && n < sizeof(fds) / sizeof(fds[0])) {
+                char *end;
+                long fd = strtol(e->d_name, &end, 10);
+                if (*end == '\0' && end != e->d_name && fd > 2 && fd != self)
+                    fds[n++] = (int)fd;
+            }
+            /* closing while reading the directory is not safe: batches */
+            for (size_t i = 0; i < n; i++)
+                (void)close(fds[i]);
+        } while (n > 0);
+        (void)closedir(d);
+        return;
+    }
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 1 << 20)
+        max = 1 << 20;
+    for (long fd = 3; fd < max; fd++)
+        (void)close((int)fd);
 }
 
 /* master_conf_path - $config_directory/master.conf into b */
@@ -424,6 +468,7 @@ int main(int argc, char **argv)
     bool check = false;
     int c;
 
+    master_close_inherited();
     log_init("tern", "master");
     log_set_stderr(true);
     while ((c = getopt(argc, argv, "c:ftv")) != -1) {

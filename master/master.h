@@ -86,6 +86,5 @@ void master_children_signal(struct master_service *svc, int signo,
                             bool detach);
 /* shutdown: SIGTERM everyone, wait, SIGKILL the rest */
 void master_children_stop_all(int grace_msec);
-size_t master_children_count(void);
 
 #endif

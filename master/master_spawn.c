@@ -27,15 +27,6 @@
 
 static struct master_child *master_children;
 
-size_t master_children_count(void)
-{
-    size_t n = 0;
-
-    for (struct master_child *c = master_children; c; c = c->next)
-        n++;
-    return n;
-}
-
 /* master_child_find - by pid; unlink when take is set */
 static struct master_child *master_child_find(pid_t pid, bool take)
 {

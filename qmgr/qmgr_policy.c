@@ -71,28 +71,18 @@ int qmgr_xport_pick(const char *rcpt, bool (*is_local)(const char *domain))
     return QMGR_XPORT_SMTP;
 }
 
-/* qmgr_request_build - one recipient's delivery request */
+/* qmgr_request_build - one recipient's delivery request: only what names
+   the recipient record; the agent reads the envelope from the file */
 void qmgr_request_build(const queue_msg_t *m, size_t i, attr_list_t *out)
 {
     const struct queue_rcpt *r = &m->rcpts[i];
-    const char *client = queue_msg_attr(m, "client_address");
-    char num[32];
 
     attr_list_reset(out);
     attr_add(out, DA_REQUEST, DELIVER_REQUEST_DELIVER);
     attr_add(out, DA_QUEUE_NAME, "active");
     attr_add(out, DA_QUEUE_ID, m->qid);
-    attr_add(out, DA_SENDER, m->sender ? m->sender : "");
     attr_add(out, DA_RECIPIENT, r->address);
-    attr_add(out, DA_ORIG_RCPT, r->orcpt ? r->orcpt : r->address);
     attr_add_long(out, DA_RCPT_OFFSET, (long)r->offset);
-    attr_add_long(out, DA_CONTENT_OFFSET, (long)m->content_offset);
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)m->content_len);
-    attr_add(out, DA_CONTENT_SIZE, num);
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)m->arrival_usec);
-    attr_add(out, DA_ARRIVAL, num);
-    if (client != NULL)
-        attr_add(out, DA_CLIENT_ADDR, client);
 }
 
 /* qmgr_delay_format - fewer decimals as the delay grows */

@@ -7,6 +7,14 @@
  * reply before sending the next on that connection; it keeps up to
  * $default_destination_concurrency_limit connections per transport.
  *
+ * A request only names a recipient record: the queue file (queue_name,
+ * queue_id) and the record (rcpt_offset, with the recipient address it
+ * must hold, a cross-check). The agent takes everything else (sender,
+ * original recipient, content offset and size, arrival time, client
+ * attributes) from the queue file itself: a request is a claim from
+ * whoever could reach the agent's socket, the file is checked
+ * (local/local_queue.c). An agent ignores attributes it does not know.
+ *
  * Before replying DELIVER_OK or DELIVER_BOUNCE the agent marks the
  * recipient record in the queue file itself (queue_file_mark: 'D' or 'B',
  * fdatasync'd), as Postfix's agents do, so a qmgr crash after a delivery
@@ -16,18 +24,12 @@
 #ifndef TERN_DELIVER_H
 #define TERN_DELIVER_H
 
-/* request attribute names */
+/* request attribute names (all required) */
 #define DA_REQUEST        "request"        /* "deliver" */
 #define DA_QUEUE_NAME     "queue_name"     /* "active" */
 #define DA_QUEUE_ID       "queue_id"
-#define DA_SENDER         "sender"         /* "" = null sender */
-#define DA_RECIPIENT      "recipient"
-#define DA_ORIG_RCPT      "orig_recipient" /* as first received */
+#define DA_RECIPIENT      "recipient"      /* the record's address */
 #define DA_RCPT_OFFSET    "rcpt_offset"    /* recipient record offset */
-#define DA_CONTENT_OFFSET "content_offset"
-#define DA_CONTENT_SIZE   "content_size"
-#define DA_ARRIVAL        "arrival_usec"
-#define DA_CLIENT_ADDR    "client_address" /* optional */
 
 /* reply attribute names */
 #define DA_STATUS         "status"         /* DELIVER_* below */

@@ -363,5 +363,97 @@ class MasterSockets(TernTestCase):
         self.assertEqual(bad, [], "path-based chmod/chown on a socket")
 
 
+def fd_targets(pid):
+    """What each open descriptor of pid points at (readlink of /proc)."""
+    out = {}
+    d = "/proc/%d/fd" % pid
+    for name in os.listdir(d):
+        try:
+            out[int(name)] = os.readlink(os.path.join(d, name))
+        except OSError:
+            pass
+    return out
+
+
+class MasterInheritedFds(TernTestCase):
+    """master (root) keeps nothing its starter left open: a shell's pipe
+    stayed open as fd 251 in master and every daemon it forked."""
+
+    def leaked(self, pids, pipe_name):
+        return {pid: fds for pid in pids
+                for fds in [[n for n, t in fd_targets(pid).items()
+                             if t == pipe_name or n == 251]] if fds}
+
+    def start_with_pipe(self, inst, args):
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        os.dup2(w, 251)
+        os.close(w)
+        self.addCleanup(os.close, 251)
+        pipe_name = os.readlink("/proc/self/fd/251")
+        inst.stdout = open(os.path.join(inst.dir, "log", "master.out"), "ab")
+        env = dict(os.environ, MAIL_CONFIG=inst.etc)
+        if "ASAN_OPTIONS" in env:
+            env["ASAN_OPTIONS"] += ":detect_leaks=0"
+        inst.proc = subprocess.Popen(
+            [os.path.join(BUILD, "libexec", "master")] + args + ["-c", inst.etc],
+            stdin=subprocess.DEVNULL, stdout=inst.stdout,
+            stderr=subprocess.STDOUT, env=env, pass_fds=(251,))
+        return pipe_name
+
+    def test_foreground(self):
+        inst = self.instance()
+        pipe_name = self.start_with_pipe(inst, ["-f"])
+        wait_for(inst._smtp_ready, 30, what="SMTP port")
+        with inst.smtp() as s:       # an smtpd, a qmgr and a local exist
+            s.sendmail("a@example.org", ["demo@localhost"], b"Subject: fd\r\n\r\nx\r\n")
+        inst.wait_messages("demo", 1)
+        kids = wait_for(lambda: len(inst.child_pids("local")) and
+                        len(inst.child_pids("qmgr")) and
+                        proc_children(inst.proc.pid), 30, what="daemons")
+        self.assertEqual(self.leaked([inst.proc.pid] + kids, pipe_name), {})
+        # 0-2 are kept in -f mode (the caller's terminal or log)
+        fds = fd_targets(inst.proc.pid)
+        self.assertEqual(fds[1], os.readlink("/proc/self/fd/%d" % inst.stdout.fileno()))
+
+    def test_daemonized(self):
+        inst = self.instance()
+        pipe_name = self.start_with_pipe(inst, [])
+        inst.proc.wait(30)           # the parent exits once master detached
+        pidfile = os.path.join(inst.spool, "pid", "master.pid")
+
+        def master_pid():
+            try:
+                with open(pidfile) as f:
+                    pid = int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                return None
+            return pid if os.path.exists("/proc/%d" % pid) else None
+        pid = wait_for(master_pid, 30, what="master.pid")
+        self.addCleanup(lambda: os.path.exists("/proc/%d" % pid)
+                        and os.kill(pid, signal.SIGTERM))
+        def smtp_ready():
+            try:
+                with socket.create_connection(("127.0.0.1", inst.smtp_port), 1) as c:
+                    c.settimeout(5)
+                    return c.recv(512).startswith(b"220")
+            except OSError:
+                return False
+        wait_for(smtp_ready, 30, what="SMTP port")
+        kids = wait_for(lambda: proc_children(pid), 30, what="daemons")
+        self.assertEqual(self.leaked([pid] + kids, pipe_name), {})
+        for n in (0, 1, 2):
+            self.assertEqual(fd_targets(pid)[n], "/dev/null")
+        os.kill(pid, signal.SIGTERM)
+
+        def gone():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    return f.read().split(") ")[1][0] == "Z"
+            except OSError:
+                return True
+        wait_for(gone, 30, what="master to stop")
+
+
 if __name__ == "__main__":
     unittest.main()

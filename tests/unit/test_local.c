@@ -15,9 +15,44 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/util.h"
+
+/* mkdir and fsync_parent_dir as local_maildir.c calls them, recorded in
+   order (the real calls happen too): new directories must be fsync'd in
+   their parent before a delivery counts */
+static char dir_events[4096];
+static int test_mkdir(const char *path, mode_t mode);
+static int test_fsync_parent_dir(const char *path) __attribute__((unused));
+#define mkdir test_mkdir
+#define fsync_parent_dir test_fsync_parent_dir
 #include "../../local/local_deliver.c"
 #include "../../local/local_maildir.c"
 #include "../../local/local_queue.c"
+#undef mkdir
+#undef fsync_parent_dir
+
+static void dir_event(const char *what, const char *path)
+{
+    size_t len = strlen(dir_events);
+    const char *base = strrchr(path, '/');
+    snprintf(dir_events + len, sizeof(dir_events) - len, "%s %s;", what,
+             base ? base + 1 : path);
+}
+
+static int test_mkdir(const char *path, mode_t mode)
+{
+    int r = mkdir(path, mode);
+    if (r == 0)
+        dir_event("mkdir", path);
+    return r;
+}
+
+static int test_fsync_parent_dir(const char *path)
+{
+    int r = fsync_parent_dir(path);
+    dir_event(r == 0 ? "fsync-parent" : "fsync-parent-failed", path);
+    return r;
+}
 #include "mail/config.h"
 #include "mail/dict_build.h"
 #include "mail/deliver.h"
@@ -224,22 +259,73 @@ START_TEST(test_maildir_delivery_and_retry)
 }
 END_TEST
 
-/* table: recipient -> expected status, dsn, messages for demo and bob */
+/* the one complete queue file in incoming/ (a forwarded copy), read
+   into m; 0 if there is none */
+static int incoming_read(queue_msg_t *m, int *uid_out)
+{
+    DIR *d = opendir(QUEUE_INCOMING);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    char qid[QUEUE_ID_SIZE] = "";
+    int n = 0;
+    while ((e = readdir(d)) != NULL)
+        if (queue_id_valid(e->d_name)) {
+            str_copy(qid, e->d_name, sizeof(qid));
+            n++;
+        }
+    closedir(d);
+    if (n == 0)
+        return 0;
+    ck_assert_int_eq(n, 1);
+    char path[128];
+    snprintf(path, sizeof(path), "incoming/%s", qid);
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    struct stat st;
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    if (uid_out)
+        *uid_out = (int)st.st_uid;
+    const char *err = NULL;
+    ck_assert_int_eq(queue_file_read(fd, qid, m, &err), 0);
+    close(fd);
+    return 1;
+}
+
+START_TEST(test_maildir_dirs_fsynced)
+{
+    dir_events[0] = '\0';
+    struct local_result res = run("demo@localhost", "Subject: d\n\nx\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_str_eq(dir_events,
+                     "mkdir Maildir;fsync-parent Maildir;mkdir tmp;fsync-parent tmp;"
+                     "mkdir new;fsync-parent new;mkdir cur;fsync-parent cur;");
+    /* nothing new to make durable the second time */
+    dir_events[0] = '\0';
+    res = run("demo@localhost", "Subject: d2\n\nx\n");
+    ck_assert_int_eq(res.status, DELIVER_OK);
+    ck_assert_str_eq(dir_events, "");
+}
+END_TEST
+
+/* table: recipient -> expected status, dsn, messages for demo and bob,
+   recipients of the forwarded copy (one per alias target: several
+   targets are never delivered within one request) */
 static const struct {
     const char *rcpt;
     int status;
     const char *dsn;
     int demo, bob;
+    const char *queued;
 } alias_cases[] = {
-    { "demo@localhost", DELIVER_OK, "2.0.0", 1, 0 },
-    { "DEMO+tag@LOCALHOST", DELIVER_OK, "2.0.0", 1, 0 },
-    { "team@localhost", DELIVER_OK, "2.0.0", 1, 1 },
-    { "boss@localhost", DELIVER_OK, "2.0.0", 1, 1 },
-    { "nobody-here@localhost", DELIVER_BOUNCE, "5.1.1", 0, 0 },
-    { "loopa@localhost", DELIVER_BOUNCE, "5.4.6", 0, 0 },
-    { "piped@localhost", DELIVER_DEFER, "4.3.0", 0, 0 },
-    { "self@localhost", DELIVER_OK, "2.0.0", 0, 1 },
-    { "demo@remote.example", DELIVER_BOUNCE, "5.1.2", 0, 0 },
+    { "demo@localhost", DELIVER_OK, "2.0.0", 1, 0, "" },
+    { "DEMO+tag@LOCALHOST", DELIVER_OK, "2.0.0", 1, 0, "" },
+    { "team@localhost", DELIVER_OK, "2.0.0", 0, 0, "demo@localhost bob@localhost" },
+    { "boss@localhost", DELIVER_OK, "2.0.0", 0, 0, "demo@localhost bob@localhost" },
+    { "nobody-here@localhost", DELIVER_BOUNCE, "5.1.1", 0, 0, "" },
+    { "loopa@localhost", DELIVER_BOUNCE, "5.4.6", 0, 0, "" },
+    { "piped@localhost", DELIVER_DEFER, "4.3.0", 0, 0, "" },
+    { "self@localhost", DELIVER_OK, "2.0.0", 0, 0, "self@localhost bob@localhost" },
+    { "demo@remote.example", DELIVER_BOUNCE, "5.1.2", 0, 0, "" },
 };
 
 START_TEST(test_aliases)
@@ -250,6 +336,53 @@ START_TEST(test_aliases)
     ck_assert_str_eq(res.dsn, alias_cases[_i].dsn);
     ck_assert_int_eq(count_new(home_demo, NULL, 0), alias_cases[_i].demo);
     ck_assert_int_eq(count_new(home_bob, NULL, 0), alias_cases[_i].bob);
+    queue_msg_t m;
+    char got[512] = "";
+    if (incoming_read(&m, NULL)) {
+        for (size_t i = 0; i < m.nrcpts; i++) {
+            size_t len = strlen(got);
+            snprintf(got + len, sizeof(got) - len, "%s%s", i ? " " : "",
+                     m.rcpts[i].address);
+            ck_assert_str_eq(m.rcpts[i].orcpt, alias_cases[_i].rcpt);
+            ck_assert_int_eq(m.rcpts[i].status, QREC_RCPT);
+        }
+        ck_assert_ptr_nonnull(queue_msg_attr(&m, LOCAL_ATTR_EXPANDED));
+        queue_msg_free(&m);
+    }
+    ck_assert_str_eq(got, alias_cases[_i].queued);
+}
+END_TEST
+
+/* a member of an expanded list: delivered to that user, not expanded
+   again (self is "self: \\self, bob"), and the Delivered-To local put
+   in front of the list's copy is not a loop */
+START_TEST(test_expanded_member)
+{
+    struct local_request r;
+    queue_msg_t m;
+    char qid[QUEUE_ID_SIZE];
+    struct local_result res = { DELIVER_DEFER, "", "" };
+    make_request("self@localhost", "Delivered-To: self@localhost\nSubject: e\n\nx\n",
+                 &r, qid, &m);
+    r.expanded = true;
+    local_deliver(&r, local_alias_maps_for_test(), &res);
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_int_eq(count_new(home_bob, NULL, 0), 1);     /* self's home */
+    queue_msg_t q;
+    ck_assert_int_eq(incoming_read(&q, NULL), 0);
+    close(r.queue_fd);
+    queue_msg_free(&m);
+    /* an earlier Delivered-To of the member below local's own line is */
+    res.status = DELIVER_DEFER;
+    make_request("demo@localhost", "Delivered-To: team@localhost\n"
+                 "Delivered-To: demo@localhost\nSubject: e\n\nx\n", &r, qid, &m);
+    r.expanded = true;
+    local_deliver(&r, local_alias_maps_for_test(), &res);
+    ck_assert_int_eq(res.status, DELIVER_BOUNCE);
+    ck_assert_str_eq(res.dsn, "5.4.6");
+    ck_assert_int_eq(count_new(home_demo, NULL, 0), 0);
+    close(r.queue_fd);
+    queue_msg_free(&m);
 }
 END_TEST
 
@@ -289,33 +422,24 @@ START_TEST(test_forward_remote)
 {
     struct local_result res = run("out@localhost", "Subject: f\n\nx\n");
     ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
-    ck_assert_int_eq(count_new(home_demo, NULL, 0), 1);
-    /* the remote target became a new queue file in incoming/ */
-    DIR *d = opendir(QUEUE_INCOMING);
-    ck_assert_ptr_nonnull(d);
-    struct dirent *e;
-    char qid[QUEUE_ID_SIZE] = "";
-    while ((e = readdir(d)) != NULL)
-        if (queue_id_valid(e->d_name))
-            str_copy(qid, e->d_name, sizeof(qid));
-    closedir(d);
-    ck_assert(qid[0] != '\0');
-    char path[128];
-    snprintf(path, sizeof(path), "incoming/%s", qid);
-    int fd = open(path, O_RDONLY);
-    ck_assert_int_ge(fd, 0);
-    struct stat st;
-    ck_assert_int_eq(fstat(fd, &st), 0);
-    ck_assert_int_eq(st.st_uid, owner_uid);     /* qmgr must be able to move it */
+    ck_assert_int_eq(count_new(home_demo, NULL, 0), 0);
+    /* both targets became one new queue file in incoming/ */
     queue_msg_t m;
-    const char *err = NULL;
-    ck_assert_int_eq(queue_file_read(fd, qid, &m, &err), 0);
+    int uid = -1;
+    ck_assert_int_eq(incoming_read(&m, &uid), 1);
+    ck_assert_int_eq(uid, (int)owner_uid);      /* qmgr must be able to move it */
     ck_assert_str_eq(m.sender, "a@example.org");
-    ck_assert_uint_eq(m.nrcpts, 1);
-    ck_assert_str_eq(m.rcpts[0].address, "friend@remote.example");
-    ck_assert_uint_eq(m.content_len, strlen("Subject: f\n\nx\n"));
+    ck_assert_uint_eq(m.nrcpts, 2);
+    ck_assert_str_eq(m.rcpts[0].address, "demo@localhost");
+    ck_assert_str_eq(m.rcpts[1].address, "friend@remote.example");
+    ck_assert_str_eq(m.rcpts[1].orcpt, "out@localhost");
+    ck_assert_uint_eq(m.content_len, strlen("Delivered-To: out@localhost\n"
+                                            "Subject: f\n\nx\n"));
     queue_msg_free(&m);
-    close(fd);
+    /* a copy that already went through out@localhost is a loop */
+    res = run("out@localhost", "Delivered-To: out@localhost\nSubject: f\n\nx\n");
+    ck_assert_int_eq(res.status, DELIVER_BOUNCE);
+    ck_assert_str_eq(res.dsn, "5.4.6");
 }
 END_TEST
 
@@ -391,11 +515,11 @@ static void request_attrs(attr_list_t *a, const char *queue, const char *qid,
     attr_add(a, DA_REQUEST, DELIVER_REQUEST_DELIVER);
     attr_add(a, DA_QUEUE_NAME, queue);
     attr_add(a, DA_QUEUE_ID, qid);
-    attr_add(a, DA_SENDER, sender);
+    attr_add(a, "sender", sender);     /* not part of a request: ignored */
     attr_add(a, DA_RECIPIENT, rcpt);
     attr_add_long(a, DA_RCPT_OFFSET, offset);
-    attr_add_long(a, DA_CONTENT_OFFSET, 0);
-    attr_add_long(a, DA_CONTENT_SIZE, 99999);
+    attr_add_long(a, "content_offset", 0);
+    attr_add_long(a, "content_size", 99999);
 }
 
 static int open_claim(const char *queue, const char *qid, const char *sender,
@@ -494,8 +618,10 @@ int main(void)
     TCase *tc = tcase_create("deliver");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_maildir_delivery_and_retry);
+    tcase_add_test(tc, test_maildir_dirs_fsynced);
     tcase_add_loop_test(tc, test_aliases, 0, sizeof(alias_cases) / sizeof(alias_cases[0]));
     tcase_add_test(tc, test_delivered_to_loop);
+    tcase_add_test(tc, test_expanded_member);
     tcase_add_test(tc, test_size_limit_and_mailbox_kind);
     tcase_add_test(tc, test_forward_remote);
     tcase_add_test(tc, test_home_missing_defers);

@@ -230,6 +230,9 @@ START_TEST(test_request_build)
         { "helo_name", "mx.example.com" },
         { "client_address", "192.0.2.7" },
     };
+    static const char *const names[] = {
+        DA_REQUEST, DA_QUEUE_NAME, DA_QUEUE_ID, DA_RECIPIENT, DA_RCPT_OFFSET,
+    };
     queue_msg_t m;
     attr_list_t l;
     long v;
@@ -240,23 +243,21 @@ START_TEST(test_request_build)
     ck_assert_str_eq(attr_get(&l, DA_REQUEST), DELIVER_REQUEST_DELIVER);
     ck_assert_str_eq(attr_get(&l, DA_QUEUE_NAME), "active");
     ck_assert_str_eq(attr_get(&l, DA_QUEUE_ID), "4ZxB2KbQ1vNz");
-    ck_assert_str_eq(attr_get(&l, DA_SENDER), "sender@example.com");
     ck_assert_str_eq(attr_get(&l, DA_RECIPIENT), "b@example.org");
-    ck_assert_str_eq(attr_get(&l, DA_ORIG_RCPT), "B@Example.ORG");
     ck_assert_int_eq(attr_get_long(&l, DA_RCPT_OFFSET, 0, 1L << 40, &v), 0);
     ck_assert_int_eq(v, 200);
-    ck_assert_int_eq(attr_get_long(&l, DA_CONTENT_OFFSET, 0, 1L << 40, &v), 0);
-    ck_assert_int_eq(v, 4321);
-    ck_assert_str_eq(attr_get(&l, DA_CONTENT_SIZE), "9876543210");
-    ck_assert_str_eq(attr_get(&l, DA_ARRIVAL), "1700000000123456");
-    ck_assert_str_eq(attr_get(&l, DA_CLIENT_ADDR), "192.0.2.7");
+    /* only what names the record: the agent reads the envelope (sender,
+       orcpt, content, arrival, client) from the queue file */
+    ck_assert_uint_eq(l.count, sizeof(names) / sizeof(names[0]));
+    for (size_t i = 0; i < l.count; i++)
+        ck_assert_str_eq(l.items[i].name, names[i]);
 
-    /* the first recipient: no orcpt -> the address itself; reused list */
+    /* the first recipient; reused list */
     qmgr_request_build(&m, 0, &l);
     ck_assert_str_eq(attr_get(&l, DA_RECIPIENT), "a@example.org");
-    ck_assert_str_eq(attr_get(&l, DA_ORIG_RCPT), "a@example.org");
     ck_assert_int_eq(attr_get_long(&l, DA_RCPT_OFFSET, 0, 1L << 40, &v), 0);
     ck_assert_int_eq(v, 100);
+    ck_assert_uint_eq(l.count, sizeof(names) / sizeof(names[0]));
     attr_list_free(&l);
 }
 END_TEST
@@ -274,8 +275,9 @@ START_TEST(test_request_null_sender_no_client)
     m.sender = NULL;
     attr_list_init(&l);
     qmgr_request_build(&m, 0, &l);
-    ck_assert_str_eq(attr_get(&l, DA_SENDER), "");
-    ck_assert_ptr_null(attr_get(&l, DA_CLIENT_ADDR));
+    ck_assert_str_eq(attr_get(&l, DA_RECIPIENT), "a@example.org");
+    ck_assert_ptr_null(attr_get(&l, "sender"));
+    ck_assert_ptr_null(attr_get(&l, "client_address"));
     attr_list_free(&l);
 }
 END_TEST
