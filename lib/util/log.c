@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +52,25 @@ void log_init(const char *syslog_name, const char *program)
     }
 }
 
+/* log_file_open - the log file, never through a symlink and only a
+   regular file: daemons open it as root, perhaps in a directory others
+   can write */
+static int log_file_open(const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW
+                        | O_NONBLOCK, 0640);
+
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    return fd;
+}
+
 int log_set_file(const char *path)
 {
     if (path == NULL || *path == '\0') {
@@ -65,7 +85,7 @@ int log_set_file(const char *path)
     else if (strcmp(path, "/dev/stderr") == 0)
         fd = STDERR_FILENO;
     else
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        fd = log_file_open(path);
     if (fd < 0)
         return -1;
     if (log_fd > 2 && log_fd != fd)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +38,31 @@ static void teardown(void)
     log_set_file("");
     unlink(logpath);
 }
+
+/* the log file is never opened through a symlink, nor anything but a
+   regular file (daemons open it as root) */
+START_TEST(test_file_refuses_symlink_and_fifo)
+{
+    char victim[300], link[300];
+
+    snprintf(victim, sizeof(victim), "%s.victim", logpath);
+    snprintf(link, sizeof(link), "%s.link", logpath);
+    unlink(victim);
+    unlink(link);
+    ck_assert_int_eq(close(open(victim, O_CREAT | O_WRONLY, 0600)), 0);
+    ck_assert_int_eq(symlink(victim, link), 0);
+    ck_assert_int_eq(log_set_file(link), -1);
+    unlink(link);
+    ck_assert_int_eq(mkfifo(link, 0600), 0);
+    ck_assert_int_eq(log_set_file(link), -1);
+    /* the old destination is still in use */
+    log_info("still here");
+    ck_assert_ptr_nonnull(strstr(slurp(logpath), "still here"));
+    ck_assert_str_eq(slurp(victim), "");
+    unlink(link);
+    unlink(victim);
+}
+END_TEST
 
 START_TEST(test_format)
 {
@@ -160,6 +186,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_format);
+    tcase_add_test(tc, test_file_refuses_symlink_and_fifo);
     tcase_add_test(tc, test_hostile_text);
     tcase_add_test(tc, test_scrub_table);
     tcase_add_test(tc, test_scrub_in_log_lines);
