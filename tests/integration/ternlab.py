@@ -163,7 +163,7 @@ class Instance:
             stdin=subprocess.DEVNULL, stdout=self.stdout,
             stderr=subprocess.STDOUT, env=env)
         if wait:
-            wait_for(self._smtp_ready, 20, what="SMTP port %d" % self.smtp_port)
+            wait_for(self._smtp_ready, 60, what="SMTP port %d" % self.smtp_port)
         return self
 
     def _smtp_ready(self):

@@ -209,7 +209,7 @@ class Crash(TernTestCase):
             s.sendmail("sender@example.org", ["demo@localhost"],
                        b"Subject: before\r\n\r\nx\r\n")
         inst.wait_messages("demo", 1)     # local has run as the user
-        qmgr = wait_for(lambda: inst.child_pids("qmgr"), 10, what="qmgr")
+        qmgr = wait_for(lambda: inst.child_pids("qmgr"), 30, what="qmgr")
         # freeze qmgr so the next messages stay queued across the crash
         for p in qmgr:
             os.kill(p, signal.SIGSTOP)
@@ -223,11 +223,11 @@ class Crash(TernTestCase):
                 kids[k] = name
         self.assertTrue(inst.child_pids("local"), "local should be running")
         os.kill(inst.master_pid, signal.SIGKILL)
-        inst.proc.wait(10)
+        inst.proc.wait(30)
         for p in qmgr:
             os.kill(p, signal.SIGCONT)
         try:
-            wait_for(lambda: not any(pid_alive(k) for k in kids), 10,
+            wait_for(lambda: not any(pid_alive(k) for k in kids), 30,
                      what="children to exit after master died")
         except AssertionError:
             left = ["%s[%d]" % (kids[k], k) for k in kids if pid_alive(k)]
@@ -239,7 +239,7 @@ class Crash(TernTestCase):
         inst.stdout.close()
         inst.proc = None
         inst.start()                      # the pid lock was released
-        msgs = inst.wait_messages("demo", 6, timeout=30)
+        msgs = inst.wait_messages("demo", 6, timeout=60)
         self.assertEqual(sorted(subject_of(m) for m in msgs),
                          ["before"] + ["queued %d" % n for n in range(5)])
         inst.wait_queue_empty(30)
