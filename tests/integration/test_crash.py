@@ -17,7 +17,20 @@ import threading
 import time
 import unittest
 
-from ternlab import FAST_RETRY, TernTestCase, subject_of, wait_for
+from ternlab import (FAST_RETRY, TernTestCase, proc_children, subject_of,
+                     wait_for)
+
+def traced_by(pid, tracer):
+    """pid is traced by tracer (a vanished pid needs no tracing)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1]) == tracer
+    except OSError:
+        return True
+    return False
+
 
 def pid_alive(pid):
     """Running (a zombie or a vanished PID counts as gone)."""
@@ -124,7 +137,7 @@ class Flow:
                 except OSError:
                     pass
                 s = None
-                time.sleep(0.05)
+                time.sleep(0.05)   # pacing before reconnecting, no condition
                 continue
             with self.lock:
                 self.accepted.add(subj)
@@ -147,8 +160,7 @@ class Crash(TernTestCase):
 
     def check_exactly_once(self, inst, flow):
         inst.wait_messages("demo", len(flow.accepted), timeout=90)
-        inst.wait_queue_empty(60)
-        time.sleep(2)              # a late duplicate would show up by now
+        inst.wait_quiet(timeout=60)    # nothing in flight: Maildir is final
         got = [subject_of(m) for m in inst.messages("demo")]
         dups = sorted({s for s in got if got.count(s) > 1})
         self.assertEqual(dups, [], "delivered more than once")
@@ -170,7 +182,7 @@ class Crash(TernTestCase):
             names = [n for n in ("smtpd", "qmgr", "local")
                      if inst.child_pids(n)]
             if not names:
-                time.sleep(0.05)
+                time.sleep(0.05)   # poll until a daemon runs again
                 continue
             name = rng.choice(names)
             pids = inst.child_pids(name)
@@ -181,6 +193,7 @@ class Crash(TernTestCase):
                     killed.append("%s[%d]" % (name, pid))
                 except OSError:
                     pass
+            # random spacing of the kills is the point, not a condition
             time.sleep(rng.uniform(0.02, 0.2))
         flow.join()
         self.assertGreaterEqual(len(flow.accepted), 300,
@@ -196,7 +209,7 @@ class Crash(TernTestCase):
             s.sendmail("sender@example.org", ["demo@localhost"],
                        b"Subject: before\r\n\r\nx\r\n")
         inst.wait_messages("demo", 1)     # local has run as the user
-        qmgr = wait_for(lambda: inst.child_pids("qmgr"), 10, what="qmgr")
+        qmgr = wait_for(lambda: inst.child_pids("qmgr"), 30, what="qmgr")
         # freeze qmgr so the next messages stay queued across the crash
         for p in qmgr:
             os.kill(p, signal.SIGSTOP)
@@ -210,11 +223,11 @@ class Crash(TernTestCase):
                 kids[k] = name
         self.assertTrue(inst.child_pids("local"), "local should be running")
         os.kill(inst.master_pid, signal.SIGKILL)
-        inst.proc.wait(10)
+        inst.proc.wait(30)
         for p in qmgr:
             os.kill(p, signal.SIGCONT)
         try:
-            wait_for(lambda: not any(pid_alive(k) for k in kids), 10,
+            wait_for(lambda: not any(pid_alive(k) for k in kids), 30,
                      what="children to exit after master died")
         except AssertionError:
             left = ["%s[%d]" % (kids[k], k) for k in kids if pid_alive(k)]
@@ -226,7 +239,7 @@ class Crash(TernTestCase):
         inst.stdout.close()
         inst.proc = None
         inst.start()                      # the pid lock was released
-        msgs = inst.wait_messages("demo", 6, timeout=30)
+        msgs = inst.wait_messages("demo", 6, timeout=60)
         self.assertEqual(sorted(subject_of(m) for m in msgs),
                          ["before"] + ["queued %d" % n for n in range(5)])
         inst.wait_queue_empty(30)
@@ -236,12 +249,14 @@ class Crash(TernTestCase):
         flow = Flow(inst, 60, threads=3)
         flow.start()
         wait_for(lambda: inst.child_pids("local") and len(inst.messages("demo"))
-                 >= 5, 30, what="local busy delivering")
+                 >= 5, 60, what="local busy delivering")
+        kids = proc_children(inst.master_pid)
         inst.proc.send_signal(signal.SIGTERM)
-        self.assertEqual(inst.proc.wait(15), 0)
+        self.assertEqual(inst.proc.wait(60), 0)
         flow.stop = True
         flow.join()
-        time.sleep(0.5)
+        wait_for(lambda: not any(pid_alive(k) for k in kids), 30,
+                 what="the old master's children to exit")
         inst.stdout.close()
         inst.proc = None
         inst.start()
@@ -254,7 +269,24 @@ class Durability(TernTestCase):
     """The order of the durability steps, as the daemons' system calls
     show it (strace -f on master and its children)."""
 
-    def trace(self, inst, action):
+    @staticmethod
+    def read_trace(path, complete):
+        """The trace as lines. While strace still writes (complete=False)
+        a last line without its newline yet is left out."""
+        with open(path, errors="replace") as f:
+            text = f.read()
+        lines = text.split("\n")
+        if lines[-1] == "" or not complete:
+            lines.pop()
+        # "PID  syscall(...)": strace pads the PID column; one space
+        return [re.sub(r"^(\d+)\s+", r"\1 ", line) for line in lines]
+
+    def trace(self, inst, action, verify):
+        """Run action() under strace -f; then wait until verify(lines)
+        passes on the trace (strace writes each system call as it ends,
+        so lines still arrive after the action's effects are visible), and
+        return the lines. If it never passes, verify's failure is the
+        test's, on the whole trace."""
         out = os.path.join(inst.dir, "log", "strace")
         pids = [inst.master_pid]
         for name in ("smtpd", "qmgr", "local"):
@@ -267,16 +299,27 @@ class Durability(TernTestCase):
         st = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
+
+        def verified():
+            try:
+                verify(self.read_trace(out, False))
+                return True
+            except Exception:      # incomplete yet; the last verify tells
+                return False
         try:
-            time.sleep(1.0)            # attached
+            wait_for(lambda: all(traced_by(p, st.pid) for p in pids), 30,
+                     what="strace attached to %r" % pids)
             action()
+            try:
+                wait_for(verified, 30, 0.1, what="a complete trace")
+            except AssertionError:
+                pass               # verify below reports what is missing
         finally:
             st.send_signal(signal.SIGINT)
-            st.wait(10)
-        with open(out, errors="replace") as f:
-            # "PID  syscall(...)": strace pads the PID column; one space
-            return [re.sub(r"^(\d+)\s+", r"\1 ", line.rstrip("\n"))
-                    for line in f]
+            st.wait(30)
+        lines = self.read_trace(out, True)
+        verify(lines)
+        return lines
 
     @staticmethod
     def first(lines, start, pred, what):
@@ -288,7 +331,7 @@ class Durability(TernTestCase):
 
     def test_commit_move_deliver_defer_order(self):
         inst = self.instance(main=FAST_RETRY).start()
-        wait_for(lambda: inst.child_pids("qmgr"), 10, what="qmgr")
+        wait_for(lambda: inst.child_pids("qmgr"), 30, what="qmgr")
 
         def action():
             with inst.smtp() as s:
@@ -297,68 +340,70 @@ class Durability(TernTestCase):
                 s.sendmail("sender@example.org", ["far@remote.example"],
                            b"Subject: remote\r\n\r\nx\r\n")
             inst.wait_messages("demo", 1)
-            wait_for(lambda: inst.queue_files("deferred"), 10,
+            wait_for(lambda: inst.queue_files("deferred"), 60,
                      what="a deferred file")
-            time.sleep(0.5)
-        t = self.trace(inst, action)
-        qids = re.findall(r"queued as (\w+)", "\n".join(t))
-        self.assertEqual(len(set(qids)), 2, "\n".join(t[-50:]))
-        local_qid, remote_qid = qids[0], [q for q in qids if q != qids[0]][0]
-        for qid in (local_qid, remote_qid):
-            # smtpd: fsync(file), rename, fsync(incoming/), then 250
-            r = self.first(t, 0, lambda l: "rename" in l and
-                           '"incoming/%s"' % qid in l, "commit rename")
-            pid = t[r].split()[0]
-            tmp = re.search(r'"(incoming/t\.[^"]+)"', t[r]).group(1)
-            self.assertTrue(any(l.startswith(pid + " fsync(") and
-                                tmp in l for l in t[:r]),
-                            "file not fsync'd before its rename")
-            d = self.first(t, r, lambda l: l.startswith(pid + " fsync(") and
-                           l.split(">")[0].endswith("/spool/incoming"),
-                           "fsync of incoming/")
-            ok = self.first(t, r, lambda l: l.startswith(pid) and
-                            "queued as %s" % qid in l, "250 reply")
-            self.assertLess(d, ok, "250 before the directory fsync")
-            # qmgr: rename into active/, fsync(active/) before a request
-            m = self.first(t, 0, lambda l: "rename" in l and
-                           '"active/%s"' % qid in l and
-                           '"incoming/%s"' % qid in l, "move to active/")
-            qpid = t[m].split()[0]
-            fa = self.first(t, m, lambda l: l.startswith(qpid + " fsync(") and
-                            l.split(">")[0].endswith("/spool/active"),
-                            "fsync of active/")
-            req = [i for i in range(m, len(t)) if t[i].startswith(qpid) and
-                   "sendto(" in t[i] and qid in t[i]]
-            if req:
-                self.assertLess(fa, req[0], "request before fsync(active/)")
-        # local: fsync(tmp) < link < fsync(new/) < mark < fdatasync < reply
-        ln = self.first(t, 0, lambda l: "link" in l and local_qid in l and
-                        "/Maildir/new/" in l, "link into new/")
-        lpid = t[ln].split()[0]
-        self.assertTrue(any(l.startswith(lpid + " fsync(") and "/Maildir/tmp/"
-                            in l and local_qid in l for l in t[:ln]),
-                        "Maildir file not fsync'd before link")
-        fn = self.first(t, ln, lambda l: l.startswith(lpid + " fsync(") and
-                        l.split(">")[0].endswith("/Maildir/new"),
-                        "fsync of new/")
-        mk = self.first(t, ln, lambda l: l.startswith(lpid + " pwrite64(") and
-                        "active/%s" % local_qid in l and '"D"' in l, "mark D")
-        fd = self.first(t, mk, lambda l: l.startswith(lpid + " fdatasync(")
-                        and "active/%s" % local_qid in l, "fdatasync of mark")
-        rp = self.first(t, fd, lambda l: l.startswith(lpid) and
-                        ("write(" in l or "sendto(" in l) and "status" in l,
-                        "reply to qmgr")
-        self.assertLess(fn, mk)
-        self.assertLess(fd, rp)
-        # qmgr: deferral renamed into deferred/X/ and that directory synced
-        dr = self.first(t, 0, lambda l: "rename" in l and
-                        re.search(r'"deferred/./%s"' % remote_qid, l),
-                        "move to deferred/")
-        qpid = t[dr].split()[0]
-        sub = re.search(r'"(deferred/./)%s"' % remote_qid, t[dr]).group(1)
-        self.first(t, dr, lambda l: l.startswith(qpid + " fsync(") and
-                   l.split(">")[0].endswith("/spool/" + sub.rstrip("/")),
-                   "fsync of %s" % sub)
+
+        def verify(t):
+            qids = re.findall(r"queued as (\w+)", "\n".join(t))
+            self.assertEqual(len(set(qids)), 2, "\n".join(t[-50:]))
+            local_qid, remote_qid = qids[0], [q for q in qids if q != qids[0]][0]
+            for qid in (local_qid, remote_qid):
+                # smtpd: fsync(file), rename, fsync(incoming/), then 250
+                r = self.first(t, 0, lambda l: "rename" in l and
+                               '"incoming/%s"' % qid in l, "commit rename")
+                pid = t[r].split()[0]
+                tmp = re.search(r'"(incoming/t\.[^"]+)"', t[r]).group(1)
+                self.assertTrue(any(l.startswith(pid + " fsync(") and
+                                    tmp in l for l in t[:r]),
+                                "file not fsync'd before its rename")
+                d = self.first(t, r, lambda l: l.startswith(pid + " fsync(") and
+                               l.split(">")[0].endswith("/spool/incoming"),
+                               "fsync of incoming/")
+                ok = self.first(t, r, lambda l: l.startswith(pid) and
+                                "queued as %s" % qid in l, "250 reply")
+                self.assertLess(d, ok, "250 before the directory fsync")
+                # qmgr: rename into active/, fsync(active/) before a request
+                m = self.first(t, 0, lambda l: "rename" in l and
+                               '"active/%s"' % qid in l and
+                               '"incoming/%s"' % qid in l, "move to active/")
+                qpid = t[m].split()[0]
+                fa = self.first(t, m, lambda l: l.startswith(qpid + " fsync(") and
+                                l.split(">")[0].endswith("/spool/active"),
+                                "fsync of active/")
+                req = [i for i in range(m, len(t)) if t[i].startswith(qpid) and
+                       "sendto(" in t[i] and qid in t[i]]
+                if req:
+                    self.assertLess(fa, req[0], "request before fsync(active/)")
+            # local: fsync(tmp) < link < fsync(new/) < mark < fdatasync < reply
+            ln = self.first(t, 0, lambda l: "link" in l and local_qid in l and
+                            "/Maildir/new/" in l, "link into new/")
+            lpid = t[ln].split()[0]
+            self.assertTrue(any(l.startswith(lpid + " fsync(") and "/Maildir/tmp/"
+                                in l and local_qid in l for l in t[:ln]),
+                            "Maildir file not fsync'd before link")
+            fn = self.first(t, ln, lambda l: l.startswith(lpid + " fsync(") and
+                            l.split(">")[0].endswith("/Maildir/new"),
+                            "fsync of new/")
+            mk = self.first(t, ln, lambda l: l.startswith(lpid + " pwrite64(") and
+                            "active/%s" % local_qid in l and '"D"' in l, "mark D")
+            fd = self.first(t, mk, lambda l: l.startswith(lpid + " fdatasync(")
+                            and "active/%s" % local_qid in l, "fdatasync of mark")
+            rp = self.first(t, fd, lambda l: l.startswith(lpid) and
+                            ("write(" in l or "sendto(" in l) and "status" in l,
+                            "reply to qmgr")
+            self.assertLess(fn, mk)
+            self.assertLess(fd, rp)
+            # qmgr: deferral renamed into deferred/X/ and that directory synced
+            dr = self.first(t, 0, lambda l: "rename" in l and
+                            re.search(r'"deferred/./%s"' % remote_qid, l),
+                            "move to deferred/")
+            qpid = t[dr].split()[0]
+            sub = re.search(r'"(deferred/./)%s"' % remote_qid, t[dr]).group(1)
+            self.first(t, dr, lambda l: l.startswith(qpid + " fsync(") and
+                       l.split(">")[0].endswith("/spool/" + sub.rstrip("/")),
+                       "fsync of %s" % sub)
+
+        self.trace(inst, action, verify)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import unittest
 
 from ternlab import FAST_RETRY, TernTestCase, run_senders, wait_for
@@ -122,30 +121,35 @@ class MailPath(TernTestCase):
         text = open(conf).read().replace("inet n - n - - smtpd", "inet n - n - 1 smtpd")
         open(conf, "w").write(text)
         inst.start()
-        time.sleep(1)     # let smtpd see the start-up probe hang up
+
+        def probes_gone():     # smtpd has seen start()'s probes hang up
+            log = inst.log_text()
+            return log.count(": connect from ") == \
+                log.count(": disconnect from ")
+        wait_for(probes_gone, 60, 0.1, "smtpd to see the probes go")
         held = []
         try:
             for _ in range(3):          # smtpd_client_limit, one process
-                s = socket.create_connection(("127.0.0.1", inst.smtp_port), 5)
-                s.settimeout(10)
+                s = socket.create_connection(("127.0.0.1", inst.smtp_port), 30)
+                s.settimeout(30)
                 held.append(s)
                 self.assertTrue(s.recv(512).startswith(b"220"))
-            s = socket.create_connection(("127.0.0.1", inst.smtp_port), 5)
-            s.settimeout(10)
+            s = socket.create_connection(("127.0.0.1", inst.smtp_port), 30)
+            s.settimeout(30)
             held.append(s)
             self.assertTrue(s.recv(512).startswith(b"421 4.7.0"))
         finally:
             for s in held:
                 s.close()
         # capacity comes back once clients leave
-        wait_for(lambda: inst._smtp_ready(), 20, what="SMTP after overload")
+        wait_for(lambda: inst._smtp_ready(), 60, what="SMTP after overload")
 
     def test_kill_smtpd_worker(self):
         inst = self.instance().start()
-        pids = wait_for(lambda: inst.child_pids("smtpd"), 10, what="an smtpd")
+        pids = wait_for(lambda: inst.child_pids("smtpd"), 30, what="an smtpd")
         for p in pids:
             os.kill(p, signal.SIGKILL)
-        wait_for(lambda: not set(pids) & set(inst.child_pids("smtpd")), 10,
+        wait_for(lambda: not set(pids) & set(inst.child_pids("smtpd")), 30,
                  what="smtpd reaped")
         with inst.smtp() as s:
             s.sendmail("a@example.org", ["demo@localhost"], b"Subject: after kill\r\n\r\nx\r\n")
@@ -154,12 +158,17 @@ class MailPath(TernTestCase):
 
     def test_qmgr_comes_back_by_itself(self):
         # no new mail, no periodic wakeup soon: master must restart qmgr
-        # at once, or mail it had in flight waits for minutes
-        inst = self.instance(main=FAST_RETRY).start()
-        old = wait_for(lambda: inst.child_pids("qmgr"), 10, what="qmgr")
+        # at once, or mail it had in flight waits for minutes. The periodic
+        # wakeup is moved an hour away, so a generous wait still tells
+        # "at once" from "at the next wakeup".
+        inst = self.instance(main=FAST_RETRY)
+        inst.edit_master_conf("qmgr unix n - n 300 1 qmgr",
+                              "qmgr unix n - n 3600 1 qmgr")
+        inst.start()
+        old = wait_for(lambda: inst.child_pids("qmgr"), 30, what="qmgr")
         os.kill(old[0], signal.SIGKILL)
         wait_for(lambda: [p for p in inst.child_pids("qmgr") if p not in old],
-                 15, what="a new qmgr without any new mail")
+                 120, what="a new qmgr without any new mail")
 
     def test_kill_qmgr_and_local_mid_run(self):
         inst = self.instance(main=FAST_RETRY).start()

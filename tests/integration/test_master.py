@@ -479,7 +479,7 @@ class MasterTest(unittest.TestCase):
         pids = {self.pid_of(p1), held.pid()}
         self.seen_pids |= pids
         self.master.send_signal(signal.SIGTERM)
-        self.assertEqual(self.master.wait(10), 0)
+        self.assertEqual(self.master.wait(TIMEOUT), 0)
         for pid in pids:
             self.assertFalse(pid_alive(pid), "child %d survived" % pid)
         self.assertFalse(os.path.exists(os.path.join(self.queue, "pid",
