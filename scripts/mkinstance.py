@@ -91,6 +91,7 @@ def create(directory, build, ports, main_extra=None, services_extra="",
     if smtp:
         svc.append("127.0.0.1:%d inet n - n - - smtpd" % smtp)
     svc.append("qmgr unix n - n 300 1 qmgr")
+    svc.append("anvil unix - - n - 1 anvil")
     svc.append("local unix - n n - - local")
     write(os.path.join(etc, "master.conf"),
           "\n".join(svc) + "\n" + services_extra)

@@ -469,7 +469,7 @@ class ConnectionLimitTest(TernTestCase):
     def start(self, **main):
         cfg = dict(MAIN, smtpd_client_event_limit_exceptions="")
         cfg.update(main)
-        inst = self.instance(main=cfg, services_extra=ANVIL)
+        inst = self.instance(main=cfg)     # mkinstance runs anvil
         inst.start()
         wait_for(lambda: open_sessions(inst) == 0, what="probe finished")
         return inst
@@ -523,8 +523,7 @@ class ConnectionLimitTest(TernTestCase):
     def test_exceptions(self):
         """$mynetworks (the default exception list) is not limited."""
         inst = self.instance(main=dict(MAIN, mynetworks="127.0.0.0/8",
-                                       smtpd_client_connection_count_limit="1"),
-                             services_extra=ANVIL)
+                                       smtpd_client_connection_count_limit="1"))
         inst.start()
         for _ in range(3):
             c, r = self.try_connect(inst)
@@ -552,6 +551,7 @@ class ConnectionLimitTest(TernTestCase):
         inst = self.instance(main=dict(
             MAIN, smtpd_client_event_limit_exceptions="",
             smtpd_client_connection_count_limit="1"))
+        inst.edit_master_conf(ANVIL, "")
         inst.start()
         for _ in range(3):
             c, r = self.try_connect(inst)
