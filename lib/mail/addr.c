@@ -53,9 +53,25 @@ static bool is_qtext(unsigned char c)
     return c == 32 || c == 33 || (c >= 35 && c <= 91) || (c >= 93 && c <= 126);
 }
 
+/* utf8_forbidden - code points no address may carry, because they would
+   reach log lines and the headers Tern writes (Delivered-To:, Received:
+   for): C1 controls U+0080..U+009F, the line and paragraph separators
+   U+2028/U+2029, and the bidi embeddings, overrides and isolates
+   U+202A..U+202E, U+2066..U+2069 */
+static bool utf8_forbidden(const unsigned char *p, size_t n)
+{
+    if (n == 2)
+        return p[0] == 0xC2 && p[1] <= 0x9F;
+    if (n == 3 && p[0] == 0xE2 && p[1] == 0x80)
+        return p[2] >= 0xA8 && p[2] <= 0xAE;
+    if (n == 3 && p[0] == 0xE2 && p[1] == 0x81)
+        return p[2] >= 0xA6 && p[2] <= 0xA9;
+    return false;
+}
+
 /* utf8_len - length of a well-formed UTF-8 sequence (>= 2 bytes) at p,
    looking at no more than avail bytes; 0 if malformed. Rejects overlong
-   forms, surrogates and code points above U+10FFFF. */
+   forms, surrogates, code points above U+10FFFF and utf8_forbidden ones. */
 static size_t utf8_len(const unsigned char *p, size_t avail)
 {
     unsigned char c = p[0], lo = 0x80, hi = 0xBF;
@@ -82,6 +98,8 @@ static size_t utf8_len(const unsigned char *p, size_t avail)
     for (size_t i = 2; i < n; i++)
         if (avail <= i || (p[i] & 0xC0) != 0x80)
             return 0;
+    if (utf8_forbidden(p, n))
+        return 0;
     return n;
 }
 
