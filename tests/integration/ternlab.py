@@ -325,3 +325,56 @@ class TernTestCase(unittest.TestCase):
             wait_for(lambda: text in inst.log_text(), timeout, 0.1, repr(text))
         except AssertionError:
             self.fail("log lacks %r; tail:\n%s" % (text, inst.log_text()[-3000:]))
+
+
+# bound for socket reads and waits: reached only when the behaviour is
+# broken (or the machine hangs); no test asserts a duration against it
+WAIT = 30
+
+
+class SmtpClient:
+    """A raw SMTP connection that returns whole replies."""
+
+    def __init__(self, port, connect=True):
+        self.port = port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.settimeout(WAIT)
+        self.buf = b""
+        if connect:
+            self.sock.connect(("127.0.0.1", port))
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; pending %r" % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("latin-1")
+
+    def reply(self):
+        """One reply: list of its lines (multi-line replies joined)."""
+        lines = [self.line()]
+        while len(lines[-1]) > 3 and lines[-1][3] == "-":
+            lines.append(self.line())
+        return lines
+
+    def replies(self, n):
+        return [self.reply()[-1] for _ in range(n)]
+
+    def closed(self, timeout=WAIT):
+        """True when the server closes the connection (no more data) or
+        resets it; False if it sends more, or nothing within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1) == b""
+        except socket.timeout:
+            return False
+        except OSError:
+            return True

@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from ternlab import Instance, TernTestCase, wait_for
+from ternlab import WAIT, Instance, SmtpClient, TernTestCase, wait_for
 
 MAIN = {
     "mynetworks": "192.0.2.0/24",
@@ -17,54 +17,6 @@ MAIN = {
     "smtpd_hard_error_limit": "5",
 }
 
-# bound for socket reads and waits: reached only when the behaviour is
-# broken (or the machine hangs); no test asserts a duration against it
-WAIT = 30
-
-
-class Client:
-    """A raw SMTP connection that returns whole replies."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), WAIT)
-        self.sock.settimeout(WAIT)
-        self.buf = b""
-
-    def close(self):
-        self.sock.close()
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed; pending %r" % self.buf)
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("latin-1")
-
-    def reply(self):
-        """One reply: list of its lines (multi-line replies joined)."""
-        lines = [self.line()]
-        while len(lines[-1]) > 3 and lines[-1][3] == "-":
-            lines.append(self.line())
-        return lines
-
-    def replies(self, n):
-        return [self.reply()[-1] for _ in range(n)]
-
-    def closed(self, timeout=WAIT):
-        """True when the server closes the connection (no more data) or
-        resets it; False if it sends more, or nothing within timeout."""
-        self.sock.settimeout(timeout)
-        try:
-            return self.sock.recv(1) == b""
-        except socket.timeout:
-            return False
-        except OSError:
-            return True
 
 
 class SmtpdTest(TernTestCase):
@@ -82,7 +34,7 @@ class SmtpdTest(TernTestCase):
         cls.inst.cleanup()
 
     def connect(self, ehlo=True):
-        c = Client(self.inst.smtp_port)
+        c = SmtpClient(self.inst.smtp_port)
         self.addCleanup(c.close)
         self.assertTrue(c.reply()[0].startswith("220 "))
         if ehlo:
@@ -320,7 +272,7 @@ class SmtpdLimitsTest(TernTestCase):
 
     def connect(self, rcvbuf=None):
         if rcvbuf is None:
-            c = Client(self.inst.smtp_port)
+            c = SmtpClient(self.inst.smtp_port)
         else:
             c = Client.__new__(Client)
             c.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -427,7 +379,7 @@ class SmtpdLimitsTest(TernTestCase):
         after = vmrss_kb(pids[0])
         self.assertNotEqual(result, ["all sent"])   # smtpd stopped reading
         self.assertLess(after - before, 16 * 1024, (before, after))
-        d = Client(self.inst.smtp_port)          # and it still serves
+        d = SmtpClient(self.inst.smtp_port)          # and it still serves
         self.addCleanup(d.close)
         self.assertTrue(d.reply()[0].startswith("220 "))
 

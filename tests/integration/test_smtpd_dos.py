@@ -10,61 +10,12 @@ import socket
 import time
 import unittest
 
-from ternlab import TernTestCase, wait_for
+from ternlab import SmtpClient, TernTestCase, wait_for
 
 MAIN = {
     "mynetworks": "192.0.2.0/24",
     "smtpd_error_sleep_time": "0",
 }
-
-
-class Client:
-    """A raw SMTP connection that returns whole replies."""
-
-    def __init__(self, port, connect=True):
-        self.port = port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.settimeout(30)
-        self.buf = b""
-        if connect:
-            self.sock.connect(("127.0.0.1", port))
-
-    def close(self):
-        self.sock.close()
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed; pending %r" % self.buf)
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("latin-1")
-
-    def reply(self):
-        """One reply: list of its lines (multi-line replies joined)."""
-        lines = [self.line()]
-        while len(lines[-1]) > 3 and lines[-1][3] == "-":
-            lines.append(self.line())
-        return lines
-
-    def replies(self, n):
-        return [self.reply()[-1] for _ in range(n)]
-
-    def closed(self, timeout=30):
-        """True when the server closes the connection (no more data)."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                d = self.sock.recv(4096)
-                if not d:
-                    return True
-                self.buf += d
-        except OSError:
-            return True
 
 
 def server_rx_queue(server_port, client_port):
@@ -92,7 +43,7 @@ class PipeliningTest(TernTestCase):
         return inst
 
     def connect(self, inst):
-        c = Client(inst.smtp_port)
+        c = SmtpClient(inst.smtp_port)
         self.addCleanup(c.close)
         self.assertTrue(c.reply()[0].startswith("220 "))
         return c
@@ -114,7 +65,7 @@ class PipeliningTest(TernTestCase):
         # bytes wait in the kernel until smtpd accepts it
         os.kill(pid, signal.SIGSTOP)
         try:
-            c = Client(inst.smtp_port)
+            c = SmtpClient(inst.smtp_port)
             self.addCleanup(c.close)
             c.send(self.TRANSACTION)
             cport = c.sock.getsockname()[1]
@@ -192,7 +143,7 @@ class ScrubTest(TernTestCase):
         would act on them)."""
         inst = self.instance(main=dict(MAIN))
         inst.start()
-        c = Client(inst.smtp_port)
+        c = SmtpClient(inst.smtp_port)
         self.addCleanup(c.close)
         c.reply()
         helo = ("evil\u0085x\u009b31m\u2028Received:\u2029y".encode()
@@ -219,7 +170,7 @@ class ScrubTest(TernTestCase):
         relaying from mynetworks) is shown scrubbed in Received: for."""
         inst = self.instance(main=dict(MAIN, mynetworks="127.0.0.0/8"))
         inst.start()
-        c = Client(inst.smtp_port)
+        c = SmtpClient(inst.smtp_port)
         self.addCleanup(c.close)
         c.reply()
         rcpt = "x\u2028y\u0085z@remote.example".encode()
@@ -273,7 +224,7 @@ class DeadlineTest(TernTestCase):
         cls.inst.cleanup()
 
     def connect(self):
-        c = Client(self.inst.smtp_port)
+        c = SmtpClient(self.inst.smtp_port)
         self.addCleanup(c.close)
         self.assertTrue(c.reply()[0].startswith("220 "))
         return c
@@ -389,7 +340,7 @@ class DescriptorExhaustionTest(TernTestCase):
     meanwhile without flooding the log."""
 
     def client(self, port):
-        c = Client(port)
+        c = SmtpClient(port)
         self.addCleanup(c.close)
         return c
 
@@ -475,7 +426,7 @@ class ConnectionLimitTest(TernTestCase):
         return inst
 
     def try_connect(self, inst):
-        c = Client(inst.smtp_port)
+        c = SmtpClient(inst.smtp_port)
         self.addCleanup(c.close)
         return c, c.reply()[0]
 
