@@ -515,17 +515,6 @@ void stream_set_io(stream_t *s, const struct stream_io *io, void *io_ctx)
     s->io_ctx = io_ctx;
 }
 
-void stream_set_timeout(stream_t *s, int timeout_sec)
-{
-    if (s->closing)
-        return;
-    s->timeout_sec = timeout_sec > 0 ? timeout_sec : 0;
-    if (s->timeout_sec > 0)
-        stream_touch(s);
-    else
-        ev_timer_stop(s->loop, &s->idle);
-}
-
 int stream_fd(const stream_t *s)
 {
     return s->fd;

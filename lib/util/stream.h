@@ -58,7 +58,6 @@ stream_t *stream_new(ev_loop_t *loop, int fd, size_t max_line,
                      void *ctx);
 
 void stream_set_io(stream_t *s, const struct stream_io *io, void *io_ctx);
-void stream_set_timeout(stream_t *s, int timeout_sec);
 int stream_fd(const stream_t *s);
 
 /*
