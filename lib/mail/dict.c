@@ -417,11 +417,6 @@ dict_t *dict_open(const char *spec, const char **error_r)
     return dict_open_flags(spec, false, error_r);
 }
 
-dict_t *dict_open_missing_ok(const char *spec, const char **error_r)
-{
-    return dict_open_flags(spec, true, error_r);
-}
-
 int dict_lookup(dict_t *d, const char *key, buf_t *value)
 {
     switch (d->type) {

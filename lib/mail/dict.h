@@ -30,11 +30,6 @@ typedef struct dict dict_t;
 
 /* NULL with *error_r on failure (unknown type, cannot open). */
 dict_t *dict_open(const char *spec, const char **error_r);
-/* as dict_open, but an lmdb: file that does not exist (yet) is not an
-   error at open: until it appears (stat'ed at most once per second)
-   every lookup fails temporarily (-1, logged by this process), so mail
-   waits (4.3.0) instead of meeting "user unknown". Bad specs still fail. */
-dict_t *dict_open_missing_ok(const char *spec, const char **error_r);
 /* 1 found (value into *value, reset first), 0 not found, -1 temporary
    error (caller defers: 4xx / try again later). */
 int dict_lookup(dict_t *d, const char *key, buf_t *value);
@@ -61,7 +56,10 @@ typedef struct maps maps_t;
 /* list of specs separated by commas/whitespace ("inline:{a=b, c=d}" stays
    one spec); an empty list is a valid, empty maps_t. NULL with *error_r */
 maps_t *maps_open(const char *list, const char **error_r);
-/* as maps_open, using dict_open_missing_ok for each table */
+/* as maps_open, but an lmdb: file that does not exist (yet) is not an
+   error at open: until it appears (stat'ed at most once per second)
+   every lookup fails temporarily (-1, logged by this process), so mail
+   waits (4.3.0) instead of meeting "user unknown". Bad specs still fail. */
 maps_t *maps_open_missing_ok(const char *list, const char **error_r);
 int maps_lookup(maps_t *m, const char *key, buf_t *value);  /* as above */
 void maps_close(maps_t *m);
