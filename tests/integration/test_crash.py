@@ -264,10 +264,11 @@ class Crash(TernTestCase):
         self.check_exactly_once(inst, flow)
 
 
-@unittest.skipUnless(shutil.which("strace"), "needs strace")
-class Durability(TernTestCase):
-    """The order of the durability steps, as the daemons' system calls
-    show it (strace -f on master and its children)."""
+class StraceMixin:
+    """Run an action with master and its daemons under strace -f."""
+
+    TRACED = ("trace=rename,renameat,renameat2,link,linkat,fsync,fdatasync,"
+              "pwrite64,write,sendto")
 
     @staticmethod
     def read_trace(path, complete):
@@ -292,8 +293,7 @@ class Durability(TernTestCase):
         for name in ("smtpd", "qmgr", "local"):
             pids += inst.child_pids(name)
         cmd = ["strace", "-f", "-y", "-qq", "-s", "200", "-o", out, "-e",
-               "trace=rename,renameat,renameat2,link,linkat,fsync,fdatasync,"
-               "pwrite64,write,sendto"]
+               self.TRACED]
         for p in pids:
             cmd += ["-p", str(p)]
         st = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
@@ -328,6 +328,12 @@ class Durability(TernTestCase):
                 return i
         raise AssertionError("no %s after line %d in trace:\n%s"
                              % (what, start, "\n".join(lines[-80:])))
+
+
+@unittest.skipUnless(shutil.which("strace"), "needs strace")
+class Durability(StraceMixin, TernTestCase):
+    """The order of the durability steps, as the daemons' system calls
+    show it (strace -f on master and its children)."""
 
     def test_commit_move_deliver_defer_order(self):
         inst = self.instance(main=FAST_RETRY).start()

@@ -11,7 +11,7 @@ import tempfile
 import unittest
 
 from ternlab import BUILD, FAST_RETRY, TernTestCase, subject_of, wait_for
-from test_crash import drop_queue_file
+from test_crash import StraceMixin, drop_queue_file
 
 
 def trigger(inst, byte):
@@ -242,6 +242,38 @@ class TableFailure(TernTestCase):
                 s.mail("a@example.org")
                 return s.rcpt("demo@localhost")[0] == 250
         wait_for(accepted, 30, what="RCPT accepted after newaliases")
+
+
+@unittest.skipUnless(shutil.which("strace"), "needs strace")
+class NewDirectoriesAreDurable(StraceMixin, TernTestCase):
+    TRACED = "trace=mkdir,mkdirat,fsync,rename,renameat,renameat2"
+
+    def test_missing_hash_directory_is_made_and_synced(self):
+        # a deferred/X/ that went missing is made again on the way into
+        # deferred/, and its new name is fsync'd in deferred/ before the
+        # message is moved there
+        inst = self.instance(main=dict(FAST_RETRY, minimal_backoff_time="1h",
+                                       maximal_backoff_time="1h")).start()
+        wait_for(lambda: inst.child_pids("qmgr"), 30, what="qmgr")
+        deferred = os.path.join(inst.spool, "deferred")
+        for sub in os.listdir(deferred):
+            os.rmdir(os.path.join(deferred, sub))
+
+        def action():
+            send(inst, ["far@remote.example"], "remote")
+            wait_for(lambda: inst.queue_files("deferred"), 60,
+                     what="a deferred file")
+
+        def verify(lines):
+            mk = self.first(lines, 0, lambda l: re.search(
+                r'mkdir(at)?\(.*"deferred/\w"', l), "mkdir of deferred/X")
+            sync = self.first(lines, mk, lambda l: re.search(
+                r'fsync\(\d+</\S+/spool/deferred>\)', l),
+                "fsync of deferred/ after the mkdir")
+            self.first(lines, sync, lambda l: "rename" in l
+                       and "deferred/" in l, "the move into deferred/X/")
+
+        self.trace(inst, action, verify)
 
 
 if __name__ == "__main__":
