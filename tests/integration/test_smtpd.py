@@ -274,12 +274,9 @@ class SmtpdLimitsTest(TernTestCase):
         if rcvbuf is None:
             c = SmtpClient(self.inst.smtp_port)
         else:
-            c = Client.__new__(Client)
-            c.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c = SmtpClient(self.inst.smtp_port, connect=False)
             c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            c.sock.settimeout(WAIT)
             c.sock.connect(("127.0.0.1", self.inst.smtp_port))
-            c.buf = b""
         self.addCleanup(c.close)
         self.assertTrue(c.reply()[0].startswith("220 "))
         return c
