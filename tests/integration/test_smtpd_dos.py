@@ -466,6 +466,7 @@ class ConnectionLimitTest(TernTestCase):
             c, r = self.try_connect(inst)
             self.assertTrue(r.startswith("220 "), r)
             c.send(b"QUIT\r\n")
+            self.assertTrue(c.reply()[0].startswith("221 "))
             self.assertTrue(c.closed())
         self.assertTooMany(inst)
         self.assertLogHas(inst, "warning: Connection rate limit exceeded: 7 "
