@@ -327,6 +327,25 @@ class TernTestCase(unittest.TestCase):
             self.fail("log lacks %r; tail:\n%s" % (text, inst.log_text()[-3000:]))
 
 
+
+class SharedInstanceTestCase(TernTestCase):
+    """Every test of the class talks to one instance, started once with
+    the main.conf settings in MAIN."""
+    MAIN = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.inst = Instance(main=cls.MAIN)
+        try:
+            cls.inst.start()
+        except Exception:
+            cls.inst.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.inst.cleanup()
+
 # bound for socket reads and waits: reached only when the behaviour is
 # broken (or the machine hangs); no test asserts a duration against it
 WAIT = 30

@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from ternlab import WAIT, Instance, SmtpClient, TernTestCase, wait_for
+from ternlab import WAIT, SharedInstanceTestCase, SmtpClient, wait_for
 
 MAIN = {
     "mynetworks": "192.0.2.0/24",
@@ -19,19 +19,8 @@ MAIN = {
 
 
 
-class SmtpdTest(TernTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.inst = Instance(main=MAIN)
-        try:
-            cls.inst.start()
-        except Exception:
-            cls.inst.cleanup()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.inst.cleanup()
+class SmtpdTest(SharedInstanceTestCase):
+    MAIN = MAIN
 
     def connect(self, ehlo=True):
         c = SmtpClient(self.inst.smtp_port)
@@ -245,30 +234,23 @@ def vmrss_kb(pid):
     raise AssertionError("no VmRSS for %d" % pid)
 
 
-class SmtpdLimitsTest(TernTestCase):
+class SmtpdLimitsTest(SharedInstanceTestCase):
     """Timeouts, unread replies, and the last reply of a closing session."""
+    MAIN = LIMITS
 
     @classmethod
     def setUpClass(cls):
-        cls.inst = Instance(main=LIMITS)
         # ASan's quarantine of freed memory would dominate VmRSS
         saved = os.environ.get("ASAN_OPTIONS")
         os.environ["ASAN_OPTIONS"] = ((saved + ":") if saved else "") \
             + "quarantine_size_mb=1"
         try:
-            cls.inst.start()
-        except Exception:
-            cls.inst.cleanup()
-            raise
+            super().setUpClass()
         finally:
             if saved is None:
                 del os.environ["ASAN_OPTIONS"]
             else:
                 os.environ["ASAN_OPTIONS"] = saved
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.inst.cleanup()
 
     def connect(self, rcvbuf=None):
         if rcvbuf is None:

@@ -10,7 +10,7 @@ import socket
 import time
 import unittest
 
-from ternlab import SmtpClient, TernTestCase, wait_for
+from ternlab import SharedInstanceTestCase, SmtpClient, TernTestCase, wait_for
 
 MAIN = {
     "mynetworks": "192.0.2.0/24",
@@ -202,26 +202,13 @@ class ScrubTest(TernTestCase):
         self.assertIn(b"\tfor <x?y?z@remote.example>;", data)
 
 
-class DeadlineTest(TernTestCase):
+class DeadlineTest(SharedInstanceTestCase):
     """smtpd_timeout bounds a whole request, not the gap between bytes."""
 
     DRIP_INTERVAL = 0.4      # well below smtpd_timeout: an idle timer
     DRIP_MAX = 300           # would never fire (2 minutes of dripping)
 
-    @classmethod
-    def setUpClass(cls):
-        from ternlab import Instance
-        cfg = dict(MAIN, smtpd_timeout="2s")
-        cls.inst = Instance(main=cfg)
-        try:
-            cls.inst.start()
-        except Exception:
-            cls.inst.cleanup()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.inst.cleanup()
+    MAIN = dict(MAIN, smtpd_timeout="2s")
 
     def connect(self):
         c = SmtpClient(self.inst.smtp_port)
