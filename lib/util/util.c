@@ -151,11 +151,18 @@ int unix_connect_nonblock(const char *path, bool *in_progress)
         errno = ENAMETOOLONG;
         return -1;
     }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    return sockaddr_connect_nonblock((struct sockaddr *)&sun, sizeof(sun),
+                                     in_progress);
+}
+
+int sockaddr_connect_nonblock(const struct sockaddr *sa, socklen_t salen,
+                              bool *in_progress)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
     *in_progress = false;
-    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+    if (connect(fd, sa, salen) < 0) {
         if (errno == EINPROGRESS) {
             *in_progress = true;
             return fd;

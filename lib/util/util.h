@@ -1,8 +1,8 @@
 /*
  * util - small generic helpers with no mail knowledge: checked allocation,
  * durable filesystem operations (fsync of a directory, mkdir -p), user
- * lookup, a non-blocking UNIX connect, number and list parsing. The
- * system-call wrappers below it are in sys.h.
+ * lookup, non-blocking outbound connects (UNIX or any sockaddr), number
+ * and list parsing. The system-call wrappers below it are in sys.h.
  *
  * Allocation failure is fatal (logged through log_fatal): callers never
  * check xmalloc() for NULL.
@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "sys.h"
@@ -40,6 +41,10 @@ int passwd_lookup(const char *name, struct passwd *pw, char **buf_r);
    *in_progress true when the connect has not completed yet; -1 with errno
    (EAGAIN: the listener's backlog is full; ENAMETOOLONG). */
 int unix_connect_nonblock(const char *path, bool *in_progress);
+/* The same for any stream socket address (AF_INET, AF_INET6, AF_UNIX):
+   *in_progress true means wait for writability, then read SO_ERROR. */
+int sockaddr_connect_nonblock(const struct sockaddr *sa, socklen_t salen,
+                              bool *in_progress);
 
 /* Strict number parsing: whole string must be consumed. 0 ok, -1 error. */
 int parse_long(const char *s, long min, long max, long *out);
