@@ -11,6 +11,7 @@ import unittest
 
 from ternlab import FAST_RETRY, TernTestCase, run_senders, subject_of, wait_for
 from test_crash import drop_queue_file
+import test_queue_safety    # its stalld instance helper (not its tests)
 
 def send(inst, rcpt, subject, sender="sender@example.org"):
     with inst.smtp() as s:
@@ -166,6 +167,28 @@ class Qmgr(TernTestCase):
         self.assertEqual(len(set(got)), n)
         self.assertLessEqual(most, limit)
         inst.wait_queue_empty(30)
+
+
+class AgentConnection(TernTestCase):
+    """qmgr's side of a delivery agent that goes away mid-request."""
+
+    def test_agent_killed_mid_request_defers_and_retries(self):
+        inst, record = test_queue_safety.DestinationConcurrency\
+            .instance_with_stalld(self, FAST_RETRY)
+        send(inst, "stall@localhost", "never answered")
+        wait_for(lambda: "stall@localhost" in
+                 test_queue_safety.DestinationConcurrency.requests(record),
+                 30, what="the stall request")
+        for p in inst.child_pids("local"):
+            os.kill(p, signal.SIGKILL)
+        self.assertLogHas(inst, "private/local: unexpected end of input "
+                                "(delivery agent crashed?)")
+        self.assertLogHas(inst, "to=<stall@localhost>, relay=none")
+        self.assertLogHas(inst, "status=deferred (lost connection with "
+                                "local)")
+        # deferred, not lost: the retry reaches the (new) agent again
+        wait_for(lambda: test_queue_safety.DestinationConcurrency.requests(
+            record).count("stall@localhost") >= 2, 60, what="a retry")
 
 
 if __name__ == "__main__":
