@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "util/attr.h"
@@ -205,13 +207,41 @@ static void srv_start(struct srv *s, ev_loop_t *loop, enum srv_action action,
         ck_assert_int_eq(ev_io_add(loop, s->lfd, EV_READ, srv_accept, s), 0);
 }
 
+/* srv_start_tcp - the same on 127.0.0.1 (an ephemeral port, in *sin),
+   with a listen backlog of backlog */
+static void srv_start_tcp(struct srv *s, ev_loop_t *loop,
+                          enum srv_action action, bool on_loop, int backlog,
+                          struct sockaddr_in *sin)
+{
+    socklen_t len = sizeof(*sin);
+
+    memset(s, 0, sizeof(*s));
+    s->loop = loop;
+    s->fd = -1;
+    s->action = action;
+    buf_init(&s->in, 0);
+    buf_init(&s->out, 0);
+    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(s->lfd, 0);
+    memset(sin, 0, sizeof(*sin));
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(s->lfd, (struct sockaddr *)sin, sizeof(*sin)), 0);
+    ck_assert_int_eq(listen(s->lfd, backlog), 0);
+    ck_assert_int_eq(getsockname(s->lfd, (struct sockaddr *)sin, &len), 0);
+    if (on_loop)
+        ck_assert_int_eq(ev_io_add(loop, s->lfd, EV_READ, srv_accept, s), 0);
+}
+
 static void srv_stop(struct srv *s)
 {
     srv_close(s);
     ev_io_remove(s->loop, s->lfd);
     close(s->lfd);
-    unlink(s->path);
-    rmdir(s->dir);
+    if (s->path[0] != '\0') {
+        unlink(s->path);
+        rmdir(s->dir);
+    }
     buf_free(&s->in);
     buf_free(&s->out);
 }
@@ -559,6 +589,91 @@ START_TEST(test_request_too_large)
 }
 END_TEST
 
+START_TEST(test_tcp_request_reply)
+{
+    ev_loop_t *loop = ev_loop_new();
+    struct outcome o = { 0 };
+    struct sockaddr_in sin;
+    struct srv s;
+    attr_client_opts_t opts = { .connect_timeout_msec = WAIT_MSEC,
+                                .on_close = on_close, .arg = &o };
+
+    srv_start_tcp(&s, loop, SRV_REPLY, true, 8, &sin);
+    attr_client_t *c = attr_client_connect_addr(loop, (struct sockaddr *)&sin,
+                                                sizeof(sin), &opts);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(client_ask(c, "5", WAIT_MSEC, &o), 0);
+    run_until(loop, &o.replies, 1);
+    ck_assert_int_eq(o.error, ATTR_CLIENT_OK);
+    ck_assert_str_eq(o.echo, "5");
+    attr_client_free(c);
+    srv_stop(&s);
+    ev_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_tcp_connect_refused)
+{
+    ev_loop_t *loop = ev_loop_new();
+    struct outcome o = { 0 };
+    struct sockaddr_in sin;
+    struct srv s;
+    attr_client_opts_t opts = { .on_close = on_close, .arg = &o };
+
+    /* a port nobody listens on: refused now, or reported from the loop */
+    srv_start_tcp(&s, loop, SRV_REPLY, false, 8, &sin);
+    srv_stop(&s);
+    attr_client_t *c = attr_client_connect_addr(loop, (struct sockaddr *)&sin,
+                                                sizeof(sin), &opts);
+    if (c == NULL) {
+        ck_assert_int_eq(errno, ECONNREFUSED);
+    } else {
+        ck_assert_int_eq(client_ask(c, "1", WAIT_MSEC, &o), 0);
+        run_until(loop, &o.replies, 1);
+        ck_assert_int_eq(o.error, ATTR_CLIENT_CONNECT);
+        ck_assert_str_eq(o.reason, "connect: Connection refused");
+        attr_client_free(c);
+    }
+    ev_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_tcp_connect_timeout)
+{
+    ev_loop_t *loop = ev_loop_new();
+    struct outcome o = { 0 };
+    struct sockaddr_in sin;
+    struct srv s;
+    int fillers[8];
+    attr_client_opts_t opts = { .connect_timeout_msec = 300,
+                                .on_close = on_close, .arg = &o };
+
+    /* nobody accepts and the backlog is full: the kernel drops our SYN,
+       so the connect stays in progress */
+    srv_start_tcp(&s, loop, SRV_REPLY, false, 0, &sin);
+    for (size_t i = 0; i < sizeof(fillers) / sizeof(fillers[0]); i++) {
+        bool pending;
+        fillers[i] = sockaddr_connect_nonblock((struct sockaddr *)&sin,
+                                               sizeof(sin), &pending);
+    }
+    uint64_t start = time_mono_msec();
+    attr_client_t *c = attr_client_connect_addr(loop, (struct sockaddr *)&sin,
+                                                sizeof(sin), &opts);
+    ck_assert_ptr_nonnull(c);
+    run_until(loop, &o.closes, 1);
+    ck_assert_int_eq(o.close_error, ATTR_CLIENT_CONNECT);
+    ck_assert_str_eq(o.close_reason, "connect timed out after 300 ms");
+    ck_assert_uint_ge(time_mono_msec() - start, 300);
+    ck_assert(!attr_client_idle(c));
+    attr_client_free(c);
+    for (size_t i = 0; i < sizeof(fillers) / sizeof(fillers[0]); i++)
+        if (fillers[i] >= 0)
+            close(fillers[i]);
+    srv_stop(&s);
+    ev_loop_free(loop);
+}
+END_TEST
+
 static Suite *attr_client_suite(void)
 {
     Suite *s = suite_create("attr_client");
@@ -576,6 +691,9 @@ static Suite *attr_client_suite(void)
     tcase_add_test(tc, test_error_in_request_is_deferred);
     tcase_add_test(tc, test_free_in_reply_callback);
     tcase_add_test(tc, test_request_too_large);
+    tcase_add_test(tc, test_tcp_request_reply);
+    tcase_add_test(tc, test_tcp_connect_refused);
+    tcase_add_test(tc, test_tcp_connect_timeout);
     suite_add_tcase(s, tc);
     return s;
 }
