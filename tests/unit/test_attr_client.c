@@ -617,23 +617,31 @@ START_TEST(test_tcp_connect_refused)
     ev_loop_t *loop = ev_loop_new();
     struct outcome o = { 0 };
     struct sockaddr_in sin;
-    struct srv s;
+    socklen_t len = sizeof(sin);
     attr_client_opts_t opts = { .on_close = on_close, .arg = &o };
 
-    /* a port nobody listens on: refused now, or reported from the loop */
-    srv_start_tcp(&s, loop, SRV_REPLY, false, 8, &sin);
-    srv_stop(&s);
+    /* a port that is ours (bound) but not listening: refused, and no
+       other program can start listening on it meanwhile */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
     attr_client_t *c = attr_client_connect_addr(loop, (struct sockaddr *)&sin,
                                                 sizeof(sin), &opts);
     if (c == NULL) {
         ck_assert_int_eq(errno, ECONNREFUSED);
     } else {
+        /* refused from the loop */
         ck_assert_int_eq(client_ask(c, "1", WAIT_MSEC, &o), 0);
         run_until(loop, &o.replies, 1);
         ck_assert_int_eq(o.error, ATTR_CLIENT_CONNECT);
         ck_assert_str_eq(o.reason, "connect: Connection refused");
         attr_client_free(c);
     }
+    close(fd);
     ev_loop_free(loop);
 }
 END_TEST
