@@ -257,8 +257,12 @@ struct outcome {
     int close_error;
     char close_reason[256];
     bool free_in_callback;
+    int chain;              /* requests still to send from the callback */
     attr_client_t *c;
 };
+
+static int client_ask(attr_client_t *c, const char *n, unsigned timeout_msec,
+                      struct outcome *o);
 
 static bool in_request;     /* inside attr_client_request() */
 
@@ -282,6 +286,10 @@ static void on_reply(attr_client_t *c, int error, const char *reason,
     if (o->free_in_callback) {
         attr_client_free(c);
         o->c = NULL;
+    }
+    if (o->chain > 0 && error == ATTR_CLIENT_OK) {
+        o->chain--;
+        ck_assert_int_eq(client_ask(c, "chained", WAIT_MSEC, o), 0);
     }
 }
 
@@ -390,6 +398,26 @@ START_TEST(test_two_requests_one_connection)
     ck_assert_int_eq(s.accepted, 1);
     ck_assert_int_eq(s.requests, 2);
     ck_assert_int_eq(o.closes, 0);
+    attr_client_free(c);
+    srv_stop(&s);
+    ev_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_request_from_reply_callback)
+{
+    ev_loop_t *loop = ev_loop_new();
+    struct outcome o = { .chain = 2 };
+    struct srv s;
+
+    srv_start(&s, loop, SRV_REPLY, true);
+    attr_client_t *c = client_open(loop, &s, &o, 0);
+    ck_assert_int_eq(client_ask(c, "1", WAIT_MSEC, &o), 0);
+    run_until(loop, &o.replies, 3);
+    ck_assert_int_eq(o.error, ATTR_CLIENT_OK);
+    ck_assert_str_eq(o.echo, "chained");
+    ck_assert_int_eq(s.requests, 3);
+    ck_assert_int_eq(s.accepted, 1);
     attr_client_free(c);
     srv_stop(&s);
     ev_loop_free(loop);
@@ -690,6 +718,7 @@ static Suite *attr_client_suite(void)
 
     tcase_add_test(tc, test_request_reply);
     tcase_add_test(tc, test_two_requests_one_connection);
+    tcase_add_test(tc, test_request_from_reply_callback);
     tcase_add_test(tc, test_server_closes_mid_reply);
     tcase_add_test(tc, test_garbage_reply);
     tcase_add_test(tc, test_oversize_reply);
