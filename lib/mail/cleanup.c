@@ -574,6 +574,16 @@ int cleanup_commit(cleanup_t *c)
     return 0;
 }
 
+/* cleanup_abort - discard an uncommitted file, keep the object */
+void cleanup_abort(cleanup_t *c)
+{
+    int saved = errno;
+
+    if (cleanup_ok(c))
+        (void)cl_fail(c);
+    errno = saved;
+}
+
 /* cleanup_free - release; an uncommitted file is discarded */
 void cleanup_free(cleanup_t *c)
 {

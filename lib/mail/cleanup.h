@@ -92,6 +92,9 @@ int cleanup_content_begin(cleanup_t *c);
 int cleanup_content(cleanup_t *c, const void *p, size_t n);
 /* 0 durable under cleanup_qid(); -1 failed, nothing left behind */
 int cleanup_commit(cleanup_t *c);
+/* discard the file now (keeps errno); cleanup_qid() stays valid and
+   every later call fails */
+void cleanup_abort(cleanup_t *c);
 void cleanup_free(cleanup_t *c);
 
 /* test clock for the dates cleanup writes (NULL: time(2)) */
