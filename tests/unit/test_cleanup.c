@@ -733,6 +733,28 @@ START_TEST(test_abort)
 }
 END_TEST
 
+/* cleanup_abort: the file goes at once, the queue ID stays for the log */
+START_TEST(test_abort_keeps_qid)
+{
+    cleanup_t *c = simple_open(CLEANUP_FLAG_RECEIVED);
+    char qid[QUEUE_ID_SIZE];
+
+    str_copy(qid, cleanup_qid(c), sizeof(qid));
+    ck_assert_int_eq(cleanup_content(c, "A: 1\n", 5), 0);
+    errno = ENOSPC;
+    cleanup_abort(c);
+    ck_assert_int_eq(errno, ENOSPC);
+    ck_assert(!cleanup_ok(c));
+    ck_assert_uint_eq(incoming_count(), 0);
+    ck_assert_str_eq(cleanup_qid(c), qid);
+    ck_assert_int_eq(cleanup_content(c, "x", 1), -1);
+    ck_assert_int_eq(cleanup_commit(c), -1);
+    cleanup_abort(c);                   /* twice is fine */
+    ck_assert_uint_eq(incoming_count(), 0);
+    cleanup_free(c);
+}
+END_TEST
+
 enum order_step { ST_SENDER, ST_ATTR, ST_RCPT, ST_BEGIN, ST_CONTENT, ST_COMMIT };
 
 static int do_step(cleanup_t *c, enum order_step s)
@@ -883,6 +905,7 @@ static Suite *cleanup_suite(void)
     tcase_add_test(tc, test_size_as_smtpdata);
     tcase_add_test(tc, test_size_limit);
     tcase_add_test(tc, test_abort);
+    tcase_add_test(tc, test_abort_keeps_qid);
     tcase_add_loop_test(tc, test_order_errors, 0, ARRAY_LEN(order_cases));
     tcase_add_test(tc, test_bad_records);
     tcase_add_test(tc, test_write_failure);
