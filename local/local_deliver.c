@@ -23,7 +23,7 @@
 #include "mail/mailuser.h"
 #include "util/privs.h"
 #include "mail/queue.h"
-#include "mail/queue_writer.h"
+#include "mail/cleanup.h"
 #include "mail/server.h"
 #include "util/util.h"
 
@@ -157,8 +157,8 @@ static void expansion_free(struct expansion *x)
     strv_free(x->seen, x->nseen);
 }
 
-/* copy_content - queue file content into a queue writer */
-static int copy_content(int fd, off_t off, uint64_t len, queue_writer_t *w)
+/* copy_content - queue file content into the new file */
+static int copy_content(int fd, off_t off, uint64_t len, cleanup_t *c)
 {
     char chunk[65536];
     while (len > 0) {
@@ -166,7 +166,7 @@ static int copy_content(int fd, off_t off, uint64_t len, queue_writer_t *w)
         ssize_t n = pread(fd, chunk, want, off);
         if (n <= 0)
             return -1;
-        if (queue_writer_content(w, chunk, (size_t)n) < 0)
+        if (cleanup_content(c, chunk, (size_t)n) < 0)
             return -1;
         off += n;
         len -= (uint64_t)n;
@@ -186,11 +186,14 @@ static void forward_rcpt(const char *user, const char *domain, buf_t *out)
         buf_puts(out, user);
 }
 
-/* local_forward_write - the new queue file, with $mail_owner's IDs */
+/* local_forward_write - the new queue file, with $mail_owner's IDs,
+   through cleanup (no Received:, no size limit: the message was
+   accepted already; cleanup's duplicate filter drops a target listed
+   twice) */
 static void local_forward_write(const struct local_request *r, struct expansion *x,
                                 struct local_result *res)
 {
-    queue_writer_t w;
+    cleanup_t *c;
     buf_t hdr, rcpt;
     char *lp, *dom;
 
@@ -200,7 +203,7 @@ static void local_forward_write(const struct local_request *r, struct expansion 
                          r->recipient);
         return;
     }
-    if (queue_writer_open(&w, QUEUE_INCOMING) < 0) {
+    if ((c = cleanup_open(QUEUE_INCOMING, 0)) == NULL) {
         local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot create queue file: %m");
         return;
     }
@@ -209,39 +212,39 @@ static void local_forward_write(const struct local_request *r, struct expansion 
     buf_init(&rcpt, 0);
     /* as Postfix does: a copy that comes back here is seen as a loop */
     buf_printf(&hdr, "Delivered-To: %s\n", r->recipient);
-    int ok = queue_writer_record(&w, QREC_SENDER, r->sender, strlen(r->sender)) == 0
-        && queue_writer_attr(&w, "forwarded_from", r->queue_id) == 0
-        && queue_writer_attr(&w, "protocol", "local") == 0
-        && queue_writer_attr(&w, LOCAL_ATTR_EXPANDED, "yes") == 0;
+    int ok = cleanup_sender(c, r->sender) == 0
+        && cleanup_attr(c, "forwarded_from", r->queue_id) == 0
+        && cleanup_attr(c, "protocol", "local") == 0
+        && cleanup_attr(c, LOCAL_ATTR_EXPANDED, "yes") == 0;
     for (size_t i = 0; ok && i < x->nusers + x->nremote; i++) {
         if (i < x->nusers)
             forward_rcpt(x->users[i], dom, &rcpt);
         else
             forward_rcpt(x->remote[i - x->nusers], "", &rcpt);
-        ok = queue_writer_record(&w, QREC_ORCPT, r->orig_rcpt, strlen(r->orig_rcpt)) == 0
-            && queue_writer_record(&w, QREC_RCPT, buf_str(&rcpt), rcpt.len) == 0;
+        ok = cleanup_rcpt(c, r->orig_rcpt, buf_str(&rcpt)) == 0;
     }
-    ok = ok && queue_writer_content_begin(&w) == 0
-        && queue_writer_content(&w, buf_str(&hdr), hdr.len) == 0
-        && copy_content(r->queue_fd, r->content_offset, r->content_size, &w) == 0;
+    ok = ok && cleanup_content(c, buf_str(&hdr), hdr.len) == 0
+        && copy_content(r->queue_fd, r->content_offset, r->content_size, c) == 0;
     free(lp);
     buf_free(&hdr);
     buf_free(&rcpt);
     if (!ok) {
-        queue_writer_abort(&w);
         local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot write queue file: %m");
+        cleanup_free(c);
         return;
     }
-    if (queue_writer_commit(&w) < 0) {
+    if (cleanup_commit(c) < 0) {
         local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot commit queue file: %m");
+        cleanup_free(c);
         return;
     }
-    size_t n = x->nusers + x->nremote;
-    log_info("%s: forwarded as %s to %zu recipient%s", r->queue_id, w.qid,
+    size_t n = cleanup_nrcpts(c);
+    log_info("%s: forwarded as %s to %zu recipient%s", r->queue_id, cleanup_qid(c),
              n, n == 1 ? "" : "s");
     if (trigger_send("public/qmgr", TRIGGER_NEW_MAIL) < 0)
         log_warning("cannot wake qmgr: %m");
-    local_result_set(res, DELIVER_OK, "2.0.0", "forwarded as %s", w.qid);
+    local_result_set(res, DELIVER_OK, "2.0.0", "forwarded as %s", cleanup_qid(c));
+    cleanup_free(c);
 }
 
 /* local_forward - the targets become one new queue file with a

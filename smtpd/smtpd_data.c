@@ -1,8 +1,9 @@
 /*
- * smtpd_data - DATA: open a queue file in incoming/, write the envelope
- * and our Received: header, stream the decoded content into it, and
- * commit. "250" is only said after queue_writer_commit() made the file
- * durable; every other outcome discards it.
+ * smtpd_data - DATA: open a queue file in incoming/ through cleanup
+ * (mail/cleanup.h: envelope, our Received:, duplicate filter, size limit),
+ * stream the decoded content into it, and commit. "250" is only said
+ * after cleanup_commit() made the file durable; every other outcome
+ * discards it.
  */
 #include "smtpd.h"
 
@@ -11,95 +12,120 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
+#include "mail/cleanup.h"
 #include "mail/config.h"
+#include "util/htable.h"
 #include "util/log.h"
 #include "mail/server.h"
 #include "util/util.h"
+
+/* The session's cleanup, by session address. A stopgap while smtpd.h is
+   being split into session + transaction: the transaction will hold the
+   cleanup_t pointer (and s->qw/s->qw_open go away). The entry lives from
+   DATA to its final reply (or the end of the session), so the queue ID
+   can still be logged after the file was discarded. */
+static htable_t *data_cleanups;
+
+static void data_key(const struct smtpd_session *s, char *key, size_t size)
+{
+    (void)snprintf(key, size, "%p", (const void *)s);
+}
+
+/* data_cleanup - this session's cleanup, or NULL */
+static cleanup_t *data_cleanup(const struct smtpd_session *s)
+{
+    char key[32];
+
+    if (data_cleanups == NULL)
+        return NULL;
+    data_key(s, key, sizeof(key));
+    return htable_find(data_cleanups, key);
+}
+
+static void data_cleanup_set(const struct smtpd_session *s, cleanup_t *c)
+{
+    char key[32];
+
+    if (data_cleanups == NULL)
+        data_cleanups = htable_create();
+    data_key(s, key, sizeof(key));
+    (void)htable_add(data_cleanups, key, c);
+}
+
+/* data_qid - the queue ID of this DATA, for the log */
+static const char *data_qid(const struct smtpd_session *s)
+{
+    cleanup_t *c = data_cleanup(s);
+
+    return c ? cleanup_qid(c) : "NOQUEUE";
+}
+
+/* data_open - is the queue file still being written? */
+static bool data_open(const struct smtpd_session *s)
+{
+    cleanup_t *c = data_cleanup(s);
+
+    return c != NULL && cleanup_ok(c);
+}
+
+/* data_discard - throw the queue file away, keep its ID for the log */
+static void data_discard(struct smtpd_session *s)
+{
+    cleanup_t *c = data_cleanup(s);
+
+    if (c != NULL)
+        cleanup_abort(c);
+}
 
 /* data_write_failed - remember the first queue file error, drop the file */
 static void data_write_failed(struct smtpd_session *s, const char *what)
 {
     if (s->write_errno == 0) {
         s->write_errno = errno ? errno : EIO;
-        log_warning("%s: queue file %s: %s", s->qw.qid, what,
+        log_warning("%s: queue file %s: %s", data_qid(s), what,
                     strerror(s->write_errno));
     }
-    smtpd_data_abort(s);
+    data_discard(s);
 }
 
+/* smtpd_data_abort - the transaction is over: discard and forget */
 void smtpd_data_abort(struct smtpd_session *s)
 {
-    if (s->qw_open) {
-        queue_writer_abort(&s->qw);
-        s->qw_open = false;
+    cleanup_t *c = data_cleanup(s);
+    char key[32];
+
+    if (c == NULL)
+        return;
+    data_key(s, key, sizeof(key));
+    (void)htable_remove(data_cleanups, key);
+    cleanup_free(c);                    /* discards an uncommitted file */
+    if (htable_count(data_cleanups) == 0) {
+        htable_free(data_cleanups);
+        data_cleanups = NULL;
     }
 }
 
-/* data_date - RFC 5322 date of now */
-static void data_date(char *out, size_t size)
+/* data_envelope - sender, attributes, recipients, start of content
+   (with our Received:, written by cleanup) */
+static int data_envelope(struct smtpd_session *s, cleanup_t *c)
 {
-    time_t now = time(NULL);
-    struct tm tm;
-
-    if (localtime_r(&now, &tm) == NULL
-        || strftime(out, size, "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm) == 0)
-        (void)snprintf(out, size, "Thu, 01 Jan 1970 00:00:00 +0000");
-}
-
-/* data_received - our Received: header (the "for" clause only for one
-   recipient, so a Bcc list is not disclosed) */
-static int data_received(struct smtpd_session *s)
-{
-    char date[64];
-    buf_t h;
-    int rc;
-
-    data_date(date, sizeof(date));
-    buf_init(&h, 4096);
-    (void)buf_printf(&h, "Received: from %s (unknown [%s%s])\n"
-                     "\tby %s (Tern) with %s id %s",
-                     s->have_helo ? s->helo : "unknown",
-                     strchr(s->addr, ':') ? "IPv6:" : "", s->addr,
-                     var_myhostname, smtpd_proto(s), s->qw.qid);
-    if (s->nrcpts == 1) {
-        /* addresses may be UTF-8: no C1 or line separators in a header */
-        char *shown = xstrdup(s->rcpts[0]);
-
-        (void)log_scrub(shown);
-        (void)buf_printf(&h, "\n\tfor <%s>", shown);
-        free(shown);
-    }
-    rc = buf_printf(&h, "; %s\n", date);
-    if (rc == 0)
-        rc = queue_writer_content(&s->qw, h.data, h.len);
-    buf_free(&h);
-    return rc;
-}
-
-/* data_envelope - sender, attributes, recipients, start of content */
-static int data_envelope(struct smtpd_session *s)
-{
-    queue_writer_t *w = &s->qw;
-
-    if (queue_writer_record(w, QREC_SENDER, s->sender, strlen(s->sender)) < 0
-        || queue_writer_attr(w, "client_name", "unknown") < 0
-        || queue_writer_attr(w, "client_address", s->addr) < 0
-        || (s->have_helo && queue_writer_attr(w, "helo_name", s->helo) < 0)
-        || queue_writer_attr(w, "protocol", smtpd_proto(s)) < 0)
+    if (cleanup_sender(c, s->sender) < 0
+        || cleanup_attr(c, "client_name", "unknown") < 0
+        || cleanup_attr(c, "client_address", s->addr) < 0
+        || (s->have_helo && cleanup_attr(c, "helo_name", s->helo) < 0)
+        || cleanup_attr(c, "protocol", smtpd_proto(s)) < 0)
         return -1;
     for (size_t i = 0; i < s->nrcpts; i++)
-        if (queue_writer_record(w, QREC_RCPT, s->rcpts[i],
-                                strlen(s->rcpts[i])) < 0)
+        if (cleanup_rcpt(c, NULL, s->rcpts[i]) < 0)
             return -1;
-    if (queue_writer_content_begin(w) < 0)
-        return -1;
-    return data_received(s);
+    return cleanup_content_begin(c);
 }
 
 bool smtpd_data_begin(struct smtpd_session *s)
 {
+    cleanup_t *c;
+
     if (!s->in_mail) {
         smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
         return false;
@@ -111,17 +137,23 @@ bool smtpd_data_begin(struct smtpd_session *s)
         return false;
     }
     s->write_errno = 0;
-    if (queue_writer_open(&s->qw, QUEUE_INCOMING) < 0) {
+    smtpd_data_abort(s);                /* nothing left from before */
+    /* port 25: our Received:, no Message-ID:/Date: added (submission
+       will ask for CLEANUP_FLAG_ADD_MISSING) */
+    if ((c = cleanup_open(QUEUE_INCOMING, CLEANUP_FLAG_RECEIVED)) == NULL) {
         log_warning("cannot create a queue file in %s: %s", QUEUE_INCOMING,
                     strerror(errno));
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
         return false;
     }
-    s->qw_open = true;
-    log_info("%s: client=%s", s->qw.qid, s->namaddr);
-    if (data_envelope(s) < 0) {
+    data_cleanup_set(s, c);
+    if (var_message_size_limit > 0)
+        cleanup_set_size_limit(c, (uint64_t)var_message_size_limit);
+    log_info("%s: client=%s", cleanup_qid(c), s->namaddr);
+    if (data_envelope(s, c) < 0) {
         data_write_failed(s, "write");
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
+        smtpd_data_abort(s);
         return false;
     }
     if (s->dec == NULL)
@@ -134,6 +166,8 @@ bool smtpd_data_begin(struct smtpd_session *s)
     return true;
 }
 
+/* data_too_big - the decoder's RFC 1870 count (cleanup counts the same
+   way and refuses the file past the limit) */
 static bool data_too_big(const struct smtpd_session *s)
 {
     return var_message_size_limit > 0
@@ -143,25 +177,26 @@ static bool data_too_big(const struct smtpd_session *s)
 /* data_store - move decoded content to the queue file, or drop it */
 static void data_store(struct smtpd_session *s)
 {
-    if (s->qw_open && data_too_big(s))
-        smtpd_data_abort(s);            /* keep reading, say 552 at the end */
-    if (s->qw_open && s->dbuf.len > 0
-        && queue_writer_content(&s->qw, s->dbuf.data, s->dbuf.len) < 0)
-        data_write_failed(s, "write");
+    if (data_open(s) && s->dbuf.len > 0
+        && cleanup_content(data_cleanup(s), s->dbuf.data, s->dbuf.len) < 0) {
+        if (errno == EFBIG)
+            data_discard(s);            /* keep reading, say 552 at the end */
+        else
+            data_write_failed(s, "write");
+    }
     buf_reset(&s->dbuf);
 }
 
 /* data_commit - make the file durable, then and only then say 250 */
 static void data_commit(struct smtpd_session *s)
 {
-    char qid[QUEUE_ID_SIZE];
+    cleanup_t *c = data_cleanup(s);
+    const char *qid = cleanup_qid(c);
 
-    memcpy(qid, s->qw.qid, sizeof(qid));
     /* The fsync'ing commit runs synchronously in the event loop: other
        sessions of this process wait for it. This is the place to batch
        commits (group fsync) later. */
-    s->qw_open = false;
-    if (queue_writer_commit(&s->qw) < 0) {
+    if (cleanup_commit(c) < 0) {
         log_warning("%s: queue file commit: %s", qid, strerror(errno));
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
         return;
@@ -181,22 +216,23 @@ static void data_finish(struct smtpd_session *s)
     s->in_data = false;
     if (s->dec->bare_lf
         && strcasecmp(var_smtpd_forbid_bare_newline, "reject") == 0) {
-        smtpd_data_abort(s);
-        log_info("%s: reject: bare <LF> in DATA from %s", s->qw.qid,
+        data_discard(s);
+        log_info("%s: reject: bare <LF> in DATA from %s", data_qid(s),
                  s->namaddr);
         smtpd_reply(s, "550 5.5.2 Error: bare <LF> received");
     } else if (data_too_big(s)) {
-        smtpd_data_abort(s);
+        data_discard(s);
         log_info("%s: reject: message size %llu exceeds limit %ld from %s",
-                 s->qw.qid, (unsigned long long)s->dec->size,
+                 data_qid(s), (unsigned long long)s->dec->size,
                  var_message_size_limit, s->namaddr);
         smtpd_reply(s, "552 5.3.4 Error: message file too big");
-    } else if (!s->qw_open || s->write_errno != 0) {
-        smtpd_data_abort(s);
+    } else if (!data_open(s) || s->write_errno != 0) {
+        data_discard(s);
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
     } else {
         data_commit(s);
     }
+    smtpd_data_abort(s);
     free(s->dec);
     s->dec = NULL;
     smtpd_txn_reset(s);

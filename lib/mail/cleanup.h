@@ -1,0 +1,104 @@
+/*
+ * cleanup - the one way into the queue (Postfix's cleanup(8) is the
+ * model). A producer (smtpd, local's forwarding; later pickup, bounces)
+ * hands it, in this order:
+ *
+ *   1. the envelope: cleanup_sender(), any cleanup_attr() (client_name,
+ *      client_address, helo_name, protocol, forwarded_from,
+ *      alias_expanded, ...), then cleanup_rcpt() per recipient, each
+ *      with an optional original recipient;
+ *   2. the content, in chunks of any size (LF line ends, as stored):
+ *      cleanup_content(), optionally preceded by cleanup_content_begin()
+ *      to write the envelope (and our Received:) before the first byte;
+ *   3. cleanup_commit(): durable exactly as queue_writer_commit() (queue
+ *      ID, fsync, rename, directory fsync). Only after it returned 0 may
+ *      a receiver say "250".
+ *
+ * What cleanup does itself, so every producer gets it:
+ *   - duplicate recipients: a recipient whose (original recipient,
+ *     recipient) pair, compared without case, was given before is
+ *     dropped; at most $duplicate_filter_limit pairs are remembered
+ *     (0: no filter). Without original recipients this is smtpd's
+ *     RCPT filter.
+ *   - the message size, counted as RFC 1870 (and smtpd) counts it over
+ *     the producer's content: every byte, plus one more per LF (a line
+ *     end counts as CR LF). Headers cleanup adds are not counted. Over
+ *     the limit (cleanup_set_size_limit) the file is discarded and
+ *     calls fail with EFBIG.
+ *   - the header/body boundary: the header section ends at the first
+ *     empty line, at the first line that is neither "field-name:"
+ *     (printable ASCII, no space, then a colon) nor a continuation
+ *     (SP/TAB) of one, or at the end of the content. Each complete
+ *     header (continuation lines included, at most CLEANUP_HEADER_MAX
+ *     bytes examined) is offered to the header hook (for
+ *     header_checks later); body bytes go straight to the file.
+ *   - CLEANUP_FLAG_RECEIVED: our Received: header, built from the
+ *     attributes and the queue ID, in front of the content;
+ *   - CLEANUP_FLAG_ADD_MISSING: Message-ID: and Date: when the message
+ *     has none (submission), at the end of the header section.
+ *
+ * Errors: any failed call (I/O, ENOMEM, EINVAL for calls out of order,
+ * EFBIG) discards the temporary file at once; every later call fails
+ * too, cleanup_qid() stays valid. cleanup_free() aborts an uncommitted
+ * file.
+ */
+#ifndef TERN_CLEANUP_H
+#define TERN_CLEANUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define CLEANUP_FLAG_RECEIVED    (1u << 0)  /* prepend our Received: */
+#define CLEANUP_FLAG_ADD_MISSING (1u << 1)  /* Message-ID:, Date: if none */
+
+/* longest header (all its lines) examined by hooks and by the
+   Message-ID/Date detection; a longer one is written unchanged */
+#define CLEANUP_HEADER_MAX 102400
+
+typedef struct cleanup cleanup_t;
+
+/* Hook for header checks: called once per complete header of the
+   message (its lines with their LFs; truncated when it was longer than
+   CLEANUP_HEADER_MAX), before it is written. Return 0 to keep going,
+   -1 (errno set) to fail the message. */
+typedef int (*cleanup_header_fn)(void *ctx, const char *hdr, size_t len,
+                                 bool truncated);
+/* called once when the header section ends (before the first body
+   byte, or at commit when the content ended in the header section) */
+typedef int (*cleanup_header_end_fn)(void *ctx);
+
+/* a new queue file in queue (QUEUE_INCOMING); NULL with errno */
+cleanup_t *cleanup_open(const char *queue, unsigned flags);
+const char *cleanup_qid(const cleanup_t *c);
+/* false once the file was discarded (error, limit) or committed */
+bool cleanup_ok(const cleanup_t *c);
+/* RFC 1870 limit on the producer's content; 0 = none (the default) */
+void cleanup_set_size_limit(cleanup_t *c, uint64_t limit);
+/* content size so far, counted as described above */
+uint64_t cleanup_size(const cleanup_t *c);
+void cleanup_set_header_hook(cleanup_t *c, cleanup_header_fn header,
+                             cleanup_header_end_fn header_end, void *ctx);
+
+int cleanup_sender(cleanup_t *c, const char *sender);
+int cleanup_attr(cleanup_t *c, const char *name, const char *value);
+/* orcpt may be NULL; a duplicate is dropped and still returns 0 */
+int cleanup_rcpt(cleanup_t *c, const char *orcpt, const char *rcpt);
+/* recipients stored (duplicates not counted) */
+size_t cleanup_nrcpts(const cleanup_t *c);
+
+int cleanup_content_begin(cleanup_t *c);
+int cleanup_content(cleanup_t *c, const void *p, size_t n);
+/* 0 durable under cleanup_qid(); -1 failed, nothing left behind */
+int cleanup_commit(cleanup_t *c);
+/* discard the file now (keeps errno); cleanup_qid() stays valid and
+   every later call fails */
+void cleanup_abort(cleanup_t *c);
+void cleanup_free(cleanup_t *c);
+
+/* test clock for the dates cleanup writes (NULL: time(2)) */
+typedef time_t (*cleanup_clock_fn)(void);
+void cleanup_set_clock(cleanup_clock_fn now);
+
+#endif
