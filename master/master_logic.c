@@ -3,6 +3,7 @@
  * No sockets are opened and no processes started here.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -46,6 +47,75 @@ enum master_demand master_demand_decide(size_t count, size_t avail,
     if (maxproc <= 0 || count < (size_t)maxproc)
         return MASTER_DEMAND_WATCH;
     return reject_when_full ? MASTER_DEMAND_REJECT : MASTER_DEMAND_FULL;
+}
+
+/* master_expand - $name, ${name}, $(name) and $$ in raw, into out */
+static void master_expand(const char *raw, master_lookup_fn lookup,
+                          buf_t *out)
+{
+    for (const char *p = raw; *p;) {
+        const char *name, *end;
+        char close = 0;
+
+        if (*p != '$') {
+            (void)buf_putc(out, *p++);
+            continue;
+        }
+        p++;
+        if (*p == '$') {
+            (void)buf_putc(out, *p++);
+            continue;
+        }
+        if (*p == '{' || *p == '(')
+            close = *p++ == '{' ? '}' : ')';
+        name = p;
+        while (isalnum((unsigned char)*p) || *p == '_')
+            p++;
+        end = p;
+        if (close && *p == close)
+            p++;
+        else if (close || end == name) {    /* not a reference: literal */
+            (void)buf_append(out, name - 1 - (close != 0),
+                             (size_t)(p - name) + 1 + (close != 0));
+            continue;
+        }
+        if (end > name) {
+            char *n = xstrndup(name, (size_t)(end - name));
+            const char *v = lookup(n);
+
+            if (v)
+                (void)buf_puts(out, v);
+            free(n);
+        }
+    }
+}
+
+/* master_overload_reply - see master_logic.h */
+char *master_overload_reply(const struct master_entry *e,
+                            master_lookup_fn lookup)
+{
+    buf_t name = BUF_INIT, out = BUF_INIT;
+    const char *raw = NULL, *v;
+    char *reply = NULL;
+
+    (void)buf_printf(&name, "%s_overload_reply", e->command);
+    for (size_t i = 0; i + 1 < e->nargs; i++) {
+        if (strcmp(e->args[i], "-o") != 0)
+            continue;
+        i++;
+        if (strncmp(e->args[i], name.data, name.len) == 0
+            && e->args[i][name.len] == '=')
+            raw = e->args[i] + name.len + 1;
+    }
+    if (raw) {
+        master_expand(raw, lookup, &out);
+        reply = buf_strdup(&out);
+    } else if ((v = lookup(buf_str(&name))) != NULL) {
+        reply = xstrdup(v);
+    }
+    buf_free(&out);
+    buf_free(&name);
+    return reply;
 }
 
 /* master_argv_build - "path -n SVC -t TYPE -s N [-u] [-c] [-z] [-v]... args" */
