@@ -21,19 +21,19 @@
 /* data_write_failed - remember the first queue file error, drop the file */
 static void data_write_failed(struct smtpd_session *s, const char *what)
 {
-    if (s->write_errno == 0) {
-        s->write_errno = errno ? errno : EIO;
-        log_warning("%s: queue file %s: %s", s->qw.qid, what,
-                    strerror(s->write_errno));
+    if (s->txn.write_errno == 0) {
+        s->txn.write_errno = errno ? errno : EIO;
+        log_warning("%s: queue file %s: %s", s->txn.qw.qid, what,
+                    strerror(s->txn.write_errno));
     }
     smtpd_data_abort(s);
 }
 
 void smtpd_data_abort(struct smtpd_session *s)
 {
-    if (s->qw_open) {
-        queue_writer_abort(&s->qw);
-        s->qw_open = false;
+    if (s->txn.qw_open) {
+        queue_writer_abort(&s->txn.qw);
+        s->txn.qw_open = false;
     }
 }
 
@@ -62,10 +62,10 @@ static int data_received(struct smtpd_session *s)
                      "\tby %s (Tern) with %s id %s",
                      s->have_helo ? s->helo : "unknown",
                      strchr(s->addr, ':') ? "IPv6:" : "", s->addr,
-                     var_myhostname, smtpd_proto(s), s->qw.qid);
-    if (s->nrcpts == 1) {
+                     var_myhostname, smtpd_proto(s), s->txn.qw.qid);
+    if (s->txn.nrcpts == 1) {
         /* addresses may be UTF-8: no C1 or line separators in a header */
-        char *shown = xstrdup(s->rcpts[0]);
+        char *shown = xstrdup(s->txn.rcpts[0]);
 
         (void)log_scrub(shown);
         (void)buf_printf(&h, "\n\tfor <%s>", shown);
@@ -73,7 +73,7 @@ static int data_received(struct smtpd_session *s)
     }
     rc = buf_printf(&h, "; %s\n", date);
     if (rc == 0)
-        rc = queue_writer_content(&s->qw, h.data, h.len);
+        rc = queue_writer_content(&s->txn.qw, h.data, h.len);
     buf_free(&h);
     return rc;
 }
@@ -81,17 +81,18 @@ static int data_received(struct smtpd_session *s)
 /* data_envelope - sender, attributes, recipients, start of content */
 static int data_envelope(struct smtpd_session *s)
 {
-    queue_writer_t *w = &s->qw;
+    queue_writer_t *w = &s->txn.qw;
 
-    if (queue_writer_record(w, QREC_SENDER, s->sender, strlen(s->sender)) < 0
+    if (queue_writer_record(w, QREC_SENDER, s->txn.sender,
+                            strlen(s->txn.sender)) < 0
         || queue_writer_attr(w, "client_name", "unknown") < 0
         || queue_writer_attr(w, "client_address", s->addr) < 0
         || (s->have_helo && queue_writer_attr(w, "helo_name", s->helo) < 0)
         || queue_writer_attr(w, "protocol", smtpd_proto(s)) < 0)
         return -1;
-    for (size_t i = 0; i < s->nrcpts; i++)
-        if (queue_writer_record(w, QREC_RCPT, s->rcpts[i],
-                                strlen(s->rcpts[i])) < 0)
+    for (size_t i = 0; i < s->txn.nrcpts; i++)
+        if (queue_writer_record(w, QREC_RCPT, s->txn.rcpts[i],
+                                strlen(s->txn.rcpts[i])) < 0)
             return -1;
     if (queue_writer_content_begin(w) < 0)
         return -1;
@@ -100,36 +101,36 @@ static int data_envelope(struct smtpd_session *s)
 
 bool smtpd_data_begin(struct smtpd_session *s)
 {
-    if (!s->in_mail) {
+    if (!s->txn.in_mail) {
         smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
         return false;
     }
-    if (s->nrcpts == 0) {
+    if (s->txn.nrcpts == 0) {
         /* RFC 5321 3.3 allows 503 or 554; 554 (Postfix's choice) tells a
            pipelining client that all its RCPTs were refused */
         smtpd_reply(s, "554 5.5.1 Error: no valid recipients");
         return false;
     }
-    s->write_errno = 0;
-    if (queue_writer_open(&s->qw, QUEUE_INCOMING) < 0) {
+    s->txn.write_errno = 0;
+    if (queue_writer_open(&s->txn.qw, QUEUE_INCOMING) < 0) {
         log_warning("cannot create a queue file in %s: %s", QUEUE_INCOMING,
                     strerror(errno));
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
         return false;
     }
-    s->qw_open = true;
-    log_info("%s: client=%s", s->qw.qid, s->namaddr);
+    s->txn.qw_open = true;
+    log_info("%s: client=%s", s->txn.qw.qid, s->namaddr);
     if (data_envelope(s) < 0) {
         data_write_failed(s, "write");
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
         return false;
     }
-    if (s->dec == NULL)
-        s->dec = xmalloc(sizeof(*s->dec));
-    smtpdata_init(s->dec);
+    if (s->txn.dec == NULL)
+        s->txn.dec = xmalloc(sizeof(*s->txn.dec));
+    smtpdata_init(s->txn.dec);
     buf_reset(&s->dbuf);
-    s->data_bytes = 0;       /* the deadline starts with the 354 */
-    s->in_data = true;
+    s->txn.data_bytes = 0;       /* the deadline starts with the 354 */
+    s->txn.in_data = true;
     smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
     return true;
 }
@@ -137,16 +138,16 @@ bool smtpd_data_begin(struct smtpd_session *s)
 static bool data_too_big(const struct smtpd_session *s)
 {
     return var_message_size_limit > 0
-           && s->dec->size > (uint64_t)var_message_size_limit;
+           && s->txn.dec->size > (uint64_t)var_message_size_limit;
 }
 
 /* data_store - move decoded content to the queue file, or drop it */
 static void data_store(struct smtpd_session *s)
 {
-    if (s->qw_open && data_too_big(s))
+    if (s->txn.qw_open && data_too_big(s))
         smtpd_data_abort(s);            /* keep reading, say 552 at the end */
-    if (s->qw_open && s->dbuf.len > 0
-        && queue_writer_content(&s->qw, s->dbuf.data, s->dbuf.len) < 0)
+    if (s->txn.qw_open && s->dbuf.len > 0
+        && queue_writer_content(&s->txn.qw, s->dbuf.data, s->dbuf.len) < 0)
         data_write_failed(s, "write");
     buf_reset(&s->dbuf);
 }
@@ -156,18 +157,18 @@ static void data_commit(struct smtpd_session *s)
 {
     char qid[QUEUE_ID_SIZE];
 
-    memcpy(qid, s->qw.qid, sizeof(qid));
+    memcpy(qid, s->txn.qw.qid, sizeof(qid));
     /* The fsync'ing commit runs synchronously in the event loop: other
        sessions of this process wait for it. This is the place to batch
        commits (group fsync) later. */
-    s->qw_open = false;
-    if (queue_writer_commit(&s->qw) < 0) {
+    s->txn.qw_open = false;
+    if (queue_writer_commit(&s->txn.qw) < 0) {
         log_warning("%s: queue file commit: %s", qid, strerror(errno));
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
         return;
     }
-    if (smtpdata_has_message_id(s->dec))
-        log_info("%s: message-id=%s", qid, s->dec->message_id);
+    if (smtpdata_has_message_id(s->txn.dec))
+        log_info("%s: message-id=%s", qid, s->txn.dec->message_id);
     s->cmd_ok[SMTP_DATA]++;
     s->errors = 0;
     smtpd_reply(s, "250 2.0.0 Ok: queued as %s", qid);
@@ -178,27 +179,27 @@ static void data_commit(struct smtpd_session *s)
 /* data_finish - the end-of-data line arrived: one final reply */
 static void data_finish(struct smtpd_session *s)
 {
-    s->in_data = false;
-    if (s->dec->bare_lf
+    s->txn.in_data = false;
+    if (s->txn.dec->bare_lf
         && strcasecmp(var_smtpd_forbid_bare_newline, "reject") == 0) {
         smtpd_data_abort(s);
-        log_info("%s: reject: bare <LF> in DATA from %s", s->qw.qid,
+        log_info("%s: reject: bare <LF> in DATA from %s", s->txn.qw.qid,
                  s->namaddr);
         smtpd_reply(s, "550 5.5.2 Error: bare <LF> received");
     } else if (data_too_big(s)) {
         smtpd_data_abort(s);
         log_info("%s: reject: message size %llu exceeds limit %ld from %s",
-                 s->qw.qid, (unsigned long long)s->dec->size,
+                 s->txn.qw.qid, (unsigned long long)s->txn.dec->size,
                  var_message_size_limit, s->namaddr);
         smtpd_reply(s, "552 5.3.4 Error: message file too big");
-    } else if (!s->qw_open || s->write_errno != 0) {
+    } else if (!s->txn.qw_open || s->txn.write_errno != 0) {
         smtpd_data_abort(s);
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
     } else {
         data_commit(s);
     }
-    free(s->dec);
-    s->dec = NULL;
+    free(s->txn.dec);
+    s->txn.dec = NULL;
     smtpd_txn_reset(s);
 }
 
@@ -211,7 +212,7 @@ bool smtpd_data_input(struct smtpd_session *s)
     n = stream_peek(s->stream, &p);
     if (n == 0)
         return false;
-    rc = smtpdata_feed(s->dec, p, n, &s->dbuf, &used);
+    rc = smtpdata_feed(s->txn.dec, p, n, &s->dbuf, &used);
     if (rc < 0) {                       /* dbuf is unlimited: cannot be */
         errno = ENOMEM;
         data_write_failed(s, "buffer");
