@@ -100,15 +100,24 @@ char *master_overload_reply(const struct master_entry *e,
 
     (void)buf_printf(&name, "%s_overload_reply", e->command);
     for (size_t i = 0; i + 1 < e->nargs; i++) {
+        const char *a, *p;
+
         if (strcmp(e->args[i], "-o") != 0)
             continue;
-        i++;
-        if (strncmp(e->args[i], name.data, name.len) == 0
-            && e->args[i][name.len] == '=')
-            raw = e->args[i] + name.len + 1;
+        a = e->args[++i];
+        if (strncmp(a, name.data, name.len) != 0)
+            continue;
+        /* "name=value", or "name = value" from a "{ ... }" argument */
+        for (p = a + name.len; *p == ' ' || *p == '\t'; p++)
+            ;
+        if (*p == '=')
+            raw = p + 1;
     }
     if (raw) {
-        master_expand(raw, lookup, &out);
+        char *copy = xstrdup(raw);
+
+        master_expand(str_trim(copy), lookup, &out);
+        free(copy);
         reply = buf_strdup(&out);
     } else if ((v = lookup(buf_str(&name))) != NULL) {
         reply = xstrdup(v);

@@ -366,13 +366,14 @@ class MasterTest(unittest.TestCase):
 
     def test_process_limit_reply_for_any_command(self):
         # master knows no command by name: echod gets a reply as soon as
-        # its master.conf line gives it one
+        # its master.conf line gives it one ("{ }" holds the blanks)
         port = free_port()
         self.start_master([self.echo_service(
-            port, "-l", "1", "-o", "echod_overload_reply=-ERR:${myhostname}",
+            port, "-l", "1", "-o",
+            "{ echod_overload_reply = -ERR [SYS/TEMP] $myhostname busy }",
             maxproc="1")])
         self.assertEqual(self.overloaded_reply(port),
-                         b"-ERR:test.example\r\n")
+                         b"-ERR [SYS/TEMP] test.example busy\r\n")
 
     def test_process_limit_other_waits(self):
         port = free_port()

@@ -357,6 +357,11 @@ START_TEST(test_overload_reply)
         { "echod", { "-o", "echod_overload_reply=$$1 $ ${x $(y $nosuch.", NULL },
           "$1 $ ${x $(y ." },
         { "echod", { "-o", NULL }, NULL },
+        /* from a master.conf "{ ... }" argument: blanks around '=' */
+        { "echod", { "-o", "echod_overload_reply = -ERR [SYS/TEMP] $myhostname busy ",
+                     NULL }, "-ERR [SYS/TEMP] mx.example busy" },
+        { "echod", { "-o", "echod_overload_reply =", NULL }, "" },
+        { "echod", { "-o", "echod_overload_reply x=y", NULL }, NULL },
     };
 
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
