@@ -90,6 +90,24 @@ static void master_expand(const char *raw, master_lookup_fn lookup,
     }
 }
 
+/* master_own_value - the value of "-o" argument arg when it sets
+   master's own parameter (COMMAND_overload_reply), else NULL; accepts
+   "name = value" from a "{ ... }" argument */
+static const char *master_own_value(const struct master_entry *e,
+                                    const char *arg)
+{
+    static const char suffix[] = "_overload_reply";
+    size_t clen = strlen(e->command);
+    const char *p = arg + clen;
+
+    if (strncmp(arg, e->command, clen) != 0
+        || strncmp(p, suffix, sizeof(suffix) - 1) != 0)
+        return NULL;
+    for (p += sizeof(suffix) - 1; *p == ' ' || *p == '\t'; p++)
+        ;
+    return *p == '=' ? p + 1 : NULL;
+}
+
 /* master_overload_reply - see master_logic.h */
 char *master_overload_reply(const struct master_entry *e,
                             master_lookup_fn lookup)
@@ -100,18 +118,10 @@ char *master_overload_reply(const struct master_entry *e,
 
     (void)buf_printf(&name, "%s_overload_reply", e->command);
     for (size_t i = 0; i + 1 < e->nargs; i++) {
-        const char *a, *p;
-
         if (strcmp(e->args[i], "-o") != 0)
             continue;
-        a = e->args[++i];
-        if (strncmp(a, name.data, name.len) != 0)
-            continue;
-        /* "name=value", or "name = value" from a "{ ... }" argument */
-        for (p = a + name.len; *p == ' ' || *p == '\t'; p++)
-            ;
-        if (*p == '=')
-            raw = p + 1;
+        if ((v = master_own_value(e, e->args[++i])) != NULL)
+            raw = v;            /* the last one wins */
     }
     if (raw) {
         char *copy = xstrdup(raw);
@@ -153,8 +163,16 @@ char **master_argv_build(const struct master_entry *e, const char *path,
         v[n++] = xstrdup("-z");
     for (int i = 0; i < o->verbose; i++)
         v[n++] = xstrdup("-v");
-    for (size_t i = 0; i < e->nargs; i++)
+    for (size_t i = 0; i < e->nargs; i++) {
+        /* master's own parameter is not the child's business (an
+           unknown name would only make it warn) */
+        if (strcmp(e->args[i], "-o") == 0 && i + 1 < e->nargs
+            && master_own_value(e, e->args[i + 1]) != NULL) {
+            i++;
+            continue;
+        }
         v[n++] = xstrdup(e->args[i]);
+    }
     v[n] = NULL;
     *argc_r = n;
     return v;

@@ -48,7 +48,8 @@ char *master_overload_reply(const struct master_entry *e,
                             master_lookup_fn lookup);
 
 /* argv for a child, NULL-terminated, malloc'd (free with strv_free and
-   count *argc_r). path: the program; nlisten for -s. */
+   count *argc_r). path: the program; nlisten for -s. The entry's
+   "-o COMMAND_overload_reply=..." is master's and left out. */
 struct master_argv_opts {
     bool foreground;        /* -z */
     int verbose;            /* -v count */

@@ -374,6 +374,8 @@ class MasterTest(unittest.TestCase):
             maxproc="1")])
         self.assertEqual(self.overloaded_reply(port),
                          b"-ERR [SYS/TEMP] test.example busy\r\n")
+        # the setting is master's: echod never sees it (nor warns about it)
+        self.assertNotIn("echod_overload_reply", self.log() + self.stderr())
 
     def test_process_limit_other_waits(self):
         port = free_port()

@@ -109,17 +109,20 @@ static void check_argv(char **v, size_t n, const char *const *want)
 
 START_TEST(test_argv)
 {
-    char *args[] = { "-o", "max_use=2", "-l", "5", NULL };
+    /* master's own -o COMMAND_overload_reply is not passed on */
+    char *args[] = { "-o", "max_use=2", "-o", "smtpd_overload_reply=421_x",
+                     "-l", "5", "-o", "smtpd_overload_reply = 421 y",
+                     "-o", "smtpd_overload_replyx=1", NULL };
     struct master_entry e = {
         .service = "127.0.0.1:2525", .type = MASTER_INET, .private_ = false,
         .unpriv = true, .chroot = true, .maxproc = -1, .command = "smtpd",
-        .args = args, .nargs = 4,
+        .args = args, .nargs = 10,
     };
     struct master_argv_opts o = { .foreground = true, .verbose = 2 };
     static const char *const want1[] = {
         "/usr/libexec/tern/smtpd", "-n", "127.0.0.1:2525", "-t", "inet",
         "-s", "2", "-u", "-c", "-z", "-v", "-v", "-o", "max_use=2", "-l",
-        "5", NULL };
+        "5", "-o", "smtpd_overload_replyx=1", NULL };
     static const char *const want2[] = {
         "/x/qmgr", "-n", "qmgr", "-t", "unix", "-s", "1", NULL };
     size_t n;
