@@ -41,7 +41,8 @@ struct master_service {
     size_t count;                 /* live, non-retired children */
     size_t avail;                 /* of which available */
     bool watching;
-    bool is_smtpd;                /* overloaded: answer 421 */
+    char *overload_reply;         /* $COMMAND_overload_reply when full,
+                                     "" = just close, NULL = let wait */
     long backoff;                 /* current back-off, seconds */
     bool throttled;
     ev_timer_t throttle_timer;

@@ -3,6 +3,7 @@
  * No sockets are opened and no processes started here.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -48,6 +49,94 @@ enum master_demand master_demand_decide(size_t count, size_t avail,
     return reject_when_full ? MASTER_DEMAND_REJECT : MASTER_DEMAND_FULL;
 }
 
+/* master_expand - $name, ${name}, $(name) and $$ in raw, into out */
+static void master_expand(const char *raw, master_lookup_fn lookup,
+                          buf_t *out)
+{
+    for (const char *p = raw; *p;) {
+        const char *name, *end;
+        char close = 0;
+
+        if (*p != '$') {
+            (void)buf_putc(out, *p++);
+            continue;
+        }
+        p++;
+        if (*p == '$') {
+            (void)buf_putc(out, *p++);
+            continue;
+        }
+        if (*p == '{' || *p == '(')
+            close = *p++ == '{' ? '}' : ')';
+        name = p;
+        while (isalnum((unsigned char)*p) || *p == '_')
+            p++;
+        end = p;
+        if (close && *p == close)
+            p++;
+        else if (close || end == name) {    /* not a reference: literal */
+            (void)buf_append(out, name - 1 - (close != 0),
+                             (size_t)(p - name) + 1 + (close != 0));
+            continue;
+        }
+        if (end > name) {
+            char *n = xstrndup(name, (size_t)(end - name));
+            const char *v = lookup(n);
+
+            if (v)
+                (void)buf_puts(out, v);
+            free(n);
+        }
+    }
+}
+
+/* master_own_value - the value of "-o" argument arg when it sets
+   master's own parameter (COMMAND_overload_reply), else NULL; accepts
+   "name = value" from a "{ ... }" argument */
+static const char *master_own_value(const struct master_entry *e,
+                                    const char *arg)
+{
+    static const char suffix[] = "_overload_reply";
+    size_t clen = strlen(e->command);
+    const char *p = arg + clen;
+
+    if (strncmp(arg, e->command, clen) != 0
+        || strncmp(p, suffix, sizeof(suffix) - 1) != 0)
+        return NULL;
+    for (p += sizeof(suffix) - 1; *p == ' ' || *p == '\t'; p++)
+        ;
+    return *p == '=' ? p + 1 : NULL;
+}
+
+/* master_overload_reply - see master_logic.h */
+char *master_overload_reply(const struct master_entry *e,
+                            master_lookup_fn lookup)
+{
+    buf_t name = BUF_INIT, out = BUF_INIT;
+    const char *raw = NULL, *v;
+    char *reply = NULL;
+
+    (void)buf_printf(&name, "%s_overload_reply", e->command);
+    for (size_t i = 0; i + 1 < e->nargs; i++) {
+        if (strcmp(e->args[i], "-o") != 0)
+            continue;
+        if ((v = master_own_value(e, e->args[++i])) != NULL)
+            raw = v;            /* the last one wins */
+    }
+    if (raw) {
+        char *copy = xstrdup(raw);
+
+        master_expand(str_trim(copy), lookup, &out);
+        free(copy);
+        reply = buf_strdup(&out);
+    } else if ((v = lookup(buf_str(&name))) != NULL) {
+        reply = xstrdup(v);
+    }
+    buf_free(&out);
+    buf_free(&name);
+    return reply;
+}
+
 /* master_argv_build - "path -n SVC -t TYPE -s N [-u] [-c] [-z] [-v]... args" */
 char **master_argv_build(const struct master_entry *e, const char *path,
                          size_t nlisten, const struct master_argv_opts *o,
@@ -74,8 +163,16 @@ char **master_argv_build(const struct master_entry *e, const char *path,
         v[n++] = xstrdup("-z");
     for (int i = 0; i < o->verbose; i++)
         v[n++] = xstrdup("-v");
-    for (size_t i = 0; i < e->nargs; i++)
+    for (size_t i = 0; i < e->nargs; i++) {
+        /* master's own parameter is not the child's business (an
+           unknown name would only make it warn) */
+        if (strcmp(e->args[i], "-o") == 0 && i + 1 < e->nargs
+            && master_own_value(e, e->args[i + 1]) != NULL) {
+            i++;
+            continue;
+        }
         v[n++] = xstrdup(e->args[i]);
+    }
     v[n] = NULL;
     *argc_r = n;
     return v;

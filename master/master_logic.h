@@ -27,15 +27,29 @@ bool master_rate_ok(uint64_t now_msec, uint64_t *last_msec,
 enum master_demand {
     MASTER_DEMAND_IDLE,     /* a child can take work, or throttled: don't watch */
     MASTER_DEMAND_WATCH,    /* watch: fork a child when a client arrives */
-    MASTER_DEMAND_REJECT,   /* at the limit, smtpd: watch and answer 421 */
+    MASTER_DEMAND_REJECT,   /* at the limit, overload reply set: watch,
+                               answer it and close */
     MASTER_DEMAND_FULL,     /* at the limit: wait for a child to free up */
 };
 enum master_demand master_demand_decide(size_t count, size_t avail,
                                         long maxproc, bool throttled,
                                         bool reject_when_full);
 
+/* The overload reply of a service whose command is e->command: the
+   parameter COMMAND_overload_reply, from the entry's own
+   "-o COMMAND_overload_reply=VALUE" (the last one wins; $name, ${name},
+   $(name) expanded with lookup, $$ is '$', undefined names expand to
+   nothing) or else lookup(name) (already expanded). Returns a malloc'd
+   string ("" = close without a reply) or NULL when neither defines it
+   (clients then wait for a free process). lookup returns NULL for an
+   unknown name (config_value() in master). */
+typedef const char *(*master_lookup_fn)(const char *name);
+char *master_overload_reply(const struct master_entry *e,
+                            master_lookup_fn lookup);
+
 /* argv for a child, NULL-terminated, malloc'd (free with strv_free and
-   count *argc_r). path: the program; nlisten for -s. */
+   count *argc_r). path: the program; nlisten for -s. The entry's
+   "-o COMMAND_overload_reply=..." is master's and left out. */
 struct master_argv_opts {
     bool foreground;        /* -z */
     int verbose;            /* -v count */

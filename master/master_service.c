@@ -240,7 +240,7 @@ static struct master_service *master_service_alloc(const struct master_entry *e)
     buf_reset(&b);
     (void)buf_printf(&b, "%s/%s", var_daemon_directory, e->command);
     svc->path = buf_strdup(&b);
-    svc->is_smtpd = strcmp(e->command, "smtpd") == 0;
+    svc->overload_reply = master_overload_reply(e, config_value);
     buf_free(&b);
     buf_free(&err);
     return svc;
@@ -326,7 +326,8 @@ void master_service_update(struct master_service *svc,
     (void)buf_printf(&b, "%s/%s", var_daemon_directory, e->command);
     svc->path = buf_strdup(&b);
     buf_free(&b);
-    svc->is_smtpd = strcmp(e->command, "smtpd") == 0;
+    free(svc->overload_reply);
+    svc->overload_reply = master_overload_reply(e, config_value);
     if (restart_wakeup)
         ev_timer_stop(master_loop, &svc->wakeup_timer);
     if (svc->ent.wakeup > 0 && svc->unix_path != NULL)
@@ -362,5 +363,6 @@ void master_service_close(struct master_service *svc)
     free(svc->path);
     free(svc->label);
     free(svc->unix_path);
+    free(svc->overload_reply);
     free(svc);
 }

@@ -2,7 +2,8 @@
  * master_spawn - the children of every service: forking on demand when a
  * listener becomes readable and no child is available, the busy/idle
  * reports on the status pipes, reaping with Postfix-style warnings, the
- * process limit (smtpd answers 421 when full) and back-off after a
+ * process limit (the overload reply, when the service has one) and
+ * back-off after a
  * daemon that fails at start-up.
  */
 #include <errno.h>
@@ -109,7 +110,7 @@ void master_demand_update(struct master_service *svc)
 
     d = master_demand_decide(svc->count, svc->avail,
                              master_service_maxproc(svc), svc->throttled,
-                             svc->is_smtpd);
+                             svc->overload_reply != NULL);
     want = !master_shutting_down
            && (d == MASTER_DEMAND_WATCH
                || (d == MASTER_DEMAND_REJECT && !master_accept_paused));
@@ -230,13 +231,14 @@ static void master_spawn(struct master_service *svc)
               (int)pid);
 }
 
-/* master_reject - overloaded smtpd: answer 421 to the waiting clients */
+/* master_reject - full service: answer its overload reply to the
+   waiting clients (nothing when the reply is empty) and close */
 static void master_reject(struct master_service *svc, int lfd)
 {
     buf_t msg = BUF_INIT;
 
-    (void)buf_printf(&msg, "421 4.7.0 %s Error: too many connections\r\n",
-                     var_myhostname ? var_myhostname : "localhost");
+    if (*svc->overload_reply)
+        (void)buf_printf(&msg, "%s\r\n", svc->overload_reply);
     for (int i = 0; i < MASTER_REJECT_BATCH; i++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
@@ -252,7 +254,8 @@ static void master_reject(struct master_service *svc, int lfd)
             break;
         }
         /* never read: best effort, non-blocking, then close */
-        (void)send(fd, msg.data, msg.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (msg.len > 0)
+            (void)send(fd, msg.data, msg.len, MSG_DONTWAIT | MSG_NOSIGNAL);
         (void)close(fd);
     }
     buf_free(&msg);
@@ -271,7 +274,7 @@ void master_listener_ready(ev_loop_t *loop, int fd, unsigned events,
     master_status_ready(loop, svc->status_rd, EV_READ, svc);
     switch (master_demand_decide(svc->count, svc->avail,
                                  master_service_maxproc(svc), svc->throttled,
-                                 svc->is_smtpd)) {
+                                 svc->overload_reply != NULL)) {
     case MASTER_DEMAND_WATCH:
         master_spawn(svc);
         break;

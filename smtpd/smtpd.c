@@ -48,7 +48,7 @@ static const char *smtpd_last_cmd(const struct smtpd_session *s)
         "HELP", "QUIT", "UNKNOWN",
     };
 
-    if (s->in_data)
+    if (s->txn.in_data)
         return "DATA";
     if (!s->any_command)
         return "CONNECT";
@@ -78,6 +78,22 @@ static void smtpd_counts(const struct smtpd_session *s, buf_t *out)
         (void)buf_printf(out, " commands=%u/%u", ok, total);
 }
 
+/* smtpd_txn_reset - see smtpd.h. Zeroing the whole struct (after
+   releasing what it owns) is what keeps a new field from outliving its
+   message by accident. */
+void smtpd_txn_reset(struct smtpd_session *s)
+{
+    struct smtpd_txn *t = &s->txn;
+
+    smtpd_data_abort(s);            /* an open queue file, if any */
+    free(t->dec);
+    free(t->sender);
+    for (size_t i = 0; i < t->nrcpts; i++)
+        free(t->rcpts[i]);
+    free(t->rcpts);
+    memset(t, 0, sizeof(*t));
+}
+
 /* smtpd_session_end - the connection is gone: log, release everything */
 static void smtpd_session_end(struct smtpd_session *s)
 {
@@ -88,9 +104,7 @@ static void smtpd_session_end(struct smtpd_session *s)
     smtpd_anvil_disconnect(s);     /* before the log line tests wait for */
     log_info("disconnect from %s%s", s->namaddr, buf_str(&counts));
     buf_free(&counts);
-    smtpd_data_abort(s);
     smtpd_txn_reset(s);
-    free(s->dec);
     ev_timer_stop(s->loop, &s->idle_timer);
     ev_timer_stop(s->loop, &s->sleep_timer);
     buf_free(&s->held);
@@ -144,15 +158,15 @@ void smtpd_data_deadline(struct smtpd_session *s, size_t received)
 {
     uint64_t now = time_mono_msec(), limit, deadline;
 
-    if (received == 0 && s->data_bytes == 0)
-        s->data_start = now;
-    s->data_bytes += received;
+    if (received == 0 && s->txn.data_bytes == 0)
+        s->txn.data_start = now;
+    s->txn.data_bytes += received;
     if (!var_smtpd_per_request_deadline || var_smtpd_timeout <= 0
         || s->sleeping)
         return;
     limit = (uint64_t)var_smtpd_timeout * 1000;
-    deadline = s->data_start + limit
-               + s->data_bytes * 1000 / (uint64_t)var_smtpd_min_data_rate;
+    deadline = s->txn.data_start + limit
+               + s->txn.data_bytes * 1000 / (uint64_t)var_smtpd_min_data_rate;
     if (deadline > now + limit)
         deadline = now + limit;
     ev_timer_set(s->loop, &s->idle_timer, deadline > now ? deadline - now : 0);
@@ -274,7 +288,7 @@ static void smtpd_request_done(struct smtpd_session *s)
 {
     if (s->stream == NULL || s->closing || s->sleeping)
         return;
-    if (s->in_data)
+    if (s->txn.in_data)
         smtpd_data_deadline(s, 0);
     else
         smtpd_idle_restart(s);
@@ -289,10 +303,10 @@ static void smtpd_process(struct smtpd_session *s)
         bool crlf;
         int rc;
 
-        if (s->in_data) {
+        if (s->txn.in_data) {
             if (!smtpd_data_input(s))
                 break;
-            if (!s->in_data)
+            if (!s->txn.in_data)
                 smtpd_request_done(s);
             continue;
         }
@@ -374,7 +388,7 @@ static void smtpd_sleep_done(ev_loop_t *loop, void *arg)
             smtpd_really_close(s);
         } else {
             stream_pause_read(s->stream, false);
-            if (s->in_data)
+            if (s->txn.in_data)
                 smtpd_data_deadline(s, 0);
             else
                 smtpd_idle_restart(s);

@@ -1,6 +1,7 @@
 /*
  * smtpd.h - what the smtpd source files share: the per-connection
- * session and the functions one file offers the others.
+ * session, the mail transaction inside it, and the functions one file
+ * offers the others.
  *
  *   smtpd.c        main, connection life cycle, replies, error counting,
  *                  the pipelined command loop
@@ -21,14 +22,40 @@
 #include "util/events.h"
 #include "util/netaddr.h"
 #include "mail/queue.h"
-#include "mail/queue_writer.h"
-#include "util/htable.h"
+#include "mail/cleanup.h"
 #include "mail/smtpcmd.h"
 #include "mail/smtpdata.h"
 #include "util/stream.h"
 
 #define SMTPD_HELO_MAX 255
 
+/*
+ * One mail transaction (RFC 5321 3.3): from MAIL FROM to the final reply
+ * to DATA. The session owns exactly one, embedded, and smtpd_txn_reset()
+ * is the only way back to "no transaction" (RSET, HELO/EHLO, the end of
+ * DATA whatever its outcome, the end of the session; STARTTLS when it
+ * comes), so nothing of one message can leak into the next. Everything
+ * about the client and the connection is in struct smtpd_session.
+ * OpenSMTPD's smtp_tx / smtp_session split is the model.
+ */
+struct smtpd_txn {
+    bool in_mail;                  /* MAIL was accepted */
+    char *sender;                  /* "" for the null sender */
+    char **rcpts;                  /* accepted (cleanup drops duplicates) */
+    size_t nrcpts;
+
+    /* DATA */
+    bool in_data;                  /* between the 354 and the final reply */
+    smtpdata_t *dec;               /* allocated for DATA only (1.3 KiB) */
+    cleanup_t *cleanup;            /* the queue file (mail/cleanup.h), DATA
+                                      until its final reply */
+    int write_errno;               /* first queue file error, 0 if none */
+    uint64_t data_start;           /* monotonic msec of the 354 */
+    uint64_t data_bytes;           /* bytes received since */
+};
+
+/* One client connection: who the peer is, what it said about itself,
+   error counts, timers, the stream. Outlives any number of transactions. */
 struct smtpd_session {
     ev_loop_t *loop;
     stream_t *stream;              /* NULL once the peer is gone */
@@ -40,20 +67,9 @@ struct smtpd_session {
     bool have_helo;
     bool esmtp;
 
-    /* the mail transaction */
-    bool in_mail;
-    char *sender;                  /* "" for the null sender */
-    char **rcpts;
-    size_t nrcpts;
-    htable_t *rcpt_seen;           /* duplicate filter (lowercased) */
-
-    /* DATA */
-    bool in_data;
-    smtpdata_t *dec;               /* allocated for DATA only (1.3 KiB) */
-    buf_t dbuf;                    /* decoded content on its way to disk */
-    queue_writer_t qw;
-    bool qw_open;
-    int write_errno;               /* first queue file error, 0 if none */
+    struct smtpd_txn txn;          /* the current mail transaction */
+    buf_t dbuf;                    /* DATA: decoded content on its way to
+                                      disk (scratch, empty between calls) */
 
     /* errors and delays */
     long errors;
@@ -61,8 +77,6 @@ struct smtpd_session {
     buf_t held;                    /* that reply */
     ev_timer_t sleep_timer;
     ev_timer_t idle_timer;         /* smtpd_timeout, or the request deadline */
-    uint64_t data_start;           /* DATA: monotonic msec of the 354 */
-    uint64_t data_bytes;           /* DATA: bytes received since */
 
     bool anvil_counted;            /* anvil holds this connection */
 
@@ -77,6 +91,9 @@ struct smtpd_session {
 };
 
 /* smtpd.c */
+/* back to "no transaction": abort an open queue file, free the envelope,
+   the duplicate filter and the DATA decoder, zero every counter */
+void smtpd_txn_reset(struct smtpd_session *s);
 void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void smtpd_close(struct smtpd_session *s);
@@ -90,7 +107,6 @@ bool smtpd_pipelining_violation(struct smtpd_session *s, const char *after);
 /* smtpd_cmd.c: handle one parsed command; returns the reply code class
    result: true when the command succeeded (for the disconnect counts) */
 bool smtpd_cmd_dispatch(struct smtpd_session *s, const struct smtp_cmd *cmd);
-void smtpd_txn_reset(struct smtpd_session *s);
 
 /* smtpd_data.c */
 bool smtpd_data_begin(struct smtpd_session *s);

@@ -10,42 +10,6 @@
 #include "util/log.h"
 #include "util/util.h"
 
-void smtpd_txn_reset(struct smtpd_session *s)
-{
-    free(s->sender);
-    s->sender = NULL;
-    for (size_t i = 0; i < s->nrcpts; i++)
-        free(s->rcpts[i]);
-    free(s->rcpts);
-    s->rcpts = NULL;
-    s->nrcpts = 0;
-    htable_free(s->rcpt_seen);
-    s->rcpt_seen = NULL;
-    s->in_mail = false;
-}
-
-/* cmd_rcpt_duplicate - true when this transaction has the recipient
-   already (compared without case, as Postfix's duplicate filter does):
-   it is accepted again but stored once, so 1000 identical RCPTs are one
-   delivery. Remembers at most $duplicate_filter_limit addresses. */
-static bool cmd_rcpt_duplicate(struct smtpd_session *s, const char *addr)
-{
-    char *key;
-    bool dup;
-
-    if (var_duplicate_filter_limit <= 0)
-        return false;
-    if (s->rcpt_seen == NULL)
-        s->rcpt_seen = htable_create();
-    key = xstrdup(addr);
-    str_lower(key);
-    dup = htable_find(s->rcpt_seen, key) != NULL;
-    if (!dup && htable_count(s->rcpt_seen) < (size_t)var_duplicate_filter_limit)
-        htable_add(s->rcpt_seen, key, s);
-    free(key);
-    return dup;
-}
-
 /* cmd_set_helo - remember the HELO name with spaces, controls (C0, C1,
    U+2028/9, bidi) and broken UTF-8 replaced: it goes into the
    Received: header and the queue file */
@@ -142,7 +106,7 @@ static bool cmd_mail(struct smtpd_session *s, const char *arg)
         smtpd_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
         return false;
     }
-    if (s->in_mail) {
+    if (s->txn.in_mail) {
         smtpd_reply(s, "503 5.5.1 Error: nested MAIL command");
         return false;
     }
@@ -164,8 +128,8 @@ static bool cmd_mail(struct smtpd_session *s, const char *arg)
         ok = cmd_mail_param(s, &params[i]);
     esmtp_params_free(params, nparams);
     if (ok) {
-        s->sender = buf_strdup(&addr);
-        s->in_mail = true;
+        s->txn.sender = buf_strdup(&addr);
+        s->txn.in_mail = true;
         smtpd_reply(s, "250 2.1.0 Ok");
     }
     buf_free(&addr);
@@ -183,7 +147,7 @@ static bool cmd_rcpt_check(struct smtpd_session *s, const char *addr)
     if (!ok) {
         log_info("NOQUEUE: reject: RCPT from %s: %s; from=<%s> to=<%s> "
                  "proto=%s helo=<%s>", s->namaddr, buf_str(&reply),
-                 s->sender, addr, smtpd_proto(s), s->helo);
+                 s->txn.sender, addr, smtpd_proto(s), s->helo);
         smtpd_reply(s, "%s", buf_str(&reply));
     }
     buf_free(&reply);
@@ -198,7 +162,7 @@ static bool cmd_rcpt(struct smtpd_session *s, const char *arg)
     buf_t addr;
     bool ok = false;
 
-    if (!s->in_mail) {
+    if (!s->txn.in_mail) {
         smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
         return false;
     }
@@ -214,17 +178,16 @@ static bool cmd_rcpt(struct smtpd_session *s, const char *arg)
             smtpd_reply(s, "555 5.5.4 Unsupported option: %s",
                         params[0].keyword);
         else if (var_smtpd_recipient_limit > 0
-                 && s->nrcpts >= (size_t)var_smtpd_recipient_limit)
+                 && s->txn.nrcpts >= (size_t)var_smtpd_recipient_limit)
             smtpd_reply(s, "452 4.5.3 Error: too many recipients");
         else
             ok = cmd_rcpt_check(s, buf_str(&addr));
         esmtp_params_free(params, nparams);
     }
     if (ok) {
-        if (!cmd_rcpt_duplicate(s, buf_str(&addr))) {
-            s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof(*s->rcpts));
-            s->rcpts[s->nrcpts++] = buf_strdup(&addr);
-        }
+        s->txn.rcpts = xrealloc(s->txn.rcpts, (s->txn.nrcpts + 1)
+                                              * sizeof(*s->txn.rcpts));
+        s->txn.rcpts[s->txn.nrcpts++] = buf_strdup(&addr);
         smtpd_reply(s, "250 2.1.5 Ok");
     }
     buf_free(&addr);

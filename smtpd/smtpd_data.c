@@ -15,42 +15,14 @@
 
 #include "mail/cleanup.h"
 #include "mail/config.h"
-#include "util/htable.h"
 #include "util/log.h"
 #include "mail/server.h"
 #include "util/util.h"
 
-/* The session's cleanup, by session address. A stopgap while smtpd.h is
-   being split into session + transaction: the transaction will hold the
-   cleanup_t pointer (and s->qw/s->qw_open go away). The entry lives from
-   DATA to its final reply (or the end of the session), so the queue ID
-   can still be logged after the file was discarded. */
-static htable_t *data_cleanups;
-
-static void data_key(const struct smtpd_session *s, char *key, size_t size)
-{
-    (void)snprintf(key, size, "%p", (const void *)s);
-}
-
-/* data_cleanup - this session's cleanup, or NULL */
+/* data_cleanup - this transaction's cleanup, or NULL */
 static cleanup_t *data_cleanup(const struct smtpd_session *s)
 {
-    char key[32];
-
-    if (data_cleanups == NULL)
-        return NULL;
-    data_key(s, key, sizeof(key));
-    return htable_find(data_cleanups, key);
-}
-
-static void data_cleanup_set(const struct smtpd_session *s, cleanup_t *c)
-{
-    char key[32];
-
-    if (data_cleanups == NULL)
-        data_cleanups = htable_create();
-    data_key(s, key, sizeof(key));
-    (void)htable_add(data_cleanups, key, c);
+    return s->txn.cleanup;
 }
 
 /* data_qid - the queue ID of this DATA, for the log */
@@ -81,10 +53,10 @@ static void data_discard(struct smtpd_session *s)
 /* data_write_failed - remember the first queue file error, drop the file */
 static void data_write_failed(struct smtpd_session *s, const char *what)
 {
-    if (s->write_errno == 0) {
-        s->write_errno = errno ? errno : EIO;
+    if (s->txn.write_errno == 0) {
+        s->txn.write_errno = errno ? errno : EIO;
         log_warning("%s: queue file %s: %s", data_qid(s), what,
-                    strerror(s->write_errno));
+                    strerror(s->txn.write_errno));
     }
     data_discard(s);
 }
@@ -92,32 +64,22 @@ static void data_write_failed(struct smtpd_session *s, const char *what)
 /* smtpd_data_abort - the transaction is over: discard and forget */
 void smtpd_data_abort(struct smtpd_session *s)
 {
-    cleanup_t *c = data_cleanup(s);
-    char key[32];
-
-    if (c == NULL)
-        return;
-    data_key(s, key, sizeof(key));
-    (void)htable_remove(data_cleanups, key);
-    cleanup_free(c);                    /* discards an uncommitted file */
-    if (htable_count(data_cleanups) == 0) {
-        htable_free(data_cleanups);
-        data_cleanups = NULL;
-    }
+    cleanup_free(s->txn.cleanup);       /* discards an uncommitted file */
+    s->txn.cleanup = NULL;
 }
 
 /* data_envelope - sender, attributes, recipients, start of content
    (with our Received:, written by cleanup) */
 static int data_envelope(struct smtpd_session *s, cleanup_t *c)
 {
-    if (cleanup_sender(c, s->sender) < 0
+    if (cleanup_sender(c, s->txn.sender) < 0
         || cleanup_attr(c, "client_name", "unknown") < 0
         || cleanup_attr(c, "client_address", s->addr) < 0
         || (s->have_helo && cleanup_attr(c, "helo_name", s->helo) < 0)
         || cleanup_attr(c, "protocol", smtpd_proto(s)) < 0)
         return -1;
-    for (size_t i = 0; i < s->nrcpts; i++)
-        if (cleanup_rcpt(c, NULL, s->rcpts[i]) < 0)
+    for (size_t i = 0; i < s->txn.nrcpts; i++)
+        if (cleanup_rcpt(c, NULL, s->txn.rcpts[i]) < 0)
             return -1;
     return cleanup_content_begin(c);
 }
@@ -126,17 +88,17 @@ bool smtpd_data_begin(struct smtpd_session *s)
 {
     cleanup_t *c;
 
-    if (!s->in_mail) {
+    if (!s->txn.in_mail) {
         smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
         return false;
     }
-    if (s->nrcpts == 0) {
+    if (s->txn.nrcpts == 0) {
         /* RFC 5321 3.3 allows 503 or 554; 554 (Postfix's choice) tells a
            pipelining client that all its RCPTs were refused */
         smtpd_reply(s, "554 5.5.1 Error: no valid recipients");
         return false;
     }
-    s->write_errno = 0;
+    s->txn.write_errno = 0;
     smtpd_data_abort(s);                /* nothing left from before */
     /* port 25: our Received:, no Message-ID:/Date: added (submission
        will ask for CLEANUP_FLAG_ADD_MISSING) */
@@ -146,7 +108,7 @@ bool smtpd_data_begin(struct smtpd_session *s)
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
         return false;
     }
-    data_cleanup_set(s, c);
+    s->txn.cleanup = c;
     if (var_message_size_limit > 0)
         cleanup_set_size_limit(c, (uint64_t)var_message_size_limit);
     log_info("%s: client=%s", cleanup_qid(c), s->namaddr);
@@ -156,12 +118,12 @@ bool smtpd_data_begin(struct smtpd_session *s)
         smtpd_data_abort(s);
         return false;
     }
-    if (s->dec == NULL)
-        s->dec = xmalloc(sizeof(*s->dec));
-    smtpdata_init(s->dec);
+    if (s->txn.dec == NULL)
+        s->txn.dec = xmalloc(sizeof(*s->txn.dec));
+    smtpdata_init(s->txn.dec);
     buf_reset(&s->dbuf);
-    s->data_bytes = 0;       /* the deadline starts with the 354 */
-    s->in_data = true;
+    s->txn.data_bytes = 0;       /* the deadline starts with the 354 */
+    s->txn.in_data = true;
     smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
     return true;
 }
@@ -171,7 +133,7 @@ bool smtpd_data_begin(struct smtpd_session *s)
 static bool data_too_big(const struct smtpd_session *s)
 {
     return var_message_size_limit > 0
-           && s->dec->size > (uint64_t)var_message_size_limit;
+           && s->txn.dec->size > (uint64_t)var_message_size_limit;
 }
 
 /* data_store - move decoded content to the queue file, or drop it */
@@ -201,8 +163,8 @@ static void data_commit(struct smtpd_session *s)
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
         return;
     }
-    if (smtpdata_has_message_id(s->dec))
-        log_info("%s: message-id=%s", qid, s->dec->message_id);
+    if (smtpdata_has_message_id(s->txn.dec))
+        log_info("%s: message-id=%s", qid, s->txn.dec->message_id);
     s->cmd_ok[SMTP_DATA]++;
     s->errors = 0;
     smtpd_reply(s, "250 2.0.0 Ok: queued as %s", qid);
@@ -213,8 +175,8 @@ static void data_commit(struct smtpd_session *s)
 /* data_finish - the end-of-data line arrived: one final reply */
 static void data_finish(struct smtpd_session *s)
 {
-    s->in_data = false;
-    if (s->dec->bare_lf
+    s->txn.in_data = false;
+    if (s->txn.dec->bare_lf
         && strcasecmp(var_smtpd_forbid_bare_newline, "reject") == 0) {
         data_discard(s);
         log_info("%s: reject: bare <LF> in DATA from %s", data_qid(s),
@@ -223,18 +185,18 @@ static void data_finish(struct smtpd_session *s)
     } else if (data_too_big(s)) {
         data_discard(s);
         log_info("%s: reject: message size %llu exceeds limit %ld from %s",
-                 data_qid(s), (unsigned long long)s->dec->size,
+                 data_qid(s), (unsigned long long)s->txn.dec->size,
                  var_message_size_limit, s->namaddr);
         smtpd_reply(s, "552 5.3.4 Error: message file too big");
-    } else if (!data_open(s) || s->write_errno != 0) {
+    } else if (!data_open(s) || s->txn.write_errno != 0) {
         data_discard(s);
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
     } else {
         data_commit(s);
     }
     smtpd_data_abort(s);
-    free(s->dec);
-    s->dec = NULL;
+    free(s->txn.dec);
+    s->txn.dec = NULL;
     smtpd_txn_reset(s);
 }
 
@@ -247,7 +209,7 @@ bool smtpd_data_input(struct smtpd_session *s)
     n = stream_peek(s->stream, &p);
     if (n == 0)
         return false;
-    rc = smtpdata_feed(s->dec, p, n, &s->dbuf, &used);
+    rc = smtpdata_feed(s->txn.dec, p, n, &s->dbuf, &used);
     if (rc < 0) {                       /* dbuf is unlimited: cannot be */
         errno = ENOMEM;
         data_write_failed(s, "buffer");

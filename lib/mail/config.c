@@ -52,6 +52,7 @@ char *var_inet_interfaces;
 char *var_relay_domains;
 char *var_relayhost;
 char *var_smtpd_banner;
+char *var_smtpd_overload_reply;
 char *var_smtpd_forbid_bare_newline;
 char *var_alias_maps;
 char *var_alias_database;
@@ -153,6 +154,8 @@ const struct param_def param_table[] = {
     /* SMTP server */
     P_STR(smtpd_banner, "$myhostname ESMTP $mail_name",
           "Text that follows the 220 code in the SMTP greeting."),
+    P_STR(smtpd_overload_reply, "421 4.7.0 $myhostname Error: too many connections",
+          "What master answers new SMTP clients while every smtpd process is full (empty: close without a reply)."),
     P_STR(smtpd_forbid_bare_newline, "normalize",
           "What to do with a bare LF in SMTP input: normalize, reject or no."),
     P_SIZE(message_size_limit, "10240000", 0, 64 * GB_,

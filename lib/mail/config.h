@@ -65,6 +65,7 @@ extern char *var_inet_interfaces;
 extern char *var_relay_domains;
 extern char *var_relayhost;
 extern char *var_smtpd_banner;
+extern char *var_smtpd_overload_reply; /* read by master: <command>_overload_reply */
 extern char *var_smtpd_forbid_bare_newline;   /* normalize | reject | no */
 extern char *var_alias_maps;
 extern char *var_alias_database;

@@ -219,36 +219,81 @@ static int mc_duplicate(struct mc_parse *ps, const struct master_entry *e)
     return 0;
 }
 
-/* mc_split - whitespace-separated fields (commas are data here) */
-static size_t mc_split(const char *text, char ***fields_r)
+static void mc_push(char ***f, size_t *n, size_t *cap, const char *s,
+                    size_t len)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *f = xrealloc(*f, *cap * sizeof(**f));
+    }
+    (*f)[(*n)++] = xstrndup(s, len);
+}
+
+/* mc_split - whitespace-separated fields (commas are data here); a field
+   that starts with '{' runs to the matching '}' and may hold whitespace:
+   the braces and the whitespace just inside them are dropped (Postfix
+   3.0's "{ -o name = value }" style). -1 with a message in *why for an
+   unbalanced brace or text glued to a closing one. */
+static int mc_split(const char *text, char ***fields_r, size_t *n_r,
+                    const char **why)
 {
     char **f = NULL;
     size_t n = 0, cap = 0;
+
     for (const char *p = text; *p;) {
         while (*p && isspace((unsigned char)*p))
             p++;
         const char *s = p;
+        if (*p == '{') {
+            int depth = 0;
+            for (; *p; p++) {
+                if (*p == '{')
+                    depth++;
+                else if (*p == '}' && --depth == 0)
+                    break;
+            }
+            if (*p != '}') {
+                *why = "missing '}'";
+                goto fail;
+            }
+            if (p[1] && !isspace((unsigned char)p[1])) {
+                *why = "text after '}'";
+                goto fail;
+            }
+            const char *e = p++;
+            s++;
+            while (s < e && isspace((unsigned char)*s))
+                s++;
+            while (e > s && isspace((unsigned char)e[-1]))
+                e--;
+            mc_push(&f, &n, &cap, s, (size_t)(e - s));
+            continue;
+        }
         while (*p && !isspace((unsigned char)*p))
             p++;
-        if (p > s) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                f = xrealloc(f, cap * sizeof(*f));
-            }
-            f[n++] = xstrndup(s, (size_t)(p - s));
-        }
+        if (p > s)
+            mc_push(&f, &n, &cap, s, (size_t)(p - s));
     }
     *fields_r = f;
-    return n;
+    *n_r = n;
+    return 0;
+fail:
+    strv_free(f, n);
+    *fields_r = NULL;
+    *n_r = 0;
+    return -1;
 }
 
 /* mc_entry - one logical line split into fields */
 static int mc_entry(struct mc_parse *ps, const char *text)
 {
     char **f;
-    size_t n = mc_split(text, &f);
+    size_t n;
+    const char *why = NULL;
     struct master_entry e = { 0 };
     int rc = -1;
+    if (mc_split(text, &f, &n, &why) < 0)
+        return mc_error(ps, "%s", why);
     if (n < MASTERCF_COLUMNS) {
         mc_error(ps, "too few columns (%zu; need service type private unpriv "
                  "chroot wakeup maxproc command)", n);

@@ -10,7 +10,10 @@
  * '?' (Postfix: only wake if the service is running; accepted, same
  * meaning here). maxproc 0 = no limit. A line beginning with whitespace
  * continues the previous entry; '#' starts a comment line. Arguments
- * "-o name=value" override main.conf for that service only.
+ * "-o name=value" override main.conf for that service only. A field
+ * that starts with '{' runs to the matching '}' and may contain
+ * whitespace; the braces and the whitespace just inside them are
+ * removed (Postfix 3.0: "-o { name = value with blanks }").
  */
 #ifndef TERN_MASTERCF_H
 #define TERN_MASTERCF_H

@@ -105,6 +105,56 @@ class MailPath(TernTestCase):
         self.assertEqual(len(inst.wait_messages("bob", 1)), 1)
         self.assertIn(b"Delivered-To: boss@localhost\n", inst.messages("bob")[0])
 
+    def test_transaction_reset_points(self):
+        # RSET, EHLO and the end of DATA (accepted or refused) each end
+        # the transaction: its sender, recipients and duplicate filter are
+        # gone; the session (the EHLO name) is not
+        inst = self.instance(users=("demo", "bob"),
+                             main={"message_size_limit": "2000"}).start()
+        with inst.smtp() as s:
+            s.ehlo("first.test")
+            self.assertEqual(s.docmd("MAIL FROM:<rset@example.org>")[0], 250)
+            self.assertEqual(s.rcpt("bob@localhost")[0], 250)
+            self.assertEqual(s.docmd("RSET")[0], 250)
+            self.assertEqual(s.rcpt("demo@localhost")[0], 503)
+            self.assertEqual(s.docmd("MAIL FROM:<one@example.org>")[0], 250)
+            self.assertEqual(s.rcpt("demo@localhost")[0], 250)
+            self.assertEqual(s.rcpt("DEMO@localhost")[0], 250)  # stored once
+            self.assertEqual(s.data(b"Subject: one\r\n\r\n1\r\n")[0], 250)
+            self.assertEqual(s.rcpt("demo@localhost")[0], 503)
+            self.assertEqual(s.docmd("DATA")[0], 503)
+            # a fresh duplicate filter: demo is a recipient again
+            self.assertEqual(s.docmd("MAIL FROM:<two@example.org>")[0], 250)
+            self.assertEqual(s.rcpt("demo@localhost")[0], 250)
+            self.assertEqual(s.data(b"Subject: two\r\n\r\n2\r\n")[0], 250)
+            # EHLO in the middle of a transaction ends it
+            self.assertEqual(s.docmd("MAIL FROM:<helo@example.org>")[0], 250)
+            self.assertEqual(s.rcpt("bob@localhost")[0], 250)
+            self.assertEqual(s.ehlo("second.test")[0], 250)
+            self.assertEqual(s.rcpt("bob@localhost")[0], 503)
+            # a refused DATA ends it too
+            self.assertEqual(s.docmd("MAIL FROM:<big@example.org>")[0], 250)
+            self.assertEqual(s.rcpt("bob@localhost")[0], 250)
+            self.assertEqual(s.data(b"Subject: big\r\n\r\n" + b"x" * 3000
+                                    + b"\r\n")[0], 552)
+            self.assertEqual(s.rcpt("bob@localhost")[0], 503)
+            self.assertEqual(s.docmd("MAIL FROM:<four@example.org>")[0], 250)
+            self.assertEqual(s.rcpt("bob@localhost")[0], 250)
+            self.assertEqual(s.data(b"Subject: four\r\n\r\n4\r\n")[0], 250)
+        inst.wait_messages("demo", 2)
+        inst.wait_messages("bob", 1)
+        inst.wait_quiet(("demo", "bob"))
+        demo = sorted(inst.messages("demo"))
+        self.assertEqual(len(demo), 2)
+        self.assertTrue(any(m.startswith(b"Return-Path: <one@example.org>\n")
+                            and b"Subject: one\n" in m for m in demo))
+        self.assertTrue(any(m.startswith(b"Return-Path: <two@example.org>\n")
+                            and b"Subject: two\n" in m for m in demo))
+        bob = inst.messages("bob")
+        self.assertEqual(len(bob), 1)
+        self.assertTrue(bob[0].startswith(b"Return-Path: <four@example.org>\n"))
+        self.assertIn(b"Received: from second.test (unknown", bob[0])
+
     def test_swaks(self):
         inst = self.instance().start()
         r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % inst.smtp_port,

@@ -335,6 +335,48 @@ class MasterTest(unittest.TestCase):
                 return None
         self.assertTrue(wait_for(served))
 
+    def overloaded_reply(self, port):
+        """Hold the only process of a maxproc-1, client_limit-1 service and
+        return what master sends a second client (b"" = closed)."""
+        busy = self.client(port)
+        self.seen_pids.add(busy.pid())
+        s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.addCleanup(s.close)
+        reply = s.makefile("rb").read()     # until master closes
+        self.assertTrue(wait_for(lambda: "has reached its process limit "
+                                 "\"1\"" in self.log()), self.log())
+        return reply
+
+    def test_process_limit_smtpd_reply_from_main_conf(self):
+        with open(os.path.join(self.etc, "main.conf"), "a") as f:
+            f.write("smtpd_overload_reply = 421 4.3.2 $myhostname busy, "
+                    "try later\n")
+        port = free_port()
+        self.start_master([self.echo_service(port, "-l", "1", maxproc="1",
+                                             command="smtpd")])
+        self.assertEqual(self.overloaded_reply(port),
+                         b"421 4.3.2 test.example busy, try later\r\n")
+
+    def test_process_limit_empty_reply_just_closes(self):
+        port = free_port()
+        self.start_master([self.echo_service(port, "-l", "1", "-o",
+                                             "smtpd_overload_reply=",
+                                             maxproc="1", command="smtpd")])
+        self.assertEqual(self.overloaded_reply(port), b"")
+
+    def test_process_limit_reply_for_any_command(self):
+        # master knows no command by name: echod gets a reply as soon as
+        # its master.conf line gives it one ("{ }" holds the blanks)
+        port = free_port()
+        self.start_master([self.echo_service(
+            port, "-l", "1", "-o",
+            "{ echod_overload_reply = -ERR [SYS/TEMP] $myhostname busy }",
+            maxproc="1")])
+        self.assertEqual(self.overloaded_reply(port),
+                         b"-ERR [SYS/TEMP] test.example busy\r\n")
+        # the setting is master's: echod never sees it (nor warns about it)
+        self.assertNotIn("echod_overload_reply", self.log() + self.stderr())
+
     def test_process_limit_other_waits(self):
         port = free_port()
         self.start_master([self.echo_service(port, "-l", "1", maxproc="1")])

@@ -68,7 +68,7 @@ START_TEST(test_demand)
     static const struct {
         size_t count, avail;
         long maxproc;
-        bool throttled, smtpd;
+        bool throttled, reply;      /* has an overload reply */
         enum master_demand want;
     } t[] = {
         { 0, 0, 100, false, false, MASTER_DEMAND_WATCH },
@@ -88,7 +88,7 @@ START_TEST(test_demand)
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
         ck_assert_msg(master_demand_decide(t[i].count, t[i].avail,
                                            t[i].maxproc, t[i].throttled,
-                                           t[i].smtpd) == t[i].want,
+                                           t[i].reply) == t[i].want,
                       "case %zu", i);
 }
 END_TEST
@@ -109,17 +109,20 @@ static void check_argv(char **v, size_t n, const char *const *want)
 
 START_TEST(test_argv)
 {
-    char *args[] = { "-o", "max_use=2", "-l", "5", NULL };
+    /* master's own -o COMMAND_overload_reply is not passed on */
+    char *args[] = { "-o", "max_use=2", "-o", "smtpd_overload_reply=421_x",
+                     "-l", "5", "-o", "smtpd_overload_reply = 421 y",
+                     "-o", "smtpd_overload_replyx=1", NULL };
     struct master_entry e = {
         .service = "127.0.0.1:2525", .type = MASTER_INET, .private_ = false,
         .unpriv = true, .chroot = true, .maxproc = -1, .command = "smtpd",
-        .args = args, .nargs = 4,
+        .args = args, .nargs = 10,
     };
     struct master_argv_opts o = { .foreground = true, .verbose = 2 };
     static const char *const want1[] = {
         "/usr/libexec/tern/smtpd", "-n", "127.0.0.1:2525", "-t", "inet",
         "-s", "2", "-u", "-c", "-z", "-v", "-v", "-o", "max_use=2", "-l",
-        "5", NULL };
+        "5", "-o", "smtpd_overload_replyx=1", NULL };
     static const char *const want2[] = {
         "/x/qmgr", "-n", "qmgr", "-t", "unix", "-s", "1", NULL };
     size_t n;
@@ -323,6 +326,65 @@ START_TEST(test_entry_copy_same)
 }
 END_TEST
 
+/* ---- overload reply ------------------------------------------------------ */
+
+/* a main.conf stand-in: smtpd has its parameter, echod has none */
+static const char *fake_lookup(const char *name)
+{
+    if (strcmp(name, "myhostname") == 0)
+        return "mx.example";
+    if (strcmp(name, "smtpd_overload_reply") == 0)
+        return "421 4.7.0 mx.example Error: too many connections";
+    return NULL;
+}
+
+START_TEST(test_overload_reply)
+{
+    static const struct {
+        const char *command;
+        const char *args[6];
+        const char *want;           /* NULL: no reply, clients wait */
+    } t[] = {
+        { "smtpd", { NULL }, "421 4.7.0 mx.example Error: too many connections" },
+        { "echod", { NULL }, NULL },                    /* not by name */
+        { "smtpd", { "-o", "smtpd_overload_reply=", NULL }, "" },
+        { "smtpd", { "-o", "smtpd_overload_reply=421_$myhostname", NULL },
+          "421_mx.example" },
+        { "echod", { "-o", "echod_overload_reply=-ERR:${myhostname}:$(myhostname)",
+                     NULL }, "-ERR:mx.example:mx.example" },
+        { "echod", { "-o", "echod_overload_reply=a", "-o",
+                     "echod_overload_reply=b", NULL }, "b" },  /* last wins */
+        { "echod", { "-o", "smtpd_overload_reply=x", NULL }, NULL },
+        { "echod", { "-o", "echod_overload_reply_x=y", NULL }, NULL },
+        { "echod", { "echod_overload_reply=y", NULL }, NULL },  /* not -o */
+        { "echod", { "-o", "echod_overload_reply=$$1 $ ${x $(y $nosuch.", NULL },
+          "$1 $ ${x $(y ." },
+        { "echod", { "-o", NULL }, NULL },
+        /* from a master.conf "{ ... }" argument: blanks around '=' */
+        { "echod", { "-o", "echod_overload_reply = -ERR [SYS/TEMP] $myhostname busy ",
+                     NULL }, "-ERR [SYS/TEMP] mx.example busy" },
+        { "echod", { "-o", "echod_overload_reply =", NULL }, "" },
+        { "echod", { "-o", "echod_overload_reply x=y", NULL }, NULL },
+    };
+
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        struct master_entry e = { .service = "1", .command = (char *)t[i].command,
+                                  .args = (char **)t[i].args };
+        char *r;
+
+        while (t[i].args[e.nargs])
+            e.nargs++;
+        r = master_overload_reply(&e, fake_lookup);
+        if (t[i].want == NULL)
+            ck_assert_msg(r == NULL, "case %zu: got \"%s\"", i, r);
+        else
+            ck_assert_msg(r && strcmp(r, t[i].want) == 0,
+                          "case %zu: got \"%s\"", i, r ? r : "(null)");
+        free(r);
+    }
+}
+END_TEST
+
 static Suite *master_suite(void)
 {
     Suite *s = suite_create("master");
@@ -338,6 +400,7 @@ static Suite *master_suite(void)
     tcase_add_test(tc, test_inet_addrs);
     tcase_add_test(tc, test_inet_addrs_family);
     tcase_add_test(tc, test_entry_copy_same);
+    tcase_add_test(tc, test_overload_reply);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -140,6 +140,10 @@ static const struct bad_case bad_cases[] = {
     { "priv/x unix n - n - - smtpd\n", "bad unix service name" },
     { ".. unix n - n - - smtpd\n", "bad unix service name" },
     { "\xff\xfe\x01 inet n - n - - smtpd\n", "bad inet service" },
+    { "smtp inet n - n - - smtpd -o { a = b\n", "m.conf:1: missing '}'" },
+    { "smtp inet n - n - - smtpd { { a }\n", "missing '}'" },
+    { "smtp inet n - n - - smtpd { a }b\n", "text after '}'" },
+    { "smtp inet n - n - - smtpd -o {}\n", "bad -o argument" },
 };
 
 START_TEST(test_bad)
@@ -299,6 +303,32 @@ START_TEST(test_hostile)
 }
 END_TEST
 
+/* Postfix 3.0's "{ ... }": one argument that may hold whitespace */
+START_TEST(test_braces)
+{
+    static const char text[] =
+        "smtp inet n - n - - smtpd -o {  smtpd_overload_reply = 421 4.3.2 "
+        "busy, {really}  } {}\n"
+        "  { x }\t{\ta b\t}\n"
+        "{ 127.0.0.1:25 } inet n - n - - smtpd -v\n";
+    struct master_conf mc;
+    buf_t err = BUF_INIT;
+
+    ck_assert_int_eq(mastercf_parse_string(text, "m.conf", &mc, &err), 0);
+    ck_assert_uint_eq(mc.count, 2);
+    ck_assert_uint_eq(mc.entries[0].nargs, 5);
+    ck_assert_str_eq(mc.entries[0].args[0], "-o");
+    ck_assert_str_eq(mc.entries[0].args[1],
+                     "smtpd_overload_reply = 421 4.3.2 busy, {really}");
+    ck_assert_str_eq(mc.entries[0].args[2], "");
+    ck_assert_str_eq(mc.entries[0].args[3], "x");
+    ck_assert_str_eq(mc.entries[0].args[4], "a b");
+    ck_assert_str_eq(mc.entries[1].service, "127.0.0.1:25");
+    mastercf_free(&mc);
+    buf_free(&err);
+}
+END_TEST
+
 static Suite *mastercf_suite(void)
 {
     Suite *s = suite_create("mastercf");
@@ -309,6 +339,7 @@ static Suite *mastercf_suite(void)
                         (int)(sizeof(split_cases) / sizeof(split_cases[0])));
     tcase_add_test(tc, test_file);
     tcase_add_test(tc, test_hostile);
+    tcase_add_test(tc, test_braces);
     suite_add_tcase(s, tc);
     return s;
 }
