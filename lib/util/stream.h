@@ -11,7 +11,8 @@
  *
  * Lifetime: the stream owns the fd. on_close is called exactly once when
  * the peer disconnects, an I/O error happens, or the idle timeout fires;
- * the stream is freed right after on_close returns. stream_close() is the
+ * the stream is freed right after on_close returns (while a TLS handshake
+ * runs, its callback reports the end instead). stream_close() is the
  * owner's way out: it flushes what is queued (bounded by the timeout),
  * then closes without calling on_close. Calling stream_close() from
  * inside any callback is safe; the stream must not be used afterwards.

@@ -306,6 +306,9 @@ static void tls_conn_fail(tls_conn_t *c, int ssl_error, int saved_errno)
         tls_queue_format(&b);
         if (b.len == 0)
             (void)buf_printf(&b, "TLS error %d", ssl_error);
+        long v = SSL_get_verify_result(c->ssl);
+        if (v != X509_V_OK)
+            (void)buf_printf(&b, " (%s)", X509_verify_cert_error_string(v));
     }
     ERR_clear_error();
     (void)str_copy(c->error, buf_str(&b), sizeof(c->error));
