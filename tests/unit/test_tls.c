@@ -505,6 +505,63 @@ START_TEST(test_close_notify)
 }
 END_TEST
 
+/* the idle timeout works once TLS is up, and the close sends close_notify */
+START_TEST(test_idle_timeout_after_handshake)
+{
+    struct pair *p = pair_new(1);
+    pair_handshake(p);
+    uint64_t start = time_mono_msec();
+    RUN_UNTIL(p, p->srv.closes > 0);
+    ck_assert_uint_ge(time_mono_msec() - start, 1000);
+    ck_assert_int_eq(p->srv.why, STREAM_TIMEOUT);
+    ck_assert_int_eq(p->srv.done, 1);
+    RUN_UNTIL(p, p->cli.closes > 0);
+    ck_assert(p->cli.close_notify);
+    pair_free(p);
+}
+END_TEST
+
+/* a TCP end without close_notify is EOF too, and says so */
+START_TEST(test_eof_without_close_notify)
+{
+    struct pair *p = pair_new(0);
+    pair_handshake(p);
+    stream_puts(p->cli.s, "last\r\n");
+    RUN_UNTIL(p, p->srv.nlines == 1);
+    ck_assert_int_eq(shutdown(stream_fd(p->cli.s), SHUT_WR), 0);
+    RUN_UNTIL(p, p->srv.closes > 0);
+    ck_assert_int_eq(p->srv.why, STREAM_EOF);
+    ck_assert(!p->srv.close_notify);
+    ck_assert_uint_eq(ERR_peek_error(), 0);
+    pair_free(p);
+}
+END_TEST
+
+/* stream_input_sample sees decrypted input without consuming it; what
+   that pulled out of the socket is still delivered */
+START_TEST(test_input_sample)
+{
+    struct pair *p = pair_new(0);
+    pair_handshake(p);
+    stream_pause_read(p->srv.s, true);
+    stream_puts(p->cli.s, "NOOP\r\n");
+    RUN_UNTIL(p, stream_output_pending(p->cli.s) == 0);
+    char buf[64];
+    size_t n = 0;
+    uint64_t end = time_mono_msec() + WAIT_MSEC;
+    while ((n = stream_input_sample(p->srv.s, buf, sizeof(buf))) == 0
+           && time_mono_msec() < end)
+        ev_loop_run_once(p->loop, 20);
+    ck_assert_uint_eq(n, 6);
+    ck_assert(memcmp(buf, "NOOP\r\n", 6) == 0);
+    ck_assert_int_eq(p->srv.nlines, 0);
+    stream_pause_read(p->srv.s, false);
+    RUN_UNTIL(p, p->srv.nlines == 1);
+    ck_assert_str_eq(buf_str(&p->srv.lines), "NOOP\n");
+    pair_free(p);
+}
+END_TEST
+
 /* stream_close during the handshake: silent, nothing leaks */
 START_TEST(test_close_during_handshake)
 {
@@ -583,6 +640,9 @@ int main(void)
     tcase_add_test(tc, test_handshake_timeout);
     tcase_add_loop_test(tc, test_old_versions_refused, 0, 2);
     tcase_add_test(tc, test_close_notify);
+    tcase_add_test(tc, test_idle_timeout_after_handshake);
+    tcase_add_test(tc, test_eof_without_close_notify);
+    tcase_add_test(tc, test_input_sample);
     tcase_add_test(tc, test_close_during_handshake);
     tcase_add_test(tc, test_start_twice);
     tcase_add_test(tc, test_ctx_errors);
