@@ -688,8 +688,8 @@ static void stream_on_kick(ev_loop_t *loop, void *arg)
     s->depth++;
     if (s->failed)
         stream_fail(s, STREAM_ERROR, true);
-    if (s->hup && stream_pending(s) > 0)
-        stream_do_write(s);
+    if (s->hup && (stream_pending(s) > 0 || stream_tls_handshaking(s)))
+        stream_do_write(s);   /* (a handshake step, while handshaking) */
     if (s->hup && stream_want_read(s))
         stream_do_read(s);
     else if (s->tls != NULL && stream_want_read(s) && stream_tls_readable(s))
@@ -762,6 +762,8 @@ stream_t *stream_new(ev_loop_t *loop, int fd, size_t max_line,
 
 void stream_set_io(stream_t *s, const struct stream_io *io, void *io_ctx)
 {
+    if (s->tls != NULL)
+        return;   /* TLS owns the transport now */
     if (io == NULL)
         io = fd_is_socket(s->fd) ? &stream_io_socket : &stream_io_fd;
     s->io = io;

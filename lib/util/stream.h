@@ -62,6 +62,7 @@ stream_t *stream_new(ev_loop_t *loop, int fd, size_t max_line,
                      int timeout_sec, const struct stream_handler *h,
                      void *ctx);
 
+/* Not once TLS started (stream_start_tls sets its own layer). */
 void stream_set_io(stream_t *s, const struct stream_io *io, void *io_ctx);
 int stream_fd(const stream_t *s);
 
