@@ -467,6 +467,35 @@ START_TEST(test_handshake_timeout)
 }
 END_TEST
 
+/* the handshake's timeout is a deadline: a client that drips a
+   ClientHello byte by byte (the slow peer is the behaviour under test)
+   does not extend it */
+START_TEST(test_handshake_deadline_drip)
+{
+    struct pair *p = pair_new(1);
+    /* a handshake record header announcing 200 bytes, then the body */
+    static const unsigned char hdr[] = { 0x16, 0x03, 0x01, 0x00, 0xc8 };
+    const int total = (int)sizeof(hdr) + 200;
+    int dripped = 0;
+    uint64_t start = time_mono_msec();
+    ck_assert_int_eq(stream_start_tls(p->srv.s, p->sctx, true, end_done), 0);
+    uint64_t end = time_mono_msec() + WAIT_MSEC;
+    while (p->srv.done == 0 && dripped < total && time_mono_msec() < end) {
+        unsigned char b = dripped < (int)sizeof(hdr) ? hdr[dripped] : 0x01;
+        ck_assert_int_eq(write(stream_fd(p->cli.s), &b, 1), 1);
+        dripped++;
+        uint64_t next = time_mono_msec() + 100;
+        while (p->srv.done == 0 && time_mono_msec() < next)
+            ev_loop_run_once(p->loop, 20);
+    }
+    ck_assert_int_eq(p->srv.done, 1);
+    ck_assert_msg(strstr(p->srv.error, "timeout") != NULL, "%s", p->srv.error);
+    ck_assert_int_lt(dripped, total);   /* it fired while bytes still came */
+    ck_assert_uint_ge(time_mono_msec() - start, 1000);
+    pair_free(p);
+}
+END_TEST
+
 /* a client that offers at most TLS 1.0 or 1.1 is refused */
 START_TEST(test_old_versions_refused)
 {
@@ -639,6 +668,7 @@ int main(void)
     tcase_add_test(tc, test_starttls_barrier);
     tcase_add_test(tc, test_handshake_garbage);
     tcase_add_test(tc, test_handshake_timeout);
+    tcase_add_test(tc, test_handshake_deadline_drip);
     tcase_add_loop_test(tc, test_old_versions_refused, 0, 2);
     tcase_add_test(tc, test_close_notify);
     tcase_add_test(tc, test_idle_timeout_after_handshake);
