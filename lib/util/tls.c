@@ -170,20 +170,20 @@ static int tls_ctx_add_chain(SSL_CTX *sc, const char *path)
     return -1;
 }
 
-tls_ctx_t *tls_ctx_server_new(const char *cert_file, const char *key_file,
-                              const char *chain_file, char **error_r)
+int tls_ctx_set_cert(tls_ctx_t *ctx, const char *cert_file,
+                     const char *key_file, const char *chain_file,
+                     char **error_r)
 {
+    SSL_CTX *sc = ctx->ssl_ctx;
+    char *err = NULL;
+
     if (cert_file == NULL || *cert_file == '\0') {
         tls_set_error(error_r, xstrdup("no certificate file"));
-        return NULL;
+        return -1;
     }
     if (key_file == NULL || *key_file == '\0')
         key_file = cert_file;
-    tls_ctx_t *ctx = tls_ctx_common(true, error_r);
-    if (ctx == NULL)
-        return NULL;
-    SSL_CTX *sc = ctx->ssl_ctx;
-    char *err = NULL;
+    ERR_clear_error();
     if (SSL_CTX_use_certificate_chain_file(sc, cert_file) != 1)
         err = tls_error_new("cannot load certificate file %s", cert_file);
     else if (chain_file != NULL && *chain_file != '\0'
@@ -196,10 +196,50 @@ tls_ctx_t *tls_ctx_server_new(const char *cert_file, const char *key_file,
                             key_file, cert_file);
     if (err != NULL) {
         tls_set_error(error_r, err);
+        return -1;
+    }
+    return 0;
+}
+
+tls_ctx_t *tls_ctx_server_new(const char *cert_file, const char *key_file,
+                              const char *chain_file, char **error_r)
+{
+    tls_ctx_t *ctx = tls_ctx_common(true, error_r);
+    if (ctx == NULL)
+        return NULL;
+    if (tls_ctx_set_cert(ctx, cert_file, key_file, chain_file, error_r) < 0) {
         tls_ctx_free(ctx);
         return NULL;
     }
     return ctx;
+}
+
+/* a certificate is asked for, never required: the result is recorded
+   (tls_conn_peer_verified), the handshake goes on */
+static int tls_accept_any(int ok, X509_STORE_CTX *store)
+{
+    (void)ok;
+    (void)store;
+    return 1;
+}
+
+int tls_ctx_ask_peer_cert(tls_ctx_t *ctx, const char *ca_file, char **error_r)
+{
+    static const unsigned char sid[] = "tern";
+
+    ERR_clear_error();
+    if (ca_file != NULL && *ca_file != '\0'
+        && SSL_CTX_load_verify_locations(ctx->ssl_ctx, ca_file, NULL) != 1) {
+        tls_set_error(error_r, tls_error_new("cannot load CA file %s", ca_file));
+        return -1;
+    }
+    /* resumption with peer verification needs a session ID context */
+    if (SSL_CTX_set_session_id_context(ctx->ssl_ctx, sid, sizeof(sid) - 1) != 1) {
+        tls_set_error(error_r, tls_error_new("session ID context"));
+        return -1;
+    }
+    SSL_CTX_set_verify(ctx->ssl_ctx, SSL_VERIFY_PEER, tls_accept_any);
+    return 0;
 }
 
 tls_ctx_t *tls_ctx_client_new(const char *ca_file, char **error_r)

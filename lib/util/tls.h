@@ -2,8 +2,9 @@
  * tls - OpenSSL 3 contexts and per-connection TLS objects for the stream
  * layer (stream.h drives them from the event loop: stream_start_tls).
  *
- * Contexts: a server context from PEM certificate/key/chain files, a
- * client context with or without verification. Defaults: TLS 1.2 to 1.3,
+ * Contexts: a server context from PEM certificate/key/chain files
+ * (optionally asking clients for certificates), a client context with or
+ * without verification (optionally with its own certificate). Defaults: TLS 1.2 to 1.3,
  * forward-secret AEAD ciphers for TLS 1.2 (OpenSSL's defaults for 1.3),
  * no compression, no renegotiation, no server-side session cache (stateless
  * tickets still resume), small idle buffers (SSL_MODE_RELEASE_BUFFERS).
@@ -61,6 +62,17 @@ typedef struct tls_conn tls_conn_t;
  */
 tls_ctx_t *tls_ctx_server_new(const char *cert_file, const char *key_file,
                               const char *chain_file, char **error_r);
+
+/* Load (or replace) the context's own certificate, as above: a client
+   context that should present one. 0 ok, -1 with *error_r. */
+int tls_ctx_set_cert(tls_ctx_t *ctx, const char *cert_file,
+                     const char *key_file, const char *chain_file,
+                     char **error_r);
+
+/* Server: ask the client for a certificate (never required: one that
+   does not verify against ca_file, or any when ca_file is NULL, is
+   accepted, and tls_conn_peer_verified says so). 0 ok, -1 *error_r. */
+int tls_ctx_ask_peer_cert(tls_ctx_t *ctx, const char *ca_file, char **error_r);
 
 /* Client context. ca_file: PEM trust anchors, the peer must verify
    against them; NULL: no verification (opportunistic TLS: the peer's

@@ -309,6 +309,22 @@ START_TEST(test_verified_peer)
 }
 END_TEST
 
+/* a server that asks sees the client's certificate; verified only
+   against the CA it was given */
+START_TEST(test_client_cert)
+{
+    struct pair *p = pair_new(0);
+    char *err = NULL;
+    ck_assert_int_eq(tls_ctx_ask_peer_cert(p->sctx, _i == 1 ? cert_path : NULL,
+                                           &err), 0);
+    ck_assert_int_eq(tls_ctx_set_cert(p->cctx, cert_path, key_path, NULL, &err), 0);
+    pair_handshake(p);
+    ck_assert(tls_conn_peer_cert(stream_tls(p->srv.s)));
+    ck_assert_int_eq(tls_conn_peer_verified(stream_tls(p->srv.s)), _i == 1);
+    pair_free(p);
+}
+END_TEST
+
 /* a wrong name fails verification, and the handshake with it */
 START_TEST(test_verify_wrong_name)
 {
@@ -663,6 +679,7 @@ int main(void)
     tcase_add_test(tc, test_handshake_lines);
     tcase_add_test(tc, test_verified_peer);
     tcase_add_test(tc, test_verify_wrong_name);
+    tcase_add_loop_test(tc, test_client_cert, 0, 2);
     tcase_add_test(tc, test_large_both_ways);
     tcase_add_test(tc, test_pending_delivered);
     tcase_add_test(tc, test_starttls_barrier);
