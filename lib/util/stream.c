@@ -15,12 +15,23 @@
  * reading and discarding input, and once its output is flushed it sends
  * FIN (shutdown SHUT_WR) and waits for the peer's EOF before close():
  * bounded by STREAM_DISCARD_MAX bytes and STREAM_DRAIN_MSEC after FIN.
+ *
+ * TLS (stream_start_tls) is a state of the stream: FLUSH (output queued
+ * before STARTTLS goes out in plaintext), HANDSHAKE (driven by the loop
+ * with the events OpenSSL asks for), UP (reads and writes through
+ * tls_stream_io). While TLS is up each direction waits for what its last
+ * OpenSSL call asked for (a write may wait for readability), and
+ * plaintext OpenSSL already decrypted is read from the kick, since epoll
+ * will not report it. A closing TLS stream sends close_notify once its
+ * output is flushed (bounded by the linger deadline), then continues as
+ * above on the raw socket.
  */
 #include "stream.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,6 +39,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "tls.h"
 #include "util.h"
 
 #define STREAM_MIN_INBUF      (64u * 1024)
@@ -74,6 +86,18 @@ struct stream {
     bool is_socket;
     bool shut;             /* closing: FIN sent, waiting for the peer's EOF */
     size_t discarded;      /* input bytes dropped while closing */
+
+    tls_conn_t *tls;       /* set by stream_start_tls, freed with the stream */
+    enum {
+        STREAM_TLS_NONE = 0,
+        STREAM_TLS_FLUSH,      /* plaintext output before the handshake */
+        STREAM_TLS_HANDSHAKE,
+        STREAM_TLS_UP,
+    } tls_state;
+    size_t tls_clear_out;  /* FLUSH: queued bytes still to go in plaintext */
+    size_t tls_discarded;  /* input dropped by the STARTTLS barrier */
+    stream_tls_cb tls_done;
+    bool tls_shut;         /* closing: close_notify sent (or given up) */
 };
 
 /* ---- default transport ---------------------------------------------------- */
@@ -107,6 +131,18 @@ static bool fd_is_socket(int fd)
 
 /* ---- helpers -------------------------------------------------------------- */
 
+static bool stream_tls_handshaking(const stream_t *s)
+{
+    return s->tls_state == STREAM_TLS_FLUSH
+        || s->tls_state == STREAM_TLS_HANDSHAKE;
+}
+
+/* TLS is up and still carries the stream's I/O (not after close_notify) */
+static bool stream_tls_up(const stream_t *s)
+{
+    return s->tls_state == STREAM_TLS_UP && !s->tls_shut;
+}
+
 static size_t stream_pending(const stream_t *s)
 {
     return s->out.len - s->out_off;
@@ -122,6 +158,8 @@ static bool stream_may_discard(const stream_t *s)
 
 static bool stream_want_read(const stream_t *s)
 {
+    if (stream_tls_handshaking(s))
+        return false;   /* only OpenSSL reads now */
     if (s->closing)
         return stream_may_discard(s);
     return !s->eof && !s->user_paused && !s->bp_paused
@@ -130,7 +168,8 @@ static bool stream_want_read(const stream_t *s)
 
 static void stream_touch(stream_t *s)
 {
-    if (!s->closing && s->timeout_sec > 0)
+    /* the handshake has a deadline (stream_start_tls), not an idle timer */
+    if (!s->closing && s->timeout_sec > 0 && !stream_tls_handshaking(s))
         ev_timer_set(s->loop, &s->idle, (uint64_t)s->timeout_sec * 1000u);
 }
 
@@ -140,6 +179,7 @@ static void stream_free(stream_t *s)
         ev_io_remove(s->loop, s->fd);
     ev_timer_stop(s->loop, &s->idle);
     ev_timer_stop(s->loop, &s->kick);
+    tls_conn_free(s->tls);
     if (close(s->fd) < 0 && errno != EINTR)
         log_warning("stream: close fd %d: %m", s->fd);
     buf_free(&s->out);
@@ -147,17 +187,73 @@ static void stream_free(stream_t *s)
     free(s);
 }
 
+static unsigned stream_tls_events(unsigned want, unsigned dflt)
+{
+    if (want == 0)
+        return dflt;
+    return ((want & TLS_WANT_READ) ? EV_READ : 0u)
+         | ((want & TLS_WANT_WRITE) ? EV_WRITE : 0u);
+}
+
+/* closing with TLS up: close_notify still to send once output is out */
+static bool stream_tls_closing(const stream_t *s)
+{
+    return s->closing && !s->broken && stream_tls_up(s)
+        && stream_pending(s) == 0;
+}
+
+/* The events TLS needs for what the stream wants to do. */
+static unsigned stream_tls_interest(const stream_t *s, bool want_read,
+                                    bool want_write)
+{
+    unsigned ev = 0;
+
+    switch (s->tls_state) {
+    case STREAM_TLS_FLUSH:
+        return EV_WRITE;
+    case STREAM_TLS_HANDSHAKE:
+        /* before the first step: writable at once, the step then says */
+        return stream_tls_events(tls_conn_want(s->tls, TLS_OP_HANDSHAKE),
+                                 EV_WRITE);
+    default:
+        break;
+    }
+    if (!stream_tls_up(s))
+        return (want_read ? EV_READ : 0u) | (want_write ? EV_WRITE : 0u);
+    if (want_read)
+        ev |= stream_tls_events(tls_conn_want(s->tls, TLS_OP_READ), EV_READ);
+    if (want_write)
+        ev |= stream_tls_events(tls_conn_want(s->tls, TLS_OP_WRITE), EV_WRITE);
+    else if (stream_tls_closing(s))
+        ev |= stream_tls_events(tls_conn_want(s->tls, TLS_OP_SHUTDOWN),
+                                EV_WRITE);
+    return ev;
+}
+
+/* plaintext inside OpenSSL that epoll cannot announce */
+static bool stream_tls_readable(const stream_t *s)
+{
+    return stream_tls_up(s) && tls_conn_pending(s->tls);
+}
+
 /* Ask the loop for exactly the events we can handle now. */
 static void stream_update_interest(stream_t *s)
 {
     bool want_read = stream_want_read(s);
     bool want_write = stream_pending(s) > 0;
+    unsigned ev;
+    if (s->tls == NULL) {
+        ev = (want_read ? EV_READ : 0u) | (want_write ? EV_WRITE : 0u);
+    } else {
+        ev = stream_tls_interest(s, want_read, want_write);
+        if (want_read && stream_tls_readable(s) && !ev_timer_active(&s->kick))
+            ev_timer_set(s->loop, &s->kick, 0);
+    }
     if (s->hup) {
-        if ((want_read || want_write) && !ev_timer_active(&s->kick))
+        if (ev != 0 && !ev_timer_active(&s->kick))
             ev_timer_set(s->loop, &s->kick, 0);
         return;
     }
-    unsigned ev = (want_read ? EV_READ : 0u) | (want_write ? EV_WRITE : 0u);
     if (ev == s->registered)
         return;
     if (ev_io_modify(s->loop, s->fd, ev) < 0) {
@@ -207,6 +303,22 @@ static bool stream_half_close(stream_t *s)
     return true;
 }
 
+/* Closing with TLS up: send close_notify (best effort). true while it
+   waits for the socket; then the raw socket carries the rest (FIN, the
+   drain). */
+static bool stream_tls_close_notify(stream_t *s)
+{
+    if (!stream_tls_closing(s))
+        return false;
+    int r = tls_conn_shutdown(s->tls);
+    if (r == 0 && !s->hup && !s->failed)
+        return true;
+    s->tls_shut = true;
+    s->io = s->is_socket ? &stream_io_socket : &stream_io_fd;
+    s->io_ctx = NULL;
+    return false;
+}
+
 /* stream_in_release - give an empty input buffer back: an idle
    connection holds none (10,000 idle clients would otherwise pin
    10,000 * 64 KiB of heap) */
@@ -227,6 +339,7 @@ static void stream_settle(stream_t *s)
     if (s->depth > 0)
         return;
     if (s->closing && (s->broken || stream_pending(s) == 0)
+        && (s->broken || !stream_tls_close_notify(s))
         && (s->broken || !stream_half_close(s))) {
         stream_free(s);
         return;
@@ -244,11 +357,40 @@ static void stream_linger(stream_t *s)
     ev_timer_set(s->loop, &s->idle, STREAM_LINGER_MSEC);
 }
 
+/* The handshake ended (error NULL: done): tell the owner. On failure the
+   stream is closed first, so the owner's callback is its close. */
+static void stream_tls_finish(stream_t *s, const char *error)
+{
+    if (error != NULL) {
+        stream_linger(s);
+        s->broken = true;   /* nothing can be sent any more */
+    } else {
+        s->tls_state = STREAM_TLS_UP;
+        s->io = &tls_stream_io;
+        s->io_ctx = s->tls;
+        stream_touch(s);
+    }
+    if (s->tls_done != NULL) {
+        s->depth++;
+        s->tls_done(s, s->ctx, error);
+        s->depth--;
+    }
+}
+
 /* Notify the owner exactly once; the stream lingers afterwards. */
 static void stream_fail(stream_t *s, enum stream_close_reason why, bool broken)
 {
     if (s->closing) {
         s->broken = s->broken || broken;
+        return;
+    }
+    if (stream_tls_handshaking(s)) {
+        /* the handshake's callback stands for on_close */
+        stream_tls_finish(s, why == STREAM_TIMEOUT
+                          ? "timeout during TLS handshake"
+                          : why == STREAM_EOF
+                          ? "connection closed during TLS handshake"
+                          : "I/O error during TLS handshake");
         return;
     }
     stream_linger(s);
@@ -299,11 +441,20 @@ static int stream_flush(stream_t *s)
     return stream_pending(s) == 0 ? 1 : 0;
 }
 
+static void stream_tls_advance(stream_t *s);
+
 static void stream_do_write(stream_t *s)
 {
+    if (stream_tls_handshaking(s)) {
+        stream_tls_advance(s);
+        return;
+    }
     int r = stream_flush(s);
     if (r < 0) {
-        if (!s->closing)
+        if (!s->closing && stream_tls_up(s) && *tls_conn_error(s->tls) != '\0')
+            log_info("stream: TLS write fd %d: %s", s->fd,
+                     tls_conn_error(s->tls));
+        else if (!s->closing)
             log_info("stream: write fd %d: %m", s->fd);
         stream_fail(s, STREAM_ERROR, true);
         return;
@@ -347,7 +498,8 @@ static void stream_discard_input(stream_t *s)
 
 static void stream_dispatch_read(stream_t *s)
 {
-    if (s->closing || s->user_paused || s->h.on_read == NULL)
+    if (s->closing || s->user_paused || s->h.on_read == NULL
+        || stream_tls_handshaking(s))
         return;
     s->depth++;
     s->h.on_read(s, s->ctx);
@@ -386,7 +538,11 @@ static void stream_do_read(stream_t *s)
     if (n < 0) {
         if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
             return;
-        log_info("stream: read fd %d: %m", s->fd);
+        if (stream_tls_up(s))
+            log_info("stream: TLS read fd %d: %s", s->fd,
+                     tls_conn_error(s->tls));
+        else
+            log_info("stream: read fd %d: %m", s->fd);
         stream_fail(s, STREAM_ERROR, true);
         return;
     }
@@ -402,6 +558,95 @@ static void stream_do_read(stream_t *s)
     stream_dispatch_read(s);
 }
 
+/* ---- TLS steps ------------------------------------------------------------------ */
+
+/* FLUSH: send the output queued before stream_start_tls, in plaintext.
+   1 done, 0 more pending, -1 write error. */
+static int stream_tls_flush_clear(stream_t *s)
+{
+    while (s->tls_clear_out > 0) {
+        ssize_t n = s->io->write(s->io_ctx, s->fd, s->out.data + s->out_off,
+                                 s->tls_clear_out);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!s->hup)
+                return 0;
+            errno = EPIPE;
+        }
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return -1;
+        }
+        s->out_off += (size_t)n;
+        s->tls_clear_out -= (size_t)n;
+    }
+    if (stream_pending(s) == 0) {
+        buf_free(&s->out);
+        s->out_off = 0;
+    }
+    stream_bp_update(s);
+    return 1;
+}
+
+/* Move the TLS start along as far as the socket allows. */
+static void stream_tls_advance(stream_t *s)
+{
+    char why[160];
+
+    if (s->closing || !stream_tls_handshaking(s))
+        return;
+    if (s->tls_state == STREAM_TLS_FLUSH) {
+        int r = stream_tls_flush_clear(s);
+        if (r < 0) {
+            (void)snprintf(why, sizeof(why), "write error before TLS "
+                           "handshake: %s", strerror(errno));
+            stream_tls_finish(s, why);
+            return;
+        }
+        if (r == 0)
+            return;
+        s->tls_state = STREAM_TLS_HANDSHAKE;
+    }
+    int r = tls_conn_handshake(s->tls);
+    if (r == 0)
+        return;
+    if (r < 0) {
+        stream_tls_finish(s, tls_conn_error(s->tls));
+        return;
+    }
+    stream_tls_finish(s, NULL);
+    /* output queued meanwhile, and data that came with the handshake */
+    if (!s->closing && stream_pending(s) > 0)
+        stream_do_write(s);
+    if (!s->closing && stream_want_read(s))
+        stream_do_read(s);
+}
+
+/* An event for a TLS stream: each direction is tried whenever the loop
+   reports anything, since either may wait for either event. */
+static void stream_tls_on_io(stream_t *s, unsigned events)
+{
+    if (stream_tls_handshaking(s)) {
+        stream_tls_advance(s);
+        return;
+    }
+    if (stream_pending(s) > 0)
+        stream_do_write(s);
+    if (stream_want_read(s)) {
+        stream_do_read(s);
+    } else if ((events & EV_ERROR) && !s->closing) {
+        ev_io_remove(s->loop, s->fd);
+        s->registered = 0;
+        s->hup = true;
+    } else if ((events & EV_ERROR) && s->closing) {
+        s->broken = true;
+    }
+    if (!s->closing && stream_pending(s) > 0 && !s->hup)
+        stream_do_write(s);
+}
+
 /* ---- loop entry points -------------------------------------------------------- */
 
 static void stream_on_io(ev_loop_t *loop, int fd, unsigned events, void *arg)
@@ -410,6 +655,12 @@ static void stream_on_io(ev_loop_t *loop, int fd, unsigned events, void *arg)
     (void)fd;
     stream_t *s = arg;
     s->depth++;
+    if (s->tls != NULL && !s->tls_shut) {
+        stream_tls_on_io(s, events);
+        s->depth--;
+        stream_settle(s);
+        return;
+    }
     if ((events & EV_WRITE) || ((events & EV_ERROR) && stream_pending(s) > 0))
         stream_do_write(s);
     if (events & EV_READ) {
@@ -437,9 +688,11 @@ static void stream_on_kick(ev_loop_t *loop, void *arg)
     s->depth++;
     if (s->failed)
         stream_fail(s, STREAM_ERROR, true);
-    if (s->hup && stream_pending(s) > 0)
-        stream_do_write(s);
+    if (s->hup && (stream_pending(s) > 0 || stream_tls_handshaking(s)))
+        stream_do_write(s);   /* (a handshake step, while handshaking) */
     if (s->hup && stream_want_read(s))
+        stream_do_read(s);
+    else if (s->tls != NULL && stream_want_read(s) && stream_tls_readable(s))
         stream_do_read(s);
     else if (s->in_len > 0)
         stream_dispatch_read(s);
@@ -509,6 +762,8 @@ stream_t *stream_new(ev_loop_t *loop, int fd, size_t max_line,
 
 void stream_set_io(stream_t *s, const struct stream_io *io, void *io_ctx)
 {
+    if (s->tls != NULL)
+        return;   /* TLS owns the transport now */
     if (io == NULL)
         io = fd_is_socket(s->fd) ? &stream_io_socket : &stream_io_fd;
     s->io = io;
@@ -609,6 +864,13 @@ size_t stream_input_sample(stream_t *s, char *buf, size_t size)
         memcpy(buf, s->in + s->in_start, (size_t)n);
         return (size_t)n;
     }
+    if (s->tls != NULL) {
+        if (!stream_tls_up(s))
+            return 0;
+        size_t got = tls_conn_peek(s->tls, buf, size);
+        stream_refresh(s);   /* a record it pulled in is now pending */
+        return got;
+    }
     if (!s->is_socket || s->eof)
         return 0;
     do
@@ -675,7 +937,72 @@ void stream_close(stream_t *s)
     if (s->closing)
         return;   /* already lingering (e.g. called from on_close) */
     stream_linger(s);
-    if (!s->hup && stream_flush(s) < 0)
+    if (stream_tls_handshaking(s))
+        s->broken = true;   /* silently: no callback, nothing to flush */
+    else if (!s->hup && stream_flush(s) < 0)
         s->broken = true;
     stream_settle(s);
+}
+
+int stream_start_tls(stream_t *s, tls_ctx_t *ctx, bool server_side,
+                     stream_tls_cb done)
+{
+    char *err = NULL;
+
+    if (s->tls != NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    tls_conn_t *c = tls_conn_new(ctx, s->fd, server_side, &err);
+    if (c == NULL) {
+        log_warning("stream: TLS on fd %d: %s", s->fd, err);
+        free(err);
+        errno = ENOMEM;
+        return -1;
+    }
+    return stream_start_tls_conn(s, c, done);
+}
+
+int stream_start_tls_conn(stream_t *s, tls_conn_t *conn, stream_tls_cb done)
+{
+    if (s->tls != NULL) {
+        tls_conn_free(conn);
+        errno = EINVAL;
+        return -1;
+    }
+    if (s->closing || s->eof || s->hup) {
+        tls_conn_free(conn);
+        errno = ENOTCONN;
+        return -1;
+    }
+    s->tls = conn;
+    s->tls_done = done;
+    /* the STARTTLS barrier: what came in plaintext stays plaintext */
+    s->tls_discarded = s->in_len;
+    s->in_start = 0;
+    s->in_len = 0;
+    s->scanned = 0;
+    s->discarding = false;
+    s->tls_clear_out = stream_pending(s);
+    s->tls_state = s->tls_clear_out > 0 ? STREAM_TLS_FLUSH
+                                        : STREAM_TLS_HANDSHAKE;
+    if (s->timeout_sec > 0)
+        ev_timer_set(s->loop, &s->idle, (uint64_t)s->timeout_sec * 1000u);
+    stream_refresh(s);
+    return 0;
+}
+
+size_t stream_tls_discarded(const stream_t *s)
+{
+    return s->tls_discarded;
+}
+
+tls_conn_t *stream_tls(const stream_t *s)
+{
+    return s->tls;
+}
+
+bool stream_tls_active(const stream_t *s)
+{
+    return s->tls_state == STREAM_TLS_UP;
 }

@@ -5,12 +5,14 @@
  * output buffer is over its high-water mark, so a pipelining client that
  * does not read our replies cannot make us buffer without bound).
  *
- * Reads and writes go through an ops table so TLS can be slotted in
- * later without the protocol code noticing.
+ * Reads and writes go through an ops table; TLS (tls.h) is one such layer,
+ * started on a live stream with stream_start_tls (STARTTLS, or at once
+ * for implicit TLS) without the protocol code noticing afterwards.
  *
  * Lifetime: the stream owns the fd. on_close is called exactly once when
  * the peer disconnects, an I/O error happens, or the idle timeout fires;
- * the stream is freed right after on_close returns. stream_close() is the
+ * the stream is freed right after on_close returns (while a TLS handshake
+ * runs, its callback reports the end instead). stream_close() is the
  * owner's way out: it flushes what is queued (bounded by the timeout),
  * then closes without calling on_close. Calling stream_close() from
  * inside any callback is safe; the stream must not be used afterwards.
@@ -25,6 +27,9 @@
 #include "buf.h"
 
 typedef struct stream stream_t;
+/* (repeated in tls.h) */
+typedef struct tls_ctx tls_ctx_t;
+typedef struct tls_conn tls_conn_t;
 
 enum stream_close_reason {
     STREAM_EOF = 1,        /* peer closed */
@@ -57,6 +62,7 @@ stream_t *stream_new(ev_loop_t *loop, int fd, size_t max_line,
                      int timeout_sec, const struct stream_handler *h,
                      void *ctx);
 
+/* Not once TLS started (stream_start_tls sets its own layer). */
 void stream_set_io(stream_t *s, const struct stream_io *io, void *io_ctx);
 int stream_fd(const stream_t *s);
 
@@ -99,5 +105,44 @@ size_t stream_output_pending(const stream_t *s);
 
 /* See the header comment. */
 void stream_close(stream_t *s);
+
+/*
+ * TLS as a step of the stream. error is NULL when the handshake is done;
+ * otherwise it says why it failed (timeout, peer closed, OpenSSL's
+ * errors) and the stream is already closed: no on_close follows, and the
+ * stream must not be used after the callback returns.
+ */
+typedef void (*stream_tls_cb)(stream_t *s, void *ctx, const char *error);
+
+/*
+ * Start TLS on the stream: the STARTTLS barrier, then the handshake.
+ *  - Every input byte buffered and not consumed is thrown away now
+ *    (stream_tls_discarded() counts them): nothing read in plaintext is
+ *    ever delivered after the handshake (CVE-2011-0411).
+ *  - Output queued before this call (the "220 Ready to start TLS") is
+ *    sent in plaintext first; output queued afterwards waits and is
+ *    encrypted once the handshake is done.
+ *  - No on_read while handshaking. The whole handshake must finish within
+ *    the stream's timeout (a deadline, not reset by progress; none if 0).
+ *    Then done(s, ctx, NULL) is called, and the stream carries TLS:
+ *    stream_tls() describes it.
+ *  - stream_close() during the handshake closes silently (no callback).
+ * The stream owns conn afterwards (also when -1 is returned).
+ * 0 ok, -1 with errno: EINVAL (TLS already started), ENOTCONN (stream
+ * closing or the peer already closed), ENOMEM (ctx variant: tls_conn_new
+ * failed, logged).
+ */
+int stream_start_tls(stream_t *s, tls_ctx_t *ctx, bool server_side,
+                     stream_tls_cb done);
+int stream_start_tls_conn(stream_t *s, tls_conn_t *conn, stream_tls_cb done);
+
+/* Input bytes thrown away by the last stream_start_tls (0: none). */
+size_t stream_tls_discarded(const stream_t *s);
+
+/* The TLS layer (version, cipher, peer certificate: tls.h), or NULL while
+   the stream is plaintext. During the handshake it exists but is not up. */
+tls_conn_t *stream_tls(const stream_t *s);
+/* true once the handshake is done */
+bool stream_tls_active(const stream_t *s);
 
 #endif

@@ -1,0 +1,141 @@
+/*
+ * tls - OpenSSL 3 contexts and per-connection TLS objects for the stream
+ * layer (stream.h drives them from the event loop: stream_start_tls).
+ *
+ * Contexts: a server context from PEM certificate/key/chain files
+ * (optionally asking clients for certificates), a client context with or
+ * without verification (optionally with its own certificate). Defaults: TLS 1.2 to 1.3,
+ * forward-secret AEAD ciphers for TLS 1.2 (OpenSSL's defaults for 1.3),
+ * no compression, no renegotiation, no server-side session cache (stateless
+ * tickets still resume), small idle buffers (SSL_MODE_RELEASE_BUFFERS).
+ *
+ * Connections: non-blocking. Every call clears OpenSSL's thread error queue
+ * before it starts and drains it before it returns, so an error of one
+ * connection is never reported on another; a failure's text is kept in
+ * the connection (tls_conn_error). read/write have the shape of a
+ * struct stream_io (tls_stream_io): bytes, 0 at EOF (close_notify, or the
+ * peer closed the socket without one: tls_conn_close_notify tells which),
+ * -1 with errno EAGAIN when OpenSSL needs the socket readable or writable
+ * (tls_conn_want says which: a write may need a read), another errno on a
+ * fatal error.
+ *
+ * Security: creating a connection sets SIGPIPE to ignored (OpenSSL writes
+ * to the socket with write(2), and a peer's reset must be EPIPE, not a
+ * signal). Errors strings returned through error_r are malloc'd and
+ * belong to the caller.
+ */
+#ifndef TERN_TLS_H
+#define TERN_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "stream.h"
+
+/* protocol versions for tls_ctx_set_versions (the TLS wire values) */
+#define TLS_VERSION_1_0 0x0301
+#define TLS_VERSION_1_1 0x0302
+#define TLS_VERSION_1_2 0x0303
+#define TLS_VERSION_1_3 0x0304
+
+/* what a call that could not finish waits for (tls_conn_want) */
+#define TLS_WANT_READ  0x1u
+#define TLS_WANT_WRITE 0x2u
+
+enum tls_op {
+    TLS_OP_HANDSHAKE = 0,
+    TLS_OP_READ = 1,
+    TLS_OP_WRITE = 2,
+    TLS_OP_SHUTDOWN = 3,
+};
+
+/* (the typedefs are repeated in stream.h) */
+typedef struct tls_ctx tls_ctx_t;
+typedef struct tls_conn tls_conn_t;
+
+/*
+ * Server context. cert_file: PEM, the server certificate first, then any
+ * intermediates; key_file: PEM private key (NULL: in cert_file);
+ * chain_file: more intermediates (NULL: none). The key must match the
+ * certificate. NULL with *error_r (malloc'd) on failure.
+ */
+tls_ctx_t *tls_ctx_server_new(const char *cert_file, const char *key_file,
+                              const char *chain_file, char **error_r);
+
+/* Load (or replace) the context's own certificate, as above: a client
+   context that should present one. 0 ok, -1 with *error_r. */
+int tls_ctx_set_cert(tls_ctx_t *ctx, const char *cert_file,
+                     const char *key_file, const char *chain_file,
+                     char **error_r);
+
+/* Server: ask the client for a certificate (never required: one that
+   does not verify against ca_file, or any when ca_file is NULL, is
+   accepted, and tls_conn_peer_verified says so). 0 ok, -1 *error_r. */
+int tls_ctx_ask_peer_cert(tls_ctx_t *ctx, const char *ca_file, char **error_r);
+
+/* Client context. ca_file: PEM trust anchors, the peer must verify
+   against them; NULL: no verification (opportunistic TLS: the peer's
+   certificate is still available). */
+tls_ctx_t *tls_ctx_client_new(const char *ca_file, char **error_r);
+
+/* Override the protocol range (TLS_VERSION_*; 0 = OpenSSL's lowest/highest).
+   0 ok, -1 with *error_r. */
+int tls_ctx_set_versions(tls_ctx_t *ctx, int min_version, int max_version,
+                         char **error_r);
+
+/* The OpenSSL SSL_CTX, for settings this module does not wrap. */
+struct ssl_ctx_st *tls_ctx_openssl(tls_ctx_t *ctx);
+
+/* Connections made from ctx keep what they need: free it any time. */
+void tls_ctx_free(tls_ctx_t *ctx);
+
+/* A TLS endpoint on the connected socket fd (not owned). NULL with
+   *error_r. */
+tls_conn_t *tls_conn_new(tls_ctx_t *ctx, int fd, bool server_side,
+                         char **error_r);
+/* Client: the name to send as SNI and, with a verifying context, to
+   check the certificate against. 0 ok, -1 failure. */
+int tls_conn_set_servername(tls_conn_t *c, const char *name);
+void tls_conn_free(tls_conn_t *c);
+
+/* 1 done, 0 call again when tls_conn_want(c, TLS_OP_HANDSHAKE) is
+   ready, -1 failed (tls_conn_error). */
+int tls_conn_handshake(tls_conn_t *c);
+
+/* struct stream_io shape; io_ctx is the tls_conn_t, fd is ignored. */
+ssize_t tls_conn_read(void *io_ctx, int fd, void *p, size_t n);
+ssize_t tls_conn_write(void *io_ctx, int fd, const void *p, size_t n);
+extern const struct stream_io tls_stream_io;
+
+/* TLS_WANT_READ / TLS_WANT_WRITE: what the last op that could not finish
+   waits for; 0 when the last op of that kind finished. */
+unsigned tls_conn_want(const tls_conn_t *c, enum tls_op op);
+
+/* Decrypted bytes or unprocessed records are buffered inside OpenSSL: a
+   read can make progress without the socket becoming readable. */
+bool tls_conn_pending(const tls_conn_t *c);
+
+/* Copy up to size decrypted bytes without consuming them; 0 when none are
+   available without blocking. */
+size_t tls_conn_peek(tls_conn_t *c, char *buf, size_t size);
+
+/* Send close_notify. 1 sent (the peer's is not awaited), 0 call again
+   when tls_conn_want(c, TLS_OP_SHUTDOWN) is ready, -1 impossible (after
+   a fatal error, or before the handshake finished). */
+int tls_conn_shutdown(tls_conn_t *c);
+
+/* The reason of the last failure ("" when none). */
+const char *tls_conn_error(const tls_conn_t *c);
+
+/* After the handshake: "TLSv1.3", "TLS_AES_256_GCM_SHA384", secret bits;
+   whether the peer presented a certificate and whether it verified. */
+const char *tls_conn_version(const tls_conn_t *c);
+const char *tls_conn_cipher(const tls_conn_t *c);
+int tls_conn_cipher_bits(const tls_conn_t *c);
+bool tls_conn_peer_cert(const tls_conn_t *c);
+bool tls_conn_peer_verified(const tls_conn_t *c);
+/* The peer's close_notify was received (a clean TLS end, not a TCP one). */
+bool tls_conn_close_notify(const tls_conn_t *c);
+
+#endif
