@@ -6,7 +6,7 @@
  *   smtpd.c        main, connection life cycle, replies, error counting,
  *                  the pipelined command loop
  *   smtpd_cmd.c    HELO ... QUIT
- *   smtpd_data.c   DATA: queue file, Received: header, commit
+ *   smtpd_data.c   DATA: the queue file through cleanup (envelope, Received:, commit)
  *   smtpd_check.c  recipient / relay policy
  *   smtpd_anvil.c  client connection count / rate limits (anvil)
  */
