@@ -8,6 +8,11 @@ Layout:
     DIR/data/         data_directory
     DIR/home/USER/    home directories of the demo/test users (Maildir/)
     DIR/log/maillog   maillog_file
+    DIR/etc/smtpd.pem, smtpd.key   self-signed certificate (with tls=True)
+
+With tls=True (make run) smtpd offers STARTTLS (smtpd_tls_security_level
+= may), and the ports "submission" (587 style: TLS required before mail)
+and "smtps" (465 style: implicit TLS) get their own services.
 
 Run as root, the instance is privileged the way production is: daemons
 drop to the `tern` user, and mailboxes belong to the `ternvmail` user
@@ -18,6 +23,7 @@ import argparse
 import grp
 import os
 import pwd
+import shutil
 import subprocess
 import sys
 
@@ -55,9 +61,38 @@ def write(path, text, mode=0o644):
     os.chmod(path, mode)
 
 
+def make_certificate(etc, hostname):
+    """A self-signed EC certificate and its key (0600) in etc, made with
+    the openssl command; returns (cert, key), or None without openssl."""
+    cert = os.path.join(etc, "smtpd.pem")
+    key = os.path.join(etc, "smtpd.key")
+    if os.path.exists(cert) and os.path.exists(key):
+        return cert, key
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        print("mkinstance: no openssl command: TLS is not configured",
+              file=sys.stderr)
+        return None
+    old = os.umask(0o077)
+    try:
+        subprocess.run([openssl, "req", "-x509", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "3650",
+                        "-subj", "/CN=" + hostname,
+                        "-addext", "subjectAltName=DNS:" + hostname],
+                       check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    finally:
+        os.umask(old)
+    os.chmod(cert, 0o644)
+    return cert, key
+
+
 def create(directory, build, ports, main_extra=None, services_extra="",
-           users=("demo",), aliases=None, hostname="localhost.localdomain"):
-    """Create the instance; returns the config directory path."""
+           users=("demo",), aliases=None, hostname="localhost.localdomain",
+           tls=False):
+    """Create the instance; returns the config directory path. ports:
+    {"smtp": N} and, with tls, optionally "submission" and "smtps"."""
     d = os.path.abspath(directory)
     build = os.path.abspath(build)
     root = os.geteuid() == 0
@@ -82,6 +117,11 @@ def create(directory, build, ports, main_extra=None, services_extra="",
         "alias_database": "lmdb:" + os.path.join(etc, "aliases"),
         "virtual_user_maps": "lmdb:" + os.path.join(etc, "users"),
     }
+    cert = make_certificate(etc, hostname) if tls else None
+    if cert:
+        main["smtpd_tls_cert_file"] = cert[0]
+        main["smtpd_tls_key_file"] = cert[1]
+        main["smtpd_tls_security_level"] = "may"
     main.update(main_extra or {})
     write(os.path.join(etc, "main.conf"),
           "# Tern instance created by scripts/mkinstance.py\n" +
@@ -90,6 +130,15 @@ def create(directory, build, ports, main_extra=None, services_extra="",
     smtp = ports.get("smtp")
     if smtp:
         svc.append("127.0.0.1:%d inet n - n - - smtpd" % smtp)
+    if cert and ports.get("submission"):
+        svc.append("127.0.0.1:%d inet n - n - - smtpd"
+                   " -o smtpd_tls_security_level=encrypt"
+                   % ports["submission"])
+    if cert and ports.get("smtps"):
+        # master's overload reply would be plaintext: close instead
+        svc.append("127.0.0.1:%d inet n - n - - smtpd"
+                   " -o smtpd_tls_wrappermode=yes -o smtpd_overload_reply="
+                   % ports["smtps"])
     svc.append("qmgr unix n - n 300 1 qmgr")
     svc.append("anvil unix - - n - 1 anvil")
     svc.append("local unix - n n - - local")
@@ -115,7 +164,8 @@ def create(directory, build, ports, main_extra=None, services_extra="",
     subprocess.run([os.path.join(sbin, "newaliases"), "-c", etc],
                    check=True, env=env)
     for f in os.listdir(etc):
-        os.chmod(os.path.join(etc, f), 0o644)
+        if f != "smtpd.key":
+            os.chmod(os.path.join(etc, f), 0o644)
     return etc
 
 
@@ -124,8 +174,14 @@ def main():
     ap.add_argument("directory")
     ap.add_argument("--build", required=True)
     ap.add_argument("--smtp-port", type=int, default=2525)
+    ap.add_argument("--submission-port", type=int, default=0)
+    ap.add_argument("--smtps-port", type=int, default=0)
+    ap.add_argument("--tls", action="store_true",
+                    help="self-signed certificate, STARTTLS, submission, smtps")
     args = ap.parse_args()
-    etc = create(args.directory, args.build, {"smtp": args.smtp_port})
+    etc = create(args.directory, args.build,
+                 {"smtp": args.smtp_port, "submission": args.submission_port,
+                  "smtps": args.smtps_port}, tls=args.tls)
     print(etc)
 
 

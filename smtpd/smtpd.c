@@ -35,17 +35,22 @@ static const struct stream_handler smtpd_handler = {
     .on_drain = NULL,
 };
 
+/* smtpd_proto - for Received: and the logs; "S" for TLS (RFC 3848) */
 const char *smtpd_proto(const struct smtpd_session *s)
 {
-    return s->esmtp ? "ESMTP" : "SMTP";
+    bool tls = s->stream != NULL && stream_tls_active(s->stream);
+
+    if (s->esmtp)
+        return tls ? "ESMTPS" : "ESMTP";
+    return tls ? "SMTPS" : "SMTP";
 }
 
 /* smtpd_last_cmd - what the client did last, for "... after X" logs */
 static const char *smtpd_last_cmd(const struct smtpd_session *s)
 {
     static const char *const upper[SMTP_VERB_COUNT] = {
-        "HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "VRFY",
-        "HELP", "QUIT", "UNKNOWN",
+        "HELO", "EHLO", "STARTTLS", "MAIL", "RCPT", "DATA", "RSET", "NOOP",
+        "VRFY", "HELP", "QUIT", "UNKNOWN",
     };
 
     if (s->txn.in_data)
@@ -297,7 +302,8 @@ static void smtpd_request_done(struct smtpd_session *s)
 /* smtpd_process - handle every complete buffered line, in order */
 static void smtpd_process(struct smtpd_session *s)
 {
-    while (s->stream != NULL && !s->closing && !s->sleeping) {
+    while (s->stream != NULL && !s->closing && !s->sleeping
+           && !s->tls_starting) {
         const char *line;
         size_t len;
         bool crlf;
@@ -364,7 +370,11 @@ static void smtpd_idle_expired(ev_loop_t *loop, void *arg)
 
     (void)loop;
     s->busy++;
-    if (s->stream != NULL && !s->closing) {
+    if (s->stream != NULL && !s->closing && s->tls_starting) {
+        /* nothing can be said in the middle of a handshake */
+        log_info("timeout during TLS handshake from %s", s->namaddr);
+        smtpd_close(s);
+    } else if (s->stream != NULL && !s->closing) {
         log_info("timeout after %s from %s", smtpd_last_cmd(s), s->namaddr);
         stream_printf(s->stream, "421 4.4.2 %s Error: timeout exceeded\r\n",
                       var_myhostname);
@@ -398,6 +408,83 @@ static void smtpd_sleep_done(ev_loop_t *loop, void *arg)
     smtpd_leave(s);
 }
 
+/* smtpd_greet - the 220 greeting, unless the client already talks: a
+   client that talks before it is not waiting for it (Postfix
+   postscreen's PREGREET), input already here is enough */
+static void smtpd_greet(struct smtpd_session *s)
+{
+    if (!smtpd_pipelining_violation(s, "CONNECT")) {
+        stream_printf(s->stream, "220 %s\r\n", var_smtpd_banner);
+        smtpd_idle_restart(s);
+    }
+}
+
+/* smtpd_tls_up - the handshake ended; error NULL: TLS is up. On an error
+   the stream is already closed and no on_close follows. */
+static void smtpd_tls_up(struct smtpd_session *s, const char *error,
+                         bool wrapper)
+{
+    char info[256];
+    const char *what;
+
+    s->busy++;
+    s->tls_starting = false;
+    if (error != NULL) {
+        log_info("SSL_accept error from %s: %s", s->namaddr, error);
+        s->stream = NULL;
+        s->closing = true;
+    } else {
+        what = smtpd_tls_info(s, info, sizeof(info));
+        log_info("Anonymous TLS connection established from %s: %s",
+                 s->namaddr, what != NULL ? what : "unknown parameters");
+        /* RFC 3207 4.2: forget everything the client said in plaintext */
+        smtpd_txn_reset(s);
+        s->have_helo = false;
+        s->helo[0] = '\0';
+        s->esmtp = false;
+        if (wrapper) {
+            smtpd_greet(s);
+        } else {
+            smtpd_idle_restart(s);
+        }
+    }
+    smtpd_leave(s);
+}
+
+static void smtpd_tls_done(stream_t *st, void *ctx, const char *error)
+{
+    (void)st;
+    smtpd_tls_up(ctx, error, false);
+}
+
+static void smtpd_wrapper_done(stream_t *st, void *ctx, const char *error)
+{
+    (void)st;
+    smtpd_tls_up(ctx, error, true);
+}
+
+int smtpd_tls_begin(struct smtpd_session *s, bool wrapper)
+{
+    size_t discarded;
+
+    /* not through smtpd_reply: an error delay must not hold this line
+       back past the start of TLS, after which it would be encrypted */
+    if (!wrapper)
+        stream_puts(s->stream, "220 2.0.0 Ready to start TLS\r\n");
+    if (stream_start_tls(s->stream, smtpd_tls_ctx(), true,
+                         wrapper ? smtpd_wrapper_done : smtpd_tls_done) < 0) {
+        log_info("cannot start TLS for %s: %s", s->namaddr, strerror(errno));
+        smtpd_close(s);
+        return -1;
+    }
+    s->tls_starting = true;
+    discarded = stream_tls_discarded(s->stream);
+    if (discarded > 0)
+        log_info("improper command pipelining after STARTTLS from %s: "
+                 "%zu bytes discarded", s->namaddr, discarded);
+    return 0;
+}
+
 static void smtpd_connect(ev_loop_t *loop, int fd, const struct sockaddr *peer,
                           socklen_t peerlen, const struct sockaddr *local)
 {
@@ -427,16 +514,22 @@ static void smtpd_connect(ev_loop_t *loop, int fd, const struct sockaddr *peer,
         smtpd_leave(s);
         return;
     }
-    /* a client that talks before the greeting is not waiting for it
-       (Postfix postscreen's PREGREET): input already here is enough */
     s->busy++;
     if (!smtpd_anvil_connect(s)) {
-        smtpd_reply(s, "421 4.7.0 %s Error: too many connections from %s",
-                    var_myhostname, s->addr);
+        /* in wrapper mode a plaintext reply would be noise to the client */
+        if (!var_smtpd_tls_wrappermode)
+            smtpd_reply(s, "421 4.7.0 %s Error: too many connections from %s",
+                        var_myhostname, s->addr);
         smtpd_close(s);
-    } else if (!smtpd_pipelining_violation(s, "CONNECT")) {
-        stream_printf(s->stream, "220 %s\r\n", var_smtpd_banner);
-        smtpd_idle_restart(s);
+    } else if (var_smtpd_tls_wrappermode) {
+        if (smtpd_tls_ctx() == NULL) {
+            log_info("no TLS for wrapper mode: disconnect %s", s->namaddr);
+            smtpd_close(s);
+        } else if (smtpd_tls_begin(s, true) == 0) {
+            smtpd_idle_restart(s);      /* the handshake's deadline */
+        }
+    } else {
+        smtpd_greet(s);
     }
     smtpd_leave(s);
 }
@@ -454,12 +547,14 @@ static void smtpd_pre_init(const char *service, char **args, int nargs)
         log_fatal("cannot open the local user tables");
     if (smtpd_check_init() < 0 || smtpd_anvil_init() < 0)
         log_fatal("bad smtpd policy configuration");
+    smtpd_tls_init();
 }
 
 static void smtpd_pre_exit(void)
 {
     smtpd_check_free();
     smtpd_anvil_free();
+    smtpd_tls_free();
 }
 
 int main(int argc, char **argv)

@@ -9,6 +9,7 @@
  *   smtpd_data.c   DATA: the queue file through cleanup (envelope, Received:, commit)
  *   smtpd_check.c  recipient / relay policy
  *   smtpd_anvil.c  client connection count / rate limits (anvil)
+ *   smtpd_tls.c    TLS context, STARTTLS, smtpd_tls_security_level
  */
 #ifndef TERN_SMTPD_H
 #define TERN_SMTPD_H
@@ -26,6 +27,7 @@
 #include "mail/smtpcmd.h"
 #include "mail/smtpdata.h"
 #include "util/stream.h"
+#include "util/tls.h"
 
 #define SMTPD_HELO_MAX 255
 
@@ -79,6 +81,7 @@ struct smtpd_session {
     ev_timer_t idle_timer;         /* smtpd_timeout, or the request deadline */
 
     bool anvil_counted;            /* anvil holds this connection */
+    bool tls_starting;             /* handshake running: no input now */
 
     /* bookkeeping */
     buf_t line;                    /* current command line, NUL-terminated */
@@ -104,6 +107,10 @@ const char *smtpd_proto(const struct smtpd_session *s);
    greeting, after a refused DATA): log, say 554, close; true if so */
 bool smtpd_pipelining_violation(struct smtpd_session *s, const char *after);
 
+/* TLS on the session (STARTTLS, or wrapper mode at connect): 0 started,
+   -1 the session is closing (logged) */
+int smtpd_tls_begin(struct smtpd_session *s, bool wrapper);
+
 /* smtpd_cmd.c: handle one parsed command; returns the reply code class
    result: true when the command succeeded (for the disconnect counts) */
 bool smtpd_cmd_dispatch(struct smtpd_session *s, const struct smtp_cmd *cmd);
@@ -121,6 +128,20 @@ void smtpd_anvil_free(void);
 /* count this connection; false when it is over a limit (logged) */
 bool smtpd_anvil_connect(struct smtpd_session *s);
 void smtpd_anvil_disconnect(struct smtpd_session *s);
+
+/* smtpd_tls.c */
+void smtpd_tls_init(void);          /* pre_init, as root */
+void smtpd_tls_free(void);
+tls_ctx_t *smtpd_tls_ctx(void);     /* NULL: no TLS for this service */
+/* EHLO lists STARTTLS: a context, level may/encrypt, not yet in TLS */
+bool smtpd_tls_offer(const struct smtpd_session *s);
+/* level encrypt and still plaintext: replied 530, true */
+bool smtpd_tls_refuse(struct smtpd_session *s);
+/* the STARTTLS command; true when TLS is starting */
+bool smtpd_tls_starttls(struct smtpd_session *s, const char *arg);
+/* "TLSv1.3 with cipher ... (256/256 bits)", or NULL while plaintext */
+const char *smtpd_tls_info(const struct smtpd_session *s, char *buf,
+                           size_t size);
 
 /* smtpd_check.c */
 int smtpd_check_init(void);

@@ -47,6 +47,8 @@ static bool cmd_helo(struct smtpd_session *s, const char *arg, bool esmtp)
     else
         smtpd_reply(s, "250-SIZE");
     smtpd_reply(s, "250-VRFY");
+    if (smtpd_tls_offer(s))
+        smtpd_reply(s, "250-STARTTLS");
     smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
     smtpd_reply(s, "250 8BITMIME");
     return true;
@@ -213,14 +215,15 @@ bool smtpd_cmd_dispatch(struct smtpd_session *s, const struct smtp_cmd *cmd)
     case SMTP_EHLO:
         return cmd_helo(s, cmd->arg, true);
     case SMTP_MAIL:
-        return cmd_mail(s, cmd->arg);
+        return !smtpd_tls_refuse(s) && cmd_mail(s, cmd->arg);
     case SMTP_RCPT:
-        return cmd_rcpt(s, cmd->arg);
+        return !smtpd_tls_refuse(s) && cmd_rcpt(s, cmd->arg);
     case SMTP_DATA:
         /* counted as ok by smtpd_data.c once the message is queued.
            DATA ends a pipelined group (RFC 2920): input after a refused
            DATA is a message body that must not run as commands */
-        if (!cmd_no_arg(s, cmd->arg, "DATA") || !smtpd_data_begin(s))
+        if (smtpd_tls_refuse(s) || !cmd_no_arg(s, cmd->arg, "DATA")
+            || !smtpd_data_begin(s))
             (void)smtpd_pipelining_violation(s, "DATA");
         return false;
     case SMTP_RSET:
@@ -233,6 +236,8 @@ bool smtpd_cmd_dispatch(struct smtpd_session *s, const struct smtp_cmd *cmd)
         smtpd_reply(s, "250 2.0.0 Ok");
         return true;
     case SMTP_VRFY:
+        if (smtpd_tls_refuse(s))
+            return false;
         if (*cmd->arg == '\0') {
             smtpd_reply(s, "501 5.5.4 Syntax: VRFY address");
             return false;
@@ -244,6 +249,8 @@ bool smtpd_cmd_dispatch(struct smtpd_session *s, const struct smtp_cmd *cmd)
         smtpd_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET "
                        "NOOP VRFY HELP QUIT");
         return true;
+    case SMTP_STARTTLS:
+        return smtpd_tls_starttls(s, cmd->arg);
     case SMTP_QUIT:
         smtpd_reply(s, "221 2.0.0 Bye");
         smtpd_close(s);

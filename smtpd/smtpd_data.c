@@ -72,6 +72,9 @@ void smtpd_data_abort(struct smtpd_session *s)
    (with our Received:, written by cleanup) */
 static int data_envelope(struct smtpd_session *s, cleanup_t *c)
 {
+    char tls[256];
+
+    cleanup_set_tls_info(c, smtpd_tls_info(s, tls, sizeof(tls)));
     if (cleanup_sender(c, s->txn.sender) < 0
         || cleanup_attr(c, "client_name", "unknown") < 0
         || cleanup_attr(c, "client_address", s->addr) < 0

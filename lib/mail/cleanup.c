@@ -48,6 +48,7 @@ struct cleanup {
     char *client_address;
     char *helo_name;
     char *protocol;
+    char *tls_info;             /* "(using ...)", NULL without TLS */
     /* header section */
     buf_t hdr;                  /* the current header, as far as read */
     bool bol;                   /* at the start of a line */
@@ -142,6 +143,12 @@ bool cleanup_ok(const cleanup_t *c)
 void cleanup_set_size_limit(cleanup_t *c, uint64_t limit)
 {
     c->size_limit = limit;
+}
+
+void cleanup_set_tls_info(cleanup_t *c, const char *info)
+{
+    free(c->tls_info);
+    c->tls_info = info != NULL ? xstrdup(info) : NULL;
 }
 
 uint64_t cleanup_size(const cleanup_t *c)
@@ -272,13 +279,14 @@ static int cl_received(cleanup_t *c)
 
     cl_date(date, sizeof(date));
     buf_init(&h, CLEANUP_RECEIVED_MAX);
-    (void)buf_printf(&h, "Received: from %s (%s [%s%s])\n"
-                     "\tby %s (Tern) with %s id %s",
+    (void)buf_printf(&h, "Received: from %s (%s [%s%s])\n",
                      c->helo_name ? c->helo_name : "unknown",
                      c->client_name ? c->client_name : "unknown",
-                     strchr(addr, ':') ? "IPv6:" : "", addr,
-                     var_myhostname, c->protocol ? c->protocol : "unknown",
-                     c->w.qid);
+                     strchr(addr, ':') ? "IPv6:" : "", addr);
+    if (c->tls_info != NULL)
+        (void)buf_printf(&h, "\t(using %s)\n", c->tls_info);
+    (void)buf_printf(&h, "\tby %s (Tern) with %s id %s", var_myhostname,
+                     c->protocol ? c->protocol : "unknown", c->w.qid);
     if (c->nrcpts == 1) {
         /* addresses may be UTF-8: no C1 or line separators in a header */
         char *shown = xstrdup(c->first_rcpt);
@@ -598,5 +606,6 @@ void cleanup_free(cleanup_t *c)
     free(c->client_address);
     free(c->helo_name);
     free(c->protocol);
+    free(c->tls_info);
     free(c);
 }

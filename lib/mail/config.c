@@ -75,6 +75,10 @@ long var_smtpd_min_data_rate;
 long var_smtpd_client_connection_count_limit;
 long var_smtpd_client_connection_rate_limit;
 char *var_smtpd_client_event_limit_exceptions;
+char *var_smtpd_tls_cert_file;
+char *var_smtpd_tls_key_file;
+char *var_smtpd_tls_security_level;
+bool var_smtpd_tls_wrappermode;
 long var_anvil_rate_time_unit;
 long var_queue_run_delay;
 long var_minimal_backoff_time;
@@ -192,6 +196,14 @@ const struct param_def param_table[] = {
            "Time unit over which the anvil service counts connection rates."),
     P_INT(smtpd_min_data_rate, "500", 1, 1024 * MB_,
           "With smtpd_per_request_deadline: each byte of DATA received extends its deadline by 1/rate seconds (bytes per second)."),
+    P_STR(smtpd_tls_cert_file, "",
+          "PEM file with the SMTP server's certificate, then its intermediate certificates (empty: no TLS)."),
+    P_STR(smtpd_tls_key_file, "$smtpd_tls_cert_file",
+          "PEM file with the private key of smtpd_tls_cert_file (read as root before the privilege drop)."),
+    P_STR(smtpd_tls_security_level, "may",
+          "SMTP server TLS: none (no STARTTLS), may (offer STARTTLS when a certificate is configured) or encrypt (offer it and refuse MAIL, RCPT, DATA and VRFY before it)."),
+    P_BOOL(smtpd_tls_wrappermode, "no",
+           "TLS from the first byte (implicit TLS, port 465) instead of STARTTLS; for one service via master.conf -o."),
     /* queue manager */
     P_TIME(queue_run_delay, "300s", 1, DAY_,
            "How often the deferred queue is scanned."),
@@ -680,6 +692,9 @@ static bool cfg_check_enum(const struct param_def *d, const char *v)
     if (strcmp(d->name, "smtpd_forbid_bare_newline") == 0)
         return strcmp(v, "normalize") == 0 || strcmp(v, "reject") == 0
                || strcmp(v, "no") == 0;
+    if (strcmp(d->name, "smtpd_tls_security_level") == 0)
+        return strcmp(v, "none") == 0 || strcmp(v, "may") == 0
+               || strcmp(v, "encrypt") == 0;
     return true;
 }
 

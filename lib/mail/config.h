@@ -88,6 +88,10 @@ extern long var_smtpd_min_data_rate;
 extern long var_smtpd_client_connection_count_limit;
 extern long var_smtpd_client_connection_rate_limit;
 extern char *var_smtpd_client_event_limit_exceptions;
+extern char *var_smtpd_tls_cert_file;
+extern char *var_smtpd_tls_key_file;
+extern char *var_smtpd_tls_security_level;   /* none | may | encrypt */
+extern bool var_smtpd_tls_wrappermode;
 extern long var_anvil_rate_time_unit;
 extern long var_queue_run_delay;
 extern long var_minimal_backoff_time;

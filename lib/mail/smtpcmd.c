@@ -9,7 +9,8 @@ static const char *const verb_names[SMTP_VERB_COUNT] = {
     [SMTP_HELO] = "helo", [SMTP_EHLO] = "ehlo", [SMTP_MAIL] = "mail",
     [SMTP_RCPT] = "rcpt", [SMTP_DATA] = "data", [SMTP_RSET] = "rset",
     [SMTP_NOOP] = "noop", [SMTP_VRFY] = "vrfy", [SMTP_HELP] = "help",
-    [SMTP_QUIT] = "quit", [SMTP_UNKNOWN] = "unknown",
+    [SMTP_QUIT] = "quit", [SMTP_STARTTLS] = "starttls",
+    [SMTP_UNKNOWN] = "unknown",
 };
 
 const char *smtpcmd_name(enum smtp_verb v)

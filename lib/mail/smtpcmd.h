@@ -15,6 +15,7 @@
 enum smtp_verb {
     SMTP_HELO,
     SMTP_EHLO,
+    SMTP_STARTTLS,
     SMTP_MAIL,
     SMTP_RCPT,
     SMTP_DATA,

@@ -129,12 +129,21 @@ def proc_cmdline(pid):
 
 class Instance:
     def __init__(self, main=None, services_extra="", users=("demo",),
-                 aliases=None):
+                 aliases=None, tls=False):
+        """tls=True: a self-signed certificate, STARTTLS on smtp_port, and
+        the services submission_port (TLS required) and smtps_port
+        (implicit TLS), as `make run` has them."""
         self.dir = tempfile.mkdtemp(prefix="tern-it-")
         self.smtp_port = free_port()
+        ports = {"smtp": self.smtp_port}
+        self.submission_port = self.smtps_port = None
+        if tls:
+            self.submission_port = ports["submission"] = free_port()
+            self.smtps_port = ports["smtps"] = free_port()
         self.etc = mkinstance.create(
-            self.dir, BUILD, {"smtp": self.smtp_port}, main_extra=main,
-            services_extra=services_extra, users=users, aliases=aliases)
+            self.dir, BUILD, ports, main_extra=main,
+            services_extra=services_extra, users=users, aliases=aliases,
+            tls=tls)
         self.spool = os.path.join(self.dir, "spool")
         self.logfile = os.path.join(self.dir, "log", "maillog")
         self.proc = None
@@ -332,10 +341,11 @@ class SharedInstanceTestCase(TernTestCase):
     """Every test of the class talks to one instance, started once with
     the main.conf settings in MAIN."""
     MAIN = None
+    TLS = False
 
     @classmethod
     def setUpClass(cls):
-        cls.inst = Instance(main=cls.MAIN)
+        cls.inst = Instance(main=cls.MAIN, tls=cls.TLS)
         try:
             cls.inst.start()
         except Exception:

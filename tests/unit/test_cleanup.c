@@ -392,6 +392,37 @@ START_TEST(test_same_as_smtpd_by_hand)
 }
 END_TEST
 
+/* a TLS session's Received: has "(using ...)" between "from" and "by" */
+START_TEST(test_received_tls)
+{
+    static const char info[] = "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 "
+                               "(256/256 bits)";
+    cleanup_t *c = cleanup_open(QUEUE_INCOMING, CLEANUP_FLAG_RECEIVED);
+    char qid[QUEUE_ID_SIZE];
+    buf_t b = BUF_INIT;
+
+    ck_assert_ptr_nonnull(c);
+    cleanup_set_tls_info(c, "replaced");
+    cleanup_set_tls_info(c, info);
+    ck_assert_int_eq(cleanup_sender(c, "s@example.org"), 0);
+    ck_assert_int_eq(cleanup_attr(c, "client_address", "192.0.2.1"), 0);
+    ck_assert_int_eq(cleanup_attr(c, "protocol", "ESMTPS"), 0);
+    ck_assert_int_eq(cleanup_rcpt(c, NULL, "r@example.org"), 0);
+    ck_assert_int_eq(cleanup_content(c, "Subject: x\n\nbody\n", 18), 0);
+    ck_assert_int_eq(cleanup_commit(c), 0);
+    str_copy(qid, cleanup_qid(c), QUEUE_ID_SIZE);
+    cleanup_free(c);
+    file_bytes(qid, &b);
+    ck_assert_ptr_nonnull(memmem(b.data, b.len, "Received: from unknown (unknown "
+                                 "[192.0.2.1])\n\t(using TLSv1.3 with cipher "
+                                 "TLS_AES_256_GCM_SHA384 (256/256 bits))\n\tby ",
+                                 116));
+    ck_assert_ptr_nonnull(memmem(b.data, b.len, " with ESMTPS id ", 16));
+    ck_assert_ptr_null(memmem(b.data, b.len, "replaced", 8));
+    buf_free(&b);
+}
+END_TEST
+
 /* byte for byte what local's forwarding wrote by hand before */
 START_TEST(test_same_as_local_by_hand)
 {
@@ -899,6 +930,7 @@ static Suite *cleanup_suite(void)
     tcase_add_test(tc, test_duplicate_limit);
     tcase_add_loop_test(tc, test_same_as_smtpd_by_hand, 0, ARRAY_LEN(smtpd_cases));
     tcase_add_test(tc, test_same_as_local_by_hand);
+    tcase_add_test(tc, test_received_tls);
     tcase_add_loop_test(tc, test_boundary, 0, ARRAY_LEN(boundary_cases));
     tcase_add_test(tc, test_long_header);
     tcase_add_loop_test(tc, test_add_missing, 0, ARRAY_LEN(missing_cases));

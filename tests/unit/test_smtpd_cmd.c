@@ -32,6 +32,8 @@ static const struct cmd_case cases[] = {
     { S("HELP"), 0, SMTP_HELP, "" },
     { S("QUIT"), 0, SMTP_QUIT, "" },
     { S("  QUIT"), 0, SMTP_QUIT, "" },
+    { S("starttls"), 0, SMTP_STARTTLS, "" },
+    { S("STARTTLS x"), 0, SMTP_STARTTLS, "x" },
     { S("DATAX"), 0, SMTP_UNKNOWN, "" },
     { S("DAT"), 0, SMTP_UNKNOWN, "" },
     { S("MAIL:FROM:<a@b>"), 0, SMTP_UNKNOWN, "" },
