@@ -200,8 +200,8 @@ const struct param_def param_table[] = {
           "PEM file with the SMTP server's certificate, then its intermediate certificates (empty: no TLS)."),
     P_STR(smtpd_tls_key_file, "$smtpd_tls_cert_file",
           "PEM file with the private key of smtpd_tls_cert_file (read as root before the privilege drop)."),
-    P_STR(smtpd_tls_security_level, "may",
-          "SMTP server TLS: none (no STARTTLS), may (offer STARTTLS when a certificate is configured) or encrypt (offer it and refuse MAIL, RCPT, DATA and VRFY before it)."),
+    P_STR(smtpd_tls_security_level, "none",
+          "SMTP server TLS: none (no STARTTLS, Postfix's default), may (offer STARTTLS; needs smtpd_tls_cert_file) or encrypt (offer it and refuse MAIL, RCPT, DATA and VRFY before it)."),
     P_BOOL(smtpd_tls_wrappermode, "no",
            "TLS from the first byte (implicit TLS, port 465) instead of STARTTLS; for one service via master.conf -o."),
     /* queue manager */
