@@ -7,8 +7,9 @@
  * SHA-512-crypt "$6$"), then, when $auth_system_users is set and the
  * process runs as root, the system users (getpwnam_r, the hash from
  * getspnam_r). A user found in the virtual table is checked against that
- * entry only. System users with uid 0, and locked or empty hashes
- * ("!", "*", ""), never authenticate.
+ * entry only. System users with uid 0, locked or empty hashes ("!",
+ * "*", "") and hashes not in the "$id$" form (traditional DES) never
+ * authenticate.
  *
  * Security: every failure path costs one crypt(3): a user that does not
  * exist (or cannot log in) is checked against a dummy hash made at start
@@ -86,23 +87,27 @@ static bool auth_equal(const char *a, const char *b)
     return d == 0;
 }
 
-/* auth_verify - does password hash to stored? A hash crypt(3) cannot
-   use (locked, empty, unknown method) costs a dummy crypt and fails. */
+/* auth_verify - does password hash to stored? Only "$id$..." hashes
+   are used (no traditional DES: a table value like "secret" must not
+   become a DES salt); anything else, and a hash crypt(3) cannot use,
+   costs a dummy crypt and fails. Locked ("!", "*") and empty hashes
+   fail quietly, the rest with a warning. */
 static bool auth_verify(const char *password, const char *stored)
 {
-    bool usable = stored[0] == '$' || (stored[0] != '\0' && stored[0] != '!'
-                                       && stored[0] != '*');
-    const char *setting = usable ? stored : auth_dummy_hash;
-    const char *out = crypt_r(password, setting, &auth_crypt_data);
+    bool mcf = stored[0] == '$';
+    bool locked = stored[0] == '\0' || stored[0] == '!' || stored[0] == '*';
+    const char *out;
     bool ok;
 
-    if (out == NULL || out[0] == '*') {
-        if (usable)
-            log_warning("unusable password hash (method not supported?)");
+    if (!mcf && !locked)
+        log_warning("unusable password hash (not a $id$ crypt(3) hash)");
+    out = crypt_r(password, mcf ? stored : auth_dummy_hash, &auth_crypt_data);
+    if (mcf && (out == NULL || out[0] == '*')) {
+        log_warning("unusable password hash (method not supported?)");
         out = crypt_r(password, auth_dummy_hash, &auth_crypt_data);
-        usable = false;
+        mcf = false;
     }
-    ok = usable && out != NULL && auth_equal(out, stored);
+    ok = mcf && out != NULL && auth_equal(out, stored);
     explicit_bzero(&auth_crypt_data, sizeof(auth_crypt_data));
     return ok;
 }

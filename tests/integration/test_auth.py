@@ -12,7 +12,7 @@ import stat
 import subprocess
 import unittest
 
-from ternlab import BUILD, WAIT, SharedInstanceTestCase, wait_for
+from ternlab import BUILD, WAIT, SharedInstanceTestCase, TernTestCase, wait_for
 
 FAIL2BAN = re.compile(r"warning: [-._\w]+\[(?P<host>[^\]]+)\]: SASL "
                       r"(?:LOGIN|PLAIN) authentication failed: "
@@ -165,6 +165,47 @@ class AuthTest(SharedInstanceTestCase):
             finally:
                 c.close()
         wait_for(ok, WAIT, what="carol authenticates after ternuser add")
+
+
+class AuthTableTest(TernTestCase):
+    """Table trouble: a table missing at start is a temporary failure
+    until it appears; a value that is not a "$id$" hash (here one that
+    traditional DES would have taken as a salt) fails like an unknown
+    user."""
+
+    def test_bad_hash_and_missing_table(self):
+        inst = self.instance()
+        src = os.path.join(inst.etc, "passwords")
+        with open(src, "a") as f:
+            f.write("broken not-a-crypt-hash\n")
+            # traditional DES of "desbad": weak, never accepted
+            f.write("oldhash abIExh6GxmeeY\n")
+        subprocess.run([os.path.join(BUILD, "sbin", "ternmap"), "-c", inst.etc,
+                        "lmdb:" + src], check=True,
+                       env=dict(os.environ, MAIL_CONFIG=inst.etc))
+        # a table that is not there (yet) when auth starts: tempfail
+        lmdb = src + ".lmdb"
+        os.rename(lmdb, lmdb + ".away")
+        inst.start()
+        path = os.path.join(inst.spool, "private", "auth")
+        wait_for(lambda: os.path.exists(path), WAIT, what=path)
+        c = AuthClient(path)
+        self.addCleanup(c.close)
+        self.assertEqual(decode(c.request("demo", "whatever")),
+                         {"version": "1", "status": "tempfail",
+                          "reason": "temporary failure"})
+        self.assertLogHas(inst, "temporary failure: password table lookup "
+                          "failed, sasl_username=demo")
+        os.rename(lmdb + ".away", lmdb)
+        wait_for(lambda: decode(c.request("demo", "whatever"))["status"]
+                 == "fail", WAIT, what="the table is back")
+
+        self.assertEqual(c.request("broken", "not-a-crypt-hash"),
+                         c.request("nosuchuser", "not-a-crypt-hash"))
+        self.assertEqual(decode(c.request("broken", "x"))["status"], "fail")
+        self.assertEqual(c.request("oldhash", "desbad"),
+                         c.request("nosuchuser", "desbad"))
+        self.assertLogHas(inst, "unusable password hash")
 
 
 @unittest.skipUnless(os.geteuid() == 0, "system users need root")
