@@ -7,9 +7,11 @@ through the shadow file."""
 import os
 import re
 import secrets
+import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import unittest
 
 from ternlab import BUILD, WAIT, SharedInstanceTestCase, TernTestCase, wait_for
@@ -165,6 +167,57 @@ class AuthTest(SharedInstanceTestCase):
             finally:
                 c.close()
         wait_for(ok, WAIT, what="carol authenticates after ternuser add")
+
+
+class TernuserTest(unittest.TestCase):
+    """ternuser on a table given with -f: file modes, exit codes, other
+    lines kept, hashes of the preferred kind."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="tern-ternuser-")
+        self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
+        self.table = os.path.join(self.dir, "pw")
+
+    def run_tu(self, *args, password=None):
+        return subprocess.run([os.path.join(BUILD, "sbin", "ternuser"), "-f",
+                               self.table] + list(args),
+                              input=password, capture_output=True, text=True)
+
+    def test_add_passwd_del(self):
+        self.assertEqual(self.run_tu("add", "Alice", password="one\n").returncode, 0)
+        for f in (self.table, self.table + ".lmdb"):
+            self.assertEqual(stat.S_IMODE(os.stat(f).st_mode), 0o600, f)
+        with open(self.table, "a") as f:
+            f.write("# a comment\n")
+        self.assertEqual(self.run_tu("add", "alice", password="x\n").returncode, 1)
+        self.assertEqual(self.run_tu("passwd", "bob", password="x\n").returncode, 1)
+        self.assertEqual(self.run_tu("del", "bob").returncode, 1)
+        self.assertEqual(self.run_tu("add", "bob", password="two\n").returncode, 0)
+        with open(self.table) as f:
+            before = f.read()
+        self.assertEqual(self.run_tu("passwd", "ALICE", password="three\n").returncode, 0)
+        with open(self.table) as f:
+            after = f.read()
+        self.assertIn("# a comment\n", after)
+        old = [l for l in before.splitlines() if l.startswith("alice ")]
+        new = [l for l in after.splitlines() if l.startswith("alice ")]
+        self.assertEqual(len(new), 1)
+        self.assertNotEqual(old, new)
+        self.assertRegex(new[0], r"^alice \$(y|6)\$\S+$")
+        self.assertEqual(self.run_tu("list").stdout.split(), ["bob", "alice"])
+        self.assertEqual(self.run_tu("del", "alice").returncode, 0)
+        self.assertEqual(self.run_tu("list").stdout.split(), ["bob"])
+
+    def test_refusals(self):
+        for name in ("a b", "-x", "#x", "a:b", "x" * 256, ""):
+            self.assertEqual(self.run_tu("add", name, password="p\n").returncode,
+                             2, name)
+        self.assertEqual(self.run_tu("add", "u", password="").returncode, 2)
+        self.assertEqual(self.run_tu("add", "u", password="\n").returncode, 2)
+        self.assertEqual(self.run_tu("add", "u", password="p" * 300 + "\n")
+                         .returncode, 2)
+        self.assertEqual(self.run_tu("frob", "u").returncode, 2)
+        self.assertFalse(os.path.exists(self.table))
 
 
 class AuthTableTest(TernTestCase):
