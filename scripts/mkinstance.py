@@ -3,7 +3,9 @@
 
 Used by `make run` (./run) and by the integration tests (a temp dir).
 Layout:
-    DIR/etc/main.conf, master.conf, aliases(.lmdb), users(.lmdb)
+    DIR/etc/main.conf, master.conf, aliases(.lmdb), users(.lmdb),
+                      passwords(.lmdb) (mode 0600: the auth service's table)
+    DIR/USER.password the random password of each user (mode 0600)
     DIR/spool/        queue_directory (master creates the subdirectories)
     DIR/data/         data_directory
     DIR/home/USER/    home directories of the demo/test users (Maildir/)
@@ -23,6 +25,7 @@ import argparse
 import grp
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import sys
@@ -116,6 +119,7 @@ def create(directory, build, ports, main_extra=None, services_extra="",
         "alias_maps": "lmdb:" + os.path.join(etc, "aliases"),
         "alias_database": "lmdb:" + os.path.join(etc, "aliases"),
         "virtual_user_maps": "lmdb:" + os.path.join(etc, "users"),
+        "virtual_password_maps": "lmdb:" + os.path.join(etc, "passwords"),
     }
     cert = make_certificate(etc, hostname) if tls else None
     if cert:
@@ -142,6 +146,7 @@ def create(directory, build, ports, main_extra=None, services_extra="",
     svc.append("qmgr unix n - n 300 1 qmgr")
     svc.append("anvil unix - - n - 1 anvil")
     svc.append("local unix - n n - - local")
+    svc.append("auth unix - n n - - auth")
     write(os.path.join(etc, "master.conf"),
           "\n".join(svc) + "\n" + services_extra)
 
@@ -164,9 +169,33 @@ def create(directory, build, ports, main_extra=None, services_extra="",
     subprocess.run([os.path.join(sbin, "newaliases"), "-c", etc],
                    check=True, env=env)
     for f in os.listdir(etc):
-        if f != "smtpd.key":
+        # the password table stays private (ternuser creates it 0600, and
+        # the LMDB inherits that)
+        if f != "smtpd.key" and not f.startswith("passwords"):
             os.chmod(os.path.join(etc, f), 0o644)
+    pwmaps = main["virtual_password_maps"]
+    if pwmaps.startswith("lmdb:"):
+        for u in users:
+            pw = secrets.token_urlsafe(12)
+            pwfile = os.path.join(d, u + ".password")
+            fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(pw + "\n")
+            os.chmod(pwfile, 0o600)
+            subprocess.run([os.path.join(sbin, "ternuser"), "-c", etc,
+                            "passwd" if user_exists(pwmaps[5:], u) else "add",
+                            u], input=pw + "\n", text=True, check=True,
+                           env=env)
     return etc
+
+
+def user_exists(table, user):
+    """Whether the password table source already has user (a re-run)."""
+    try:
+        with open(table) as f:
+            return any(line.split(None, 1)[:1] == [user] for line in f)
+    except FileNotFoundError:
+        return False
 
 
 def main():

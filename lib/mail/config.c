@@ -57,6 +57,8 @@ char *var_smtpd_forbid_bare_newline;
 char *var_alias_maps;
 char *var_alias_database;
 char *var_virtual_user_maps;
+char *var_virtual_password_maps;
+bool var_auth_system_users;
 char *var_home_mailbox;
 char *var_recipient_delimiter;
 long var_message_size_limit;
@@ -228,6 +230,11 @@ const struct param_def param_table[] = {
           "Alias tables that newaliases rebuilds."),
     P_STR(virtual_user_maps, "",
           "Table of virtual (non-system) users; empty means none."),
+    /* authentication */
+    P_STR(virtual_password_maps, "",
+          "Tables of virtual users' password hashes (crypt(3), yescrypt or SHA-512) that auth(8) checks first; empty means none."),
+    P_BOOL(auth_system_users, "yes",
+           "Whether auth(8) also checks system users (getpwnam and the shadow hash); only when auth runs as root."),
     P_STR(home_mailbox, "Maildir/",
           "Mailbox relative to the home directory; a trailing / means Maildir, else mbox."),
     P_STR(recipient_delimiter, "+",

@@ -70,6 +70,8 @@ extern char *var_smtpd_forbid_bare_newline;   /* normalize | reject | no */
 extern char *var_alias_maps;
 extern char *var_alias_database;
 extern char *var_virtual_user_maps;
+extern char *var_virtual_password_maps;
+extern bool var_auth_system_users;
 extern char *var_home_mailbox;
 extern char *var_recipient_delimiter;
 extern long var_message_size_limit;
