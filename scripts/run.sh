@@ -17,6 +17,9 @@ Tern is starting in the foreground (Ctrl-C stops it). Config: $dir/etc
             or:     python3 -c 'import smtplib; smtplib.SMTP("127.0.0.1", 2525).sendmail("me@example.org", ["demo@localhost"], "Subject: hi\r\n\r\nhello\r\n")'
   Read it:          ls $dir/home/demo/Maildir/new/ && cat $dir/home/demo/Maildir/new/*
   Log:              $dir/log/maillog
+  Demo login:       demo (or demo@localhost), password in $dir/demo.password:
+                    $(cat "$dir/demo.password" 2>/dev/null || echo "(none: remove $dir to recreate)")
+                    (checked by the auth service; SMTP AUTH, POP3 and IMAP use it once they exist)
   Listening:        SMTP 127.0.0.1:2525 (STARTTLS), submission 127.0.0.1:2587 (TLS required),
                     SMTPS 127.0.0.1:2465 (implicit TLS); POP3 and IMAP arrive with later releases
 
