@@ -11,6 +11,8 @@
 #include <check.h>
 
 #include "check_main.h"
+#define SPOOL_TEST_NAME "cleanup"
+#include "check_spool.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -37,54 +39,24 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define FIXED_TIME ((time_t)1700000000)
 
-static char basedir[PATH_MAX];
-static char tmpdir[PATH_MAX];
-static char olddir[PATH_MAX];
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void base_setup(void)
-{
-    const char *t = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    int n = snprintf(basedir, sizeof(basedir), "%s/tern-cleanup-XXXXXX", t);
-
-    if (n < 0 || (size_t)n >= sizeof(basedir) - 32 || mkdtemp(basedir) == NULL) {
-        perror("mkdtemp");
-        exit(EXIT_FAILURE);
-    }
-}
-
-static void base_teardown(void)
-{
-    nftw(basedir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static time_t fixed_clock(void)
 {
     return FIXED_TIME;
 }
 
-static void spool_setup(void)
+static void load_conf(void)
 {
     static const char conf[] = "myhostname = mx.example\n";
     buf_t err = BUF_INIT;
 
-    ck_assert_ptr_nonnull(getcwd(olddir, sizeof(olddir)));
-    int n = snprintf(tmpdir, sizeof(tmpdir), "%s/test-XXXXXX", basedir);
-    ck_assert(n > 0 && (size_t)n < sizeof(tmpdir));
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
     ck_assert_msg(config_load_text(conf, strlen(conf), "main.conf", tmpdir,
                                    &err) == 0, "%s", buf_str(&err));
     buf_free(&err);
-    ck_assert_int_eq(chdir(tmpdir), 0);
-    ck_assert_int_eq(queue_dirs_create(".", (uid_t)-1, (gid_t)-1), 0);
+}
+
+static void spool_setup(void)
+{
+    spool_enter(load_conf);
     setenv("TZ", "UTC", 1);
     tzset();
     cleanup_set_clock(fixed_clock);
@@ -93,9 +65,7 @@ static void spool_setup(void)
 static void spool_teardown(void)
 {
     cleanup_set_clock(NULL);
-    if (chdir(olddir) < 0)
-        return;
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    spool_leave();
 }
 
 /* names in incoming/ (temp names included) */

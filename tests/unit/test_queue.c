@@ -6,6 +6,8 @@
 #include <check.h>
 
 #include "check_main.h"
+#define SPOOL_TEST_NAME "queue"
+#include "check_spool.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,52 +29,14 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-static char basedir[PATH_MAX];     /* removed by the parent process */
-static char tmpdir[PATH_MAX];      /* one per test, inside basedir */
-static char olddir[PATH_MAX];
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* unchecked fixture (parent): runs even when a test fails in its child */
-static void base_setup(void)
-{
-    const char *t = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    int n = snprintf(basedir, sizeof(basedir), "%s/tern-queue-XXXXXX", t);
-
-    if (n < 0 || (size_t)n >= sizeof(basedir) - 32 || mkdtemp(basedir) == NULL) {
-        perror("mkdtemp");
-        exit(EXIT_FAILURE);
-    }
-}
-
-static void base_teardown(void)
-{
-    nftw(basedir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void spool_setup(void)
 {
-    ck_assert_ptr_nonnull(getcwd(olddir, sizeof(olddir)));
-    int n = snprintf(tmpdir, sizeof(tmpdir), "%s/test-XXXXXX", basedir);
-
-    ck_assert(n > 0 && (size_t)n < sizeof(tmpdir));
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    ck_assert_int_eq(chdir(tmpdir), 0);
-    ck_assert_int_eq(queue_dirs_create(".", (uid_t)-1, (gid_t)-1), 0);
+    spool_enter(NULL);
 }
 
 static void spool_teardown(void)
 {
-    if (chdir(olddir) < 0)
-        return;
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    spool_leave();
 }
 
 /* names in a directory that are not "." or ".." */
