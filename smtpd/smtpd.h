@@ -80,6 +80,12 @@ struct smtpd_session {
     ev_timer_t sleep_timer;
     ev_timer_t idle_timer;         /* smtpd_timeout, or the request deadline */
 
+    /* SASL (smtpd_auth.c): who the client authenticated as, "" until
+       AUTH succeeded; the restrictions' permit_sasl_authenticated and
+       reject_sender_login_mismatch read it */
+    char sasl_username[256];
+    char sasl_method[16];          /* "PLAIN", "LOGIN", ... */
+
     bool anvil_counted;            /* anvil holds this connection */
     bool tls_starting;             /* handshake running: no input now */
 
