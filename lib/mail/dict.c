@@ -1,5 +1,6 @@
 /*
- * dict - lookup tables (lmdb:, static:, inline:) and table lists
+ * dict - lookup tables (lmdb:, static:, inline:; pcre: in dict_pcre.c)
+ * and table lists
  * (dict.h). The builder that compiles text sources is dict_build.c.
  *
  * Security: table files are trusted (root writes them).
@@ -16,12 +17,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dict_pcre.h"
 #include "util/log.h"
 #include "util/util.h"
 
 #define DICT_CHECK_MSEC   1000
 
-enum dict_type { DICT_LMDB, DICT_STATIC, DICT_INLINE };
+enum dict_type { DICT_LMDB, DICT_STATIC, DICT_INLINE, DICT_PCRE };
 
 struct dict {
     enum dict_type type;
@@ -40,6 +42,8 @@ struct dict {
     char **keys;
     char **values;
     size_t count;
+    /* pcre (dict_pcre.c) */
+    dict_pcre_t *pcre;
 };
 
 struct maps {
@@ -400,6 +404,10 @@ static dict_t *dict_open_flags(const char *spec, bool missing_ok,
     } else if (tlen == 6 && strncmp(spec, "inline", 6) == 0) {
         d->type = DICT_INLINE;
         rc = inline_open(d, arg, error_r);
+    } else if (tlen == 4 && strncmp(spec, "pcre", 4) == 0) {
+        d->type = DICT_PCRE;
+        d->pcre = dict_pcre_open(arg, error_r);
+        rc = d->pcre != NULL ? 0 : -1;
     } else {
         *error_r = dict_err("%s: unsupported table type \"%.*s\"", spec,
                             (int)(tlen > 64 ? 64 : tlen), spec);
@@ -427,6 +435,8 @@ int dict_lookup(dict_t *d, const char *key, buf_t *value)
         return buf_puts(value, d->static_value) < 0 ? -1 : 1;
     case DICT_INLINE:
         return inline_lookup(d, key, value);
+    case DICT_PCRE:
+        return dict_pcre_lookup(d->pcre, key, value);
     }
     return -1;
 }
@@ -449,6 +459,7 @@ void dict_close(dict_t *d)
     if (d == NULL)
         return;
     lmdb_env_close(d);
+    dict_pcre_free(d->pcre);
     for (size_t i = 0; i < d->count; i++) {
         free(d->keys[i]);
         free(d->values[i]);

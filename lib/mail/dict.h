@@ -4,8 +4,9 @@
  *                   from the text file /path); reopened when replaced
  *   static:value    every key maps to value ("static:{a b}" for spaces)
  *   inline:{k1=v1, k2=v2}   a small table written in main.conf
- * (pcre: arrives with the regex-table issue.)
- * Keys are looked up lowercased. A table list "lmdb:/a, static:x" is a
+ *   pcre:/path      regular expressions (pcre_table(5), dict_pcre.h),
+ *                   compiled once at open; keys are matched as given
+ * Other keys are looked up lowercased. A table list "lmdb:/a, static:x" is a
  * maps_t: the first table that has the key wins; a table error stops the
  * search (-1), so a broken table defers instead of falling through.
  *

@@ -1,7 +1,8 @@
 /*
  * test_dict - unit tests for lookup tables (lib/dict.c): building LMDB
  * files from text (plain and aliases format, hostile sources), lookups,
- * static:/inline:, table lists, and noticing a replaced file.
+ * static:/inline:, table lists, noticing a replaced file, and pcre:
+ * tables (syntax, if blocks, substitution, bad lines, match limits).
  */
 #include <check.h>
 
@@ -667,6 +668,173 @@ START_TEST(test_maps)
 }
 END_TEST
 
+/* ---- pcre: ------------------------------------------------------------------- */
+
+/* write srcpath and open it as pcre: (must succeed) */
+static dict_t *pcre_table(const char *text)
+{
+    const char *why = NULL;
+    char spec[300];
+    write_src(text, strlen(text));
+    snprintf(spec, sizeof(spec), "pcre:%s", srcpath);
+    dict_t *d = dict_open(spec, &why);
+    ck_assert_msg(d != NULL, "open: %s", why ? why : "?");
+    return d;
+}
+
+START_TEST(test_pcre_basic)
+{
+    dict_t *d = pcre_table(
+        "# header checks\n"
+        "/^Subject:.*viagra/     REJECT no spam\n"
+        "\n"
+        "/^X-Case: Abc$/i        case sensitive\n"
+        "/^To: (\\S+)@(\\S+)$/    user=$1 domain=${2} cost=$$5\n"
+        "!/^From:/               not a From\n"
+        "/a b/x                  extended\n"
+        "#/never/                commented out\n"
+        "/^Long: x/              one\n"
+        "  two three\n");
+    expect(d, "Subject: buy VIAGRA now", "REJECT no spam");
+    expect(d, "subject: viagra", "REJECT no spam");   /* i: default */
+    expect(d, "X-Case: Abc", "case sensitive");
+    expect(d, "From: x-case", NULL);
+    expect(d, "To: bob@example.com", "user=bob domain=example.com cost=$5");
+    expect(d, "Anything", "not a From");
+    expect(d, "From: ab", "extended");             /* x: blanks ignored */
+    expect(d, "From: a b", NULL);
+    expect(d, "From: never", NULL);
+    expect(d, "From: Long: x", NULL);
+    expect(d, "", "not a From");
+    dict_close(d);
+
+    /* keys are not lowercased: with i toggled off, case matters */
+    d = pcre_table("/^ABC$/i upper\n");
+    expect(d, "ABC", "upper");
+    expect(d, "abc", NULL);
+    dict_close(d);
+
+    /* continuation: joined with one space */
+    d = pcre_table("/^Long: x/  one\n\t two\n");
+    expect(d, "Long: xyz", "one two");
+    dict_close(d);
+}
+END_TEST
+
+START_TEST(test_pcre_delims_flags)
+{
+    dict_t *d = pcre_table(
+        "|^/path/x$| slashes\n"
+        "/a\\/b/ escaped\n"
+        "/^m2$/m multi\n"
+        "/^s.t$/s dotall\n"
+        "/^(a+?)/U greedy=$1\n");
+    expect(d, "/path/x", "slashes");
+    expect(d, "a/b", "escaped");
+    expect(d, "line1\nm2\nline3", "multi");
+    expect(d, "s\nt", "dotall");
+    expect(d, "aaa", "greedy=aaa");     /* U makes +? greedy */
+    dict_close(d);
+}
+END_TEST
+
+START_TEST(test_pcre_if)
+{
+    dict_t *d = pcre_table(
+        "if /^Subject:/\n"
+        "/spam/ subject spam\n"
+        "if !/ok/\n"
+        "/bad/ subject bad, not ok\n"
+        "endif\n"
+        "endif\n"
+        "/spam/ other spam\n"
+        "/(x)?y/ [$1]\n");
+    expect(d, "Subject: spam", "subject spam");
+    expect(d, "Subject: bad", "subject bad, not ok");
+    expect(d, "Subject: bad ok", NULL);
+    expect(d, "From: bad", NULL);
+    expect(d, "From: spam", "other spam");
+    expect(d, "y", "[]");                      /* unset group: empty */
+    expect(d, "xy", "[x]");
+    dict_close(d);
+}
+END_TEST
+
+static const struct {
+    const char *text;
+    const char *want;
+} bad_pcre[] = {
+    { "/ok/ fine\n/(unclosed/ x\n", ":2: regex /(unclosed/: missing closing parenthesis" },
+    { "/no close x\n", ":1: regex without closing /" },
+    { "/a/q x\n", ":1: unknown regex flag 'q'" },
+    { "/a/\n", ":1: no result" },
+    { "abc def\n", ":1: expected /regex/" },
+    { "/(a)/ $2\n", ":1: $2 but the regex has 1 group" },
+    { "!/(a)/ $1\n", ":1: $1 in the result of a negated regex" },
+    { "/a/ $x\n", ":1: bad substitution" },
+    { "/a/ ${1\n", ":1: bad substitution" },
+    { "if /a/\n/b/ c\n", ":1: if without endif" },
+    { "/b/ c\nendif\n", ":2: endif without if" },
+    { "if /a/ junk\nendif\n", ":1: text after the if condition" },
+    { "if /a/\nendif junk\n", ":2: text after endif" },
+    { "  /a/ b\n", ":1: continuation line without" },
+    { "/a/ b\n/\0/ c\n", ":2: NUL byte" },
+};
+
+START_TEST(test_pcre_bad)
+{
+    const char *why = NULL;
+    char spec[300];
+    const char *text = bad_pcre[_i].text;
+    size_t len = strlen(text);
+    if (strcmp(text, "/a/ b\n/") == 0)
+        len = 12;                       /* the entry with a NUL byte */
+    write_src(text, len);
+    snprintf(spec, sizeof(spec), "pcre:%s", srcpath);
+    ck_assert_ptr_null(dict_open(spec, &why));
+    ck_assert_ptr_nonnull(why);
+    ck_assert_msg(strstr(why, srcpath) != NULL && strstr(why, bad_pcre[_i].want),
+                  "case %d: want \"%s\" in \"%s\"", _i, bad_pcre[_i].want, why);
+}
+END_TEST
+
+START_TEST(test_pcre_missing_and_compiled_once)
+{
+    const char *why = NULL;
+    char spec[300];
+    snprintf(spec, sizeof(spec), "pcre:%s/none", tmpdir);
+    ck_assert_ptr_null(dict_open(spec, &why));
+    ck_assert_ptr_nonnull(strstr(why, "No such file"));
+    ck_assert_ptr_null(dict_open("pcre:", &why));
+    snprintf(spec, sizeof(spec), "pcre:%s", tmpdir);
+    ck_assert_ptr_null(dict_open(spec, &why));
+    ck_assert_ptr_nonnull(strstr(why, "not a regular file"));
+
+    /* the file is not needed after open (chroot) */
+    dict_t *d = pcre_table("/^a/ A\n");
+    ck_assert_int_eq(unlink(srcpath), 0);
+    expect(d, "abc", "A");
+    dict_close(d);
+}
+END_TEST
+
+/* a catastrophic regex meets the match limit: the rule is skipped and
+   the lookup goes on to the next rule instead of running for ages */
+START_TEST(test_pcre_match_limit)
+{
+    dict_t *d = pcre_table("/^(a+)+$/ slow\n"
+                           "!/^(a|aa)+$/ negated slow\n"
+                           "/a/ next\n");
+    char key[64];
+    memset(key, 'a', 40);
+    key[40] = 'b';
+    key[41] = '\0';
+    expect(d, key, "next");
+    expect(d, "aaa", "slow");
+    dict_close(d);
+}
+END_TEST
+
 static Suite *dict_suite(void)
 {
     Suite *s = suite_create("dict");
@@ -701,6 +869,18 @@ static Suite *dict_suite(void)
     tcase_add_loop_test(tc, test_bad_specs, 0,
                         sizeof(bad_specs) / sizeof(bad_specs[0]));
     tcase_add_test(tc, test_maps);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("pcre");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_pcre_basic);
+    tcase_add_test(tc, test_pcre_delims_flags);
+    tcase_add_test(tc, test_pcre_if);
+    tcase_add_loop_test(tc, test_pcre_bad, 0,
+                        sizeof(bad_pcre) / sizeof(bad_pcre[0]));
+    tcase_add_test(tc, test_pcre_missing_and_compiled_once);
+    tcase_add_test(tc, test_pcre_match_limit);
     suite_add_tcase(s, tc);
     return s;
 }
