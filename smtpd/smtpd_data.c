@@ -2,8 +2,9 @@
  * smtpd_data - DATA: open a queue file in incoming/ through cleanup
  * (mail/cleanup.h: envelope, our Received:, duplicate filter, size limit),
  * stream the decoded content into it, and commit. "250" is only said
- * after cleanup_commit() made the file durable; every other outcome
- * discards it.
+ * after cleanup_commit() made the file durable (or header/body checks
+ * DISCARDed it, as Postfix does); every other outcome discards it, and a
+ * REJECT of the checks is answered with its own code and text.
  */
 #include "smtpd.h"
 
@@ -161,7 +162,14 @@ static void data_commit(struct smtpd_session *s)
     /* The fsync'ing commit runs synchronously in the event loop: other
        sessions of this process wait for it. This is the place to batch
        commits (group fsync) later. */
+    const char *text;
+    int code;
+
     if (cleanup_commit(c) < 0) {
+        if (cleanup_outcome(c, &code, &text) == CLEANUP_REJECTED) {
+            smtpd_reply(s, "%d %s", code, text);    /* cleanup logged it */
+            return;
+        }
         log_warning("%s: queue file commit: %s", qid, strerror(errno));
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
         return;
@@ -171,7 +179,9 @@ static void data_commit(struct smtpd_session *s)
     s->cmd_ok[SMTP_DATA]++;
     s->errors = 0;
     smtpd_reply(s, "250 2.0.0 Ok: queued as %s", qid);
-    if (trigger_send("public/qmgr", TRIGGER_NEW_MAIL) < 0)
+    /* DISCARD: nothing was kept; HOLD: qmgr leaves hold/ alone */
+    if (cleanup_outcome(c, NULL, NULL) == CLEANUP_QUEUED
+        && trigger_send("public/qmgr", TRIGGER_NEW_MAIL) < 0)
         log_warning("%s: cannot wake qmgr: %s", qid, strerror(errno));
 }
 

@@ -6,7 +6,10 @@
  *
  * Security: content is untrusted. Only the header section is buffered,
  * one header at a time and at most CLEANUP_HEADER_MAX bytes of it; the
- * body is never buffered here.
+ * body is buffered one line (at most $line_length_limit bytes) at a
+ * time, and only while body_checks look at it. The check tables are
+ * opened once per process (dict_pcre compiles at open), regex matches
+ * are bounded by dict_pcre's PCRE2 limits.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +19,8 @@
 
 #include "cleanup.h"
 #include "config.h"
+#include "content_check.h"
+#include "dict.h"
 #include "queue_writer.h"
 #include "util/buf.h"
 #include "util/htable.h"
@@ -23,6 +28,13 @@
 #include "util/util.h"
 
 #define CLEANUP_RECEIVED_MAX 4096   /* our Received: header */
+#define CLEANUP_LOG_TEXT_MAX 200    /* header/body text in a log line */
+#define CLEANUP_REJECT_TEXT "message content rejected"
+
+/* header_checks and body_checks of this process (cleanup_checks_open) */
+static maps_t *cl_header_maps;
+static maps_t *cl_body_maps;
+static bool cl_checks_loaded;
 
 enum cleanup_state {
     CL_ENVELOPE,        /* sender, attributes, recipients */
@@ -43,6 +55,7 @@ struct cleanup {
     htable_t *dups;             /* lowercased "orcpt\nrcpt" seen */
     size_t nrcpts;
     char *first_rcpt;           /* for Received: "for <...>" */
+    char *sender;               /* for the content check log lines */
     /* attributes our Received: is made of */
     char *client_name;
     char *client_address;
@@ -58,6 +71,20 @@ struct cleanup {
     bool last_lf;               /* last content byte written was LF */
     bool have_message_id;
     bool have_date;
+    bool hdr_drop;              /* hdr was too long and IGNOREd or
+                                   REPLACEd: drop its rest as well */
+    uint64_t hdr_total;         /* bytes of the header section so far */
+    /* body_checks */
+    buf_t bline;                /* the body line being collected */
+    uint64_t body_seen;         /* body bytes given to body_checks */
+    /* content check outcome */
+    bool voided;                /* REJECT/DISCARD: file gone, content
+                                   swallowed until commit */
+    bool checks_off;            /* REJECT/DISCARD: no further checks */
+    bool hold;
+    enum cleanup_outcome outcome;
+    int reject_code;
+    char *outcome_text;
     cleanup_header_fn header_fn;
     cleanup_header_end_fn header_end_fn;
     void *hook_ctx;
@@ -96,6 +123,7 @@ static int cl_fail(cleanup_t *c)
         queue_writer_abort(&c->w);
     c->state = CL_FAILED;
     buf_free(&c->hdr);
+    buf_free(&c->bline);
     errno = saved;
     return -1;
 }
@@ -113,8 +141,15 @@ static bool cl_usable(const cleanup_t *c)
 /* cleanup_open - temp file and queue ID */
 cleanup_t *cleanup_open(const char *queue, unsigned flags)
 {
-    cleanup_t *c = xcalloc(1, sizeof(*c));
+    cleanup_t *c;
+    const char *why;
 
+    if (!cl_checks_loaded && cleanup_checks_open(&why) < 0) {
+        log_warning("%s; mail waits until the table is fixed", why);
+        errno = EIO;
+        return NULL;
+    }
+    c = xcalloc(1, sizeof(*c));
     if (queue_writer_open(&c->w, queue) < 0) {
         int saved = errno;
         free(c);
@@ -125,6 +160,7 @@ cleanup_t *cleanup_open(const char *queue, unsigned flags)
     c->state = CL_ENVELOPE;
     c->dup_limit = var_duplicate_filter_limit;
     buf_init(&c->hdr, 0);
+    buf_init(&c->bline, 0);
     c->bol = true;
     c->last_lf = true;
     return c;
@@ -181,6 +217,7 @@ int cleanup_sender(cleanup_t *c, const char *sender)
     if (queue_writer_record(&c->w, QREC_SENDER, sender, strlen(sender)) < 0)
         return cl_fail(c);
     c->have_sender = true;
+    c->sender = xstrdup(sender);
     return 0;
 }
 
@@ -257,10 +294,11 @@ int cleanup_rcpt(cleanup_t *c, const char *orcpt, const char *rcpt)
     return 0;
 }
 
-/* cl_write - content bytes to the file */
+/* cl_write - content bytes to the file (none once REJECT/DISCARD
+   threw it away) */
 static int cl_write(cleanup_t *c, const void *p, size_t n)
 {
-    if (n == 0)
+    if (n == 0 || c->voided)
         return 0;
     if (queue_writer_content(&c->w, p, n) < 0)
         return -1;
@@ -331,6 +369,288 @@ int cleanup_content_begin(cleanup_t *c)
     return cl_begin(c) < 0 ? cl_fail(c) : 0;
 }
 
+/* ---- content checks ------------------------------------------------ */
+
+/* cl_has_tables - does a table list name anything? */
+static bool cl_has_tables(const char *list)
+{
+    for (const char *p = list ? list : ""; *p; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != ',')
+            return true;
+    return false;
+}
+
+static bool cl_header_active;
+static bool cl_body_active;
+
+/* cleanup_checks_open - (re)open $header_checks and $body_checks */
+int cleanup_checks_open(const char **error_r)
+{
+    static char err[1200];
+    maps_t *h, *b;
+    const char *why;
+
+    cleanup_checks_close();
+    if ((h = maps_open(var_header_checks, &why)) == NULL) {
+        snprintf(err, sizeof(err), "header_checks: %s", why);
+        *error_r = err;
+        return -1;
+    }
+    if ((b = maps_open(var_body_checks, &why)) == NULL) {
+        maps_close(h);
+        snprintf(err, sizeof(err), "body_checks: %s", why);
+        *error_r = err;
+        return -1;
+    }
+    cl_header_maps = h;
+    cl_body_maps = b;
+    cl_header_active = cl_has_tables(var_header_checks);
+    cl_body_active = cl_has_tables(var_body_checks);
+    cl_checks_loaded = true;
+    return 0;
+}
+
+void cleanup_checks_close(void)
+{
+    maps_close(cl_header_maps);
+    maps_close(cl_body_maps);
+    cl_header_maps = cl_body_maps = NULL;
+    cl_header_active = cl_body_active = false;
+    cl_checks_loaded = false;
+}
+
+/* cl_set_text - the outcome's text */
+static void cl_set_text(cleanup_t *c, const char *text)
+{
+    free(c->outcome_text);
+    c->outcome_text = xstrdup(text);
+}
+
+/* cl_void - REJECT/DISCARD: throw the file away now; later content is
+   counted and swallowed, commit reports the outcome */
+static void cl_void(cleanup_t *c, enum cleanup_outcome outcome)
+{
+    queue_writer_abort(&c->w);
+    c->voided = true;
+    c->checks_off = true;
+    c->outcome = outcome;
+}
+
+/* cl_log_action - Postfix's line: "QID: reject: header TEXT from
+   CLIENT; from=<S> to=<R> proto=P helo=<H>: REASON" */
+static void cl_log_action(const cleanup_t *c, const char *action,
+                          const char *where, const char *line, size_t len,
+                          const char *reason)
+{
+    buf_t m = BUF_INIT;
+    size_t at;
+
+    (void)buf_printf(&m, "%s: %s: %s ", c->w.qid, action, where);
+    at = m.len;
+    (void)buf_append(&m, line, len > CLEANUP_LOG_TEXT_MAX
+                     ? CLEANUP_LOG_TEXT_MAX : len);
+    for (size_t i = at; i < m.len; i++)
+        if (m.data[i] == '\n' || m.data[i] == '\0')
+            m.data[i] = ' ';
+    if (c->client_address != NULL)
+        (void)buf_printf(&m, " from %s[%s]",
+                         c->client_name ? c->client_name : "unknown",
+                         c->client_address);
+    else
+        (void)buf_puts(&m, " from local");
+    (void)buf_printf(&m, "; from=<%s> to=<%s>", c->sender ? c->sender : "",
+                     c->first_rcpt ? c->first_rcpt : "");
+    if (c->protocol != NULL)
+        (void)buf_printf(&m, " proto=%s", c->protocol);
+    if (c->helo_name != NULL)
+        (void)buf_printf(&m, " helo=<%s>", c->helo_name);
+    if (reason != NULL && *reason != '\0')
+        (void)buf_printf(&m, ": %s", reason);
+    log_info("%s", buf_str(&m));
+    buf_free(&m);
+}
+
+/* cl_apply - carry out one verdict for line (len bytes, without its
+   LF; lf: it had one). 1 the line is dropped, 0 it is written, -1 */
+static int cl_apply(cleanup_t *c, const struct content_verdict *v,
+                    const char *where, const char *line, size_t len,
+                    bool lf)
+{
+    buf_t r = BUF_INIT;
+    int ret = 0;
+
+    switch (v->action) {
+    case CC_DUNNO:
+        break;
+    case CC_REJECT:
+        (void)buf_printf(&r, "%s %s", v->dsn,
+                         *v->text ? v->text : CLEANUP_REJECT_TEXT);
+        cl_log_action(c, "reject", where, line, len, buf_str(&r));
+        cl_set_text(c, buf_str(&r));
+        c->reject_code = v->code;
+        cl_void(c, CLEANUP_REJECTED);
+        ret = 1;
+        break;
+    case CC_DISCARD:
+        cl_log_action(c, "discard", where, line, len, v->text);
+        cl_set_text(c, v->text);
+        cl_void(c, CLEANUP_DISCARDED);
+        ret = 1;
+        break;
+    case CC_HOLD:
+        cl_log_action(c, "hold", where, line, len, v->text);
+        cl_set_text(c, v->text);
+        c->hold = true;
+        break;
+    case CC_WARN:
+        cl_log_action(c, "warning", where, line, len, v->text);
+        break;
+    case CC_IGNORE:
+        ret = 1;
+        break;
+    case CC_REPLACE:
+        cl_log_action(c, "replace", where, line, len, v->text);
+        if (cl_write(c, v->text, strlen(v->text)) < 0
+            || (lf && cl_write(c, "\n", 1) < 0))
+            ret = -1;
+        else
+            ret = 1;
+        break;
+    case CC_PREPEND:
+        cl_log_action(c, "prepend", where, line, len, v->text);
+        if (cl_write(c, v->text, strlen(v->text)) < 0
+            || cl_write(c, "\n", 1) < 0)
+            ret = -1;
+        break;
+    }
+    buf_free(&r);
+    return ret;
+}
+
+/* cl_check - look one header or body line up in maps and apply the
+   result: 1 the line is dropped, 0 it is written, -1 (errno) */
+static int cl_check(cleanup_t *c, maps_t *maps, const char *where,
+                    const char *line, size_t len, bool lf)
+{
+    buf_t key = BUF_INIT, val = BUF_INIT;
+    struct content_verdict v;
+    const char *why;
+    int ret = 0, rc;
+
+    if (buf_append(&key, line, len) < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    for (size_t i = 0; i < key.len; i++)        /* no NUL cuts it short */
+        if (key.data[i] == '\0')
+            key.data[i] = ' ';
+    rc = maps_lookup(maps, buf_str(&key), &val);
+    if (rc < 0) {
+        log_warning("%s: %s_checks: table lookup failed; mail waits",
+                    c->w.qid, where);
+        errno = EIO;
+        ret = -1;
+    } else if (rc > 0) {
+        if (content_check_parse(buf_str(&val), &v, &why) < 0)
+            log_warning("%s: %s_checks: %s in \"%.100s\"; ignored",
+                        c->w.qid, where, why, buf_str(&val));
+        else
+            ret = cl_apply(c, &v, where, line, len, lf);
+    }
+    buf_free(&key);
+    buf_free(&val);
+    return ret;
+}
+
+/* cl_header_check - header_checks on the header in hdr */
+static int cl_header_check(cleanup_t *c)
+{
+    size_t len = c->hdr.len;
+
+    if (c->checks_off || !cl_header_active)
+        return 0;
+    if (len > 0 && c->hdr.data[len - 1] == '\n')
+        len--;
+    return cl_check(c, cl_header_maps, "header", c->hdr.data, len, true);
+}
+
+/* cl_body_line - bline is a complete line (or as long as a piece may
+   get): body_checks, then write it */
+static int cl_body_line(cleanup_t *c)
+{
+    size_t len = c->bline.len;
+    bool lf = len > 0 && c->bline.data[len - 1] == '\n';
+    int rc = 0;
+
+    if (!c->checks_off)
+        rc = cl_check(c, cl_body_maps, "body", c->bline.data,
+                      len - (lf ? 1 : 0), lf);
+    if (rc == 0)
+        rc = cl_write(c, c->bline.data, len);
+    else if (rc > 0)
+        rc = 0;
+    buf_reset(&c->bline);
+    return rc;
+}
+
+/* cl_body_data - body bytes: line by line through body_checks while
+   they look at the body, else straight to the file */
+static int cl_body_data(cleanup_t *c, const char *p, size_t n)
+{
+    size_t max = var_line_length_limit > 0 ? (size_t)var_line_length_limit
+                                           : 2048;
+
+    while (n > 0) {
+        if (c->bline.len == 0
+            && (!cl_body_active || c->checks_off
+                || c->body_seen >= (uint64_t)var_body_checks_size_limit))
+            return cl_write(c, p, n);
+
+        const char *lf = memchr(p, '\n', n);
+        size_t take = lf ? (size_t)(lf - p) + 1 : n;
+        bool done = lf != NULL;
+
+        if (c->bline.len + take > max) {
+            take = max - c->bline.len;
+            done = true;
+        }
+        if (buf_append(&c->bline, p, take) < 0) {
+            errno = ENOMEM;
+            return -1;
+        }
+        c->body_seen += take;
+        p += take;
+        n -= take;
+        if (done && cl_body_line(c) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* cleanup_outcome - what became of the message */
+enum cleanup_outcome cleanup_outcome(const cleanup_t *c, int *code_r,
+                                     const char **text_r)
+{
+    enum cleanup_outcome o = c->outcome;
+
+    if (o == CLEANUP_QUEUED
+        && (c->hold || strcmp(c->w.queue, QUEUE_HOLD) == 0))
+        o = CLEANUP_HELD;
+    if (code_r != NULL)
+        *code_r = o == CLEANUP_REJECTED ? c->reject_code : 0;
+    if (text_r != NULL)
+        *text_r = c->outcome_text ? c->outcome_text : "";
+    return o;
+}
+
+/* cleanup_hold - commit into hold/ */
+void cleanup_hold(cleanup_t *c, const char *reason)
+{
+    c->hold = true;
+    if (reason != NULL && c->outcome == CLEANUP_QUEUED)
+        cl_set_text(c, reason);
+}
+
 /* cl_name_len - length of the "field-name" when the line starting at
    p is "field-name:", else 0 */
 static size_t cl_name_len(const char *p, size_t n)
@@ -351,10 +671,18 @@ static int cl_header_flush(cleanup_t *c)
 {
     bool truncated = c->hdr_pass;
     size_t nlen;
+    int rc;
 
     c->hdr_pass = false;
+    c->hdr_drop = false;
     if (truncated || c->hdr.len == 0)
         return 0;                       /* written when it overflowed */
+    if ((rc = cl_header_check(c)) < 0)
+        return -1;
+    if (rc > 0) {                       /* dropped or replaced */
+        buf_reset(&c->hdr);
+        return 0;
+    }
     nlen = cl_name_len(c->hdr.data, c->hdr.len);
     if (nlen == 10 && strncasecmp(c->hdr.data, "message-id", 10) == 0)
         c->have_message_id = true;
@@ -373,8 +701,18 @@ static int cl_header_flush(cleanup_t *c)
    examine and write what we have, pass the rest through */
 static int cl_header_overflow(cleanup_t *c)
 {
-    size_t nlen = cl_name_len(c->hdr.data, c->hdr.len);
+    size_t nlen;
+    int rc;
 
+    if ((rc = cl_header_check(c)) < 0)
+        return -1;
+    c->hdr_pass = true;
+    if (rc > 0) {                       /* its rest goes as well */
+        c->hdr_drop = true;
+        buf_reset(&c->hdr);
+        return 0;
+    }
+    nlen = cl_name_len(c->hdr.data, c->hdr.len);
     if (nlen == 10 && strncasecmp(c->hdr.data, "message-id", 10) == 0)
         c->have_message_id = true;
     else if (nlen == 4 && strncasecmp(c->hdr.data, "date", 4) == 0)
@@ -385,7 +723,6 @@ static int cl_header_overflow(cleanup_t *c)
     if (cl_write(c, c->hdr.data, c->hdr.len) < 0)
         return -1;
     buf_reset(&c->hdr);
-    c->hdr_pass = true;
     return 0;
 }
 
@@ -442,7 +779,7 @@ static int cl_to_body(cleanup_t *c)
 
     if (cl_header_end(c, true) < 0)
         return -1;
-    rc = cl_write(c, c->hdr.data, c->hdr.len);
+    rc = cl_body_data(c, c->hdr.data, c->hdr.len);
     buf_reset(&c->hdr);
     return rc;
 }
@@ -454,6 +791,19 @@ static long cl_header_data(cleanup_t *c, const char *p, size_t n)
     size_t i = 0;
 
     while (i < n && c->state == CL_HEADER) {
+        if (c->bol && c->hdr_total > (uint64_t)var_header_size_limit) {
+            /* Postfix: header info past $header_size_limit starts the
+               body; the empty line keeps readers of the file agreeing */
+            if (cl_header_flush(c) < 0)
+                return -1;
+            log_info("%s: header section longer than %ld bytes: the rest "
+                     "of the message is body", c->w.qid,
+                     var_header_size_limit);
+            if (cl_header_end(c, false) < 0 || cl_write(c, "\n", 1) < 0)
+                return -1;
+            c->bol = false;
+            break;
+        }
         if (c->bol) {
             char ch = p[i];
             bool pending = c->hdr.len > 0 || c->hdr_pass;
@@ -477,8 +827,9 @@ static long cl_header_data(cleanup_t *c, const char *p, size_t n)
         const char *lf = memchr(p + i, '\n', n - i);
         size_t take = lf ? (size_t)(lf - (p + i)) + 1 : n - i;
 
+        c->hdr_total += take;
         if (c->hdr_pass) {
-            if (cl_write(c, p + i, take) < 0)
+            if (!c->hdr_drop && cl_write(c, p + i, take) < 0)
                 return -1;
         } else if (c->hdr.len + take > CLEANUP_HEADER_MAX) {
             size_t room = CLEANUP_HEADER_MAX - c->hdr.len;
@@ -494,7 +845,8 @@ static long cl_header_data(cleanup_t *c, const char *p, size_t n)
                 break;
             }
             if (cl_header_overflow(c) < 0
-                || cl_write(c, p + i + room, take - room) < 0)
+                || (!c->hdr_drop
+                    && cl_write(c, p + i + room, take - room) < 0))
                 return -1;
         } else if (buf_append(&c->hdr, p + i, take) < 0) {
             errno = ENOMEM;
@@ -545,7 +897,7 @@ int cleanup_content(cleanup_t *c, const void *data, size_t n)
         p += used;
         n -= (size_t)used;
     }
-    if (n > 0 && cl_write(c, p, n) < 0)
+    if (n > 0 && cl_body_data(c, p, n) < 0)
         return cl_fail(c);
     return 0;
 }
@@ -570,6 +922,24 @@ int cleanup_commit(cleanup_t *c)
         return cl_fail(c);
     if (c->state == CL_HEADER && cl_content_end(c) < 0)
         return cl_fail(c);
+    if (c->bline.len > 0 && cl_body_line(c) < 0)
+        return cl_fail(c);
+    if (c->voided) {                    /* REJECT or DISCARD */
+        bool rejected = c->outcome == CLEANUP_REJECTED;
+
+        c->state = rejected ? CL_FAILED : CL_DONE;
+        buf_free(&c->hdr);
+        buf_free(&c->bline);
+        if (rejected) {
+            errno = EPERM;
+            return -1;
+        }
+        return 0;
+    }
+    /* HOLD: the temporary file is renamed straight into hold/ (same file
+       system, one rename), never committed into incoming/ first */
+    if (c->hold && strcmp(c->w.queue, QUEUE_HOLD) != 0)
+        str_copy(c->w.queue, QUEUE_HOLD, sizeof(c->w.queue));
     if (queue_writer_commit(&c->w) < 0) {
         int saved = errno;
         c->state = CL_FAILED;           /* the writer removed the file */
@@ -579,6 +949,7 @@ int cleanup_commit(cleanup_t *c)
     }
     c->state = CL_DONE;
     buf_free(&c->hdr);
+    buf_free(&c->bline);
     return 0;
 }
 
@@ -600,8 +971,11 @@ void cleanup_free(cleanup_t *c)
     if (c->state != CL_DONE && c->state != CL_FAILED)
         queue_writer_abort(&c->w);
     buf_free(&c->hdr);
+    buf_free(&c->bline);
     htable_free(c->dups);
     free(c->first_rcpt);
+    free(c->sender);
+    free(c->outcome_text);
     free(c->client_name);
     free(c->client_address);
     free(c->helo_name);

@@ -32,6 +32,25 @@
  *     header (continuation lines included, at most CLEANUP_HEADER_MAX
  *     bytes examined) is offered to the header hook (for
  *     header_checks later); body bytes go straight to the file.
+ *   - the header section also ends once it grew past
+ *     $header_size_limit bytes (as Postfix: at the next line start; an
+ *     empty line is written there and the rest is body, unexamined by
+ *     header checks);
+ *   - header_checks and body_checks ($header_checks, $body_checks;
+ *     actions in content_check.h): each complete header (all its
+ *     lines, embedded LFs kept, without the final LF; at most
+ *     CLEANUP_HEADER_MAX bytes of it) and each body line (without its
+ *     LF, in pieces of at most $line_length_limit bytes, up to
+ *     $body_checks_size_limit bytes of body) is looked up; headers
+ *     cleanup adds itself are not. REJECT and DISCARD throw the file
+ *     away at once and swallow the rest of the content; commit then
+ *     fails with EPERM (REJECT) or returns 0 without a file (DISCARD).
+ *     HOLD (or cleanup_hold(), or cleanup_open(QUEUE_HOLD)) commits
+ *     into hold/ directly. A table that cannot be opened makes
+ *     cleanup_open() fail (EIO, logged), a failed lookup fails the
+ *     message (EIO): mail waits rather than passing unchecked. Actions
+ *     are logged as Postfix does ("QID: reject: header ... from
+ *     CLIENT; from=<> to=<> proto=P helo=<H>: 5.7.1 text").
  *   - CLEANUP_FLAG_RECEIVED: our Received: header, built from the
  *     attributes and the queue ID, in front of the content;
  *   - CLEANUP_FLAG_ADD_MISSING: Message-ID: and Date: when the message
@@ -69,7 +88,8 @@ typedef int (*cleanup_header_fn)(void *ctx, const char *hdr, size_t len,
    byte, or at commit when the content ended in the header section) */
 typedef int (*cleanup_header_end_fn)(void *ctx);
 
-/* a new queue file in queue (QUEUE_INCOMING); NULL with errno */
+/* a new queue file in queue (QUEUE_INCOMING, or QUEUE_HOLD to hold it);
+   NULL with errno (EIO: the content check tables could not be opened) */
 cleanup_t *cleanup_open(const char *queue, unsigned flags);
 const char *cleanup_qid(const cleanup_t *c);
 /* false once the file was discarded (error, limit) or committed */
@@ -99,6 +119,33 @@ int cleanup_commit(cleanup_t *c);
    every later call fails */
 void cleanup_abort(cleanup_t *c);
 void cleanup_free(cleanup_t *c);
+
+/* What became of the message (meaningful after cleanup_commit):
+   CLEANUP_QUEUED  committed into the queue it was opened in
+   CLEANUP_HELD    committed into hold/ (HOLD, cleanup_hold, QUEUE_HOLD)
+   CLEANUP_DISCARDED  DISCARD: commit returned 0, nothing was kept
+   CLEANUP_REJECTED   REJECT: commit failed with EPERM; *code_r is the
+                   SMTP code (550, or 450), *text_r "5.7.1 text"
+   code_r and text_r may be NULL; *text_r is "" when there is none and
+   stays valid until cleanup_free. */
+enum cleanup_outcome {
+    CLEANUP_QUEUED,
+    CLEANUP_HELD,
+    CLEANUP_DISCARDED,
+    CLEANUP_REJECTED,
+};
+enum cleanup_outcome cleanup_outcome(const cleanup_t *c, int *code_r,
+                                     const char **text_r);
+/* commit into hold/ instead of the queue it was opened in (atomically:
+   the file is renamed straight into hold/); reason is for the caller's
+   log, kept as the outcome's text. Before cleanup_commit. */
+void cleanup_hold(cleanup_t *c, const char *reason);
+
+/* (Re)open $header_checks and $body_checks for this process (done by
+   the first cleanup_open, and again by each one after a failure): call
+   it before chroot or a privilege drop. 0, or -1 with *error_r. */
+int cleanup_checks_open(const char **error_r);
+void cleanup_checks_close(void);
 
 /* test clock for the dates cleanup writes (NULL: time(2)) */
 typedef time_t (*cleanup_clock_fn)(void);

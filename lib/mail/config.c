@@ -98,6 +98,11 @@ long var_ipc_timeout;
 long var_daemon_timeout;
 long var_service_throttle_time;
 long var_local_recursion_limit;
+/* content inspection (cleanup) */
+char *var_header_checks;
+char *var_body_checks;
+long var_body_checks_size_limit;
+long var_header_size_limit;
 
 /* --- the table ------------------------------------------------------------ */
 /* _Generic with a single association makes a type mismatch a compile error */
@@ -206,6 +211,15 @@ const struct param_def param_table[] = {
           "SMTP server TLS: none (no STARTTLS, Postfix's default), may (offer STARTTLS; needs smtpd_tls_cert_file) or encrypt (offer it and refuse MAIL, RCPT, DATA and VRFY before it)."),
     P_BOOL(smtpd_tls_wrappermode, "no",
            "TLS from the first byte (implicit TLS, port 465) instead of STARTTLS; for one service via master.conf -o."),
+    /* content inspection (cleanup, for every way into the queue) */
+    P_STR(header_checks, "",
+          "Tables (usually pcre:) that each message header is looked up in; the result is an action as in header_checks(5): REJECT, DISCARD, HOLD, WARN, IGNORE, REPLACE, PREPEND, DUNNO."),
+    P_STR(body_checks, "",
+          "Tables that each line of the message body is looked up in (actions as for header_checks), up to body_checks_size_limit bytes of body."),
+    P_SIZE(body_checks_size_limit, "51200", 0, 1024 * MB_,
+           "How many bytes of a message body body_checks inspect."),
+    P_SIZE(header_size_limit, "102400", 1024, 64 * MB_,
+           "Header section size after which the header ends: the rest of the message is treated as body."),
     /* queue manager */
     P_TIME(queue_run_delay, "300s", 1, DAY_,
            "How often the deferred queue is scanned."),

@@ -111,6 +111,11 @@ extern long var_ipc_timeout;
 extern long var_daemon_timeout;
 extern long var_service_throttle_time;
 extern long var_local_recursion_limit;   /* alias expansion depth */
+/* content inspection (cleanup) */
+extern char *var_header_checks;
+extern char *var_body_checks;
+extern long var_body_checks_size_limit;
+extern long var_header_size_limit;
 
 /* Set every variable to its default (expanding $name in defaults). */
 void config_init_defaults(void);

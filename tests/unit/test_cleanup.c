@@ -6,7 +6,9 @@
  * the size count (the same as smtpdata's), and that every failure and
  * every abort leaves no file. Two tests build a file the way smtpd and
  * local did by hand with queue_writer and check cleanup writes the same
- * bytes. Each test runs in its own mkdtemp spool.
+ * bytes. header_checks/body_checks actions (table-driven, whole and
+ * byte-by-byte content), HOLD from outside, broken tables and
+ * header_size_limit. Each test runs in its own mkdtemp spool.
  */
 #include <check.h>
 
@@ -64,6 +66,7 @@ static void spool_setup(void)
 
 static void spool_teardown(void)
 {
+    cleanup_checks_close();
     cleanup_set_clock(NULL);
     spool_leave();
 }
@@ -528,6 +531,9 @@ START_TEST(test_long_header)
     size_t big = CLEANUP_HEADER_MAX * 2 + 17;
     buf_t in = BUF_INIT, out = BUF_INIT;
 
+    /* the header section as a whole stays within header_size_limit here
+       (test_header_size_limit checks what happens past it) */
+    var_header_size_limit = 8 * CLEANUP_HEADER_MAX;
     for (int kind = 0; kind < 3; kind++) {
         buf_reset(&in);
         if (kind == 0) {
@@ -888,6 +894,328 @@ START_TEST(test_hook_refuses)
 }
 END_TEST
 
+/* ---- header_checks, body_checks, header_size_limit ----------------------- */
+
+/* write the tables (NULL: none) into the spool directory, load main.conf
+   naming them (plus extra), open them */
+static void checks_conf(const char *htable, const char *btable,
+                        const char *extra)
+{
+    buf_t conf = BUF_INIT, err = BUF_INIT;
+    const char *why;
+    char cwd[PATH_MAX];
+
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+    buf_puts(&conf, "myhostname = mx.example\n");
+    for (int i = 0; i < 2; i++) {
+        const char *t = i == 0 ? htable : btable;
+        const char *name = i == 0 ? "header_checks" : "body_checks";
+        if (t == NULL)
+            continue;
+        FILE *fp = fopen(name, "w");
+        ck_assert_ptr_nonnull(fp);
+        ck_assert_int_ge(fputs(t, fp), 0);
+        ck_assert_int_eq(fclose(fp), 0);
+        buf_printf(&conf, "%s = pcre:%s/%s\n", name, cwd, name);
+    }
+    if (extra)
+        buf_puts(&conf, extra);
+    ck_assert_msg(config_load_text(conf.data, conf.len, "main.conf", cwd,
+                                   &err) == 0, "%s", buf_str(&err));
+    ck_assert_msg(cleanup_checks_open(&why) == 0, "%s", why);
+    buf_free(&conf);
+    buf_free(&err);
+}
+
+static size_t queue_count(const char *queue)
+{
+    DIR *d = opendir(queue);
+    struct dirent *e;
+    size_t n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+static const char check_header_table[] =
+    "/^Subject:.*reject-me/        REJECT no thanks\n"
+    "/^Subject:.*reject-plain/     REJECT\n"
+    "/^Subject:.*reject-dsn/       reject 5.7.9 own code\n"
+    "/^Subject:.*reject-temp/      REJECT 4.7.1 later\n"
+    "/^Subject:.*discard-me/       DISCARD into the void\n"
+    "/^Subject:.*hold-me/          HOLD look at it\n"
+    "/^Subject:.*warn-me/          WARN just saying\n"
+    "/^X-Drop:/                    IGNORE\n"
+    "/^X-Old: (.*)/                REPLACE X-New: was $1\n"
+    "/^X-Mark:/                    PREPEND X-Before: yes\n"
+    "/^X-Dunno:/                   DUNNO\n"
+    "/^X-Folded: a\\n\\tb$/        REPLACE X-Folded: matched\n"
+    "/^X-Bogus:/                   FROBNICATE\n"
+    "/^X-Replace-Nothing:/         REPLACE\n";
+
+static const char check_body_table[] =
+    "/^reject body$/               REJECT body says no\n"
+    "/^discard body$/              DISCARD\n"
+    "/^hold body$/                 HOLD\n"
+    "/^drop this line$/            IGNORE\n"
+    "/^old line$/                  REPLACE new line\n"
+    "/^mark line$/                 PREPEND before line\n";
+
+static const struct check_case {
+    const char *in;
+    enum cleanup_outcome outcome;
+    int commit;                 /* cleanup_commit's return */
+    const char *out;            /* the stored content (queued or held) */
+    int code;
+    const char *text;           /* the outcome's text */
+} check_cases[] = {
+    { "Subject: hello\n\nbody\n", CLEANUP_QUEUED, 0,
+      "Subject: hello\n\nbody\n", 0, "" },
+    { "Subject: reject-me\n\nbody\n", CLEANUP_REJECTED, -1, NULL,
+      550, "5.7.1 no thanks" },
+    { "Subject: reject-plain\n\nbody\n", CLEANUP_REJECTED, -1, NULL,
+      550, "5.7.1 message content rejected" },
+    { "Subject: reject-dsn\n\nbody\n", CLEANUP_REJECTED, -1, NULL,
+      550, "5.7.9 own code" },
+    { "Subject: reject-temp\n\nbody\n", CLEANUP_REJECTED, -1, NULL,
+      450, "4.7.1 later" },
+    { "Subject: discard-me\n\nbody\n", CLEANUP_DISCARDED, 0, NULL,
+      0, "into the void" },
+    { "Subject: hold-me\n\nbody\n", CLEANUP_HELD, 0,
+      "Subject: hold-me\n\nbody\n", 0, "look at it" },
+    /* HOLD, then REJECT: rejected */
+    { "Subject: hold-me\nSubject: reject-me\n\nbody\n", CLEANUP_REJECTED,
+      -1, NULL, 550, "5.7.1 no thanks" },
+    { "Subject: warn-me\n\nbody\n", CLEANUP_QUEUED, 0,
+      "Subject: warn-me\n\nbody\n", 0, "" },
+    { "A: 1\nX-Drop: x\n y\nB: 2\n\nbody\n", CLEANUP_QUEUED, 0,
+      "A: 1\nB: 2\n\nbody\n", 0, "" },
+    { "X-Old: value\n\nbody\n", CLEANUP_QUEUED, 0,
+      "X-New: was value\n\nbody\n", 0, "" },
+    { "X-Mark: 1\n\nbody\n", CLEANUP_QUEUED, 0,
+      "X-Before: yes\nX-Mark: 1\n\nbody\n", 0, "" },
+    { "X-Dunno: 1\nSubject: reject-me\n\nbody\n", CLEANUP_REJECTED, -1,
+      NULL, 550, "5.7.1 no thanks" },
+    /* the whole logical header, with its embedded newline */
+    { "X-Folded: a\n\tb\n\nbody\n", CLEANUP_QUEUED, 0,
+      "X-Folded: matched\n\nbody\n", 0, "" },
+    /* unknown action and REPLACE without text: warned, ignored */
+    { "X-Bogus: 1\nX-Replace-Nothing: 2\n\nb\n", CLEANUP_QUEUED, 0,
+      "X-Bogus: 1\nX-Replace-Nothing: 2\n\nb\n", 0, "" },
+    /* a header without the final LF at the end of the content */
+    { "X-Old: end", CLEANUP_QUEUED, 0, "X-New: was end\n", 0, "" },
+    /* body lines; headers are not body and the body is not headers */
+    { "Subject: x\n\nline\nreject body\nmore\n", CLEANUP_REJECTED, -1,
+      NULL, 550, "5.7.1 body says no" },
+    { "Subject: x\n\ndiscard body\n", CLEANUP_DISCARDED, 0, NULL, 0, "" },
+    { "Subject: x\n\nhold body\n", CLEANUP_HELD, 0,
+      "Subject: x\n\nhold body\n", 0, "" },
+    { "Subject: x\n\na\ndrop this line\nold line\nmark line\nz", CLEANUP_QUEUED,
+      0, "Subject: x\n\na\nnew line\nbefore line\nmark line\nz", 0, "" },
+    { "Subject: x\n\nSubject: reject-me\n", CLEANUP_QUEUED, 0,
+      "Subject: x\n\nSubject: reject-me\n", 0, "" },
+    { "X-H: reject body\n\nok\n", CLEANUP_QUEUED, 0,
+      "X-H: reject body\n\nok\n", 0, "" },
+    /* a body that starts without an empty line; a last line without LF */
+    { "Subject: x\nreject body\n", CLEANUP_REJECTED, -1, NULL, 550,
+      "5.7.1 body says no" },
+    { "old line", CLEANUP_QUEUED, 0, "new line", 0, "" },
+};
+
+START_TEST(test_checks)
+{
+    const struct check_case *k = &check_cases[_i];
+    buf_t out = BUF_INIT;
+
+    checks_conf(check_header_table, check_body_table, NULL);
+    for (size_t step = 0; step < 2; step++) {
+        cleanup_t *c = simple_open(0);
+        size_t len = strlen(k->in), chunk = step == 0 ? len : 1;
+        const char *text;
+        int code;
+
+        for (size_t i = 0; i < len; i += chunk)
+            ck_assert_int_eq(cleanup_content(c, k->in + i,
+                             len - i < chunk ? len - i : chunk), 0);
+        ck_assert_int_eq(cleanup_commit(c), k->commit);
+        if (k->commit < 0)
+            ck_assert_int_eq(errno, EPERM);
+        ck_assert_int_eq(cleanup_outcome(c, &code, &text), k->outcome);
+        ck_assert_int_eq(code, k->code);
+        ck_assert_str_eq(text, k->text);
+        ck_assert_uint_eq(queue_count(QUEUE_INCOMING),
+                          k->outcome == CLEANUP_QUEUED ? 1 : 0);
+        ck_assert_uint_eq(queue_count(QUEUE_HOLD),
+                          k->outcome == CLEANUP_HELD ? 1 : 0);
+        if (k->out != NULL) {
+            buf_t path = BUF_INIT;
+            const char *err = NULL;
+            queue_msg_t m;
+            const char *q = k->outcome == CLEANUP_HELD ? QUEUE_HOLD
+                                                       : QUEUE_INCOMING;
+
+            queue_path(q, cleanup_qid(c), &path);
+            int fd = open(buf_str(&path), O_RDONLY);
+            ck_assert_int_ge(fd, 0);
+            ck_assert_msg(queue_file_read(fd, cleanup_qid(c), &m, &err) == 0,
+                          "%s", err);
+            char *p = xmalloc(m.content_len + 1);
+            ck_assert_int_eq(pread(fd, p, m.content_len, m.content_offset),
+                             (ssize_t)m.content_len);
+            p[m.content_len] = '\0';
+            ck_assert_str_eq(p, k->out);
+            free(p);
+            close(fd);
+            ck_assert_int_eq(unlink(buf_str(&path)), 0);
+            queue_msg_free(&m);
+            buf_free(&path);
+        }
+        cleanup_free(c);
+    }
+    buf_free(&out);
+}
+END_TEST
+
+/* HOLD from outside: cleanup_hold(), or a cleanup opened in hold/ */
+START_TEST(test_hold_api)
+{
+    for (int how = 0; how < 2; how++) {
+        cleanup_t *c = cleanup_open(how == 0 ? QUEUE_INCOMING : QUEUE_HOLD, 0);
+        const char *text;
+
+        ck_assert_ptr_nonnull(c);
+        ck_assert_int_eq(cleanup_sender(c, "s@example.org"), 0);
+        ck_assert_int_eq(cleanup_rcpt(c, NULL, "r@example.org"), 0);
+        if (how == 0)
+            cleanup_hold(c, "policy says so");
+        ck_assert_int_eq(cleanup_content(c, "Subject: x\n\nbody\n", 17), 0);
+        ck_assert_int_eq(cleanup_commit(c), 0);
+        ck_assert_int_eq(cleanup_outcome(c, NULL, &text), CLEANUP_HELD);
+        ck_assert_str_eq(text, how == 0 ? "policy says so" : "");
+        ck_assert_uint_eq(queue_count(QUEUE_INCOMING), 0);
+        ck_assert_uint_eq(queue_count(QUEUE_HOLD), 1);
+
+        buf_t path = BUF_INIT;
+        queue_path(QUEUE_HOLD, cleanup_qid(c), &path);
+        ck_assert_int_eq(unlink(buf_str(&path)), 0);
+        buf_free(&path);
+        cleanup_free(c);
+    }
+}
+END_TEST
+
+/* body_checks look at the first body_checks_size_limit bytes only, and
+   at lines in pieces of line_length_limit bytes */
+START_TEST(test_body_checks_limits)
+{
+    buf_t in = BUF_INIT;
+
+    checks_conf(NULL, "/^bad$/ REJECT\n/^x{100}$/ REJECT piece\n",
+                "body_checks_size_limit = 1000\nline_length_limit = 100\n");
+    for (int i = 0; i < 100; i++)
+        buf_puts(&in, "0123456789\n");          /* 1100 bytes of body */
+    buf_puts(&in, "bad\n");
+    cleanup_t *c = simple_open(0);
+    ck_assert_int_eq(cleanup_content(c, "\n", 1), 0);
+    ck_assert_int_eq(cleanup_content(c, in.data, in.len), 0);
+    ck_assert_int_eq(cleanup_commit(c), 0);
+    ck_assert_int_eq(cleanup_outcome(c, NULL, NULL), CLEANUP_QUEUED);
+    cleanup_free(c);
+
+    /* within the limit it is seen */
+    c = simple_open(0);
+    ck_assert_int_eq(cleanup_content(c, "\nok\nbad\n", 8), 0);
+    ck_assert_int_eq(cleanup_commit(c), -1);
+    ck_assert_int_eq(cleanup_outcome(c, NULL, NULL), CLEANUP_REJECTED);
+    cleanup_free(c);
+
+    /* a 250-byte line is checked as pieces of 100 */
+    buf_reset(&in);
+    buf_puts(&in, "\n");
+    for (int i = 0; i < 250; i++)
+        buf_putc(&in, i < 100 ? 'y' : 'x');
+    buf_puts(&in, "\n");
+    c = simple_open(0);
+    ck_assert_int_eq(cleanup_content(c, in.data, in.len), 0);
+    ck_assert_int_eq(cleanup_commit(c), -1);
+    ck_assert_int_eq(cleanup_outcome(c, NULL, NULL), CLEANUP_REJECTED);
+    cleanup_free(c);
+    buf_free(&in);
+}
+END_TEST
+
+/* a table that cannot be compiled: no queue file can be opened (mail
+   waits); a good table again: it can */
+START_TEST(test_checks_broken_table)
+{
+    const char *why;
+
+    checks_conf("/ok/ DUNNO\n", NULL, NULL);
+    FILE *fp = fopen("header_checks", "w");
+    ck_assert_ptr_nonnull(fp);
+    fputs("/(unclosed/ REJECT\n", fp);
+    fclose(fp);
+    ck_assert_int_eq(cleanup_checks_open(&why), -1);
+    ck_assert_ptr_nonnull(strstr(why, "header_checks:"));
+    ck_assert_ptr_nonnull(strstr(why, ":1: regex"));
+    errno = 0;
+    ck_assert_ptr_null(cleanup_open(QUEUE_INCOMING, 0));
+    ck_assert_int_eq(errno, EIO);
+    ck_assert_uint_eq(queue_count(QUEUE_INCOMING), 0);
+    fp = fopen("header_checks", "w");
+    ck_assert_ptr_nonnull(fp);
+    fputs("/ok/ DUNNO\n", fp);
+    fclose(fp);
+    cleanup_t *c = cleanup_open(QUEUE_INCOMING, 0);
+    ck_assert_ptr_nonnull(c);
+    cleanup_free(c);
+}
+END_TEST
+
+/* Postfix: header info past header_size_limit starts the body; an empty
+   line is written there, the rest is body (not header-checked) */
+START_TEST(test_header_size_limit)
+{
+    buf_t in = BUF_INIT, out = BUF_INIT, want = BUF_INIT;
+    queue_msg_t m;
+
+    checks_conf("/^Subject:/ REJECT\n", NULL, "header_size_limit = 1024\n");
+    for (int i = 0; i < 100; i++)
+        buf_printf(&in, "X-H%02d: 0123456789\n", i);   /* 1800 bytes */
+    buf_puts(&in, "Subject: never checked\n\nbody\n");
+    for (size_t step = 0; step < 2; step++) {
+        cleanup_t *c = simple_open(0);
+        size_t chunk = step == 0 ? in.len : 7;
+
+        for (size_t i = 0; i < in.len; i += chunk)
+            ck_assert_int_eq(cleanup_content(c, in.data + i,
+                             in.len - i < chunk ? in.len - i : chunk), 0);
+        ck_assert_int_eq(cleanup_commit(c), 0);
+        read_back(cleanup_qid(c), &m, &out);
+        /* 57 lines of 18 bytes reach 1026 > 1024: the 58th starts the body */
+        buf_reset(&want);
+        buf_append(&want, in.data, 57 * 18);
+        buf_putc(&want, '\n');
+        buf_append(&want, in.data + 57 * 18, in.len - 57 * 18);
+        ck_assert_uint_eq(out.len, want.len);
+        ck_assert(memcmp(out.data, want.data, want.len) == 0);
+        queue_msg_free(&m);
+        buf_t path = BUF_INIT;
+        queue_path(QUEUE_INCOMING, cleanup_qid(c), &path);
+        ck_assert_int_eq(unlink(buf_str(&path)), 0);
+        buf_free(&path);
+        cleanup_free(c);
+    }
+    buf_free(&in);
+    buf_free(&out);
+    buf_free(&want);
+}
+END_TEST
+
 static Suite *cleanup_suite(void)
 {
     Suite *s = suite_create("cleanup");
@@ -913,6 +1241,11 @@ static Suite *cleanup_suite(void)
     tcase_add_test(tc, test_write_failure);
     tcase_add_test(tc, test_open_failure);
     tcase_add_test(tc, test_hook_refuses);
+    tcase_add_loop_test(tc, test_checks, 0, ARRAY_LEN(check_cases));
+    tcase_add_test(tc, test_hold_api);
+    tcase_add_test(tc, test_body_checks_limits);
+    tcase_add_test(tc, test_checks_broken_table);
+    tcase_add_test(tc, test_header_size_limit);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;
