@@ -548,6 +548,11 @@ static void smtpd_pre_init(const char *service, char **args, int nargs)
     if (smtpd_check_init() < 0 || smtpd_anvil_init() < 0)
         log_fatal("bad smtpd policy configuration");
     smtpd_tls_init();
+    /* header_checks/body_checks: compiled now, before any chroot; a bad
+       table is retried by each DATA, which answers 451 meanwhile */
+    const char *why;
+    if (cleanup_checks_open(&why) < 0)
+        log_warning("%s; mail waits until the table is fixed", why);
 }
 
 static void smtpd_pre_exit(void)
@@ -555,6 +560,7 @@ static void smtpd_pre_exit(void)
     smtpd_check_free();
     smtpd_anvil_free();
     smtpd_tls_free();
+    cleanup_checks_close();
 }
 
 int main(int argc, char **argv)
