@@ -203,7 +203,8 @@ static void local_forward_write(const struct local_request *r, struct expansion 
                          r->recipient);
         return;
     }
-    if ((c = cleanup_open(QUEUE_INCOMING, 0)) == NULL) {
+    /* inspected when it arrived: no header/body checks again */
+    if ((c = cleanup_open(QUEUE_INCOMING, CLEANUP_FLAG_NO_CHECKS)) == NULL) {
         local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot create queue file: %m");
         return;
     }

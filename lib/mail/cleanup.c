@@ -80,7 +80,8 @@ struct cleanup {
     /* content check outcome */
     bool voided;                /* REJECT/DISCARD: file gone, content
                                    swallowed until commit */
-    bool checks_off;            /* REJECT/DISCARD: no further checks */
+    bool checks_off;            /* no (further) checks: REJECT/DISCARD,
+                                   or CLEANUP_FLAG_NO_CHECKS */
     bool hold;
     enum cleanup_outcome outcome;
     int reject_code;
@@ -144,7 +145,8 @@ cleanup_t *cleanup_open(const char *queue, unsigned flags)
     cleanup_t *c;
     const char *why;
 
-    if (!cl_checks_loaded && cleanup_checks_open(&why) < 0) {
+    if (!(flags & CLEANUP_FLAG_NO_CHECKS) && !cl_checks_loaded
+        && cleanup_checks_open(&why) < 0) {
         log_warning("%s; mail waits until the table is fixed", why);
         errno = EIO;
         return NULL;
@@ -157,6 +159,7 @@ cleanup_t *cleanup_open(const char *queue, unsigned flags)
         return NULL;
     }
     c->flags = flags;
+    c->checks_off = (flags & CLEANUP_FLAG_NO_CHECKS) != 0;
     c->state = CL_ENVELOPE;
     c->dup_limit = var_duplicate_filter_limit;
     buf_init(&c->hdr, 0);

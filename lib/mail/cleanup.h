@@ -37,7 +37,7 @@
  *     empty line is written there and the rest is body, unexamined by
  *     header checks);
  *   - header_checks and body_checks ($header_checks, $body_checks;
- *     actions in content_check.h): each complete header (all its
+ *     actions in content_check.h; not with CLEANUP_FLAG_NO_CHECKS): each complete header (all its
  *     lines, embedded LFs kept, without the final LF; at most
  *     CLEANUP_HEADER_MAX bytes of it) and each body line (without its
  *     LF, in pieces of at most $line_length_limit bytes, up to
@@ -71,6 +71,10 @@
 
 #define CLEANUP_FLAG_RECEIVED    (1u << 0)  /* prepend our Received: */
 #define CLEANUP_FLAG_ADD_MISSING (1u << 1)  /* Message-ID:, Date: if none */
+/* mail that was inspected when it entered the system (local's forwarded
+   copies; bounces later): no header_checks/body_checks, as Postfix
+   does not inspect internally re-injected mail either */
+#define CLEANUP_FLAG_NO_CHECKS   (1u << 2)
 
 /* longest header (all its lines) examined by hooks and by the
    Message-ID/Date detection; a longer one is written unchanged */

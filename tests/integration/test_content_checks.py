@@ -40,14 +40,16 @@ def message(subject, headers="", body="hello\n"):
 
 class ContentChecks(SharedInstanceTestCase):
     MAIN = {"header_checks": "pcre:$config_directory/header_checks",
-            "body_checks": "pcre:$config_directory/body_checks"}
+            "body_checks": "pcre:$config_directory/body_checks",
+            "header_size_limit": "4096"}
 
     @classmethod
     def setUpClass(cls):
         # the tables must exist before smtpd opens them: write them into
         # the instance's configuration directory before it starts
         from ternlab import Instance
-        cls.inst = Instance(main=cls.MAIN)
+        cls.inst = Instance(main=cls.MAIN, users=("demo", "alice"),
+                            aliases={"staff": "alice, demo"})
         try:
             for name, text in (("header_checks", HEADER_CHECKS),
                                ("body_checks", BODY_CHECKS)):
@@ -58,27 +60,26 @@ class ContentChecks(SharedInstanceTestCase):
             cls.inst.cleanup()
             raise
 
-    def send(self, subject, **kw):
+    def send(self, subject, to=TO, **kw):
         with self.inst.smtp() as s:
             s.ehlo("client.test")
-            return s.sendmail(FROM, [TO], message(subject, **kw))
+            return s.sendmail(FROM, [to], message(subject, **kw))
 
     def refused(self, subject, **kw):
         with self.assertRaises(smtplib.SMTPDataError) as cm:
             self.send(subject, **kw)
         return cm.exception.smtp_code, cm.exception.smtp_error.decode()
 
-    def delivered(self, subject):
-        msgs = self.inst.wait_messages("demo", 1)
+    def delivered(self, subject, user="demo"):
         def find():
-            for m in self.inst.messages("demo"):
+            for m in self.inst.messages(user):
                 if subject_of(m) == subject:
                     return m
             return None
         return wait_for(find, 60, 0.1, "message %r" % subject)
 
     def not_delivered(self, subject):
-        self.inst.wait_quiet()
+        self.inst.wait_quiet(("demo", "alice"))
         got = [subject_of(m) for m in self.inst.messages("demo")]
         self.assertNotIn(subject, got)
 
@@ -151,6 +152,28 @@ class ContentChecks(SharedInstanceTestCase):
         self.delivered("slow")
         with self.inst.smtp() as s:        # the smtpd still answers
             self.assertEqual(s.noop()[0], 250)
+
+
+    def test_forwarded_copy_not_checked_again(self):
+        # local's alias expansion writes a new queue file through cleanup:
+        # it was inspected on arrival, so PREPEND happens once
+        self.send("to the list", to="staff@localhost", headers="X-Mark: 1\n")
+        for user in ("demo", "alice"):
+            m = self.delivered("to the list", user)
+            self.assertEqual(m.count(b"X-Before: yes\n"), 1, m)
+
+    def test_header_size_limit(self):
+        # past header_size_limit (4096 here) the header ends: a Subject
+        # after that is body, never meets header_checks, and an empty
+        # line separates it from the headers
+        filler = "".join("X-Filler-%03d: %s\n" % (i, "x" * 50)
+                         for i in range(100))
+        self.send("big header", headers=filler + "Subject: reject-me\n")
+        m = self.delivered("big header")
+        head, body = m.split(b"\n\n", 1)
+        self.assertIn(b"Subject: reject-me\n", body)
+        self.assertLess(len(head), 4096 + 1000)   # + Received, Return-Path
+        self.assertLogHas(self.inst, "header section longer than 4096 bytes")
 
 
 class BrokenTable(TernTestCase):

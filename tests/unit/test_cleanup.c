@@ -1080,6 +1080,32 @@ START_TEST(test_checks)
 }
 END_TEST
 
+/* CLEANUP_FLAG_NO_CHECKS (local's forwarded copies): no checks, and a
+   broken table does not stop such mail */
+START_TEST(test_no_checks_flag)
+{
+    const char *why;
+
+    checks_conf("/^Subject:/ REJECT\n", "/^body/ REJECT\n", NULL);
+    cleanup_t *c = simple_open(CLEANUP_FLAG_NO_CHECKS);
+    ck_assert_int_eq(cleanup_content(c, "Subject: x\n\nbody\n", 17), 0);
+    ck_assert_int_eq(cleanup_commit(c), 0);
+    ck_assert_int_eq(cleanup_outcome(c, NULL, NULL), CLEANUP_QUEUED);
+    ck_assert_uint_eq(queue_count(QUEUE_INCOMING), 1);
+    cleanup_free(c);
+
+    FILE *fp = fopen("header_checks", "w");
+    ck_assert_ptr_nonnull(fp);
+    fputs("/(/ REJECT\n", fp);
+    fclose(fp);
+    ck_assert_int_eq(cleanup_checks_open(&why), -1);
+    c = simple_open(CLEANUP_FLAG_NO_CHECKS);
+    ck_assert_int_eq(cleanup_commit(c), 0);
+    cleanup_free(c);
+    ck_assert_ptr_null(cleanup_open(QUEUE_INCOMING, 0));
+}
+END_TEST
+
 /* HOLD from outside: cleanup_hold(), or a cleanup opened in hold/ */
 START_TEST(test_hold_api)
 {
@@ -1243,6 +1269,7 @@ static Suite *cleanup_suite(void)
     tcase_add_test(tc, test_hook_refuses);
     tcase_add_loop_test(tc, test_checks, 0, ARRAY_LEN(check_cases));
     tcase_add_test(tc, test_hold_api);
+    tcase_add_test(tc, test_no_checks_flag);
     tcase_add_test(tc, test_body_checks_limits);
     tcase_add_test(tc, test_checks_broken_table);
     tcase_add_test(tc, test_header_size_limit);
