@@ -158,13 +158,12 @@ static void data_commit(struct smtpd_session *s)
 {
     cleanup_t *c = data_cleanup(s);
     const char *qid = cleanup_qid(c);
+    const char *text;
+    int code;
 
     /* The fsync'ing commit runs synchronously in the event loop: other
        sessions of this process wait for it. This is the place to batch
        commits (group fsync) later. */
-    const char *text;
-    int code;
-
     if (cleanup_commit(c) < 0) {
         if (cleanup_outcome(c, &code, &text) == CLEANUP_REJECTED) {
             smtpd_reply(s, "%d %s", code, text);    /* cleanup logged it */
