@@ -794,9 +794,11 @@ static long cl_header_data(cleanup_t *c, const char *p, size_t n)
     size_t i = 0;
 
     while (i < n && c->state == CL_HEADER) {
-        if (c->bol && c->hdr_total > (uint64_t)var_header_size_limit) {
+        if (c->bol && c->hdr_total > (uint64_t)var_header_size_limit
+            && p[i] != '\n') {
             /* Postfix: header info past $header_size_limit starts the
-               body; the empty line keeps readers of the file agreeing */
+               body; the empty line keeps readers of the file agreeing
+               (unless the header section ends here anyway) */
             if (cl_header_flush(c) < 0)
                 return -1;
             log_info("%s: header section longer than %ld bytes: the rest "

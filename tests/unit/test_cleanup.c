@@ -1236,6 +1236,20 @@ START_TEST(test_header_size_limit)
         buf_free(&path);
         cleanup_free(c);
     }
+
+    /* the empty line right after the limit: nothing is added */
+    buf_reset(&in);
+    for (int i = 0; i < 57; i++)
+        buf_printf(&in, "X-H%02d: 0123456789\n", i);
+    buf_puts(&in, "\nbody\n");
+    cleanup_t *c = simple_open(0);
+    ck_assert_int_eq(cleanup_content(c, in.data, in.len), 0);
+    ck_assert_int_eq(cleanup_commit(c), 0);
+    read_back(cleanup_qid(c), &m, &out);
+    ck_assert_uint_eq(out.len, in.len);
+    ck_assert(memcmp(out.data, in.data, in.len) == 0);
+    queue_msg_free(&m);
+    cleanup_free(c);
     buf_free(&in);
     buf_free(&out);
     buf_free(&want);
