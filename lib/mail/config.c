@@ -81,6 +81,11 @@ char *var_smtpd_tls_cert_file;
 char *var_smtpd_tls_key_file;
 char *var_smtpd_tls_security_level;
 bool var_smtpd_tls_wrappermode;
+bool var_smtpd_sasl_auth_enable;
+bool var_smtpd_tls_auth_only;
+bool var_smtpd_sasl_auth_required;
+long var_smtpd_sasl_failure_limit;
+bool var_smtpd_sasl_authenticated_header;
 long var_anvil_rate_time_unit;
 long var_queue_run_delay;
 long var_minimal_backoff_time;
@@ -206,6 +211,16 @@ const struct param_def param_table[] = {
           "SMTP server TLS: none (no STARTTLS, Postfix's default), may (offer STARTTLS; needs smtpd_tls_cert_file) or encrypt (offer it and refuse MAIL, RCPT, DATA and VRFY before it)."),
     P_BOOL(smtpd_tls_wrappermode, "no",
            "TLS from the first byte (implicit TLS, port 465) instead of STARTTLS; for one service via master.conf -o."),
+    P_BOOL(smtpd_sasl_auth_enable, "no",
+           "Offer and accept SMTP AUTH (PLAIN, LOGIN), checked by the auth service; usually for one service via master.conf -o."),
+    P_BOOL(smtpd_tls_auth_only, "yes",
+           "Offer and accept AUTH only in a TLS session (Tern's default; Postfix's is no): PLAIN and LOGIN send the password in clear."),
+    P_BOOL(smtpd_sasl_auth_required, "no",
+           "Tern: refuse MAIL, RCPT and DATA (530 5.7.0) until AUTH succeeded; for submission services."),
+    P_INT(smtpd_sasl_failure_limit, "3", 0, 100000,
+          "Tern: disconnect (421 4.7.0) a client after this many failed AUTH commands in one session (0 means no limit)."),
+    P_BOOL(smtpd_sasl_authenticated_header, "no",
+           "Show the authenticated user name in smtpd's Received: header (\"Authenticated sender: NAME\")."),
     /* queue manager */
     P_TIME(queue_run_delay, "300s", 1, DAY_,
            "How often the deferred queue is scanned."),

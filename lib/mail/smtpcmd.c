@@ -10,6 +10,7 @@ static const char *const verb_names[SMTP_VERB_COUNT] = {
     [SMTP_RCPT] = "rcpt", [SMTP_DATA] = "data", [SMTP_RSET] = "rset",
     [SMTP_NOOP] = "noop", [SMTP_VRFY] = "vrfy", [SMTP_HELP] = "help",
     [SMTP_QUIT] = "quit", [SMTP_STARTTLS] = "starttls",
+    [SMTP_AUTH] = "auth",
     [SMTP_UNKNOWN] = "unknown",
 };
 

@@ -24,6 +24,7 @@ enum smtp_verb {
     SMTP_VRFY,
     SMTP_HELP,
     SMTP_QUIT,
+    SMTP_AUTH,
     SMTP_UNKNOWN,
     SMTP_VERB_COUNT
 };
