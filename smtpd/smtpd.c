@@ -52,8 +52,8 @@ const char *smtpd_proto(const struct smtpd_session *s)
 static const char *smtpd_last_cmd(const struct smtpd_session *s)
 {
     static const char *const upper[SMTP_VERB_COUNT] = {
-        "HELO", "EHLO", "STARTTLS", "MAIL", "RCPT", "DATA", "RSET", "NOOP",
-        "VRFY", "HELP", "QUIT", "AUTH", "UNKNOWN",
+        "HELO", "EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET",
+        "NOOP", "VRFY", "HELP", "QUIT", "UNKNOWN",
     };
 
     if (s->txn.in_data)

@@ -16,6 +16,7 @@ enum smtp_verb {
     SMTP_HELO,
     SMTP_EHLO,
     SMTP_STARTTLS,
+    SMTP_AUTH,
     SMTP_MAIL,
     SMTP_RCPT,
     SMTP_DATA,
@@ -24,7 +25,6 @@ enum smtp_verb {
     SMTP_VRFY,
     SMTP_HELP,
     SMTP_QUIT,
-    SMTP_AUTH,
     SMTP_UNKNOWN,
     SMTP_VERB_COUNT
 };
