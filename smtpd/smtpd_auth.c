@@ -364,8 +364,8 @@ void smtpd_auth_input(struct smtpd_session *s, const char *line, size_t len)
 bool smtpd_auth_cmd(struct smtpd_session *s, const char *arg)
 {
     struct smtpd_auth *a;
-    const char *sp, *init = NULL;
-    size_t mlen;
+    const char *init = NULL;
+    char mech[SMTPCMD_MECH_MAX + 1];
 
     if (!var_smtpd_sasl_auth_enable) {
         smtpd_reply(s, "503 5.5.1 Error: authentication not enabled");
@@ -390,24 +390,17 @@ bool smtpd_auth_cmd(struct smtpd_session *s, const char *arg)
         smtpd_reply(s, "503 5.5.1 Error: MAIL transaction in progress");
         return false;
     }
-    sp = strpbrk(arg, " \t");
-    mlen = sp != NULL ? (size_t)(sp - arg) : strlen(arg);
-    if (sp != NULL) {
-        init = sp + strspn(sp, " \t");
-        if (strpbrk(init, " \t") != NULL)
-            init = "";              /* a third word: a syntax error */
-    }
-    if (mlen == 0 || (init != NULL && *init == '\0')) {
+    if (smtpcmd_auth_arg(arg, mech, sizeof(mech), &init) < 0) {
         smtpd_reply(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
         return false;
     }
     if (s->auth == NULL)
         s->auth = xcalloc(1, sizeof(*s->auth));
     a = s->auth;
-    if (mlen == 5 && strncasecmp(arg, "PLAIN", 5) == 0) {
+    if (strcmp(mech, "PLAIN") == 0) {
         (void)snprintf(a->mech, sizeof(a->mech), "PLAIN");
         a->step = AUTH_STEP_PLAIN;
-    } else if (mlen == 5 && strncasecmp(arg, "LOGIN", 5) == 0) {
+    } else if (strcmp(mech, "LOGIN") == 0) {
         (void)snprintf(a->mech, sizeof(a->mech), "LOGIN");
         a->step = AUTH_STEP_LOGIN_USER;
     } else {

@@ -67,6 +67,37 @@ int smtpcmd_parse(const char *line, size_t len, buf_t *copy,
     return 0;
 }
 
+int smtpcmd_auth_arg(const char *arg, char *mech, size_t size,
+                     const char **initial_r)
+{
+    size_t n = 0;
+    const char *p = arg;
+
+    *initial_r = NULL;
+    if (size <= SMTPCMD_MECH_MAX)
+        return -1;
+    for (; *p != '\0' && !is_blank(*p); p++, n++) {
+        unsigned char c = (unsigned char)*p;
+        if (n >= SMTPCMD_MECH_MAX
+            || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+                 || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return -1;
+        mech[n] = (char)(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+    }
+    mech[n] = '\0';
+    if (n == 0)
+        return -1;
+    while (is_blank(*p))
+        p++;
+    if (*p == '\0')
+        return 0;
+    for (const char *q = p; *q != '\0'; q++)
+        if (is_blank(*q))
+            return -1;
+    *initial_r = p;
+    return 0;
+}
+
 const char *smtpcmd_path_arg(const char *arg, const char *prefix)
 {
     size_t n = strlen(prefix);
