@@ -216,9 +216,9 @@ const struct param_def param_table[] = {
     P_BOOL(smtpd_tls_auth_only, "yes",
            "Offer and accept AUTH only in a TLS session (Tern's default; Postfix's is no): PLAIN and LOGIN send the password in clear."),
     P_BOOL(smtpd_sasl_auth_required, "no",
-           "Tern: refuse MAIL, RCPT and DATA (530 5.7.0) until AUTH succeeded; for submission services."),
+           "Refuse MAIL, RCPT and DATA (530 5.7.0 Authentication required) until AUTH succeeded; for submission services (a Tern parameter, not in Postfix)."),
     P_INT(smtpd_sasl_failure_limit, "3", 0, 100000,
-          "Tern: disconnect (421 4.7.0) a client after this many failed AUTH commands in one session (0 means no limit)."),
+          "Disconnect (421 4.7.0) a client after this many failed AUTH commands in one session (0 means no limit; a Tern parameter, not in Postfix)."),
     P_BOOL(smtpd_sasl_authenticated_header, "no",
            "Show the authenticated user name in smtpd's Received: header (\"Authenticated sender: NAME\")."),
     /* queue manager */
