@@ -409,6 +409,10 @@ bool smtpd_auth_cmd(struct smtpd_session *s, const char *arg)
     }
     if (init != NULL) {
         auth_response(s, init, strlen(init));
+        /* the command line, and so init, is in s->line: it held the
+           credentials */
+        if (s->line.data != NULL)
+            explicit_bzero(s->line.data, s->line.len);
     } else {
         s->auth_exchange = true;
         smtpd_reply(s, "334 %s", a->step == AUTH_STEP_PLAIN ? ""
