@@ -139,6 +139,9 @@ void smtpd_anvil_free(void);
 /* count this connection; false when it is over a limit (logged) */
 bool smtpd_anvil_connect(struct smtpd_session *s);
 void smtpd_anvil_disconnect(struct smtpd_session *s);
+/* one more AUTH command: false when the client is over
+   smtpd_client_auth_rate_limit (logged) */
+bool smtpd_anvil_auth(struct smtpd_session *s);
 
 /* smtpd_tls.c */
 void smtpd_tls_init(void);          /* pre_init, as root */

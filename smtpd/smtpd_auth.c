@@ -394,6 +394,11 @@ bool smtpd_auth_cmd(struct smtpd_session *s, const char *arg)
         smtpd_reply(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
         return false;
     }
+    if (!smtpd_anvil_auth(s)) {
+        smtpd_reply(s, "450 4.7.1 Error: too many AUTH commands from %s",
+                    s->addr);
+        return false;
+    }
     if (s->auth == NULL)
         s->auth = xcalloc(1, sizeof(*s->auth));
     a = s->auth;

@@ -86,6 +86,7 @@ bool var_smtpd_tls_auth_only;
 bool var_smtpd_sasl_auth_required;
 long var_smtpd_sasl_failure_limit;
 bool var_smtpd_sasl_authenticated_header;
+long var_smtpd_client_auth_rate_limit;
 long var_anvil_rate_time_unit;
 long var_queue_run_delay;
 long var_minimal_backoff_time;
@@ -221,6 +222,8 @@ const struct param_def param_table[] = {
           "Disconnect (421 4.7.0) a client after this many failed AUTH commands in one session (0 means no limit; a Tern parameter, not in Postfix)."),
     P_BOOL(smtpd_sasl_authenticated_header, "no",
            "Show the authenticated user name in smtpd's Received: header (\"Authenticated sender: NAME\")."),
+    P_INT(smtpd_client_auth_rate_limit, "0", 0, 1000000,
+          "Most AUTH commands one client address may send per anvil_rate_time_unit, over all smtpd processes of the service (0 means no limit; needs the anvil service)."),
     /* queue manager */
     P_TIME(queue_run_delay, "300s", 1, DAY_,
            "How often the deferred queue is scanned."),

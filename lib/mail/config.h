@@ -100,6 +100,7 @@ extern bool var_smtpd_tls_auth_only;
 extern bool var_smtpd_sasl_auth_required;
 extern long var_smtpd_sasl_failure_limit;
 extern bool var_smtpd_sasl_authenticated_header;
+extern long var_smtpd_client_auth_rate_limit;
 extern long var_anvil_rate_time_unit;
 extern long var_queue_run_delay;
 extern long var_minimal_backoff_time;

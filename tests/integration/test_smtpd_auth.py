@@ -492,5 +492,35 @@ class SmtpdAuthServiceDownTest(TernTestCase):
                          inst.log_text())
 
 
+class SmtpdAuthRateTest(TernTestCase):
+    def test_auth_rate_limit_across_connections(self):
+        port = free_port()
+        inst = self.instance(
+            main={"smtpd_client_auth_rate_limit": "2",
+                  "smtpd_client_event_limit_exceptions": "",
+                  "anvil_rate_time_unit": "3600s",
+                  "smtpd_error_sleep_time": "0"},
+            services_extra="127.0.0.1:%d inet n - n - - smtpd "
+                           "-o smtpd_sasl_auth_enable=yes "
+                           "-o smtpd_tls_auth_only=no\n" % port)
+        inst.start()
+        got = []
+        for _ in range(3):
+            c = SmtpClient(port)
+            self.addCleanup(c.close)
+            c.reply()
+            c.send(b"EHLO client.test\r\n")
+            c.reply()
+            c.send(b"AUTH PLAIN " + plain("demo", "bad").encode() + b"\r\n")
+            got.append(c.reply()[-1])
+            c.close()
+        self.assertTrue(got[0].startswith("535 ") and got[1].startswith("535 "),
+                        got)
+        self.assertEqual(got[2], "450 4.7.1 Error: too many AUTH commands "
+                                 "from 127.0.0.1")
+        self.assertLogHas(inst, "warning: AUTH command rate limit exceeded: "
+                                "3 from unknown[127.0.0.1] for service ")
+
+
 if __name__ == "__main__":
     unittest.main()
