@@ -355,6 +355,10 @@ class SmtpdAuthTest(TernTestCase):
     # --- submission policy -------------------------------------------------------
     def test_submission_requires_auth(self):
         s = self.smtp(self.inst.submission_port)
+        s.ehlo()
+        self.assertFalse(s.has_extn("auth"))
+        self.assertEqual(s.docmd("AUTH", "PLAIN " + plain("demo", self.pw)),
+                         (530, b"5.7.0 Must issue a STARTTLS command first"))
         s.starttls(context=client_context())
         s.ehlo()
         for cmd in ("MAIL FROM:<demo@localhost>", "RCPT TO:<demo@localhost>",
@@ -476,6 +480,10 @@ class SmtpdAuthServiceDownTest(TernTestCase):
                              "-o smtpd_tls_auth_only=no\n" % port)
         inst.edit_master_conf("auth unix - n n - - auth\n", "")
         inst.start()
+        with inst.smtp() as s:          # smtpd_sasl_auth_enable: default no
+            s.ehlo()
+            self.assertFalse(s.has_extn("auth"))
+            self.assertEqual(s.docmd("AUTH PLAIN")[0], 503)
         c = SmtpClient(port)
         self.addCleanup(c.close)
         c.reply()
