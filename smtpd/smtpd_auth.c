@@ -21,7 +21,9 @@
  * Brute force: a 535 is an smtpd error (smtpd_soft_error_limit /
  * smtpd_error_sleep_time / smtpd_hard_error_limit apply), and after
  * smtpd_sasl_failure_limit failed AUTH commands the session ends with
- * 421 4.7.0.
+ * 421 4.7.0; across connections smtpd_client_auth_rate_limit counts
+ * AUTH commands per client in anvil (smtpd_anvil.c, a blocking local
+ * round trip like the connection limits).
  *
  * Security: decoded passwords live on the stack or in the attribute
  * list only until the request is encoded, and are wiped there; the
@@ -35,7 +37,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "mail/auth_proto.h"
 #include "mail/config.h"
@@ -247,7 +248,7 @@ static void auth_submit(struct smtpd_session *s, const char *user,
     s->auth_waiting = true;
 }
 
-/* auth_decode_plain - a PLAIN response (base64, "=" for empty) */
+/* auth_plain - a PLAIN response (base64, "=" for empty) */
 static void auth_plain(struct smtpd_session *s, const char *b64, size_t len)
 {
     struct sasl_plain p;
