@@ -7,8 +7,10 @@
  * smtpd process keeps one connection open and sends
  *   request=connect    ident=ID  -> status=0 count=N rate=M
  *   request=disconnect ident=ID  -> status=0
+ *   request=auth       ident=ID  -> status=0 rate=M
  * count: connections of ID open now, this one included; rate: connects
- * of ID in the current $anvil_rate_time_unit window, this one included.
+ * of ID in the current $anvil_rate_time_unit window, this one included;
+ * for auth, AUTH commands of ID in its own window of the same length.
  * ID is opaque (smtpd sends "SERVICE:ADDRESS").
  *
  * A peer's connections are remembered per peer: when an smtpd process
@@ -48,6 +50,8 @@ struct anvil_entry {
     long count;                 /* open connections, all peers */
     long rate;                  /* connects in the window */
     uint64_t window_start;      /* monotonic msec */
+    long auth_rate;             /* AUTH commands in the auth window */
+    uint64_t auth_start;        /* monotonic msec */
     struct anvil_entry *next;
 };
 
@@ -123,7 +127,8 @@ static void anvil_sweep(ev_loop_t *loop, void *arg)
         while (*pp) {
             struct anvil_entry *e = *pp;
 
-            if (e->count <= 0 && now - e->window_start >= anvil_unit_msec()) {
+            if (e->count <= 0 && now - e->window_start >= anvil_unit_msec()
+                && now - e->auth_start >= anvil_unit_msec()) {
                 *pp = e->next;
                 free(e->ident);
                 free(e);
@@ -181,6 +186,21 @@ static void anvil_connect(struct anvil_peer *p, const char *ident,
     *count = e->count;
 }
 
+/* anvil_auth - one more AUTH command of ident; its count in the window */
+static long anvil_auth(const char *ident)
+{
+    struct anvil_entry *e = anvil_lookup(ident, true);
+    uint64_t now = time_mono_msec();
+
+    if (e == NULL)
+        return 0;
+    if (e->auth_rate == 0 || now - e->auth_start >= anvil_unit_msec()) {
+        e->auth_start = now;
+        e->auth_rate = 0;
+    }
+    return ++e->auth_rate;
+}
+
 /* anvil_disconnect - peer p closed one connection of ident */
 static void anvil_disconnect(struct anvil_peer *p, const char *ident)
 {
@@ -223,6 +243,9 @@ static int anvil_request(struct anvil_peer *p)
         attr_add(&p->reply, "status", "0");
         attr_add_long(&p->reply, "count", count);
         attr_add_long(&p->reply, "rate", rate);
+    } else if (strcmp(req, "auth") == 0) {
+        attr_add(&p->reply, "status", "0");
+        attr_add_long(&p->reply, "rate", anvil_auth(ident));
     } else if (strcmp(req, "disconnect") == 0) {
         anvil_disconnect(p, ident);
         attr_add(&p->reply, "status", "0");

@@ -9,7 +9,9 @@
  * getspnam_r). A user found in the virtual table is checked against that
  * entry only. System users with uid 0, locked or empty hashes ("!",
  * "*", "") and hashes not in the "$id$" form (traditional DES) never
- * authenticate.
+ * authenticate. A name "user@domain" whose domain is one of
+ * $mydestination is looked up as "user" (a mail client's login is often
+ * the address); other domains are looked up whole.
  *
  * Security: every failure path costs one crypt(3): a user that does not
  * exist (or cannot log in) is checked against a dummy hash made at start
@@ -30,6 +32,7 @@
 #include "auth.h"
 #include "mail/config.h"
 #include "mail/dict.h"
+#include "mail/mailuser.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/privs.h"
@@ -203,8 +206,16 @@ enum auth_status auth_passwd_check(const char *user, const char *password,
                                    const char **reason_r)
 {
     enum auth_status st = AUTH_STATUS_FAIL;
+    char local[AUTH_FIELD_MAX + 1];
+    const char *at = strrchr(user, '@');
 
     canon[0] = '\0';
+    if (at != NULL && at != user && mailuser_domain_is_local(at + 1)
+        && (size_t)(at - user) < sizeof(local)) {
+        memcpy(local, user, (size_t)(at - user));
+        local[at - user] = '\0';
+        user = local;
+    }
     if (auth_check_virtual(user, password, canon, size, &st, reason_r))
         return st;
     if (auth_system_on

@@ -2,7 +2,9 @@
  * fuzz_sasl - libFuzzer harness for the SASL codecs: strict base64 must
  * round-trip exactly (one spelling per value), and PLAIN/LOGIN decoders
  * must either fail with a reason or return fields within their limits
- * that re-encode to the same input.
+ * that re-encode to the same input. The input is also parsed as an
+ * AUTH argument (mail/smtpcmd.h), whose initial response goes through
+ * the PLAIN decoder as smtpd would send it.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 
 #include "util/buf.h"
 #include "util/sasl.h"
+#include "mail/smtpcmd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -50,6 +53,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else if (err == NULL) {
             abort();
         }
+    }
+    if (size < 4096 && memchr(s, '\0', size) == NULL) {
+        char *arg = malloc(size + 1), mech[SMTPCMD_MECH_MAX + 1];
+        const char *init = NULL;
+
+        if (arg == NULL)
+            abort();
+        memcpy(arg, s, size);
+        arg[size] = '\0';
+        if (smtpcmd_auth_arg(arg, mech, sizeof(mech), &init) == 0) {
+            if (mech[0] == '\0' || strlen(mech) > SMTPCMD_MECH_MAX
+                || (init != NULL && (init < arg || init > arg + size
+                                     || *init == '\0'
+                                     || strpbrk(init, " \t") != NULL)))
+                abort();
+            if (init != NULL) {
+                err = NULL;
+                if (sasl_plain_decode64(init, strlen(init), &p, &err) < 0
+                    && err == NULL)
+                    abort();
+            }
+        }
+        free(arg);
     }
     sasl_plain_clear(&p);
     buf_free(&dec);

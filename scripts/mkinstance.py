@@ -14,7 +14,9 @@ Layout:
 
 With tls=True (make run) smtpd offers STARTTLS (smtpd_tls_security_level
 = may), and the ports "submission" (587 style: TLS required before mail)
-and "smtps" (465 style: implicit TLS) get their own services.
+and "smtps" (465 style: implicit TLS) get their own services; both offer
+SMTP AUTH and refuse mail until it succeeded (log in as USER or
+USER@localhost with the password in DIR/USER.password).
 
 Run as root, the instance is privileged the way production is: daemons
 drop to the `tern` user, and mailboxes belong to the `ternvmail` user
@@ -137,11 +139,15 @@ def create(directory, build, ports, main_extra=None, services_extra="",
     if cert and ports.get("submission"):
         svc.append("127.0.0.1:%d inet n - n - - smtpd"
                    " -o smtpd_tls_security_level=encrypt"
+                   " -o smtpd_sasl_auth_enable=yes"
+                   " -o smtpd_sasl_auth_required=yes"
                    % ports["submission"])
     if cert and ports.get("smtps"):
         # master's overload reply would be plaintext: close instead
         svc.append("127.0.0.1:%d inet n - n - - smtpd"
                    " -o smtpd_tls_wrappermode=yes -o smtpd_overload_reply="
+                   " -o smtpd_sasl_auth_enable=yes"
+                   " -o smtpd_sasl_auth_required=yes"
                    % ports["smtps"])
     svc.append("qmgr unix n - n 300 1 qmgr")
     svc.append("anvil unix - - n - 1 anvil")

@@ -19,9 +19,10 @@ Tern is starting in the foreground (Ctrl-C stops it). Config: $dir/etc
   Log:              $dir/log/maillog
   Demo login:       demo (or demo@localhost), password in $dir/demo.password:
                     $(cat "$dir/demo.password" 2>/dev/null || echo "(none: remove $dir to recreate)")
-                    (checked by the auth service; SMTP AUTH, POP3 and IMAP use it once they exist)
-  Listening:        SMTP 127.0.0.1:2525 (STARTTLS), submission 127.0.0.1:2587 (TLS required),
-                    SMTPS 127.0.0.1:2465 (implicit TLS); POP3 and IMAP arrive with later releases
+                    (checked by the auth service: SMTP AUTH now, POP3 and IMAP once they exist)
+  Submit as demo:   swaks --server 127.0.0.1:2587 --tls --auth PLAIN --auth-user demo --auth-password "\$(cat $dir/demo.password)" --to demo@localhost
+  Listening:        SMTP 127.0.0.1:2525 (STARTTLS), submission 127.0.0.1:2587 (STARTTLS, then AUTH required),
+                    SMTPS 127.0.0.1:2465 (implicit TLS, AUTH required); POP3 and IMAP arrive with later releases
 
 MSG
 exec "$build/libexec/master" -f -c "$dir/etc"

@@ -35,11 +35,14 @@ static const struct stream_handler smtpd_handler = {
     .on_drain = NULL,
 };
 
-/* smtpd_proto - for Received: and the logs; "S" for TLS (RFC 3848) */
+/* smtpd_proto - for Received: and the logs; "S" for TLS, "A" after
+   AUTH (RFC 3848) */
 const char *smtpd_proto(const struct smtpd_session *s)
 {
     bool tls = s->stream != NULL && stream_tls_active(s->stream);
 
+    if (s->esmtp && s->sasl_username[0] != '\0')
+        return tls ? "ESMTPSA" : "ESMTPA";
     if (s->esmtp)
         return tls ? "ESMTPS" : "ESMTP";
     return tls ? "SMTPS" : "SMTP";
@@ -49,8 +52,8 @@ const char *smtpd_proto(const struct smtpd_session *s)
 static const char *smtpd_last_cmd(const struct smtpd_session *s)
 {
     static const char *const upper[SMTP_VERB_COUNT] = {
-        "HELO", "EHLO", "STARTTLS", "MAIL", "RCPT", "DATA", "RSET", "NOOP",
-        "VRFY", "HELP", "QUIT", "UNKNOWN",
+        "HELO", "EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET",
+        "NOOP", "VRFY", "HELP", "QUIT", "UNKNOWN",
     };
 
     if (s->txn.in_data)
@@ -109,6 +112,7 @@ static void smtpd_session_end(struct smtpd_session *s)
     smtpd_anvil_disconnect(s);     /* before the log line tests wait for */
     log_info("disconnect from %s%s", s->namaddr, buf_str(&counts));
     buf_free(&counts);
+    smtpd_auth_free(s);
     smtpd_txn_reset(s);
     ev_timer_stop(s->loop, &s->idle_timer);
     ev_timer_stop(s->loop, &s->sleep_timer);
@@ -303,12 +307,21 @@ static void smtpd_request_done(struct smtpd_session *s)
 static void smtpd_process(struct smtpd_session *s)
 {
     while (s->stream != NULL && !s->closing && !s->sleeping
-           && !s->tls_starting) {
+           && !s->tls_starting && !s->auth_waiting) {
         const char *line;
         size_t len;
         bool crlf;
         int rc;
 
+        if (s->auth_exchange) {
+            /* a SASL response, never a command */
+            rc = stream_read_line(s->stream, &line, &len, &crlf);
+            if (rc == 0)
+                break;
+            smtpd_auth_input(s, rc < 0 ? NULL : line, rc < 0 ? 0 : len);
+            smtpd_request_done(s);
+            continue;
+        }
         if (s->txn.in_data) {
             if (!smtpd_data_input(s))
                 break;
@@ -329,6 +342,13 @@ static void smtpd_process(struct smtpd_session *s)
         smtpd_line(s, line, len, crlf);
         smtpd_request_done(s);
     }
+}
+
+void smtpd_resume(struct smtpd_session *s)
+{
+    smtpd_request_done(s);
+    smtpd_process(s);
+    smtpd_leave(s);
 }
 
 static void smtpd_on_read(stream_t *st, void *ctx)
@@ -439,6 +459,7 @@ static void smtpd_tls_up(struct smtpd_session *s, const char *error,
                  s->namaddr, what != NULL ? what : "unknown parameters");
         /* RFC 3207 4.2: forget everything the client said in plaintext */
         smtpd_txn_reset(s);
+        smtpd_auth_reset(s);
         s->have_helo = false;
         s->helo[0] = '\0';
         s->esmtp = false;
@@ -553,6 +574,7 @@ static void smtpd_pre_init(const char *service, char **args, int nargs)
     const char *why;
     if (cleanup_checks_open(&why) < 0)
         log_warning("%s; mail waits until the table is fixed", why);
+    smtpd_auth_init();
 }
 
 static void smtpd_pre_exit(void)

@@ -10,6 +10,7 @@
  *   smtpd_check.c  recipient / relay policy
  *   smtpd_anvil.c  client connection count / rate limits (anvil)
  *   smtpd_tls.c    TLS context, STARTTLS, smtpd_tls_security_level
+ *   smtpd_auth.c   AUTH (RFC 4954) via private/auth, smtpd_sasl_auth_required
  */
 #ifndef TERN_SMTPD_H
 #define TERN_SMTPD_H
@@ -85,6 +86,10 @@ struct smtpd_session {
        reject_sender_login_mismatch read it */
     char sasl_username[256];
     char sasl_method[16];          /* "PLAIN", "LOGIN", ... */
+    /* the AUTH exchange (smtpd_auth.c) */
+    struct smtpd_auth *auth;       /* NULL until the first AUTH */
+    bool auth_exchange;            /* 334 sent: lines are SASL responses */
+    bool auth_waiting;             /* private/auth asked: no input now */
 
     bool anvil_counted;            /* anvil holds this connection */
     bool tls_starting;             /* handshake running: no input now */
@@ -134,6 +139,9 @@ void smtpd_anvil_free(void);
 /* count this connection; false when it is over a limit (logged) */
 bool smtpd_anvil_connect(struct smtpd_session *s);
 void smtpd_anvil_disconnect(struct smtpd_session *s);
+/* one more AUTH command: false when the client is over
+   smtpd_client_auth_rate_limit (logged) */
+bool smtpd_anvil_auth(struct smtpd_session *s);
 
 /* smtpd_tls.c */
 void smtpd_tls_init(void);          /* pre_init, as root */
@@ -148,6 +156,27 @@ bool smtpd_tls_starttls(struct smtpd_session *s, const char *arg);
 /* "TLSv1.3 with cipher ... (256/256 bits)", or NULL while plaintext */
 const char *smtpd_tls_info(const struct smtpd_session *s, char *buf,
                            size_t size);
+
+/* smtpd.c, for smtpd_auth.c: an asynchronous answer was handled (the
+   caller did s->busy++ first): restart the request timer, run the
+   buffered input, release s */
+void smtpd_resume(struct smtpd_session *s);
+
+/* smtpd_auth.c: SMTP AUTH (RFC 4954) */
+void smtpd_auth_init(void);         /* pre_init: configuration warnings */
+/* EHLO lists "AUTH PLAIN LOGIN" */
+bool smtpd_auth_offer(const struct smtpd_session *s);
+/* the AUTH command; true never (auth=N counts success when it comes) */
+bool smtpd_auth_cmd(struct smtpd_session *s, const char *arg);
+/* one client response line of a running exchange; line NULL: it was
+   longer than line_length_limit */
+void smtpd_auth_input(struct smtpd_session *s, const char *line, size_t len);
+/* smtpd_sasl_auth_required and not authenticated: replied 530, true */
+bool smtpd_auth_refuse(struct smtpd_session *s);
+/* forget the exchange and the identity (STARTTLS, session end) */
+void smtpd_auth_reset(struct smtpd_session *s);
+/* session end: the exchange, a request in flight, the state */
+void smtpd_auth_free(struct smtpd_session *s);
 
 /* smtpd_check.c */
 int smtpd_check_init(void);

@@ -153,6 +153,37 @@ bool smtpd_anvil_connect(struct smtpd_session *s)
     return ok;
 }
 
+bool smtpd_anvil_auth(struct smtpd_session *s)
+{
+    attr_list_t req, reply;
+    buf_t ident = BUF_INIT;
+    long rate = 0;
+    bool ok = true;
+
+    if (var_smtpd_client_auth_rate_limit <= 0
+        || netlist_match(anvil_exceptions, (const struct sockaddr *)&s->peer))
+        return true;
+    attr_list_init(&req);
+    attr_list_init(&reply);
+    anvil_ident(s, &ident);
+    attr_add(&req, "request", "auth");
+    attr_add(&req, "ident", buf_str(&ident));
+    if (anvil_call(&req, &reply) == 0) {
+        if (attr_get_long(&reply, "rate", 0, LONG_MAX, &rate) < 0) {
+            anvil_drop("reply from", "malformed");
+        } else if (rate > var_smtpd_client_auth_rate_limit) {
+            log_warning("AUTH command rate limit exceeded: %ld from %s for "
+                        "service %s", rate, s->namaddr,
+                        server_service_name());
+            ok = false;
+        }
+    }
+    attr_list_free(&req);
+    attr_list_free(&reply);
+    buf_free(&ident);
+    return ok;
+}
+
 void smtpd_anvil_disconnect(struct smtpd_session *s)
 {
     attr_list_t req, reply;

@@ -100,7 +100,7 @@ int smtpd_check_rcpt(const struct smtpd_session *s, const char *addr,
     addr_split(buf_str(&canon), &local, &domain);
     if (domain[0] == '\0' || mailuser_domain_is_local(domain))
         rc = check_local(addr, local, reply);
-    else if (!netlist_match(check_mynetworks,
+    else if (s->sasl_username[0] == '\0' && !netlist_match(check_mynetworks,
                             (const struct sockaddr *)&s->peer)
              && !check_relay_domain(domain)) {
         (void)buf_printf(reply, "554 5.7.1 <%s>: Relay access denied", addr);

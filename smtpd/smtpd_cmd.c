@@ -49,6 +49,8 @@ static bool cmd_helo(struct smtpd_session *s, const char *arg, bool esmtp)
     smtpd_reply(s, "250-VRFY");
     if (smtpd_tls_offer(s))
         smtpd_reply(s, "250-STARTTLS");
+    if (smtpd_auth_offer(s))
+        smtpd_reply(s, "250-AUTH PLAIN LOGIN");
     smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
     smtpd_reply(s, "250 8BITMIME");
     return true;
@@ -215,14 +217,17 @@ bool smtpd_cmd_dispatch(struct smtpd_session *s, const struct smtp_cmd *cmd)
     case SMTP_EHLO:
         return cmd_helo(s, cmd->arg, true);
     case SMTP_MAIL:
-        return !smtpd_tls_refuse(s) && cmd_mail(s, cmd->arg);
+        return !smtpd_tls_refuse(s) && !smtpd_auth_refuse(s)
+               && cmd_mail(s, cmd->arg);
     case SMTP_RCPT:
-        return !smtpd_tls_refuse(s) && cmd_rcpt(s, cmd->arg);
+        return !smtpd_tls_refuse(s) && !smtpd_auth_refuse(s)
+               && cmd_rcpt(s, cmd->arg);
     case SMTP_DATA:
         /* counted as ok by smtpd_data.c once the message is queued.
            DATA ends a pipelined group (RFC 2920): input after a refused
            DATA is a message body that must not run as commands */
-        if (smtpd_tls_refuse(s) || !cmd_no_arg(s, cmd->arg, "DATA")
+        if (smtpd_tls_refuse(s) || smtpd_auth_refuse(s)
+            || !cmd_no_arg(s, cmd->arg, "DATA")
             || !smtpd_data_begin(s))
             (void)smtpd_pipelining_violation(s, "DATA");
         return false;
@@ -251,6 +256,8 @@ bool smtpd_cmd_dispatch(struct smtpd_session *s, const struct smtp_cmd *cmd)
         return true;
     case SMTP_STARTTLS:
         return smtpd_tls_starttls(s, cmd->arg);
+    case SMTP_AUTH:
+        return smtpd_auth_cmd(s, cmd->arg);
     case SMTP_QUIT:
         smtpd_reply(s, "221 2.0.0 Bye");
         smtpd_close(s);

@@ -76,6 +76,8 @@ static int data_envelope(struct smtpd_session *s, cleanup_t *c)
     char tls[256];
 
     cleanup_set_tls_info(c, smtpd_tls_info(s, tls, sizeof(tls)));
+    if (var_smtpd_sasl_authenticated_header && s->sasl_username[0] != '\0')
+        cleanup_set_auth_info(c, s->sasl_username);
     if (cleanup_sender(c, s->txn.sender) < 0
         || cleanup_attr(c, "client_name", "unknown") < 0
         || cleanup_attr(c, "client_address", s->addr) < 0
@@ -106,7 +108,9 @@ bool smtpd_data_begin(struct smtpd_session *s)
     smtpd_data_abort(s);                /* nothing left from before */
     /* port 25: our Received:, no Message-ID:/Date: added (submission
        will ask for CLEANUP_FLAG_ADD_MISSING) */
-    if ((c = cleanup_open(QUEUE_INCOMING, CLEANUP_FLAG_RECEIVED)) == NULL) {
+    if ((c = cleanup_open(QUEUE_INCOMING, CLEANUP_FLAG_RECEIVED
+                          | (s->sasl_username[0] != '\0'
+                             ? CLEANUP_FLAG_ADD_MISSING : 0u))) == NULL) {
         log_warning("cannot create a queue file in %s: %s", QUEUE_INCOMING,
                     strerror(errno));
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
@@ -115,7 +119,11 @@ bool smtpd_data_begin(struct smtpd_session *s)
     s->txn.cleanup = c;
     if (var_message_size_limit > 0)
         cleanup_set_size_limit(c, (uint64_t)var_message_size_limit);
-    log_info("%s: client=%s", cleanup_qid(c), s->namaddr);
+    if (s->sasl_username[0] != '\0')
+        log_info("%s: client=%s, sasl_method=%s, sasl_username=%s",
+                 cleanup_qid(c), s->namaddr, s->sasl_method, s->sasl_username);
+    else
+        log_info("%s: client=%s", cleanup_qid(c), s->namaddr);
     if (data_envelope(s, c) < 0) {
         data_write_failed(s, "write");
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");

@@ -62,6 +62,7 @@ struct cleanup {
     char *helo_name;
     char *protocol;
     char *tls_info;             /* "(using ...)", NULL without TLS */
+    char *auth_info;            /* authenticated sender, NULL without */
     /* header section */
     buf_t hdr;                  /* the current header, as far as read */
     bool bol;                   /* at the start of a line */
@@ -188,6 +189,14 @@ void cleanup_set_tls_info(cleanup_t *c, const char *info)
 {
     free(c->tls_info);
     c->tls_info = info != NULL ? xstrdup(info) : NULL;
+}
+
+void cleanup_set_auth_info(cleanup_t *c, const char *user)
+{
+    free(c->auth_info);
+    c->auth_info = user != NULL ? xstrdup(user) : NULL;
+    if (c->auth_info != NULL)
+        (void)log_scrub(c->auth_info);
 }
 
 uint64_t cleanup_size(const cleanup_t *c)
@@ -326,6 +335,8 @@ static int cl_received(cleanup_t *c)
                      strchr(addr, ':') ? "IPv6:" : "", addr);
     if (c->tls_info != NULL)
         (void)buf_printf(&h, "\t(using %s)\n", c->tls_info);
+    if (c->auth_info != NULL)
+        (void)buf_printf(&h, "\t(Authenticated sender: %s)\n", c->auth_info);
     (void)buf_printf(&h, "\tby %s (Tern) with %s id %s", var_myhostname,
                      c->protocol ? c->protocol : "unknown", c->w.qid);
     if (c->nrcpts == 1) {
@@ -986,5 +997,6 @@ void cleanup_free(cleanup_t *c)
     free(c->helo_name);
     free(c->protocol);
     free(c->tls_info);
+    free(c->auth_info);
     free(c);
 }

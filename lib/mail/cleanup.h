@@ -103,6 +103,9 @@ void cleanup_set_size_limit(cleanup_t *c, uint64_t limit);
 /* CLEANUP_FLAG_RECEIVED: the client's TLS ("TLSv1.3 with cipher X (256/256
    bits)"), shown as "(using ...)" in our Received:; before the content */
 void cleanup_set_tls_info(cleanup_t *c, const char *info);
+/* CLEANUP_FLAG_RECEIVED: the authenticated sender (SMTP AUTH), shown as
+   "(Authenticated sender: NAME)" in our Received:; before the content */
+void cleanup_set_auth_info(cleanup_t *c, const char *user);
 /* content size so far, counted as described above */
 uint64_t cleanup_size(const cleanup_t *c);
 void cleanup_set_header_hook(cleanup_t *c, cleanup_header_fn header,

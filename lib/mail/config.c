@@ -81,6 +81,12 @@ char *var_smtpd_tls_cert_file;
 char *var_smtpd_tls_key_file;
 char *var_smtpd_tls_security_level;
 bool var_smtpd_tls_wrappermode;
+bool var_smtpd_sasl_auth_enable;
+bool var_smtpd_tls_auth_only;
+bool var_smtpd_sasl_auth_required;
+long var_smtpd_sasl_failure_limit;
+bool var_smtpd_sasl_authenticated_header;
+long var_smtpd_client_auth_rate_limit;
 long var_anvil_rate_time_unit;
 long var_queue_run_delay;
 long var_minimal_backoff_time;
@@ -220,6 +226,18 @@ const struct param_def param_table[] = {
            "How many bytes of a message body body_checks inspect."),
     P_SIZE(header_size_limit, "102400", 1024, 64 * MB_,
            "Header section size after which the header ends: the rest of the message is treated as body."),
+    P_BOOL(smtpd_sasl_auth_enable, "no",
+           "Offer and accept SMTP AUTH (PLAIN, LOGIN), checked by the auth service; usually for one service via master.conf -o."),
+    P_BOOL(smtpd_tls_auth_only, "yes",
+           "Offer and accept AUTH only in a TLS session (Tern's default; Postfix's is no): PLAIN and LOGIN send the password in clear."),
+    P_BOOL(smtpd_sasl_auth_required, "no",
+           "Refuse MAIL, RCPT and DATA (530 5.7.0 Authentication required) until AUTH succeeded; for submission services (a Tern parameter, not in Postfix)."),
+    P_INT(smtpd_sasl_failure_limit, "3", 0, 100000,
+          "Disconnect (421 4.7.0) a client after this many failed AUTH commands in one session (0 means no limit; a Tern parameter, not in Postfix)."),
+    P_BOOL(smtpd_sasl_authenticated_header, "no",
+           "Show the authenticated user name in smtpd's Received: header (\"Authenticated sender: NAME\")."),
+    P_INT(smtpd_client_auth_rate_limit, "0", 0, 1000000,
+          "Most AUTH commands one client address may send per anvil_rate_time_unit, over all smtpd processes of the service (0 means no limit; needs the anvil service)."),
     /* queue manager */
     P_TIME(queue_run_delay, "300s", 1, DAY_,
            "How often the deferred queue is scanned."),

@@ -94,6 +94,13 @@ extern char *var_smtpd_tls_cert_file;
 extern char *var_smtpd_tls_key_file;
 extern char *var_smtpd_tls_security_level;   /* none | may | encrypt */
 extern bool var_smtpd_tls_wrappermode;
+/* SMTP AUTH (smtpd_auth.c) */
+extern bool var_smtpd_sasl_auth_enable;
+extern bool var_smtpd_tls_auth_only;
+extern bool var_smtpd_sasl_auth_required;
+extern long var_smtpd_sasl_failure_limit;
+extern bool var_smtpd_sasl_authenticated_header;
+extern long var_smtpd_client_auth_rate_limit;
 extern long var_anvil_rate_time_unit;
 extern long var_queue_run_delay;
 extern long var_minimal_backoff_time;

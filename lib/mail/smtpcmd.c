@@ -10,6 +10,7 @@ static const char *const verb_names[SMTP_VERB_COUNT] = {
     [SMTP_RCPT] = "rcpt", [SMTP_DATA] = "data", [SMTP_RSET] = "rset",
     [SMTP_NOOP] = "noop", [SMTP_VRFY] = "vrfy", [SMTP_HELP] = "help",
     [SMTP_QUIT] = "quit", [SMTP_STARTTLS] = "starttls",
+    [SMTP_AUTH] = "auth",
     [SMTP_UNKNOWN] = "unknown",
 };
 
@@ -63,6 +64,37 @@ int smtpcmd_parse(const char *line, size_t len, buf_t *copy,
         ;
     copy->data[e] = '\0';
     cmd->arg = copy->data + b;
+    return 0;
+}
+
+int smtpcmd_auth_arg(const char *arg, char *mech, size_t size,
+                     const char **initial_r)
+{
+    size_t n = 0;
+    const char *p = arg;
+
+    *initial_r = NULL;
+    if (size <= SMTPCMD_MECH_MAX)
+        return -1;
+    for (; *p != '\0' && !is_blank(*p); p++, n++) {
+        unsigned char c = (unsigned char)*p;
+        if (n >= SMTPCMD_MECH_MAX
+            || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+                 || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return -1;
+        mech[n] = (char)(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+    }
+    mech[n] = '\0';
+    if (n == 0)
+        return -1;
+    while (is_blank(*p))
+        p++;
+    if (*p == '\0')
+        return 0;
+    for (const char *q = p; *q != '\0'; q++)
+        if (is_blank(*q))
+            return -1;
+    *initial_r = p;
     return 0;
 }
 

@@ -16,6 +16,7 @@ enum smtp_verb {
     SMTP_HELO,
     SMTP_EHLO,
     SMTP_STARTTLS,
+    SMTP_AUTH,
     SMTP_MAIL,
     SMTP_RCPT,
     SMTP_DATA,
@@ -50,5 +51,17 @@ int smtpcmd_parse(const char *line, size_t len, buf_t *copy,
  * returns what follows it with leading spaces skipped, or NULL.
  */
 const char *smtpcmd_path_arg(const char *arg, const char *prefix);
+
+/*
+ * The argument of AUTH (RFC 4954 4): "mechanism [SP initial-response]".
+ * A mechanism is 1..SMTPCMD_MECH_MAX of [A-Za-z0-9-_] (RFC 4422 3.1),
+ * copied uppercased into mech (size > SMTPCMD_MECH_MAX). *initial_r is
+ * the initial response as sent ("=" too: decoding it is the SASL side's
+ * business), NULL without one. 0 ok; -1 no mechanism, a bad character
+ * in it, or a third word.
+ */
+#define SMTPCMD_MECH_MAX 20
+int smtpcmd_auth_arg(const char *arg, char *mech, size_t size,
+                     const char **initial_r);
 
 #endif

@@ -60,6 +60,9 @@ static void ac_shut(attr_client_t *c)
         c->fd = -1;
     }
     c->state = AC_CLOSED;
+    /* a request may carry a secret (auth_proto's password) */
+    if (c->out.data != NULL)
+        explicit_bzero(c->out.data, c->out.cap);
     buf_free(&c->out);
     buf_free(&c->in);
 }

@@ -100,6 +100,16 @@ class AuthTest(SharedInstanceTestCase):
         self.assertEqual(r["status"], "ok")
         self.assertEqual(r["user"], "demo")
 
+    def test_address_in_a_local_domain(self):
+        # a mail client's login is often the address: user@$mydestination
+        # is the user; another domain is looked up whole (and unknown)
+        c = self.client()
+        for user in ("demo@localhost", "Demo@LOCALHOST"):
+            r = decode(c.request(user, self.password))
+            self.assertEqual((r["status"], r.get("user")), ("ok", "demo"))
+        r = decode(c.request("demo@example.org", self.password))
+        self.assertEqual(r["status"], "fail")
+
     def test_wrong_and_unknown_look_alike(self):
         c = self.client()
         wrong = c.request("demo", self.password + "x", address="192.0.2.8")

@@ -24,6 +24,12 @@ def client_context():
     return ctx
 
 
+def demo_password(inst):
+    """submission and smtps require AUTH (mkinstance)"""
+    with open(inst.dir + "/demo.password") as f:
+        return f.read().strip()
+
+
 def message(subject):
     return ("From: a@example.org\r\nTo: demo@localhost\r\nSubject: %s\r\n"
             "\r\nbody\r\n" % subject)
@@ -188,11 +194,12 @@ class SmtpdTlsTest(SharedInstanceTestCase):
         s.ehlo()
         self.assertFalse(s.has_extn("starttls"))
         self.assertEqual(s.docmd("STARTTLS")[0], 503)
+        s.login("demo", demo_password(self.inst))
         s.sendmail("a@example.org", ["demo@localhost"], message("over smtps"))
         s.quit()
         m = self.delivered("over smtps")
         self.assertRegex(m, rb"\(using TLSv1\.[23] with cipher [^\n]*\)\n"
-                            rb"\tby \S+ \(Tern\) with ESMTPS id ")
+                            rb"\tby \S+ \(Tern\) with ESMTPSA id ")
 
     def test_smtps_plaintext_client_gets_no_greeting(self):
         c = SmtpClient(self.inst.smtps_port)
@@ -210,10 +217,11 @@ class SmtpdTlsTest(SharedInstanceTestCase):
                                                  b"STARTTLS command first"))
         s.starttls(context=client_context())
         s.ehlo()
+        s.login("demo", demo_password(self.inst))
         s.sendmail("a@example.org", ["demo@localhost"],
                    message("over submission"))
         s.quit()
-        self.assertIn(b"with ESMTPS id ", self.delivered("over submission"))
+        self.assertIn(b"with ESMTPSA id ", self.delivered("over submission"))
 
     @unittest.skipUnless(shutil.which("swaks"), "skipped: needs swaks")
     def test_swaks_tls(self):

@@ -34,6 +34,8 @@ static const struct cmd_case cases[] = {
     { S("  QUIT"), 0, SMTP_QUIT, "" },
     { S("starttls"), 0, SMTP_STARTTLS, "" },
     { S("STARTTLS x"), 0, SMTP_STARTTLS, "x" },
+    { S("AUTH PLAIN AGRlbW8AeA=="), 0, SMTP_AUTH, "PLAIN AGRlbW8AeA==" },
+    { S("auth login"), 0, SMTP_AUTH, "login" },
     { S("DATAX"), 0, SMTP_UNKNOWN, "" },
     { S("DAT"), 0, SMTP_UNKNOWN, "" },
     { S("MAIL:FROM:<a@b>"), 0, SMTP_UNKNOWN, "" },
@@ -117,10 +119,55 @@ START_TEST(test_path_arg)
 }
 END_TEST
 
+struct auth_case {
+    const char *arg;
+    int rc;
+    const char *mech, *initial;   /* initial NULL: none */
+};
+
+static const struct auth_case auth_cases[] = {
+    { "PLAIN", 0, "PLAIN", NULL },
+    { "plain AGRlbW8AeA==", 0, "PLAIN", "AGRlbW8AeA==" },
+    { "LOGIN =", 0, "LOGIN", "=" },
+    { "Login\t \tZGVtbw==", 0, "LOGIN", "ZGVtbw==" },
+    { "CRAM-MD5", 0, "CRAM-MD5", NULL },
+    { "SCRAM-SHA-256_X", 0, "SCRAM-SHA-256_X", NULL },
+    { "ABCDEFGHIJKLMNOPQRST", 0, "ABCDEFGHIJKLMNOPQRST", NULL },  /* 20 */
+    { "ABCDEFGHIJKLMNOPQRSTU", -1, NULL, NULL },                  /* 21 */
+    { "", -1, NULL, NULL },
+    { "PLAIN a b", -1, NULL, NULL },
+    { "PLAIN a\tb", -1, NULL, NULL },
+    { "PL*AIN", -1, NULL, NULL },
+    { "PLAIN\x80", -1, NULL, NULL },
+    { "PL.AIN x", -1, NULL, NULL },
+};
+
+START_TEST(test_auth_arg)
+{
+    const struct auth_case *c = &auth_cases[_i];
+    char mech[SMTPCMD_MECH_MAX + 1];
+    const char *init = "unset";
+
+    ck_assert_int_eq(smtpcmd_auth_arg(c->arg, mech, sizeof(mech), &init),
+                     c->rc);
+    if (c->rc == 0) {
+        ck_assert_str_eq(mech, c->mech);
+        if (c->initial == NULL)
+            ck_assert_ptr_null(init);
+        else
+            ck_assert_str_eq(init, c->initial);
+    }
+    /* a buffer too small for the longest mechanism is refused */
+    ck_assert_int_eq(smtpcmd_auth_arg("PLAIN", mech, SMTPCMD_MECH_MAX,
+                                      &init), -1);
+}
+END_TEST
+
 START_TEST(test_names)
 {
     ck_assert_str_eq(smtpcmd_name(SMTP_EHLO), "ehlo");
     ck_assert_str_eq(smtpcmd_name(SMTP_QUIT), "quit");
+    ck_assert_str_eq(smtpcmd_name(SMTP_AUTH), "auth");
     ck_assert_str_eq(smtpcmd_name(SMTP_VERB_COUNT), "unknown");
 }
 END_TEST
@@ -133,6 +180,8 @@ int main(void)
     tcase_add_loop_test(tc, test_parse, 0, sizeof(cases) / sizeof(cases[0]));
     tcase_add_loop_test(tc, test_path_arg, 0,
                         sizeof(path_cases) / sizeof(path_cases[0]));
+    tcase_add_loop_test(tc, test_auth_arg, 0,
+                        sizeof(auth_cases) / sizeof(auth_cases[0]));
     tcase_add_test(tc, test_overlong);
     tcase_add_test(tc, test_names);
     suite_add_tcase(s, tc);

@@ -1,0 +1,534 @@
+"""test_smtpd_auth - SMTP AUTH (RFC 4954) in smtpd against a live instance
+made like `make run`: PLAIN and LOGIN checked by the auth service, every
+reply of the exchange, Postfix's failure log line (read with fail2ban's
+postfix filter regex), the failure limits, the submission policy
+(smtpd_sasl_auth_required, relaying after AUTH), the Received: trace, and
+real clients (swaks, msmtp) on the submission and smtps ports.
+
+Ports of the shared instance:
+  smtp_port        STARTTLS may, AUTH enabled: offered only after TLS
+                   (smtpd_tls_auth_only's default)
+  submission_port  TLS required, AUTH required (mkinstance)
+  smtps_port       implicit TLS, AUTH required (mkinstance)
+  plain            AUTH without TLS (smtpd_tls_auth_only=no), not required
+  required         like plain, AUTH required
+  off              AUTH disabled
+  errlimit         no AUTH failure limit, smtpd_hard_error_limit=3
+"""
+import base64
+import os
+import re
+import shutil
+import smtplib
+import ssl
+import subprocess
+import tempfile
+import unittest
+
+from ternlab import (WAIT, Instance, SmtpClient, TernTestCase, free_port,
+                     wait_for)
+
+HAVE_OPENSSL = shutil.which("openssl") is not None
+
+# fail2ban's filter.d/postfix.conf: mdpr-auth "warning:" is the prefix,
+# mdre-auth the rest ((?i) moved into a group: Python wants global flags
+# first; _port is "(?::\d+)?")
+FAIL2BAN_AUTH = re.compile(
+    r"warning: (?P<content>[^[]*\[(?P<host>[^\]]+)\](?::\d+)?: SASL "
+    r"(?i:LOGIN|PLAIN|(?:CRAM|DIGEST)-MD5) authentication failed:"
+    r"(?! Connection lost to authentication server"
+    r"| Invalid authentication mechanism).*)$")
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def plain(user, password, authzid=""):
+    return b64(("%s\0%s\0%s" % (authzid, user, password)).encode())
+
+
+def client_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def message(subject, headers=True):
+    extra = ("Date: Tue, 1 Dec 2026 12:00:00 +0000\r\n"
+             "Message-ID: <%s@client.test>\r\n" % subject.replace(" ", "-")
+             if headers else "")
+    return ("From: demo@localhost\r\nTo: demo@localhost\r\n%s"
+            "Subject: %s\r\n\r\nbody\r\n" % (extra, subject))
+
+
+@unittest.skipUnless(HAVE_OPENSSL, "skipped: needs the openssl command")
+class SmtpdAuthTest(TernTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.ports = {n: free_port() for n in
+                     ("plain", "required", "off", "errlimit")}
+        common = " -o smtpd_sasl_auth_enable=yes -o smtpd_tls_auth_only=no"
+        extra = "".join([
+            "127.0.0.1:%d inet n - n - - smtpd%s\n"
+            % (cls.ports["plain"], common),
+            "127.0.0.1:%d inet n - n - - smtpd%s"
+            " -o smtpd_sasl_auth_required=yes\n"
+            % (cls.ports["required"], common),
+            "127.0.0.1:%d inet n - n - - smtpd"
+            " -o smtpd_sasl_auth_enable=no\n" % cls.ports["off"],
+            "127.0.0.1:%d inet n - n - - smtpd%s"
+            " -o smtpd_sasl_failure_limit=0 -o smtpd_hard_error_limit=3\n"
+            % (cls.ports["errlimit"], common),
+        ])
+        # loopback outside mynetworks: relaying needs AUTH
+        cls.inst = Instance(main={"smtpd_error_sleep_time": "0",
+                                  "mynetworks": "192.0.2.0/24",
+                                  "smtpd_sasl_auth_enable": "yes",
+                                  "smtpd_sasl_authenticated_header": "yes"},
+                            services_extra=extra, tls=True)
+        try:
+            cls.inst.start()
+        except Exception:
+            cls.inst.cleanup()
+            raise
+        with open(os.path.join(cls.inst.dir, "demo.password")) as f:
+            cls.pw = f.read().strip()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.inst.cleanup()
+
+    # --- helpers ----------------------------------------------------------
+    def raw(self, port="plain"):
+        c = SmtpClient(self.ports[port])
+        self.addCleanup(c.close)
+        self.assertTrue(c.reply()[0].startswith("220 "))
+        c.send(b"EHLO client.test\r\n")
+        c.ehlo = c.reply()
+        self.assertTrue(c.ehlo[-1].startswith("250 "))
+        return c
+
+    def cmd(self, c, line):
+        c.send(line.encode() + b"\r\n")
+        return c.reply()[-1]
+
+    def smtp(self, port, tls=False):
+        if tls:
+            s = smtplib.SMTP_SSL("127.0.0.1", port, "client.test",
+                                 timeout=WAIT, context=client_context())
+        else:
+            s = smtplib.SMTP("127.0.0.1", port, "client.test", timeout=WAIT)
+        self.addCleanup(s.close)
+        return s
+
+    def log_count(self, text):
+        return self.inst.log_text().count(text)
+
+    def delivered(self, subject):
+        def find():
+            for m in self.inst.messages("demo"):
+                if ("Subject: %s\n" % subject).encode() in m:
+                    return m
+            return None
+        return wait_for(find, 60, 0.1, "message %r" % subject)
+
+    # --- advertising --------------------------------------------------------
+    def test_ehlo_without_auth_when_disabled(self):
+        c = self.raw("off")
+        self.assertFalse(any("AUTH" in l for l in c.ehlo))
+        self.assertEqual(self.cmd(c, "AUTH PLAIN " + plain("demo", self.pw)),
+                         "503 5.5.1 Error: authentication not enabled")
+
+    def test_ehlo_offers_auth(self):
+        c = self.raw("plain")
+        self.assertIn("250-AUTH PLAIN LOGIN", c.ehlo)
+
+    def test_tls_auth_only_hides_auth_before_starttls(self):
+        s = self.smtp(self.inst.smtp_port)
+        s.ehlo()
+        self.assertFalse(s.has_extn("auth"))
+        self.assertEqual(s.docmd("AUTH", "PLAIN " + plain("demo", self.pw)),
+                         (538, b"5.7.11 Encryption required for requested "
+                               b"authentication mechanism"))
+        s.starttls(context=client_context())
+        s.ehlo()
+        self.assertEqual(s.esmtp_features.get("auth"), " PLAIN LOGIN")
+        s.login("demo", self.pw)
+
+    def test_not_offered_after_success(self):
+        c = self.raw()
+        self.assertTrue(self.cmd(c, "AUTH PLAIN " + plain("demo", self.pw))
+                        .startswith("235 "))
+        c.send(b"EHLO client.test\r\n")
+        self.assertFalse(any("AUTH" in l for l in c.reply()))
+
+    # --- PLAIN and LOGIN ------------------------------------------------------
+    def test_plain_initial_response(self):
+        c = self.raw()
+        self.assertEqual(self.cmd(c, "AUTH PLAIN " + plain("demo", self.pw)),
+                         "235 2.7.0 Authentication successful")
+
+    def test_plain_with_authzid(self):
+        c = self.raw()
+        self.assertEqual(self.cmd(c, "AUTH PLAIN " +
+                                  plain("demo", self.pw, authzid="demo")),
+                         "235 2.7.0 Authentication successful")
+
+    def test_plain_continuation(self):
+        c = self.raw()
+        self.assertEqual(self.cmd(c, "AUTH PLAIN"), "334 ")
+        self.assertEqual(self.cmd(c, plain("demo", self.pw)),
+                         "235 2.7.0 Authentication successful")
+
+    def test_login(self):
+        c = self.raw()
+        self.assertEqual(self.cmd(c, "auth login"), "334 VXNlcm5hbWU6")
+        self.assertEqual(self.cmd(c, b64(b"demo")), "334 UGFzc3dvcmQ6")
+        self.assertEqual(self.cmd(c, b64(self.pw.encode())),
+                         "235 2.7.0 Authentication successful")
+
+    def test_login_initial_response(self):
+        c = self.raw()
+        self.assertEqual(self.cmd(c, "AUTH LOGIN " + b64(b"demo")),
+                         "334 UGFzc3dvcmQ6")
+        self.assertEqual(self.cmd(c, b64(self.pw.encode())),
+                         "235 2.7.0 Authentication successful")
+
+    def test_login_as_address(self):
+        line = ("client=unknown[127.0.0.1], sasl_method=PLAIN, "
+                "sasl_username=demo\n")
+        before = self.log_count(line)
+        s = self.smtp(self.ports["plain"])
+        s.login("demo@localhost", self.pw)
+        s.sendmail("demo@localhost", ["demo@localhost"],
+                   message("as address"))
+        s.quit()
+        self.delivered("as address")
+        wait_for(lambda: self.log_count(line) > before,
+                 WAIT, 0.1, "queue-ID line with sasl_username=demo")
+
+    def test_empty_initial_response(self):
+        c = self.raw()
+        self.assertEqual(self.cmd(c, "AUTH PLAIN ="),
+                         "535 5.7.8 Error: authentication failed: "
+                         "authentication failure")
+
+    def test_cancel(self):
+        for mech, steps in (("PLAIN", []), ("LOGIN", []),
+                            ("LOGIN", [b64(b"demo")])):
+            c = self.raw()
+            self.assertTrue(self.cmd(c, "AUTH " + mech).startswith("334 "))
+            for line in steps:
+                self.assertTrue(self.cmd(c, line).startswith("334 "))
+            self.assertEqual(self.cmd(c, "*"),
+                             "501 5.7.0 Authentication aborted")
+            # the exchange is over: the next line is a command again
+            self.assertEqual(self.cmd(c, "NOOP"), "250 2.0.0 Ok")
+
+    def test_invalid_base64(self):
+        c = self.raw()
+        self.assertEqual(self.cmd(c, "AUTH PLAIN ZGVt!!!"),
+                         "501 5.5.2 Cannot decode response")
+        self.assertEqual(self.cmd(c, "AUTH PLAIN"), "334 ")
+        self.assertEqual(self.cmd(c, "not base64"),
+                         "501 5.5.2 Cannot decode response")
+        self.assertEqual(self.cmd(c, "AUTH LOGIN"), "334 VXNlcm5hbWU6")
+        self.assertEqual(self.cmd(c, "ZGVtbw"),     # padding missing
+                         "501 5.5.2 Cannot decode response")
+        self.assertEqual(self.cmd(c, "NOOP"), "250 2.0.0 Ok")
+
+    def test_overlong_response(self):
+        c = self.raw()
+        long_b64 = b64(b"x" * 1200)                 # fits a line, not PLAIN
+        self.assertEqual(self.cmd(c, "AUTH PLAIN " + long_b64),
+                         "500 5.5.6 Authentication exchange line is too long")
+        self.assertEqual(self.cmd(c, "AUTH PLAIN"), "334 ")
+        self.assertEqual(self.cmd(c, long_b64),
+                         "500 5.5.6 Authentication exchange line is too long")
+        self.assertEqual(self.cmd(c, "AUTH LOGIN"), "334 VXNlcm5hbWU6")
+        self.assertEqual(self.cmd(c, "A" * 5000),   # over line_length_limit
+                         "500 5.5.6 Authentication exchange line is too long")
+        self.assertEqual(self.cmd(c, "NOOP"), "250 2.0.0 Ok")
+
+    def test_auth_twice(self):
+        c = self.raw()
+        self.assertTrue(self.cmd(c, "AUTH PLAIN " + plain("demo", self.pw))
+                        .startswith("235 "))
+        self.assertEqual(self.cmd(c, "AUTH PLAIN " + plain("demo", self.pw)),
+                         "503 5.5.1 Error: already authenticated")
+
+    def test_auth_in_transaction(self):
+        c = self.raw()
+        self.assertEqual(self.cmd(c, "MAIL FROM:<a@example.org>"),
+                         "250 2.1.0 Ok")
+        self.assertEqual(self.cmd(c, "AUTH PLAIN " + plain("demo", self.pw)),
+                         "503 5.5.1 Error: MAIL transaction in progress")
+
+    def test_auth_before_ehlo(self):
+        c = SmtpClient(self.ports["plain"])
+        self.addCleanup(c.close)
+        c.reply()
+        self.assertEqual(self.cmd(c, "AUTH PLAIN " + plain("demo", self.pw)),
+                         "503 5.5.1 Error: send EHLO first")
+
+    def test_unknown_mechanism(self):
+        c = self.raw()
+        self.assertEqual(self.cmd(c, "AUTH CRAM-MD5"),
+                         "504 5.5.4 Unsupported authentication mechanism")
+        self.assertEqual(self.cmd(c, "AUTH"),
+                         "501 5.5.4 Syntax: AUTH mechanism [initial-response]")
+
+    def test_failure_identical_for_unknown_user(self):
+        got = []
+        for user, pw in (("demo", self.pw + "x"), ("nosuchuser", self.pw)):
+            c = self.raw()
+            got.append(self.cmd(c, "AUTH PLAIN " + plain(user, pw)))
+        self.assertEqual(got[0], "535 5.7.8 Error: authentication failed: "
+                                 "authentication failure")
+        self.assertEqual(got[0], got[1])
+
+    def test_pipelined_after_auth_waits_for_the_answer(self):
+        c = self.raw("required")
+        c.send(("AUTH PLAIN %s\r\nMAIL FROM:<demo@localhost>\r\n"
+                % plain("demo", self.pw)).encode())
+        self.assertEqual(c.replies(2), ["235 2.7.0 Authentication successful",
+                                        "250 2.1.0 Ok"])
+
+    # --- logging ---------------------------------------------------------------
+    def test_failure_log_matches_fail2ban(self):
+        c = self.raw()
+        c.send(b"AUTH PLAIN " + plain("demo", "wrong").encode() + b"\r\n")
+        c.reply()
+        line = "warning: unknown[127.0.0.1]: SASL PLAIN authentication " \
+               "failed: authentication failure"
+        self.assertLogHas(self.inst, line + "\n")
+        smtpd = [l for l in self.inst.log_text().splitlines()
+                 if "/smtpd[" in l and line in l]
+        m = FAIL2BAN_AUTH.search(smtpd[-1])
+        self.assertIsNotNone(m, smtpd[-1])
+        self.assertEqual(m.group("host"), "127.0.0.1")
+
+    def test_auth_service_down_not_counted_by_fail2ban(self):
+        line = ("warning: unknown[127.0.0.1]: SASL PLAIN authentication "
+                "failed: Connection lost to authentication server (x)")
+        self.assertIsNone(FAIL2BAN_AUTH.search(line))
+
+    def test_disconnect_counts_and_after_auth(self):
+        c = self.raw()
+        self.cmd(c, "AUTH PLAIN " + plain("demo", "wrong"))
+        self.cmd(c, "AUTH PLAIN " + plain("demo", self.pw))
+        self.cmd(c, "QUIT")
+        self.assertLogHas(self.inst, " ehlo=1 auth=1/2 quit=1 commands=3/4")
+        c2 = self.raw()
+        self.assertEqual(self.cmd(c2, "AUTH LOGIN"), "334 VXNlcm5hbWU6")
+        c2.close()
+        self.assertLogHas(self.inst, "lost connection after AUTH from "
+                                     "unknown[127.0.0.1]")
+
+    # --- limits -----------------------------------------------------------------
+    def test_failure_limit(self):
+        c = self.raw()
+        for _ in range(2):
+            self.assertTrue(self.cmd(c, "AUTH PLAIN " + plain("demo", "bad"))
+                            .startswith("535 "))
+        c.send(b"AUTH PLAIN " + plain("demo", "bad").encode() + b"\r\n")
+        self.assertTrue(c.reply()[-1].startswith("535 5.7.8 "))
+        self.assertEqual(c.reply()[-1], "421 4.7.0 %s Error: too many failed "
+                         "authentications" % "localhost.localdomain")
+        self.assertTrue(c.closed())
+        self.assertLogHas(self.inst, "too many failed authentications after "
+                                     "AUTH from unknown[127.0.0.1]")
+
+    def test_failures_are_smtpd_errors(self):
+        c = self.raw("errlimit")
+        for _ in range(2):
+            self.assertTrue(self.cmd(c, "AUTH PLAIN " + plain("demo", "bad"))
+                            .startswith("535 "))
+        c.send(b"AUTH PLAIN " + plain("demo", "bad").encode() + b"\r\n")
+        self.assertTrue(c.reply()[-1].startswith("535 "))
+        self.assertEqual(c.reply()[-1], "421 4.7.0 localhost.localdomain "
+                                        "Error: too many errors")
+        self.assertTrue(c.closed())
+
+    # --- submission policy -------------------------------------------------------
+    def test_submission_requires_auth(self):
+        s = self.smtp(self.inst.submission_port)
+        s.ehlo()
+        self.assertFalse(s.has_extn("auth"))
+        self.assertEqual(s.docmd("AUTH", "PLAIN " + plain("demo", self.pw)),
+                         (530, b"5.7.0 Must issue a STARTTLS command first"))
+        s.starttls(context=client_context())
+        s.ehlo()
+        for cmd in ("MAIL FROM:<demo@localhost>", "RCPT TO:<demo@localhost>",
+                    "DATA"):
+            self.assertEqual(s.docmd(cmd),
+                             (530, b"5.7.0 Authentication required"))
+        s.login("demo", self.pw)
+        self.assertEqual(s.docmd("MAIL FROM:<demo@localhost>")[0], 250)
+
+    def test_smtps_requires_auth(self):
+        s = self.smtp(self.inst.smtps_port, tls=True)
+        s.ehlo()
+        self.assertEqual(s.docmd("MAIL FROM:<demo@localhost>"),
+                         (530, b"5.7.0 Authentication required"))
+
+    def test_relay_after_auth(self):
+        c = self.raw()
+        self.assertEqual(self.cmd(c, "MAIL FROM:<demo@localhost>"),
+                         "250 2.1.0 Ok")
+        self.assertEqual(self.cmd(c, "RCPT TO:<someone@example.net>"),
+                         "554 5.7.1 <someone@example.net>: Relay access denied")
+        self.assertEqual(self.cmd(c, "RSET"), "250 2.0.0 Ok")
+        self.assertTrue(self.cmd(c, "AUTH PLAIN " + plain("demo", self.pw))
+                        .startswith("235 "))
+        self.assertEqual(self.cmd(c, "MAIL FROM:<demo@localhost>"),
+                         "250 2.1.0 Ok")
+        self.assertEqual(self.cmd(c, "RCPT TO:<someone@example.net>"),
+                         "250 2.1.5 Ok")
+        self.assertEqual(self.cmd(c, "RSET"), "250 2.0.0 Ok")
+
+    def test_starttls_forgets_auth(self):
+        s = self.smtp(self.ports["plain"])
+        s.login("demo", self.pw)
+        s.starttls(context=client_context())
+        s.ehlo()
+        self.assertTrue(s.has_extn("auth"))
+        s.docmd("MAIL FROM:<demo@localhost>")
+        self.assertEqual(s.docmd("RCPT TO:<someone@example.net>")[0], 554)
+
+    # --- trace --------------------------------------------------------------------
+    def test_submission_delivers_with_trace(self):
+        s = self.smtp(self.inst.submission_port)
+        s.starttls(context=client_context())
+        s.login("demo", self.pw)
+        s.sendmail("demo@localhost", ["demo@localhost"],
+                   message("submitted", headers=False))
+        s.quit()
+        m = self.delivered("submitted")
+        self.assertRegex(m, rb"\t\(Authenticated sender: demo\)\n"
+                            rb"\tby \S+ \(Tern\) with ESMTPSA id ")
+        self.assertRegex(m, rb"\nMessage-ID: <[^>\n]+>\n")
+        self.assertRegex(m, rb"\nDate: [^\n]+\n")
+        self.assertRegex(self.inst.log_text(),
+                         r": client=unknown\[127\.0\.0\.1\], "
+                         r"sasl_method=PLAIN, sasl_username=demo\n")
+
+    def test_port25_message_gets_no_message_id(self):
+        s = self.smtp(self.ports["plain"])
+        s.sendmail("a@example.org", ["demo@localhost"],
+                   "Subject: unauthenticated\r\n\r\nbody\r\n")
+        s.quit()
+        m = self.delivered("unauthenticated")
+        self.assertNotIn(b"Message-ID:", m)
+        self.assertNotIn(b"Authenticated sender", m)
+        self.assertIn(b" with ESMTP id ", m)
+
+    # --- real clients ---------------------------------------------------------------
+    @unittest.skipUnless(shutil.which("swaks"), "skipped: needs swaks")
+    def test_swaks_auth(self):
+        support = subprocess.run(["swaks", "--support"], capture_output=True,
+                                 text=True).stdout
+        if "TLS not available" in support:
+            self.skipTest("skipped: swaks without TLS (Net::SSLeay)")
+        r = subprocess.run(["swaks", "--server", "127.0.0.1:%d"
+                            % self.inst.submission_port, "--tls",
+                            "--auth", "PLAIN", "--auth-user", "demo",
+                            "--auth-password", self.pw, "--to",
+                            "demo@localhost", "--from", "demo@localhost",
+                            "--helo", "client.test",
+                            "--header", "Subject: swaks auth"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(b"with ESMTPSA id ", self.delivered("swaks auth"))
+
+    def msmtp(self, port, tls_mode, subject):
+        d = tempfile.mkdtemp(prefix="tern-msmtp-")
+        self.addCleanup(shutil.rmtree, d, True)
+        rc = os.path.join(d, "msmtprc")
+        with open(rc, "w") as f:
+            f.write("account default\nhost 127.0.0.1\nport %d\n"
+                    "auth on\nuser demo\npassword %s\nfrom demo@localhost\n"
+                    "tls on\ntls_starttls %s\ntls_certcheck off\n"
+                    "logfile %s\n" % (port, self.pw, tls_mode,
+                                      os.path.join(d, "log")))
+        os.chmod(rc, 0o600)
+        r = subprocess.run(["msmtp", "-C", rc, "demo@localhost"],
+                           input=message(subject), capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return self.delivered(subject)
+
+    @unittest.skipUnless(shutil.which("msmtp"), "skipped: needs msmtp")
+    def test_msmtp_submission_starttls(self):
+        m = self.msmtp(self.inst.submission_port, "on", "msmtp starttls")
+        self.assertIn(b"with ESMTPSA id ", m)
+
+    @unittest.skipUnless(shutil.which("msmtp"), "skipped: needs msmtp")
+    def test_msmtp_smtps(self):
+        m = self.msmtp(self.inst.smtps_port, "off", "msmtp smtps")
+        self.assertIn(b"with ESMTPSA id ", m)
+
+
+@unittest.skipUnless(HAVE_OPENSSL, "skipped: needs the openssl command")
+class SmtpdAuthServiceDownTest(TernTestCase):
+    def test_tempfail_when_auth_is_down(self):
+        port = free_port()
+        inst = self.instance(services_extra="127.0.0.1:%d inet n - n - - "
+                             "smtpd -o smtpd_sasl_auth_enable=yes "
+                             "-o smtpd_tls_auth_only=no\n" % port)
+        inst.edit_master_conf("auth unix - n n - - auth\n", "")
+        inst.start()
+        with inst.smtp() as s:          # smtpd_sasl_auth_enable: default no
+            s.ehlo()
+            self.assertFalse(s.has_extn("auth"))
+            self.assertEqual(s.docmd("AUTH PLAIN")[0], 503)
+        c = SmtpClient(port)
+        self.addCleanup(c.close)
+        c.reply()
+        c.send(b"EHLO client.test\r\n")
+        c.reply()
+        c.send(b"AUTH PLAIN " + plain("demo", "x").encode() + b"\r\n")
+        self.assertEqual(c.reply()[-1],
+                         "454 4.7.0 Temporary authentication failure")
+        c.send(b"NOOP\r\n")
+        self.assertEqual(c.reply()[-1], "250 2.0.0 Ok")
+        self.assertLogHas(inst, "SASL PLAIN authentication failed: "
+                                "Connection lost to authentication server")
+        self.assertNotIn("authentication failed: authentication failure",
+                         inst.log_text())
+
+
+class SmtpdAuthRateTest(TernTestCase):
+    def test_auth_rate_limit_across_connections(self):
+        port = free_port()
+        inst = self.instance(
+            main={"smtpd_client_auth_rate_limit": "2",
+                  "smtpd_client_event_limit_exceptions": "",
+                  "anvil_rate_time_unit": "3600s",
+                  "smtpd_error_sleep_time": "0"},
+            services_extra="127.0.0.1:%d inet n - n - - smtpd "
+                           "-o smtpd_sasl_auth_enable=yes "
+                           "-o smtpd_tls_auth_only=no\n" % port)
+        inst.start()
+        got = []
+        for _ in range(3):
+            c = SmtpClient(port)
+            self.addCleanup(c.close)
+            c.reply()
+            c.send(b"EHLO client.test\r\n")
+            c.reply()
+            c.send(b"AUTH PLAIN " + plain("demo", "bad").encode() + b"\r\n")
+            got.append(c.reply()[-1])
+            c.close()
+        self.assertTrue(got[0].startswith("535 ") and got[1].startswith("535 "),
+                        got)
+        self.assertEqual(got[2], "450 4.7.1 Error: too many AUTH commands "
+                                 "from 127.0.0.1")
+        self.assertLogHas(inst, "warning: AUTH command rate limit exceeded: "
+                                "3 from unknown[127.0.0.1] for service ")
+
+
+if __name__ == "__main__":
+    unittest.main()
