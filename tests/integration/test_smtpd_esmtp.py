@@ -397,5 +397,29 @@ class ShutdownTest(TernTestCase):
                       inst.log_text())
 
 
+class BdatDeadlineTest(TernTestCase):
+    """A BDAT chunk has DATA's deadline: a client that stops sending in
+    the middle of a chunk is timed out (the bytes it still owes are not
+    read as commands)."""
+
+    def test_stalled_chunk_times_out(self):
+        inst = self.instance(main=dict(MAIN, smtpd_timeout="2s"))
+        inst.edit_master_conf("qmgr unix n - n 300 1 qmgr\n", "")
+        inst.start()
+        c = SmtpClient(inst.smtp_port)
+        self.addCleanup(c.close)
+        c.reply()
+        c.send(b"EHLO client.test\r\nMAIL FROM:<a@example.org>\r\n"
+               b"RCPT TO:<demo@localhost>\r\nBDAT 100 LAST\r\nQUIT\r\n")
+        c.reply()
+        self.assertEqual([r[:3] for r in c.replies(2)], ["250", "250"])
+        self.assertRegex(c.reply()[-1],
+                         r"^421 4\.4\.2 \S+ Error: timeout exceeded$")
+        self.assertTrue(c.closed())
+        self.assertLogHas(inst, "timeout after BDAT from unknown[127.0.0.1]")
+        inc = os.path.join(inst.spool, "incoming")
+        wait_for(lambda: os.listdir(inc) == [], WAIT, 0.1, "no queue file")
+
+
 if __name__ == "__main__":
     unittest.main()
