@@ -35,6 +35,8 @@ static const struct stream_handler smtpd_handler = {
     .on_drain = NULL,
 };
 
+static struct smtpd_session *smtpd_sessions;   /* every open session */
+
 /* smtpd_proto - for Received: and the logs; "S" for TLS, "A" after
    AUTH (RFC 3848) */
 const char *smtpd_proto(const struct smtpd_session *s)
@@ -53,11 +55,13 @@ static const char *smtpd_last_cmd(const struct smtpd_session *s)
 {
     static const char *const upper[SMTP_VERB_COUNT] = {
         "HELO", "EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET",
-        "NOOP", "VRFY", "HELP", "QUIT", "UNKNOWN",
+        "NOOP", "VRFY", "HELP", "QUIT", "BDAT", "UNKNOWN",
     };
 
     if (s->txn.in_data)
         return "DATA";
+    if (s->txn.bdat_left > 0 || s->txn.bdat_skip > 0)
+        return "BDAT";
     if (!s->any_command)
         return "CONNECT";
     return (unsigned)s->last_verb < SMTP_VERB_COUNT ? upper[s->last_verb]
@@ -96,9 +100,14 @@ void smtpd_txn_reset(struct smtpd_session *s)
     smtpd_data_abort(s);            /* an open queue file, if any */
     free(t->dec);
     free(t->sender);
-    for (size_t i = 0; i < t->nrcpts; i++)
+    for (size_t i = 0; i < t->nrcpts; i++) {
         free(t->rcpts[i]);
+        free(t->rcpt_dsn_orcpt[i]);
+    }
     free(t->rcpts);
+    free(t->rcpt_notify);
+    free(t->rcpt_dsn_orcpt);
+    free(t->dsn_envid);
     memset(t, 0, sizeof(*t));
 }
 
@@ -109,6 +118,12 @@ static void smtpd_session_end(struct smtpd_session *s)
 
     buf_init(&counts, 4096);
     smtpd_counts(s, &counts);
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        smtpd_sessions = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
     smtpd_anvil_disconnect(s);     /* before the log line tests wait for */
     log_info("disconnect from %s%s", s->namaddr, buf_str(&counts));
     buf_free(&counts);
@@ -227,7 +242,16 @@ void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
         s->errors++;
     smtpd_send(s, &r);
     buf_free(&r);
-    if (error && !s->closing && var_smtpd_hard_error_limit > 0
+    if (error)
+        smtpd_error_limit(s);
+}
+
+/* smtpd_error_limit - at smtpd_hard_error_limit: 421 and close */
+void smtpd_error_limit(struct smtpd_session *s)
+{
+    buf_t r;
+
+    if (!s->closing && var_smtpd_hard_error_limit > 0
         && s->errors >= var_smtpd_hard_error_limit) {
         log_info("too many errors after %s from %s", smtpd_last_cmd(s),
                  s->namaddr);
@@ -297,7 +321,7 @@ static void smtpd_request_done(struct smtpd_session *s)
 {
     if (s->stream == NULL || s->closing || s->sleeping)
         return;
-    if (s->txn.in_data)
+    if (s->txn.in_data || smtpd_bdat_active(s))
         smtpd_data_deadline(s, 0);
     else
         smtpd_idle_restart(s);
@@ -326,6 +350,13 @@ static void smtpd_process(struct smtpd_session *s)
             if (!smtpd_data_input(s))
                 break;
             if (!s->txn.in_data)
+                smtpd_request_done(s);
+            continue;
+        }
+        if (smtpd_bdat_active(s)) {
+            if (!smtpd_bdat_input(s))
+                break;
+            if (!smtpd_bdat_active(s))
                 smtpd_request_done(s);
             continue;
         }
@@ -418,7 +449,7 @@ static void smtpd_sleep_done(ev_loop_t *loop, void *arg)
             smtpd_really_close(s);
         } else {
             stream_pause_read(s->stream, false);
-            if (s->txn.in_data)
+            if (s->txn.in_data || smtpd_bdat_active(s))
                 smtpd_data_deadline(s, 0);
             else
                 smtpd_idle_restart(s);
@@ -526,6 +557,10 @@ static void smtpd_connect(ev_loop_t *loop, int fd, const struct sockaddr *peer,
     ev_timer_init(&s->idle_timer, smtpd_idle_expired, s);
     ev_timer_init(&s->sleep_timer, smtpd_sleep_done, s);
     log_info("connect from %s", s->namaddr);
+    s->next = smtpd_sessions;
+    if (smtpd_sessions != NULL)
+        smtpd_sessions->prev = s;
+    smtpd_sessions = s;
     s->stream = stream_new(loop, fd, (size_t)max_line, timeout,
                            &smtpd_handler, s);
     if (s->stream == NULL) {
@@ -553,6 +588,58 @@ static void smtpd_connect(ev_loop_t *loop, int fd, const struct sockaddr *peer,
         smtpd_greet(s);
     }
     smtpd_leave(s);
+}
+
+/* smtpd_shutdown_session - master stops us: "421 4.3.2" and close. A
+   message being received is discarded first (never a 250 without a
+   commit); the client will send it again. Written directly, not through
+   smtpd_reply: an error delay would hold it past our exit. */
+static void smtpd_shutdown_session(struct smtpd_session *s)
+{
+    if (s->stream == NULL || s->closing)
+        return;
+    s->busy++;
+    if (s->tls_starting) {
+        log_info("shutdown during TLS handshake from %s", s->namaddr);
+    } else {
+        bool receiving = s->txn.in_data || smtpd_bdat_active(s)
+                         || s->txn.bdat;
+
+        if (receiving)
+            log_info("%s: shutdown: message from %s discarded",
+                     s->txn.cleanup ? cleanup_qid(s->txn.cleanup) : "NOQUEUE",
+                     s->namaddr);
+        log_info("shutdown: disconnect %s after %s", s->namaddr,
+                 smtpd_last_cmd(s));
+        smtpd_txn_reset(s);
+        if (s->sleeping) {              /* what was held, then the 421 */
+            stream_write(s->stream, s->held.data, s->held.len);
+            buf_reset(&s->held);
+            ev_timer_stop(s->loop, &s->sleep_timer);
+            s->sleeping = false;
+        }
+        stream_printf(s->stream, "421 4.3.2 %s Service shutting down\r\n",
+                      var_myhostname);
+    }
+    smtpd_close(s);
+    smtpd_leave(s);
+}
+
+/* smtpd_stop - SIGTERM: every open session is told and closed. No
+   anvil disconnect requests: anvil releases what this process held when
+   its connection to anvil ends with the process, and a request to an
+   anvil that master is stopping too would wait for its timeout while
+   master's grace period runs out. */
+static void smtpd_stop(void)
+{
+    struct smtpd_session *s, *next;
+
+    for (s = smtpd_sessions; s != NULL; s = s->next)
+        s->anvil_counted = false;
+    for (s = smtpd_sessions; s != NULL; s = next) {
+        next = s->next;                 /* s may be freed below */
+        smtpd_shutdown_session(s);
+    }
 }
 
 static struct server_ops smtpd_ops;
@@ -589,6 +676,7 @@ int main(int argc, char **argv)
 {
     smtpd_ops.pre_init = smtpd_pre_init;
     smtpd_ops.pre_exit = smtpd_pre_exit;
+    smtpd_ops.on_stop = smtpd_stop;
     smtpd_ops.on_connect = smtpd_connect;
     smtpd_ops.client_limit = 100;   /* replaced by smtpd_client_limit */
     return event_server_main(argc, argv, &smtpd_ops);

@@ -7,6 +7,7 @@
  *                  the pipelined command loop
  *   smtpd_cmd.c    HELO ... QUIT
  *   smtpd_data.c   DATA: the queue file through cleanup (envelope, Received:, commit)
+ *   smtpd_bdat.c   BDAT (CHUNKING): the same queue file, counted bytes
  *   smtpd_check.c  recipient / relay policy
  *   smtpd_anvil.c  client connection count / rate limits (anvil)
  *   smtpd_tls.c    TLS context, STARTTLS, smtpd_tls_security_level
@@ -55,6 +56,20 @@ struct smtpd_txn {
     int write_errno;               /* first queue file error, 0 if none */
     uint64_t data_start;           /* monotonic msec of the 354 */
     uint64_t data_bytes;           /* bytes received since */
+
+    /* ESMTP parameters (smtpd_cmd.c) and BDAT (smtpd_bdat.c) */
+    char *dsn_envid;               /* MAIL ENVID, decoded; NULL if none */
+    const char *dsn_ret;           /* MAIL RET: "FULL", "HDRS" or NULL */
+    bool smtputf8;                 /* MAIL SMTPUTF8 */
+    bool requiretls;               /* MAIL REQUIRETLS (TLS sessions only) */
+    bool binarymime;               /* MAIL BODY=BINARYMIME: BDAT only */
+    unsigned *rcpt_notify;         /* per rcpts[i]: QREC_NOTIFY_* or 0 */
+    char **rcpt_dsn_orcpt;         /* per rcpts[i]: "rfc822;a" or NULL */
+    bool bdat;                     /* a BDAT was seen: no DATA now */
+    uint64_t bdat_size;            /* the current chunk's size */
+    uint64_t bdat_left;            /* bytes of the current chunk to store */
+    uint64_t bdat_skip;            /* bytes of a refused chunk to drop */
+    bool bdat_last;                /* the current chunk is the LAST one */
 };
 
 /* One client connection: who the peer is, what it said about itself,
@@ -91,6 +106,11 @@ struct smtpd_session {
     bool auth_exchange;            /* 334 sent: lines are SASL responses */
     bool auth_waiting;             /* private/auth asked: no input now */
 
+    /* limits and shutdown (smtpd_cmd.c, smtpd.c) */
+    long junk_cmds;                /* NOOP, VRFY, RSET since the last message */
+    struct smtpd_session *next;    /* every open session of this process */
+    struct smtpd_session *prev;
+
     bool anvil_counted;            /* anvil holds this connection */
     bool tls_starting;             /* handshake running: no input now */
 
@@ -111,6 +131,8 @@ void smtpd_txn_reset(struct smtpd_session *s);
 void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void smtpd_close(struct smtpd_session *s);
+/* errors reached smtpd_hard_error_limit: say 421 4.7.0, close */
+void smtpd_error_limit(struct smtpd_session *s);
 /* DATA made progress: move its deadline (smtpd_per_request_deadline) */
 void smtpd_data_deadline(struct smtpd_session *s, size_t received);
 const char *smtpd_proto(const struct smtpd_session *s);
@@ -132,6 +154,21 @@ bool smtpd_data_begin(struct smtpd_session *s);
    no input was buffered */
 bool smtpd_data_input(struct smtpd_session *s);
 void smtpd_data_abort(struct smtpd_session *s);
+
+/* smtpd_data.c, shared with smtpd_bdat.c: open the queue file through
+   cleanup and write the envelope (replies 451 and returns false on
+   error); store s->dbuf; the final reply (commit, 250 only after it) */
+bool smtpd_data_open(struct smtpd_session *s);
+void smtpd_data_store(struct smtpd_session *s);
+bool smtpd_data_failing(const struct smtpd_session *s);
+void smtpd_data_finish(struct smtpd_session *s);
+
+/* smtpd_bdat.c: CHUNKING (RFC 3030) */
+bool smtpd_bdat_cmd(struct smtpd_session *s, const char *arg);
+/* a chunk's bytes are being read (no command lines now) */
+bool smtpd_bdat_active(const struct smtpd_session *s);
+/* consume buffered chunk bytes; false when none were buffered */
+bool smtpd_bdat_input(struct smtpd_session *s);
 
 /* smtpd_anvil.c: per-client connection count/rate limits via anvil */
 int smtpd_anvil_init(void);

@@ -69,41 +69,54 @@ void smtpd_data_abort(struct smtpd_session *s)
     s->txn.cleanup = NULL;
 }
 
+/* data_protocol - the with-protocol of Received: and the attribute;
+   a message sent with SMTPUTF8 says UTF8SMTP, UTF8SMTPS, UTF8SMTPA,
+   UTF8SMTPSA (RFC 6531 3.7.3) instead of ESMTP... */
+static const char *data_protocol(const struct smtpd_session *s, char *buf,
+                                 size_t size)
+{
+    const char *p = smtpd_proto(s);
+
+    if (s->txn.smtputf8 && strncmp(p, "ESMTP", 5) == 0) {
+        int n = snprintf(buf, size, "UTF8%s", p + 1);
+        if (n > 0 && (size_t)n < size)
+            return buf;
+    }
+    return p;
+}
+
 /* data_envelope - sender, attributes, recipients, start of content
    (with our Received:, written by cleanup) */
 static int data_envelope(struct smtpd_session *s, cleanup_t *c)
 {
-    char tls[256];
+    char tls[256], proto[32];
+    const struct smtpd_txn *t = &s->txn;
 
     cleanup_set_tls_info(c, smtpd_tls_info(s, tls, sizeof(tls)));
     if (var_smtpd_sasl_authenticated_header && s->sasl_username[0] != '\0')
         cleanup_set_auth_info(c, s->sasl_username);
-    if (cleanup_sender(c, s->txn.sender) < 0
+    if (cleanup_sender(c, t->sender) < 0
         || cleanup_attr(c, "client_name", "unknown") < 0
         || cleanup_attr(c, "client_address", s->addr) < 0
         || (s->have_helo && cleanup_attr(c, "helo_name", s->helo) < 0)
-        || cleanup_attr(c, "protocol", smtpd_proto(s)) < 0)
+        || cleanup_attr(c, "protocol", data_protocol(s, proto, sizeof(proto))) < 0
+        || (t->dsn_envid && cleanup_attr(c, "dsn_envid", t->dsn_envid) < 0)
+        || (t->dsn_ret && cleanup_attr(c, "dsn_ret", t->dsn_ret) < 0)
+        || (t->smtputf8 && cleanup_attr(c, "smtputf8", "yes") < 0)
+        || (t->requiretls && cleanup_attr(c, "requiretls", "yes") < 0))
         return -1;
-    for (size_t i = 0; i < s->txn.nrcpts; i++)
-        if (cleanup_rcpt(c, NULL, s->txn.rcpts[i]) < 0)
+    for (size_t i = 0; i < t->nrcpts; i++)
+        if (cleanup_rcpt_dsn(c, NULL, t->rcpts[i], t->rcpt_notify[i],
+                             t->rcpt_dsn_orcpt[i]) < 0)
             return -1;
     return cleanup_content_begin(c);
 }
 
-bool smtpd_data_begin(struct smtpd_session *s)
+/* smtpd_data_open - the queue file and its envelope, for DATA and BDAT */
+bool smtpd_data_open(struct smtpd_session *s)
 {
     cleanup_t *c;
 
-    if (!s->txn.in_mail) {
-        smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
-        return false;
-    }
-    if (s->txn.nrcpts == 0) {
-        /* RFC 5321 3.3 allows 503 or 554; 554 (Postfix's choice) tells a
-           pipelining client that all its RCPTs were refused */
-        smtpd_reply(s, "554 5.5.1 Error: no valid recipients");
-        return false;
-    }
     s->txn.write_errno = 0;
     smtpd_data_abort(s);                /* nothing left from before */
     /* port 25: our Received:, no Message-ID:/Date: added (submission
@@ -130,6 +143,30 @@ bool smtpd_data_begin(struct smtpd_session *s)
         smtpd_data_abort(s);
         return false;
     }
+    buf_reset(&s->dbuf);
+    return true;
+}
+
+bool smtpd_data_begin(struct smtpd_session *s)
+{
+    if (!s->txn.in_mail) {
+        smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
+        return false;
+    }
+    if (s->txn.bdat || s->txn.binarymime) {
+        /* RFC 3030 2, 3: not in a BDAT transaction, not for BINARYMIME */
+        smtpd_reply(s, "503 5.5.1 Error: %s", s->txn.bdat
+                    ? "DATA after BDAT" : "BODY=BINARYMIME requires BDAT");
+        return false;
+    }
+    if (s->txn.nrcpts == 0) {
+        /* RFC 5321 3.3 allows 503 or 554; 554 (Postfix's choice) tells a
+           pipelining client that all its RCPTs were refused */
+        smtpd_reply(s, "554 5.5.1 Error: no valid recipients");
+        return false;
+    }
+    if (!smtpd_data_open(s))
+        return false;
     if (s->txn.dec == NULL)
         s->txn.dec = xmalloc(sizeof(*s->txn.dec));
     smtpdata_init(s->txn.dec);
@@ -148,8 +185,15 @@ static bool data_too_big(const struct smtpd_session *s)
            && s->txn.dec->size > (uint64_t)var_message_size_limit;
 }
 
-/* data_store - move decoded content to the queue file, or drop it */
-static void data_store(struct smtpd_session *s)
+/* smtpd_data_failing - the message can no longer be queued (too big,
+   a write error): only a final error reply is left to say */
+bool smtpd_data_failing(const struct smtpd_session *s)
+{
+    return data_too_big(s) || !data_open(s) || s->txn.write_errno != 0;
+}
+
+/* smtpd_data_store - move decoded content to the queue file, or drop it */
+void smtpd_data_store(struct smtpd_session *s)
 {
     if (data_open(s) && s->dbuf.len > 0
         && cleanup_content(data_cleanup(s), s->dbuf.data, s->dbuf.len) < 0) {
@@ -183,8 +227,9 @@ static void data_commit(struct smtpd_session *s)
     }
     if (smtpdata_has_message_id(s->txn.dec))
         log_info("%s: message-id=%s", qid, s->txn.dec->message_id);
-    s->cmd_ok[SMTP_DATA]++;
+    s->cmd_ok[s->txn.bdat ? SMTP_BDAT : SMTP_DATA]++;
     s->errors = 0;
+    s->junk_cmds = 0;
     smtpd_reply(s, "250 2.0.0 Ok: queued as %s", qid);
     /* DISCARD: nothing was kept; HOLD: qmgr leaves hold/ alone */
     if (cleanup_outcome(c, NULL, NULL) == CLEANUP_QUEUED
@@ -192,15 +237,16 @@ static void data_commit(struct smtpd_session *s)
         log_warning("%s: cannot wake qmgr: %s", qid, strerror(errno));
 }
 
-/* data_finish - the end-of-data line arrived: one final reply */
-static void data_finish(struct smtpd_session *s)
+/* smtpd_data_finish - the end of the data (DATA's end line, the LAST
+   chunk's last byte): one final reply, then no transaction */
+void smtpd_data_finish(struct smtpd_session *s)
 {
     s->txn.in_data = false;
     if (s->txn.dec->bare_lf
         && strcasecmp(var_smtpd_forbid_bare_newline, "reject") == 0) {
         data_discard(s);
-        log_info("%s: reject: bare <LF> in DATA from %s", data_qid(s),
-                 s->namaddr);
+        log_info("%s: reject: bare <LF> in %s from %s", data_qid(s),
+                 s->txn.bdat ? "BDAT" : "DATA", s->namaddr);
         smtpd_reply(s, "550 5.5.2 Error: bare <LF> received");
     } else if (data_too_big(s)) {
         data_discard(s);
@@ -237,9 +283,9 @@ bool smtpd_data_input(struct smtpd_session *s)
         buf_reset(&s->dbuf);
     }
     stream_consume(s->stream, used);
-    data_store(s);
+    smtpd_data_store(s);
     if (rc == 1)
-        data_finish(s);
+        smtpd_data_finish(s);
     else
         smtpd_data_deadline(s, used);
     return true;

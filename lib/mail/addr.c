@@ -666,3 +666,56 @@ int xtext_decode(const char *s, buf_t *out)
     }
     return 0;
 }
+
+/* xtext_ascii - xtext_decode, then printable US-ASCII only: a "+80"
+   would put a byte into the file that no later DSN can encode */
+static int xtext_ascii(const char *s, buf_t *out)
+{
+    if (xtext_decode(s, out) < 0)
+        return -1;
+    for (size_t i = 0; i < out->len; i++)
+        if ((unsigned char)out->data[i] > 126)
+            return -1;
+    return 0;
+}
+
+int addr_envid_decode(const char *value, buf_t *out)
+{
+    buf_reset(out);
+    if (*value == '\0' || strlen(value) > ADDR_ENVID_MAX)
+        return -1;
+    return xtext_ascii(value, out);
+}
+
+int addr_orcpt_decode(const char *value, buf_t *out, const char **error_r)
+{
+    static const char type[] = "rfc822;";
+    buf_t dec = BUF_INIT, path = BUF_INIT, mbox = BUF_INIT;
+    const char *rest = NULL, *err = NULL;
+    int r = -1;
+
+    buf_reset(out);
+    if (strlen(value) > ADDR_ORCPT_MAX)
+        err = "ORCPT too long";
+    else if (strncasecmp(value, type, sizeof(type) - 1) != 0)
+        err = "ORCPT address type is not rfc822";
+    else if (xtext_ascii(value + sizeof(type) - 1, &dec) < 0 || dec.len == 0)
+        err = "malformed ORCPT xtext";
+    else if (buf_printf(&path, "<%s>", buf_str(&dec)) < 0
+             || addr_parse_path(buf_str(&path), false, false, &mbox, &rest,
+                                &err) < 0
+             || *rest != '\0')
+        err = "malformed ORCPT address";
+    else if (buf_printf(out, "rfc822;%s", buf_str(&dec)) < 0)
+        err = "ORCPT too long";
+    else
+        r = 0;
+    buf_free(&dec);
+    buf_free(&path);
+    buf_free(&mbox);
+    if (r < 0) {
+        buf_reset(out);
+        *error_r = err ? err : "malformed ORCPT address";
+    }
+    return r;
+}

@@ -61,4 +61,17 @@ void esmtp_params_free(struct esmtp_param *p, size_t n);
 /* RFC 3461 xtext decode ("+2B" -> "+"); 0 ok, -1 malformed */
 int xtext_decode(const char *s, buf_t *out);
 
+/* RFC 3461 limits on the encoded parameter values */
+#define ADDR_ENVID_MAX 100
+#define ADDR_ORCPT_MAX 500
+
+/* ENVID=xtext (RFC 3461 4.4): at most ADDR_ENVID_MAX characters,
+   decoded to printable US-ASCII (SP included); 0 ok, -1 bad */
+int addr_envid_decode(const char *value, buf_t *out);
+/* ORCPT=addr-type;xtext (RFC 3461 4.2): only addr-type rfc822 (any
+   case), at most ADDR_ORCPT_MAX characters, the decoded address
+   US-ASCII and a valid RFC 5321 mailbox. out gets "rfc822;address".
+   0 ok; -1 with *error_r. */
+int addr_orcpt_decode(const char *value, buf_t *out, const char **error_r);
+
 #endif

@@ -289,16 +289,40 @@ static bool cl_duplicate(cleanup_t *c, const char *orcpt, const char *rcpt)
 /* cleanup_rcpt - optional 'O' plus 'R', unless a duplicate */
 int cleanup_rcpt(cleanup_t *c, const char *orcpt, const char *rcpt)
 {
+    return cleanup_rcpt_dsn(c, orcpt, rcpt, 0, NULL);
+}
+
+/* cleanup_rcpt_dsn - optional 'O', 'N', 'P', then 'R', unless a
+   duplicate; the DSN values are part of the duplicate key (as in
+   Postfix), so the same address with another NOTIFY is kept */
+int cleanup_rcpt_dsn(cleanup_t *c, const char *orcpt, const char *rcpt,
+                     unsigned notify, const char *dsn_orcpt)
+{
+    char ntext[QREC_NOTIFY_TEXT_MAX];
+    buf_t key = BUF_INIT;
+    bool dup;
+
     if (!cl_usable(c))
         return -1;
-    if (!c->have_sender || c->state != CL_ENVELOPE) {
+    if (!c->have_sender || c->state != CL_ENVELOPE
+        || (notify != 0 && queue_notify_format(notify, ntext, sizeof(ntext)) < 0)) {
         errno = EINVAL;
         return cl_fail(c);
     }
-    if (cl_duplicate(c, orcpt, rcpt))
+    if (notify != 0 || dsn_orcpt != NULL)
+        (void)buf_printf(&key, "%s\n%u\n%s", orcpt ? orcpt : "", notify,
+                         dsn_orcpt ? dsn_orcpt : "");
+    dup = cl_duplicate(c, key.len > 0 ? buf_str(&key) : orcpt, rcpt);
+    buf_free(&key);
+    if (dup)
         return 0;
     if ((orcpt != NULL
          && queue_writer_record(&c->w, QREC_ORCPT, orcpt, strlen(orcpt)) < 0)
+        || (notify != 0
+            && queue_writer_record(&c->w, QREC_NOTIFY, ntext, strlen(ntext)) < 0)
+        || (dsn_orcpt != NULL
+            && queue_writer_record(&c->w, QREC_DSN_ORCPT, dsn_orcpt,
+                                   strlen(dsn_orcpt)) < 0)
         || queue_writer_record(&c->w, QREC_RCPT, rcpt, strlen(rcpt)) < 0)
         return cl_fail(c);
     if (c->nrcpts++ == 0)

@@ -115,6 +115,11 @@ int cleanup_sender(cleanup_t *c, const char *sender);
 int cleanup_attr(cleanup_t *c, const char *name, const char *value);
 /* orcpt may be NULL; a duplicate is dropped and still returns 0 */
 int cleanup_rcpt(cleanup_t *c, const char *orcpt, const char *rcpt);
+/* the same with the client's DSN parameters (RFC 3461): notify is a
+   set of QREC_NOTIFY_* bits (0: none given), dsn_orcpt the decoded
+   ORCPT "rfc822;addr" or NULL; stored as the 'N' and 'P' records */
+int cleanup_rcpt_dsn(cleanup_t *c, const char *orcpt, const char *rcpt,
+                     unsigned notify, const char *dsn_orcpt);
 /* recipients stored (duplicates not counted) */
 size_t cleanup_nrcpts(const cleanup_t *c);
 

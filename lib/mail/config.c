@@ -68,6 +68,7 @@ long var_smtpd_recipient_limit;
 long var_smtpd_timeout;
 long var_smtpd_client_limit;
 long var_smtpd_hard_error_limit;
+long var_smtpd_junk_command_limit;
 long var_smtpd_soft_error_limit;
 long var_smtpd_error_sleep_time;
 bool var_smtpd_helo_required;
@@ -171,7 +172,7 @@ const struct param_def param_table[] = {
     /* SMTP server */
     P_STR(smtpd_banner, "$myhostname ESMTP $mail_name",
           "Text that follows the 220 code in the SMTP greeting."),
-    P_STR(smtpd_overload_reply, "421 4.7.0 $myhostname Error: too many connections",
+    P_STR(smtpd_overload_reply, "421 4.3.2 $myhostname Service not available: too many connections, try again later",
           "What master answers new SMTP clients while every smtpd process is full (empty: close without a reply)."),
     P_STR(smtpd_forbid_bare_newline, "normalize",
           "What to do with a bare LF in SMTP input: normalize, reject or no."),
@@ -189,6 +190,8 @@ const struct param_def param_table[] = {
           "Most simultaneous client connections one smtpd process serves."),
     P_INT(smtpd_hard_error_limit, "20", 1, 100000,
           "Disconnect a client after this many errors."),
+    P_INT(smtpd_junk_command_limit, "100", 1, 100000,
+          "After this many NOOP, VRFY and RSET commands in a session (counted anew after each message queued), each one more counts as an error."),
     P_INT(smtpd_soft_error_limit, "10", 1, 100000,
           "After this many errors, sleep smtpd_error_sleep_time before each reply."),
     P_TIME(smtpd_error_sleep_time, "1s", 0, 10 * MIN_,

@@ -12,9 +12,16 @@
  *   'T' arrival time "SECONDS.MICROSECONDS"
  *   'S' envelope sender (empty for the null sender)
  *   'A' "name=value" attributes, any number (client_name, client_address,
- *       helo_name, protocol, size, ...)
- *   recipients, each an optional 'O' (original recipient, for DSN)
- *       followed by 'R' (pending), 'D' (done) or 'B' (bounced)
+ *       helo_name, protocol, size, ...; from smtpd's ESMTP parameters:
+ *       dsn_envid (ENVID, xtext-decoded), dsn_ret (FULL or HDRS),
+ *       smtputf8=yes, requiretls=yes; absent when not given)
+ *   recipients, each an optional 'O' (original recipient: the address
+ *       before alias expansion or forwarding, for orig_to= and
+ *       duplicate filtering), an optional 'N' (DSN NOTIFY, RFC 3461:
+ *       "NEVER" or a comma list of SUCCESS, FAILURE, DELAY; absent: the
+ *       client gave none), an optional 'P' (DSN ORCPT as the client gave
+ *       it, xtext-decoded: "rfc822;user@example.com"), in that order,
+ *       then 'R' (pending), 'D' (done) or 'B' (bounced)
  *   'M' content: DATA is the content length as 20 decimal digits; the
  *       message bytes (LF line ends, dot-unstuffed) follow right after
  *       the record, outside it

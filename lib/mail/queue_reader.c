@@ -152,6 +152,8 @@ struct qparse {
     queue_msg_t *m;
     char prev;
     char *orcpt;                /* pending 'O' for the next recipient */
+    unsigned notify;            /* pending 'N' */
+    char *dsn_orcpt;            /* pending 'P' */
     size_t attr_cap, rcpt_cap;
     bool done;
 };
@@ -186,10 +188,14 @@ static void qp_rcpt(struct qparse *p, char type, char *data, off_t off)
     }
     m->rcpts[m->nrcpts].address = data;
     m->rcpts[m->nrcpts].orcpt = p->orcpt;
+    m->rcpts[m->nrcpts].dsn_notify = p->notify;
+    m->rcpts[m->nrcpts].dsn_orcpt = p->dsn_orcpt;
     m->rcpts[m->nrcpts].offset = off;
     m->rcpts[m->nrcpts].status = type;
     m->nrcpts++;
     p->orcpt = NULL;
+    p->notify = 0;
+    p->dsn_orcpt = NULL;
 }
 
 /* qp_content - 'M': length must account for the rest of the file */
@@ -263,6 +269,18 @@ static const char *qp_data(struct qparse *p, char type, char *data,
     case QREC_ORCPT:
         p->orcpt = data;
         return NULL;
+    case QREC_NOTIFY: {
+        int r = queue_notify_parse(data, len, &p->notify);
+        free(data);
+        return r < 0 ? qr_error(QREC_NOTIFY, off, "bad DSN NOTIFY") : NULL;
+    }
+    case QREC_DSN_ORCPT:
+        if (!queue_rec_dsn_valid(QREC_DSN_ORCPT, data, len)) {
+            free(data);
+            return qr_error(QREC_DSN_ORCPT, off, "bad DSN ORCPT");
+        }
+        p->dsn_orcpt = data;
+        return NULL;
     case QREC_CONTENT: {
         const char *err = qp_content(p, data, len, off, next);
         free(data);
@@ -292,7 +310,7 @@ static const char *qp_record(struct qparse *p, off_t *off)
     if (qr_get(&p->rd, at, hdr, left < QUEUE_REC_HDR_LEN ? 1 : QUEUE_REC_HDR_LEN) < 0)
         return qr_error(-1, at, strerror(errno));
     type = (char)hdr[0];
-    if (type == '\0' || strchr("VTSAORDBME", type) == NULL)
+    if (!queue_rec_known(type))
         return qr_error((unsigned char)type, at, "unknown record type");
     if (!queue_rec_follows(p->prev, type))
         return qr_error((unsigned char)type, at, "out of order");
@@ -335,6 +353,7 @@ int queue_file_read(int fd, const char *qid, queue_msg_t *m,
     while (err == NULL && !p->done)
         err = qp_record(p, &off);
     free(p->orcpt);
+    free(p->dsn_orcpt);
     free(p);
     if (err != NULL) {
         queue_msg_free(m);
@@ -357,6 +376,7 @@ void queue_msg_free(queue_msg_t *m)
     for (size_t i = 0; i < m->nrcpts; i++) {
         free(m->rcpts[i].address);
         free(m->rcpts[i].orcpt);
+        free(m->rcpts[i].dsn_orcpt);
     }
     free(m->rcpts);
     memset(m, 0, sizeof(*m));

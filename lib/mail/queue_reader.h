@@ -17,6 +17,8 @@ struct queue_rcpt {
     char *orcpt;            /* NULL if none */
     off_t offset;           /* of the TYPE byte, for queue_file_mark */
     char status;            /* QREC_RCPT, QREC_DONE or QREC_BOUNCED */
+    unsigned dsn_notify;    /* 'N': QREC_NOTIFY_* bits; 0 if not given */
+    char *dsn_orcpt;        /* 'P': DSN ORCPT "rfc822;addr" (decoded), or NULL */
 };
 
 typedef struct queue_msg {

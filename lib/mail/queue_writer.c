@@ -63,7 +63,8 @@ static int qw_record(queue_writer_t *w, char type, const void *p, size_t n)
         return -1;
     }
     if (!queue_rec_follows(w->last_type, type) || n > QREC_MAX_LEN
-        || (queue_rec_text_type(type) && n > 0 && memchr(p, '\0', n) != NULL)) {
+        || (queue_rec_text_type(type) && n > 0 && memchr(p, '\0', n) != NULL)
+        || !queue_rec_dsn_valid(type, p, n)) {
         errno = EINVAL;
         return -1;
     }

@@ -52,6 +52,7 @@ static struct {
     bool last_served;       /* served=1 reported */
     bool watching;          /* listeners registered for EV_READ */
     bool stopping;          /* SIGHUP: exit when the last client is done */
+    bool stopping_now;      /* SIGTERM seen: ops->on_stop ran */
     bool exit_pending;      /* done: let closing connections flush, exit */
     uint64_t exit_deadline;
     size_t conns;           /* open connections (event/trigger) */
@@ -199,9 +200,14 @@ static void server_on_signal(ev_loop_t *loop, int signo, void *arg)
     (void)loop;
     (void)arg;
     if (signo == SIGTERM) {
-        srv.stopping = true;
         log_debug("terminating on signal %d", signo);
-        server_exit();
+        if (srv.ops->on_stop == NULL || srv.stopping_now)
+            server_exit();
+        srv.stopping = srv.stopping_now = true;
+        srv.ops->on_stop();
+        server_exit_soon();         /* the goodbyes are flushed first */
+        server_update();
+        return;
     }
     /* SIGHUP: master reloaded; finish current work, then go */
     srv.stopping = true;

@@ -18,7 +18,8 @@
  * ops->pre_init (still root: open tables, logs, keys), chdir to the
  * queue directory, privilege drop / chroot as requested, die with master
  * (PR_SET_PDEATHSIG), ops->post_init, run. SIGTERM: stop accepting,
- * ops->pre_exit, exit.
+ * ops->on_stop (if any) and a short drain of what it wrote, ops->pre_exit,
+ * exit. A second SIGTERM exits at once.
  *
  * Recycling: max_use (var_max_use, or "-o max_use=N" style overrides)
  * counts connections (event, request) or triggers; max_idle seconds
@@ -51,6 +52,10 @@ struct server_ops {
     void (*post_init)(ev_loop_t *loop);
     /* before exit on SIGTERM / max_use / max_idle; may be NULL */
     void (*pre_exit)(void);
+    /* event server, SIGTERM (master's shutdown): say goodbye to every
+       connection and close it; the process then exits once the replies
+       are flushed (at most a few seconds). NULL: exit at once. */
+    void (*on_stop)(void);
 
     /* event server: a new connection; the daemon owns fd and must call
        server_conn_done() when it is finished with it. */

@@ -1,7 +1,6 @@
 /* smtpcmd - SMTP command line splitting (see smtpcmd.h). */
 #include "smtpcmd.h"
 
-#include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 
@@ -10,7 +9,7 @@ static const char *const verb_names[SMTP_VERB_COUNT] = {
     [SMTP_RCPT] = "rcpt", [SMTP_DATA] = "data", [SMTP_RSET] = "rset",
     [SMTP_NOOP] = "noop", [SMTP_VRFY] = "vrfy", [SMTP_HELP] = "help",
     [SMTP_QUIT] = "quit", [SMTP_STARTTLS] = "starttls",
-    [SMTP_AUTH] = "auth",
+    [SMTP_AUTH] = "auth", [SMTP_BDAT] = "bdat",
     [SMTP_UNKNOWN] = "unknown",
 };
 
@@ -108,4 +107,30 @@ const char *smtpcmd_path_arg(const char *arg, const char *prefix)
     while (is_blank(*arg))
         arg++;
     return arg;
+}
+
+int smtpcmd_bdat_arg(const char *arg, uint64_t *size_r, bool *last_r)
+{
+    uint64_t size = 0;
+    const char *p = arg;
+
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        size = size * 10 + (uint64_t)(*p - '0');
+        if (size > SMTPCMD_BDAT_MAX)
+            return -1;
+    }
+    *last_r = false;
+    if (*p != '\0') {
+        if (!is_blank(*p))
+            return -1;
+        while (is_blank(*p))
+            p++;
+        if (strcasecmp(p, "LAST") != 0)
+            return -1;
+        *last_r = true;
+    }
+    *size_r = size;
+    return 0;
 }

@@ -9,7 +9,9 @@
 #ifndef TERN_SMTPCMD_H
 #define TERN_SMTPCMD_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "util/buf.h"
 
 enum smtp_verb {
@@ -25,6 +27,7 @@ enum smtp_verb {
     SMTP_VRFY,
     SMTP_HELP,
     SMTP_QUIT,
+    SMTP_BDAT,
     SMTP_UNKNOWN,
     SMTP_VERB_COUNT
 };
@@ -63,5 +66,16 @@ const char *smtpcmd_path_arg(const char *arg, const char *prefix);
 #define SMTPCMD_MECH_MAX 20
 int smtpcmd_auth_arg(const char *arg, char *mech, size_t size,
                      const char **initial_r);
+
+/* largest BDAT chunk size the parser accepts (far above any size limit) */
+#define SMTPCMD_BDAT_MAX ((uint64_t)1 << 53)
+
+/*
+ * The argument of BDAT (RFC 3030 2): chunk-size (1*DIGIT, at most
+ * SMTPCMD_BDAT_MAX) and an optional " LAST" (any case, one or more
+ * blanks between). 0 ok; -1 malformed (the size is then unknown: the
+ * caller cannot tell how many bytes follow).
+ */
+int smtpcmd_bdat_arg(const char *arg, uint64_t *size_r, bool *last_r);
 
 #endif

@@ -140,6 +140,25 @@ static long data_mid(smtpdata_t *d, const char *p, size_t n, buf_t *out)
     return (long)j + 1;
 }
 
+void smtpdata_init_chunked(smtpdata_t *d)
+{
+    smtpdata_init(d);
+    d->chunked = true;
+}
+
+int smtpdata_end(smtpdata_t *d, buf_t *out)
+{
+    if (d->state == ST_CR) {                   /* a last bare CR: content */
+        d->state = ST_MID;
+        if (data_emit(d, out, "\r", 1) < 0)
+            return -1;
+    }
+    if (d->in_header)
+        hdr_finish(d);
+    d->state = ST_DONE;
+    return 0;
+}
+
 int smtpdata_feed(smtpdata_t *d, const char *p, size_t n, buf_t *out,
                   size_t *used_r)
 {
@@ -153,7 +172,7 @@ int smtpdata_feed(smtpdata_t *d, const char *p, size_t n, buf_t *out,
         char c = p[i];
         switch (d->state) {
         case ST_BOL:
-            if (c == '.') {
+            if (c == '.' && !d->chunked) {
                 d->state = ST_DOT;
                 i++;
             } else {

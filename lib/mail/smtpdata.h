@@ -44,6 +44,7 @@
 
 typedef struct smtpdata {
     int state;              /* private */
+    bool chunked;           /* BDAT: no dot-stuffing, no end-of-data line */
     bool bol_crlf;          /* private: current line began after CR LF */
     bool bare_lf;           /* a bare LF was seen */
     uint64_t size;          /* RFC 1870 message size so far (see above) */
@@ -71,6 +72,19 @@ void smtpdata_init(smtpdata_t *d);
  */
 int smtpdata_feed(smtpdata_t *d, const char *p, size_t n, buf_t *out,
                   size_t *used_r);
+
+/*
+ * BDAT (RFC 3030): the same decoder for counted chunks. A line that
+ * starts with "." is content (no dot-stuffing) and nothing ends the
+ * data but the caller's byte count; line ends, bare CR and bare LF,
+ * the size count and the header watch are exactly as for DATA, so the
+ * two paths store the same bytes for the same input (no smuggling
+ * difference). smtpdata_feed never returns 1; after the LAST chunk the
+ * caller calls smtpdata_end, which stores a final pending CR as
+ * content. 0 ok, -1 out refused the append.
+ */
+void smtpdata_init_chunked(smtpdata_t *d);
+int smtpdata_end(smtpdata_t *d, buf_t *out);
 
 /* true when the content had a Message-ID header */
 bool smtpdata_has_message_id(const smtpdata_t *d);

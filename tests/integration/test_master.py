@@ -322,8 +322,8 @@ class MasterTest(unittest.TestCase):
         self.addCleanup(s.close)
         reply = s.makefile("rb").readline()
         self.assertEqual(reply,
-                         b"421 4.7.0 test.example Error: too many "
-                         b"connections\r\n")
+                         b"421 4.3.2 test.example Service not available: "
+                         b"too many connections, try again later\r\n")
         self.assertTrue(wait_for(lambda: "has reached its process limit "
                                  "\"1\"" in self.log()), self.log())
         busy.close()

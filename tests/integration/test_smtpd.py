@@ -46,7 +46,8 @@ class SmtpdTest(SharedInstanceTestCase):
         lines = c.reply()
         self.assertEqual([l[4:] for l in lines[1:]],
                          ["PIPELINING", "SIZE 100000", "VRFY",
-                          "ENHANCEDSTATUSCODES", "8BITMIME"])
+                          "ENHANCEDSTATUSCODES", "8BITMIME", "BINARYMIME",
+                          "CHUNKING", "DSN", "SMTPUTF8"])
         self.assertTrue(all(l.startswith("250-") for l in lines[:-1]))
         self.assertTrue(lines[-1].startswith("250 "))
 

@@ -377,7 +377,7 @@ class DescriptorExhaustionTest(TernTestCase):
             return None
         busy = wait_for(take_the_slot, what="smtpd's only slot")
         c = self.client(inst.smtp_port)
-        self.assertEqual(c.reply()[0][:10], "421 4.7.0 ")
+        self.assertEqual(c.reply()[0][:10], "421 4.3.2 ")
         mpid = inst.master_pid
         fds = open_fds(mpid)
         lowest_free = min(set(range(len(fds) + 1)) - fds)
@@ -388,7 +388,7 @@ class DescriptorExhaustionTest(TernTestCase):
             self.wait_second_warning(inst, "tern/master[%d]" % mpid)
         finally:
             prlimit_nofile(mpid, (soft, hard))
-        self.assertEqual(waiting.reply()[0][:10], "421 4.7.0 ")
+        self.assertEqual(waiting.reply()[0][:10], "421 4.3.2 ")
 
 
 ANVIL = "anvil unix - - n - 1 anvil\n"

@@ -223,8 +223,8 @@ static void msg_fixture(queue_msg_t *m, struct queue_rcpt *r,
 START_TEST(test_request_build)
 {
     struct queue_rcpt r[2] = {
-        { "a@example.org", NULL, 100, QREC_RCPT },
-        { "b@example.org", "B@Example.ORG", 200, QREC_RCPT },
+        { "a@example.org", NULL, 100, QREC_RCPT, 0, NULL },
+        { "b@example.org", "B@Example.ORG", 200, QREC_RCPT, 0, NULL },
     };
     struct queue_attr a[2] = {
         { "helo_name", "mx.example.com" },
@@ -265,8 +265,8 @@ END_TEST
 START_TEST(test_request_null_sender_no_client)
 {
     struct queue_rcpt r[2] = {
-        { "a@example.org", NULL, 100, QREC_RCPT },
-        { "b@example.org", NULL, 200, QREC_DONE },
+        { "a@example.org", NULL, 100, QREC_RCPT, 0, NULL },
+        { "b@example.org", NULL, 200, QREC_DONE, 0, NULL },
     };
     queue_msg_t m;
     attr_list_t l;
@@ -287,8 +287,8 @@ START_TEST(test_request_wire_roundtrip)
     /* what the agent decodes is what we built, even for odd values */
     char longaddr[300];
     struct queue_rcpt r[2] = {
-        { longaddr, "rfc822;x@y", 7, QREC_RCPT },
-        { "b@example.org", NULL, 200, QREC_RCPT },
+        { longaddr, "rfc822;x@y", 7, QREC_RCPT, 0, NULL },
+        { "b@example.org", NULL, 200, QREC_RCPT, 0, NULL },
     };
     queue_msg_t m;
     attr_list_t l, back;

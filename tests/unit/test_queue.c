@@ -398,6 +398,85 @@ START_TEST(test_write_hashed_queue)
 }
 END_TEST
 
+/* DSN records written and read back; the writer refuses bad ones */
+START_TEST(test_dsn_round_trip)
+{
+    queue_writer_t w;
+    queue_msg_t m;
+    const char *err = "unset";
+    buf_t path = BUF_INIT;
+    char ntext[QREC_NOTIFY_TEXT_MAX];
+    unsigned mask = 0;
+    int fd;
+
+    ck_assert_int_eq(queue_writer_open(&w, QUEUE_INCOMING), 0);
+    ck_assert_int_eq(queue_writer_record(&w, QREC_SENDER, "s@x", 3), 0);
+    ck_assert_int_eq(queue_writer_attr(&w, "dsn_envid", "QQ 3=x"), 0);
+    ck_assert_int_eq(queue_writer_attr(&w, "dsn_ret", "HDRS"), 0);
+    ck_assert_int_eq(queue_writer_record(&w, QREC_NOTIFY, "NEVER,DELAY", 11), -1);
+    ck_assert_int_eq(queue_writer_record(&w, QREC_NOTIFY, "", 0), -1);
+    ck_assert_int_eq(queue_writer_record(&w, QREC_DSN_ORCPT, "rfc822", 6), -1);
+    ck_assert_int_eq(queue_writer_record(&w, QREC_ORCPT, "o@x", 3), 0);
+    ck_assert_int_eq(queue_writer_record(&w, QREC_NOTIFY, "SUCCESS,FAILURE", 15), 0);
+    ck_assert_int_eq(queue_writer_record(&w, QREC_ORCPT, "o@x", 3), -1);
+    ck_assert_int_eq(queue_writer_record(&w, QREC_DSN_ORCPT, "rfc822;O@X", 10), 0);
+    ck_assert_int_eq(queue_writer_record(&w, QREC_NOTIFY, "DELAY", 5), -1);
+    ck_assert_int_eq(queue_writer_content_begin(&w), -1);    /* no R yet */
+    ck_assert_int_eq(queue_writer_record(&w, QREC_RCPT, "r@x", 3), 0);
+    ck_assert_int_eq(queue_writer_record(&w, QREC_NOTIFY, "NEVER", 5), 0);
+    ck_assert_int_eq(queue_writer_record(&w, QREC_RCPT, "r2@x", 4), 0);
+    ck_assert_int_eq(queue_writer_record(&w, QREC_RCPT, "r3@x", 4), 0);
+    ck_assert_int_eq(queue_writer_content_begin(&w), 0);
+    ck_assert_int_eq(queue_writer_commit(&w), 0);
+
+    queue_path(QUEUE_INCOMING, w.qid, &path);
+    fd = open(buf_str(&path), O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_msg(queue_file_read(fd, w.qid, &m, &err) == 0, "%s", err);
+    ck_assert_str_eq(queue_msg_attr(&m, "dsn_envid"), "QQ 3=x");
+    ck_assert_str_eq(queue_msg_attr(&m, "dsn_ret"), "HDRS");
+    ck_assert_uint_eq(m.nrcpts, 3);
+    ck_assert_str_eq(m.rcpts[0].orcpt, "o@x");
+    ck_assert_uint_eq(m.rcpts[0].dsn_notify,
+                      QREC_NOTIFY_SUCCESS | QREC_NOTIFY_FAILURE);
+    ck_assert_str_eq(m.rcpts[0].dsn_orcpt, "rfc822;O@X");
+    ck_assert_uint_eq(m.rcpts[1].dsn_notify, QREC_NOTIFY_NEVER);
+    ck_assert_ptr_null(m.rcpts[1].dsn_orcpt);
+    ck_assert_ptr_null(m.rcpts[1].orcpt);
+    ck_assert_uint_eq(m.rcpts[2].dsn_notify, 0);   /* nothing carried over */
+    ck_assert_ptr_null(m.rcpts[2].dsn_orcpt);
+    /* marking still finds the recipient records */
+    ck_assert_int_eq(queue_file_mark(fd, m.rcpts[0].offset, QREC_DONE), -1);
+    queue_msg_free(&m);
+    close(fd);
+    fd = open(buf_str(&path), O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(queue_file_read(fd, w.qid, &m, &err), 0);
+    ck_assert_int_eq(queue_file_mark(fd, m.rcpts[0].offset, QREC_DONE), 0);
+    ck_assert_int_eq(queue_file_mark(fd, m.rcpts[0].offset - 5 - 10,
+                                     QREC_DONE), -1);        /* the P record */
+    queue_msg_free(&m);
+    close(fd);
+    buf_free(&path);
+
+    /* the NOTIFY codec */
+    ck_assert_int_eq(queue_notify_parse("delay,Success", 13, &mask), 0);
+    ck_assert_uint_eq(mask, QREC_NOTIFY_DELAY | QREC_NOTIFY_SUCCESS);
+    ck_assert_int_eq(queue_notify_format(mask, ntext, sizeof(ntext)), 0);
+    ck_assert_str_eq(ntext, "SUCCESS,DELAY");
+    ck_assert_int_eq(queue_notify_format(0xF & ~QREC_NOTIFY_NEVER, ntext,
+                                         sizeof(ntext)), 0);
+    ck_assert_str_eq(ntext, "SUCCESS,FAILURE,DELAY");
+    ck_assert_int_eq(queue_notify_format(0, ntext, sizeof(ntext)), -1);
+    ck_assert_int_eq(queue_notify_format(QREC_NOTIFY_NEVER | QREC_NOTIFY_DELAY,
+                                         ntext, sizeof(ntext)), -1);
+    ck_assert_int_eq(queue_notify_format(0x10, ntext, sizeof(ntext)), -1);
+    ck_assert_int_eq(queue_notify_format(QREC_NOTIFY_DELAY, ntext, 4), -1);
+    ck_assert_int_eq(queue_notify_parse("NEVER", 3, &mask), -1);   /* "NEV" */
+    ck_assert_int_eq(queue_notify_parse(",", 1, &mask), -1);
+}
+END_TEST
+
 /* the writer refuses what the reader would refuse */
 START_TEST(test_writer_rejects)
 {
@@ -588,6 +667,10 @@ static const struct {
     { 3, 'M', -1, "out of order" },
     { 4, 'E', -1, "out of order" },
     { 4, 'A', -1, "malformed attribute" },   /* "rfc822;x@y": no '=' */
+    { 4, 'N', -1, "bad DSN NOTIFY" },
+    { 4, 'P', 0, NULL },                     /* "rfc822;x@y" is a DSN ORCPT */
+    { 5, 'N', -1, "bad DSN NOTIFY" },        /* R "x@y" */
+    { 5, 'P', -1, "bad DSN ORCPT" },
     { 5, 'O', -1, "out of order" },
     { 5, 'M', -1, "out of order" },
     { 5, 'B', 0, NULL },      /* R -> B is a legal status change */
@@ -655,6 +738,46 @@ static void f_two_orcpts(buf_t *b)
 {
     head(b); recs(b, 'O', "o"); recs(b, 'O', "p"); recs(b, 'R', "a@b");
     content(b, "", 0);
+}
+/* the DSN records: O? N? P? before each recipient, strict contents */
+static void f_dsn(buf_t *b, const char *n, const char *p, bool p_first)
+{
+    head(b);
+    if (p_first && p)
+        recs(b, 'P', p);
+    if (n)
+        recs(b, 'N', n);
+    if (!p_first && p)
+        recs(b, 'P', p);
+    recs(b, 'R', "a@b");
+    content(b, "", 0);
+}
+static void f_dsn_ok(buf_t *b) { f_dsn(b, "SUCCESS,DELAY", "rfc822;a@b", false); }
+static void f_dsn_never(buf_t *b) { f_dsn(b, "never", NULL, false); }
+static void f_dsn_order(buf_t *b) { f_dsn(b, "NEVER", "rfc822;a@b", true); }
+static void f_dsn_never_plus(buf_t *b) { f_dsn(b, "NEVER,DELAY", NULL, false); }
+static void f_dsn_repeat(buf_t *b) { f_dsn(b, "DELAY,DELAY", NULL, false); }
+static void f_dsn_empty_item(buf_t *b) { f_dsn(b, "SUCCESS,", NULL, false); }
+static void f_dsn_empty(buf_t *b) { f_dsn(b, "", NULL, false); }
+static void f_dsn_unknown(buf_t *b) { f_dsn(b, "SOMETIMES", NULL, false); }
+static void f_dsn_space(buf_t *b) { f_dsn(b, "SUCCESS, DELAY", NULL, false); }
+static void f_dsn_p_notype(buf_t *b) { f_dsn(b, NULL, ";a@b", false); }
+static void f_dsn_p_noaddr(buf_t *b) { f_dsn(b, NULL, "rfc822;", false); }
+static void f_dsn_p_nosemi(buf_t *b) { f_dsn(b, NULL, "a@b", false); }
+static void f_dsn_p_ctl(buf_t *b) { f_dsn(b, NULL, "rfc822;a\r\nb@c", false); }
+static void f_dsn_two_n(buf_t *b)
+{
+    head(b); recs(b, 'N', "DELAY"); recs(b, 'N', "DELAY"); recs(b, 'R', "a@b");
+    content(b, "", 0);
+}
+static void f_dsn_o_after_n(buf_t *b)
+{
+    head(b); recs(b, 'N', "DELAY"); recs(b, 'O', "o"); recs(b, 'R', "a@b");
+    content(b, "", 0);
+}
+static void f_dsn_n_alone(buf_t *b)
+{
+    head(b); recs(b, 'R', "a@b"); recs(b, 'N', "DELAY"); content(b, "", 0);
 }
 static void f_attr_late(buf_t *b)
 {
@@ -793,6 +916,22 @@ static const struct {
     { "empty file", f_empty, -1, "at offset 0" },
     { "a plain message", f_garbage, -1, "unknown record type" },
     { "record of QREC_MAX_LEN", f_max_len_ok, 0, NULL },
+    { "N and P", f_dsn_ok, 0, NULL },
+    { "N never, lower case", f_dsn_never, 0, NULL },
+    { "P before N", f_dsn_order, -1, "out of order" },
+    { "NEVER with DELAY", f_dsn_never_plus, -1, "bad DSN NOTIFY" },
+    { "DELAY twice", f_dsn_repeat, -1, "bad DSN NOTIFY" },
+    { "N empty item", f_dsn_empty_item, -1, "bad DSN NOTIFY" },
+    { "N empty", f_dsn_empty, -1, "bad DSN NOTIFY" },
+    { "N unknown", f_dsn_unknown, -1, "bad DSN NOTIFY" },
+    { "N with space", f_dsn_space, -1, "bad DSN NOTIFY" },
+    { "P without type", f_dsn_p_notype, -1, "bad DSN ORCPT" },
+    { "P without address", f_dsn_p_noaddr, -1, "bad DSN ORCPT" },
+    { "P without ;", f_dsn_p_nosemi, -1, "bad DSN ORCPT" },
+    { "P with CR LF", f_dsn_p_ctl, -1, "bad DSN ORCPT" },
+    { "two N", f_dsn_two_n, -1, "out of order" },
+    { "O after N", f_dsn_o_after_n, -1, "out of order" },
+    { "N before M", f_dsn_n_alone, -1, "out of order" },
 };
 
 START_TEST(test_corrupt_table)
@@ -943,6 +1082,7 @@ static Suite *queue_suite(void)
     tcase_add_test(files, test_move_and_remove);
     tcase_add_test(files, test_write_hashed_queue);
     tcase_add_test(files, test_writer_rejects);
+    tcase_add_test(files, test_dsn_round_trip);
     tcase_add_test(files, test_crash_leaves_temp);
     tcase_set_timeout(files, 60);
     suite_add_tcase(s, files);

@@ -1,10 +1,12 @@
-/* test_smtpd_cmd - SMTP command line splitting, hostile lines included. */
+/* test_smtpd_cmd - SMTP command line splitting, the BDAT argument and
+   the DSN parameter values (ENVID, ORCPT), hostile ones included. */
 #include <check.h>
 
 #include "check_main.h"
 #include <stdlib.h>
 #include <string.h>
 
+#include "mail/addr.h"
 #include "mail/smtpcmd.h"
 
 #define S(x) x, sizeof(x) - 1
@@ -36,6 +38,8 @@ static const struct cmd_case cases[] = {
     { S("STARTTLS x"), 0, SMTP_STARTTLS, "x" },
     { S("AUTH PLAIN AGRlbW8AeA=="), 0, SMTP_AUTH, "PLAIN AGRlbW8AeA==" },
     { S("auth login"), 0, SMTP_AUTH, "login" },
+    { S("BDAT 10 LAST"), 0, SMTP_BDAT, "10 LAST" },
+    { S("bdat 0"), 0, SMTP_BDAT, "0" },
     { S("DATAX"), 0, SMTP_UNKNOWN, "" },
     { S("DAT"), 0, SMTP_UNKNOWN, "" },
     { S("MAIL:FROM:<a@b>"), 0, SMTP_UNKNOWN, "" },
@@ -172,6 +176,147 @@ START_TEST(test_names)
 }
 END_TEST
 
+struct bdat_case {
+    const char *arg;
+    int rc;
+    uint64_t size;
+    bool last;
+};
+
+static const struct bdat_case bdat_cases[] = {
+    { "0", 0, 0, false },
+    { "0 LAST", 0, 0, true },
+    { "123 last", 0, 123, true },
+    { "007\t \tLaSt", 0, 7, true },
+    { "9007199254740992", 0, (uint64_t)1 << 53, false },
+    /* hostile */
+    { "9007199254740993", -1, 0, false },
+    { "99999999999999999999999999", -1, 0, false },
+    { "", -1, 0, false },
+    { "LAST", -1, 0, false },
+    { "-1", -1, 0, false },
+    { "+1", -1, 0, false },
+    { "1x", -1, 0, false },
+    { "1 LASTX", -1, 0, false },
+    { "1 LAST LAST", -1, 0, false },
+    { "1 FIRST", -1, 0, false },
+    { "1,LAST", -1, 0, false },
+    { " 1", -1, 0, false },
+    { "0x10", -1, 0, false },
+};
+
+START_TEST(test_bdat_arg)
+{
+    const struct bdat_case *c = &bdat_cases[_i];
+    uint64_t size = 99;
+    bool last = false;
+
+    ck_assert_msg(smtpcmd_bdat_arg(c->arg, &size, &last) == c->rc, "%s", c->arg);
+    if (c->rc == 0) {
+        ck_assert_uint_eq(size, c->size);
+        ck_assert(last == c->last);
+    }
+}
+END_TEST
+
+struct dsn_case {
+    const char *value;
+    const char *out;        /* NULL: refused */
+};
+
+static const struct dsn_case envid_cases[] = {
+    { "abc", "abc" },
+    { "QQ+2Bx+3D1+20y", "QQ+x=1 y" },
+    { "a+2bb", "a+b" },                 /* lower-case hex: liberal */
+    { "", NULL },
+    { "a+0D+0Ab", NULL },               /* CR LF smuggled */
+    { "a+00b", NULL },
+    { "a+7F", NULL },
+    { "a+80", NULL },                   /* not US-ASCII */
+    { "a+C3+A9", NULL },
+    { "a+2", NULL },
+    { "a+GG", NULL },
+    { "a=b", NULL },
+    { "a b", NULL },
+    { "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", NULL },   /* 101 characters */
+};
+
+START_TEST(test_envid)
+{
+    const struct dsn_case *c = &envid_cases[_i];
+    buf_t out = BUF_INIT;
+    int r = addr_envid_decode(c->value, &out);
+
+    if (c->out == NULL) {
+        ck_assert_msg(r == -1, "%s accepted", c->value);
+    } else {
+        ck_assert_msg(r == 0, "%s refused", c->value);
+        ck_assert_str_eq(buf_str(&out), c->out);
+    }
+    buf_free(&out);
+}
+END_TEST
+
+static const struct dsn_case orcpt_cases[] = {
+    { "rfc822;user@example.com", "rfc822;user@example.com" },
+    { "RFC822;User@Example.COM", "rfc822;User@Example.COM" },
+    { "rfc822;a+2Bb@example.com", "rfc822;a+b@example.com" },
+    { "rfc822;postmaster", "rfc822;postmaster" },
+    { "rfc822;+22a+20b+22@example.com", "rfc822;\"a b\"@example.com" },
+    /* hostile */
+    { "rfc822;", NULL },
+    { "rfc822", NULL },
+    { "utf-8;user@example.com", NULL },
+    { "x400;user@example.com", NULL },
+    { ";user@example.com", NULL },
+    { "rfc822;user", NULL },
+    { "rfc822;<user@example.com>", NULL },
+    { "rfc822;user@example.com+0D+0AX-Evil:+20yes", NULL },
+    { "rfc822;us+00er@example.com", NULL },
+    { "rfc822;us+C3+A9r@example.com", NULL },
+    { "rfc822;a@b@c", NULL },
+    { "rfc822;user@exa_mple..com", NULL },
+    { "rfc822;user@example.com+", NULL },
+};
+
+START_TEST(test_orcpt)
+{
+    const struct dsn_case *c = &orcpt_cases[_i];
+    buf_t out = BUF_INIT;
+    const char *err = NULL;
+    int r = addr_orcpt_decode(c->value, &out, &err);
+
+    if (c->out == NULL) {
+        ck_assert_msg(r == -1, "%s accepted as %s", c->value, buf_str(&out));
+        ck_assert_ptr_nonnull(err);
+    } else {
+        ck_assert_msg(r == 0, "%s refused: %s", c->value, err);
+        ck_assert_str_eq(buf_str(&out), c->out);
+    }
+    buf_free(&out);
+}
+END_TEST
+
+START_TEST(test_orcpt_long)
+{
+    buf_t v = BUF_INIT, out = BUF_INIT;
+    const char *err = NULL;
+
+    buf_puts(&v, "rfc822;");
+    for (int i = 0; i < 60; i++)
+        buf_puts(&v, "+61");             /* 180 characters, "a" x 60 */
+    buf_puts(&v, "@example.com");
+    ck_assert_int_eq(addr_orcpt_decode(buf_str(&v), &out, &err), 0);
+    for (int i = 0; i < 120; i++)
+        buf_puts(&v, "+61");             /* over ADDR_ORCPT_MAX */
+    ck_assert_int_eq(addr_orcpt_decode(buf_str(&v), &out, &err), -1);
+    ck_assert_uint_eq(out.len, 0);
+    buf_free(&v);
+    buf_free(&out);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("smtpcmd");
@@ -184,6 +329,13 @@ int main(void)
                         sizeof(auth_cases) / sizeof(auth_cases[0]));
     tcase_add_test(tc, test_overlong);
     tcase_add_test(tc, test_names);
+    tcase_add_loop_test(tc, test_bdat_arg, 0,
+                        sizeof(bdat_cases) / sizeof(bdat_cases[0]));
+    tcase_add_loop_test(tc, test_envid, 0,
+                        sizeof(envid_cases) / sizeof(envid_cases[0]));
+    tcase_add_loop_test(tc, test_orcpt, 0,
+                        sizeof(orcpt_cases) / sizeof(orcpt_cases[0]));
+    tcase_add_test(tc, test_orcpt_long);
     suite_add_tcase(s, tc);
     return tern_check_run(s, true);
 }

@@ -369,6 +369,70 @@ START_TEST(test_smuggling_exhaustive)
 }
 END_TEST
 
+/* BDAT: every input of up to 9 bytes over { CR, LF, ".", "x" }, in
+   chunks of any size: nothing ends the data, no dot is removed, CR LF
+   becomes LF, a bare CR (also a last one) stays, a bare LF is flagged,
+   and the size counts every line end as two octets */
+START_TEST(test_chunked_exhaustive)
+{
+    static const char alpha[] = { '\r', '\n', '.', 'x' };
+    char in[9];
+    buf_t want, got;
+
+    buf_init(&want, 0);
+    buf_init(&got, 0);
+    for (size_t len = 0; len <= sizeof(in); len++) {
+        unsigned long combos = 1ul << (2 * len);
+        for (unsigned long v = 0; v < combos; v++) {
+            bool bare_lf = false;
+            uint64_t size = 0;
+
+            for (size_t i = 0; i < len; i++)
+                in[i] = alpha[(v >> (2 * i)) & 3];
+            buf_reset(&want);
+            for (size_t i = 0; i < len; i++) {
+                if (in[i] == '\r' && i + 1 < len && in[i + 1] == '\n') {
+                    (void)buf_putc(&want, '\n');
+                    size += 2;
+                    i++;
+                } else {
+                    if (in[i] == '\n') {
+                        bare_lf = true;
+                        size++;
+                    }
+                    (void)buf_putc(&want, in[i]);
+                    size++;
+                }
+            }
+            for (size_t step = 1; step <= len; step += len > 1 ? len - 1 : 1) {
+                smtpdata_t d;
+
+                smtpdata_init_chunked(&d);
+                buf_reset(&got);
+                for (size_t off = 0; off < len; off += step) {
+                    size_t k = len - off < step ? len - off : step, used = 0;
+                    if (smtpdata_feed(&d, in + off, k, &got, &used) != 0
+                        || used != k)
+                        ck_abort_msg("len %zu v %lu step %zu: feed", len, v,
+                                     step);
+                }
+                if (smtpdata_end(&d, &got) != 0)
+                    ck_abort_msg("len %zu v %lu: end", len, v);
+                if (got.len != want.len
+                    || (want.len > 0 && memcmp(got.data, want.data, want.len) != 0))
+                    ck_abort_msg("len %zu v %lu step %zu: content", len, v, step);
+                if (d.bare_lf != bare_lf || d.size != size)
+                    ck_abort_msg("len %zu v %lu step %zu: bare_lf %d size %llu",
+                                 len, v, step, d.bare_lf,
+                                 (unsigned long long)d.size);
+            }
+        }
+    }
+    buf_free(&want);
+    buf_free(&got);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("smtpdata");
@@ -380,6 +444,7 @@ int main(void)
     tcase_add_test(tc, test_size_large);
     tcase_add_test(tc, test_long_header);
     tcase_add_test(tc, test_smuggling_exhaustive);
+    tcase_add_test(tc, test_chunked_exhaustive);
     suite_add_tcase(s, tc);
     return tern_check_run(s, true);
 }
