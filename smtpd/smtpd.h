@@ -7,7 +7,7 @@
  *                  the pipelined command loop
  *   smtpd_cmd.c    HELO ... QUIT
  *   smtpd_data.c   DATA: the queue file through cleanup (envelope, Received:, commit)
- *   smtpd_check.c  recipient / relay policy
+ *   smtpd_check.c  access restrictions (smtpd_*_restrictions)
  *   smtpd_anvil.c  client connection count / rate limits (anvil)
  *   smtpd_tls.c    TLS context, STARTTLS, smtpd_tls_security_level
  */
@@ -54,6 +54,11 @@ struct smtpd_txn {
     int write_errno;               /* first queue file error, 0 if none */
     uint64_t data_start;           /* monotonic msec of the 354 */
     uint64_t data_bytes;           /* bytes received since */
+
+    /* access restrictions (smtpd_check.c): HOLD / DISCARD seen */
+    bool policy_hold;              /* the message goes to hold/ */
+    bool policy_in_hold;           /* its queue file was opened there */
+    bool policy_discard;           /* 250, then throw it away */
 };
 
 /* One client connection: who the peer is, what it said about itself,
@@ -149,11 +154,21 @@ bool smtpd_tls_starttls(struct smtpd_session *s, const char *arg);
 const char *smtpd_tls_info(const struct smtpd_session *s, char *buf,
                            size_t size);
 
-/* smtpd_check.c */
+/* smtpd_check.c: the restriction lists (mail/restriction.h). Each check
+   logs its rejects and events (Postfix's "NOQUEUE: reject: RCPT from
+   ..." lines) and sets txn.policy_hold/policy_discard. The client name
+   is read from s->namaddr ("name[addr]"). */
 int smtpd_check_init(void);
 void smtpd_check_free(void);
-/* 0 accept; else the full reply line ("550 5.1.1 <a>: ...") in reply */
-int smtpd_check_rcpt(const struct smtpd_session *s, const char *addr,
+/* RCPT: client, helo, sender, relay, recipient restrictions (delayed
+   as Postfix's smtpd_delay_reject = yes), then the unlisted recipient
+   check. 0 accept; else the full reply line ("550 5.1.1 <a>: ...") */
+int smtpd_check_rcpt(struct smtpd_session *s, const char *addr,
                      buf_t *reply);
+/* the DATA command: smtpd_data_restrictions; 0 or -1 with reply */
+int smtpd_check_data(struct smtpd_session *s, buf_t *reply);
+/* after the final dot, before the commit: smtpd_end_of_data_restrictions
+   (qid for the log); 0 or -1 with reply */
+int smtpd_check_eod(struct smtpd_session *s, const char *qid, buf_t *reply);
 
 #endif

@@ -87,8 +87,24 @@ static int data_envelope(struct smtpd_session *s, cleanup_t *c)
     return cleanup_content_begin(c);
 }
 
+/* data_policy - smtpd_data_restrictions at the DATA command; replies
+   and returns false when refused */
+static bool data_policy(struct smtpd_session *s)
+{
+    buf_t reply;
+    bool ok;
+
+    buf_init(&reply, 4096);
+    ok = smtpd_check_data(s, &reply) == 0;
+    if (!ok)
+        smtpd_reply(s, "%s", buf_str(&reply));
+    buf_free(&reply);
+    return ok;
+}
+
 bool smtpd_data_begin(struct smtpd_session *s)
 {
+    const char *queue;
     cleanup_t *c;
 
     if (!s->txn.in_mail) {
@@ -101,12 +117,17 @@ bool smtpd_data_begin(struct smtpd_session *s)
         smtpd_reply(s, "554 5.5.1 Error: no valid recipients");
         return false;
     }
+    if (!data_policy(s))
+        return false;
     s->txn.write_errno = 0;
     smtpd_data_abort(s);                /* nothing left from before */
     /* port 25: our Received:, no Message-ID:/Date: added (submission
        will ask for CLEANUP_FLAG_ADD_MISSING) */
-    if ((c = cleanup_open(QUEUE_INCOMING, CLEANUP_FLAG_RECEIVED)) == NULL) {
-        log_warning("cannot create a queue file in %s: %s", QUEUE_INCOMING,
+    /* HOLD by a restriction: straight into hold/, qmgr never sees it */
+    s->txn.policy_in_hold = s->txn.policy_hold;
+    queue = s->txn.policy_hold ? QUEUE_HOLD : QUEUE_INCOMING;
+    if ((c = cleanup_open(queue, CLEANUP_FLAG_RECEIVED)) == NULL) {
+        log_warning("cannot create a queue file in %s: %s", queue,
                     strerror(errno));
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
         return false;
@@ -170,9 +191,47 @@ static void data_commit(struct smtpd_session *s)
         log_info("%s: message-id=%s", qid, s->txn.dec->message_id);
     s->cmd_ok[SMTP_DATA]++;
     s->errors = 0;
+    /* HOLD at end-of-data: the file is already in incoming/. qmgr's
+       periodic scan may take it first; then it is delivered (logged). */
+    if (s->txn.policy_hold && !s->txn.policy_in_hold) {
+        if (queue_move(QUEUE_INCOMING, QUEUE_HOLD, qid, QUEUE_MOVE_SYNC) < 0)
+            log_warning("%s: cannot move to %s: %s", qid, QUEUE_HOLD,
+                        strerror(errno));
+        else
+            s->txn.policy_in_hold = true;
+    }
     smtpd_reply(s, "250 2.0.0 Ok: queued as %s", qid);
-    if (trigger_send("public/qmgr", TRIGGER_NEW_MAIL) < 0)
+    if (s->txn.policy_in_hold)
+        log_info("%s: held in %s", qid, QUEUE_HOLD);
+    else if (trigger_send("public/qmgr", TRIGGER_NEW_MAIL) < 0)
         log_warning("%s: cannot wake qmgr: %s", qid, strerror(errno));
+}
+
+/* data_eod_policy - smtpd_end_of_data_restrictions, then a DISCARD from
+   any stage; true when the message was dealt with (replied) */
+static bool data_eod_policy(struct smtpd_session *s)
+{
+    buf_t reply;
+
+    buf_init(&reply, 4096);
+    if (smtpd_check_eod(s, data_qid(s), &reply) < 0) {
+        data_discard(s);
+        smtpd_reply(s, "%s", buf_str(&reply));
+        buf_free(&reply);
+        return true;
+    }
+    buf_free(&reply);
+    if (!s->txn.policy_discard)
+        return false;
+    /* claim delivery, throw it away (Postfix's DISCARD) */
+    log_info("%s: discard: END-OF-MESSAGE from %s: message discarded by "
+             "policy; from=<%s> proto=%s helo=<%s>", data_qid(s),
+             s->namaddr, s->txn.sender, smtpd_proto(s), s->helo);
+    smtpd_reply(s, "250 2.0.0 Ok: queued as %s", data_qid(s));
+    data_discard(s);
+    s->cmd_ok[SMTP_DATA]++;
+    s->errors = 0;
+    return true;
 }
 
 /* data_finish - the end-of-data line arrived: one final reply */
@@ -194,7 +253,7 @@ static void data_finish(struct smtpd_session *s)
     } else if (!data_open(s) || s->txn.write_errno != 0) {
         data_discard(s);
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
-    } else {
+    } else if (!data_eod_policy(s)) {
         data_commit(s);
     }
     smtpd_data_abort(s);

@@ -94,6 +94,15 @@ extern char *var_smtpd_tls_cert_file;
 extern char *var_smtpd_tls_key_file;
 extern char *var_smtpd_tls_security_level;   /* none | may | encrypt */
 extern bool var_smtpd_tls_wrappermode;
+extern char *var_smtpd_client_restrictions;      /* mail/restriction.h */
+extern char *var_smtpd_helo_restrictions;
+extern char *var_smtpd_sender_restrictions;
+extern char *var_smtpd_relay_restrictions;
+extern char *var_smtpd_recipient_restrictions;
+extern char *var_smtpd_data_restrictions;
+extern char *var_smtpd_end_of_data_restrictions;
+extern char *var_smtpd_sender_login_maps;
+extern bool var_smtpd_reject_unlisted_recipient;
 extern long var_anvil_rate_time_unit;
 extern long var_queue_run_delay;
 extern long var_minimal_backoff_time;
