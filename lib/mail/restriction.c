@@ -726,6 +726,10 @@ static int restr_auth_destination(const struct restr_ctx *ctx)
         rc = 1;
     else if (*domain == '\0')
         rc = 1;                 /* a bare local part is ours */
+    else if (strpbrk(local, "@%!") != NULL)
+        rc = 0;                 /* sender-specified routing through a
+                                   relay domain (Postfix's
+                                   allow_untrusted_routing = no) */
     else
         rc = ctx->ops->relay_domain != NULL
              ? ctx->ops->relay_domain(ctx->arg, domain) : 0;

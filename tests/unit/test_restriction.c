@@ -309,6 +309,19 @@ START_TEST(eval_unauth_destination)
     CHECK_EVAL(relay, RESTR_DUNNO, "");
     ctx.recipient = "a@relay.example";
     CHECK_EVAL(relay, RESTR_DUNNO, "");
+    /* sender-specified routing through a relay domain is relaying */
+    ctx.recipient = "a%victim.example@relay.example";
+    CHECK_EVAL(relay, RESTR_REJECT, "554 5.7.1 "
+               "<a%victim.example@relay.example>: Relay access denied");
+    ctx.recipient = "victim.example!a@relay.example";
+    CHECK_EVAL(relay, RESTR_REJECT, "554 5.7.1 "
+               "<victim.example!a@relay.example>: Relay access denied");
+    ctx.recipient = "\"a@victim.example\"@relay.example";
+    CHECK_EVAL(relay, RESTR_REJECT, "554 5.7.1 "
+               "<\"a@victim.example\"@relay.example>: Relay access denied");
+    /* local domains are delivered here, whatever the local part */
+    ctx.recipient = "a%b@localhost";
+    CHECK_EVAL(relay, RESTR_DUNNO, "");
     ctx.recipient = "a@broken.example";
     CHECK_EVAL(relay, RESTR_DEFER,
                "451 4.3.0 <a@broken.example>: Temporary lookup failure");
