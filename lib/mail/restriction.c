@@ -94,6 +94,7 @@ struct restr_entry {
     enum restr_id id;
     const char *name;             /* static, from restr_names */
     maps_t *table;                /* check_*_access */
+    bool pattern;                 /* pcre:/regexp: table: whole keys only */
     char *table_spec;
 };
 
@@ -170,6 +171,17 @@ static void restr_show(const char *w, size_t n, char *out, size_t size)
     out[i] = '\0';
 }
 
+/* restr_pattern_table - a regular expression table (also behind
+   proxy:): as in Postfix, only whole strings are looked up in it (no
+   parent domains, no network prefixes, no user@ or domain parts) */
+static bool restr_pattern_table(const char *spec)
+{
+    if (strncasecmp(spec, "proxy:", 6) == 0)
+        spec += 6;
+    return strncasecmp(spec, "pcre:", 5) == 0
+           || strncasecmp(spec, "regexp:", 7) == 0;
+}
+
 restriction_list_t *restriction_parse(const char *param, const char *spec,
                                       unsigned flags, buf_t *error)
 {
@@ -216,6 +228,7 @@ restriction_list_t *restriction_parse(const char *param, const char *spec,
                 goto fail;
             }
             e.table_spec = xstrndup(s, (size_t)len);
+            e.pattern = restr_pattern_table(e.table_spec);
             s += len;
             /* a table file that is not there yet defers (4.3.0) until it
                appears, as a missing recipient table does */
@@ -596,8 +609,8 @@ static size_t restr_base_len(const char *local, const char *delimiters)
 
 /* restr_mail_lookup - access(5) order for an address: user+ext@domain,
    user@domain, domain and its parents, user+ext@, user@; "<>" for the
-   null sender */
-static int restr_mail_lookup(maps_t *m, const char *addr,
+   null sender; a pattern table sees the whole address only */
+static int restr_mail_lookup(maps_t *m, bool pattern, const char *addr,
                              const char *delimiters, buf_t *value)
 {
     buf_t canon, key;
@@ -613,6 +626,8 @@ static int restr_mail_lookup(maps_t *m, const char *addr,
     addr_split(buf_str(&canon), &local, &domain);
     base = restr_base_len(local, delimiters);
     rc = restr_lookup(m, buf_str(&canon), value);
+    if (pattern)
+        goto out;
     if (rc == 0 && base < strlen(local)) {
         (void)buf_printf(&key, "%.*s@%s", (int)base, local, domain);
         rc = restr_lookup(m, buf_str(&key), value);
@@ -629,6 +644,7 @@ static int restr_mail_lookup(maps_t *m, const char *addr,
         (void)buf_printf(&key, "%.*s@", (int)base, local);
         rc = restr_lookup(m, buf_str(&key), value);
     }
+out:
     free(local);
     buf_free(&key);
     buf_free(&canon);
@@ -655,32 +671,37 @@ static enum restr_action restr_check_access(const struct restr_entry *e,
                                            : ctx->client_addr;
         cls = "Client host";
         if (ctx->client_name != NULL && *ctx->client_name != '\0')
-            rc = restr_domain_lookup(e->table, ctx->client_name, &value);
+            rc = e->pattern
+                 ? restr_lookup(e->table, ctx->client_name, &value)
+                 : restr_domain_lookup(e->table, ctx->client_name, &value);
         if (rc == 0)
-            rc = restr_addr_lookup(e->table, ctx->client_addr, &value);
+            rc = e->pattern
+                 ? restr_lookup(e->table, ctx->client_addr, &value)
+                 : restr_addr_lookup(e->table, ctx->client_addr, &value);
         break;
     case R_CHECK_HELO_ACCESS:
         if (ctx->helo == NULL || *ctx->helo == '\0')
             goto out;
         name = ctx->helo;
         cls = "Helo command";
-        rc = restr_domain_lookup(e->table, ctx->helo, &value);
+        rc = e->pattern ? restr_lookup(e->table, ctx->helo, &value)
+                        : restr_domain_lookup(e->table, ctx->helo, &value);
         break;
     case R_CHECK_SENDER_ACCESS:
         if (ctx->sender == NULL)
             goto out;
         name = ctx->sender;
         cls = "Sender address";
-        rc = restr_mail_lookup(e->table, ctx->sender, ctx->delimiters,
-                               &value);
+        rc = restr_mail_lookup(e->table, e->pattern, ctx->sender,
+                               ctx->delimiters, &value);
         break;
     case R_CHECK_RECIPIENT_ACCESS:
         if (ctx->recipient == NULL)
             goto out;
         name = ctx->recipient;
         cls = "Recipient address";
-        rc = restr_mail_lookup(e->table, ctx->recipient, ctx->delimiters,
-                               &value);
+        rc = restr_mail_lookup(e->table, e->pattern, ctx->recipient,
+                               ctx->delimiters, &value);
         break;
     default:
         goto out;
