@@ -65,6 +65,10 @@ SERVICES = {
     "nounlisted": "-o smtpd_reject_unlisted_recipient=no",
     "nonfqdn": "-o smtpd_recipient_restrictions=reject_non_fqdn_recipient",
     "datareject": "-o smtpd_data_restrictions=reject",
+    "defer": "-o smtpd_client_restrictions=defer",
+    "permit": "-o { smtpd_client_restrictions = permit, reject }",
+    "authdest": "-o { smtpd_recipient_restrictions = "
+                "permit_auth_destination, reject }",
     "tablefail": "-o { smtpd_sender_restrictions = check_sender_access "
                  "lmdb:%(etc)s/missing }",
     "badname": "-o smtpd_recipient_restrictions=frobnicate",
@@ -233,6 +237,24 @@ class SmtpdPolicyTest(TernTestCase):
         self.assertEqual(self.rcpt("demo@localhost", service="dip"),
                          "450 4.7.1 <unknown[127.0.0.1]>: Client host "
                          "rejected: slow down")
+
+    def test_generic_defer_450(self):
+        self.assertEqual(self.rcpt("demo@localhost", service="defer"),
+                         "450 4.7.1 <unknown[127.0.0.1]>: Client host "
+                         "rejected: Try again later")
+
+    def test_permit_ends_its_list_only(self):
+        # permit skips the rest of the client list, not the relay list
+        self.assertEqual(self.rcpt("demo@localhost", service="permit"),
+                         "250 2.1.5 Ok")
+        self.assertEqual(self.rcpt("x@elsewhere.example", service="permit"),
+                         "554 5.7.1 <x@elsewhere.example>: Relay access denied")
+
+    def test_permit_auth_destination(self):
+        self.assertEqual(self.rcpt("demo@localhost", service="authdest"),
+                         "250 2.1.5 Ok")
+        self.assertEqual(self.rcpt("a@relay.example", service="authdest"),
+                         "250 2.1.5 Ok")
 
     # --- HELO restrictions --------------------------------------------------------
     def test_check_helo_access(self):
