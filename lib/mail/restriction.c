@@ -100,7 +100,7 @@ struct restr_entry {
 
 struct restriction_list {
     struct restr_entry *v;
-    size_t n;
+    size_t n, cap;
 };
 
 /* ---- parsing ------------------------------------------------------------ */
@@ -242,7 +242,11 @@ restriction_list_t *restriction_parse(const char *param, const char *spec,
                 goto fail;
             }
         }
-        l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+        if (l->n == l->cap) {
+            /* a list is at most half as long as its spec: no overflow */
+            l->cap = l->cap != 0 ? l->cap * 2 : 8;
+            l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+        }
         l->v[l->n++] = e;
     }
     if (len < 0) {
