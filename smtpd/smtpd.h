@@ -8,7 +8,7 @@
  *   smtpd_cmd.c    HELO ... QUIT
  *   smtpd_data.c   DATA: the queue file through cleanup (envelope, Received:, commit)
  *   smtpd_bdat.c   BDAT (CHUNKING): the same queue file, counted bytes
- *   smtpd_check.c  recipient / relay policy
+ *   smtpd_check.c  access restrictions (smtpd_*_restrictions)
  *   smtpd_anvil.c  client connection count / rate limits (anvil)
  *   smtpd_tls.c    TLS context, STARTTLS, smtpd_tls_security_level
  *   smtpd_auth.c   AUTH (RFC 4954) via private/auth, smtpd_sasl_auth_required
@@ -70,6 +70,10 @@ struct smtpd_txn {
     uint64_t bdat_left;            /* bytes of the current chunk to store */
     uint64_t bdat_skip;            /* bytes of a refused chunk to drop */
     bool bdat_last;                /* the current chunk is the LAST one */
+    /* access restrictions (smtpd_check.c): HOLD / DISCARD seen */
+    bool policy_hold;              /* the message goes to hold/ */
+    bool policy_in_hold;           /* its queue file was opened there */
+    bool policy_discard;           /* 250, then throw it away */
 };
 
 /* One client connection: who the peer is, what it said about itself,
@@ -215,11 +219,21 @@ void smtpd_auth_reset(struct smtpd_session *s);
 /* session end: the exchange, a request in flight, the state */
 void smtpd_auth_free(struct smtpd_session *s);
 
-/* smtpd_check.c */
+/* smtpd_check.c: the restriction lists (mail/restriction.h). Each check
+   logs its rejects and events (Postfix's "NOQUEUE: reject: RCPT from
+   ..." lines) and sets txn.policy_hold/policy_discard. The client name
+   is read from s->namaddr ("name[addr]"). */
 int smtpd_check_init(void);
 void smtpd_check_free(void);
-/* 0 accept; else the full reply line ("550 5.1.1 <a>: ...") in reply */
-int smtpd_check_rcpt(const struct smtpd_session *s, const char *addr,
+/* RCPT: client, helo, sender, relay, recipient restrictions (delayed
+   as Postfix's smtpd_delay_reject = yes), then the unlisted recipient
+   check. 0 accept; else the full reply line ("550 5.1.1 <a>: ...") */
+int smtpd_check_rcpt(struct smtpd_session *s, const char *addr,
                      buf_t *reply);
+/* the DATA command: smtpd_data_restrictions; 0 or -1 with reply */
+int smtpd_check_data(struct smtpd_session *s, buf_t *reply);
+/* after the final dot, before the commit: smtpd_end_of_data_restrictions
+   (qid for the log); 0 or -1 with reply */
+int smtpd_check_eod(struct smtpd_session *s, const char *qid, buf_t *reply);
 
 #endif

@@ -1,7 +1,17 @@
 /*
- * smtpd_check - recipient policy: local recipients must exist, anything
- * else is relayed only for $mynetworks clients or $relay_domains.
- * Tables are set up in pre_init, before any chroot.
+ * smtpd_check - smtpd's access policy: the Postfix restriction lists
+ * (smtpd_client_restrictions, _helo_, _sender_, _relay_, _recipient_,
+ * _data_, _end_of_data_) compiled by mail/restriction.h, evaluated with
+ * this session as the context. As Postfix with smtpd_delay_reject = yes,
+ * the client, HELO and sender lists run at each RCPT, followed by the
+ * relay and recipient lists and, with smtpd_reject_unlisted_recipient,
+ * the local recipient check (550 5.1.1). Rejects are logged as Postfix
+ * logs them ("NOQUEUE: reject: RCPT from unknown[192.0.2.1]: 554 5.7.1
+ * <x@y>: Relay access denied; from=<a@b> to=<x@y> proto=ESMTP
+ * helo=<h>").
+ *
+ * Tables are opened in pre_init, before any chroot. The client name comes
+ * from s->namaddr ("name[addr]"), which the DNS lookup fills in.
  */
 #include "smtpd.h"
 
@@ -11,17 +21,117 @@
 
 #include "mail/addr.h"
 #include "mail/config.h"
-#include "util/log.h"
+#include "mail/dict.h"
 #include "mail/mailuser.h"
+#include "mail/restriction.h"
+#include "util/log.h"
+#include "util/sys.h"
 #include "util/util.h"
 
+enum check_stage {
+    STAGE_CLIENT,
+    STAGE_HELO,
+    STAGE_SENDER,
+    STAGE_RELAY,
+    STAGE_RECIPIENT,
+    STAGE_DATA,
+    STAGE_EOD,
+    STAGE_UNLISTED,     /* smtpd_reject_unlisted_recipient */
+    STAGE_COUNT
+};
+
+static const char *const check_params[STAGE_COUNT] = {
+    "smtpd_client_restrictions", "smtpd_helo_restrictions",
+    "smtpd_sender_restrictions", "smtpd_relay_restrictions",
+    "smtpd_recipient_restrictions", "smtpd_data_restrictions",
+    "smtpd_end_of_data_restrictions", "smtpd_reject_unlisted_recipient",
+};
+
+static restriction_list_t *check_lists[STAGE_COUNT];
 static netlist_t *check_mynetworks;
-static char **check_relay;
+static char **check_relay;          /* relay_domains names */
 static size_t check_nrelay;
+static maps_t *check_relay_maps;    /* relay_domains tables */
+static maps_t *check_login_maps;    /* smtpd_sender_login_maps */
+
+/* what the restriction callbacks and the log lines need */
+struct check_arg {
+    struct smtpd_session *s;
+    const char *qid;                /* "NOQUEUE" or the queue ID */
+    const char *where;              /* "RCPT", "DATA", "END-OF-MESSAGE" */
+    const char *rcpt;               /* for to=<...>, or NULL */
+};
+
+/* check_stage_spec - the list text of one stage */
+static const char *check_stage_spec(enum check_stage st)
+{
+    switch (st) {
+    case STAGE_CLIENT: return var_smtpd_client_restrictions;
+    case STAGE_HELO: return var_smtpd_helo_restrictions;
+    case STAGE_SENDER: return var_smtpd_sender_restrictions;
+    case STAGE_RELAY: return var_smtpd_relay_restrictions;
+    case STAGE_RECIPIENT: return var_smtpd_recipient_restrictions;
+    case STAGE_DATA: return var_smtpd_data_restrictions;
+    case STAGE_EOD: return var_smtpd_end_of_data_restrictions;
+    case STAGE_UNLISTED:
+        return var_smtpd_reject_unlisted_recipient
+               ? "reject_unlisted_recipient" : "";
+    default: return "";
+    }
+}
+
+/* check_relay_parse - relay_domains: names and type:table specs (braces
+   keep "inline:{a=b, c=d}" one word) */
+static int check_relay_parse(const char *list)
+{
+    buf_t tables;
+    const char *s = list != NULL ? list : "";
+    const char *err = NULL;
+
+    buf_init(&tables, 0);
+    for (;;) {
+        int depth = 0;
+        const char *start;
+        while (*s == ',' || *s == ' ' || *s == '\t' || *s == '\n')
+            s++;
+        if (*s == '\0')
+            break;
+        start = s;
+        for (; *s != '\0'; s++) {
+            if (*s == '{')
+                depth++;
+            else if (*s == '}')
+                depth--;
+            else if (depth <= 0 && (*s == ',' || *s == ' ' || *s == '\t'
+                                    || *s == '\n'))
+                break;
+        }
+        if (memchr(start, ':', (size_t)(s - start)) != NULL) {
+            (void)buf_append(&tables, start, (size_t)(s - start));
+            (void)buf_putc(&tables, ' ');
+        } else {
+            check_relay = xrealloc(check_relay, (check_nrelay + 1)
+                                                * sizeof(*check_relay));
+            check_relay[check_nrelay] = xstrndup(start, (size_t)(s - start));
+            str_lower(check_relay[check_nrelay++]);
+        }
+    }
+    if (tables.len > 0) {
+        check_relay_maps = maps_open_missing_ok(buf_str(&tables), &err);
+        if (check_relay_maps == NULL) {
+            log_error("relay_domains: %s", err != NULL ? err : "bad table");
+            buf_free(&tables);
+            return -1;
+        }
+    }
+    buf_free(&tables);
+    return 0;
+}
 
 int smtpd_check_init(void)
 {
     const char *err = NULL;
+    buf_t msg;
 
     check_mynetworks = netlist_parse(var_mynetworks, &err);
     if (check_mynetworks == NULL) {
@@ -29,84 +139,288 @@ int smtpd_check_init(void)
                   err ? err : "malformed");
         return -1;
     }
-    check_nrelay = str_split_list(var_relay_domains, &check_relay);
-    for (size_t i = 0; i < check_nrelay; i++) {
-        if (strchr(check_relay[i], ':') != NULL)
-            log_warning("relay_domains: lookup tables are not supported "
-                        "yet, ignoring \"%s\"", check_relay[i]);
-        str_lower(check_relay[i]);
+    if (check_relay_parse(var_relay_domains) < 0)
+        return -1;
+    if (var_smtpd_sender_login_maps[0] != '\0'
+        && (check_login_maps = maps_open_missing_ok(var_smtpd_sender_login_maps,
+                                                    &err)) == NULL) {
+        log_error("smtpd_sender_login_maps: %s", err ? err : "bad table");
+        return -1;
+    }
+    buf_init(&msg, 4096);
+    for (int st = 0; st < STAGE_COUNT; st++) {
+        check_lists[st] = restriction_parse(check_params[st],
+                                            check_stage_spec(st), 0, &msg);
+        if (check_lists[st] == NULL) {
+            log_error("%s", buf_str(&msg));
+            buf_free(&msg);
+            return -1;
+        }
+    }
+    buf_free(&msg);
+    /* Postfix refuses to run as an open relay by accident, so do we */
+    static const char relay_guard[] = "reject_unauth_destination, "
+        "defer_unauth_destination, reject, defer";
+    if (!restriction_has(check_lists[STAGE_RELAY], relay_guard)
+        && !restriction_has(check_lists[STAGE_RECIPIENT], relay_guard)) {
+        log_error("in parameters smtpd_relay_restrictions or "
+                  "smtpd_recipient_restrictions, specify at least one "
+                  "working instance of: reject_unauth_destination, "
+                  "defer_unauth_destination, reject or defer");
+        return -1;
     }
     return 0;
 }
 
 void smtpd_check_free(void)
 {
+    for (int st = 0; st < STAGE_COUNT; st++) {
+        restriction_free(check_lists[st]);
+        check_lists[st] = NULL;
+    }
     if (check_mynetworks != NULL)
         netlist_free(check_mynetworks);
     check_mynetworks = NULL;
     strv_free(check_relay, check_nrelay);
     check_relay = NULL;
     check_nrelay = 0;
+    maps_close(check_relay_maps);
+    check_relay_maps = NULL;
+    maps_close(check_login_maps);
+    check_login_maps = NULL;
 }
 
-/* check_relay_domain - domain is listed in relay_domains, or below one
-   ("example.com" covers "mx.example.com", ".example.com" only those) */
-static bool check_relay_domain(const char *domain)
+/* ---- the callbacks -------------------------------------------------- */
+
+static bool check_mynetworks_cb(void *arg)
+{
+    struct check_arg *a = arg;
+
+    return netlist_match(check_mynetworks,
+                         (const struct sockaddr *)&a->s->peer);
+}
+
+static bool check_local_domain(void *arg, const char *domain)
+{
+    (void)arg;
+    return domain[0] == '\0' || mailuser_domain_is_local(domain);
+}
+
+/* check_relay_domain - listed in relay_domains, or below a name there
+   ("example.com" covers "mx.example.com", ".example.com" only those);
+   tables are asked for the domain, then each parent */
+static int check_relay_domain(void *arg, const char *domain)
 {
     size_t dlen = strlen(domain);
+    buf_t value;
+    int rc = 0;
 
+    (void)arg;
     for (size_t i = 0; i < check_nrelay; i++) {
         const char *r = check_relay[i];
         size_t rlen = strlen(r);
         if (r[0] == '.') {
             if (dlen > rlen && strcasecmp(domain + dlen - rlen, r) == 0)
-                return true;
+                return 1;
         } else if (strcasecmp(domain, r) == 0
                    || (dlen > rlen && domain[dlen - rlen - 1] == '.'
                        && strcasecmp(domain + dlen - rlen, r) == 0)) {
-            return true;
+            return 1;
         }
     }
-    return false;
+    if (check_relay_maps == NULL)
+        return 0;
+    buf_init(&value, 0);
+    for (const char *d = domain; rc == 0 && d != NULL && *d != '\0';) {
+        if (strlen(d) <= DICT_KEY_MAX)
+            rc = maps_lookup(check_relay_maps, d, &value);
+        d = *d == '[' ? NULL : strchr(d, '.');
+        if (d != NULL)
+            d++;
+    }
+    buf_free(&value);
+    if (rc < 0)
+        log_warning("relay_domains: table lookup problem for %s", domain);
+    return rc;
 }
 
-/* check_local - recipient in a local domain */
-static int check_local(const char *addr, const char *local, buf_t *reply)
+static int check_local_user(void *arg, const char *localpart)
 {
+    (void)arg;
     /* postmaster too: accepting it with nowhere to deliver it would
        drop it later (RFC 5321 4.5.1 wants it to exist: alias it) */
-    int rc = mailuser_local_exists(local);
-    if (rc > 0)
-        return 0;
-    if (rc < 0)
-        (void)buf_printf(reply, "451 4.3.0 <%s>: Temporary lookup failure",
-                         addr);
-    else
-        (void)buf_printf(reply, "550 5.1.1 <%s>: Recipient address "
-                         "rejected: User unknown in local recipient table",
-                         addr);
-    return -1;
+    return mailuser_local_exists(localpart);
 }
 
-int smtpd_check_rcpt(const struct smtpd_session *s, const char *addr,
-                     buf_t *reply)
+static int check_sender_owners(void *arg, const char *key, buf_t *owners)
 {
-    char *local = NULL, *domain = NULL;
-    buf_t canon;
+    (void)arg;
+    if (check_login_maps == NULL)
+        return 0;
+    int rc = maps_lookup(check_login_maps, key, owners);
+    if (rc < 0)
+        log_warning("smtpd_sender_login_maps: table lookup problem");
+    return rc;
+}
+
+/* check_log - Postfix's log line for a reject or an event:
+   "NOQUEUE: reject: RCPT from unknown[1.2.3.4]: TEXT; from=<s> to=<r>
+   proto=ESMTP helo=<h>" */
+static void check_log(void *arg, const char *what, const char *text)
+{
+    struct check_arg *a = arg;
+    struct smtpd_session *s = a->s;
+    buf_t line;
+
+    buf_init(&line, 4096);
+    (void)buf_printf(&line, "%s: %s: %s from %s: %s;", a->qid, what,
+                     a->where, s->namaddr, text);
+    if (s->txn.sender != NULL)
+        (void)buf_printf(&line, " from=<%s>", s->txn.sender);
+    if (a->rcpt != NULL)
+        (void)buf_printf(&line, " to=<%s>", a->rcpt);
+    (void)buf_printf(&line, " proto=%s helo=<%s>", smtpd_proto(s), s->helo);
+    log_info("%s", buf_str(&line));
+    buf_free(&line);
+}
+
+static const struct restr_ops check_ops = {
+    .mynetworks = check_mynetworks_cb,
+    .local_domain = check_local_domain,
+    .relay_domain = check_relay_domain,
+    .local_user = check_local_user,
+    .sender_owners = check_sender_owners,
+    .log = check_log,
+};
+
+/* check_ctx - the restriction context of this session; name gets the
+   client name from namaddr ("name[addr]") */
+static void check_ctx(struct check_arg *a, const char *rcpt,
+                      struct restr_ctx *c, char *name, size_t size)
+{
+    struct smtpd_session *s = a->s;
+    const char *br = strrchr(s->namaddr, '[');
+    size_t n = br != NULL ? (size_t)(br - s->namaddr) : 0;
+
+    if (n >= size)
+        n = size - 1;
+    memcpy(name, s->namaddr, n);
+    name[n] = '\0';
+    if (n == 0)
+        str_copy(name, "unknown", size);
+    memset(c, 0, sizeof(*c));
+    c->client_addr = s->addr;
+    c->client_name = name;
+    c->client_namaddr = s->namaddr;
+    c->helo = s->have_helo ? s->helo : NULL;
+    c->sender = s->txn.sender;
+    c->recipient = rcpt;
+    c->sasl_username = s->sasl_username;
+    c->delimiters = var_recipient_delimiter;
+    c->ops = &check_ops;
+    c->arg = a;
+}
+
+/* check_stages - evaluate stages first..last (in order) for one decision;
+   0 accepted (hold/discard flags set), -1 refused (logged, reply) */
+static int check_stages(struct check_arg *a, const char *rcpt,
+                        const enum check_stage *stages, size_t nstages,
+                        buf_t *reply)
+{
+    struct smtpd_session *s = a->s;
+    struct restr_ctx ctx;
+    struct restr_result r;
+    char name[256];
+    enum restr_action act = RESTR_DUNNO;
     int rc = 0;
 
-    buf_init(&canon, 0);
-    addr_canonical(addr, &canon);
-    addr_split(buf_str(&canon), &local, &domain);
-    if (domain[0] == '\0' || mailuser_domain_is_local(domain))
-        rc = check_local(addr, local, reply);
-    else if (s->sasl_username[0] == '\0' && !netlist_match(check_mynetworks,
-                            (const struct sockaddr *)&s->peer)
-             && !check_relay_domain(domain)) {
-        (void)buf_printf(reply, "554 5.7.1 <%s>: Relay access denied", addr);
-        rc = -1;
+    check_ctx(a, rcpt, &ctx, name, sizeof(name));
+    restriction_result_init(&r);
+    for (size_t i = 0; i < nstages; i++) {
+        const char *rname, *rclass;
+        switch (stages[i]) {
+        case STAGE_CLIENT:
+            rname = s->namaddr, rclass = "Client host";
+            break;
+        case STAGE_HELO:
+            rname = s->helo, rclass = "Helo command";
+            break;
+        case STAGE_SENDER:
+            rname = s->txn.sender != NULL ? s->txn.sender : "",
+            rclass = "Sender address";
+            break;
+        case STAGE_DATA:
+            rname = "DATA", rclass = "Data command";
+            break;
+        case STAGE_EOD:
+            rname = "END-OF-MESSAGE", rclass = "End-of-data";
+            break;
+        default:
+            rname = rcpt != NULL ? rcpt : "", rclass = "Recipient address";
+            break;
+        }
+        act = restriction_eval(check_lists[stages[i]], &ctx, rname, rclass,
+                               &r);
+        if (act == RESTR_REJECT || act == RESTR_DEFER
+            || act == RESTR_DISCARD)
+            break;
     }
-    free(local);
-    buf_free(&canon);
+    act = restriction_finish(&r);
+    if (act == RESTR_REJECT || act == RESTR_DEFER) {
+        check_log(a, "reject", buf_str(&r.reply));
+        buf_reset(reply);
+        (void)buf_puts(reply, buf_str(&r.reply));
+        rc = -1;
+    } else {
+        if (r.hold)
+            s->txn.policy_hold = true;
+        if (r.discard)
+            s->txn.policy_discard = true;
+    }
+    restriction_result_free(&r);
     return rc;
+}
+
+int smtpd_check_rcpt(struct smtpd_session *s, const char *addr,
+                     buf_t *reply)
+{
+    static const enum check_stage stages[] = {
+        STAGE_CLIENT, STAGE_HELO, STAGE_SENDER, STAGE_RELAY,
+        STAGE_RECIPIENT, STAGE_UNLISTED,
+    };
+    struct check_arg a = { s, "NOQUEUE", "RCPT", addr };
+
+    /* DISCARD applies to the whole message: no more checks for it */
+    if (s->txn.policy_discard)
+        return 0;
+    return check_stages(&a, addr, stages, sizeof(stages) / sizeof(*stages),
+                        reply);
+}
+
+/* check_single_rcpt - the recipient at DATA, when there is exactly one */
+static const char *check_single_rcpt(const struct smtpd_session *s)
+{
+    return s->txn.nrcpts == 1 ? s->txn.rcpts[0] : NULL;
+}
+
+int smtpd_check_data(struct smtpd_session *s, buf_t *reply)
+{
+    static const enum check_stage stages[] = { STAGE_DATA };
+    struct check_arg a = { s, "NOQUEUE", "DATA", check_single_rcpt(s) };
+
+    if (restriction_count(check_lists[STAGE_DATA]) == 0
+        || s->txn.policy_discard)
+        return 0;
+    return check_stages(&a, a.rcpt, stages, 1, reply);
+}
+
+int smtpd_check_eod(struct smtpd_session *s, const char *qid, buf_t *reply)
+{
+    static const enum check_stage stages[] = { STAGE_EOD };
+    struct check_arg a = { s, qid, "END-OF-MESSAGE", check_single_rcpt(s) };
+
+    if (restriction_count(check_lists[STAGE_EOD]) == 0
+        || s->txn.policy_discard)
+        return 0;
+    return check_stages(&a, a.rcpt, stages, 1, reply);
 }

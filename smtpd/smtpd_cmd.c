@@ -229,7 +229,8 @@ static bool cmd_mail(struct smtpd_session *s, const char *arg)
     return ok;
 }
 
-/* cmd_rcpt_check - policy; replies and logs the reject, false if refused */
+/* cmd_rcpt_check - policy (smtpd_check.c logs the reject); replies,
+   false if refused */
 static bool cmd_rcpt_check(struct smtpd_session *s, const char *addr)
 {
     buf_t reply;
@@ -237,12 +238,8 @@ static bool cmd_rcpt_check(struct smtpd_session *s, const char *addr)
 
     buf_init(&reply, 4096);
     ok = smtpd_check_rcpt(s, addr, &reply) == 0;
-    if (!ok) {
-        log_info("NOQUEUE: reject: RCPT from %s: %s; from=<%s> to=<%s> "
-                 "proto=%s helo=<%s>", s->namaddr, buf_str(&reply),
-                 s->txn.sender, addr, smtpd_proto(s), s->helo);
+    if (!ok)
         smtpd_reply(s, "%s", buf_str(&reply));
-    }
     buf_free(&reply);
     return ok;
 }

@@ -115,16 +115,20 @@ static int data_envelope(struct smtpd_session *s, cleanup_t *c)
 /* smtpd_data_open - the queue file and its envelope, for DATA and BDAT */
 bool smtpd_data_open(struct smtpd_session *s)
 {
+    const char *queue;
     cleanup_t *c;
 
     s->txn.write_errno = 0;
     smtpd_data_abort(s);                /* nothing left from before */
-    /* port 25: our Received:, no Message-ID:/Date: added (submission
-       will ask for CLEANUP_FLAG_ADD_MISSING) */
-    if ((c = cleanup_open(QUEUE_INCOMING, CLEANUP_FLAG_RECEIVED
+    /* HOLD by a restriction: straight into hold/, qmgr never sees it.
+       Our Received: always; Message-ID:/Date: added for authenticated
+       (submission) clients only */
+    s->txn.policy_in_hold = s->txn.policy_hold;
+    queue = s->txn.policy_hold ? QUEUE_HOLD : QUEUE_INCOMING;
+    if ((c = cleanup_open(queue, CLEANUP_FLAG_RECEIVED
                           | (s->sasl_username[0] != '\0'
                              ? CLEANUP_FLAG_ADD_MISSING : 0u))) == NULL) {
-        log_warning("cannot create a queue file in %s: %s", QUEUE_INCOMING,
+        log_warning("cannot create a queue file in %s: %s", queue,
                     strerror(errno));
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
         return false;
@@ -147,6 +151,21 @@ bool smtpd_data_open(struct smtpd_session *s)
     return true;
 }
 
+/* data_policy - smtpd_data_restrictions at the DATA command (not BDAT,
+   as Postfix); replies and returns false when refused */
+static bool data_policy(struct smtpd_session *s)
+{
+    buf_t reply;
+    bool ok;
+
+    buf_init(&reply, 4096);
+    ok = smtpd_check_data(s, &reply) == 0;
+    if (!ok)
+        smtpd_reply(s, "%s", buf_str(&reply));
+    buf_free(&reply);
+    return ok;
+}
+
 bool smtpd_data_begin(struct smtpd_session *s)
 {
     if (!s->txn.in_mail) {
@@ -165,7 +184,7 @@ bool smtpd_data_begin(struct smtpd_session *s)
         smtpd_reply(s, "554 5.5.1 Error: no valid recipients");
         return false;
     }
-    if (!smtpd_data_open(s))
+    if (!data_policy(s) || !smtpd_data_open(s))
         return false;
     if (s->txn.dec == NULL)
         s->txn.dec = xmalloc(sizeof(*s->txn.dec));
@@ -213,6 +232,10 @@ static void data_commit(struct smtpd_session *s)
     const char *text;
     int code;
 
+    /* HOLD from the end-of-data restrictions: committed into hold/
+       directly, so qmgr never sees it in incoming/ */
+    if (s->txn.policy_hold && !s->txn.policy_in_hold)
+        cleanup_hold(c, "end-of-data restriction");
     /* The fsync'ing commit runs synchronously in the event loop: other
        sessions of this process wait for it. This is the place to batch
        commits (group fsync) later. */
@@ -232,9 +255,46 @@ static void data_commit(struct smtpd_session *s)
     s->junk_cmds = 0;
     smtpd_reply(s, "250 2.0.0 Ok: queued as %s", qid);
     /* DISCARD: nothing was kept; HOLD: qmgr leaves hold/ alone */
-    if (cleanup_outcome(c, NULL, NULL) == CLEANUP_QUEUED
-        && trigger_send("public/qmgr", TRIGGER_NEW_MAIL) < 0)
-        log_warning("%s: cannot wake qmgr: %s", qid, strerror(errno));
+    switch (cleanup_outcome(c, NULL, NULL)) {
+    case CLEANUP_QUEUED:
+        if (s->txn.policy_in_hold)
+            log_info("%s: held in %s", qid, QUEUE_HOLD);
+        else if (trigger_send("public/qmgr", TRIGGER_NEW_MAIL) < 0)
+            log_warning("%s: cannot wake qmgr: %s", qid, strerror(errno));
+        break;
+    case CLEANUP_HELD:
+        log_info("%s: held in %s", qid, QUEUE_HOLD);
+        break;
+    default:
+        break;
+    }
+}
+
+/* data_eod_policy - smtpd_end_of_data_restrictions, then a DISCARD from
+   any stage; true when the message was dealt with (replied) */
+static bool data_eod_policy(struct smtpd_session *s)
+{
+    buf_t reply;
+
+    buf_init(&reply, 4096);
+    if (smtpd_check_eod(s, data_qid(s), &reply) < 0) {
+        data_discard(s);
+        smtpd_reply(s, "%s", buf_str(&reply));
+        buf_free(&reply);
+        return true;
+    }
+    buf_free(&reply);
+    if (!s->txn.policy_discard)
+        return false;
+    /* claim delivery, throw it away (Postfix's DISCARD) */
+    log_info("%s: discard: END-OF-MESSAGE from %s: message discarded by "
+             "policy; from=<%s> proto=%s helo=<%s>", data_qid(s),
+             s->namaddr, s->txn.sender, smtpd_proto(s), s->helo);
+    smtpd_reply(s, "250 2.0.0 Ok: queued as %s", data_qid(s));
+    data_discard(s);
+    s->cmd_ok[s->txn.bdat ? SMTP_BDAT : SMTP_DATA]++;
+    s->errors = 0;
+    return true;
 }
 
 /* smtpd_data_finish - the end of the data (DATA's end line, the LAST
@@ -257,7 +317,7 @@ void smtpd_data_finish(struct smtpd_session *s)
     } else if (!data_open(s) || s->txn.write_errno != 0) {
         data_discard(s);
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
-    } else {
+    } else if (!data_eod_policy(s)) {
         data_commit(s);
     }
     smtpd_data_abort(s);

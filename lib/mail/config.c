@@ -88,6 +88,15 @@ bool var_smtpd_sasl_auth_required;
 long var_smtpd_sasl_failure_limit;
 bool var_smtpd_sasl_authenticated_header;
 long var_smtpd_client_auth_rate_limit;
+char *var_smtpd_client_restrictions;
+char *var_smtpd_helo_restrictions;
+char *var_smtpd_sender_restrictions;
+char *var_smtpd_relay_restrictions;
+char *var_smtpd_recipient_restrictions;
+char *var_smtpd_data_restrictions;
+char *var_smtpd_end_of_data_restrictions;
+char *var_smtpd_sender_login_maps;
+bool var_smtpd_reject_unlisted_recipient;
 long var_anvil_rate_time_unit;
 long var_queue_run_delay;
 long var_minimal_backoff_time;
@@ -166,7 +175,7 @@ const struct param_def param_table[] = {
     P_STR(inet_interfaces, "all",
           "Network addresses to listen on for inet services without an explicit host."),
     P_STR(relay_domains, "",
-          "Remote domains this host accepts mail for and relays."),
+          "Remote domains this host accepts mail for and relays: names (a name covers its subdomains, .name only them) and type:table lookup tables (keyed by the domain and its parents)."),
     P_STR(relayhost, "",
           "Send all non-local mail to this host ([host]:port skips MX lookup); empty means direct delivery."),
     /* SMTP server */
@@ -241,6 +250,25 @@ const struct param_def param_table[] = {
            "Show the authenticated user name in smtpd's Received: header (\"Authenticated sender: NAME\")."),
     P_INT(smtpd_client_auth_rate_limit, "0", 0, 1000000,
           "Most AUTH commands one client address may send per anvil_rate_time_unit, over all smtpd processes of the service (0 means no limit; needs the anvil service)."),
+    /* SMTP server access restrictions (smtpd(8) RESTRICTIONS) */
+    P_STR(smtpd_client_restrictions, "",
+          "Restrictions on the client's address and name, evaluated at RCPT TO (as Postfix with smtpd_delay_reject = yes)."),
+    P_STR(smtpd_helo_restrictions, "",
+          "Restrictions on the HELO/EHLO name, evaluated at RCPT TO."),
+    P_STR(smtpd_sender_restrictions, "",
+          "Restrictions on the MAIL FROM address, evaluated at RCPT TO."),
+    P_STR(smtpd_relay_restrictions, "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
+          "Relay control at RCPT TO, before smtpd_recipient_restrictions; this list or that one must contain reject_unauth_destination, defer_unauth_destination, reject or defer."),
+    P_STR(smtpd_recipient_restrictions, "",
+          "Restrictions on the RCPT TO address, after smtpd_relay_restrictions."),
+    P_STR(smtpd_data_restrictions, "",
+          "Restrictions evaluated at the DATA command."),
+    P_STR(smtpd_end_of_data_restrictions, "",
+          "Restrictions evaluated after the end of the message, before it is queued."),
+    P_STR(smtpd_sender_login_maps, "",
+          "Tables of the SASL login names that own a sender address (keys: address, address without extension, local part in local domains, @domain), for reject_sender_login_mismatch."),
+    P_BOOL(smtpd_reject_unlisted_recipient, "yes",
+           "Reject RCPT TO addresses in local domains that no alias or user matches, after the restriction lists (550 5.1.1)."),
     /* queue manager */
     P_TIME(queue_run_delay, "300s", 1, DAY_,
            "How often the deferred queue is scanned."),

@@ -102,6 +102,15 @@ extern bool var_smtpd_sasl_auth_required;
 extern long var_smtpd_sasl_failure_limit;
 extern bool var_smtpd_sasl_authenticated_header;
 extern long var_smtpd_client_auth_rate_limit;
+extern char *var_smtpd_client_restrictions;      /* mail/restriction.h */
+extern char *var_smtpd_helo_restrictions;
+extern char *var_smtpd_sender_restrictions;
+extern char *var_smtpd_relay_restrictions;
+extern char *var_smtpd_recipient_restrictions;
+extern char *var_smtpd_data_restrictions;
+extern char *var_smtpd_end_of_data_restrictions;
+extern char *var_smtpd_sender_login_maps;
+extern bool var_smtpd_reject_unlisted_recipient;
 extern long var_anvil_rate_time_unit;
 extern long var_queue_run_delay;
 extern long var_minimal_backoff_time;
