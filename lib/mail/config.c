@@ -96,6 +96,8 @@ long var_max_use;
 long var_max_idle;
 long var_ipc_timeout;
 long var_daemon_timeout;
+char *var_proxy_read_maps;
+long var_proxymap_timeout;
 long var_service_throttle_time;
 long var_local_recursion_limit;
 
@@ -256,6 +258,11 @@ const struct param_def param_table[] = {
            "A daemon that spends longer on one request is killed."),
     P_TIME(service_throttle_time, "60s", 1, DAY_,
            "How long master waits before restarting a service that keeps failing."),
+    /* proxymap: lookups for chrooted daemons */
+    P_STR(proxy_read_maps, "$alias_maps $virtual_user_maps",
+          "Tables proxymap(8) may look up for its clients (chrooted daemons reach every lmdb: table through it); proxymap refuses and logs any other."),
+    P_TIME(proxymap_timeout, "10s", 1, HOUR_,
+           "How long a daemon waits for one proxymap(8) lookup before it gives up (the client gets a temporary failure, 4.3.0)."),
 };
 
 const size_t param_count = sizeof(param_table) / sizeof(param_table[0]);

@@ -4,6 +4,8 @@
  *                   from the text file /path); reopened when replaced
  *   static:value    every key maps to value ("static:{a b}" for spaces)
  *   inline:{k1=v1, k2=v2}   a small table written in main.conf
+ *   proxy:TYPE:NAME lookups by proxymap(8) (dict_proxy.h); in a daemon
+ *                   that chroots, every lmdb: table is opened this way
  * (pcre: arrives with the regex-table issue.)
  * Keys are looked up lowercased. A table list "lmdb:/a, static:x" is a
  * maps_t: the first table that has the key wins; a table error stops the
