@@ -16,10 +16,12 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/buf.h"
 #include "config.h"
+#include "dict_proxy.h"
 #include "util/events.h"
 #include "util/log.h"
 #include "util/privs.h"
@@ -287,6 +289,23 @@ static void server_config(const char *prog)
         log_set_verbose(srv.verbose);
 }
 
+/* server_will_chroot - master asked for a chroot and we can do it */
+static bool server_will_chroot(void)
+{
+    return srv.opt_chroot && privs_running_as_root();
+}
+
+/* server_chroot_prepare - what the process needs from outside the jail
+   and would otherwise only fetch after the chroot: the time zone
+   (glibc reads /etc/localtime once, at the first localtime call or
+   tzset, and keeps it while TZ does not change) and the syslog socket
+   (/dev/log). The log file and the tables are opened already. */
+static void server_chroot_prepare(void)
+{
+    tzset();
+    log_connect_now();
+}
+
 /* server_drop_privs - chroot and/or become $mail_owner, as master asked */
 static void server_drop_privs(void)
 {
@@ -296,6 +315,8 @@ static void server_drop_privs(void)
 
     if (!privs_running_as_root())
         return;
+    if (srv.opt_chroot)
+        server_chroot_prepare();
     if (srv.opt_unpriv) {
         if (privs_lookup_user(var_mail_owner, &uid, &gid) < 0)
             log_fatal("unknown mail_owner user: %s", var_mail_owner);
@@ -347,6 +368,10 @@ static void server_start(int argc, char **argv, const struct server_ops *ops,
     server_config(prog);
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         log_fatal("signal: %s", strerror(errno));
+    /* inside the jail no table file can be (re)opened: every lmdb:
+       table and the password database go through proxymap instead */
+    if (server_will_chroot())
+        dict_proxy_set_all(true);
     if (ops->pre_init)
         ops->pre_init(srv.service, argv + first, argc - first);
     if (chdir(var_queue_directory) < 0)

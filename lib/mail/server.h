@@ -16,7 +16,10 @@
  *
  * Start-up order: parse args, config_load (+ -o overrides), logging,
  * ops->pre_init (still root: open tables, logs, keys), chdir to the
- * queue directory, privilege drop / chroot as requested, die with master
+ * queue directory, privilege drop / chroot as requested (before a chroot:
+ * tzset() and the syslog connection; and from before pre_init on, every
+ * lmdb: table and the password database are looked up through
+ * proxymap(8), dict_proxy.h), die with master
  * (PR_SET_PDEATHSIG), ops->post_init, run. SIGTERM: stop accepting,
  * ops->pre_exit, exit.
  *
