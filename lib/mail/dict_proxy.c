@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,8 +24,12 @@
 
 #define DICT_PROXY_CONNECT_RETRY_MSEC 50
 
+#define DICT_PROXY_WARN_MSEC 1000
+
 struct dict_proxy {
     char *spec;
+    uint64_t warned_ms;     /* last tempfail warning, at most one a second */
+    bool warned;
 };
 
 static bool proxy_all;
@@ -212,6 +217,16 @@ int dict_proxy_lookup(struct dict_proxy *p, const char *key, buf_t *value)
     (void)str_copy(rq.key, key, sizeof(rq.key));
     if (proxy_call(&rq, &rp) < 0)
         return -1;
+    if (rp.status == PROXY_STATUS_TEMPFAIL) {
+        uint64_t now = time_mono_msec();
+
+        /* the reason is in proxymap's log; say here that it mattered */
+        if (!p->warned || now - p->warned_ms >= DICT_PROXY_WARN_MSEC)
+            log_warning("%s: lookup of %s failed temporarily in proxymap "
+                        "(its warnings say why)", p->spec, key);
+        p->warned = true;
+        p->warned_ms = now;
+    }
     return proxy_result(p->spec, &rp, value);
 }
 
