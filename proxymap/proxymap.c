@@ -5,7 +5,9 @@
  * a connection they keep.
  *
  *   request=lookup table=TYPE:NAME key=K   the table must be one of
- *       $proxy_read_maps (a "proxy:" prefix there is ignored); anything
+ *       $proxy_read_maps (a "proxy:" prefix there is ignored; so are
+ *       words that are not TYPE:NAME, as restriction lists and domain
+ *       lists named there hold them); anything
  *       else is refused (status=denied) and logged: a request is a
  *       claim, and a compromised smtpd must not read arbitrary files
  *       through us. Tables are opened at their first request and kept;
@@ -88,7 +90,9 @@ static void proxymap_allow(const char *list)
         bool dup = false;
         for (size_t i = 0; i < ntables && !dup; i++)
             dup = strcmp(tables[i].spec, name) == 0;
-        if (!dup && *name) {
+        /* restriction lists also hold words (permit_mynetworks) and
+           domain lists plain names: only TYPE:NAME is a table */
+        if (!dup && *name && strchr(name, ':') != NULL) {
             tables = xrealloc(tables, (ntables + 1) * sizeof(*tables));
             tables[ntables].spec = xstrdup(name);
             tables[ntables].maps = NULL;
