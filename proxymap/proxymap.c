@@ -196,50 +196,35 @@ static enum proxy_status proxymap_local_user(const struct proxy_request *rq,
     return PROXY_STATUS_FOUND;
 }
 
+/* proxymap_handle - one request: decode, look up, encode the reply */
+static int proxymap_handle(attr_list_t *req, attr_list_t *reply, void *ctx)
+{
+    struct proxy_request rq;
+    struct proxy_reply rp;
+    const char *err = NULL;
+
+    (void)ctx;
+    if (proxy_request_decode(req, &rq, &err) < 0) {
+        log_warning("proxymap client: malformed request: %s: dropping "
+                    "the connection", err);
+        return -1;
+    }
+    memset(&rp, 0, sizeof(rp));
+    rp.status = rq.type == PROXY_REQ_LOOKUP ? proxymap_lookup(&rq, &rp)
+                                            : proxymap_local_user(&rq, &rp);
+    if (rp.status != PROXY_STATUS_FOUND)
+        rp.value[0] = '\0';
+    if (proxy_reply_encode(&rp, reply, &err) < 0)
+        log_panic("proxymap reply: %s", err);
+    return 0;
+}
+
 /* proxymap_serve - requests from one client until it closes, idles or
    misbehaves */
 static void proxymap_serve(int fd)
 {
-    buf_t in;
-    attr_list_t req, reply;
-
-    buf_init(&in, ATTR_MAX_MSG * 2);
-    attr_list_init(&req);
-    attr_list_init(&reply);
-    for (;;) {
-        struct proxy_request rq;
-        struct proxy_reply rp;
-        const char *err = NULL;
-        int r = attr_read_fd(fd, &in, &req, PROXYMAP_IDLE_SEC, &err);
-
-        if (r == 0 || (r < 0 && errno == ETIMEDOUT && in.len == 0))
-            break;      /* done, or idle: the client reconnects */
-        if (r < 0) {
-            log_warning("proxymap client: %s: dropping the connection",
-                        err ? err : "read error");
-            break;
-        }
-        if (proxy_request_decode(&req, &rq, &err) < 0) {
-            log_warning("proxymap client: malformed request: %s: dropping "
-                        "the connection", err);
-            break;
-        }
-        memset(&rp, 0, sizeof(rp));
-        rp.status = rq.type == PROXY_REQ_LOOKUP ? proxymap_lookup(&rq, &rp)
-                                                : proxymap_local_user(&rq, &rp);
-        if (rp.status != PROXY_STATUS_FOUND)
-            rp.value[0] = '\0';
-        attr_list_reset(&reply);
-        if (proxy_reply_encode(&rp, &reply, &err) < 0)
-            log_panic("proxymap reply: %s", err);
-        if (attr_write_fd(fd, &reply, (int)var_ipc_timeout) < 0) {
-            log_warning("proxymap client: write failed: %s", strerror(errno));
-            break;
-        }
-    }
-    attr_list_free(&req);
-    attr_list_free(&reply);
-    buf_free(&in);
+    server_attr_serve(fd, "proxymap", PROXYMAP_IDLE_SEC, false,
+                      proxymap_handle, NULL);
 }
 
 int main(int argc, char **argv)

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/attr.h"
 #include "util/buf.h"
 #include "config.h"
 #include "dict_proxy.h"
@@ -635,6 +636,56 @@ static void request_server_accept(ev_loop_t *loop, int lfd, unsigned events,
     (void)close(fd);
     srv.conns--;
     server_update();
+}
+
+/* server_attr_wipe - clear every value of l in place */
+static void server_attr_wipe(attr_list_t *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        if (l->items[i].value)
+            explicit_bzero(l->items[i].value, strlen(l->items[i].value));
+}
+
+/* server_attr_serve - the request/reply loop of an attribute server */
+void server_attr_serve(int fd, const char *what, int idle_sec, bool secret,
+                       server_attr_fn handle, void *ctx)
+{
+    buf_t in;
+    attr_list_t req, reply;
+
+    buf_init(&in, ATTR_MAX_MSG * 2);
+    attr_list_init(&req);
+    attr_list_init(&reply);
+    for (;;) {
+        const char *err = NULL;
+        int r = attr_read_fd(fd, &in, &req, idle_sec, &err);
+
+        if (r == 0 || (r < 0 && errno == ETIMEDOUT && in.len == 0))
+            break;      /* done, or idle */
+        if (r < 0) {
+            log_warning("%s client: %s: dropping the connection", what,
+                        err ? err : "read error");
+            break;
+        }
+        attr_list_reset(&reply);
+        r = handle(&req, &reply, ctx);
+        if (secret)
+            server_attr_wipe(&req);
+        if (r < 0)
+            break;
+        if (attr_write_fd(fd, &reply, (int)var_ipc_timeout) < 0) {
+            log_warning("%s client: write failed: %s", what, strerror(errno));
+            break;
+        }
+    }
+    if (secret) {
+        server_attr_wipe(&req);
+        if (in.data)
+            explicit_bzero(in.data, in.cap);
+    }
+    attr_list_free(&req);
+    attr_list_free(&reply);
+    buf_free(&in);
 }
 
 /* request_server_main - one client at a time, blocking */

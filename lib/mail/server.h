@@ -71,6 +71,20 @@ struct server_ops {
     bool long_running;      /* ignore max_use/max_idle (qmgr) */
 };
 
+/* Request servers that speak attribute lists (util/attr.h) share this
+   loop for on_request_conn: read a request (waiting at most idle_sec for
+   it: an idle client is let go, it reconnects when it needs us), call
+   handle(req, reply, ctx), write the reply within $ipc_timeout, until
+   the client closes. handle fills reply (empty on entry) and returns 0,
+   or -1 to drop the connection (it logs why). A request that breaks the
+   codec's bounds is logged as "WHAT client: ...". secret: wipe every
+   request and the input buffer after use (passwords). */
+struct attr_list;
+typedef int (*server_attr_fn)(struct attr_list *req, struct attr_list *reply,
+                              void *ctx);
+void server_attr_serve(int fd, const char *what, int idle_sec, bool secret,
+                       server_attr_fn handle, void *ctx);
+
 int event_server_main(int argc, char **argv, const struct server_ops *ops);
 int trigger_server_main(int argc, char **argv, const struct server_ops *ops);
 int request_server_main(int argc, char **argv, const struct server_ops *ops);
