@@ -235,5 +235,44 @@ class ChrootTest(TernTestCase):
                 pass
 
 
+@unittest.skipUnless(ROOT, "skipped: needs root (chroot)")
+@unittest.skipIf(os.path.exists("/dev/log"),
+                 "skipped: a syslog daemon owns /dev/log")
+class ChrootSyslogTest(TernTestCase):
+    """Without maillog_file, a chrooted smtpd logs to syslog over the
+    /dev/log connection it made before the chroot (no /dev/log in the
+    jail). The test plays syslogd on /dev/log."""
+
+    def setUp(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("/dev/log")
+        self.addCleanup(os.unlink, "/dev/log")
+        self.addCleanup(self.sock.close)
+        self.sock.settimeout(0.2)
+        self.got = []
+
+    def received(self):
+        try:
+            while True:
+                self.got.append(self.sock.recv(65536).decode(
+                    errors="replace"))
+        except socket.timeout:
+            pass
+        return "\n".join(self.got)
+
+    def test_smtpd_logs_to_syslog_from_the_jail(self):
+        inst = self.instance(main={"maillog_file": ""})
+        inst.start()
+        with inst.smtp() as s:
+            s.ehlo()
+            s.mail("sender@example.org")
+            self.assertEqual(s.rcpt("nosuchuser@localhost")[0], 550)
+        for pid in inst.child_pids("smtpd"):
+            self.assertEqual(root_of(pid), os.path.realpath(inst.spool))
+        wait_for(lambda: re.search(r"tern/smtpd\[\d+\]: NOQUEUE: reject: "
+                                   r"RCPT from", self.received()),
+                 WAIT, 0.1, "smtpd's reject line in syslog")
+
+
 if __name__ == "__main__":
     unittest.main()
