@@ -152,6 +152,8 @@ static void __attribute__((noreturn)) master_check_only(void)
     buf_t err = BUF_INIT;
     int rc = master_conf_load(&mc, &err);
 
+    if (rc == 0)
+        rc = master_conf_check_chroot(&mc, privs_running_as_root(), &err);
     if (rc < 0)
         fprintf(stderr, "master: %s\n", buf_str(&err));
     else
@@ -380,7 +382,8 @@ static void master_reload(void)
              master_config_dir);
     master_conf_path(&path);
     if (master_conf_check_fork(&err) < 0
-        || (buf_reset(&err), mastercf_parse_file(buf_str(&path), &mc, &err)) < 0) {
+        || (buf_reset(&err), mastercf_parse_file(buf_str(&path), &mc, &err)) < 0
+        || master_conf_check_chroot(&mc, privs_running_as_root(), &err) < 0) {
         for (size_t i = 0; i < err.len; i++)
             if (err.data[i] == '\n' && i + 1 < err.len)
                 err.data[i] = ';';
@@ -489,7 +492,8 @@ int main(int argc, char **argv)
         log_set_verbose(master_verbose);
     if (check)
         master_check_only();
-    if (master_conf_load(&mc, &err) < 0)
+    if (master_conf_load(&mc, &err) < 0
+        || master_conf_check_chroot(&mc, privs_running_as_root(), &err) < 0)
         log_fatal("%s", buf_str(&err));
     buf_free(&err);
     if (master_conf_check_listeners(&mc, false) < 0)

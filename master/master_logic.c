@@ -178,6 +178,23 @@ char **master_argv_build(const struct master_entry *e, const char *path,
     return v;
 }
 
+/* master_conf_check_chroot - refuse chroot=y without root, clearly */
+int master_conf_check_chroot(const struct master_conf *mc, bool root,
+                             buf_t *err)
+{
+    if (root)
+        return 0;
+    for (size_t i = 0; i < mc->count; i++)
+        if (mc->entries[i].chroot) {
+            (void)buf_printf(err, "master.conf:%d: service %s: chroot=y "
+                             "needs master to run as root (set the chroot "
+                             "column to n)", mc->entries[i].line,
+                             mc->entries[i].service);
+            return -1;
+        }
+    return 0;
+}
+
 /* master_exit_describe - Postfix wording of a child's end */
 bool master_exit_describe(int wstatus, buf_t *out)
 {

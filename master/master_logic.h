@@ -58,6 +58,12 @@ char **master_argv_build(const struct master_entry *e, const char *path,
                          size_t nlisten, const struct master_argv_opts *o,
                          size_t *argc_r);
 
+/* chroot=y needs root (a normal user cannot chroot; the developer
+   instance writes n): 0 ok, -1 with "master.conf:LINE: ..." in *err for
+   the first entry that asks for it when root is false */
+int master_conf_check_chroot(const struct master_conf *mc, bool root,
+                             buf_t *err);
+
 /* "killed by signal 9" / "exit status 1" into out; false for exit 0 */
 bool master_exit_describe(int wstatus, buf_t *out);
 

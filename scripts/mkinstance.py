@@ -95,9 +95,10 @@ def make_certificate(etc, hostname):
 
 def create(directory, build, ports, main_extra=None, services_extra="",
            users=("demo",), aliases=None, hostname="localhost.localdomain",
-           tls=False):
+           tls=False, chroot=None):
     """Create the instance; returns the config directory path. ports:
-    {"smtp": N} and, with tls, optionally "submission" and "smtps"."""
+    {"smtp": N} and, with tls, optionally "submission" and "smtps".
+    chroot: smtpd and qmgr chrooted (None: when running as root)."""
     d = os.path.abspath(directory)
     build = os.path.abspath(build)
     root = os.geteuid() == 0
@@ -133,26 +134,31 @@ def create(directory, build, ports, main_extra=None, services_extra="",
           "# Tern instance created by scripts/mkinstance.py\n" +
           "".join("%s = %s\n" % kv for kv in main.items()))
     svc = ["# service type private unpriv chroot wakeup maxproc command + args"]
+    # smtpd and qmgr run chrooted into the spool, as on Debian's Postfix;
+    # only root can chroot, so a developer instance says n (master
+    # refuses chroot=y when it is not root)
+    jail = "y" if (root if chroot is None else chroot) else "n"
     smtp = ports.get("smtp")
     if smtp:
-        svc.append("127.0.0.1:%d inet n - n - - smtpd" % smtp)
+        svc.append("127.0.0.1:%d inet n - %s - - smtpd" % (smtp, jail))
     if cert and ports.get("submission"):
-        svc.append("127.0.0.1:%d inet n - n - - smtpd"
+        svc.append("127.0.0.1:%d inet n - %s - - smtpd"
                    " -o smtpd_tls_security_level=encrypt"
                    " -o smtpd_sasl_auth_enable=yes"
                    " -o smtpd_sasl_auth_required=yes"
-                   % ports["submission"])
+                   % (ports["submission"], jail))
     if cert and ports.get("smtps"):
         # master's overload reply would be plaintext: close instead
-        svc.append("127.0.0.1:%d inet n - n - - smtpd"
+        svc.append("127.0.0.1:%d inet n - %s - - smtpd"
                    " -o smtpd_tls_wrappermode=yes -o smtpd_overload_reply="
                    " -o smtpd_sasl_auth_enable=yes"
                    " -o smtpd_sasl_auth_required=yes"
-                   % ports["smtps"])
-    svc.append("qmgr unix n - n 300 1 qmgr")
+                   % (ports["smtps"], jail))
+    svc.append("qmgr unix n - %s 300 1 qmgr" % jail)
     svc.append("anvil unix - - n - 1 anvil")
     svc.append("local unix - n n - - local")
     svc.append("auth unix - n n - - auth")
+    svc.append("proxymap unix - - n - - proxymap")
     write(os.path.join(etc, "master.conf"),
           "\n".join(svc) + "\n" + services_extra)
 

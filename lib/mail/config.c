@@ -112,6 +112,8 @@ long var_max_use;
 long var_max_idle;
 long var_ipc_timeout;
 long var_daemon_timeout;
+char *var_proxy_read_maps;
+long var_proxymap_timeout;
 long var_service_throttle_time;
 long var_local_recursion_limit;
 /* content inspection (cleanup) */
@@ -319,6 +321,11 @@ const struct param_def param_table[] = {
            "A daemon that spends longer on one request is killed."),
     P_TIME(service_throttle_time, "60s", 1, DAY_,
            "How long master waits before restarting a service that keeps failing."),
+    /* proxymap: lookups for chrooted daemons */
+    P_STR(proxy_read_maps, "$alias_maps $virtual_user_maps $mydestination $relay_domains $smtpd_sender_login_maps $smtpd_client_restrictions $smtpd_helo_restrictions $smtpd_sender_restrictions $smtpd_relay_restrictions $smtpd_recipient_restrictions $smtpd_data_restrictions $smtpd_end_of_data_restrictions",
+          "Tables proxymap(8) may look up for its clients (chrooted daemons reach every lmdb: table through it); words that are not TYPE:NAME are ignored, and proxymap refuses and logs any other table."),
+    P_TIME(proxymap_timeout, "10s", 1, HOUR_,
+           "How long a daemon waits for one proxymap(8) lookup before it gives up (the client gets a temporary failure, 4.3.0)."),
 };
 
 const size_t param_count = sizeof(param_table) / sizeof(param_table[0]);

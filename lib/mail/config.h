@@ -126,6 +126,9 @@ extern long var_max_use;
 extern long var_max_idle;
 extern long var_ipc_timeout;
 extern long var_daemon_timeout;
+/* proxymap (chroot) */
+extern char *var_proxy_read_maps;
+extern long var_proxymap_timeout;
 extern long var_service_throttle_time;
 extern long var_local_recursion_limit;   /* alias expansion depth */
 /* content inspection (cleanup) */

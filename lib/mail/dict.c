@@ -18,12 +18,13 @@
 #include <unistd.h>
 
 #include "dict_pcre.h"
+#include "dict_proxy.h"
 #include "util/log.h"
 #include "util/util.h"
 
 #define DICT_CHECK_MSEC   1000
 
-enum dict_type { DICT_LMDB, DICT_STATIC, DICT_INLINE, DICT_PCRE };
+enum dict_type { DICT_LMDB, DICT_STATIC, DICT_INLINE, DICT_PCRE, DICT_PROXY };
 
 struct dict {
     enum dict_type type;
@@ -44,6 +45,7 @@ struct dict {
     size_t count;
     /* pcre (dict_pcre.c) */
     dict_pcre_t *pcre;
+    struct dict_proxy *proxy;    /* proxy: (dict_proxy.c) */
 };
 
 struct maps {
@@ -395,7 +397,12 @@ static dict_t *dict_open_flags(const char *spec, bool missing_ok,
     dict_t *d = xcalloc(1, sizeof(*d));
     d->spec = xstrdup(spec);
     int rc;
-    if (tlen == 4 && strncmp(spec, "lmdb", 4) == 0) {
+    if ((tlen == 5 && strncmp(spec, "proxy", 5) == 0)
+        || (tlen == 4 && strncmp(spec, "lmdb", 4) == 0 && dict_proxy_all())) {
+        d->type = DICT_PROXY;
+        d->proxy = dict_proxy_open(tlen == 5 ? arg : spec, error_r);
+        rc = d->proxy ? 0 : -1;
+    } else if (tlen == 4 && strncmp(spec, "lmdb", 4) == 0) {
         d->type = DICT_LMDB;
         rc = lmdb_open(d, arg, missing_ok, error_r);
     } else if (tlen == 6 && strncmp(spec, "static", 6) == 0) {
@@ -437,6 +444,8 @@ int dict_lookup(dict_t *d, const char *key, buf_t *value)
         return inline_lookup(d, key, value);
     case DICT_PCRE:
         return dict_pcre_lookup(d->pcre, key, value);
+    case DICT_PROXY:
+        return dict_proxy_lookup(d->proxy, key, value);
     }
     return -1;
 }
@@ -460,6 +469,7 @@ void dict_close(dict_t *d)
         return;
     lmdb_env_close(d);
     dict_pcre_free(d->pcre);
+    dict_proxy_close(d->proxy);
     for (size_t i = 0; i < d->count; i++) {
         free(d->keys[i]);
         free(d->values[i]);

@@ -6,6 +6,8 @@
  *   inline:{k1=v1, k2=v2}   a small table written in main.conf
  *   pcre:/path      regular expressions (pcre_table(5), dict_pcre.h),
  *                   compiled once at open; keys are matched as given
+ *   proxy:TYPE:NAME lookups by proxymap(8) (dict_proxy.h); in a daemon
+ *                   that chroots, every lmdb: table is opened this way
  * Other keys are looked up lowercased. A table list "lmdb:/a, static:x" is a
  * maps_t: the first table that has the key wins; a table error stops the
  * search (-1), so a broken table defers instead of falling through.

@@ -1,6 +1,8 @@
 /*
  * mailuser - local users (virtual_user_maps, then the password file),
  * local domains ($mydestination) and "user+ext" handling (mailuser.h).
+ * In a process that chroots (dict_proxy_all()), the tables are proxy:
+ * tables and the password file is read by proxymap(8).
  */
 #include "mailuser.h"
 
@@ -14,6 +16,7 @@
 #include "util/buf.h"
 #include "config.h"
 #include "dict.h"
+#include "dict_proxy.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -90,11 +93,28 @@ static int virtual_parse(char *value, struct mail_user *u)
     return 0;
 }
 
+/* passwd_proxy - the password database through proxymap (chrooted:
+   no /etc/passwd, no NSS modules in the jail): 1, 0, -1 */
+static int passwd_proxy(const char *name, struct mail_user *u)
+{
+    buf_t value;
+    buf_init(&value, MAILUSER_VALUE_MAX);
+    int rc = dict_proxy_local_user(name, &value);
+    if (rc == 1 && (value.data == NULL || virtual_parse(value.data, u) < 0)) {
+        log_warning("proxymap: malformed local user entry for %s", name);
+        rc = -1;
+    }
+    buf_free(&value);
+    return rc;
+}
+
 /* passwd_user - the system password database: 1, 0, -1 */
 static int passwd_user(const char *name, struct mail_user *u)
 {
     struct passwd pw;
     char *buf;
+    if (dict_proxy_all())
+        return passwd_proxy(name, u);
     int ret = passwd_lookup(name, &pw, &buf);
     if (ret < 0) {
         log_warning("getpwnam_r %s: %s", name, strerror(errno));

@@ -6,6 +6,14 @@
  * in the system password database (getpwnam). Local domains are
  * $mydestination (names, or $myhostname style expansions already done by
  * config). recipient_delimiter ("+") splits "user+ext".
+ *
+ * Chrooted daemons (smtpd, qmgr with master.conf chroot=y) cannot see
+ * the tables or /etc/passwd: there, automatically (server.c sets
+ * dict_proxy_set_all before pre_init), every lmdb: table and the
+ * password database are looked up through proxymap(8), so a table that
+ * ternmap replaces is seen at once and NSS works as outside. Nothing in
+ * main.conf needs "proxy:" for that (it may still be written, as in
+ * Postfix); static: and inline: tables stay in the process.
  */
 #ifndef TERN_MAILUSER_H
 #define TERN_MAILUSER_H

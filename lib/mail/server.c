@@ -16,10 +16,13 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "util/attr.h"
 #include "util/buf.h"
 #include "config.h"
+#include "dict_proxy.h"
 #include "util/events.h"
 #include "util/log.h"
 #include "util/privs.h"
@@ -293,6 +296,23 @@ static void server_config(const char *prog)
         log_set_verbose(srv.verbose);
 }
 
+/* server_will_chroot - master asked for a chroot and we can do it */
+static bool server_will_chroot(void)
+{
+    return srv.opt_chroot && privs_running_as_root();
+}
+
+/* server_chroot_prepare - what the process needs from outside the jail
+   and would otherwise only fetch after the chroot: the time zone
+   (glibc reads /etc/localtime once, at the first localtime call or
+   tzset, and keeps it while TZ does not change) and the syslog socket
+   (/dev/log). The log file and the tables are opened already. */
+static void server_chroot_prepare(void)
+{
+    tzset();
+    log_connect_now();
+}
+
 /* server_drop_privs - chroot and/or become $mail_owner, as master asked */
 static void server_drop_privs(void)
 {
@@ -302,6 +322,8 @@ static void server_drop_privs(void)
 
     if (!privs_running_as_root())
         return;
+    if (srv.opt_chroot)
+        server_chroot_prepare();
     if (srv.opt_unpriv) {
         if (privs_lookup_user(var_mail_owner, &uid, &gid) < 0)
             log_fatal("unknown mail_owner user: %s", var_mail_owner);
@@ -353,6 +375,10 @@ static void server_start(int argc, char **argv, const struct server_ops *ops,
     server_config(prog);
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         log_fatal("signal: %s", strerror(errno));
+    /* inside the jail no table file can be (re)opened: every lmdb:
+       table and the password database go through proxymap instead */
+    if (server_will_chroot())
+        dict_proxy_set_all(true);
     if (ops->pre_init)
         ops->pre_init(srv.service, argv + first, argc - first);
     if (chdir(var_queue_directory) < 0)
@@ -616,6 +642,56 @@ static void request_server_accept(ev_loop_t *loop, int lfd, unsigned events,
     (void)close(fd);
     srv.conns--;
     server_update();
+}
+
+/* server_attr_wipe - clear every value of l in place */
+static void server_attr_wipe(attr_list_t *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        if (l->items[i].value)
+            explicit_bzero(l->items[i].value, strlen(l->items[i].value));
+}
+
+/* server_attr_serve - the request/reply loop of an attribute server */
+void server_attr_serve(int fd, const char *what, int idle_sec, bool secret,
+                       server_attr_fn handle, void *ctx)
+{
+    buf_t in;
+    attr_list_t req, reply;
+
+    buf_init(&in, ATTR_MAX_MSG * 2);
+    attr_list_init(&req);
+    attr_list_init(&reply);
+    for (;;) {
+        const char *err = NULL;
+        int r = attr_read_fd(fd, &in, &req, idle_sec, &err);
+
+        if (r == 0 || (r < 0 && errno == ETIMEDOUT && in.len == 0))
+            break;      /* done, or idle */
+        if (r < 0) {
+            log_warning("%s client: %s: dropping the connection", what,
+                        err ? err : "read error");
+            break;
+        }
+        attr_list_reset(&reply);
+        r = handle(&req, &reply, ctx);
+        if (secret)
+            server_attr_wipe(&req);
+        if (r < 0)
+            break;
+        if (attr_write_fd(fd, &reply, (int)var_ipc_timeout) < 0) {
+            log_warning("%s client: write failed: %s", what, strerror(errno));
+            break;
+        }
+    }
+    if (secret) {
+        server_attr_wipe(&req);
+        if (in.data)
+            explicit_bzero(in.data, in.cap);
+    }
+    attr_list_free(&req);
+    attr_list_free(&reply);
+    buf_free(&in);
 }
 
 /* request_server_main - one client at a time, blocking */

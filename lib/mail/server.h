@@ -16,7 +16,10 @@
  *
  * Start-up order: parse args, config_load (+ -o overrides), logging,
  * ops->pre_init (still root: open tables, logs, keys), chdir to the
- * queue directory, privilege drop / chroot as requested, die with master
+ * queue directory, privilege drop / chroot as requested (before a chroot:
+ * tzset() and the syslog connection; and from before pre_init on, every
+ * lmdb: table and the password database are looked up through
+ * proxymap(8), dict_proxy.h), die with master
  * (PR_SET_PDEATHSIG), ops->post_init, run. SIGTERM: stop accepting,
  * ops->on_stop (if any) and a short drain of what it wrote, ops->pre_exit,
  * exit. A second SIGTERM exits at once.
@@ -72,6 +75,20 @@ struct server_ops {
 
     bool long_running;      /* ignore max_use/max_idle (qmgr) */
 };
+
+/* Request servers that speak attribute lists (util/attr.h) share this
+   loop for on_request_conn: read a request (waiting at most idle_sec for
+   it: an idle client is let go, it reconnects when it needs us), call
+   handle(req, reply, ctx), write the reply within $ipc_timeout, until
+   the client closes. handle fills reply (empty on entry) and returns 0,
+   or -1 to drop the connection (it logs why). A request that breaks the
+   codec's bounds is logged as "WHAT client: ...". secret: wipe every
+   request and the input buffer after use (passwords). */
+struct attr_list;
+typedef int (*server_attr_fn)(struct attr_list *req, struct attr_list *reply,
+                              void *ctx);
+void server_attr_serve(int fd, const char *what, int idle_sec, bool secret,
+                       server_attr_fn handle, void *ctx);
 
 int event_server_main(int argc, char **argv, const struct server_ops *ops);
 int trigger_server_main(int argc, char **argv, const struct server_ops *ops);

@@ -94,6 +94,17 @@ int log_set_file(const char *path)
     return 0;
 }
 
+/* log_connect_now - connect to syslog now if that is the destination:
+   after a chroot /dev/log is out of reach, and the connection made here
+   is kept (openlog with LOG_NDELAY; later openlog calls reuse it) */
+void log_connect_now(void)
+{
+    if (log_fd >= 0 || log_syslog_open)
+        return;
+    openlog(log_ident_buf, LOG_PID | LOG_NDELAY, log_facility);
+    log_syslog_open = true;
+}
+
 void log_set_stderr(bool on)
 {
     log_to_stderr = on;

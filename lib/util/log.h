@@ -20,6 +20,8 @@ void log_init(const char *syslog_name, const char *program);
 /* maillog_file: path, "/dev/stdout", "/dev/stderr", or "" for syslog.
    Returns 0, or -1 (and keeps the previous destination) on open failure. */
 int log_set_file(const char *path);
+/* open the syslog connection now (before chroot); no-op with a file */
+void log_connect_now(void);
 /* also copy every line to stderr (foreground master, commands) */
 void log_set_stderr(bool on);
 /* syslog facility name ("mail", "local0", ...); 0 ok, -1 unknown */

@@ -129,7 +129,7 @@ def proc_cmdline(pid):
 
 class Instance:
     def __init__(self, main=None, services_extra="", users=("demo",),
-                 aliases=None, tls=False):
+                 aliases=None, tls=False, chroot=None):
         """tls=True: a self-signed certificate, STARTTLS on smtp_port, and
         the services submission_port (TLS required) and smtps_port
         (implicit TLS), as `make run` has them."""
@@ -143,7 +143,11 @@ class Instance:
         self.etc = mkinstance.create(
             self.dir, BUILD, ports, main_extra=main,
             services_extra=services_extra, users=users, aliases=aliases,
-            tls=tls)
+            tls=tls, chroot=chroot)
+        # master.conf's chroot column of smtpd and qmgr (mkinstance: y
+        # when root), for tests that edit those lines
+        self.jail = "y" if (os.geteuid() == 0 if chroot is None
+                            else chroot) else "n"
         self.spool = os.path.join(self.dir, "spool")
         self.logfile = os.path.join(self.dir, "log", "maillog")
         self.proc = None

@@ -168,7 +168,8 @@ class MailPath(TernTestCase):
     def test_too_many_clients_421(self):
         inst = self.instance(main={"smtpd_client_limit": "3"})
         conf = os.path.join(inst.etc, "master.conf")
-        text = open(conf).read().replace("inet n - n - - smtpd", "inet n - n - 1 smtpd")
+        text = open(conf).read().replace("inet n - %s - - smtpd" % inst.jail,
+                                         "inet n - %s - 1 smtpd" % inst.jail)
         open(conf, "w").write(text)
         inst.start()
 
@@ -212,8 +213,8 @@ class MailPath(TernTestCase):
         # wakeup is moved an hour away, so a generous wait still tells
         # "at once" from "at the next wakeup".
         inst = self.instance(main=FAST_RETRY)
-        inst.edit_master_conf("qmgr unix n - n 300 1 qmgr",
-                              "qmgr unix n - n 3600 1 qmgr")
+        inst.edit_master_conf("qmgr unix n - %s 300 1 qmgr" % inst.jail,
+                              "qmgr unix n - %s 3600 1 qmgr" % inst.jail)
         inst.start()
         old = wait_for(lambda: inst.child_pids("qmgr"), 30, what="qmgr")
         os.kill(old[0], signal.SIGKILL)

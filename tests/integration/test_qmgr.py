@@ -105,8 +105,8 @@ class Qmgr(TernTestCase):
         # only other way in, master's wakeup, is moved an hour away, so a
         # generous wait still tells the two apart.
         inst = self.instance(main=FAST_RETRY)
-        inst.edit_master_conf("qmgr unix n - n 300 1 qmgr",
-                              "qmgr unix n - n 3600 1 qmgr")
+        inst.edit_master_conf("qmgr unix n - %s 300 1 qmgr" % inst.jail,
+                              "qmgr unix n - %s 3600 1 qmgr" % inst.jail)
         inst.start()
         send(inst, "demo@localhost", "first")
         inst.wait_messages("demo", 1)

@@ -91,7 +91,8 @@ class LocalRequests(TernTestCase):
         # take the files they plant in active/ (start-up recovery, the
         # active/ sweep) and quarantine them before the request is made
         self.inst = self.instance(users=("demo", "bob"))
-        self.inst.edit_master_conf("qmgr unix n - n 300 1 qmgr\n", "")
+        self.inst.edit_master_conf(
+            "qmgr unix n - %s 300 1 qmgr\n" % self.inst.jail, "")
         self.inst.start()
         self.tern = pwd.getpwnam("tern")
         self.active = os.path.join(self.inst.spool, "active")

@@ -144,6 +144,31 @@ START_TEST(test_argv)
 }
 END_TEST
 
+/* ---- chroot=y needs root ---------------------------------------------------- */
+
+START_TEST(test_check_chroot)
+{
+    struct master_conf mc;
+    buf_t err = BUF_INIT;
+
+    ck_assert_int_eq(mastercf_parse_string(
+        "smtp inet n - n - - smtpd\n"
+        "qmgr unix n - y 300 1 qmgr\n", "t", &mc, &err), 0);
+    ck_assert_int_eq(master_conf_check_chroot(&mc, true, &err), 0);
+    ck_assert_int_eq(master_conf_check_chroot(&mc, false, &err), -1);
+    ck_assert_ptr_nonnull(strstr(buf_str(&err), "master.conf:2:"));
+    ck_assert_ptr_nonnull(strstr(buf_str(&err), "service qmgr: chroot=y "
+                                 "needs master to run as root"));
+    mastercf_free(&mc);
+    buf_reset(&err);
+    ck_assert_int_eq(mastercf_parse_string("smtp inet n - n - - smtpd\n",
+                                           "t", &mc, &err), 0);
+    ck_assert_int_eq(master_conf_check_chroot(&mc, false, &err), 0);
+    mastercf_free(&mc);
+    buf_free(&err);
+}
+END_TEST
+
 /* ---- exit status wording ------------------------------------------------------ */
 
 START_TEST(test_exit_describe)
@@ -391,6 +416,7 @@ static Suite *master_suite(void)
     TCase *tc = tcase_create("logic");
 
     tcase_add_test(tc, test_backoff);
+    tcase_add_test(tc, test_check_chroot);
     tcase_add_test(tc, test_backoff_sequence);
     tcase_add_test(tc, test_rate);
     tcase_add_test(tc, test_demand);
