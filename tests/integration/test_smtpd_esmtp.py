@@ -70,7 +70,7 @@ class EsmtpTest(TernTestCase):
     def setUpClass(cls):
         cls.inst = Instance(main=MAIN, tls=True)
         try:
-            cls.inst.edit_master_conf("qmgr unix n - n 300 1 qmgr\n", "")
+            cls.inst.edit_master_conf("qmgr unix n - %s 300 1 qmgr\n" % cls.inst.jail, "")
             cls.inst.start()
         except Exception:
             cls.inst.cleanup()
@@ -360,7 +360,7 @@ class ShutdownTest(TernTestCase):
 
     def test_shutdown_says_421(self):
         inst = self.instance(main=dict(MAIN))
-        inst.edit_master_conf("qmgr unix n - n 300 1 qmgr\n", "")
+        inst.edit_master_conf("qmgr unix n - %s 300 1 qmgr\n" % inst.jail, "")
         inst.start()
         idle = SmtpClient(inst.smtp_port)
         self.addCleanup(idle.close)
@@ -404,7 +404,7 @@ class BdatDeadlineTest(TernTestCase):
 
     def test_stalled_chunk_times_out(self):
         inst = self.instance(main=dict(MAIN, smtpd_timeout="2s"))
-        inst.edit_master_conf("qmgr unix n - n 300 1 qmgr\n", "")
+        inst.edit_master_conf("qmgr unix n - %s 300 1 qmgr\n" % inst.jail, "")
         inst.start()
         c = SmtpClient(inst.smtp_port)
         self.addCleanup(c.close)
