@@ -373,7 +373,7 @@ bool smtpd_tls_starttls(struct smtpd_session *s, const char *arg)
         return false;
     }
     if (smtpd_tls_on(s)) {
-        smtpd_reply(s, "503 5.5.1 Error: TLS already active");
+        smtpd_reply(s, "554 5.5.1 Error: TLS already active");
         return false;
     }
     if (strcmp(var_smtpd_tls_security_level, "none") == 0) {
