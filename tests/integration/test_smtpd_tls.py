@@ -268,8 +268,8 @@ class SmtpdTlsTest(SharedInstanceTestCase):
         c = self.raw()
         c.send(b"STARTTLS\nRSET\n")
         got = c.buf + read_to_eof(c.sock)
-        self.assertNotIn(b"250", got)
-        self.assertNotIn(b"220 2.0.0", got)
+        self.assertEqual(got, b"554 5.5.0 Error: SMTP protocol "
+                              b"synchronization\r\n")
 
     def test_injection_split_writes(self):
         """STARTTLS in pieces and a command behind it, all written before
@@ -384,17 +384,20 @@ class SmtpdTlsPolicyTest(TernTestCase):
         inst = self.instance(tls=True, main={
             "smtpd_forbid_unauth_pipelining": "no"})
         inst.start()
-        c = SmtpClient(inst.smtp_port)
-        self.addCleanup(c.close)
-        c.reply()
-        c.send(b"STARTTLS\r\nHELP\r\n")
-        self.assertEqual(c.replies(1), ["220 2.0.0 Ready to start TLS"])
-        t = client_context().wrap_socket(c.sock)
-        self.addCleanup(t.close)
-        t.sendall(b"NOOP\r\n")
-        self.assertEqual(t.recv(4096), b"250 2.0.0 Ok\r\n")
-        self.assertLogHas(inst, "improper command pipelining after STARTTLS "
-                          "from unknown[127.0.0.1]: 6 bytes discarded")
+        for packet, n in ((b"STARTTLS\r\nHELP\r\n", 6),
+                          (b"STARTTLS\nHELP\nRSET\n", 10)):
+            c = SmtpClient(inst.smtp_port)
+            self.addCleanup(c.close)
+            c.reply()
+            c.send(packet)
+            self.assertEqual(c.replies(1), ["220 2.0.0 Ready to start TLS"])
+            t = client_context().wrap_socket(c.sock)
+            self.addCleanup(t.close)
+            t.sendall(b"NOOP\r\n")
+            self.assertEqual(t.recv(4096), b"250 2.0.0 Ok\r\n")
+            self.assertLogHas(inst, "improper command pipelining after "
+                              "STARTTLS from unknown[127.0.0.1]: %d bytes "
+                              "discarded" % n)
 
     def test_no_certificate(self):
         # STARTTLS asked for, but no certificate configured
@@ -435,9 +438,25 @@ class SmtpdTlsPolicyTest(TernTestCase):
         c.reply()
         c.send(b"STARTTLS\r\n")
         self.assertEqual(c.replies(1), ["220 2.0.0 Ready to start TLS"])
+        # half a ClientHello record header on the smtps port: stuck too
+        w = socket.create_connection(("127.0.0.1", inst.smtps_port), WAIT)
+        self.addCleanup(w.close)
+        w.sendall(b"\x16\x03")
+        # the stuck handshakes hold up nobody
+        s = smtplib.SMTP("127.0.0.1", inst.smtp_port, "client.test",
+                         timeout=WAIT)
+        self.addCleanup(s.close)
+        s.starttls(context=client_context())
+        s.sendmail("a@example.org", ["demo@localhost"], message("beside"))
+        s.quit()
+        inst.wait_messages("demo", 1)
         self.assertEqual(read_to_eof(c.sock), b"")
+        self.assertEqual(read_to_eof(w), b"")
         self.assertLogHas(inst, "timeout during TLS handshake from "
                           "unknown[127.0.0.1]")
+        wait_for(lambda: inst.log_text().count("timeout during TLS "
+                                               "handshake from") >= 2,
+                 WAIT, 0.1, "two handshake timeouts")
         self.assertLogHas(inst, "disconnect from unknown[127.0.0.1] "
                           "starttls=1 commands=1")
 
