@@ -218,14 +218,15 @@ static int smtpd_tls_sni_entry(const char *key, size_t klen, const char *value,
     char *name = xstrndup(key, klen), *files = xstrndup(value, vlen);
     char *err = NULL;
     tls_ctx_t *sub = tls_ctx_server_chain_new(files, &err);
+    int added = -1;
 
     if (sub == NULL || smtpd_tls_setup(sub, &err) < 0
-        || tls_ctx_sni_add(smtpd_tls_context, name, sub, &err) < 0) {
+        || (added = tls_ctx_sni_add(smtpd_tls_context, name, sub, &err)) < 0)
         log_warning("%s: SNI name %s: %s; it gets the default certificate",
                     table, name, err != NULL ? err : "unknown error");
+    if (added != 0)       /* failed, or an earlier table has the name */
         tls_ctx_free(sub);
-        free(err);
-    }
+    free(err);
     free(name);
     free(files);
     return 0;
@@ -233,8 +234,7 @@ static int smtpd_tls_sni_entry(const char *key, size_t klen, const char *value,
 
 /* smtpd_tls_sni_load - every certificate of tls_server_sni_maps, now,
    as root (a chrooted smtpd cannot open the files later). A list of
-   tables: the first that has a name wins (tls_ctx_sni_add refuses the
-   later duplicates, quietly here). */
+   tables: the first that has a name wins, as in a lookup. */
 static void smtpd_tls_sni_load(void)
 {
     const char *s = var_tls_server_sni_maps;

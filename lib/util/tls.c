@@ -777,8 +777,11 @@ int tls_ctx_use_chain_files(tls_ctx_t *ctx, const char *files,
                     && (key = d2i_AutoPrivateKey(NULL, &q, len)) == NULL)
                     err = tls_error_new("%s: bad private key", f);
             } else if (strcmp(name, "CERTIFICATE") == 0) {
-                X509 *x = d2i_X509(NULL, &q, len);
-                if (x == NULL)
+                X509 *x = key == NULL ? NULL : d2i_X509(NULL, &q, len);
+                if (key == NULL)
+                    err = tls_error_new("%s: a certificate without a private "
+                                        "key before it", f);
+                else if (x == NULL)
                     err = tls_error_new("%s: bad certificate", f);
                 else if (sk_X509_push(certs, x) <= 0) {
                     X509_free(x);
@@ -853,9 +856,8 @@ int tls_ctx_sni_add(tls_ctx_t *ctx, const char *name, tls_ctx_t *sub,
     size_t len = strlen(name);
     char *lower;
 
-    if (len == 0 || len > 255 || tls_sni_find(ctx, name) != NULL) {
-        tls_set_error(error_r, tls_error_new("bad or duplicate SNI name "
-                                             "\"%s\"", name));
+    if (len == 0 || len > 255) {
+        tls_set_error(error_r, tls_error_new("bad SNI name \"%s\"", name));
         return -1;
     }
     lower = xstrdup(name);
@@ -863,6 +865,10 @@ int tls_ctx_sni_add(tls_ctx_t *ctx, const char *name, tls_ctx_t *sub,
         *p = (char)tolower((unsigned char)*p);
     if (lower[len - 1] == '.' && len > 1)
         lower[len - 1] = '\0';
+    if (tls_sni_find(ctx, lower) != NULL) {
+        free(lower);
+        return 1;
+    }
     ctx->sni = xrealloc(ctx->sni, (ctx->nsni + 1) * sizeof(*ctx->sni));
     ctx->sni[ctx->nsni].name = lower;
     ctx->sni[ctx->nsni].ctx = sub;
@@ -986,6 +992,11 @@ int tls_ctx_set_tickets(tls_ctx_t *ctx, const unsigned char *keys,
 bool tls_conn_resumed(const tls_conn_t *c)
 {
     return SSL_session_reused(c->ssl) == 1;
+}
+
+struct ssl_st *tls_conn_openssl(tls_conn_t *c)
+{
+    return c->ssl;
 }
 
 const char *tls_conn_servername(const tls_conn_t *c)

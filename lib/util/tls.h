@@ -108,8 +108,9 @@ int tls_ctx_use_chain_files(tls_ctx_t *ctx, const char *files,
 /* Server SNI: a ClientHello naming name (exact, case-insensitive), or,
    for name ".example.com", any subdomain of example.com, gets sub's
    certificates (the full name wins over parents, the nearest parent
-   over farther ones; anything else keeps ctx's). On success ctx owns
-   sub; on failure (-1: duplicate or bad name) the caller still does. sub must have the same settings as ctx
+   over farther ones; anything else keeps ctx's). 0: ctx owns sub now;
+   1: the name is already there (the first one stays), -1: a bad name
+   (*error_r); in both cases the caller still owns sub. sub must have the same settings as ctx
    (verification, tickets, ciphers): OpenSSL switches the whole SSL_CTX. */
 int tls_ctx_sni_add(tls_ctx_t *ctx, const char *name, tls_ctx_t *sub,
                     char **error_r);
@@ -178,6 +179,8 @@ bool tls_conn_peer_cert(const tls_conn_t *c);
 bool tls_conn_peer_verified(const tls_conn_t *c);
 /* The session was resumed (a ticket), not a full handshake. */
 bool tls_conn_resumed(const tls_conn_t *c);
+/* The OpenSSL SSL, for what this module does not wrap (tests: sessions). */
+struct ssl_st *tls_conn_openssl(tls_conn_t *c);
 /* The SNI name the client sent, NULL if none. */
 const char *tls_conn_servername(const tls_conn_t *c);
 /* SHA-256 of the peer's certificate (DER) as "AB:CD:...": 96 bytes with

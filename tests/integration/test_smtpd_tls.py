@@ -521,9 +521,10 @@ class SmtpdTlsSettingsTest(TernTestCase):
         with open(bad, "w") as f:
             f.write("not PEM\n")
         inst = self.instance(tls=True, main={
+            # a list of tables: the first that has a name wins
             "tls_server_sni_maps": "inline:{a.example=%s, .sub.example=%s, "
-                                   "broken.example=%s}"
-                                   % (a[2], sub[2], bad)})
+                                   "broken.example=%s}, inline:{a.example=%s}"
+                                   % (a[2], sub[2], bad, sub[2])})
         inst.start()
         default = der(os.path.join(inst.etc, "smtpd.pem"))
         for name, want in (("a.example", der(a[0])),
