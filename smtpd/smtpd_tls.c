@@ -12,8 +12,19 @@
  * smtpd_tls_wrappermode (a per-service -o, port 465) starts TLS at
  * connect instead.
  *
- * Security: the certificate and key are read in pre_init, as root before
- * the privilege drop, so the key file may be root's 0600. Input the
+ * Everything is prepared in pre_init: the protocol range and cipher
+ * grade (the mandatory_ variants at level encrypt), the default
+ * certificate (smtpd_tls_chain_files, else cert_file/key_file), one
+ * context per tls_server_sni_maps entry with the same settings, the
+ * session ticket keys shared by all smtpd processes (data_directory,
+ * see smtpd_tls_ticket_keys) and, with smtpd_tls_ask_ccert/req_ccert,
+ * client certificate requests verified against smtpd_tls_CAfile. After
+ * the handshake smtpd_tls_accepted logs Postfix's line and keeps the
+ * client certificate's fingerprint in the session.
+ *
+ * Security: the certificates, keys, the SNI table with all its files and
+ * the ticket keys are read in pre_init, as root before the privilege drop
+ * (and any chroot), so key files may be root's 0600. Input the
  * client pipelined after STARTTLS is never executed: it is refused with
  * 554 when smtpd_forbid_unauth_pipelining is on, and thrown away by the
  * stream's STARTTLS barrier in any case (CVE-2011-0411).

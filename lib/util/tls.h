@@ -2,9 +2,13 @@
  * tls - OpenSSL 3 contexts and per-connection TLS objects for the stream
  * layer (stream.h drives them from the event loop: stream_start_tls).
  *
- * Contexts: a server context from PEM certificate/key/chain files
- * (optionally asking clients for certificates), a client context with or
- * without verification (optionally with its own certificate). Defaults: TLS 1.2 to 1.3,
+ * Contexts: a server context from PEM certificate/key/chain files or
+ * Postfix-style chain files (key, then its certificates), optionally
+ * asking clients for certificates, with more server contexts selected by
+ * SNI name (tls_ctx_sni_add) and session tickets under keys the caller
+ * supplies (tls_ctx_set_tickets: shared by processes, so a session
+ * resumes with any of them); a client context with or without
+ * verification (optionally with its own certificate). Defaults: TLS 1.2 to 1.3,
  * forward-secret AEAD ciphers for TLS 1.2 (OpenSSL's defaults for 1.3),
  * no compression, no renegotiation, no server-side session cache (stateless
  * tickets still resume), small idle buffers (SSL_MODE_RELEASE_BUFFERS).
