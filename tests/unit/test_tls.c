@@ -815,7 +815,9 @@ START_TEST(test_sni)
         tls_ctx_t *dup = server_ctx();
         ck_assert_int_eq(tls_ctx_sni_add(p->sctx, "SNI.example", dup, &err), 1);
         tls_ctx_free(dup);
-        ck_assert_int_eq(tls_ctx_sni_add(p->sctx, "", server_ctx(), &err), -1);
+        dup = server_ctx();
+        ck_assert_int_eq(tls_ctx_sni_add(p->sctx, "", dup, &err), -1);
+        tls_ctx_free(dup);
         free(err);
         tls_conn_t *c = tls_conn_new(p->cctx, stream_fd(p->cli.s), false, NULL);
         ck_assert_ptr_nonnull(c);
