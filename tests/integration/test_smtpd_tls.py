@@ -713,7 +713,67 @@ class SmtpdTlsResumeTest(SharedInstanceTestCase):
 
 
 @unittest.skipUnless(HAVE_OPENSSL, "skipped: needs the openssl command")
-class SmtpdTlsNoResumeTest(TernTestCase):
+class SmtpdTlsTicketKeyTest(TernTestCase):
+    """The ticket key file: made once, rotated when old, never trusted
+    when others could have written it."""
+
+    def key_file(self, inst):
+        return os.path.join(inst.dir, "data", "smtpd_tls_ticket.key")
+
+    def read_key(self, inst):
+        path = self.key_file(inst)
+        wait_for(lambda: os.path.exists(path), WAIT, 0.1, path)
+        with open(path, "rb") as f:
+            return f.read()
+
+    def handshake(self, inst):
+        t = starttls_raw(inst.smtp_port, client_context())
+        tls_command(t, b"NOOP")
+        t.close()
+
+    def test_rotation(self):
+        inst = self.instance(tls=True, main={"max_use": "1"})
+        inst.start()
+        self.handshake(inst)
+        first = self.read_key(inst)
+        self.handshake(inst)
+        self.assertEqual(self.read_key(inst), first)     # not rotated
+        old = os.stat(self.key_file(inst)).st_mtime - 2 * 86400
+        os.utime(self.key_file(inst), (old, old))
+        # the next smtpd process rotates: new key first, the old one second
+        wait_for(lambda: (self.handshake(inst), self.read_key(inst))[1]
+                 != first, WAIT, 0.1, "a rotated key")
+        rotated = self.read_key(inst)
+        self.assertEqual(rotated[80:], first[:80])
+        self.assertNotEqual(rotated[:80], first[:80])
+        self.assertLogHas(inst, "new TLS session ticket key in ")
+
+    def test_planted_key_not_used(self):
+        """A key file others can read is replaced, not used."""
+        inst = self.instance(tls=True)
+        path = self.key_file(inst)
+        planted = bytes(range(160))
+        with open(path, "wb") as f:
+            f.write(planted)
+        os.chmod(path, 0o644)
+        inst.start()
+        self.handshake(inst)
+        wait_for(lambda: self.read_key(inst) != planted, WAIT, 0.1,
+                 "a new key")
+        self.assertNotIn(planted[:80], self.read_key(inst))
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+
+    def test_unsafe_directory(self):
+        """data_directory writable by others: no shared key, a warning,
+        TLS still works."""
+        inst = self.instance(tls=True)
+        os.chmod(os.path.join(inst.dir, "data"), 0o777)
+        inst.start()
+        self.handshake(inst)
+        self.assertLogHas(inst, "TLS session ticket key %s: data_directory "
+                          "must be a directory of ours, not writable by "
+                          "group or others" % self.key_file(inst))
+        self.assertFalse(os.path.exists(self.key_file(inst)))
 
     def test_timeout_zero_disables_resumption(self):
         inst = self.instance(tls=True, main={
