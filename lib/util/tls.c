@@ -268,10 +268,20 @@ int tls_ctx_ask_peer_cert(tls_ctx_t *ctx, const char *ca_file, char **error_r)
     static const unsigned char sid[] = "tern";
 
     ERR_clear_error();
-    if (ca_file != NULL && *ca_file != '\0'
-        && SSL_CTX_load_verify_locations(ctx->ssl_ctx, ca_file, NULL) != 1) {
-        tls_set_error(error_r, tls_error_new("cannot load CA file %s", ca_file));
-        return -1;
+    if (ca_file != NULL && *ca_file != '\0') {
+        if (SSL_CTX_load_verify_locations(ctx->ssl_ctx, ca_file, NULL) != 1) {
+            tls_set_error(error_r, tls_error_new("cannot load CA file %s",
+                                                 ca_file));
+            return -1;
+        }
+        /* name the CAs in the request: some clients send a certificate
+           only when its issuer is listed */
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_file);
+        if (names == NULL) {
+            tls_set_error(error_r, tls_error_new("no CA names in %s", ca_file));
+            return -1;
+        }
+        SSL_CTX_set_client_CA_list(ctx->ssl_ctx, names);
     }
     /* resumption with peer verification needs a session ID context */
     if (SSL_CTX_set_session_id_context(ctx->ssl_ctx, sid, sizeof(sid) - 1) != 1) {

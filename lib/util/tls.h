@@ -78,7 +78,8 @@ int tls_ctx_set_cert(tls_ctx_t *ctx, const char *cert_file,
 
 /* Server: ask the client for a certificate (never required: one that
    does not verify against ca_file, or any when ca_file is NULL, is
-   accepted, and tls_conn_peer_verified says so). 0 ok, -1 *error_r. */
+   accepted, and tls_conn_peer_verified says so); the request names the
+   CAs of ca_file. 0 ok, -1 *error_r. */
 int tls_ctx_ask_peer_cert(tls_ctx_t *ctx, const char *ca_file, char **error_r);
 
 /* Client context. ca_file: PEM trust anchors, the peer must verify

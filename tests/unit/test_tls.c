@@ -340,6 +340,10 @@ START_TEST(test_client_cert)
     pair_handshake(p);
     ck_assert(tls_conn_peer_cert(stream_tls(p->srv.s)));
     ck_assert_int_eq(tls_conn_peer_verified(stream_tls(p->srv.s)), _i == 1);
+    /* the request named the CA file's CAs */
+    const STACK_OF(X509_NAME) *cas =
+        SSL_get0_peer_CA_list(tls_conn_openssl(stream_tls(p->cli.s)));
+    ck_assert_int_eq(cas != NULL ? sk_X509_NAME_num(cas) : 0, _i == 1 ? 1 : 0);
     pair_free(p);
 }
 END_TEST
