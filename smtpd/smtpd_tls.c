@@ -103,11 +103,17 @@ static bool smtpd_tls_key_read(int fd, unsigned char *keys, long rotate)
  * (root) and not be writable by group or others, the file is 0600 and
  * opened with O_NOFOLLOW, so neither mail_owner nor anyone else can read
  * or plant keys; after the privilege drop the keys live only in smtpd's
- * memory (they must: smtpd encrypts with them). Rotation bounds what a
- * stolen key reveals (TLS 1.2 resumed sessions of at most two periods;
- * TLS 1.3 resumption uses a fresh ECDHE exchange anyway). On any failure
- * the process falls back to OpenSSL's random per-process key:
- * resumption then works only with the same smtpd process.
+ * memory (they must: smtpd encrypts with them), until the process exits
+ * (max_use, max_idle). Rotation bounds what a stolen key reveals: the TLS
+ * 1.2 sessions whose tickets it encrypted (their master secret is in the
+ * ticket), at most two periods' worth; TLS 1.3 resumption always runs a
+ * fresh ECDHE exchange (OpenSSL refuses psk_ke unless told otherwise), so
+ * there a stolen key lets its holder pose as this server to a client
+ * that resumes such a ticket, but not decrypt recorded traffic.
+ * On any failure the process falls back to OpenSSL's random per-process
+ * key: resumption then works only with the same smtpd process. A process
+ * keeps the keys it read: one that outlives the next rotation issues
+ * tickets that others soon stop accepting (a full handshake, no harm).
  */
 static size_t smtpd_tls_ticket_keys(unsigned char *keys, long lifetime)
 {
