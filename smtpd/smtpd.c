@@ -475,19 +475,15 @@ static void smtpd_greet(struct smtpd_session *s)
 static void smtpd_tls_up(struct smtpd_session *s, const char *error,
                          bool wrapper)
 {
-    char info[256];
-    const char *what;
-
     s->busy++;
     s->tls_starting = false;
     if (error != NULL) {
         log_info("SSL_accept error from %s: %s", s->namaddr, error);
         s->stream = NULL;
         s->closing = true;
+    } else if (!smtpd_tls_accepted(s)) {
+        smtpd_close(s);
     } else {
-        what = smtpd_tls_info(s, info, sizeof(info));
-        log_info("Anonymous TLS connection established from %s: %s",
-                 s->namaddr, what != NULL ? what : "unknown parameters");
         /* RFC 3207 4.2: forget everything the client said in plaintext */
         smtpd_txn_reset(s);
         smtpd_auth_reset(s);

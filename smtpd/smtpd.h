@@ -115,6 +115,12 @@ struct smtpd_session {
     struct smtpd_session *next;    /* every open session of this process */
     struct smtpd_session *prev;
 
+    /* TLS (smtpd_tls.c): the client certificate, set when the handshake
+       finished; check_ccert_access can match the fingerprint */
+    char tls_peer_fingerprint[TLS_FINGERPRINT_SIZE];  /* SHA-256 "AB:CD:..",
+                                                         "" without one */
+    bool tls_peer_verified;        /* it verified against smtpd_tls_CAfile */
+
     bool anvil_counted;            /* anvil holds this connection */
     bool tls_starting;             /* handshake running: no input now */
 
@@ -194,6 +200,10 @@ bool smtpd_tls_offer(const struct smtpd_session *s);
 bool smtpd_tls_refuse(struct smtpd_session *s);
 /* the STARTTLS command; true when TLS is starting */
 bool smtpd_tls_starttls(struct smtpd_session *s, const char *arg);
+/* the handshake finished: log it (Postfix's "... TLS connection
+   established from"), note the client certificate; false when
+   smtpd_tls_req_ccert refuses the client (421 replied: close) */
+bool smtpd_tls_accepted(struct smtpd_session *s);
 /* "TLSv1.3 with cipher ... (256/256 bits)", or NULL while plaintext */
 const char *smtpd_tls_info(const struct smtpd_session *s, char *buf,
                            size_t size);

@@ -12,8 +12,19 @@
  * smtpd_tls_wrappermode (a per-service -o, port 465) starts TLS at
  * connect instead.
  *
- * Security: the certificate and key are read in pre_init, as root before
- * the privilege drop, so the key file may be root's 0600. Input the
+ * Everything is prepared in pre_init: the protocol range and cipher
+ * grade (the mandatory_ variants at level encrypt), the default
+ * certificate (smtpd_tls_chain_files, else cert_file/key_file), one
+ * context per tls_server_sni_maps entry with the same settings, the
+ * session ticket keys shared by all smtpd processes (data_directory,
+ * see smtpd_tls_ticket_keys) and, with smtpd_tls_ask_ccert/req_ccert,
+ * client certificate requests verified against smtpd_tls_CAfile. After
+ * the handshake smtpd_tls_accepted logs Postfix's line and keeps the
+ * client certificate's fingerprint in the session.
+ *
+ * Security: the certificates, keys, the SNI table with all its files and
+ * the ticket keys are read in pre_init, as root before the privilege drop
+ * (and any chroot), so key files may be root's 0600. Input the
  * client pipelined after STARTTLS is never executed: it is refused with
  * 554 when smtpd_forbid_unauth_pipelining is on, and thrown away by the
  * stream's STARTTLS barrier in any case (CVE-2011-0411).
@@ -21,43 +32,322 @@
 #include "smtpd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "mail/config.h"
+#include "mail/dict.h"
 #include "util/log.h"
 #include "util/tls.h"
+#include "util/util.h"
+
+#define SMTPD_TICKET_FILE "smtpd_tls_ticket.key"
+#define SMTPD_TICKET_LOCK "smtpd_tls_ticket.lock"
+#define SMTPD_TICKET_ROTATE 86400L      /* at least daily */
+#define SMTPD_TICKET_KEYS 2             /* the current and the previous */
 
 static tls_ctx_t *smtpd_tls_context;
 
-/* smtpd_tls_init - load the certificate (pre_init, as root) */
+/* what the contexts of this process share (every SNI context gets the
+   same settings: OpenSSL switches the whole SSL_CTX) */
+static struct {
+    int min_version, max_version;
+    const char *ciphers;
+    unsigned char keys[SMTPD_TICKET_KEYS * TLS_TICKET_KEY_SIZE];
+    size_t nkeys;
+} smtpd_tls_conf;
+
+static bool smtpd_tls_mandatory(void)
+{
+    return strcmp(var_smtpd_tls_security_level, "encrypt") == 0;
+}
+
+/* smtpd_tls_require_ccert - smtpd_tls_req_ccert, where it applies */
+static bool smtpd_tls_require_ccert(void)
+{
+    return var_smtpd_tls_req_ccert && smtpd_tls_mandatory();
+}
+
+/* smtpd_tls_key_read - the two keys of fd, if it is a sound key file:
+   ours, 0600, the right size and not due for rotation */
+static bool smtpd_tls_key_read(int fd, unsigned char *keys, long rotate)
+{
+    struct stat st;
+    size_t want = SMTPD_TICKET_KEYS * TLS_TICKET_KEY_SIZE;
+    time_t now = time(NULL);
+
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()
+        || (st.st_mode & 077) != 0 || st.st_size != (off_t)want
+        || st.st_mtime > now + 60 || now - st.st_mtime >= rotate)
+        return false;
+    return read(fd, keys, want) == (ssize_t)want;
+}
+
+/*
+ * smtpd_tls_ticket_keys - the session ticket keys every smtpd process of
+ * this system shares: $data_directory/smtpd_tls_ticket.key, two keys
+ * (new tickets use the first; the second, the one before the last
+ * rotation, still decrypts). Made at first start and rotated once it is
+ * older than max(1 day, the ticket lifetime), under a lock so that
+ * processes starting together agree; a ticket therefore stays
+ * decryptable for at least its lifetime.
+ *
+ * Security: called in pre_init as root. The directory must belong to us
+ * (root) and not be writable by group or others, the file is 0600 and
+ * opened with O_NOFOLLOW, so neither mail_owner nor anyone else can read
+ * or plant keys; after the privilege drop the keys live only in smtpd's
+ * memory (they must: smtpd encrypts with them), until the process exits
+ * (max_use, max_idle). Rotation bounds what a stolen key reveals: the TLS
+ * 1.2 sessions whose tickets it encrypted (their master secret is in the
+ * ticket), at most two periods' worth; TLS 1.3 resumption always runs a
+ * fresh ECDHE exchange (OpenSSL refuses psk_ke unless told otherwise), so
+ * there a stolen key lets its holder pose as this server to a client
+ * that resumes such a ticket, but not decrypt recorded traffic.
+ * On any failure the process falls back to OpenSSL's random per-process
+ * key: resumption then works only with the same smtpd process. A process
+ * keeps the keys it read: one that outlives the next rotation issues
+ * tickets that others soon stop accepting (a full handshake, no harm).
+ */
+static size_t smtpd_tls_ticket_keys(unsigned char *keys, long lifetime)
+{
+    const char *dir = var_data_directory;
+    long rotate = lifetime > SMTPD_TICKET_ROTATE ? lifetime
+                                                  : SMTPD_TICKET_ROTATE;
+    size_t size = SMTPD_TICKET_KEYS * TLS_TICKET_KEY_SIZE;
+    char path[4096], tmp[4096], lock[4096];
+    unsigned char old[SMTPD_TICKET_KEYS * TLS_TICKET_KEY_SIZE];
+    struct stat st;
+    const char *why = NULL;
+    size_t n = 0;
+    int lfd = -1, fd = -1;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, SMTPD_TICKET_FILE)
+            >= sizeof(path)
+        || (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)
+        || (size_t)snprintf(lock, sizeof(lock), "%s/%s", dir,
+                            SMTPD_TICKET_LOCK) >= sizeof(lock)) {
+        why = "data_directory name too long";
+        goto out;
+    }
+    if (lstat(dir, &st) < 0 && errno == ENOENT
+        && mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        why = strerror(errno);
+        goto out;
+    }
+    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)
+        || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+        why = "data_directory must be a directory of ours, not writable "
+              "by group or others";
+        goto out;
+    }
+    lfd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (lfd < 0 || flock(lfd, LOCK_EX) < 0) {
+        why = strerror(errno);
+        goto out;
+    }
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 && smtpd_tls_key_read(fd, keys, rotate)) {
+        n = SMTPD_TICKET_KEYS;
+        goto out;
+    }
+    /* new first key; the current one (if sound, however old) second */
+    bool have_old = false;
+    if (fd >= 0) {
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+            && st.st_uid == geteuid() && (st.st_mode & 077) == 0
+            && st.st_size == (off_t)size
+            && lseek(fd, 0, SEEK_SET) == 0
+            && read(fd, old, size) == (ssize_t)size)
+            have_old = true;
+        (void)close(fd);
+        fd = -1;
+    }
+    if (getrandom(keys, size, 0) != (ssize_t)size) {
+        why = "getrandom failed";
+        goto out;
+    }
+    if (have_old)
+        memcpy(keys + TLS_TICKET_KEY_SIZE, old, TLS_TICKET_KEY_SIZE);
+    (void)unlink(tmp);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, keys, size) != (ssize_t)size || fsync(fd) < 0
+        || close(fd) < 0) {
+        why = strerror(errno);
+        if (fd >= 0)
+            (void)close(fd);
+        fd = -1;
+        (void)unlink(tmp);
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path) < 0) {
+        why = strerror(errno);
+        (void)unlink(tmp);
+        goto out;
+    }
+    (void)fsync_dir(dir);
+    log_info("new TLS session ticket key in %s", path);
+    n = SMTPD_TICKET_KEYS;
+out:
+    explicit_bzero(old, sizeof(old));
+    if (fd >= 0)
+        (void)close(fd);
+    if (lfd >= 0)
+        (void)close(lfd);      /* releases the lock */
+    if (n == 0) {
+        explicit_bzero(keys, size);
+        log_warning("TLS session ticket key %s: %s; TLS sessions resume "
+                    "only with the same smtpd process", path,
+                    why != NULL ? why : "unknown error");
+    }
+    return n;
+}
+
+/* smtpd_tls_setup - the settings every context of this process gets */
+static int smtpd_tls_setup(tls_ctx_t *ctx, char **err)
+{
+    if (tls_ctx_set_versions(ctx, smtpd_tls_conf.min_version,
+                             smtpd_tls_conf.max_version, err) < 0
+        || tls_ctx_set_ciphers(ctx, smtpd_tls_conf.ciphers, err) < 0
+        || tls_ctx_set_tickets(ctx, smtpd_tls_conf.keys,
+                               smtpd_tls_conf.nkeys,
+                               var_smtpd_tls_session_cache_timeout, err) < 0)
+        return -1;
+    if ((var_smtpd_tls_ask_ccert || smtpd_tls_require_ccert())
+        && tls_ctx_ask_peer_cert(ctx, *var_smtpd_tls_CAfile != '\0'
+                                 ? var_smtpd_tls_CAfile : NULL, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* smtpd_tls_sni_entry - one tls_server_sni_maps entry: its context */
+static int smtpd_tls_sni_entry(const char *key, size_t klen, const char *value,
+                               size_t vlen, void *arg)
+{
+    const char *table = arg;
+    char *name = xstrndup(key, klen), *files = xstrndup(value, vlen);
+    char *err = NULL;
+    tls_ctx_t *sub = tls_ctx_server_chain_new(files, &err);
+    int added = -1;
+
+    if (sub == NULL || smtpd_tls_setup(sub, &err) < 0
+        || (added = tls_ctx_sni_add(smtpd_tls_context, name, sub, &err)) < 0)
+        log_warning("%s: SNI name %s: %s; it gets the default certificate",
+                    table, name, err != NULL ? err : "unknown error");
+    if (added != 0)       /* failed, or an earlier table has the name */
+        tls_ctx_free(sub);
+    free(err);
+    free(name);
+    free(files);
+    return 0;
+}
+
+/* smtpd_tls_sni_load - every certificate of tls_server_sni_maps, now,
+   as root (a chrooted smtpd cannot open the files later). A list of
+   tables: the first that has a name wins, as in a lookup. */
+static void smtpd_tls_sni_load(void)
+{
+    const char *s = var_tls_server_sni_maps;
+
+    while (*s != '\0') {
+        while (*s == ',' || *s == ' ' || *s == '\t' || *s == '\n')
+            s++;
+        const char *start = s;
+        int depth = 0;
+        for (; *s != '\0'; s++) {
+            if (*s == '{')
+                depth++;
+            else if (*s == '}' && depth > 0)
+                depth--;
+            else if (depth == 0 && (*s == ',' || *s == ' ' || *s == '\t'
+                                    || *s == '\n'))
+                break;
+        }
+        if (s == start)
+            break;
+        char *spec = xstrndup(start, (size_t)(s - start));
+        const char *derr = NULL;
+        dict_t *d = dict_open(spec, &derr);
+        if (d == NULL)
+            log_warning("tls_server_sni_maps: %s: %s", spec,
+                        derr != NULL ? derr : "cannot open");
+        else if (dict_walk(d, smtpd_tls_sni_entry, spec) < 0)
+            log_warning("tls_server_sni_maps: %s: cannot read the table",
+                        spec);
+        dict_close(d);
+        free(spec);
+    }
+}
+
+/* smtpd_tls_init - load the certificates (pre_init, as root) */
 void smtpd_tls_init(void)
 {
     char *err = NULL;
+    const char *what = var_smtpd_tls_wrappermode
+                       ? "TLS wrapper mode connections are closed"
+                       : "STARTTLS is not offered";
 
     if (strcmp(var_smtpd_tls_security_level, "none") == 0
         && !var_smtpd_tls_wrappermode)
         return;
-    if (*var_smtpd_tls_cert_file == '\0') {
+    if (*var_smtpd_tls_cert_file == '\0' && *var_smtpd_tls_chain_files == '\0') {
         log_warning("no server certificate (smtpd_tls_cert_file is empty): "
-                    "%s", var_smtpd_tls_wrappermode
-                    ? "TLS wrapper mode connections are closed"
-                    : "STARTTLS is not offered");
+                    "%s", what);
         return;
     }
-    smtpd_tls_context = tls_ctx_server_new(var_smtpd_tls_cert_file,
-                                           *var_smtpd_tls_key_file != '\0'
-                                           ? var_smtpd_tls_key_file : NULL,
-                                           NULL, &err);
-    if (smtpd_tls_context == NULL) {
-        log_warning("cannot load the server certificate %s: %s; %s",
-                    var_smtpd_tls_cert_file, err ? err : "unknown error",
-                    var_smtpd_tls_wrappermode
-                    ? "TLS wrapper mode connections are closed"
-                    : "STARTTLS is not offered");
+    bool mandatory = smtpd_tls_mandatory();
+    const char *protocols = mandatory ? var_smtpd_tls_mandatory_protocols
+                                      : var_smtpd_tls_protocols;
+    const char *grade = mandatory ? var_smtpd_tls_mandatory_ciphers
+                                  : var_smtpd_tls_ciphers;
+    if (var_smtpd_tls_req_ccert && !mandatory)
+        log_warning("smtpd_tls_req_ccert applies only with "
+                    "smtpd_tls_security_level=encrypt: ignored");
+    if (tls_protocols_parse(protocols, &smtpd_tls_conf.min_version,
+                            &smtpd_tls_conf.max_version, &err) < 0) {
+        log_warning("%s: %s; %s", mandatory ? "smtpd_tls_mandatory_protocols"
+                    : "smtpd_tls_protocols", err, what);
         free(err);
+        return;
     }
+    smtpd_tls_conf.ciphers = strcmp(grade, "high") == 0
+                             ? var_tls_high_cipherlist
+                             : var_tls_medium_cipherlist;
+    if (var_smtpd_tls_session_cache_timeout > 0)
+        smtpd_tls_conf.nkeys =
+            smtpd_tls_ticket_keys(smtpd_tls_conf.keys,
+                                  var_smtpd_tls_session_cache_timeout);
+    const char *source = *var_smtpd_tls_chain_files != '\0'
+                         ? var_smtpd_tls_chain_files : var_smtpd_tls_cert_file;
+    if (*var_smtpd_tls_chain_files != '\0')
+        smtpd_tls_context = tls_ctx_server_chain_new(var_smtpd_tls_chain_files,
+                                                     &err);
+    else
+        smtpd_tls_context = tls_ctx_server_new(var_smtpd_tls_cert_file,
+                                               *var_smtpd_tls_key_file != '\0'
+                                               ? var_smtpd_tls_key_file : NULL,
+                                               NULL, &err);
+    if (smtpd_tls_context != NULL && smtpd_tls_setup(smtpd_tls_context, &err) < 0) {
+        tls_ctx_free(smtpd_tls_context);
+        smtpd_tls_context = NULL;
+    }
+    if (smtpd_tls_context == NULL) {
+        explicit_bzero(smtpd_tls_conf.keys, sizeof(smtpd_tls_conf.keys));
+        log_warning("cannot load the server certificate %s: %s; %s",
+                    source, err ? err : "unknown error", what);
+        free(err);
+        return;
+    }
+    if (*var_tls_server_sni_maps != '\0')
+        smtpd_tls_sni_load();
+    explicit_bzero(smtpd_tls_conf.keys, sizeof(smtpd_tls_conf.keys));
 }
 
 void smtpd_tls_free(void)
@@ -100,7 +390,7 @@ bool smtpd_tls_starttls(struct smtpd_session *s, const char *arg)
         return false;
     }
     if (smtpd_tls_on(s)) {
-        smtpd_reply(s, "503 5.5.1 Error: TLS already active");
+        smtpd_reply(s, "554 5.5.1 Error: TLS already active");
         return false;
     }
     if (strcmp(var_smtpd_tls_security_level, "none") == 0) {
@@ -135,4 +425,41 @@ const char *smtpd_tls_info(const struct smtpd_session *s, char *buf,
         >= (int)size)
         return NULL;
     return buf;
+}
+
+/* smtpd_tls_accepted - the handshake finished: note and log the client
+   certificate and the session (Postfix's "Anonymous|Trusted|Untrusted TLS
+   connection established|reused from ..."); false when
+   smtpd_tls_req_ccert refuses the client (421 said, caller closes) */
+bool smtpd_tls_accepted(struct smtpd_session *s)
+{
+    tls_conn_t *c = stream_tls(s->stream);
+    char info[256], subject[128], issuer[128];
+    const char *what = smtpd_tls_info(s, info, sizeof(info));
+    const char *kind = "Anonymous";
+
+    s->tls_peer_verified = false;
+    if (tls_conn_peer_fingerprint(c, s->tls_peer_fingerprint,
+                                  sizeof(s->tls_peer_fingerprint)) == 0) {
+        s->tls_peer_verified = tls_conn_peer_verified(c);
+        kind = s->tls_peer_verified ? "Trusted" : "Untrusted";
+        tls_conn_peer_names(c, subject, issuer, sizeof(subject));
+        log_info("%s: subject_CN=%s, issuer=%s, fingerprint=%s", s->namaddr,
+                 subject, issuer, s->tls_peer_fingerprint);
+        if (!s->tls_peer_verified)
+            log_info("client certificate verification failed for %s: %s",
+                     s->namaddr, tls_conn_peer_verify_error(c));
+    }
+    log_info("%s TLS connection %s from %s: %s", kind,
+             tls_conn_resumed(c) ? "reused" : "established", s->namaddr,
+             what != NULL ? what : "unknown parameters");
+    if (smtpd_tls_require_ccert() && !s->tls_peer_verified) {
+        const char *why = s->tls_peer_fingerprint[0] == '\0'
+                          ? "No client certificate presented"
+                          : "Client certificate not trusted";
+        log_info("NOQUEUE: abort: TLS from %s: %s", s->namaddr, why);
+        smtpd_reply(s, "421 4.7.1 %s Error: %s", var_myhostname, why);
+        return false;
+    }
+    return true;
 }

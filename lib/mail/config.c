@@ -97,6 +97,18 @@ char *var_smtpd_data_restrictions;
 char *var_smtpd_end_of_data_restrictions;
 char *var_smtpd_sender_login_maps;
 bool var_smtpd_reject_unlisted_recipient;
+char *var_smtpd_tls_protocols;
+char *var_smtpd_tls_mandatory_protocols;
+char *var_smtpd_tls_ciphers;
+char *var_smtpd_tls_mandatory_ciphers;
+char *var_tls_high_cipherlist;
+char *var_tls_medium_cipherlist;
+char *var_smtpd_tls_chain_files;
+char *var_tls_server_sni_maps;
+long var_smtpd_tls_session_cache_timeout;
+bool var_smtpd_tls_ask_ccert;
+bool var_smtpd_tls_req_ccert;
+char *var_smtpd_tls_CAfile;
 long var_anvil_rate_time_unit;
 long var_queue_run_delay;
 long var_minimal_backoff_time;
@@ -271,6 +283,32 @@ const struct param_def param_table[] = {
           "Tables of the SASL login names that own a sender address (keys: address, address without extension, local part in local domains, @domain), for reject_sender_login_mismatch."),
     P_BOOL(smtpd_reject_unlisted_recipient, "yes",
            "Reject RCPT TO addresses in local domains that no alias or user matches, after the restriction lists (550 5.1.1)."),
+    P_STR(smtpd_tls_protocols, ">=TLSv1.2",
+          "TLS protocols smtpd accepts at security level may: \">=TLSv1.2\", \"!SSLv3, !TLSv1, !TLSv1.1\" or \"TLSv1.2 TLSv1.3\" (one range)."),
+    P_STR(smtpd_tls_mandatory_protocols, ">=TLSv1.2",
+          "TLS protocols smtpd accepts at security level encrypt (syntax of smtpd_tls_protocols)."),
+    P_STR(smtpd_tls_ciphers, "medium",
+          "TLS 1.2 cipher grade at security level may: medium (tls_medium_cipherlist) or high (tls_high_cipherlist); TLS 1.3 suites are OpenSSL's."),
+    P_STR(smtpd_tls_mandatory_ciphers, "medium",
+          "TLS 1.2 cipher grade at security level encrypt: medium or high."),
+    P_STR(tls_high_cipherlist,
+          "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL:!MD5:!DSS:!PSK:!SRP",
+          "OpenSSL cipher list of the grade high: forward-secret AEAD only."),
+    P_STR(tls_medium_cipherlist,
+          "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:ECDHE+AES:DHE+AES:!aNULL:!eNULL:!MD5:!DSS:!PSK:!SRP:!3DES:!RC4",
+          "OpenSSL cipher list of the grade medium: forward secrecy, AEAD first, AES-CBC kept for older peers."),
+    P_STR(smtpd_tls_chain_files, "",
+          "PEM files with the server's private key(s), each followed by its certificate chain (several key types may follow each other); when set, used instead of smtpd_tls_cert_file and smtpd_tls_key_file."),
+    P_STR(tls_server_sni_maps, "",
+          "Tables mapping a TLS SNI host name, or a parent domain with a leading dot, to the chain files (as smtpd_tls_chain_files) of its certificate; read in full as root at smtpd start (lmdb: or inline:), unknown names get the default certificate."),
+    P_TIME(smtpd_tls_session_cache_timeout, "3600s", 0, 7 * DAY_,
+           "Lifetime of smtpd's TLS session tickets (TLS 1.2 and 1.3 resumption); 0 disables resumption. The ticket keys, shared by all smtpd processes, are kept in data_directory."),
+    P_BOOL(smtpd_tls_ask_ccert, "no",
+           "Ask TLS clients for a certificate (never required); the result and its SHA-256 fingerprint are logged."),
+    P_BOOL(smtpd_tls_req_ccert, "no",
+           "At security level encrypt, require a client certificate that verifies against smtpd_tls_CAfile (421 4.7.1 otherwise); implies smtpd_tls_ask_ccert."),
+    P_STR(smtpd_tls_CAfile, "",
+          "PEM file of the CA certificates that client certificates are verified against (read as root before the privilege drop)."),
     /* queue manager */
     P_TIME(queue_run_delay, "300s", 1, DAY_,
            "How often the deferred queue is scanned."),
@@ -769,6 +807,9 @@ static bool cfg_check_enum(const struct param_def *d, const char *v)
     if (strcmp(d->name, "smtpd_forbid_bare_newline") == 0)
         return strcmp(v, "normalize") == 0 || strcmp(v, "reject") == 0
                || strcmp(v, "no") == 0;
+    if (strcmp(d->name, "smtpd_tls_ciphers") == 0
+        || strcmp(d->name, "smtpd_tls_mandatory_ciphers") == 0)
+        return strcmp(v, "medium") == 0 || strcmp(v, "high") == 0;
     if (strcmp(d->name, "smtpd_tls_security_level") == 0)
         return strcmp(v, "none") == 0 || strcmp(v, "may") == 0
                || strcmp(v, "encrypt") == 0;

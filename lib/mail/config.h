@@ -111,6 +111,18 @@ extern char *var_smtpd_data_restrictions;
 extern char *var_smtpd_end_of_data_restrictions;
 extern char *var_smtpd_sender_login_maps;
 extern bool var_smtpd_reject_unlisted_recipient;
+extern char *var_smtpd_tls_protocols;
+extern char *var_smtpd_tls_mandatory_protocols;
+extern char *var_smtpd_tls_ciphers;             /* medium | high */
+extern char *var_smtpd_tls_mandatory_ciphers;   /* medium | high */
+extern char *var_tls_high_cipherlist;
+extern char *var_tls_medium_cipherlist;
+extern char *var_smtpd_tls_chain_files;
+extern char *var_tls_server_sni_maps;
+extern long var_smtpd_tls_session_cache_timeout;
+extern bool var_smtpd_tls_ask_ccert;
+extern bool var_smtpd_tls_req_ccert;
+extern char *var_smtpd_tls_CAfile;
 extern long var_anvil_rate_time_unit;
 extern long var_queue_run_delay;
 extern long var_minimal_backoff_time;

@@ -2,9 +2,13 @@
  * tls - OpenSSL 3 contexts and per-connection TLS objects for the stream
  * layer (stream.h drives them from the event loop: stream_start_tls).
  *
- * Contexts: a server context from PEM certificate/key/chain files
- * (optionally asking clients for certificates), a client context with or
- * without verification (optionally with its own certificate). Defaults: TLS 1.2 to 1.3,
+ * Contexts: a server context from PEM certificate/key/chain files or
+ * Postfix-style chain files (key, then its certificates), optionally
+ * asking clients for certificates, with more server contexts selected by
+ * SNI name (tls_ctx_sni_add) and session tickets under keys the caller
+ * supplies (tls_ctx_set_tickets: shared by processes, so a session
+ * resumes with any of them); a client context with or without
+ * verification (optionally with its own certificate). Defaults: TLS 1.2 to 1.3,
  * forward-secret AEAD ciphers for TLS 1.2 (OpenSSL's defaults for 1.3),
  * no compression, no renegotiation, no server-side session cache (stateless
  * tickets still resume), small idle buffers (SSL_MODE_RELEASE_BUFFERS).
@@ -63,6 +67,9 @@ typedef struct tls_conn tls_conn_t;
 tls_ctx_t *tls_ctx_server_new(const char *cert_file, const char *key_file,
                               const char *chain_file, char **error_r);
 
+/* Server context from chain files (tls_ctx_use_chain_files). */
+tls_ctx_t *tls_ctx_server_chain_new(const char *files, char **error_r);
+
 /* Load (or replace) the context's own certificate, as above: a client
    context that should present one. 0 ok, -1 with *error_r. */
 int tls_ctx_set_cert(tls_ctx_t *ctx, const char *cert_file,
@@ -71,7 +78,8 @@ int tls_ctx_set_cert(tls_ctx_t *ctx, const char *cert_file,
 
 /* Server: ask the client for a certificate (never required: one that
    does not verify against ca_file, or any when ca_file is NULL, is
-   accepted, and tls_conn_peer_verified says so). 0 ok, -1 *error_r. */
+   accepted, and tls_conn_peer_verified says so); the request names the
+   CAs of ca_file. 0 ok, -1 *error_r. */
 int tls_ctx_ask_peer_cert(tls_ctx_t *ctx, const char *ca_file, char **error_r);
 
 /* Client context. ca_file: PEM trust anchors, the peer must verify
@@ -83,6 +91,45 @@ tls_ctx_t *tls_ctx_client_new(const char *ca_file, char **error_r);
    0 ok, -1 with *error_r. */
 int tls_ctx_set_versions(tls_ctx_t *ctx, int min_version, int max_version,
                          char **error_r);
+
+/* Postfix protocol syntax (">=TLSv1.2", "!SSLv3, !TLSv1", "TLSv1.2
+   TLSv1.3", separators comma, colon, space) to a TLS_VERSION_* range;
+   SSLv2/SSLv3 are never offered. -1 *error_r: unknown name, nothing
+   left, or a set with a hole (OpenSSL 3 takes a range). */
+int tls_protocols_parse(const char *spec, int *min_r, int *max_r,
+                        char **error_r);
+
+/* OpenSSL cipher list for TLS 1.2 and below (TLS 1.3 suites unchanged). */
+int tls_ctx_set_ciphers(tls_ctx_t *ctx, const char *list, char **error_r);
+
+/* Replace the context's certificates with those of files (a list,
+   comma/space separated, read in order as one PEM stream): each private
+   key followed by its certificate, then that certificate's chain; several
+   key+chain groups (RSA and ECDSA) may follow each other (Postfix's
+   smtpd_tls_chain_files). Encrypted keys are refused. */
+int tls_ctx_use_chain_files(tls_ctx_t *ctx, const char *files,
+                            char **error_r);
+
+/* Server SNI: a ClientHello naming name (exact, case-insensitive), or,
+   for name ".example.com", any subdomain of example.com, gets sub's
+   certificates (the full name wins over parents, the nearest parent
+   over farther ones; anything else keeps ctx's). 0: ctx owns sub now;
+   1: the name is already there (the first one stays), -1: a bad name
+   (*error_r); in both cases the caller still owns sub. sub must have the same settings as ctx
+   (verification, tickets, ciphers): OpenSSL switches the whole SSL_CTX. */
+int tls_ctx_sni_add(tls_ctx_t *ctx, const char *name, tls_ctx_t *sub,
+                    char **error_r);
+
+/* Session resumption: tickets live lifetime seconds (<= 0: no tickets,
+   no resumption). keys: nkeys keys of TLS_TICKET_KEY_SIZE bytes (a
+   16-byte name, an AES-256-CBC key, an HMAC-SHA256 key); new tickets use
+   the first, the others still decrypt (and get a renewed ticket). nkeys
+   0: OpenSSL's random key of this context (resumption within this
+   process only). */
+#define TLS_TICKET_KEY_SIZE 80
+#define TLS_TICKET_KEYS_MAX 4
+int tls_ctx_set_tickets(tls_ctx_t *ctx, const unsigned char *keys,
+                        size_t nkeys, long lifetime, char **error_r);
 
 /* The OpenSSL SSL_CTX, for settings this module does not wrap. */
 struct ssl_ctx_st *tls_ctx_openssl(tls_ctx_t *ctx);
@@ -135,6 +182,22 @@ const char *tls_conn_cipher(const tls_conn_t *c);
 int tls_conn_cipher_bits(const tls_conn_t *c);
 bool tls_conn_peer_cert(const tls_conn_t *c);
 bool tls_conn_peer_verified(const tls_conn_t *c);
+/* The session was resumed (a ticket), not a full handshake. */
+bool tls_conn_resumed(const tls_conn_t *c);
+/* The OpenSSL SSL, for what this module does not wrap (tests: sessions). */
+struct ssl_st *tls_conn_openssl(tls_conn_t *c);
+/* The SNI name the client sent, NULL if none. */
+const char *tls_conn_servername(const tls_conn_t *c);
+/* SHA-256 of the peer's certificate (DER) as "AB:CD:...": 96 bytes with
+   the NUL. 0 ok, -1 no certificate (buf ""). */
+#define TLS_FINGERPRINT_SIZE 96
+int tls_conn_peer_fingerprint(const tls_conn_t *c, char *buf, size_t size);
+/* The peer certificate's subject and issuer CN (printable ASCII, "" if
+   none), each into a buffer of size bytes. */
+void tls_conn_peer_names(const tls_conn_t *c, char *subject, char *issuer,
+                         size_t size);
+/* Why the peer's certificate did not verify ("" if it did or none). */
+const char *tls_conn_peer_verify_error(const tls_conn_t *c);
 /* The peer's close_notify was received (a clean TLS end, not a TCP one). */
 bool tls_conn_close_notify(const tls_conn_t *c);
 

@@ -31,6 +31,7 @@
 
 static char tmpdir[] = "/tmp/tern-test-tls.XXXXXX";
 static char cert_path[256], key_path[256], other_key_path[256];
+static char sni_chain_path[256];   /* other key, then its "sni.example" cert */
 
 /* ---- the certificate ---------------------------------------------------------- */
 
@@ -42,17 +43,9 @@ static void write_key(EVP_PKEY *pk, const char *path)
     ck_assert_int_eq(fclose(fp), 0);
 }
 
-static void make_cert(void)
+/* make_x509 - a self-signed certificate for cn with key pk */
+static X509 *make_x509(EVP_PKEY *pk, const char *cn)
 {
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    (void)snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", tmpdir);
-    (void)snprintf(key_path, sizeof(key_path), "%s/key.pem", tmpdir);
-    (void)snprintf(other_key_path, sizeof(other_key_path), "%s/other.pem", tmpdir);
-
-    EVP_PKEY *pk = EVP_EC_gen("P-256");
-    EVP_PKEY *other = EVP_EC_gen("P-256");
-    ck_assert_ptr_nonnull(pk);
-    ck_assert_ptr_nonnull(other);
     X509 *x = X509_new();
     ck_assert_ptr_nonnull(x);
     ck_assert_int_eq(X509_set_version(x, 2), 1);
@@ -62,9 +55,26 @@ static void make_cert(void)
     ck_assert_int_eq(X509_set_pubkey(x, pk), 1);
     X509_NAME *name = X509_get_subject_name(x);
     ck_assert_int_eq(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                     (const unsigned char *)"localhost", -1, -1, 0), 1);
+                     (const unsigned char *)cn, -1, -1, 0), 1);
     ck_assert_int_eq(X509_set_issuer_name(x, name), 1);
     ck_assert_int_gt(X509_sign(x, pk, EVP_sha256()), 0);
+    return x;
+}
+
+static void make_cert(void)
+{
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    (void)snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", tmpdir);
+    (void)snprintf(key_path, sizeof(key_path), "%s/key.pem", tmpdir);
+    (void)snprintf(other_key_path, sizeof(other_key_path), "%s/other.pem", tmpdir);
+    (void)snprintf(sni_chain_path, sizeof(sni_chain_path), "%s/sni.pem", tmpdir);
+
+    EVP_PKEY *pk = EVP_EC_gen("P-256");
+    EVP_PKEY *other = EVP_EC_gen("P-256");
+    ck_assert_ptr_nonnull(pk);
+    ck_assert_ptr_nonnull(other);
+    X509 *x = make_x509(pk, "localhost");
+    X509 *sx = make_x509(other, "sni.example");
 
     FILE *fp = fopen(cert_path, "w");
     ck_assert_ptr_nonnull(fp);
@@ -72,7 +82,16 @@ static void make_cert(void)
     ck_assert_int_eq(fclose(fp), 0);
     write_key(pk, key_path);
     write_key(other, other_key_path);
+    /* chain file: key, then certificate (an EC PARAMETERS block would be
+       skipped; a comment line before the first block too) */
+    fp = fopen(sni_chain_path, "w");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_int_ge(fputs("the key of sni.example\n", fp), 0);
+    ck_assert_int_eq(PEM_write_PrivateKey(fp, other, NULL, NULL, 0, NULL, NULL), 1);
+    ck_assert_int_eq(PEM_write_X509(fp, sx), 1);
+    ck_assert_int_eq(fclose(fp), 0);
     X509_free(x);
+    X509_free(sx);
     EVP_PKEY_free(pk);
     EVP_PKEY_free(other);
 }
@@ -321,6 +340,10 @@ START_TEST(test_client_cert)
     pair_handshake(p);
     ck_assert(tls_conn_peer_cert(stream_tls(p->srv.s)));
     ck_assert_int_eq(tls_conn_peer_verified(stream_tls(p->srv.s)), _i == 1);
+    /* the request named the CA file's CAs */
+    const STACK_OF(X509_NAME) *cas =
+        SSL_get0_peer_CA_list(tls_conn_openssl(stream_tls(p->cli.s)));
+    ck_assert_int_eq(cas != NULL ? sk_X509_NAME_num(cas) : 0, _i == 1 ? 1 : 0);
     pair_free(p);
 }
 END_TEST
@@ -670,6 +693,269 @@ START_TEST(test_ctx_errors)
 }
 END_TEST
 
+/* Postfix protocol syntax, including hostile lists */
+START_TEST(test_protocols_parse)
+{
+    static const struct {
+        const char *spec;
+        int min, max;          /* 0: an error */
+    } t[] = {
+        { ">=TLSv1.2", TLS_VERSION_1_2, TLS_VERSION_1_3 },
+        { ">=TLSv1", TLS_VERSION_1_0, TLS_VERSION_1_3 },
+        { "<=TLSv1.2", TLS_VERSION_1_0, TLS_VERSION_1_2 },
+        { ">=TLSv1.1 <=TLSv1.2", TLS_VERSION_1_1, TLS_VERSION_1_2 },
+        { "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1", TLS_VERSION_1_2, TLS_VERSION_1_3 },
+        { "!SSLv2:!SSLv3:!TLSv1:!TLSv1.1:!TLSv1.2", TLS_VERSION_1_3, TLS_VERSION_1_3 },
+        { "TLSv1.2 TLSv1.3", TLS_VERSION_1_2, TLS_VERSION_1_3 },
+        { "tlsv1.3", TLS_VERSION_1_3, TLS_VERSION_1_3 },
+        { "SSLv3, TLSv1.2", TLS_VERSION_1_2, TLS_VERSION_1_2 },
+        { "", TLS_VERSION_1_0, TLS_VERSION_1_3 },
+        { "TLSv1.4", 0, 0 },
+        { ">=TLSv1.3 <=TLSv1.2", 0, 0 },
+        { "SSLv3", 0, 0 },
+        { "!TLSv1.2", 0, 0 },                    /* 1.0, 1.1, 1.3: a hole */
+        { "TLSv1 TLSv1.3", 0, 0 },
+        { "!", 0, 0 },
+        { ">=", 0, 0 },
+        { "=>TLSv1.2", 0, 0 },
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        int min = -1, max = -1;
+        char *err = NULL;
+        int r = tls_protocols_parse(t[i].spec, &min, &max, &err);
+        if (t[i].min == 0) {
+            ck_assert_msg(r == -1 && err != NULL, "\"%s\" accepted", t[i].spec);
+            free(err);
+        } else {
+            ck_assert_msg(r == 0, "\"%s\": %s", t[i].spec, err ? err : "");
+            ck_assert_msg(min == t[i].min && max == t[i].max,
+                          "\"%s\": %x..%x", t[i].spec, min, max);
+        }
+    }
+    ck_assert_uint_eq(ERR_peek_error(), 0);
+}
+END_TEST
+
+/* a server of one protocol range refuses a client outside it */
+START_TEST(test_versions_range)
+{
+    struct pair *p = pair_new(0);
+    char *err = NULL;
+    ck_assert_int_eq(tls_ctx_set_versions(p->sctx, TLS_VERSION_1_3,
+                                          TLS_VERSION_1_3, &err), 0);
+    ck_assert_int_eq(tls_ctx_set_versions(p->cctx, TLS_VERSION_1_2,
+                                          TLS_VERSION_1_2, &err), 0);
+    ck_assert_int_eq(stream_start_tls(p->srv.s, p->sctx, true, end_done), 0);
+    ck_assert_int_eq(stream_start_tls(p->cli.s, p->cctx, false, end_done), 0);
+    RUN_UNTIL(p, p->srv.done > 0 && p->cli.done > 0);
+    ck_assert(p->srv.error[0] != '\0');
+    pair_free(p);
+}
+END_TEST
+
+/* chain files: a key and its certificate; errors name the file */
+START_TEST(test_chain_files)
+{
+    char *err = NULL;
+    tls_ctx_t *c = tls_ctx_server_chain_new(sni_chain_path, &err);
+    ck_assert_msg(c != NULL, "%s", err ? err : "");
+    tls_ctx_free(c);
+    /* key and certificate in two files, in that order */
+    char two[600];
+    (void)snprintf(two, sizeof(two), "%s, %s", key_path, cert_path);
+    c = tls_ctx_server_chain_new(two, &err);
+    ck_assert_msg(c != NULL, "%s", err ? err : "");
+    tls_ctx_free(c);
+    /* certificate first: refused */
+    (void)snprintf(two, sizeof(two), "%s %s", cert_path, key_path);
+    c = tls_ctx_server_chain_new(two, &err);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, "without a private key") != NULL, "%s", err);
+    free(err);
+    /* a key with the wrong certificate */
+    (void)snprintf(two, sizeof(two), "%s %s", other_key_path, cert_path);
+    c = tls_ctx_server_chain_new(two, &err);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, "match") != NULL, "%s", err);
+    free(err);
+    c = tls_ctx_server_chain_new(key_path, &err);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, "without its certificate") != NULL, "%s", err);
+    free(err);
+    c = tls_ctx_server_chain_new("/nonexistent/x.pem", &err);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, "/nonexistent/x.pem") != NULL, "%s", err);
+    free(err);
+    ck_assert_uint_eq(ERR_peek_error(), 0);
+}
+END_TEST
+
+/* SNI: the name (any case, trailing dot), a parent with a leading dot,
+   else the default certificate */
+START_TEST(test_sni)
+{
+    static const struct {
+        const char *name;     /* NULL: no SNI */
+        const char *cn;       /* the certificate the client gets */
+    } t[] = {
+        { "sni.example", "sni.example" },
+        { "SNI.Example.", "sni.example" },
+        { "a.wild.example", "sni.example" },
+        { "b.a.wild.example", "sni.example" },
+        { "wild.example", "localhost" },
+        { "other.example", "localhost" },
+        { NULL, "localhost" },
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        struct pair *p = pair_new(0);
+        char *err = NULL;
+        tls_ctx_t *a = tls_ctx_server_chain_new(sni_chain_path, &err);
+        tls_ctx_t *w = tls_ctx_server_chain_new(sni_chain_path, &err);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_ptr_nonnull(w);
+        ck_assert_int_eq(tls_ctx_sni_add(p->sctx, "sni.example", a, &err), 0);
+        ck_assert_int_eq(tls_ctx_sni_add(p->sctx, ".wild.example", w, &err), 0);
+        /* a duplicate is refused, the caller keeps it */
+        tls_ctx_t *dup = server_ctx();
+        ck_assert_int_eq(tls_ctx_sni_add(p->sctx, "SNI.example", dup, &err), 1);
+        tls_ctx_free(dup);
+        dup = server_ctx();
+        ck_assert_int_eq(tls_ctx_sni_add(p->sctx, "", dup, &err), -1);
+        tls_ctx_free(dup);
+        free(err);
+        tls_conn_t *c = tls_conn_new(p->cctx, stream_fd(p->cli.s), false, NULL);
+        ck_assert_ptr_nonnull(c);
+        if (t[i].name != NULL)
+            ck_assert_int_eq(tls_conn_set_servername(c, t[i].name), 0);
+        ck_assert_int_eq(stream_start_tls(p->srv.s, p->sctx, true, end_done), 0);
+        ck_assert_int_eq(stream_start_tls_conn(p->cli.s, c, end_done), 0);
+        RUN_UNTIL(p, p->srv.done > 0 && p->cli.done > 0);
+        ck_assert_msg(p->srv.error[0] == '\0', "%s", p->srv.error);
+        char subject[64], issuer[64];
+        tls_conn_peer_names(stream_tls(p->cli.s), subject, issuer, sizeof(subject));
+        ck_assert_msg(strcmp(subject, t[i].cn) == 0, "%s: got %s",
+                      t[i].name ? t[i].name : "(none)", subject);
+        pair_free(p);
+    }
+}
+END_TEST
+
+/* resume - one handshake of a new pair with server context sctx (not
+   owned) and the client session sess (NULL: a first one); the client's
+   session after it into *sess_r, whether the server resumed */
+static bool resume(tls_ctx_t *sctx, SSL_SESSION *sess, SSL_SESSION **sess_r)
+{
+    struct pair *p = pair_new(0);
+    tls_ctx_free(p->sctx);
+    p->sctx = sctx;
+    tls_conn_t *c = tls_conn_new(p->cctx, stream_fd(p->cli.s), false, NULL);
+    ck_assert_ptr_nonnull(c);
+    if (sess != NULL)
+        ck_assert_int_eq(SSL_set_session(tls_conn_openssl(c), sess), 1);
+    ck_assert_int_eq(stream_start_tls(p->srv.s, p->sctx, true, end_done), 0);
+    ck_assert_int_eq(stream_start_tls_conn(p->cli.s, c, end_done), 0);
+    RUN_UNTIL(p, p->srv.done > 0 && p->cli.done > 0);
+    ck_assert_msg(p->srv.error[0] == '\0', "%s", p->srv.error);
+    /* TLS 1.3 tickets come after the handshake: read a line */
+    stream_puts(p->srv.s, "250 ok\r\n");
+    RUN_UNTIL(p, p->cli.nlines == 1);
+    bool resumed = tls_conn_resumed(stream_tls(p->srv.s));
+    ck_assert_int_eq(resumed, tls_conn_resumed(stream_tls(p->cli.s)));
+    *sess_r = SSL_get1_session(tls_conn_openssl(stream_tls(p->cli.s)));
+    ck_assert_ptr_nonnull(*sess_r);
+    p->sctx = NULL;
+    pair_free(p);
+    return resumed;
+}
+
+/* tickets: a second server context with the same keys (another smtpd
+   process) resumes a session; other keys or lifetime 0 do not */
+START_TEST(test_tickets)
+{
+    unsigned char keys[2 * TLS_TICKET_KEY_SIZE], other[TLS_TICKET_KEY_SIZE];
+    char *err = NULL;
+    SSL_SESSION *s1, *s2;
+
+    for (size_t i = 0; i < sizeof(keys); i++)
+        keys[i] = (unsigned char)(i * 7 + 1);
+    memset(other, 0x5a, sizeof(other));
+    tls_ctx_t *a = server_ctx(), *b = server_ctx(), *old = server_ctx(),
+              *stranger = server_ctx(), *off = server_ctx();
+    ck_assert_int_eq(tls_ctx_set_tickets(a, keys, 2, 3600, &err), 0);
+    ck_assert_int_eq(tls_ctx_set_tickets(b, keys, 2, 3600, &err), 0);
+    /* old: its current key is a's previous one */
+    ck_assert_int_eq(tls_ctx_set_tickets(old, keys + TLS_TICKET_KEY_SIZE, 1,
+                                         3600, &err), 0);
+    ck_assert_int_eq(tls_ctx_set_tickets(stranger, other, 1, 3600, &err), 0);
+    ck_assert_int_eq(tls_ctx_set_tickets(off, keys, 2, 0, &err), 0);
+    int v = _i == 0 ? TLS_VERSION_1_3 : TLS_VERSION_1_2;
+    tls_ctx_t *all[] = { a, b, old, stranger, off };
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        ck_assert_int_eq(tls_ctx_set_versions(all[i], v, v, &err), 0);
+
+    ck_assert(!resume(a, NULL, &s1));
+    ck_assert(resume(b, s1, &s2));           /* shared key */
+    SSL_SESSION_free(s2);
+    ck_assert(!resume(stranger, s1, &s2));   /* unknown key: full handshake */
+    SSL_SESSION_free(s2);
+    SSL_SESSION_free(s1);
+    ck_assert(!resume(old, NULL, &s1));      /* made with the previous key */
+    ck_assert(resume(a, s1, &s2));           /* still accepted */
+    SSL_SESSION_free(s2);
+    SSL_SESSION_free(s1);
+    ck_assert(!resume(off, NULL, &s1));
+    ck_assert(!resume(off, s1, &s2));
+    SSL_SESSION_free(s2);
+    SSL_SESSION_free(s1);
+    tls_ctx_free(a);
+    tls_ctx_free(b);
+    tls_ctx_free(old);
+    tls_ctx_free(stranger);
+    tls_ctx_free(off);
+    ck_assert_uint_eq(ERR_peek_error(), 0);
+}
+END_TEST
+
+/* the client certificate's SHA-256 fingerprint, as Postfix prints it */
+START_TEST(test_peer_fingerprint)
+{
+    struct pair *p = pair_new(0);
+    char *err = NULL, fp[TLS_FINGERPRINT_SIZE], want[TLS_FINGERPRINT_SIZE];
+    ck_assert_int_eq(tls_ctx_ask_peer_cert(p->sctx, NULL, &err), 0);
+    pair_handshake(p);
+    ck_assert_int_eq(tls_conn_peer_fingerprint(stream_tls(p->srv.s), fp,
+                                               sizeof(fp)), -1);
+    ck_assert_str_eq(fp, "");
+    pair_free(p);
+
+    p = pair_new(0);
+    ck_assert_int_eq(tls_ctx_ask_peer_cert(p->sctx, NULL, &err), 0);
+    ck_assert_int_eq(tls_ctx_set_cert(p->cctx, cert_path, key_path, NULL, &err), 0);
+    pair_handshake(p);
+    ck_assert_int_eq(tls_conn_peer_fingerprint(stream_tls(p->srv.s), fp,
+                                               sizeof(fp)), 0);
+    FILE *f = fopen(cert_path, "r");
+    ck_assert_ptr_nonnull(f);
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    ck_assert_ptr_nonnull(x);
+    (void)fclose(f);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    ck_assert_int_eq(X509_digest(x, EVP_sha256(), md, &n), 1);
+    ck_assert_uint_eq(n, 32);
+    for (unsigned i = 0; i < n; i++)
+        (void)snprintf(want + 3 * i, 4, i + 1 < n ? "%02X:" : "%02X", md[i]);
+    X509_free(x);
+    ck_assert_str_eq(fp, want);
+    ck_assert_int_eq(tls_conn_peer_fingerprint(stream_tls(p->srv.s), fp, 95), -1);
+    char subject[64], issuer[64];
+    tls_conn_peer_names(stream_tls(p->srv.s), subject, issuer, sizeof(subject));
+    ck_assert_str_eq(subject, "localhost");
+    ck_assert_str_eq(issuer, "localhost");
+    pair_free(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tls");
@@ -694,6 +980,12 @@ int main(void)
     tcase_add_test(tc, test_close_during_handshake);
     tcase_add_test(tc, test_start_twice);
     tcase_add_test(tc, test_ctx_errors);
+    tcase_add_test(tc, test_protocols_parse);
+    tcase_add_test(tc, test_versions_range);
+    tcase_add_test(tc, test_chain_files);
+    tcase_add_test(tc, test_sni);
+    tcase_add_loop_test(tc, test_tickets, 0, 2);
+    tcase_add_test(tc, test_peer_fingerprint);
     suite_add_tcase(s, tc);
     return tern_check_run(s, true);
 }
