@@ -44,6 +44,7 @@
 
 #include "mail/config.h"
 #include "mail/dict.h"
+#include "mail/dict_proxy.h"
 #include "util/log.h"
 #include "util/tls.h"
 #include "util/util.h"
@@ -274,7 +275,12 @@ static void smtpd_tls_sni_load(void)
             break;
         char *spec = xstrndup(start, (size_t)(s - start));
         const char *derr = NULL;
+        /* read directly, now, even in a daemon that will chroot (where
+           lmdb: would go through proxymap, which cannot walk a table) */
+        bool proxied = dict_proxy_all();
+        dict_proxy_set_all(false);
         dict_t *d = dict_open(spec, &derr);
+        dict_proxy_set_all(proxied);
         if (d == NULL)
             log_warning("tls_server_sni_maps: %s: %s", spec,
                         derr != NULL ? derr : "cannot open");

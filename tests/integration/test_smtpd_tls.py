@@ -334,7 +334,7 @@ class SmtpdTlsTest(SharedInstanceTestCase):
         self.addCleanup(s.close)
         s.ehlo()
         self.assertFalse(s.has_extn("starttls"))
-        self.assertEqual(s.docmd("STARTTLS")[0], 503)
+        self.assertEqual(s.docmd("STARTTLS")[0], 554)
         s.login("demo", demo_password(self.inst))
         self.assertEqual(s.docmd("STARTTLS")[0], 554)
         s.sendmail("a@example.org", ["demo@localhost"], message("over smtps"))
