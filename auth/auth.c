@@ -88,52 +88,34 @@ static void auth_handle(const struct auth_request *rq, struct auth_reply *rp)
              : "temporary failure");
 }
 
+/* auth_request_handle - one request: decode, check, answer; -1 drops a
+   client that broke the protocol (server_attr_serve wipes the request) */
+static int auth_request_handle(attr_list_t *req, attr_list_t *reply,
+                               void *ctx)
+{
+    struct auth_request rq;
+    struct auth_reply rp;
+    const char *err = NULL;
+
+    (void)ctx;
+    if (auth_request_decode(req, &rq, &err) < 0) {
+        log_warning("auth client: malformed request: %s: dropping the "
+                    "connection", err);
+        return -1;
+    }
+    memset(&rp, 0, sizeof(rp));
+    auth_handle(&rq, &rp);
+    auth_request_clear(&rq);
+    if (auth_reply_encode(&rp, reply, &err) < 0)
+        log_panic("auth reply: %s", err);
+    return 0;
+}
+
 /* auth_serve - requests from one client until it closes or misbehaves */
 static void auth_serve(int fd)
 {
-    buf_t in;
-    attr_list_t req, reply;
-
-    buf_init(&in, ATTR_MAX_MSG * 2);
-    attr_list_init(&req);
-    attr_list_init(&reply);
-    for (;;) {
-        struct auth_request rq;
-        struct auth_reply rp;
-        const char *err = NULL;
-        int r = attr_read_fd(fd, &in, &req, (int)var_ipc_timeout, &err);
-
-        if (r == 0)
-            break;
-        if (r < 0) {
-            log_warning("auth client: %s: dropping the connection",
-                        err ? err : "read error");
-            break;
-        }
-        r = auth_request_decode(&req, &rq, &err);
-        auth_proto_wipe(&req);
-        if (r < 0) {
-            log_warning("auth client: malformed request: %s: dropping the "
-                        "connection", err);
-            break;
-        }
-        memset(&rp, 0, sizeof(rp));
-        auth_handle(&rq, &rp);
-        auth_request_clear(&rq);
-        attr_list_reset(&reply);
-        if (auth_reply_encode(&rp, &reply, &err) < 0)
-            log_panic("auth reply: %s", err);
-        if (attr_write_fd(fd, &reply, (int)var_ipc_timeout) < 0) {
-            log_warning("auth client: write failed: %s", strerror(errno));
-            break;
-        }
-    }
-    auth_proto_wipe(&req);
-    if (in.data)
-        explicit_bzero(in.data, in.cap);
-    attr_list_free(&req);
-    attr_list_free(&reply);
-    buf_free(&in);
+    server_attr_serve(fd, "auth", (int)var_ipc_timeout, true,
+                      auth_request_handle, NULL);
 }
 
 int main(int argc, char **argv)

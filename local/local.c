@@ -97,33 +97,19 @@ static void local_handle(const attr_list_t *req, attr_list_t *reply)
     attr_add(reply, DA_REASON, res.reason);
 }
 
+static int local_request_handle(attr_list_t *req, attr_list_t *reply,
+                                void *ctx)
+{
+    (void)ctx;
+    local_handle(req, reply);
+    return 0;
+}
+
 /* local_serve - requests from one qmgr connection until it closes */
 static void local_serve(int fd)
 {
-    buf_t in;
-    attr_list_t req, reply;
-    buf_init(&in, ATTR_MAX_MSG * 2);
-    attr_list_init(&req);
-    attr_list_init(&reply);
-    for (;;) {
-        const char *err = NULL;
-        int r = attr_read_fd(fd, &in, &req, (int)var_ipc_timeout, &err);
-        if (r == 0)
-            break;
-        if (r < 0) {
-            log_warning("qmgr connection: %s", err ? err : "read error");
-            break;
-        }
-        attr_list_reset(&reply);
-        local_handle(&req, &reply);
-        if (attr_write_fd(fd, &reply, (int)var_ipc_timeout) < 0) {
-            log_warning("qmgr connection: write failed: %m");
-            break;
-        }
-    }
-    attr_list_free(&req);
-    attr_list_free(&reply);
-    buf_free(&in);
+    server_attr_serve(fd, "qmgr", (int)var_ipc_timeout, false,
+                      local_request_handle, NULL);
 }
 
 int main(int argc, char **argv)

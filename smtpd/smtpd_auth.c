@@ -220,7 +220,7 @@ static void auth_submit(struct smtpd_session *s, const char *user,
     auth_request_clear(&rq);
     if (rc < 0) {
         /* a field auth would refuse (e.g. an empty password) */
-        auth_proto_wipe(&req);
+        attr_list_wipe(&req);
         attr_list_free(&req);
         auth_failed(s, a->mech);
         return;
@@ -238,7 +238,7 @@ static void auth_submit(struct smtpd_session *s, const char *user,
     } else {
         err = NULL;
     }
-    auth_proto_wipe(&req);
+    attr_list_wipe(&req);
     attr_list_free(&req);
     if (err != NULL) {
         auth_unavailable(s, a->mech, err);

@@ -264,10 +264,3 @@ void auth_request_clear(struct auth_request *r)
     explicit_bzero(r, sizeof(*r));
 }
 
-/* auth_proto_wipe - clear every value in place */
-void auth_proto_wipe(attr_list_t *l)
-{
-    for (size_t i = 0; i < l->count; i++)
-        if (l->items[i].value)
-            explicit_bzero(l->items[i].value, strlen(l->items[i].value));
-}

@@ -22,7 +22,7 @@
  * breaks a rule, a duplicate or unknown attribute, or another version is
  * a protocol error: auth logs it and drops the connection.
  *
- * Security: the password travels in the request; auth_proto_wipe()
+ * Security: the password travels in the request; attr_list_wipe()
  * clears an attribute list's values before it is reset or freed.
  */
 #ifndef TERN_AUTH_PROTO_H
@@ -81,7 +81,5 @@ int auth_reply_decode(const attr_list_t *in, struct auth_reply *r,
 const char *auth_status_name(enum auth_status s);
 /* wipe a decoded request (the password) */
 void auth_request_clear(struct auth_request *r);
-/* wipe every value of l in place (call before attr_list_reset/free) */
-void auth_proto_wipe(attr_list_t *l);
 
 #endif

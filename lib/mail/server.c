@@ -644,14 +644,6 @@ static void request_server_accept(ev_loop_t *loop, int lfd, unsigned events,
     server_update();
 }
 
-/* server_attr_wipe - clear every value of l in place */
-static void server_attr_wipe(attr_list_t *l)
-{
-    for (size_t i = 0; i < l->count; i++)
-        if (l->items[i].value)
-            explicit_bzero(l->items[i].value, strlen(l->items[i].value));
-}
-
 /* server_attr_serve - the request/reply loop of an attribute server */
 void server_attr_serve(int fd, const char *what, int idle_sec, bool secret,
                        server_attr_fn handle, void *ctx)
@@ -676,7 +668,7 @@ void server_attr_serve(int fd, const char *what, int idle_sec, bool secret,
         attr_list_reset(&reply);
         r = handle(&req, &reply, ctx);
         if (secret)
-            server_attr_wipe(&req);
+            attr_list_wipe(&req);
         if (r < 0)
             break;
         if (attr_write_fd(fd, &reply, (int)var_ipc_timeout) < 0) {
@@ -685,7 +677,7 @@ void server_attr_serve(int fd, const char *what, int idle_sec, bool secret,
         }
     }
     if (secret) {
-        server_attr_wipe(&req);
+        attr_list_wipe(&req);
         if (in.data)
             explicit_bzero(in.data, in.cap);
     }

@@ -38,6 +38,14 @@ void attr_list_reset(attr_list_t *l)
     l->count = 0;
 }
 
+/* attr_list_wipe - clear every value in place */
+void attr_list_wipe(attr_list_t *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        if (l->items[i].value)
+            explicit_bzero(l->items[i].value, strlen(l->items[i].value));
+}
+
 /* attr_list_free - release everything */
 void attr_list_free(attr_list_t *l)
 {

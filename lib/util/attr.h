@@ -32,6 +32,8 @@ typedef struct attr_list {
 void attr_list_init(attr_list_t *l);
 void attr_list_free(attr_list_t *l);
 void attr_list_reset(attr_list_t *l);
+/* clear every value in place (secrets), before a reset or free */
+void attr_list_wipe(attr_list_t *l);
 
 /* add (duplicates allowed; attr_get returns the first) */
 void attr_add(attr_list_t *l, const char *name, const char *value);

@@ -49,7 +49,7 @@ START_TEST(test_request_roundtrip)
     ck_assert(memcmp(&r, &good_req, sizeof(r)) == 0);
     auth_request_clear(&r);
     ck_assert_str_eq(r.password, "");
-    auth_proto_wipe(&b);
+    attr_list_wipe(&b);
     ck_assert_str_eq(attr_get(&b, "password"), "");
     attr_list_free(&a);
     attr_list_free(&b);
