@@ -106,6 +106,7 @@ static void smtpd_session_end(struct smtpd_session *s)
 
     buf_init(&counts, 4096);
     smtpd_counts(s, &counts);
+    smtpd_dns_end(s);              /* no lookup callback after this */
     smtpd_anvil_disconnect(s);     /* before the log line tests wait for */
     log_info("disconnect from %s%s", s->namaddr, buf_str(&counts));
     buf_free(&counts);
@@ -303,7 +304,7 @@ static void smtpd_request_done(struct smtpd_session *s)
 static void smtpd_process(struct smtpd_session *s)
 {
     while (s->stream != NULL && !s->closing && !s->sleeping
-           && !s->tls_starting) {
+           && !s->tls_starting && !s->dns_pending) {
         const char *line;
         size_t len;
         bool crlf;
@@ -331,6 +332,15 @@ static void smtpd_process(struct smtpd_session *s)
     }
 }
 
+/* smtpd_resume - the client name lookup ended: the commands that came
+   meanwhile are handled now */
+void smtpd_resume(struct smtpd_session *s)
+{
+    s->busy++;
+    smtpd_process(s);
+    smtpd_leave(s);
+}
+
 static void smtpd_on_read(stream_t *st, void *ctx)
 {
     struct smtpd_session *s = ctx;
@@ -351,6 +361,7 @@ static void smtpd_on_close(stream_t *st, void *ctx,
     (void)st;
     s->busy++;
     s->stream = NULL;
+    smtpd_dns_stop(s);
     if (!s->closing) {
         if (why == STREAM_TIMEOUT)
             log_info("timeout after %s from %s", smtpd_last_cmd(s),
@@ -370,6 +381,7 @@ static void smtpd_idle_expired(ev_loop_t *loop, void *arg)
 
     (void)loop;
     s->busy++;
+    smtpd_dns_stop(s);
     if (s->stream != NULL && !s->closing && s->tls_starting) {
         /* nothing can be said in the middle of a handshake */
         log_info("timeout during TLS handshake from %s", s->namaddr);
@@ -504,10 +516,11 @@ static void smtpd_connect(ev_loop_t *loop, int fd, const struct sockaddr *peer,
     buf_init(&s->dbuf, 0);
     ev_timer_init(&s->idle_timer, smtpd_idle_expired, s);
     ev_timer_init(&s->sleep_timer, smtpd_sleep_done, s);
-    log_info("connect from %s", s->namaddr);
+    smtpd_dns_start(s);             /* "connect from" when the name is known */
     s->stream = stream_new(loop, fd, (size_t)max_line, timeout,
                            &smtpd_handler, s);
     if (s->stream == NULL) {
+        smtpd_dns_stop(s);
         log_warning("connection from %s: %s", s->namaddr, strerror(errno));
         (void)close(fd);
         s->busy = 1;
@@ -548,6 +561,12 @@ static void smtpd_pre_init(const char *service, char **args, int nargs)
     if (smtpd_check_init() < 0 || smtpd_anvil_init() < 0)
         log_fatal("bad smtpd policy configuration");
     smtpd_tls_init();
+    smtpd_dns_init();
+}
+
+static void smtpd_post_init(ev_loop_t *loop)
+{
+    smtpd_dns_attach(loop);
 }
 
 static void smtpd_pre_exit(void)
@@ -555,11 +574,13 @@ static void smtpd_pre_exit(void)
     smtpd_check_free();
     smtpd_anvil_free();
     smtpd_tls_free();
+    smtpd_dns_free();
 }
 
 int main(int argc, char **argv)
 {
     smtpd_ops.pre_init = smtpd_pre_init;
+    smtpd_ops.post_init = smtpd_post_init;
     smtpd_ops.pre_exit = smtpd_pre_exit;
     smtpd_ops.on_connect = smtpd_connect;
     smtpd_ops.client_limit = 100;   /* replaced by smtpd_client_limit */

@@ -76,7 +76,7 @@ static int data_envelope(struct smtpd_session *s, cleanup_t *c)
 
     cleanup_set_tls_info(c, smtpd_tls_info(s, tls, sizeof(tls)));
     if (cleanup_sender(c, s->txn.sender) < 0
-        || cleanup_attr(c, "client_name", "unknown") < 0
+        || cleanup_attr(c, "client_name", s->client_name) < 0
         || cleanup_attr(c, "client_address", s->addr) < 0
         || (s->have_helo && cleanup_attr(c, "helo_name", s->helo) < 0)
         || cleanup_attr(c, "protocol", smtpd_proto(s)) < 0)

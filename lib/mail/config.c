@@ -81,6 +81,10 @@ char *var_smtpd_tls_cert_file;
 char *var_smtpd_tls_key_file;
 char *var_smtpd_tls_security_level;
 bool var_smtpd_tls_wrappermode;
+bool var_smtpd_peername_lookup;
+long var_smtpd_peername_lookup_timeout;
+char *var_dns_forwarders;
+char *var_dns_hosts_file;
 long var_anvil_rate_time_unit;
 long var_queue_run_delay;
 long var_minimal_backoff_time;
@@ -206,6 +210,14 @@ const struct param_def param_table[] = {
           "SMTP server TLS: none (no STARTTLS, Postfix's default), may (offer STARTTLS; needs smtpd_tls_cert_file) or encrypt (offer it and refuse MAIL, RCPT, DATA and VRFY before it)."),
     P_BOOL(smtpd_tls_wrappermode, "no",
            "TLS from the first byte (implicit TLS, port 465) instead of STARTTLS; for one service via master.conf -o."),
+    P_BOOL(smtpd_peername_lookup, "yes",
+           "Look up the client's host name (PTR, then forward confirmation: the name must resolve back to the client address); with no, every client is unknown."),
+    P_TIME(smtpd_peername_lookup_timeout, "10s", 1, 10 * MIN_,
+           "How long the client name lookup (PTR and forward confirmation together) may take; after it the client is unknown. The greeting never waits; commands wait at most this long."),
+    P_STR(dns_forwarders, "",
+          "DNS resolvers to ask (blank or comma separated, ADDRESS or ADDRESS@PORT, e.g. 127.0.0.1@5353) instead of the nameservers of /etc/resolv.conf; empty means resolv.conf."),
+    P_STR(dns_hosts_file, "/etc/hosts",
+          "Hosts file the DNS resolver answers from before asking the DNS (read at start-up, before chroot); empty means none."),
     /* queue manager */
     P_TIME(queue_run_delay, "300s", 1, DAY_,
            "How often the deferred queue is scanned."),

@@ -94,6 +94,10 @@ extern char *var_smtpd_tls_cert_file;
 extern char *var_smtpd_tls_key_file;
 extern char *var_smtpd_tls_security_level;   /* none | may | encrypt */
 extern bool var_smtpd_tls_wrappermode;
+extern bool var_smtpd_peername_lookup;
+extern long var_smtpd_peername_lookup_timeout;
+extern char *var_dns_forwarders;          /* "" = /etc/resolv.conf */
+extern char *var_dns_hosts_file;          /* "" = none */
 extern long var_anvil_rate_time_unit;
 extern long var_queue_run_delay;
 extern long var_minimal_backoff_time;
