@@ -4,9 +4,11 @@
  * the wire-to-text conversion of PTR answers with hostile input (control
  * characters, overlong labels and names, compression pointers, missing
  * root label, trailing bytes, numeric names), address matching, and on
- * a real event loop against a resolver that never answers: the deadline
- * gives DNS_TIMEOUT, and a cancelled query's callback never runs. No
- * test reaches outside 127.0.0.1.
+ * a real event loop against a resolver that never answers (the deadline
+ * gives DNS_TIMEOUT, a cancelled query's callback never runs) and one
+ * that answers at once (names, addresses, a hostile PTR answer, a query
+ * cancelled from another query's callback). No test reaches outside
+ * 127.0.0.1.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -16,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "util/dns.h"
@@ -349,6 +353,172 @@ START_TEST(test_timeout_and_cancel)
 }
 END_TEST
 
+/* responder - a child answering on a UDP socket at once: PTR queries
+   for 1.1.1.11.in-addr.arpa with "host.example.net", for
+   2.1.1.11.in-addr.arpa with a name holding an ESC byte, A queries
+   with 11.1.1.1, anything else NXDOMAIN; returns its port. Not
+   192.0.2.0/24 and the like: unbound answers those reverse zones
+   itself. */
+static int responder(pid_t *pid_r)
+{
+    int fd, port = blackhole(&fd);
+    pid_t pid = fork();
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        for (;;) {
+            unsigned char q[512], a[600];
+            struct sockaddr_storage peer;
+            socklen_t plen = sizeof(peer);
+            ssize_t n = recvfrom(fd, q, sizeof(q), 0,
+                                 (struct sockaddr *)&peer, &plen);
+            size_t pos = 12, qend, len;
+            char qname[300];
+            size_t qn = 0;
+            unsigned qtype;
+            const unsigned char *rdata = NULL;
+            size_t rdlen = 0;
+            static const unsigned char good[] = "\004host\007example\003net";
+            static const unsigned char evil[] = "\004ho\033t\007example\003net";
+            static const unsigned char addr[] = { 11, 1, 1, 1 };
+
+            if (n < 17)
+                continue;
+            while (pos < (size_t)n && q[pos] != 0 && qn + q[pos] + 1 < sizeof(qname)) {
+                memcpy(qname + qn, q + pos + 1, q[pos]);
+                qn += q[pos];
+                qname[qn++] = '.';
+                pos += 1 + q[pos];
+            }
+            qname[qn] = '\0';
+            if (pos + 5 > (size_t)n)
+                continue;
+            qtype = (unsigned)q[pos + 1] << 8 | q[pos + 2];
+            qend = pos + 5;
+            if (qtype == 12 && strcasecmp(qname, "1.1.1.11.in-addr.arpa.") == 0) {
+                rdata = good;
+                rdlen = sizeof(good);
+            } else if (qtype == 12
+                       && strcasecmp(qname, "2.1.1.11.in-addr.arpa.") == 0) {
+                rdata = evil;
+                rdlen = sizeof(evil);
+            } else if (qtype == 1) {
+                rdata = addr;
+                rdlen = sizeof(addr);
+            }
+            memcpy(a, q, qend);
+            a[2] = 0x84 | (q[2] & 0x01);    /* QR, AA, RD copied */
+            a[3] = rdata != NULL ? 0x80 : 0x83;   /* RA; NXDOMAIN */
+            a[4] = 0; a[5] = 1;             /* QDCOUNT */
+            a[6] = 0; a[7] = rdata != NULL; /* ANCOUNT */
+            memset(a + 8, 0, 4);            /* no NS, no additional */
+            len = qend;
+            if (rdata != NULL) {
+                unsigned char rr[] = { 0xc0, 0x0c, 0, (unsigned char)qtype,
+                                       0, 1, 0, 0, 0, 60, 0,
+                                       (unsigned char)rdlen };
+                memcpy(a + len, rr, sizeof(rr));
+                len += sizeof(rr);
+                memcpy(a + len, rdata, rdlen);
+                len += rdlen;
+            }
+            (void)sendto(fd, a, len, 0, (struct sockaddr *)&peer, plen);
+        }
+    }
+    (void)close(fd);
+    *pid_r = pid;
+    return port;
+}
+
+struct answer {
+    int calls;
+    enum dns_status status;
+    char name[DNS_NAME_MAX + 1];
+    bool has_addr;
+    dns_query_t *other;             /* cancelled from this callback */
+    int *pending;
+    ev_loop_t *loop;
+};
+
+static void answer_cb(void *arg, const struct dns_result *r)
+{
+    struct answer *a = arg;
+    struct sockaddr_storage ss;
+
+    a->calls++;
+    a->status = r->status;
+    if (r->name != NULL)
+        (void)snprintf(a->name, sizeof(a->name), "%s", r->name);
+    a->has_addr = dns_result_has_addr(r, make_sa("11.1.1.1", &ss));
+    if (a->other != NULL) {
+        dns_cancel(a->other);       /* its callback must never run */
+        --*a->pending;
+    }
+    if (--*a->pending == 0)
+        ev_loop_stop(a->loop);
+}
+
+START_TEST(test_answers)
+{
+    char fwd[64];
+    const char *err = NULL;
+    pid_t pid;
+    int port = responder(&pid), pending = 0, status;
+    ev_loop_t *loop = ev_loop_new();
+    dns_ctx_t *ctx;
+    struct answer ptr = { 0 }, evil = { 0 }, nx = { 0 }, addr = { 0 },
+                  first = { 0 }, second = { 0 };
+    struct sockaddr_storage ss;
+    ev_timer_t stop;
+
+    (void)snprintf(fwd, sizeof(fwd), "127.0.0.1@%d", port);
+    ctx = dns_ctx_new(fwd, NULL, &err);
+    ck_assert_msg(ctx != NULL, "%s", err);
+    ck_assert_int_eq(dns_ctx_attach(ctx, loop, &err), 0);
+    struct answer *all[] = { &ptr, &evil, &nx, &addr, &first, &second };
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        all[i]->pending = &pending;
+        all[i]->loop = loop;
+    }
+    ck_assert_ptr_nonnull(dns_lookup_ptr(ctx, make_sa("11.1.1.1", &ss),
+                                         20000, answer_cb, &ptr, &err));
+    ck_assert_ptr_nonnull(dns_lookup_ptr(ctx, make_sa("11.1.1.2", &ss),
+                                         20000, answer_cb, &evil, &err));
+    ck_assert_ptr_nonnull(dns_lookup_ptr(ctx, make_sa("11.1.1.3", &ss),
+                                         20000, answer_cb, &nx, &err));
+    ck_assert_ptr_nonnull(dns_lookup_addr(ctx, "host.example.net", AF_INET,
+                                          20000, answer_cb, &addr, &err));
+    /* whichever of these two comes first cancels the other */
+    first.other = dns_lookup_addr(ctx, "b.example.net", AF_INET, 20000,
+                                  answer_cb, &second, &err);
+    ck_assert_ptr_nonnull(first.other);
+    second.other = dns_lookup_addr(ctx, "a.example.net", AF_INET, 20000,
+                                   answer_cb, &first, &err);
+    ck_assert_ptr_nonnull(second.other);
+    pending = 6;
+    ev_timer_init(&stop, stop_cb, NULL);
+    ev_timer_set(loop, &stop, 30000);   /* only if answers never come */
+    ev_loop_run(loop);
+    ck_assert_int_eq(pending, 0);
+    ck_assert_int_eq(ptr.calls, 1);
+    ck_assert_int_eq(ptr.status, DNS_OK);
+    ck_assert_str_eq(ptr.name, "host.example.net");
+    ck_assert_int_eq(evil.calls, 1);
+    ck_assert_int_eq(evil.status, DNS_MALFORMED);
+    ck_assert_str_eq(evil.name, "");
+    ck_assert_int_eq(nx.calls, 1);
+    ck_assert_int_eq(nx.status, DNS_NOTFOUND);
+    ck_assert_int_eq(addr.calls, 1);
+    ck_assert_int_eq(addr.status, DNS_OK);
+    ck_assert(addr.has_addr);
+    ck_assert_int_eq(first.calls + second.calls, 1);
+    dns_ctx_free(ctx);
+    ev_loop_free(loop);
+    (void)kill(pid, SIGKILL);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+}
+END_TEST
+
 START_TEST(test_bad_forwarders)
 {
     static const char *const bad[] = {
@@ -384,6 +554,7 @@ static Suite *dns_suite(void)
     tc = tcase_create("loop");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_timeout_and_cancel);
+    tcase_add_test(tc, test_answers);
     tcase_add_test(tc, test_bad_forwarders);
     suite_add_tcase(s, tc);
     return s;
