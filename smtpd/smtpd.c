@@ -455,6 +455,7 @@ static void smtpd_tls_up(struct smtpd_session *s, const char *error,
         s->helo[0] = '\0';
         s->esmtp = false;
         if (wrapper) {
+            smtpd_dns_hold(s);
             smtpd_greet(s);
         } else {
             smtpd_idle_restart(s);
@@ -528,6 +529,8 @@ static void smtpd_connect(ev_loop_t *loop, int fd, const struct sockaddr *peer,
         return;
     }
     s->busy++;
+    if (!var_smtpd_tls_wrappermode)
+        smtpd_dns_hold(s);          /* wrapper mode: after the handshake */
     if (!smtpd_anvil_connect(s)) {
         /* in wrapper mode a plaintext reply would be noise to the client */
         if (!var_smtpd_tls_wrappermode)

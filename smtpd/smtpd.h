@@ -179,6 +179,10 @@ void smtpd_dns_free(void);
 /* at connect: names "unknown"; start the lookup (s->dns_pending) or,
    when there is none to do, log "connect from" now */
 void smtpd_dns_start(struct smtpd_session *s);
+/* while the lookup runs, read nothing more (and hold the peer's EOF, so
+   a client that sends its commands and half-closes gets them run); once
+   the stream exists, and after a wrapper-mode handshake */
+void smtpd_dns_hold(struct smtpd_session *s);
 /* the peer is gone or timed out: cancel the lookup (the names stay
    "unknown"), log "connect from" if it was not yet, so it comes before
    the line that says why the session ends */

@@ -84,11 +84,22 @@ static void smtpd_dns_log_connect(struct smtpd_session *s)
     }
 }
 
+/* smtpd_dns_hold - see smtpd.h. A paused stream also holds back the
+   peer's EOF, which a merely unread buffer would not: the stream reports
+   EOF once the owner has had its chance at the input. */
+void smtpd_dns_hold(struct smtpd_session *s)
+{
+    if (s->dns_pending && s->stream != NULL && !s->tls_starting)
+        stream_pause_read(s->stream, true);
+}
+
 /* smtpd_dns_finish - the name is what it is now: log, run commands */
 static void smtpd_dns_finish(struct smtpd_session *s)
 {
     s->dns_pending = false;
     s->dns_query = NULL;
+    if (s->stream != NULL && !s->sleeping && !s->tls_starting)
+        stream_pause_read(s->stream, false);
     (void)snprintf(s->namaddr, sizeof(s->namaddr), "%s[%s]", s->client_name,
                    s->addr);
     smtpd_dns_log_connect(s);

@@ -14,6 +14,7 @@ import shutil
 import signal
 import smtplib
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -33,6 +34,8 @@ ptr-record=2.0.0.127.in-addr.arpa,good.example.net
 address=/good.example.net/127.0.0.2
 ptr-record=3.0.0.127.in-addr.arpa,liar.example.net
 address=/liar.example.net/127.0.0.99
+ptr-record=12.0.0.127.in-addr.arpa,tls.example.net
+address=/tls.example.net/127.0.0.12
 ptr-record=9.0.0.127.in-addr.arpa,nolookup.example.net
 address=/nolookup.example.net/127.0.0.9
 """
@@ -210,7 +213,7 @@ class SmtpdClientName(TernTestCase):
             "smtpd_peername_lookup": "yes",
             "dns_forwarders": "127.0.0.1@%d" % cls.dnsmasq_port,
             "dns_hosts_file": "",
-        }, services_extra=extra)
+        }, services_extra=extra, tls=True)
         cls.inst.start()
 
     @classmethod
@@ -357,10 +360,52 @@ class SmtpdClientName(TernTestCase):
         log = self.inst.log_text()
         pids = set()
         for line in log.splitlines():
-            if ("connect from unknown[127.0.0.5]" in line
-                    or "connect from localhost[127.0.0.1]" in line):
+            # (other lines from 127.0.0.1 come from the start-up probe)
+            if ("]: connect from unknown[127.0.0.5]" in line
+                    or "disconnect from localhost[127.0.0.1] ehlo=1 noop=1"
+                    in line):
                 pids.add(line.split("smtpd[", 1)[1].split("]", 1)[0])
         self.assertEqual(len(pids), 1, "not one smtpd process: %s" % pids)
+
+    def test_half_close_while_waiting(self):
+        """A client that sends its commands and shuts down its sending
+        side while the lookup runs still gets them answered."""
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.settimeout(WAIT)
+        c.bind(("127.0.0.11", 0))
+        c.connect(("127.0.0.1", self.blackhole_port))
+        buf = b""
+        while b"\r\n" not in buf:
+            chunk = c.recv(4096)
+            self.assertTrue(chunk, "connection closed before the greeting")
+            buf += chunk
+        c.sendall(b"EHLO half.example\r\nQUIT\r\n")
+        c.shutdown(socket.SHUT_WR)
+        while True:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+        c.close()
+        self.assertIn(b"\r\n250 ", buf)
+        self.assertIn(b"\r\n221 ", buf)
+        self.assertLogHas(self.inst, "disconnect from unknown[127.0.0.11] "
+                          "ehlo=1 quit=1 commands=2")
+
+    def test_wrapper_mode(self):
+        """Implicit TLS: the handshake runs while the lookup does, and the
+        commands after it get the name."""
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with smtplib.SMTP_SSL("127.0.0.1", self.inst.smtps_port, timeout=WAIT,
+                              source_address=("127.0.0.12", 0),
+                              context=ctx) as c:
+            self.assertEqual(c.ehlo("tls.example")[0], 250)
+            self.assertEqual(c.noop()[0], 250)
+        self.assertLogHas(self.inst, "connect from tls.example.net[127.0.0.12]")
+        self.assertLogHas(self.inst, "disconnect from tls.example.net[127.0.0.12] "
+                          "ehlo=1 noop=1 quit=1 commands=3")
 
 
 def free_port_tcp():
