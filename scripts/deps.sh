@@ -1,14 +1,16 @@
 #!/bin/sh
 # deps.sh build|test|fuzz - install the Debian packages Tern needs, if missing.
 # Build: compiler, CMake, OpenSSL (+ the openssl command: mkinstance makes the
-# instance's certificate), PCRE2, LMDB, Check. Test: + swaks with TLS
-# (Net::SSLeay), msmtp (SMTP AUTH), strace (the durability-order test) and
+# instance's certificate), PCRE2, LMDB, Check, libunbound (DNS). Test: +
+# swaks with TLS (Net::SSLeay), msmtp (SMTP AUTH), strace (the
+# durability-order test), dnsmasq-base (the client-name tests run their
+# own DNS server; -base is the binary without the system service) and
 # clang (every fuzz harness is run briefly).
 # Fuzz: + clang.
 set -eu
-BUILD_PKGS="gcc make cmake pkg-config libssl-dev openssl libpcre2-dev liblmdb-dev check python3"
+BUILD_PKGS="gcc make cmake pkg-config libssl-dev openssl libpcre2-dev liblmdb-dev check libunbound-dev python3"
 FUZZ_PKGS="clang libclang-rt-14-dev"
-TEST_PKGS="swaks libnet-ssleay-perl msmtp strace $FUZZ_PKGS"
+TEST_PKGS="swaks libnet-ssleay-perl msmtp strace dnsmasq-base $FUZZ_PKGS"
 want="$BUILD_PKGS"
 case "${1:-build}" in
     test) want="$want $TEST_PKGS" ;;

@@ -123,6 +123,9 @@ def create(directory, build, ports, main_extra=None, services_extra="",
         "alias_database": "lmdb:" + os.path.join(etc, "aliases"),
         "virtual_user_maps": "lmdb:" + os.path.join(etc, "users"),
         "virtual_password_maps": "lmdb:" + os.path.join(etc, "passwords"),
+        # no client name lookups against the machine's resolver: tests
+        # that want them run their own DNS server (test_smtpd_dns.py)
+        "smtpd_peername_lookup": "no",
     }
     cert = make_certificate(etc, hostname) if tls else None
     if cert:

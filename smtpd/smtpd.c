@@ -124,6 +124,7 @@ static void smtpd_session_end(struct smtpd_session *s)
         smtpd_sessions = s->next;
     if (s->next != NULL)
         s->next->prev = s->prev;
+    smtpd_dns_end(s);              /* no lookup callback after this */
     smtpd_anvil_disconnect(s);     /* before the log line tests wait for */
     log_info("disconnect from %s%s", s->namaddr, buf_str(&counts));
     buf_free(&counts);
@@ -331,7 +332,7 @@ static void smtpd_request_done(struct smtpd_session *s)
 static void smtpd_process(struct smtpd_session *s)
 {
     while (s->stream != NULL && !s->closing && !s->sleeping
-           && !s->tls_starting && !s->auth_waiting) {
+           && !s->tls_starting && !s->auth_waiting && !s->dns_pending) {
         const char *line;
         size_t len;
         bool crlf;
@@ -375,6 +376,8 @@ static void smtpd_process(struct smtpd_session *s)
     }
 }
 
+/* smtpd_resume - an asynchronous answer (AUTH, the client name lookup)
+   was handled: the commands that came meanwhile run now */
 void smtpd_resume(struct smtpd_session *s)
 {
     smtpd_request_done(s);
@@ -402,6 +405,7 @@ static void smtpd_on_close(stream_t *st, void *ctx,
     (void)st;
     s->busy++;
     s->stream = NULL;
+    smtpd_dns_stop(s);
     if (!s->closing) {
         if (why == STREAM_TIMEOUT)
             log_info("timeout after %s from %s", smtpd_last_cmd(s),
@@ -421,6 +425,7 @@ static void smtpd_idle_expired(ev_loop_t *loop, void *arg)
 
     (void)loop;
     s->busy++;
+    smtpd_dns_stop(s);
     if (s->stream != NULL && !s->closing && s->tls_starting) {
         /* nothing can be said in the middle of a handshake */
         log_info("timeout during TLS handshake from %s", s->namaddr);
@@ -491,6 +496,7 @@ static void smtpd_tls_up(struct smtpd_session *s, const char *error,
         s->helo[0] = '\0';
         s->esmtp = false;
         if (wrapper) {
+            smtpd_dns_hold(s);
             smtpd_greet(s);
         } else {
             smtpd_idle_restart(s);
@@ -552,14 +558,15 @@ static void smtpd_connect(ev_loop_t *loop, int fd, const struct sockaddr *peer,
     buf_init(&s->dbuf, 0);
     ev_timer_init(&s->idle_timer, smtpd_idle_expired, s);
     ev_timer_init(&s->sleep_timer, smtpd_sleep_done, s);
-    log_info("connect from %s", s->namaddr);
     s->next = smtpd_sessions;
     if (smtpd_sessions != NULL)
         smtpd_sessions->prev = s;
     smtpd_sessions = s;
+    smtpd_dns_start(s);             /* "connect from" when the name is known */
     s->stream = stream_new(loop, fd, (size_t)max_line, timeout,
                            &smtpd_handler, s);
     if (s->stream == NULL) {
+        smtpd_dns_stop(s);
         log_warning("connection from %s: %s", s->namaddr, strerror(errno));
         (void)close(fd);
         s->busy = 1;
@@ -567,6 +574,8 @@ static void smtpd_connect(ev_loop_t *loop, int fd, const struct sockaddr *peer,
         return;
     }
     s->busy++;
+    if (!var_smtpd_tls_wrappermode)
+        smtpd_dns_hold(s);          /* wrapper mode: after the handshake */
     if (!smtpd_anvil_connect(s)) {
         /* in wrapper mode a plaintext reply would be noise to the client */
         if (!var_smtpd_tls_wrappermode)
@@ -658,6 +667,12 @@ static void smtpd_pre_init(const char *service, char **args, int nargs)
     if (cleanup_checks_open(&why) < 0)
         log_warning("%s; mail waits until the table is fixed", why);
     smtpd_auth_init();
+    smtpd_dns_init();
+}
+
+static void smtpd_post_init(ev_loop_t *loop)
+{
+    smtpd_dns_attach(loop);
 }
 
 static void smtpd_pre_exit(void)
@@ -666,11 +681,13 @@ static void smtpd_pre_exit(void)
     smtpd_anvil_free();
     smtpd_tls_free();
     cleanup_checks_close();
+    smtpd_dns_free();
 }
 
 int main(int argc, char **argv)
 {
     smtpd_ops.pre_init = smtpd_pre_init;
+    smtpd_ops.post_init = smtpd_post_init;
     smtpd_ops.pre_exit = smtpd_pre_exit;
     smtpd_ops.on_stop = smtpd_stop;
     smtpd_ops.on_connect = smtpd_connect;

@@ -12,6 +12,7 @@
  *   smtpd_anvil.c  client connection count / rate limits (anvil)
  *   smtpd_tls.c    TLS context, STARTTLS, smtpd_tls_security_level
  *   smtpd_auth.c   AUTH (RFC 4954) via private/auth, smtpd_sasl_auth_required
+ *   smtpd_dns.c    the client's host name (PTR + forward confirmation)
  */
 #ifndef TERN_SMTPD_H
 #define TERN_SMTPD_H
@@ -22,6 +23,7 @@
 #include <sys/socket.h>
 
 #include "util/buf.h"
+#include "util/dns.h"
 #include "util/events.h"
 #include "util/netaddr.h"
 #include "mail/queue.h"
@@ -83,7 +85,8 @@ struct smtpd_session {
     stream_t *stream;              /* NULL once the peer is gone */
     struct sockaddr_storage peer;
     char addr[NETADDR_STRLEN];     /* "192.0.2.1" */
-    char namaddr[NETADDR_STRLEN + 16];   /* "unknown[192.0.2.1]" */
+    char namaddr[DNS_NAME_MAX + NETADDR_STRLEN + 3];   /* "unknown[192.0.2.1]",
+                                      "name[addr]" once the name is known */
 
     char helo[SMTPD_HELO_MAX + 1];
     bool have_helo;
@@ -120,6 +123,22 @@ struct smtpd_session {
     char tls_peer_fingerprint[TLS_FINGERPRINT_SIZE];  /* SHA-256 "AB:CD:..",
                                                          "" without one */
     bool tls_peer_verified;        /* it verified against smtpd_tls_CAfile */
+
+    /* client name (smtpd_dns.c): client_name is the forward-confirmed
+       name (Postfix's client_name), reverse_name the PTR answer before
+       confirmation (Postfix's reverse_client_name, for
+       reject_unknown_reverse_client_hostname); both "unknown" when there
+       is none, and "unknown" while dns_pending. Statuses are Postfix's
+       codes: SMTPD_NAME_OK 2, _TEMP 4, _PERM 5, _FORGED 6 (client_name
+       only: a PTR name that does not resolve back to the address). */
+    char *client_name;
+    char *reverse_name;
+    int client_name_status;
+    int reverse_name_status;
+    bool dns_pending;              /* lookup running: commands wait */
+    bool connect_logged;           /* "connect from" is written */
+    dns_query_t *dns_query;        /* the query in flight, or NULL */
+    uint64_t dns_deadline;         /* monotonic msec: the lookup ends */
 
     bool anvil_counted;            /* anvil holds this connection */
     bool tls_starting;             /* handshake running: no input now */
@@ -208,7 +227,7 @@ bool smtpd_tls_accepted(struct smtpd_session *s);
 const char *smtpd_tls_info(const struct smtpd_session *s, char *buf,
                            size_t size);
 
-/* smtpd.c, for smtpd_auth.c: an asynchronous answer was handled (the
+/* smtpd.c, for smtpd_auth.c and smtpd_dns.c: an asynchronous answer was handled (the
    caller did s->busy++ first): restart the request timer, run the
    buffered input, release s */
 void smtpd_resume(struct smtpd_session *s);
@@ -233,6 +252,27 @@ void smtpd_auth_free(struct smtpd_session *s);
    logs its rejects and events (Postfix's "NOQUEUE: reject: RCPT from
    ..." lines) and sets txn.policy_hold/policy_discard. The client name
    is read from s->namaddr ("name[addr]"). */
+/* smtpd_dns.c: the client's host name */
+#define SMTPD_NAME_OK     2
+#define SMTPD_NAME_TEMP   4
+#define SMTPD_NAME_PERM   5
+#define SMTPD_NAME_FORGED 6
+void smtpd_dns_init(void);          /* pre_init, as root */
+void smtpd_dns_attach(ev_loop_t *loop);   /* post_init */
+void smtpd_dns_free(void);
+/* at connect: names "unknown"; start the lookup (s->dns_pending) or,
+   when there is none to do, log "connect from" now */
+void smtpd_dns_start(struct smtpd_session *s);
+/* while the lookup runs, read nothing more (and hold the peer's EOF, so
+   a client that sends its commands and half-closes gets them run); once
+   the stream exists, and after a wrapper-mode handshake */
+void smtpd_dns_hold(struct smtpd_session *s);
+/* the peer is gone or timed out: cancel the lookup (the names stay
+   "unknown"), log "connect from" if it was not yet, so it comes before
+   the line that says why the session ends */
+void smtpd_dns_stop(struct smtpd_session *s);
+/* the session ends: smtpd_dns_stop, free the names; again: nothing */
+void smtpd_dns_end(struct smtpd_session *s);
 int smtpd_check_init(void);
 void smtpd_check_free(void);
 /* RCPT: client, helo, sender, relay, recipient restrictions (delayed

@@ -96,7 +96,7 @@ static int data_envelope(struct smtpd_session *s, cleanup_t *c)
     if (var_smtpd_sasl_authenticated_header && s->sasl_username[0] != '\0')
         cleanup_set_auth_info(c, s->sasl_username);
     if (cleanup_sender(c, t->sender) < 0
-        || cleanup_attr(c, "client_name", "unknown") < 0
+        || cleanup_attr(c, "client_name", s->client_name) < 0
         || cleanup_attr(c, "client_address", s->addr) < 0
         || (s->have_helo && cleanup_attr(c, "helo_name", s->helo) < 0)
         || cleanup_attr(c, "protocol", data_protocol(s, proto, sizeof(proto))) < 0

@@ -109,6 +109,10 @@ long var_smtpd_tls_session_cache_timeout;
 bool var_smtpd_tls_ask_ccert;
 bool var_smtpd_tls_req_ccert;
 char *var_smtpd_tls_CAfile;
+bool var_smtpd_peername_lookup;
+long var_smtpd_peername_lookup_timeout;
+char *var_dns_forwarders;
+char *var_dns_hosts_file;
 long var_anvil_rate_time_unit;
 long var_queue_run_delay;
 long var_minimal_backoff_time;
@@ -309,6 +313,14 @@ const struct param_def param_table[] = {
            "At security level encrypt, require a client certificate that verifies against smtpd_tls_CAfile (421 4.7.1 otherwise); implies smtpd_tls_ask_ccert."),
     P_STR(smtpd_tls_CAfile, "",
           "PEM file of the CA certificates that client certificates are verified against (read as root before the privilege drop)."),
+    P_BOOL(smtpd_peername_lookup, "yes",
+           "Look up the client's host name (PTR, then forward confirmation: the name must resolve back to the client address); with no, every client is unknown."),
+    P_TIME(smtpd_peername_lookup_timeout, "10s", 1, 10 * MIN_,
+           "How long the client name lookup (PTR and forward confirmation together) may take; after it the client is unknown. The greeting never waits; commands wait at most this long."),
+    P_STR(dns_forwarders, "",
+          "DNS resolvers to ask (blank or comma separated, ADDRESS or ADDRESS@PORT, e.g. 127.0.0.1@5353) instead of the nameservers of /etc/resolv.conf; empty means resolv.conf."),
+    P_STR(dns_hosts_file, "/etc/hosts",
+          "Hosts file the DNS resolver answers from before asking the DNS (read at start-up, before chroot); empty means none."),
     /* queue manager */
     P_TIME(queue_run_delay, "300s", 1, DAY_,
            "How often the deferred queue is scanned."),

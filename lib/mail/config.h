@@ -123,6 +123,10 @@ extern long var_smtpd_tls_session_cache_timeout;
 extern bool var_smtpd_tls_ask_ccert;
 extern bool var_smtpd_tls_req_ccert;
 extern char *var_smtpd_tls_CAfile;
+extern bool var_smtpd_peername_lookup;
+extern long var_smtpd_peername_lookup_timeout;
+extern char *var_dns_forwarders;          /* "" = /etc/resolv.conf */
+extern char *var_dns_hosts_file;          /* "" = none */
 extern long var_anvil_rate_time_unit;
 extern long var_queue_run_delay;
 extern long var_minimal_backoff_time;
