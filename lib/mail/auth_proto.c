@@ -62,39 +62,6 @@ const char *auth_status_name(enum auth_status s)
     return (unsigned)s <= AUTH_STATUS_TEMPFAIL ? auth_statuses[s] : "?";
 }
 
-/* auth_check_names - every attribute of in is in names, once, and every
-   one of names is there */
-static int auth_check_names(const attr_list_t *in, const char *const *names,
-                            size_t nrequired, const char **error_r)
-{
-    size_t n = 0;
-
-    for (const char *const *p = names; *p; p++)
-        n++;
-    for (size_t i = 0; i < in->count; i++) {
-        size_t k;
-
-        for (k = 0; k < n; k++)
-            if (strcmp(in->items[i].name, names[k]) == 0)
-                break;
-        if (k == n) {
-            *error_r = "unknown attribute";
-            return -1;
-        }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(in->items[j].name, in->items[i].name) == 0) {
-                *error_r = "duplicate attribute";
-                return -1;
-            }
-    }
-    for (size_t k = 0; k < nrequired; k++)
-        if (attr_get(in, names[k]) == NULL) {
-            *error_r = "missing attribute";
-            return -1;
-        }
-    return 0;
-}
-
 static int auth_version_ok(const attr_list_t *in, const char **error_r)
 {
     if (strcmp(attr_get(in, AUTH_A_VERSION), "1") != 0) {
@@ -168,7 +135,7 @@ int auth_request_decode(const attr_list_t *in, struct auth_request *r,
     const char *mech, *service, *user, *password, *addr, *name;
 
     memset(r, 0, sizeof(*r));
-    if (auth_check_names(in, names, 8, error_r) < 0)
+    if (attr_check_names(in, names, 8, error_r) < 0)
         return -1;
     if (strcmp(attr_get(in, AUTH_A_REQUEST), AUTH_REQUEST_AUTH) != 0) {
         *error_r = "unknown request";
@@ -236,7 +203,7 @@ int auth_reply_decode(const attr_list_t *in, struct auth_reply *r,
     size_t i;
 
     memset(r, 0, sizeof(*r));
-    if (auth_check_names(in, names, 3, error_r) < 0
+    if (attr_check_names(in, names, 3, error_r) < 0
         || auth_version_ok(in, error_r) < 0)
         return -1;
     st = attr_get(in, AUTH_A_STATUS);

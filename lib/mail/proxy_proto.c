@@ -46,36 +46,12 @@ static bool proxy_table_ok(const char *t)
     return true;
 }
 
-/* proxy_check_names - every attribute of in is in names, once, and every
-   one of the first nrequired names is there */
+/* proxy_check_names - the strict attribute set, then version 1 */
 static int proxy_check_names(const attr_list_t *in, const char *const *names,
                              size_t nrequired, const char **error_r)
 {
-    size_t n = 0;
-
-    while (names[n])
-        n++;
-    for (size_t i = 0; i < in->count; i++) {
-        size_t k;
-
-        for (k = 0; k < n; k++)
-            if (strcmp(in->items[i].name, names[k]) == 0)
-                break;
-        if (k == n) {
-            *error_r = "unknown attribute";
-            return -1;
-        }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(in->items[j].name, in->items[i].name) == 0) {
-                *error_r = "duplicate attribute";
-                return -1;
-            }
-    }
-    for (size_t k = 0; k < nrequired; k++)
-        if (attr_get(in, names[k]) == NULL) {
-            *error_r = "missing attribute";
-            return -1;
-        }
+    if (attr_check_names(in, names, nrequired, error_r) < 0)
+        return -1;
     if (strcmp(attr_get(in, PROXY_A_VERSION), "1") != 0) {
         *error_r = "unsupported protocol version";
         return -1;

@@ -408,3 +408,35 @@ int attr_read_fd(int fd, buf_t *inbuf, attr_list_t *out, int timeout_sec,
         }
     }
 }
+
+/* attr_check_names - see attr.h */
+int attr_check_names(const attr_list_t *in, const char *const *names,
+                     size_t nrequired, const char **error_r)
+{
+    size_t n = 0;
+
+    while (names[n])
+        n++;
+    for (size_t i = 0; i < in->count; i++) {
+        size_t k;
+
+        for (k = 0; k < n; k++)
+            if (strcmp(in->items[i].name, names[k]) == 0)
+                break;
+        if (k == n) {
+            *error_r = "unknown attribute";
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(in->items[j].name, in->items[i].name) == 0) {
+                *error_r = "duplicate attribute";
+                return -1;
+            }
+    }
+    for (size_t k = 0; k < nrequired; k++)
+        if (attr_get(in, names[k]) == NULL) {
+            *error_r = "missing attribute";
+            return -1;
+        }
+    return 0;
+}

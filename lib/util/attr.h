@@ -39,6 +39,11 @@ void attr_list_wipe(attr_list_t *l);
 void attr_add(attr_list_t *l, const char *name, const char *value);
 void attr_add_long(attr_list_t *l, const char *name, long value);
 const char *attr_get(const attr_list_t *l, const char *name);
+/* strict protocols: every attribute of in is one of names (a NULL-ended
+   list), none twice, and the first nrequired names are all there;
+   0 ok, -1 with a static *error_r */
+int attr_check_names(const attr_list_t *in, const char *const *names,
+                     size_t nrequired, const char **error_r);
 /* 0 ok; -1 missing or not a number in [min,max] */
 int attr_get_long(const attr_list_t *l, const char *name, long min, long max,
                   long *out);
