@@ -8,6 +8,10 @@ serve), and a UDP socket that reads and never answers (the timeout).
 Clients connect from 127.0.0.2, 127.0.0.3, ... (any 127/8 address is
 ours on Linux' loopback), one smtpd service per resolver (master.conf -o
 dns_forwarders=...), dns_hosts_file empty so /etc/hosts plays no part.
+Two more services (smtpd_client_restrictions =
+reject_unknown_client_hostname, and
+reject_unknown_reverse_client_hostname) check the restrictions that
+read the lookup's outcome.
 """
 import smtplib
 import socket
@@ -142,14 +146,21 @@ class SmtpdClientName(TernTestCase):
         cls.hostile_port = free_port_tcp()
         cls.blackhole_port = free_port_tcp()
         cls.nolookup_port = free_port_tcp()
+        cls.unknown_port = free_port_tcp()
+        cls.unknown_reverse_port = free_port_tcp()
         extra = (
             "127.0.0.1:%d inet n - n - - smtpd -o dns_forwarders=127.0.0.1@%d\n"
             "127.0.0.1:%d inet n - n - - smtpd -o dns_forwarders=127.0.0.1@%d"
             " -o smtpd_peername_lookup_timeout=%d\n"
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_peername_lookup=no\n"
+            "127.0.0.1:%d inet n - n - - smtpd"
+            " -o smtpd_client_restrictions=reject_unknown_client_hostname\n"
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_client_restrictions="
+            "reject_unknown_reverse_client_hostname\n"
             % (cls.hostile_port, cls.hostile.port,
                cls.blackhole_port, cls.blackhole.getsockname()[1],
-               LOOKUP_TIMEOUT, cls.nolookup_port))
+               LOOKUP_TIMEOUT, cls.nolookup_port, cls.unknown_port,
+               cls.unknown_reverse_port))
         cls.inst = Instance(main={
             "smtpd_peername_lookup": "yes",
             "dns_forwarders": cls.dnsmasq.forwarder,
@@ -175,6 +186,15 @@ class SmtpdClientName(TernTestCase):
             c.sendmail("sender@example.org", ["demo@localhost.localdomain"],
                        "Subject: %s\r\n\r\nhello\r\n" % subject)
         return subject
+
+    def rcpt_from(self, source, port):
+        """The RCPT reply (code, text) for a client at source."""
+        with smtplib.SMTP("127.0.0.1", port, timeout=WAIT,
+                          source_address=(source, 0)) as c:
+            c.ehlo("client.example")
+            c.mail("sender@example.org")
+            code, text = c.rcpt("demo@localhost.localdomain")
+            return code, text.decode("latin-1")
 
     def received_of(self, subject):
         def find():
@@ -209,6 +229,41 @@ class SmtpdClientName(TernTestCase):
         self.assertLogHas(self.inst, "client=unknown[127.0.0.4]")
         self.assertIn("(unknown [127.0.0.4])", self.received_of(subject))
         self.assertIn("4.0.0.127.in-addr.arpa", self.dnsmasq_text())
+
+    # --- restrictions on the outcome ---------------------------------------
+    def test_reject_unknown_client_hostname(self):
+        ok = (250, "2.1.5 Ok")
+        # confirmed: passes, and a message goes through
+        self.assertEqual(self.rcpt_from("127.0.0.2", self.unknown_port), ok)
+        self.mail_from("127.0.0.2", port=self.unknown_port,
+                       subject="confirmed and checked")
+        self.assertIn("(good.example.net [127.0.0.2])",
+                      self.received_of("confirmed and checked"))
+        # no PTR, and a PTR name without the client's address: both fail
+        for addr in ("127.0.0.4", "127.0.0.3"):
+            with self.subTest(addr=addr):
+                self.assertEqual(
+                    self.rcpt_from(addr, self.unknown_port),
+                    (450, "4.7.25 Client host rejected: cannot find your "
+                          "hostname, [%s]" % addr))
+                self.assertLogHas(
+                    self.inst, "NOQUEUE: reject: RCPT from unknown[%s]: 450 "
+                    "4.7.25 Client host rejected: cannot find your hostname, "
+                    "[%s]; from=<sender@example.org> "
+                    "to=<demo@localhost.localdomain> proto=ESMTP "
+                    "helo=<client.example>" % (addr, addr))
+
+    def test_reject_unknown_reverse_client_hostname(self):
+        ok = (250, "2.1.5 Ok")
+        self.assertEqual(self.rcpt_from("127.0.0.2",
+                                        self.unknown_reverse_port), ok)
+        # a PTR name is enough, confirmed or not
+        self.assertEqual(self.rcpt_from("127.0.0.3",
+                                        self.unknown_reverse_port), ok)
+        self.assertEqual(
+            self.rcpt_from("127.0.0.4", self.unknown_reverse_port),
+            (450, "4.7.25 Client host rejected: cannot find your reverse "
+                  "hostname, [127.0.0.4]"))
 
     def test_hostile_ptr(self):
         for addr in HOSTILE_ADDRS:
