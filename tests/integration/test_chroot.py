@@ -292,7 +292,8 @@ address=/liar.example.net/127.0.0.99
                      "(apt-get install dnsmasq-base)")
 class ChrootClientNameTest(TernTestCase):
     """The client name lookup (libunbound, set up before the chroot)
-    works from inside the jail, against a dnsmasq of our own."""
+    works from inside the jail, against a dnsmasq of our own, and
+    reject_unknown_client_hostname sees its outcome."""
 
     def setUp(self):
         self.dns = Dnsmasq(DNSMASQ_CONF, probe="jailed.example.net")
@@ -300,7 +301,8 @@ class ChrootClientNameTest(TernTestCase):
         self.inst = self.instance(main={
             "smtpd_peername_lookup": "yes",
             "dns_forwarders": self.dns.forwarder,
-            "dns_hosts_file": ""})
+            "dns_hosts_file": "",
+            "smtpd_client_restrictions": "reject_unknown_client_hostname"})
         self.inst.start()
         self.spool = os.path.realpath(self.inst.spool)
 
@@ -329,6 +331,10 @@ class ChrootClientNameTest(TernTestCase):
             s.ehlo("client.example")
             for pid in self.inst.child_pids("smtpd"):
                 self.assertEqual(root_of(pid), self.spool)
+            s.mail("sender@example.org")
+            self.assertEqual(s.rcpt("demo@localhost"),
+                             (450, b"4.7.25 Client host rejected: cannot "
+                                   b"find your hostname, [127.0.0.3]"))
         self.assertLogHas(self.inst, "warning: hostname liar.example.net "
                           "does not resolve to address 127.0.0.3")
         self.assertLogHas(self.inst, "connect from unknown[127.0.0.3]")

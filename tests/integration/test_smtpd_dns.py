@@ -8,10 +8,10 @@ serve), and a UDP socket that reads and never answers (the timeout).
 Clients connect from 127.0.0.2, 127.0.0.3, ... (any 127/8 address is
 ours on Linux' loopback), one smtpd service per resolver (master.conf -o
 dns_forwarders=...), dns_hosts_file empty so /etc/hosts plays no part.
-Two more services (smtpd_client_restrictions =
-reject_unknown_client_hostname, and
-reject_unknown_reverse_client_hostname) check the restrictions that
-read the lookup's outcome.
+Three more services (smtpd_client_restrictions =
+reject_unknown_client_hostname, reject_unknown_reverse_client_hostname,
+check_reverse_client_hostname_access) check the restrictions that read
+the lookup's outcome.
 """
 import smtplib
 import socket
@@ -148,6 +148,7 @@ class SmtpdClientName(TernTestCase):
         cls.nolookup_port = free_port_tcp()
         cls.unknown_port = free_port_tcp()
         cls.unknown_reverse_port = free_port_tcp()
+        cls.reverse_access_port = free_port_tcp()
         extra = (
             "127.0.0.1:%d inet n - n - - smtpd -o dns_forwarders=127.0.0.1@%d\n"
             "127.0.0.1:%d inet n - n - - smtpd -o dns_forwarders=127.0.0.1@%d"
@@ -157,10 +158,13 @@ class SmtpdClientName(TernTestCase):
             " -o smtpd_client_restrictions=reject_unknown_client_hostname\n"
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_client_restrictions="
             "reject_unknown_reverse_client_hostname\n"
+            "127.0.0.1:%d inet n - n - - smtpd -o { smtpd_client_restrictions"
+            " = check_reverse_client_hostname_access"
+            " inline:{example.net=REJECT no liars} }\n"
             % (cls.hostile_port, cls.hostile.port,
                cls.blackhole_port, cls.blackhole.getsockname()[1],
                LOOKUP_TIMEOUT, cls.nolookup_port, cls.unknown_port,
-               cls.unknown_reverse_port))
+               cls.unknown_reverse_port, cls.reverse_access_port))
         cls.inst = Instance(main={
             "smtpd_peername_lookup": "yes",
             "dns_forwarders": cls.dnsmasq.forwarder,
@@ -264,6 +268,16 @@ class SmtpdClientName(TernTestCase):
             self.rcpt_from("127.0.0.4", self.unknown_reverse_port),
             (450, "4.7.25 Client host rejected: cannot find your reverse "
                   "hostname, [127.0.0.4]"))
+
+    def test_check_reverse_client_hostname_access(self):
+        # the unconfirmed PTR name is looked up (parent domain here)
+        self.assertEqual(
+            self.rcpt_from("127.0.0.3", self.reverse_access_port),
+            (554, "5.7.1 <unknown[127.0.0.3]>: Client host rejected: "
+                  "no liars"))
+        self.assertEqual(self.rcpt_from("127.0.0.4",
+                                        self.reverse_access_port),
+                         (250, "2.1.5 Ok"))
 
     def test_hostile_ptr(self):
         for addr in HOSTILE_ADDRS:
