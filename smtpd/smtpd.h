@@ -250,8 +250,8 @@ void smtpd_auth_free(struct smtpd_session *s);
 
 /* smtpd_check.c: the restriction lists (mail/restriction.h). Each check
    logs its rejects and events (Postfix's "NOQUEUE: reject: RCPT from
-   ..." lines) and sets txn.policy_hold/policy_discard. The client name
-   is read from s->namaddr ("name[addr]"). */
+   ..." lines) and sets txn.policy_hold/policy_discard. The client names and
+   their lookup statuses come from the session (smtpd_dns.c). */
 /* smtpd_dns.c: the client's host name */
 #define SMTPD_NAME_OK     2
 #define SMTPD_NAME_TEMP   4

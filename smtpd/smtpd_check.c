@@ -10,8 +10,10 @@
  * <x@y>: Relay access denied; from=<a@b> to=<x@y> proto=ESMTP
  * helo=<h>").
  *
- * Tables are opened in pre_init, before any chroot. The client name comes
- * from s->namaddr ("name[addr]"), which the DNS lookup fills in.
+ * Tables are opened in pre_init, before any chroot. The client names
+ * and how their lookups ended come from smtpd_dns.c (s->client_name,
+ * s->reverse_name and their statuses; commands wait while the lookup
+ * runs, so a check never sees a lookup in progress).
  */
 #include "smtpd.h"
 
@@ -284,6 +286,22 @@ static void check_log(void *arg, const char *what, const char *text)
     buf_free(&line);
 }
 
+/* check_name_status - smtpd_dns.c's status, as the restrictions see it
+   (a forged name, one not resolving back, is a lasting failure) */
+static enum restr_name_status check_name_status(void *arg, bool reverse)
+{
+    const struct smtpd_session *s = ((struct check_arg *)arg)->s;
+
+    switch (reverse ? s->reverse_name_status : s->client_name_status) {
+    case SMTPD_NAME_OK:
+        return RESTR_NAME_OK;
+    case SMTPD_NAME_TEMP:
+        return RESTR_NAME_TEMP;
+    default:
+        return RESTR_NAME_PERM;
+    }
+}
+
 static const struct restr_ops check_ops = {
     .mynetworks = check_mynetworks_cb,
     .local_domain = check_local_domain,
@@ -291,26 +309,19 @@ static const struct restr_ops check_ops = {
     .local_user = check_local_user,
     .sender_owners = check_sender_owners,
     .log = check_log,
+    .name_status = check_name_status,
 };
 
-/* check_ctx - the restriction context of this session; name gets the
-   client name from namaddr ("name[addr]") */
+/* check_ctx - the restriction context of this session */
 static void check_ctx(struct check_arg *a, const char *rcpt,
-                      struct restr_ctx *c, char *name, size_t size)
+                      struct restr_ctx *c)
 {
     struct smtpd_session *s = a->s;
-    const char *br = strrchr(s->namaddr, '[');
-    size_t n = br != NULL ? (size_t)(br - s->namaddr) : 0;
 
-    if (n >= size)
-        n = size - 1;
-    memcpy(name, s->namaddr, n);
-    name[n] = '\0';
-    if (n == 0)
-        str_copy(name, "unknown", size);
     memset(c, 0, sizeof(*c));
     c->client_addr = s->addr;
-    c->client_name = name;
+    c->client_name = s->client_name != NULL ? s->client_name : "unknown";
+    c->reverse_name = s->reverse_name != NULL ? s->reverse_name : "unknown";
     c->client_namaddr = s->namaddr;
     c->helo = s->have_helo ? s->helo : NULL;
     c->sender = s->txn.sender;
@@ -330,11 +341,10 @@ static int check_stages(struct check_arg *a, const char *rcpt,
     struct smtpd_session *s = a->s;
     struct restr_ctx ctx;
     struct restr_result r;
-    char name[256];
     enum restr_action act = RESTR_DUNNO;
     int rc = 0;
 
-    check_ctx(a, rcpt, &ctx, name, sizeof(name));
+    check_ctx(a, rcpt, &ctx);
     restriction_result_init(&r);
     for (size_t i = 0; i < nstages; i++) {
         const char *rname, *rclass;

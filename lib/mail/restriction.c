@@ -7,7 +7,9 @@
  * reject_code), defer 450 (defer_code), relay denied 554
  * (relay_domains_reject_code), unknown local user 550
  * (unknown_local_recipient_reject_code), non-FQDN names 504, invalid HELO
- * 501, no reverse name 450, sender login mismatch 553.
+ * 501, no (confirmed) client name 450 (unknown_client_reject_code; always
+ * 450 after a temporary DNS failure) with RFC 7372's 4.7.25 as Postfix
+ * 3.1 and later, sender login mismatch 553.
  */
 #include "restriction.h"
 
@@ -40,10 +42,12 @@ enum restr_id {
     R_REJECT_NON_FQDN_SENDER,
     R_REJECT_NON_FQDN_RECIPIENT,
     R_REJECT_UNKNOWN_CLIENT,
+    R_REJECT_UNKNOWN_REVERSE_CLIENT,
     R_REJECT_SENDER_LOGIN_MISMATCH,
     R_REJECT_AUTH_SENDER_LOGIN_MISMATCH,
     R_REJECT_UNAUTH_SENDER_LOGIN_MISMATCH,
     R_CHECK_CLIENT_ACCESS,
+    R_CHECK_REVERSE_CLIENT_ACCESS,
     R_CHECK_HELO_ACCESS,
     R_CHECK_SENDER_ACCESS,
     R_CHECK_RECIPIENT_ACCESS,
@@ -71,8 +75,8 @@ static const struct restr_name {
     { "reject_invalid_hostname", R_REJECT_INVALID_HELO, false },
     { "reject_non_fqdn_sender", R_REJECT_NON_FQDN_SENDER, false },
     { "reject_non_fqdn_recipient", R_REJECT_NON_FQDN_RECIPIENT, false },
-    { "reject_unknown_reverse_client_hostname", R_REJECT_UNKNOWN_CLIENT,
-      false },
+    { "reject_unknown_reverse_client_hostname",
+      R_REJECT_UNKNOWN_REVERSE_CLIENT, false },
     { "reject_unknown_client_hostname", R_REJECT_UNKNOWN_CLIENT, false },
     { "reject_unknown_client", R_REJECT_UNKNOWN_CLIENT, false },
     { "reject_sender_login_mismatch", R_REJECT_SENDER_LOGIN_MISMATCH, false },
@@ -81,6 +85,8 @@ static const struct restr_name {
     { "reject_unauthenticated_sender_login_mismatch",
       R_REJECT_UNAUTH_SENDER_LOGIN_MISMATCH, false },
     { "check_client_access", R_CHECK_CLIENT_ACCESS, true },
+    { "check_reverse_client_hostname_access", R_CHECK_REVERSE_CLIENT_ACCESS,
+      true },
     { "check_helo_access", R_CHECK_HELO_ACCESS, true },
     { "check_sender_access", R_CHECK_SENDER_ACCESS, true },
     { "check_recipient_access", R_CHECK_RECIPIENT_ACCESS, true },
@@ -89,6 +95,7 @@ static const struct restr_name {
 #define RESTR_NNAMES (sizeof(restr_names) / sizeof(restr_names[0]))
 #define RESTR_WORD_MAX 4096       /* longest name or table spec */
 #define RESTR_TEXT_MAX 400        /* reply text from a table */
+#define RESTR_UNKNOWN_CLIENT_CODE 450   /* Postfix's unknown_client_reject_code */
 
 struct restr_entry {
     enum restr_id id;
@@ -683,6 +690,25 @@ static enum restr_action restr_check_access(const struct restr_entry *e,
                  ? restr_lookup(e->table, ctx->client_addr, &value)
                  : restr_addr_lookup(e->table, ctx->client_addr, &value);
         break;
+    case R_CHECK_REVERSE_CLIENT_ACCESS: {
+        /* Postfix: the unverified PTR name and its parents, then the
+           address and its networks */
+        const char *rev = ctx->reverse_name != NULL ? ctx->reverse_name
+                                                    : ctx->client_name;
+        if (ctx->client_addr == NULL)
+            goto out;
+        name = ctx->client_namaddr != NULL ? ctx->client_namaddr
+                                           : ctx->client_addr;
+        cls = "Client host";
+        if (rev != NULL && *rev != '\0')
+            rc = e->pattern ? restr_lookup(e->table, rev, &value)
+                            : restr_domain_lookup(e->table, rev, &value);
+        if (rc == 0)
+            rc = e->pattern
+                 ? restr_lookup(e->table, ctx->client_addr, &value)
+                 : restr_addr_lookup(e->table, ctx->client_addr, &value);
+        break;
+    }
     case R_CHECK_HELO_ACCESS:
         if (ctx->helo == NULL || *ctx->helo == '\0')
             goto out;
@@ -903,6 +929,43 @@ static enum restr_action restr_login_mismatch(const struct restr_ctx *ctx,
     return a;
 }
 
+/* restr_name_status - how the lookup of the client name (reverse false)
+   or of its PTR name (true) ended */
+static enum restr_name_status restr_name_status(const struct restr_ctx *ctx,
+                                                bool reverse)
+{
+    const char *name = ctx->client_name;
+
+    if (ctx->ops->name_status != NULL)
+        return ctx->ops->name_status(ctx->arg, reverse);
+    if (reverse && ctx->reverse_name != NULL)
+        name = ctx->reverse_name;
+    return name != NULL && *name != '\0' && strcasecmp(name, "unknown") != 0
+           ? RESTR_NAME_OK : RESTR_NAME_PERM;
+}
+
+/* restr_unknown_client - reject_unknown_client_hostname (the name must
+   be forward-confirmed) or reject_unknown_reverse_client_hostname (a
+   PTR name is enough) */
+static enum restr_action restr_unknown_client(const struct restr_ctx *ctx,
+                                              bool reverse,
+                                              struct restr_result *r)
+{
+    enum restr_name_status st = restr_name_status(ctx, reverse);
+    /* unknown_client_reject_code for a lasting failure (Tern has no
+       such parameter yet: Postfix's default); 450 after a temporary
+       one, whatever that parameter says */
+    int code = st == RESTR_NAME_TEMP ? 450 : RESTR_UNKNOWN_CLIENT_CODE;
+
+    if (st == RESTR_NAME_OK)
+        return RESTR_DUNNO;
+    restr_put(&r->reply, "%d %c.7.25 Client host rejected: cannot find your "
+              "%shostname, [%s]", code, code / 100 == 4 ? '4' : '5',
+              reverse ? "reverse " : "",
+              ctx->client_addr != NULL ? ctx->client_addr : "unknown");
+    return restr_decide(r, code / 100 == 4 ? RESTR_DEFER : RESTR_REJECT);
+}
+
 /* restr_eval_one - one restriction */
 static enum restr_action restr_eval_one(const struct restr_entry *e,
                                         const struct restr_ctx *ctx,
@@ -978,13 +1041,9 @@ static enum restr_action restr_eval_one(const struct restr_entry *e,
                   "need fully-qualified address", ctx->recipient);
         return restr_decide(r, RESTR_REJECT);
     case R_REJECT_UNKNOWN_CLIENT:
-        if (ctx->client_name != NULL && *ctx->client_name != '\0'
-            && strcasecmp(ctx->client_name, "unknown") != 0)
-            return RESTR_DUNNO;
-        restr_put(&r->reply, "450 4.7.1 Client host rejected: cannot find "
-                  "your reverse hostname, [%s]",
-                  ctx->client_addr != NULL ? ctx->client_addr : "unknown");
-        return RESTR_DEFER;
+        return restr_unknown_client(ctx, false, r);
+    case R_REJECT_UNKNOWN_REVERSE_CLIENT:
+        return restr_unknown_client(ctx, true, r);
     case R_REJECT_SENDER_LOGIN_MISMATCH:
         return restr_login_mismatch(ctx, true, true, r);
     case R_REJECT_AUTH_SENDER_LOGIN_MISMATCH:
@@ -992,6 +1051,7 @@ static enum restr_action restr_eval_one(const struct restr_entry *e,
     case R_REJECT_UNAUTH_SENDER_LOGIN_MISMATCH:
         return restr_login_mismatch(ctx, false, true, r);
     case R_CHECK_CLIENT_ACCESS:
+    case R_CHECK_REVERSE_CLIENT_ACCESS:
     case R_CHECK_HELO_ACCESS:
     case R_CHECK_SENDER_ACCESS:
     case R_CHECK_RECIPIENT_ACCESS:

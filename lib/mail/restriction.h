@@ -6,8 +6,9 @@
  * tested on its own.
  *
  * Syntax (Postfix): names separated by commas and/or whitespace;
- * check_client_access, check_helo_access, check_sender_access and
- * check_recipient_access take the next word as their table (any
+ * check_client_access, check_reverse_client_hostname_access,
+ * check_helo_access, check_sender_access and check_recipient_access
+ * take the next word as their table (any
  * maps_open spec: "lmdb:/path", "inline:{a=b, c=d}", "pcre:/path" ...).
  * Unknown names and a missing table are errors, with the parameter and
  * the word in the message.
@@ -56,6 +57,16 @@ size_t restriction_count(const restriction_list_t *l);
 /* the list has at least one of the names (comma/space separated) */
 bool restriction_has(const restriction_list_t *l, const char *names);
 
+/* What a client name lookup found (Postfix's peer name status, with its
+   "forged" counted as PERM) */
+enum restr_name_status {
+    RESTR_NAME_OK = 0,            /* found; the client name also resolves
+                                     back to the client address */
+    RESTR_NAME_TEMP,              /* a temporary DNS failure or timeout */
+    RESTR_NAME_PERM,              /* none (no PTR, not confirmed, no
+                                     lookup done) */
+};
+
 /* What the caller provides: smtpd's tables and configuration. */
 struct restr_ops {
     /* the client is in $mynetworks */
@@ -74,12 +85,20 @@ struct restr_ops {
     /* log one event: what is "warn", "hold", "discard" or
        "reject_warning"; text the reason or the reply that was not given */
     void (*log)(void *arg, const char *what, const char *text);
+    /* how the client name lookup ended: reverse false for the
+       forward-confirmed client_name, true for the PTR answer
+       (reverse_name). NULL: OK when that name is known (not NULL, ""
+       or "unknown"), else PERM */
+    enum restr_name_status (*name_status)(void *arg, bool reverse);
 };
 
 /* The SMTP conversation so far. NULL strings: not known (yet). */
 struct restr_ctx {
     const char *client_addr;      /* "192.0.2.1" */
-    const char *client_name;      /* "mx.example.com" or "unknown" */
+    const char *client_name;      /* "mx.example.com" (forward-confirmed)
+                                     or "unknown" */
+    const char *reverse_name;     /* the PTR name, not confirmed, or
+                                     "unknown"; NULL: as client_name */
     const char *client_namaddr;   /* "unknown[192.0.2.1]" */
     const char *helo;             /* NULL or "" before HELO/EHLO */
     const char *sender;           /* NULL before MAIL; "" null sender */

@@ -15,7 +15,8 @@ Each instance lives in a fresh temp directory with free loopback ports,
 is built by scripts/mkinstance.py (the same code `make run` uses), runs
 `master -f` from $TERN_BUILD, and is stopped (by PID, SIGTERM then
 SIGKILL) and removed when the test ends. TERN_KEEP=1 keeps the directory.
-Nothing here touches DNS or any non-loopback address.
+Nothing here asks the machine's resolver or reaches any non-loopback
+address (Dnsmasq is a DNS server of the test's own, on loopback).
 """
 import os
 import re
@@ -23,6 +24,7 @@ import shutil
 import signal
 import smtplib
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -411,3 +413,108 @@ class SmtpClient:
             return False
         except OSError:
             return True
+
+
+# --- a DNS server of our own (client name lookups) --------------------------
+DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+HAVE_DNSMASQ = os.access(DNSMASQ, os.X_OK)
+
+
+def udp_port():
+    """A loopback port free for UDP and TCP a moment ago (dnsmasq binds
+    both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise AssertionError("no free port")
+
+
+def dns_query(qname, qtype, qid=0x1234):
+    """A recursive query packet for qname (text), qtype (1 A, 12 PTR)."""
+    labels = b"".join(bytes([len(l)]) + l.encode()
+                      for l in qname.rstrip(".").split("."))
+    return (struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels
+            + b"\0" + struct.pack("!HH", qtype, 1))
+
+
+class Dnsmasq:
+    """dnsmasq serving conf (dnsmasq.conf text) on 127.0.0.1:port, UDP
+    and TCP, nothing from /etc (no resolv.conf, no hosts), every query
+    logged (text()). An instance asks it with
+    dns_forwarders = 127.0.0.1@PORT and dns_hosts_file empty.
+
+        dns = Dnsmasq(conf, probe="good.example.net")   # answering now
+        ...
+        dns.stop()
+    """
+
+    def __init__(self, conf, probe):
+        self.tmp = tempfile.mkdtemp(prefix="tern-dns-")
+        self.proc = None
+        self.out = None
+        try:
+            self._start(conf, probe)
+        except Exception:
+            self.stop()
+            raise
+
+    def _start(self, conf, probe):
+        path = os.path.join(self.tmp, "dnsmasq.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        os.chmod(self.tmp, 0o755)
+        os.chmod(path, 0o644)
+        self.port = udp_port()
+        self.log = os.path.join(self.tmp, "dnsmasq.log")
+        self.out = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [DNSMASQ, "--keep-in-foreground", "--no-daemon",
+             "--port=%d" % self.port, "--listen-address=127.0.0.1",
+             "--bind-interfaces", "--no-resolv", "--no-hosts",
+             "--pid-file=", "--log-queries", "--log-facility=-",
+             "--conf-file=" + path],
+            stdin=subprocess.DEVNULL, stdout=self.out,
+            stderr=subprocess.STDOUT)
+
+        def answers():
+            if self.proc.poll() is not None:
+                raise AssertionError("dnsmasq exited: " + self.text())
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(0.5)
+                s.sendto(dns_query(probe, 1), ("127.0.0.1", self.port))
+                try:
+                    return len(s.recv(4096)) > 12
+                except socket.timeout:
+                    return False
+        wait_for(answers, WAIT, 0.1, "dnsmasq on port %d" % self.port)
+
+    @property
+    def forwarder(self):
+        """The dns_forwarders value that reaches this server."""
+        return "127.0.0.1@%d" % self.port
+
+    def text(self):
+        """dnsmasq's log (the queries it was asked) so far."""
+        with open(self.log, "rb") as f:
+            return f.read().decode("latin-1")
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+        if self.out is not None:
+            self.out.close()
+            self.out = None
+        shutil.rmtree(self.tmp, ignore_errors=True)

@@ -2,8 +2,10 @@
 lookup service: each smtpd and qmgr process has the spool as its root
 (/proc/PID/root), and still recipient validation (system users through
 proxymap's getpwnam, virtual users and aliases through proxy: lookups
-of the lmdb tables), TLS, delivery, logging and the local time zone in
-Received: work. A user added to the virtual table after start is seen
+of the lmdb tables), TLS, AUTH on the submission port (the auth
+service), the client's host name (PTR plus forward confirmation through
+a dnsmasq of the test's own), delivery, logging and the local time zone
+in Received: work. A user added to the virtual table after start is seen
 (proxymap reopens the replaced lmdb file, which the jail could not);
 proxymap refuses a table outside $proxy_read_maps; a hung proxymap
 makes smtpd defer (451 4.3.0) and a new one takes over.
@@ -21,7 +23,8 @@ import ssl
 import subprocess
 import unittest
 
-from ternlab import BUILD, WAIT, SmtpClient, TernTestCase, wait_for
+from ternlab import (BUILD, HAVE_DNSMASQ, WAIT, Dnsmasq, SmtpClient,
+                     TernTestCase, wait_for)
 
 ROOT = os.geteuid() == 0
 HAVE_OPENSSL = shutil.which("openssl") is not None
@@ -56,6 +59,13 @@ def attr_read(sock):
 
 def root_of(pid):
     return os.readlink("/proc/%d/root" % pid)
+
+
+def client_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 @unittest.skipUnless(ROOT, "skipped: needs root (chroot)")
@@ -123,6 +133,36 @@ class ChrootTest(TernTestCase):
         for pid in prox:
             self.assertEqual(root_of(pid), "/")
             self.assertEqual(os.stat("/proc/%d" % pid).st_uid, tern)
+
+    def assertJailed(self, what):
+        """Every smtpd of the instance (the one serving the open session
+        among them) has the spool as its root."""
+        pids = wait_for(lambda: self.inst.child_pids("smtpd"), WAIT,
+                        what="smtpd")
+        for pid in pids:
+            self.assertEqual(root_of(pid), self.spool, what)
+
+    def test_auth_on_submission(self):
+        with open(os.path.join(self.inst.dir, "demo.password")) as f:
+            pw = f.read().strip()
+        with smtplib.SMTP("127.0.0.1", self.inst.submission_port,
+                          "client.test", timeout=WAIT) as s:
+            s.starttls(context=client_context())
+            s.ehlo()
+            self.assertIn("PLAIN", s.esmtp_features.get("auth", ""))
+            self.assertJailed("smtpd during AUTH")
+            # login() tries PLAIN first (LOGIN after it)
+            s.login("demo", pw)
+            self.assertJailed("smtpd after AUTH")
+            refused = s.sendmail("demo@localhost", ["demo@localhost"],
+                                 "From: demo@localhost\r\nTo: demo@localhost"
+                                 "\r\nSubject: submitted\r\n\r\nbody\r\n")
+            self.assertEqual(refused, {})
+        msg = self.inst.wait_messages("demo", 1)[0]
+        self.assertIn(b"Subject: submitted", msg)
+        self.assertIn(b"with ESMTPSA", msg)
+        self.assertLogHas(self.inst, "sasl_method=PLAIN, sasl_username=demo")
+        self.assertLogHas(self.inst, "status=sent")
 
     def test_recipients_and_delivery(self):
         self.assertEqual(self.rcpt("demo@localhost")[0], 250)
@@ -233,6 +273,71 @@ class ChrootTest(TernTestCase):
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+
+
+# the client name zone: 127.0.0.2 is confirmed, 127.0.0.3's PTR name
+# does not resolve back to it
+DNSMASQ_CONF = """\
+local=/in-addr.arpa/
+local=/example.net/
+ptr-record=2.0.0.127.in-addr.arpa,jailed.example.net
+address=/jailed.example.net/127.0.0.2
+ptr-record=3.0.0.127.in-addr.arpa,liar.example.net
+address=/liar.example.net/127.0.0.99
+"""
+
+
+@unittest.skipUnless(ROOT, "skipped: needs root (chroot)")
+@unittest.skipUnless(HAVE_DNSMASQ, "skipped: needs dnsmasq "
+                     "(apt-get install dnsmasq-base)")
+class ChrootClientNameTest(TernTestCase):
+    """The client name lookup (libunbound, set up before the chroot)
+    works from inside the jail, against a dnsmasq of our own, and
+    reject_unknown_client_hostname sees its outcome."""
+
+    def setUp(self):
+        self.dns = Dnsmasq(DNSMASQ_CONF, probe="jailed.example.net")
+        self.addCleanup(self.dns.stop)
+        self.inst = self.instance(main={
+            "smtpd_peername_lookup": "yes",
+            "dns_forwarders": self.dns.forwarder,
+            "dns_hosts_file": "",
+            "smtpd_client_restrictions": "reject_unknown_client_hostname"})
+        self.inst.start()
+        self.spool = os.path.realpath(self.inst.spool)
+
+    def test_confirmed_name_in_the_jail(self):
+        with smtplib.SMTP("127.0.0.1", self.inst.smtp_port, timeout=WAIT,
+                          source_address=("127.0.0.2", 0)) as s:
+            s.ehlo("client.example")
+            # the lookup has ended before EHLO is answered
+            self.assertLogHas(self.inst,
+                              "connect from jailed.example.net[127.0.0.2]")
+            pids = self.inst.child_pids("smtpd")
+            self.assertTrue(pids)
+            for pid in pids:
+                self.assertEqual(root_of(pid), self.spool)
+            s.sendmail("sender@example.org", ["demo@localhost"],
+                       "Subject: named\r\n\r\nbody\r\n")
+        msg = self.inst.wait_messages("demo", 1)[0]
+        self.assertIn(b"(jailed.example.net [127.0.0.2])", msg)
+        self.assertLogHas(self.inst, "client=jailed.example.net[127.0.0.2]")
+        self.assertIn("2.0.0.127.in-addr.arpa", self.dns.text())
+        self.assertIn("jailed.example.net", self.dns.text())
+
+    def test_forged_name_in_the_jail(self):
+        with smtplib.SMTP("127.0.0.1", self.inst.smtp_port, timeout=WAIT,
+                          source_address=("127.0.0.3", 0)) as s:
+            s.ehlo("client.example")
+            for pid in self.inst.child_pids("smtpd"):
+                self.assertEqual(root_of(pid), self.spool)
+            s.mail("sender@example.org")
+            self.assertEqual(s.rcpt("demo@localhost"),
+                             (450, b"4.7.25 Client host rejected: cannot "
+                                   b"find your hostname, [127.0.0.3]"))
+        self.assertLogHas(self.inst, "warning: hostname liar.example.net "
+                          "does not resolve to address 127.0.0.3")
+        self.assertLogHas(self.inst, "connect from unknown[127.0.0.3]")
 
 
 @unittest.skipUnless(ROOT, "skipped: needs root (chroot)")

@@ -8,22 +8,22 @@ serve), and a UDP socket that reads and never answers (the timeout).
 Clients connect from 127.0.0.2, 127.0.0.3, ... (any 127/8 address is
 ours on Linux' loopback), one smtpd service per resolver (master.conf -o
 dns_forwarders=...), dns_hosts_file empty so /etc/hosts plays no part.
+Three more services (smtpd_client_restrictions =
+reject_unknown_client_hostname, reject_unknown_reverse_client_hostname,
+check_reverse_client_hostname_access) check the restrictions that read
+the lookup's outcome.
 """
-import os
-import shutil
-import signal
 import smtplib
 import socket
 import ssl
 import struct
-import subprocess
 import threading
 import time
 import unittest
 
-from ternlab import Instance, TernTestCase, WAIT, wait_for
+from ternlab import (HAVE_DNSMASQ, Dnsmasq, Instance, TernTestCase, WAIT,
+                     wait_for)
 
-DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 LOOKUP_TIMEOUT = 6          # smtpd_peername_lookup_timeout of the blackhole
 
 # dnsmasq's zone: address -> PTR name, name -> addresses
@@ -49,29 +49,6 @@ HOSTILE = {
     "10.0.0.127.in-addr.arpa": [b"bad name", b"example", b"test"],
 }
 HOSTILE_ADDRS = ["127.0.0.6", "127.0.0.7", "127.0.0.8", "127.0.0.10"]
-
-
-def udp_port():
-    """A loopback port free for UDP and TCP a moment ago (dnsmasq binds
-    both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise AssertionError("no free port")
-
-
-def dns_query(qname, qtype, qid=0x1234):
-    labels = b"".join(bytes([len(l)]) + l.encode()
-                      for l in qname.rstrip(".").split("."))
-    return (struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels
-            + b"\0" + struct.pack("!HH", qtype, 1))
 
 
 def parse_question(pkt):
@@ -138,12 +115,11 @@ class HostileResponder(threading.Thread):
         self.sock.close()
 
 
-@unittest.skipUnless(os.access(DNSMASQ, os.X_OK),
+@unittest.skipUnless(HAVE_DNSMASQ,
                      "dnsmasq not installed (apt-get install dnsmasq-base)")
 class SmtpdClientName(TernTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = None
         cls.dnsmasq = None
         cls.hostile = HostileResponder()
         cls.hostile.start()
@@ -159,59 +135,39 @@ class SmtpdClientName(TernTestCase):
 
     @classmethod
     def start_dnsmasq(cls):
-        import tempfile
-        cls.tmp = tempfile.mkdtemp(prefix="tern-dns-")
-        conf = os.path.join(cls.tmp, "dnsmasq.conf")
-        with open(conf, "w") as f:
-            f.write(DNSMASQ_CONF)
-        os.chmod(cls.tmp, 0o755)
-        os.chmod(conf, 0o644)
-        cls.dnsmasq_port = udp_port()
-        cls.dnsmasq_log = os.path.join(cls.tmp, "dnsmasq.log")
-        cls.dnsmasq_out = open(cls.dnsmasq_log, "ab")
-        cls.dnsmasq = subprocess.Popen(
-            [DNSMASQ, "--keep-in-foreground", "--no-daemon",
-             "--port=%d" % cls.dnsmasq_port, "--listen-address=127.0.0.1",
-             "--bind-interfaces", "--no-resolv", "--no-hosts",
-             "--pid-file=", "--log-queries", "--log-facility=-",
-             "--conf-file=" + conf],
-            stdin=subprocess.DEVNULL, stdout=cls.dnsmasq_out,
-            stderr=subprocess.STDOUT)
-
-        def answers():
-            if cls.dnsmasq.poll() is not None:
-                raise AssertionError("dnsmasq exited: " + cls.dnsmasq_text())
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.settimeout(0.5)
-                s.sendto(dns_query("good.example.net", 1),
-                         ("127.0.0.1", cls.dnsmasq_port))
-                try:
-                    return len(s.recv(4096)) > 12
-                except socket.timeout:
-                    return False
-        wait_for(answers, WAIT, 0.1, "dnsmasq on port %d" % cls.dnsmasq_port)
+        cls.dnsmasq = Dnsmasq(DNSMASQ_CONF, probe="good.example.net")
 
     @classmethod
     def dnsmasq_text(cls):
-        with open(cls.dnsmasq_log, "rb") as f:
-            return f.read().decode("latin-1")
+        return cls.dnsmasq.text()
 
     @classmethod
     def start_instance(cls):
         cls.hostile_port = free_port_tcp()
         cls.blackhole_port = free_port_tcp()
         cls.nolookup_port = free_port_tcp()
+        cls.unknown_port = free_port_tcp()
+        cls.unknown_reverse_port = free_port_tcp()
+        cls.reverse_access_port = free_port_tcp()
         extra = (
             "127.0.0.1:%d inet n - n - - smtpd -o dns_forwarders=127.0.0.1@%d\n"
             "127.0.0.1:%d inet n - n - - smtpd -o dns_forwarders=127.0.0.1@%d"
             " -o smtpd_peername_lookup_timeout=%d\n"
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_peername_lookup=no\n"
+            "127.0.0.1:%d inet n - n - - smtpd"
+            " -o smtpd_client_restrictions=reject_unknown_client_hostname\n"
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_client_restrictions="
+            "reject_unknown_reverse_client_hostname\n"
+            "127.0.0.1:%d inet n - n - - smtpd -o { smtpd_client_restrictions"
+            " = check_reverse_client_hostname_access"
+            " inline:{example.net=REJECT no liars} }\n"
             % (cls.hostile_port, cls.hostile.port,
                cls.blackhole_port, cls.blackhole.getsockname()[1],
-               LOOKUP_TIMEOUT, cls.nolookup_port))
+               LOOKUP_TIMEOUT, cls.nolookup_port, cls.unknown_port,
+               cls.unknown_reverse_port, cls.reverse_access_port))
         cls.inst = Instance(main={
             "smtpd_peername_lookup": "yes",
-            "dns_forwarders": "127.0.0.1@%d" % cls.dnsmasq_port,
+            "dns_forwarders": cls.dnsmasq.forwarder,
             "dns_hosts_file": "",
         }, services_extra=extra, tls=True)
         cls.inst.start()
@@ -221,18 +177,9 @@ class SmtpdClientName(TernTestCase):
         if cls.inst is not None:
             cls.inst.cleanup()
         if cls.dnsmasq is not None:
-            if cls.dnsmasq.poll() is None:
-                cls.dnsmasq.send_signal(signal.SIGTERM)
-                try:
-                    cls.dnsmasq.wait(10)
-                except subprocess.TimeoutExpired:
-                    cls.dnsmasq.kill()
-                    cls.dnsmasq.wait(5)
-            cls.dnsmasq_out.close()
+            cls.dnsmasq.stop()
         cls.hostile.stop()
         cls.blackhole.close()
-        if cls.tmp is not None:
-            shutil.rmtree(cls.tmp, ignore_errors=True)
 
     # --- helpers ---------------------------------------------------------
     def mail_from(self, source, port=None, subject="dns test"):
@@ -243,6 +190,15 @@ class SmtpdClientName(TernTestCase):
             c.sendmail("sender@example.org", ["demo@localhost.localdomain"],
                        "Subject: %s\r\n\r\nhello\r\n" % subject)
         return subject
+
+    def rcpt_from(self, source, port):
+        """The RCPT reply (code, text) for a client at source."""
+        with smtplib.SMTP("127.0.0.1", port, timeout=WAIT,
+                          source_address=(source, 0)) as c:
+            c.ehlo("client.example")
+            c.mail("sender@example.org")
+            code, text = c.rcpt("demo@localhost.localdomain")
+            return code, text.decode("latin-1")
 
     def received_of(self, subject):
         def find():
@@ -277,6 +233,51 @@ class SmtpdClientName(TernTestCase):
         self.assertLogHas(self.inst, "client=unknown[127.0.0.4]")
         self.assertIn("(unknown [127.0.0.4])", self.received_of(subject))
         self.assertIn("4.0.0.127.in-addr.arpa", self.dnsmasq_text())
+
+    # --- restrictions on the outcome ---------------------------------------
+    def test_reject_unknown_client_hostname(self):
+        ok = (250, "2.1.5 Ok")
+        # confirmed: passes, and a message goes through
+        self.assertEqual(self.rcpt_from("127.0.0.2", self.unknown_port), ok)
+        self.mail_from("127.0.0.2", port=self.unknown_port,
+                       subject="confirmed and checked")
+        self.assertIn("(good.example.net [127.0.0.2])",
+                      self.received_of("confirmed and checked"))
+        # no PTR, and a PTR name without the client's address: both fail
+        for addr in ("127.0.0.4", "127.0.0.3"):
+            with self.subTest(addr=addr):
+                self.assertEqual(
+                    self.rcpt_from(addr, self.unknown_port),
+                    (450, "4.7.25 Client host rejected: cannot find your "
+                          "hostname, [%s]" % addr))
+                self.assertLogHas(
+                    self.inst, "NOQUEUE: reject: RCPT from unknown[%s]: 450 "
+                    "4.7.25 Client host rejected: cannot find your hostname, "
+                    "[%s]; from=<sender@example.org> "
+                    "to=<demo@localhost.localdomain> proto=ESMTP "
+                    "helo=<client.example>" % (addr, addr))
+
+    def test_reject_unknown_reverse_client_hostname(self):
+        ok = (250, "2.1.5 Ok")
+        self.assertEqual(self.rcpt_from("127.0.0.2",
+                                        self.unknown_reverse_port), ok)
+        # a PTR name is enough, confirmed or not
+        self.assertEqual(self.rcpt_from("127.0.0.3",
+                                        self.unknown_reverse_port), ok)
+        self.assertEqual(
+            self.rcpt_from("127.0.0.4", self.unknown_reverse_port),
+            (450, "4.7.25 Client host rejected: cannot find your reverse "
+                  "hostname, [127.0.0.4]"))
+
+    def test_check_reverse_client_hostname_access(self):
+        # the unconfirmed PTR name is looked up (parent domain here)
+        self.assertEqual(
+            self.rcpt_from("127.0.0.3", self.reverse_access_port),
+            (554, "5.7.1 <unknown[127.0.0.3]>: Client host rejected: "
+                  "no liars"))
+        self.assertEqual(self.rcpt_from("127.0.0.4",
+                                        self.reverse_access_port),
+                         (250, "2.1.5 Ok"))
 
     def test_hostile_ptr(self):
         for addr in HOSTILE_ADDRS:

@@ -223,7 +223,7 @@ class SmtpdPolicyTest(TernTestCase):
 
     def test_reject_unknown_reverse_client_hostname_450(self):
         self.assertEqual(self.rcpt("demo@localhost", service="unknown"),
-                         "450 4.7.1 Client host rejected: cannot find your "
+                         "450 4.7.25 Client host rejected: cannot find your "
                          "reverse hostname, [127.0.0.1]")
 
     def test_warn_if_reject(self):

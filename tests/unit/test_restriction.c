@@ -413,16 +413,102 @@ START_TEST(eval_non_fqdn_addresses)
 }
 END_TEST
 
+/* the fake smtpd's name lookup outcome, [0] client name, [1] PTR name */
+static enum restr_name_status fake_status[2];
+
+static enum restr_name_status fake_name_status(void *arg, bool reverse)
+{
+    (void)arg;
+    return fake_status[reverse];
+}
+
+static const struct restr_ops fake_dns_ops = {
+    .log = fake_log,
+    .name_status = fake_name_status,
+};
+
+#define NO_NAME "450 4.7.25 Client host rejected: cannot find your hostname, " \
+                "[192.0.2.1]"
+#define NO_PTR "450 4.7.25 Client host rejected: cannot find your reverse " \
+               "hostname, [192.0.2.1]"
+
+/* without a name_status callback the names decide: "unknown" is PERM */
 START_TEST(eval_unknown_client)
 {
-    CHECK_EVAL("reject_unknown_reverse_client_hostname", RESTR_DEFER,
-               "450 4.7.1 Client host rejected: cannot find your reverse "
-               "hostname, [192.0.2.1]");
-    CHECK_EVAL("reject_unknown_client_hostname", RESTR_DEFER,
-               "450 4.7.1 Client host rejected: cannot find your reverse "
-               "hostname, [192.0.2.1]");
+    CHECK_EVAL("reject_unknown_reverse_client_hostname", RESTR_DEFER, NO_PTR);
+    CHECK_EVAL("reject_unknown_client_hostname", RESTR_DEFER, NO_NAME);
+    CHECK_EVAL("reject_unknown_client", RESTR_DEFER, NO_NAME);
+    /* a PTR name that was not confirmed */
+    ctx.reverse_name = "liar.example.org";
+    CHECK_EVAL("reject_unknown_reverse_client_hostname", RESTR_DUNNO, "");
+    CHECK_EVAL("reject_unknown_client_hostname", RESTR_DEFER, NO_NAME);
+    /* confirmed; no reverse_name means the same name */
+    ctx.reverse_name = NULL;
     ctx.client_name = "mx.example.org";
     CHECK_EVAL("reject_unknown_reverse_client_hostname", RESTR_DUNNO, "");
+    CHECK_EVAL("reject_unknown_client_hostname", RESTR_DUNNO, "");
+    /* a 450 is no reject for DEFER_IF_REJECT to soften, and the
+       list goes on after a pass */
+    ctx.client_name = "unknown";
+    CHECK_EVAL("reject_unknown_reverse_client_hostname, permit",
+               RESTR_DEFER, NO_PTR);
+}
+END_TEST
+
+/* with the callback: its statuses decide, whatever the names say */
+static const struct {
+    enum restr_name_status client, reverse;
+    const char *reply_client;    /* reject_unknown_client_hostname */
+    const char *reply_reverse;   /* reject_unknown_reverse_client_hostname */
+} unknown_cases[] = {
+    { RESTR_NAME_OK, RESTR_NAME_OK, "", "" },
+    /* no PTR */
+    { RESTR_NAME_PERM, RESTR_NAME_PERM, NO_NAME, NO_PTR },
+    /* PTR without a matching address: only the confirmed name fails */
+    { RESTR_NAME_PERM, RESTR_NAME_OK, NO_NAME, "" },
+    /* the PTR lookup timed out, or then the forward lookup did */
+    { RESTR_NAME_TEMP, RESTR_NAME_TEMP, NO_NAME, NO_PTR },
+    { RESTR_NAME_TEMP, RESTR_NAME_OK, NO_NAME, "" },
+};
+
+START_TEST(eval_unknown_client_status)
+{
+    fake_status[0] = unknown_cases[_i].client;
+    fake_status[1] = unknown_cases[_i].reverse;
+    ctx.ops = &fake_dns_ops;
+    /* names that would say otherwise */
+    ctx.client_name = fake_status[0] == RESTR_NAME_OK ? "unknown"
+                                                      : "mx.example.org";
+    ctx.reverse_name = ctx.client_name;
+    CHECK_EVAL("reject_unknown_client_hostname",
+               *unknown_cases[_i].reply_client ? RESTR_DEFER : RESTR_DUNNO,
+               unknown_cases[_i].reply_client);
+    CHECK_EVAL("reject_unknown_reverse_client_hostname",
+               *unknown_cases[_i].reply_reverse ? RESTR_DEFER : RESTR_DUNNO,
+               unknown_cases[_i].reply_reverse);
+}
+END_TEST
+
+/* check_reverse_client_hostname_access: the PTR name (and its parent
+   domains), then the address */
+START_TEST(eval_reverse_client_access)
+{
+    static const char spec[] = "check_reverse_client_hostname_access "
+        "inline:{example.org=REJECT bad ptr, 192.0.2.7=DEFER}";
+
+    ctx.client_name = "unknown";
+    ctx.reverse_name = "liar.example.org";
+    CHECK_EVAL(spec, RESTR_REJECT, "554 5.7.1 <unknown[192.0.2.1]>: "
+               "Client host rejected: bad ptr");
+    /* check_client_access does not see the unconfirmed name */
+    CHECK_EVAL("check_client_access inline:{example.org=REJECT}",
+               RESTR_DUNNO, "");
+    ctx.reverse_name = "unknown";
+    ctx.client_addr = "192.0.2.7";
+    CHECK_EVAL(spec, RESTR_DEFER, "450 4.7.1 <unknown[192.0.2.1]>: "
+               "Client host rejected: Access denied");
+    ctx.client_addr = "192.0.2.8";
+    CHECK_EVAL(spec, RESTR_DUNNO, "");
 }
 END_TEST
 
@@ -792,6 +878,9 @@ static Suite *restriction_suite(void)
                         sizeof(helo_cases) / sizeof(helo_cases[0]));
     tcase_add_test(tc, eval_non_fqdn_addresses);
     tcase_add_test(tc, eval_unknown_client);
+    tcase_add_loop_test(tc, eval_unknown_client_status, 0,
+                        sizeof(unknown_cases) / sizeof(unknown_cases[0]));
+    tcase_add_test(tc, eval_reverse_client_access);
     tcase_add_test(tc, eval_warn_if_reject);
     tcase_add_loop_test(tc, eval_login_mismatch, 0,
                         sizeof(login_cases) / sizeof(login_cases[0]));
