@@ -4,7 +4,10 @@
  * the moves into active/. rename() is the only way a file changes
  * queues, so at any instant it is in exactly one of incoming/, active/,
  * deferred/ (or corrupt/); a crash leaves files in active/ that the
- * next start activates again.
+ * next start activates again. hold/ is never scanned for mail: held
+ * messages wait for an administrator; only writers' temporary files
+ * there are swept (cleanup writes a HOLD message's temporary file
+ * inside hold/, so a writer killed mid-message leaves it there).
  *
  * Durability: a batch of moves into active/ is followed by one fsync of
  * active/ before any of those messages is offered to an agent; a move
@@ -38,7 +41,7 @@
 #include "qmgr.h"
 
 #define SCAN_MAX_NAMES   100000        /* per scan; the rest waits */
-#define TEMP_MAX_AGE     (24 * 3600)   /* stale "t.*" files in incoming/ */
+#define TEMP_MAX_AGE     (24 * 3600)   /* stale "t.*" files: incoming/, hold/ */
 
 struct scan_entry {
     char qid[QUEUE_ID_SIZE];
@@ -120,6 +123,22 @@ static void scan_flat(const char *dir, bool cleanup, struct scan_list *l)
         else if (cleanup && strncmp(de->d_name, "t.", 2) == 0)
             temp_cleanup(dirfd(d), dir, de->d_name);
     }
+    closedir(d);
+}
+
+/* qmgr_scan_hold_temp - stale temporary files in hold/, nothing else */
+void qmgr_scan_hold_temp(void)
+{
+    DIR *d = opendir(QUEUE_HOLD);
+    struct dirent *de;
+
+    if (d == NULL) {
+        log_warning("open directory %s: %s", QUEUE_HOLD, strerror(errno));
+        return;
+    }
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, "t.", 2) == 0)
+            temp_cleanup(dirfd(d), QUEUE_HOLD, de->d_name);
     closedir(d);
 }
 

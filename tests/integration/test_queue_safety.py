@@ -1,13 +1,16 @@
 """Mail that must not be lost, multiplied or stuck: a message is never
 active twice, permanent failures stay findable (hold/ until bounces
-exist), duplicate recipients get one copy, the active/ sweep, lookup
-table failures are temporary. Each test drives a real instance."""
+exist), duplicate recipients get one copy, the active/ sweep, stale
+temporary files are removed from incoming/ and hold/ while held mail
+stays put, lookup table failures are temporary. Each test drives a real instance."""
 import os
+import pwd
 import re
 import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import unittest
 
 from ternlab import BUILD, FAST_RETRY, TernTestCase, subject_of, wait_for
@@ -129,6 +132,56 @@ class ActiveSweep(TernTestCase):
         self.assertLogHas(inst, "%s: removed" % qid, timeout=30)
         inst.wait_queue_empty(30)
         self.assertEqual(len(inst.messages("demo")), 2)
+
+
+def plant_temp(inst, queue, name, age):
+    """A temporary-named file in spool/QUEUE, as a writer killed before
+    its commit leaves it, last written `age` seconds ago."""
+    path = os.path.join(inst.spool, queue, name)
+    with open(path, "wb") as f:
+        f.write(b"V\x00\x00\x00\x011")
+    os.chmod(path, 0o600)
+    if os.geteuid() == 0:                 # the writers run as $mail_owner
+        pw = pwd.getpwnam("tern")
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    then = time.time() - age
+    os.utime(path, (then, then))
+    return path
+
+
+class TempSweep(TernTestCase):
+
+    def test_stale_temp_files_go_held_mail_stays(self):
+        # smtpd killed mid-DATA leaves cleanup's temporary file in the
+        # queue it was writing to: incoming/, or hold/ for a HOLD action.
+        # A queue run removes those untouched for a day, in both; a fresh
+        # one and a held queue file are left alone, and nothing leaves
+        # hold/ (held mail waits for postsuper -H)
+        main = dict(FAST_RETRY, queue_run_delay="3600s")
+        inst = self.instance(main=main).start()
+        send(inst, ["demo@localhost"], "warm-up")
+        inst.wait_messages("demo", 1)
+        held = drop_queue_file(inst, "hold", "held")
+        stale_in = plant_temp(inst, "incoming", "t.999999.1", 2 * 86400)
+        stale_hold = plant_temp(inst, "hold", "t.999999.2", 2 * 86400)
+        fresh_hold = plant_temp(inst, "hold", "t.999999.3", 60)
+        trigger(inst, b"F")
+        wait_for(lambda: not os.path.exists(stale_in), 30,
+                 what="stale incoming/ temporary file removed")
+        wait_for(lambda: not os.path.exists(stale_hold), 30,
+                 what="stale hold/ temporary file removed")
+        self.assertLogHas(inst, "removed stale temporary file hold/t.999999.2")
+        self.assertTrue(os.path.exists(fresh_hold))
+        self.assertEqual(inst.queue_files("hold"), [held])
+        # another run: still held, never delivered
+        trigger(inst, b"F")
+        self.assertLogHas(inst, "removed stale temporary file "
+                          "incoming/t.999999.1")
+        inst.wait_queue_empty(30)
+        self.assertEqual(inst.queue_files("hold"), [held])
+        self.assertNotIn("%s: from=<" % held, inst.log_text())
+        self.assertEqual([subject_of(m) for m in inst.messages("demo")],
+                         ["warm-up"])
 
 
 class Duplicates(TernTestCase):
