@@ -56,9 +56,24 @@ static void fz_log(void *arg, const char *what, const char *text)
         abort();
 }
 
+/* the client name lookup's outcome, chosen per input */
+static enum restr_name_status fz_status = RESTR_NAME_OK;
+
+static enum restr_name_status fz_name_status(void *arg, bool reverse)
+{
+    (void)arg;
+    return reverse && fz_status == RESTR_NAME_TEMP ? RESTR_NAME_PERM
+                                                    : fz_status;
+}
+
 static const struct restr_ops fz_ops = {
-    fz_mynetworks, fz_local_domain, fz_relay_domain, fz_local_user,
-    fz_owners, fz_log,
+    .mynetworks = fz_mynetworks,
+    .local_domain = fz_local_domain,
+    .relay_domain = fz_relay_domain,
+    .local_user = fz_local_user,
+    .sender_owners = fz_owners,
+    .log = fz_log,
+    .name_status = fz_name_status,
 };
 
 static void fz_check_reply(const struct restr_result *r, enum restr_action a)
@@ -86,6 +101,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size > 65536)
         return 0;
+    fz_status = size % 3 == 0 ? RESTR_NAME_OK
+                : size % 3 == 1 ? RESTR_NAME_TEMP : RESTR_NAME_PERM;
     log_set_stderr(false);
     in = xstrndup((const char *)data, size);
     p = in;

@@ -304,6 +304,15 @@ static void smtpd_line(struct smtpd_session *s, const char *line, size_t len,
         return;
     }
     s->any_command = true;
+    if (var_smtpd_command_limit > 0
+        && ++s->commands > (unsigned long)var_smtpd_command_limit) {
+        log_info("too many commands after %s from %s", smtpd_last_cmd(s),
+                 s->namaddr);
+        smtpd_reply(s, "421 4.7.0 %s Error: too many commands",
+                    var_myhostname);
+        smtpd_close(s);
+        return;
+    }
     if (smtpcmd_parse(line, len, &s->line, &cmd, &err) < 0) {
         s->last_verb = SMTP_UNKNOWN;
         s->cmd_total[SMTP_UNKNOWN]++;

@@ -115,6 +115,8 @@ struct smtpd_session {
 
     /* limits and shutdown (smtpd_cmd.c, smtpd.c) */
     long junk_cmds;                /* NOOP, VRFY, RSET since the last message */
+    unsigned long commands;        /* command lines in this session
+                                      (smtpd_command_limit) */
     struct smtpd_session *next;    /* every open session of this process */
     struct smtpd_session *prev;
 

@@ -69,6 +69,7 @@ long var_smtpd_timeout;
 long var_smtpd_client_limit;
 long var_smtpd_hard_error_limit;
 long var_smtpd_junk_command_limit;
+long var_smtpd_command_limit;
 long var_smtpd_soft_error_limit;
 long var_smtpd_error_sleep_time;
 bool var_smtpd_helo_required;
@@ -219,6 +220,8 @@ const struct param_def param_table[] = {
           "Disconnect a client after this many errors."),
     P_INT(smtpd_junk_command_limit, "100", 1, 100000,
           "After this many NOOP, VRFY and RSET commands in a session (counted anew after each message queued), each one more counts as an error."),
+    P_INT(smtpd_command_limit, "10000", 0, 100000000,
+          "Disconnect (421 4.7.0) a client after this many command lines in one session, whatever they are (0 means no limit; a Tern parameter: Postfix has none)."),
     P_INT(smtpd_soft_error_limit, "10", 1, 100000,
           "After this many errors, sleep smtpd_error_sleep_time before each reply."),
     P_TIME(smtpd_error_sleep_time, "1s", 0, 10 * MIN_,

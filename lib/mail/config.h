@@ -82,6 +82,7 @@ extern long var_smtpd_timeout;
 extern long var_smtpd_client_limit;
 extern long var_smtpd_hard_error_limit;
 extern long var_smtpd_junk_command_limit;
+extern long var_smtpd_command_limit;
 extern long var_smtpd_soft_error_limit;
 extern long var_smtpd_error_sleep_time;
 extern bool var_smtpd_helo_required;

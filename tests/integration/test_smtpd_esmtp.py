@@ -354,6 +354,36 @@ class EsmtpTest(TernTestCase):
         self.assertEqual(c.reply()[-1][:3], "221")
 
 
+class CommandLimitTest(TernTestCase):
+    """smtpd_command_limit: command lines per session, whatever they are
+    (successful ones included), then 421 4.7.0 and close."""
+
+    def test_command_limit(self):
+        inst = Instance(main={"smtpd_command_limit": "6",
+                              "smtpd_junk_command_limit": "1000"})
+        self.addCleanup(inst.cleanup)
+        inst.start()
+        c = SmtpClient(inst.smtp_port)
+        self.addCleanup(c.close)
+        self.assertTrue(c.reply()[0].startswith("220 "))
+        c.send(b"EHLO client.test\r\n")
+        self.assertTrue(c.reply()[-1].startswith("250 "))
+        c.send(b"NOOP\r\n" * 5)
+        self.assertEqual(c.replies(5), ["250 2.0.0 Ok"] * 5)
+        c.send(b"NOOP\r\n")
+        self.assertRegex(c.reply()[-1],
+                         r"^421 4\.7\.0 \S+ Error: too many commands$")
+        self.assertTrue(c.closed())
+        wait_for(lambda: "too many commands after NOOP from" in inst.log_text(),
+                 WAIT, 0.1, "the too-many-commands log line")
+        # a new session starts from zero
+        c2 = SmtpClient(inst.smtp_port)
+        self.addCleanup(c2.close)
+        self.assertTrue(c2.reply()[0].startswith("220 "))
+        c2.send(b"NOOP\r\nQUIT\r\n")
+        self.assertEqual(c2.replies(2)[0], "250 2.0.0 Ok")
+
+
 class ShutdownTest(TernTestCase):
     """master's shutdown (SIGTERM to smtpd): 421 4.3.2 to every session,
     a message being received is discarded, never acknowledged."""
