@@ -224,6 +224,7 @@ LIMITS = {
     "smtpd_error_sleep_time": "0",
     "smtpd_hard_error_limit": "20000",
     "smtpd_soft_error_limit": "20000",
+    "smtpd_command_limit": "0",     # 20000 pipelined errors, not commands
 }
 
 
