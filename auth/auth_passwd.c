@@ -4,7 +4,9 @@
  *
  * Backends, in order: $virtual_password_maps (key: the user name,
  * looked up lowercased; value: a crypt(3) hash, yescrypt "$y$" or
- * SHA-512-crypt "$6$"), then, when $auth_system_users is set and the
+ * SHA-512-crypt "$6$", optionally followed by blanks and the user's
+ * SCRAM-SHA-256 secrets "scram-sha-256:..." as ternuser(1) writes them;
+ * PLAIN and LOGIN use the first word only), then, when $auth_system_users is set and the
  * process runs as root, the system users (getpwnam_r, the hash from
  * getspnam_r). A user found in the virtual table is checked against that
  * entry only. System users with uid 0, locked or empty hashes ("!",
@@ -139,14 +141,17 @@ static int auth_check_virtual(const char *user, const char *password,
         *st = AUTH_STATUS_TEMPFAIL;
         *reason_r = "password table lookup failed";
     } else if (r > 0) {
-        /* the value is one hash; surrounding blanks are not part of it */
-        char *h = value.data;
-        size_t n = value.len;
+        /* the hash is the value's first word (SCRAM secrets may follow);
+           surrounding blanks are not part of it */
+        char empty[1] = "";
+        char *h = value.data != NULL ? value.data : empty;
+        size_t n = 0;
 
-        while (n > 0 && isspace((unsigned char)h[n - 1]))
-            h[--n] = '\0';
         while (*h && isspace((unsigned char)*h))
             h++;
+        while (h[n] != '\0' && !isspace((unsigned char)h[n]))
+            n++;
+        h[n] = '\0';
         if (auth_verify(password, h) && auth_lower(user, canon, size)) {
             *st = AUTH_STATUS_OK;
             *reason_r = "authenticated";

@@ -3,8 +3,12 @@
  *   ternuser [-c config_dir] [-f file] add USER | passwd USER | del USER
  *   ternuser [-c config_dir] [-f file] list
  * The table is the text source of the first lmdb: table in
- * $virtual_password_maps (or -f file): "user hash" per line, hash from
- * crypt(3) (yescrypt, else SHA-512-crypt). After each change the source
+ * $virtual_password_maps (or -f file): "user hash scram" per line, hash
+ * from crypt(3) (yescrypt, else SHA-512-crypt) for PLAIN and LOGIN, scram
+ * the SCRAM-SHA-256 secrets (util/scram.h: salt, 4096 iterations,
+ * StoredKey and ServerKey; never the password) for SCRAM-SHA-256. A line
+ * with the hash alone (an older ternuser) stays valid: that user cannot
+ * use SCRAM until the next passwd. After each change the source
  * is replaced atomically and its LMDB rebuilt (dict_lmdb_build); other
  * lines (comments, other users) are kept as they are.
  *
@@ -33,6 +37,7 @@
 #include "mail/config.h"
 #include "mail/dict_build.h"
 #include "util/buf.h"
+#include "util/scram.h"
 #include "util/util.h"
 
 #define TU_EXIT_USER 1
@@ -155,6 +160,25 @@ static void tu_hash(const char *pw, char *out, size_t size)
     free(cd);
 }
 
+/* tu_entry - the table value for pw: "HASH scram-sha-256:..." */
+static void tu_entry(const char *pw, char *out, size_t size)
+{
+    struct scram_secrets sec;
+    buf_t b = BUF_INIT;
+    size_t n;
+
+    tu_hash(pw, out, size);
+    if (scram_secrets_make(pw, SCRAM_ITER_DEFAULT, &sec) < 0)
+        tu_fatal("cannot compute the SCRAM-SHA-256 secrets");
+    if (scram_secrets_format(&sec, &b) < 0)
+        tu_fatal("out of memory");
+    scram_secrets_clear(&sec);
+    n = strlen(out);
+    if (snprintf(out + n, size - n, " %s", buf_str(&b)) >= (int)(size - n))
+        tu_fatal("password table entry too long");
+    buf_free(&b);
+}
+
 /* tu_line_key - does this source line define key user? (first token,
    case-insensitively: lookups are lowercased) */
 static bool tu_line_key(const char *line, size_t len, const char *user)
@@ -273,7 +297,8 @@ static void tu_list(const buf_t *src)
 int main(int argc, char **argv)
 {
     const char *cdir = NULL, *file = NULL, *cmd, *arg = NULL;
-    char user[TU_USER_MAX + 1], pw[TU_PASS_MAX + 2], hash[CRYPT_OUTPUT_SIZE];
+    char user[TU_USER_MAX + 1], pw[TU_PASS_MAX + 2];
+    char hash[CRYPT_OUTPUT_SIZE + 256];
     buf_t src = BUF_INIT, out = BUF_INIT, lockpath = BUF_INIT;
     buf_t cerr = BUF_INIT;
     char *path;
@@ -337,7 +362,7 @@ int main(int argc, char **argv)
             rc = TU_EXIT_USER;
         } else {
             tu_read_password(pw, sizeof(pw));
-            tu_hash(pw, hash, sizeof(hash));
+            tu_entry(pw, hash, sizeof(hash));
             explicit_bzero(pw, sizeof(pw));
             buf_reset(&out);
             tu_edit(&src, user, hash, &out, &found);

@@ -4,6 +4,9 @@ that mkinstance fills for the demo user, identical replies for a wrong
 password and an unknown user, malformed requests dropped and logged,
 ternuser changes seen without a restart, and (as root) system users
 through the shadow file."""
+import base64
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -213,10 +216,28 @@ class TernuserTest(unittest.TestCase):
         new = [l for l in after.splitlines() if l.startswith("alice ")]
         self.assertEqual(len(new), 1)
         self.assertNotEqual(old, new)
-        self.assertRegex(new[0], r"^alice \$(y|6)\$\S+$")
+        self.assertRegex(new[0], r"^alice \$(y|6)\$\S+ scram-sha-256:\S+$")
+        self.check_scram(new[0].split()[2], "three")
         self.assertEqual(self.run_tu("list").stdout.split(), ["bob", "alice"])
         self.assertEqual(self.run_tu("del", "alice").returncode, 0)
         self.assertEqual(self.run_tu("list").stdout.split(), ["bob"])
+
+    def check_scram(self, entry, password):
+        """entry holds RFC 5802 secrets of password: 4096 iterations, a
+        16-byte salt, StoredKey and ServerKey"""
+        m = re.fullmatch(r"scram-sha-256:(\d+):([A-Za-z0-9+/=]+):"
+                         r"([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+)", entry)
+        self.assertIsNotNone(m, entry)
+        self.assertEqual(m.group(1), "4096")
+        salt = base64.b64decode(m.group(2), validate=True)
+        self.assertEqual(len(salt), 16)
+        salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 4096)
+        ckey = hmac.new(salted, b"Client Key", "sha256").digest()
+        self.assertEqual(base64.b64decode(m.group(3)),
+                         hashlib.sha256(ckey).digest())
+        self.assertEqual(base64.b64decode(m.group(4)),
+                         hmac.new(salted, b"Server Key", "sha256").digest())
+        self.assertNotIn(password, entry)
 
     def test_refusals(self):
         for name in ("a b", "-x", "#x", "a:b", "x" * 256, ""):
@@ -269,6 +290,34 @@ class AuthTableTest(TernTestCase):
         self.assertEqual(c.request("oldhash", "desbad"),
                          c.request("nosuchuser", "desbad"))
         self.assertLogHas(inst, "unusable password hash")
+
+    def test_hash_without_scram_secrets(self):
+        """a value written by an older ternuser (the crypt hash alone,
+        blanks around it) still authenticates PLAIN"""
+        inst = self.instance()
+        with open(os.path.join(inst.dir, "demo.password")) as f:
+            password = f.read().strip()
+        src = os.path.join(inst.etc, "passwords")
+        with open(src) as f:
+            lines = f.read().splitlines()
+        demo = [l for l in lines if l.startswith("demo ")]
+        self.assertEqual(len(demo), 1)
+        self.assertIn(" scram-sha-256:", demo[0])
+        lines = [l for l in lines if not l.startswith("demo ")]
+        lines.append("demo   %s  " % demo[0].split()[1])
+        with open(src, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        subprocess.run([os.path.join(BUILD, "sbin", "ternmap"), "-c", inst.etc,
+                        "lmdb:" + src], check=True,
+                       env=dict(os.environ, MAIL_CONFIG=inst.etc))
+        inst.start()
+        path = os.path.join(inst.spool, "private", "auth")
+        wait_for(lambda: os.path.exists(path), WAIT, what=path)
+        c = AuthClient(path)
+        self.addCleanup(c.close)
+        self.assertEqual(decode(c.request("demo", password))["status"], "ok")
+        self.assertEqual(decode(c.request("demo", password + "x"))["status"],
+                         "fail")
 
 
 @unittest.skipUnless(os.geteuid() == 0, "system users need root")
