@@ -363,6 +363,39 @@ int scram_server_first(struct scram_server *st,
     return 0;
 }
 
+/* scram_server_first_check - remake server-first with its nonce and
+   compare */
+int scram_server_first_check(struct scram_server *st,
+                             const struct scram_secrets *sec,
+                             const char *msg, size_t len,
+                             const char **error_r)
+{
+    size_t cn = strlen(st->nonce), n;
+    char snonce[SCRAM_NONCE_MAX + 1];
+    buf_t out = BUF_INIT;
+    int r = -1;
+
+    *error_r = "SCRAM server-first does not match";
+    if (len < 2 + cn || memcmp(msg, "r=", 2) != 0
+        || memcmp(msg + 2, st->nonce, cn) != 0)
+        return -1;
+    n = scram_until(msg + 2 + cn, msg + len);
+    if (n == 0 || n > SCRAM_NONCE_MAX)
+        return -1;
+    memcpy(snonce, msg + 2 + cn, n);
+    snonce[n] = '\0';
+    if (scram_server_first(st, sec, snonce, &out, error_r) == 0) {
+        if (out.len == len && memcmp(out.data, msg, len) == 0) {
+            r = 0;
+        } else {
+            *error_r = "SCRAM server-first does not match";
+            st->started = false;
+        }
+    }
+    buf_free(&out);
+    return r;
+}
+
 /* scram_client_final - c=, r=, extensions, p=; verify the proof */
 int scram_client_final(struct scram_server *st, const char *msg, size_t len,
                        buf_t *out, const char **error_r)

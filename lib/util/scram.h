@@ -102,6 +102,14 @@ int scram_client_first(struct scram_server *st, const char *msg, size_t len,
 int scram_server_first(struct scram_server *st,
                        const struct scram_secrets *sec, const char *snonce,
                        buf_t *out, const char **error_r);
+/* the stateless form of scram_server_first: accept a server-first made
+   earlier (by the caller's peer) for this client-first, when its nonce
+   extends the client's and its salt and iterations are sec's, byte for
+   byte; 0 ok, -1 *error_r */
+int scram_server_first_check(struct scram_server *st,
+                             const struct scram_secrets *sec,
+                             const char *msg, size_t len,
+                             const char **error_r);
 /* check client-final; 1 the proof is good and server-final (raw) is
    appended to out, 0 a wrong proof (a wrong password), -1 a malformed
    message or a nonce / channel binding mismatch (*error_r) */

@@ -509,6 +509,45 @@ START_TEST(test_scram_final_table)
 }
 END_TEST
 
+/* the stateless check: the vector's server-first is accepted, altered
+   ones are not */
+START_TEST(test_scram_first_check)
+{
+    static const char *bad[] = {
+        "r=rOprNGfwEbeRWgbNEkqO,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+        "r=rOprNGfwEbeRWgbNEkqX%hvYD,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+        "r=rOprNGfwEbeRWgbNEkqO%hvYD,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4097",
+        "r=rOprNGfwEbeRWgbNEkqO%hvYD,s=X22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+        "r=rOprNGfwEbeRWgbNEkqO%hvYD,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,",
+        "r=rOprNGfwEbeRWgbNEkqO%hv YD,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+        "",
+    };
+    struct scram_secrets sec;
+    struct scram_server st;
+    buf_t out = BUF_INIT;
+    const char *err = NULL;
+
+    scram_vector_secrets(&sec);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_eq(scram_client_first(&st, V_CFIRST, strlen(V_CFIRST),
+                                            &err), 0);
+        ck_assert_msg(scram_server_first_check(&st, &sec, bad[i],
+                                               strlen(bad[i]), &err) == -1,
+                      "accepted %s", bad[i]);
+        ck_assert_int_eq(scram_client_final(&st, V_CFINAL, strlen(V_CFINAL),
+                                            &out, &err), -1);
+    }
+    ck_assert_int_eq(scram_client_first(&st, V_CFIRST, strlen(V_CFIRST), &err),
+                     0);
+    ck_assert_int_eq(scram_server_first_check(&st, &sec, V_SFIRST,
+                                              strlen(V_SFIRST), &err), 0);
+    ck_assert_int_eq(scram_client_final(&st, V_CFINAL, strlen(V_CFINAL), &out,
+                                        &err), 1);
+    ck_assert_str_eq(buf_str(&out), V_SFINAL);
+    buf_free(&out);
+}
+END_TEST
+
 /* a "y,," client binds "y,," (c=eSws); a wrong password is 0 */
 START_TEST(test_scram_y_flag_and_wrong_password)
 {
@@ -567,6 +606,7 @@ static Suite *sasl_suite(void)
     tcase_add_loop_test(sc, test_scram_final_table, 0,
                         sizeof(scram_final_table) / sizeof(scram_final_table[0]));
     tcase_add_test(sc, test_scram_y_flag_and_wrong_password);
+    tcase_add_test(sc, test_scram_first_check);
     suite_add_tcase(s, sc);
     return s;
 }
