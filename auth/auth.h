@@ -21,6 +21,17 @@ enum auth_status auth_passwd_check(const char *user, const char *password,
                                    char *canon, size_t size,
                                    const char **reason_r);
 
+/*
+ * The SCRAM-SHA-256 secrets of user (same name rules as above).
+ * AUTH_STATUS_OK: *sec holds the stored ones, canon the canonical name.
+ * FAIL: the user is unknown, has no (usable) SCRAM secrets or is a
+ * system user: *sec holds fake ones (util/scram.h scram_secrets_fake
+ * with a per-process key) that no proof matches. TEMPFAIL: a table error.
+ */
+enum auth_status auth_passwd_scram(const char *user, struct scram_secrets *sec,
+                                   char *canon, size_t size,
+                                   const char **reason_r);
+
 #define AUTH_REASON_FAILURE "authentication failure"
 
 #endif

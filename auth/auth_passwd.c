@@ -20,6 +20,14 @@
  * with the preferred method, so timing does not tell which names exist.
  * The computed hash is compared in constant time. Password copies made
  * here (crypt_data) are wiped after each check.
+ *
+ * SCRAM-SHA-256 uses the virtual table only: the secrets are the word
+ * "scram-sha-256:..." after the hash. A user without them, an unknown
+ * user and a system user get fake secrets derived from the name with a
+ * random key made at start: the salt and iterations an attacker sees
+ * are stable and plausible, and the proof then fails like a wrong
+ * password. (With several auth processes each has its own key, so the
+ * fake salt of an unknown name can differ between processes.)
  */
 #include <crypt.h>
 #include <ctype.h>
@@ -35,6 +43,8 @@
 #include "mail/config.h"
 #include "mail/dict.h"
 #include "mail/mailuser.h"
+#include <openssl/rand.h>
+
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/privs.h"
@@ -46,6 +56,7 @@ static maps_t *auth_virtual_maps;
 static bool auth_system_on;
 static char auth_dummy_hash[CRYPT_OUTPUT_SIZE];
 static struct crypt_data auth_crypt_data;
+static unsigned char auth_scram_key[32];
 
 /* auth_passwd_init - tables, system backend, dummy hash */
 int auth_passwd_init(void)
@@ -67,6 +78,10 @@ int auth_passwd_init(void)
     if (crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof(salt)) == NULL
         && crypt_gensalt_rn("$6$", 0, NULL, 0, salt, sizeof(salt)) == NULL) {
         log_warning("crypt_gensalt: %m");
+        return -1;
+    }
+    if (RAND_bytes(auth_scram_key, sizeof(auth_scram_key)) != 1) {
+        log_warning("RAND_bytes failed: cannot make the SCRAM key");
         return -1;
     }
     memset(&auth_crypt_data, 0, sizeof(auth_crypt_data));
@@ -205,6 +220,21 @@ static int auth_check_system(const char *user, const char *password,
     return 1;
 }
 
+/* auth_local_name - "user@local.domain" as "user" (in local) */
+static const char *auth_local_name(const char *user, char *local,
+                                   size_t size)
+{
+    const char *at = strrchr(user, '@');
+
+    if (at != NULL && at != user && mailuser_domain_is_local(at + 1)
+        && (size_t)(at - user) < size) {
+        memcpy(local, user, (size_t)(at - user));
+        local[at - user] = '\0';
+        return local;
+    }
+    return user;
+}
+
 /* auth_passwd_check - the backends in order; unknown costs a dummy crypt */
 enum auth_status auth_passwd_check(const char *user, const char *password,
                                    char *canon, size_t size,
@@ -212,15 +242,9 @@ enum auth_status auth_passwd_check(const char *user, const char *password,
 {
     enum auth_status st = AUTH_STATUS_FAIL;
     char local[AUTH_FIELD_MAX + 1];
-    const char *at = strrchr(user, '@');
 
     canon[0] = '\0';
-    if (at != NULL && at != user && mailuser_domain_is_local(at + 1)
-        && (size_t)(at - user) < sizeof(local)) {
-        memcpy(local, user, (size_t)(at - user));
-        local[at - user] = '\0';
-        user = local;
-    }
+    user = auth_local_name(user, local, sizeof(local));
     if (auth_check_virtual(user, password, canon, size, &st, reason_r))
         return st;
     if (auth_system_on
@@ -230,4 +254,67 @@ enum auth_status auth_passwd_check(const char *user, const char *password,
     canon[0] = '\0';
     *reason_r = AUTH_REASON_FAILURE;
     return AUTH_STATUS_FAIL;
+}
+
+/* auth_scram_word - the "scram-sha-256:..." word of a table value */
+static bool auth_scram_word(const char *v, struct scram_secrets *sec)
+{
+    const char *err = NULL;
+
+    while (*v) {
+        size_t n;
+
+        while (*v && isspace((unsigned char)*v))
+            v++;
+        n = 0;
+        while (v[n] && !isspace((unsigned char)v[n]))
+            n++;
+        if (n > strlen(SCRAM_PREFIX)
+            && memcmp(v, SCRAM_PREFIX, strlen(SCRAM_PREFIX)) == 0) {
+            if (scram_secrets_parse(v, n, sec, &err) == 0)
+                return true;
+            log_warning("unusable SCRAM-SHA-256 secrets in the password "
+                        "table: %s", err);
+            return false;
+        }
+        v += n;
+    }
+    return false;
+}
+
+/* auth_passwd_scram - stored secrets, or fake ones */
+enum auth_status auth_passwd_scram(const char *user, struct scram_secrets *sec,
+                                   char *canon, size_t size,
+                                   const char **reason_r)
+{
+    char local[AUTH_FIELD_MAX + 1];
+    buf_t value = BUF_INIT;
+    enum auth_status st = AUTH_STATUS_FAIL;
+    const char *name = auth_local_name(user, local, sizeof(local));
+    int r;
+
+    canon[0] = '\0';
+    *reason_r = AUTH_REASON_FAILURE;
+    r = maps_lookup(auth_virtual_maps, name, &value);
+    if (r < 0) {
+        *reason_r = "password table lookup failed";
+        buf_free(&value);
+        return AUTH_STATUS_TEMPFAIL;
+    }
+    if (r > 0 && value.data != NULL && auth_scram_word(value.data, sec)
+        && auth_lower(name, canon, size)) {
+        st = AUTH_STATUS_OK;
+        *reason_r = "found";
+    } else {
+        canon[0] = '\0';
+        if (scram_secrets_fake(name, auth_scram_key, sizeof(auth_scram_key),
+                               sec) < 0) {
+            *reason_r = "cannot make SCRAM secrets";
+            st = AUTH_STATUS_TEMPFAIL;
+        }
+    }
+    if (value.data != NULL)
+        explicit_bzero(value.data, value.len);
+    buf_free(&value);
+    return st;
 }

@@ -236,7 +236,7 @@ void smtpd_resume(struct smtpd_session *s);
 
 /* smtpd_auth.c: SMTP AUTH (RFC 4954) */
 void smtpd_auth_init(void);         /* pre_init: configuration warnings */
-/* EHLO lists "AUTH PLAIN LOGIN" */
+/* EHLO lists "AUTH SCRAM-SHA-256 PLAIN LOGIN" */
 bool smtpd_auth_offer(const struct smtpd_session *s);
 /* the AUTH command; true never (auth=N counts success when it comes) */
 bool smtpd_auth_cmd(struct smtpd_session *s, const char *arg);

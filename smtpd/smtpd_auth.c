@@ -1,7 +1,16 @@
 /*
- * smtpd_auth - SMTP AUTH (RFC 4954) with PLAIN (RFC 4616) and LOGIN,
- * checked by the auth service (private/auth, mail/auth_proto.h), and
- * the submission policy smtpd_sasl_auth_required.
+ * smtpd_auth - SMTP AUTH (RFC 4954) with SCRAM-SHA-256 (RFC 7677),
+ * PLAIN (RFC 4616) and LOGIN, checked by the auth service (private/auth,
+ * mail/auth_proto.h), and the submission policy smtpd_sasl_auth_required.
+ *
+ * SCRAM-SHA-256: smtpd runs the exchange (util/scram.h) and makes the
+ * server nonce; auth is asked twice, each time on a fresh connection
+ * (scram-start: the salt and iterations; scram-finish: the three
+ * messages, checked). The client's client-first (initial response or
+ * after "334 "), "334 base64(server-first)", the client-final, then
+ * "334 base64(server-final)" and, after the client's empty response,
+ * 235. A malformed SCRAM message (channel binding "p=" included), a
+ * tampered nonce and a wrong proof are all 535 like a wrong password.
  *
  * The exchange: "AUTH mech [initial-response]"; without an initial
  * response the server asks with "334 challenge" and every following
@@ -44,25 +53,45 @@
 #include "util/attr_client.h"
 #include "util/log.h"
 #include "util/sasl.h"
+#include "util/scram.h"
 #include "util/util.h"
+
+#include <openssl/rand.h>
 
 #define SMTPD_AUTH_PATH "private/auth"
 /* longest base64 response: a PLAIN message of three full fields
    (3 * SASL_FIELD_MAX + 2 bytes) */
 #define SMTPD_AUTH_RESPONSE_MAX (((3 * SASL_FIELD_MAX + 2 + 2) / 3) * 4)
+/* longest base64 SCRAM message */
+#define SMTPD_SCRAM_RESPONSE_MAX (((SCRAM_MSG_MAX + 2) / 3) * 4)
 
 enum auth_step {
     AUTH_STEP_NONE,
     AUTH_STEP_PLAIN,            /* 334 sent, waiting for the PLAIN message */
     AUTH_STEP_LOGIN_USER,       /* "Username:" asked */
     AUTH_STEP_LOGIN_PASS,       /* "Password:" asked */
+    AUTH_STEP_SCRAM_FIRST,      /* waiting for client-first */
+    AUTH_STEP_SCRAM_START,      /* scram-start asked */
+    AUTH_STEP_SCRAM_FINAL,      /* server-first sent */
+    AUTH_STEP_SCRAM_FINISH,     /* scram-finish asked */
+    AUTH_STEP_SCRAM_DONE,       /* server-final sent, waiting for "" */
+};
+
+/* one SCRAM exchange: the messages auth checks at the end */
+struct smtpd_scram {
+    struct scram_server st;
+    char client_first[SCRAM_MSG_MAX + 1];
+    char server_first[SCRAM_MSG_MAX + 1];
 };
 
 struct smtpd_auth {
     attr_client_t *client;      /* the request in flight, or NULL */
     enum auth_step step;
-    char mech[8];               /* "PLAIN" | "LOGIN" of this exchange */
-    char user[SASL_FIELD_MAX + 1];  /* LOGIN: the name, until the password */
+    char mech[16];              /* "PLAIN" | "LOGIN" | "SCRAM-SHA-256" */
+    char user[SASL_FIELD_MAX + 1];  /* LOGIN: the name, until the password;
+                                       SCRAM: the canonical name, until
+                                       the client's last response */
+    struct smtpd_scram *scram;  /* during a SCRAM exchange */
     long failures;              /* failed AUTH commands in this session */
 };
 
@@ -103,6 +132,11 @@ static void auth_end(struct smtpd_session *s)
     if (a != NULL) {
         a->step = AUTH_STEP_NONE;
         explicit_bzero(a->user, sizeof(a->user));
+        if (a->scram != NULL) {
+            explicit_bzero(a->scram, sizeof(*a->scram));
+            free(a->scram);
+            a->scram = NULL;
+        }
     }
 }
 
@@ -157,6 +191,91 @@ static void auth_unavailable(struct smtpd_session *s, const char *mech,
     smtpd_reply(s, "454 4.7.0 Temporary authentication failure");
 }
 
+/* auth_success - the client is authenticated as user */
+static void auth_success(struct smtpd_session *s, const char *user,
+                         const char *mech)
+{
+    (void)snprintf(s->sasl_username, sizeof(s->sasl_username), "%s", user);
+    (void)snprintf(s->sasl_method, sizeof(s->sasl_method), "%s", mech);
+    auth_end(s);
+    s->cmd_ok[SMTP_AUTH]++;
+    smtpd_reply(s, "235 2.7.0 Authentication successful");
+}
+
+/* auth_scram_challenge - "334 base64(msg)"; false when it cannot be
+   made */
+static bool auth_scram_challenge(struct smtpd_session *s, const char *msg)
+{
+    buf_t b = BUF_INIT;
+    bool ok = sasl_base64_encode(msg, strlen(msg), &b) == 0;
+
+    if (ok) {
+        s->auth_exchange = true;
+        smtpd_reply(s, "334 %s", buf_str(&b));
+    }
+    buf_free(&b);
+    return ok;
+}
+
+/* auth_scram_reply - auth answered a scram-start or scram-finish */
+static void auth_scram_reply(struct smtpd_session *s,
+                             const struct auth_reply *rp)
+{
+    struct smtpd_auth *a = s->auth;
+    struct smtpd_scram *sc = a->scram;
+    struct scram_secrets sec;
+    unsigned char rnd[18];
+    buf_t snonce = BUF_INIT, sfirst;
+    size_t n = 0;
+    const char *err = NULL;
+    bool ok;
+
+    if (rp->status == AUTH_STATUS_TEMPFAIL) {
+        auth_end(s);
+        log_warning("%s: SASL %s authentication: temporary failure in the "
+                    "authentication service", s->namaddr, SCRAM_MECH);
+        smtpd_reply(s, "454 4.7.0 Temporary authentication failure");
+    } else if (a->step == AUTH_STEP_SCRAM_START
+               && rp->status == AUTH_STATUS_CONTINUE) {
+        memset(&sec, 0, sizeof(sec));
+        sec.iter = (unsigned)rp->iterations;
+        buf_init(&sfirst, SCRAM_MSG_MAX);
+        ok = sasl_base64_decode(rp->salt, strlen(rp->salt), &sfirst, &err) == 0
+             && sfirst.len >= SCRAM_SALT_MIN && sfirst.len <= SCRAM_SALT_MAX;
+        if (ok) {
+            sec.salt_len = sfirst.len;
+            memcpy(sec.salt, sfirst.data, sfirst.len);
+        }
+        buf_reset(&sfirst);
+        ok = ok && RAND_bytes(rnd, sizeof(rnd)) == 1
+             && sasl_base64_encode(rnd, sizeof(rnd), &snonce) == 0
+             && scram_server_first(&sc->st, &sec, buf_str(&snonce), &sfirst,
+                                   &err) == 0
+             && (n = sfirst.len) < sizeof(sc->server_first);
+        if (ok) {
+            memcpy(sc->server_first, sfirst.data, n);
+            sc->server_first[n] = '\0';
+            a->step = AUTH_STEP_SCRAM_FINAL;
+            ok = auth_scram_challenge(s, sc->server_first);
+        }
+        buf_free(&sfirst);
+        buf_free(&snonce);
+        if (!ok)
+            auth_unavailable(s, SCRAM_MECH, "cannot make server-first");
+    } else if (a->step == AUTH_STEP_SCRAM_FINISH
+               && rp->status == AUTH_STATUS_OK && rp->server_final[0]) {
+        (void)snprintf(a->user, sizeof(a->user), "%s", rp->user);
+        a->step = AUTH_STEP_SCRAM_DONE;
+        if (!auth_scram_challenge(s, rp->server_final))
+            auth_unavailable(s, SCRAM_MECH, "cannot send server-final");
+    } else if (a->step == AUTH_STEP_SCRAM_FINISH
+               && rp->status == AUTH_STATUS_FAIL) {
+        auth_failed(s, SCRAM_MECH);
+    } else {
+        auth_unavailable(s, SCRAM_MECH, "unexpected reply");
+    }
+}
+
 /* auth_reply_cb - private/auth answered (or did not) */
 static void auth_reply_cb(attr_client_t *c, int error, const char *reason,
                           const attr_list_t *reply, void *arg)
@@ -176,6 +295,8 @@ static void auth_reply_cb(attr_client_t *c, int error, const char *reason,
         auth_unavailable(s, mech, reason);
     } else if (auth_reply_decode(reply, &rp, &err) < 0) {
         auth_unavailable(s, mech, err);
+    } else if (a->scram != NULL) {
+        auth_scram_reply(s, &rp);
     } else if (rp.status == AUTH_STATUS_OK) {
         auth_end(s);
         (void)snprintf(s->sasl_username, sizeof(s->sasl_username), "%s",
@@ -194,30 +315,48 @@ static void auth_reply_cb(attr_client_t *c, int error, const char *reason,
     smtpd_resume(s);
 }
 
+static void auth_send(struct smtpd_session *s, struct auth_request *rq);
+
+/* auth_request_init - the fields every request has */
+static void auth_request_init(struct smtpd_session *s,
+                              struct auth_request *rq,
+                              enum auth_request_kind kind)
+{
+    memset(rq, 0, sizeof(*rq));
+    rq->kind = kind;
+    (void)snprintf(rq->mechanism, sizeof(rq->mechanism), "%s", s->auth->mech);
+    (void)snprintf(rq->service, sizeof(rq->service), "smtp");
+    (void)snprintf(rq->client_address, sizeof(rq->client_address), "%s",
+                   s->addr[0] != '\0' ? s->addr : "unknown");
+    (void)snprintf(rq->client_name, sizeof(rq->client_name), "unknown");
+}
+
 /* auth_submit - the credentials are complete: ask private/auth. The
    password is wiped here whatever happens. */
 static void auth_submit(struct smtpd_session *s, const char *user,
                         char *password)
 {
-    struct smtpd_auth *a = s->auth;
     struct auth_request rq;
+
+    auth_request_init(s, &rq, AUTH_REQ_AUTH);
+    (void)snprintf(rq.user, sizeof(rq.user), "%s", user);
+    (void)snprintf(rq.password, sizeof(rq.password), "%s", password);
+    explicit_bzero(password, strlen(password));
+    auth_send(s, &rq);
+}
+
+/* auth_send - encode rq (and wipe it), send it on a fresh connection */
+static void auth_send(struct smtpd_session *s, struct auth_request *rq)
+{
+    struct smtpd_auth *a = s->auth;
     attr_list_t req;
     attr_client_opts_t opts = { 0 };
     const char *err = NULL;
     int rc;
 
-    memset(&rq, 0, sizeof(rq));
-    (void)snprintf(rq.mechanism, sizeof(rq.mechanism), "%s", a->mech);
-    (void)snprintf(rq.service, sizeof(rq.service), "smtp");
-    (void)snprintf(rq.user, sizeof(rq.user), "%s", user);
-    (void)snprintf(rq.password, sizeof(rq.password), "%s", password);
-    (void)snprintf(rq.client_address, sizeof(rq.client_address), "%s",
-                   s->addr[0] != '\0' ? s->addr : "unknown");
-    (void)snprintf(rq.client_name, sizeof(rq.client_name), "unknown");
-    explicit_bzero(password, strlen(password));
     attr_list_init(&req);
-    rc = auth_request_encode(&rq, &req, &err);
-    auth_request_clear(&rq);
+    rc = auth_request_encode(rq, &req, &err);
+    auth_request_clear(rq);
     if (rc < 0) {
         /* a field auth would refuse (e.g. an empty password) */
         attr_list_wipe(&req);
@@ -246,6 +385,68 @@ static void auth_submit(struct smtpd_session *s, const char *user,
     }
     s->auth_exchange = false;
     s->auth_waiting = true;
+}
+
+/* auth_scram - one SCRAM response: client-first, client-final, or the
+   empty answer to server-final */
+static void auth_scram(struct smtpd_session *s, const char *b64, size_t len)
+{
+    struct smtpd_auth *a = s->auth;
+    struct smtpd_scram *sc;
+    struct auth_request rq;
+    buf_t raw;
+    const char *err = NULL;
+    char user[SASL_FIELD_MAX + 1];
+
+    if (a->step == AUTH_STEP_SCRAM_DONE) {
+        if (len != 0) {
+            auth_failed(s, SCRAM_MECH);
+            return;
+        }
+        memcpy(user, a->user, sizeof(user));
+        auth_success(s, user, SCRAM_MECH);
+        explicit_bzero(user, sizeof(user));
+        return;
+    }
+    buf_init(&raw, SCRAM_MSG_MAX);
+    if (len == 0 || (len == 1 && b64[0] == '=')
+        || sasl_base64_decode(b64, len, &raw, &err) < 0) {
+        buf_free(&raw);
+        auth_end(s);
+        smtpd_reply(s, "501 5.5.2 Cannot decode response");
+        return;
+    }
+    if (a->scram == NULL)
+        a->scram = xcalloc(1, sizeof(*a->scram));
+    sc = a->scram;
+    if (a->step == AUTH_STEP_SCRAM_FIRST) {
+        if (raw.len >= sizeof(sc->client_first)
+            || scram_client_first(&sc->st, raw.data, raw.len, &err) < 0) {
+            buf_free(&raw);
+            auth_failed(s, SCRAM_MECH);
+            return;
+        }
+        memcpy(sc->client_first, raw.data, raw.len);
+        sc->client_first[raw.len] = '\0';
+        auth_request_init(s, &rq, AUTH_REQ_SCRAM_START);
+        (void)snprintf(rq.user, sizeof(rq.user), "%s", sc->st.user);
+        a->step = AUTH_STEP_SCRAM_START;
+    } else {
+        auth_request_init(s, &rq, AUTH_REQ_SCRAM_FINISH);
+        if (raw.len >= sizeof(rq.client_final)
+            || memchr(raw.data, '\0', raw.len) != NULL) {
+            buf_free(&raw);
+            auth_failed(s, SCRAM_MECH);
+            return;
+        }
+        memcpy(rq.client_final, raw.data, raw.len);
+        rq.client_final[raw.len] = '\0';
+        memcpy(rq.client_first, sc->client_first, sizeof(rq.client_first));
+        memcpy(rq.server_first, sc->server_first, sizeof(rq.server_first));
+        a->step = AUTH_STEP_SCRAM_FINISH;
+    }
+    buf_free(&raw);
+    auth_send(s, &rq);
 }
 
 /* auth_plain - a PLAIN response (base64, "=" for empty) */
@@ -331,9 +532,14 @@ static void auth_login(struct smtpd_session *s, const char *b64, size_t len)
 static void auth_response(struct smtpd_session *s, const char *b64,
                           size_t len)
 {
-    if (len > SMTPD_AUTH_RESPONSE_MAX) {
+    bool scram = s->auth->scram != NULL
+                 || s->auth->step == AUTH_STEP_SCRAM_FIRST;
+
+    if (len > (scram ? SMTPD_SCRAM_RESPONSE_MAX : SMTPD_AUTH_RESPONSE_MAX)) {
         auth_end(s);
         smtpd_reply(s, "500 5.5.6 Authentication exchange line is too long");
+    } else if (scram) {
+        auth_scram(s, b64, len);
     } else if (s->auth->step == AUTH_STEP_PLAIN) {
         auth_plain(s, b64, len);
     } else {
@@ -409,6 +615,9 @@ bool smtpd_auth_cmd(struct smtpd_session *s, const char *arg)
     } else if (strcmp(mech, "LOGIN") == 0) {
         (void)snprintf(a->mech, sizeof(a->mech), "LOGIN");
         a->step = AUTH_STEP_LOGIN_USER;
+    } else if (strcmp(mech, SCRAM_MECH) == 0) {
+        (void)snprintf(a->mech, sizeof(a->mech), SCRAM_MECH);
+        a->step = AUTH_STEP_SCRAM_FIRST;
     } else {
         smtpd_reply(s, "504 5.5.4 Unsupported authentication mechanism");
         return false;
@@ -421,8 +630,8 @@ bool smtpd_auth_cmd(struct smtpd_session *s, const char *arg)
             explicit_bzero(s->line.data, s->line.len);
     } else {
         s->auth_exchange = true;
-        smtpd_reply(s, "334 %s", a->step == AUTH_STEP_PLAIN ? ""
-                                 : SASL_LOGIN_USER_CHALLENGE);
+        smtpd_reply(s, "334 %s", a->step == AUTH_STEP_LOGIN_USER
+                                 ? SASL_LOGIN_USER_CHALLENGE : "");
     }
     return false;
 }

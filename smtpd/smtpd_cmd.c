@@ -66,7 +66,7 @@ static bool cmd_helo(struct smtpd_session *s, const char *arg, bool esmtp)
     if (smtpd_tls_offer(s))
         smtpd_reply(s, "250-STARTTLS");
     if (smtpd_auth_offer(s))
-        smtpd_reply(s, "250-AUTH PLAIN LOGIN");
+        smtpd_reply(s, "250-AUTH SCRAM-SHA-256 PLAIN LOGIN");
     smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
     smtpd_reply(s, "250-8BITMIME");
     /* ESMTP extensions of smtpd_cmd.c / smtpd_bdat.c */

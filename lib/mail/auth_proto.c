@@ -50,16 +50,18 @@ static bool auth_one_of(const char *v, const char *const *set)
 }
 
 static const char *const auth_mechanisms[] = { "PLAIN", "LOGIN", NULL };
+static const char *const auth_scram_mechanisms[] = { SCRAM_MECH, NULL };
 static const char *const auth_services[] = { "smtp", "pop3", "imap", NULL };
 static const char *const auth_statuses[] = {
     [AUTH_STATUS_OK] = "ok", [AUTH_STATUS_FAIL] = "fail",
-    [AUTH_STATUS_TEMPFAIL] = "tempfail", NULL
+    [AUTH_STATUS_TEMPFAIL] = "tempfail", [AUTH_STATUS_CONTINUE] = "continue",
+    NULL
 };
 
 /* auth_status_name - wire name of a status */
 const char *auth_status_name(enum auth_status s)
 {
-    return (unsigned)s <= AUTH_STATUS_TEMPFAIL ? auth_statuses[s] : "?";
+    return (unsigned)s <= AUTH_STATUS_CONTINUE ? auth_statuses[s] : "?";
 }
 
 static int auth_version_ok(const attr_list_t *in, const char **error_r)
@@ -83,19 +85,30 @@ static void auth_copy(char *dst, size_t size, const char *src)
 }
 
 /* auth_request_check - the field rules, shared by encode and decode */
-static int auth_request_check(const char *mech, const char *service,
-                              const char *user, const char *password,
-                              const char *addr, const char *name,
+static int auth_request_check(enum auth_request_kind kind, const char *mech,
+                              const char *service, const char *user,
+                              const char *password, const char *addr,
+                              const char *name, const char *cfirst,
+                              const char *sfirst, const char *cfinal,
                               const char **error_r)
 {
-    if (!auth_one_of(mech, auth_mechanisms))
+    bool scram = kind != AUTH_REQ_AUTH;
+
+    if (!auth_one_of(mech, scram ? auth_scram_mechanisms : auth_mechanisms))
         *error_r = "bad mechanism";
     else if (!auth_one_of(service, auth_services))
         *error_r = "bad service";
-    else if (!auth_field_ok(user, FK_NAME, AUTH_FIELD_MAX))
+    else if (kind != AUTH_REQ_SCRAM_FINISH
+             && !auth_field_ok(user, FK_NAME, AUTH_FIELD_MAX))
         *error_r = "bad user name";
-    else if (!auth_field_ok(password, FK_SECRET, AUTH_FIELD_MAX))
+    else if (kind == AUTH_REQ_AUTH
+             && !auth_field_ok(password, FK_SECRET, AUTH_FIELD_MAX))
         *error_r = "bad password";
+    else if (kind == AUTH_REQ_SCRAM_FINISH
+             && (!auth_field_ok(cfirst, FK_NAME, SCRAM_MSG_MAX)
+                 || !auth_field_ok(sfirst, FK_NAME, SCRAM_MSG_MAX)
+                 || !auth_field_ok(cfinal, FK_NAME, SCRAM_MSG_MAX)))
+        *error_r = "bad SCRAM message";
     else if (!auth_field_ok(addr, FK_ADDR, AUTH_ADDR_MAX))
         *error_r = "bad client_address";
     else if (!auth_field_ok(name, FK_HOST, AUTH_FIELD_MAX))
@@ -105,52 +118,103 @@ static int auth_request_check(const char *mech, const char *service,
     return -1;
 }
 
+static const char *const auth_request_names[] = {
+    [AUTH_REQ_AUTH] = AUTH_REQUEST_AUTH,
+    [AUTH_REQ_SCRAM_START] = AUTH_REQUEST_SCRAM_START,
+    [AUTH_REQ_SCRAM_FINISH] = AUTH_REQUEST_SCRAM_FINISH, NULL
+};
+
 /* auth_request_encode - a request as attributes */
 int auth_request_encode(const struct auth_request *r, attr_list_t *out,
                         const char **error_r)
 {
-    if (auth_request_check(r->mechanism, r->service, r->user, r->password,
-                           r->client_address, r->client_name, error_r) < 0)
+    if ((unsigned)r->kind > AUTH_REQ_SCRAM_FINISH) {
+        *error_r = "unknown request";
         return -1;
-    attr_add(out, AUTH_A_REQUEST, AUTH_REQUEST_AUTH);
+    }
+    if (auth_request_check(r->kind, r->mechanism, r->service, r->user,
+                           r->password, r->client_address, r->client_name,
+                           r->client_first, r->server_first, r->client_final,
+                           error_r) < 0)
+        return -1;
+    attr_add(out, AUTH_A_REQUEST, auth_request_names[r->kind]);
     attr_add_long(out, AUTH_A_VERSION, AUTH_PROTO_VERSION);
     attr_add(out, AUTH_A_MECHANISM, r->mechanism);
     attr_add(out, AUTH_A_SERVICE, r->service);
-    attr_add(out, AUTH_A_USER, r->user);
-    attr_add(out, AUTH_A_PASSWORD, r->password);
+    if (r->kind != AUTH_REQ_SCRAM_FINISH)
+        attr_add(out, AUTH_A_USER, r->user);
+    if (r->kind == AUTH_REQ_AUTH)
+        attr_add(out, AUTH_A_PASSWORD, r->password);
+    if (r->kind == AUTH_REQ_SCRAM_FINISH) {
+        attr_add(out, AUTH_A_CLIENT_FIRST, r->client_first);
+        attr_add(out, AUTH_A_SERVER_FIRST, r->server_first);
+        attr_add(out, AUTH_A_CLIENT_FINAL, r->client_final);
+    }
     attr_add(out, AUTH_A_CLIENT_ADDRESS, r->client_address);
     attr_add(out, AUTH_A_CLIENT_NAME, r->client_name);
     return 0;
 }
 
-/* auth_request_decode - strict: exactly the attributes of version 1 */
+/* auth_opt - attribute value or "" */
+static const char *auth_opt(const attr_list_t *in, const char *name)
+{
+    const char *v = attr_get(in, name);
+
+    return v != NULL ? v : "";
+}
+
+/* auth_request_decode - strict: exactly the attributes of the request */
 int auth_request_decode(const attr_list_t *in, struct auth_request *r,
                         const char **error_r)
 {
-    static const char *const names[] = {
+    static const char *const names_auth[] = {
         AUTH_A_REQUEST, AUTH_A_VERSION, AUTH_A_MECHANISM, AUTH_A_SERVICE,
         AUTH_A_USER, AUTH_A_PASSWORD, AUTH_A_CLIENT_ADDRESS,
         AUTH_A_CLIENT_NAME, NULL
     };
-    const char *mech, *service, *user, *password, *addr, *name;
+    static const char *const names_start[] = {
+        AUTH_A_REQUEST, AUTH_A_VERSION, AUTH_A_MECHANISM, AUTH_A_SERVICE,
+        AUTH_A_USER, AUTH_A_CLIENT_ADDRESS, AUTH_A_CLIENT_NAME, NULL
+    };
+    static const char *const names_finish[] = {
+        AUTH_A_REQUEST, AUTH_A_VERSION, AUTH_A_MECHANISM, AUTH_A_SERVICE,
+        AUTH_A_CLIENT_FIRST, AUTH_A_SERVER_FIRST, AUTH_A_CLIENT_FINAL,
+        AUTH_A_CLIENT_ADDRESS, AUTH_A_CLIENT_NAME, NULL
+    };
+    static const char *const *const names[] = {
+        names_auth, names_start, names_finish
+    };
+    static const size_t counts[] = { 8, 7, 9 };
+    const char *req = attr_get(in, AUTH_A_REQUEST);
+    const char *mech, *service, *user, *password, *addr, *name, *cf, *sf,
+        *cfin;
+    size_t k;
 
     memset(r, 0, sizeof(*r));
-    if (attr_check_names(in, names, 8, error_r) < 0)
-        return -1;
-    if (strcmp(attr_get(in, AUTH_A_REQUEST), AUTH_REQUEST_AUTH) != 0) {
-        *error_r = "unknown request";
+    for (k = 0; req != NULL && auth_request_names[k]; k++)
+        if (strcmp(req, auth_request_names[k]) == 0)
+            break;
+    if (req == NULL || auth_request_names[k] == NULL) {
+        *error_r = req == NULL ? "missing attribute: request"
+                               : "unknown request";
         return -1;
     }
+    if (attr_check_names(in, names[k], counts[k], error_r) < 0)
+        return -1;
     if (auth_version_ok(in, error_r) < 0)
         return -1;
+    r->kind = (enum auth_request_kind)k;
     mech = attr_get(in, AUTH_A_MECHANISM);
     service = attr_get(in, AUTH_A_SERVICE);
-    user = attr_get(in, AUTH_A_USER);
-    password = attr_get(in, AUTH_A_PASSWORD);
+    user = auth_opt(in, AUTH_A_USER);
+    password = auth_opt(in, AUTH_A_PASSWORD);
     addr = attr_get(in, AUTH_A_CLIENT_ADDRESS);
     name = attr_get(in, AUTH_A_CLIENT_NAME);
-    if (auth_request_check(mech, service, user, password, addr, name,
-                           error_r) < 0)
+    cf = auth_opt(in, AUTH_A_CLIENT_FIRST);
+    sf = auth_opt(in, AUTH_A_SERVER_FIRST);
+    cfin = auth_opt(in, AUTH_A_CLIENT_FINAL);
+    if (auth_request_check(r->kind, mech, service, user, password, addr, name,
+                           cf, sf, cfin, error_r) < 0)
         return -1;
     auth_copy(r->mechanism, sizeof(r->mechanism), mech);
     auth_copy(r->service, sizeof(r->service), service);
@@ -158,21 +222,47 @@ int auth_request_decode(const attr_list_t *in, struct auth_request *r,
     auth_copy(r->password, sizeof(r->password), password);
     auth_copy(r->client_address, sizeof(r->client_address), addr);
     auth_copy(r->client_name, sizeof(r->client_name), name);
+    auth_copy(r->client_first, sizeof(r->client_first), cf);
+    auth_copy(r->server_first, sizeof(r->server_first), sf);
+    auth_copy(r->client_final, sizeof(r->client_final), cfin);
     return 0;
 }
 
-/* auth_reply_check - user with ok and only then; reason always */
-static int auth_reply_check(enum auth_status st, const char *user,
-                            const char *reason, const char **error_r)
+/* auth_b64_ok - 1..max base64 alphabet characters */
+static bool auth_b64_ok(const char *v, size_t max)
 {
-    if ((unsigned)st > AUTH_STATUS_TEMPFAIL)
+    size_t n = strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                         "0123456789+/=");
+
+    return n > 0 && n <= max && v[n] == '\0';
+}
+
+/* auth_reply_check - user (and server_final) with ok and only then;
+   salt and iterations with continue and only then; reason always */
+static int auth_reply_check(const struct auth_reply *r, const char **error_r)
+{
+    bool ok = r->status == AUTH_STATUS_OK;
+    bool cont = r->status == AUTH_STATUS_CONTINUE;
+
+    if ((unsigned)r->status > AUTH_STATUS_CONTINUE)
         *error_r = "bad status";
-    else if ((st == AUTH_STATUS_OK) != (user != NULL && *user != '\0'))
+    else if (ok != (r->user[0] != '\0'))
         *error_r = "user must come with status=ok, and only then";
-    else if (user && *user && !auth_field_ok(user, FK_NAME, AUTH_FIELD_MAX))
+    else if (r->user[0] && !auth_field_ok(r->user, FK_NAME, AUTH_FIELD_MAX))
         *error_r = "bad user name";
-    else if (!auth_field_ok(reason, FK_NAME, AUTH_FIELD_MAX))
+    else if (!auth_field_ok(r->reason, FK_NAME, AUTH_FIELD_MAX))
         *error_r = "bad reason";
+    else if (r->server_final[0] != '\0'
+             && (!ok || !auth_field_ok(r->server_final, FK_NAME,
+                                       AUTH_FIELD_MAX)))
+        *error_r = "bad server_final";
+    else if (cont != (r->salt[0] != '\0')
+             || (cont && !auth_b64_ok(r->salt, AUTH_SALT_B64_MAX)))
+        *error_r = "salt must come with status=continue, and only then";
+    else if (cont ? r->iterations < SCRAM_ITER_MIN
+                        || r->iterations > SCRAM_ITER_MAX
+                  : r->iterations != 0)
+        *error_r = "bad iterations";
     else
         return 0;
     return -1;
@@ -182,13 +272,19 @@ static int auth_reply_check(enum auth_status st, const char *user,
 int auth_reply_encode(const struct auth_reply *r, attr_list_t *out,
                       const char **error_r)
 {
-    if (auth_reply_check(r->status, r->user, r->reason, error_r) < 0)
+    if (auth_reply_check(r, error_r) < 0)
         return -1;
     attr_add_long(out, AUTH_A_VERSION, AUTH_PROTO_VERSION);
     attr_add(out, AUTH_A_STATUS, auth_status_name(r->status));
     attr_add(out, AUTH_A_REASON, r->reason);
     if (r->status == AUTH_STATUS_OK)
         attr_add(out, AUTH_A_USER, r->user);
+    if (r->server_final[0] != '\0')
+        attr_add(out, AUTH_A_SERVER_FINAL, r->server_final);
+    if (r->status == AUTH_STATUS_CONTINUE) {
+        attr_add(out, AUTH_A_SALT, r->salt);
+        attr_add_long(out, AUTH_A_ITERATIONS, r->iterations);
+    }
     return 0;
 }
 
@@ -197,9 +293,10 @@ int auth_reply_decode(const attr_list_t *in, struct auth_reply *r,
                       const char **error_r)
 {
     static const char *const names[] = {
-        AUTH_A_VERSION, AUTH_A_STATUS, AUTH_A_REASON, AUTH_A_USER, NULL
+        AUTH_A_VERSION, AUTH_A_STATUS, AUTH_A_REASON, AUTH_A_USER,
+        AUTH_A_SERVER_FINAL, AUTH_A_SALT, AUTH_A_ITERATIONS, NULL
     };
-    const char *st, *user, *reason;
+    const char *st, *user, *reason, *sfinal, *salt;
     size_t i;
 
     memset(r, 0, sizeof(*r));
@@ -214,14 +311,31 @@ int auth_reply_decode(const attr_list_t *in, struct auth_reply *r,
         *error_r = "bad status";
         return -1;
     }
-    user = attr_get(in, AUTH_A_USER);
+    user = auth_opt(in, AUTH_A_USER);
     reason = attr_get(in, AUTH_A_REASON);
-    if (auth_reply_check((enum auth_status)i, user, reason, error_r) < 0)
+    sfinal = auth_opt(in, AUTH_A_SERVER_FINAL);
+    salt = auth_opt(in, AUTH_A_SALT);
+    if (strlen(user) >= sizeof(r->user) || strlen(reason) >= sizeof(r->reason)
+        || strlen(sfinal) >= sizeof(r->server_final)
+        || strlen(salt) >= sizeof(r->salt)) {
+        *error_r = "reply field too long";
         return -1;
+    }
+    if (attr_get(in, AUTH_A_ITERATIONS) != NULL
+        && attr_get_long(in, AUTH_A_ITERATIONS, 1, SCRAM_ITER_MAX,
+                         &r->iterations) < 0) {
+        *error_r = "bad iterations";
+        return -1;
+    }
     r->status = (enum auth_status)i;
-    if (user)
-        auth_copy(r->user, sizeof(r->user), user);
+    auth_copy(r->user, sizeof(r->user), user);
     auth_copy(r->reason, sizeof(r->reason), reason);
+    auth_copy(r->server_final, sizeof(r->server_final), sfinal);
+    auth_copy(r->salt, sizeof(r->salt), salt);
+    if (auth_reply_check(r, error_r) < 0) {
+        memset(r, 0, sizeof(*r));
+        return -1;
+    }
     return 0;
 }
 

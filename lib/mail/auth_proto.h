@@ -9,6 +9,31 @@
  *   user=NAME  password=SECRET  client_address=ADDR  client_name=NAME
  * Reply (auth -> client):
  *   version=1  status=ok|fail|tempfail  reason=TEXT  [user=CANONICAL]
+ *
+ * SCRAM-SHA-256 (util/scram.h) is two requests, each answered on its
+ * own and each free to use its own connection: auth keeps no state
+ * between them (it serves one client at a time, and must not be held
+ * while a remote SMTP client thinks). The client runs the exchange and
+ * makes the server nonce; auth supplies the salt and checks the proof.
+ *   request=scram-start  version=1  mechanism=SCRAM-SHA-256  service=...
+ *     user=NAME  client_address=ADDR  client_name=NAME
+ *   reply: version=1  status=continue|tempfail  reason=TEXT
+ *     [salt=BASE64  iterations=N]           (with continue only)
+ * An unknown user, one without SCRAM secrets and a system user get
+ * continue with a salt and iteration count derived from the name and a
+ * per-process key: the same for repeated probes, never "no such user".
+ *   request=scram-finish  version=1  mechanism=SCRAM-SHA-256  service=...
+ *     client_first=MSG  server_first=MSG  client_final=MSG
+ *     client_address=ADDR  client_name=NAME
+ *   reply: version=1  status=ok|fail|tempfail  reason=TEXT
+ *     [user=CANONICAL  server_final=MSG]     (with ok only)
+ * The three messages are the raw SCRAM messages (not base64), 1..
+ * SCRAM_MSG_MAX bytes without control characters; the user is the n= of
+ * client_first. auth accepts server_first only when it is what auth
+ * would have made for that user (its salt and iterations), then checks
+ * client_final's proof; a malformed message is a plain fail, like a
+ * wrong password (it came from the remote client, not from a broken
+ * peer). server_final ("v=...") goes to the remote client.
  * user is present only with status=ok: the name the user is known by
  * from now on (what was looked up, lowercased), for logs and mailbox
  * access. reason is for logs only, never shown to the remote client;
@@ -29,6 +54,7 @@
 #define TERN_AUTH_PROTO_H
 
 #include "util/attr.h"
+#include "util/scram.h"
 
 #define AUTH_PROTO_VERSION 1
 #define AUTH_FIELD_MAX 255
@@ -45,27 +71,52 @@
 #define AUTH_A_CLIENT_NAME    "client_name"
 #define AUTH_A_STATUS         "status"
 #define AUTH_A_REASON         "reason"
+#define AUTH_A_CLIENT_FIRST   "client_first"
+#define AUTH_A_SERVER_FIRST   "server_first"
+#define AUTH_A_CLIENT_FINAL   "client_final"
+#define AUTH_A_SERVER_FINAL   "server_final"
+#define AUTH_A_SALT           "salt"
+#define AUTH_A_ITERATIONS     "iterations"
 
-#define AUTH_REQUEST_AUTH     "auth"
+#define AUTH_REQUEST_AUTH         "auth"
+#define AUTH_REQUEST_SCRAM_START  "scram-start"
+#define AUTH_REQUEST_SCRAM_FINISH "scram-finish"
 
-enum auth_status { AUTH_STATUS_OK, AUTH_STATUS_FAIL, AUTH_STATUS_TEMPFAIL };
+enum auth_status { AUTH_STATUS_OK, AUTH_STATUS_FAIL, AUTH_STATUS_TEMPFAIL,
+                   AUTH_STATUS_CONTINUE };
+enum auth_request_kind { AUTH_REQ_AUTH, AUTH_REQ_SCRAM_START,
+                         AUTH_REQ_SCRAM_FINISH };
+
+/* base64 of the longest salt */
+#define AUTH_SALT_B64_MAX (((SCRAM_SALT_MAX + 2) / 3) * 4)
 
 struct auth_request {
+    enum auth_request_kind kind;
     char mechanism[16];
     char service[16];
     char user[AUTH_FIELD_MAX + 1];
     char password[AUTH_FIELD_MAX + 1];
     char client_address[AUTH_ADDR_MAX + 1];
     char client_name[AUTH_FIELD_MAX + 1];
+    /* AUTH_REQ_SCRAM_FINISH only (password and user are unused there;
+       SCRAM_START has a user and no password) */
+    char client_first[SCRAM_MSG_MAX + 1];
+    char server_first[SCRAM_MSG_MAX + 1];
+    char client_final[SCRAM_MSG_MAX + 1];
 };
 
 struct auth_reply {
     enum auth_status status;
     char user[AUTH_FIELD_MAX + 1];      /* empty unless AUTH_STATUS_OK */
     char reason[AUTH_FIELD_MAX + 1];
+    /* AUTH_STATUS_CONTINUE only */
+    char salt[AUTH_SALT_B64_MAX + 1];
+    long iterations;
+    /* with AUTH_STATUS_OK of a scram-finish; "" otherwise */
+    char server_final[AUTH_FIELD_MAX + 1];
 };
 
-/* append the request's attributes to out; 0 ok, -1 a field breaks the
+/* append the request's attributes (of r->kind) to out; 0 ok, -1 a field breaks the
    rules (*error_r) */
 int auth_request_encode(const struct auth_request *r, attr_list_t *out,
                         const char **error_r);

@@ -16,6 +16,8 @@ Ports of the shared instance:
   errlimit         no AUTH failure limit, smtpd_hard_error_limit=3
 """
 import base64
+import hashlib
+import hmac
 import os
 import re
 import shutil
@@ -46,6 +48,41 @@ def b64(data):
 
 def plain(user, password, authzid=""):
     return b64(("%s\0%s\0%s" % (authzid, user, password)).encode())
+
+
+class Scram:
+    """The client side of SCRAM-SHA-256 (RFC 5802, RFC 7677), enough to
+    test the server: messages as str, tampering left to the caller."""
+
+    def __init__(self, user, password, nonce=None, gs2="n,,"):
+        self.user, self.password, self.gs2 = user, password, gs2
+        self.nonce = nonce or base64.b64encode(os.urandom(18)).decode()
+        name = user.replace("=", "=3D").replace(",", "=2C")
+        self.first_bare = "n=%s,r=%s" % (name, self.nonce)
+
+    def client_first(self):
+        return self.gs2 + self.first_bare
+
+    def client_final(self, server_first, proof_xor=0):
+        attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+        self.salt = base64.b64decode(attrs["s"])
+        self.iterations = int(attrs["i"])
+        self.server_nonce = attrs["r"]
+        salted = hashlib.pbkdf2_hmac("sha256", self.password.encode(),
+                                     self.salt, self.iterations)
+        ckey = hmac.new(salted, b"Client Key", "sha256").digest()
+        without = "c=%s,r=%s" % (b64(self.gs2.encode()), attrs["r"])
+        am = ",".join((self.first_bare, server_first, without)).encode()
+        sig = hmac.new(hashlib.sha256(ckey).digest(), am, "sha256").digest()
+        proof = bytes(a ^ b for a, b in zip(ckey, sig))
+        proof = bytes([proof[0] ^ proof_xor]) + proof[1:]
+        skey = hmac.new(salted, b"Server Key", "sha256").digest()
+        self.server_final = "v=" + b64(hmac.new(skey, am, "sha256").digest())
+        return without + ",p=" + b64(proof)
+
+
+def unb64(s):
+    return base64.b64decode(s, validate=True).decode()
 
 
 def client_context():
@@ -143,7 +180,7 @@ class SmtpdAuthTest(TernTestCase):
 
     def test_ehlo_offers_auth(self):
         c = self.raw("plain")
-        self.assertIn("250-AUTH PLAIN LOGIN", c.ehlo)
+        self.assertIn("250-AUTH SCRAM-SHA-256 PLAIN LOGIN", c.ehlo)
 
     def test_tls_auth_only_hides_auth_before_starttls(self):
         s = self.smtp(self.inst.smtp_port)
@@ -154,7 +191,8 @@ class SmtpdAuthTest(TernTestCase):
                                b"authentication mechanism"))
         s.starttls(context=client_context())
         s.ehlo()
-        self.assertEqual(s.esmtp_features.get("auth"), " PLAIN LOGIN")
+        self.assertEqual(s.esmtp_features.get("auth"),
+                         " SCRAM-SHA-256 PLAIN LOGIN")
         s.login("demo", self.pw)
 
     def test_not_offered_after_success(self):
@@ -226,6 +264,144 @@ class SmtpdAuthTest(TernTestCase):
                              "501 5.7.0 Authentication aborted")
             # the exchange is over: the next line is a command again
             self.assertEqual(self.cmd(c, "NOOP"), "250 2.0.0 Ok")
+
+    # --- SCRAM-SHA-256 ----------------------------------------------------
+    FAILED = ("535 5.7.8 Error: authentication failed: "
+              "authentication failure")
+
+    def scram_first(self, c, sc, initial=True):
+        """AUTH SCRAM-SHA-256 up to the server-first; returns it"""
+        if initial:
+            r = self.cmd(c, "AUTH SCRAM-SHA-256 " + b64(sc.client_first().encode()))
+        else:
+            self.assertEqual(self.cmd(c, "AUTH SCRAM-SHA-256"), "334 ")
+            r = self.cmd(c, b64(sc.client_first().encode()))
+        self.assertTrue(r.startswith("334 "), r)
+        return unb64(r[4:])
+
+    def test_scram_success(self):
+        for initial in (True, False):
+            c = self.raw()
+            sc = Scram("demo", self.pw)
+            sf = self.scram_first(c, sc, initial)
+            self.assertRegex(sf, r"^r=%s[\x21-\x2b\x2d-\x7e]+,s=[A-Za-z0-9+/=]+,i=4096$"
+                             % re.escape(sc.nonce))
+            r = self.cmd(c, b64(sc.client_final(sf).encode()))
+            self.assertTrue(r.startswith("334 "), r)
+            self.assertEqual(unb64(r[4:]), sc.server_final)
+            self.assertEqual(self.cmd(c, ""),
+                             "235 2.7.0 Authentication successful")
+            self.assertEqual(self.cmd(c, "AUTH PLAIN " + plain("demo", self.pw)),
+                             "503 5.5.1 Error: already authenticated")
+        self.assertLogHas(self.inst, "sasl_method=SCRAM-SHA-256, "
+                          "sasl_username=demo, service=smtp")
+
+    def test_scram_relay_after_auth(self):
+        line = ("client=unknown[127.0.0.1], sasl_method=SCRAM-SHA-256, "
+                "sasl_username=demo\n")
+        before = self.log_count(line)
+        c = self.raw()
+        sc = Scram("Demo@localhost", self.pw)
+        sf = self.scram_first(c, sc)
+        self.assertTrue(self.cmd(c, b64(sc.client_final(sf).encode()))
+                        .startswith("334 "))
+        self.assertEqual(self.cmd(c, ""), "235 2.7.0 Authentication successful")
+        for cmd in ("MAIL FROM:<demo@localhost>", "RCPT TO:<demo@localhost>"):
+            self.assertTrue(self.cmd(c, cmd).startswith("250 "), cmd)
+        self.assertTrue(self.cmd(c, "DATA").startswith("354 "))
+        self.assertTrue(self.cmd(c, message("scram relay") + ".")
+                        .startswith("250 "))
+        self.delivered("scram relay")
+        wait_for(lambda: self.log_count(line) > before, WAIT, 0.1,
+                 "queue-ID line with sasl_method=SCRAM-SHA-256")
+
+    def test_scram_wrong_password_and_unknown_user(self):
+        shapes = []
+        for user, pw in (("demo", self.pw + "x"), ("nosuchuser", "x"),
+                         ("nosuchuser", "y")):
+            c = self.raw()
+            sc = Scram(user, pw)
+            sf = self.scram_first(c, sc)
+            attrs = dict(kv.split("=", 1) for kv in sf.split(","))
+            shapes.append((len(base64.b64decode(attrs["s"])), attrs["i"]))
+            if user == "nosuchuser":
+                shapes.append(attrs["s"])
+            self.assertEqual(self.cmd(c, b64(sc.client_final(sf).encode())),
+                             self.FAILED)
+            self.assertEqual(self.cmd(c, "NOOP"), "250 2.0.0 Ok")
+        # same salt length and iterations; an unknown name's salt is stable
+        self.assertEqual(shapes[0], shapes[1])
+        self.assertEqual(shapes[0], shapes[3])
+        self.assertEqual(shapes[2], shapes[4])
+        self.assertLogHas(self.inst, "SASL SCRAM-SHA-256 authentication "
+                          "failed: authentication failure, "
+                          "sasl_username=nosuchuser")
+
+    def test_scram_tampered(self):
+        def final_nonce(sc, sf):
+            f = sc.client_final(sf)
+            return f.replace(",r=" + sc.server_nonce,
+                             ",r=" + sc.server_nonce[:-1] + "A")
+
+        cases = [
+            lambda sc, sf: sc.client_final(sf, proof_xor=1),   # bad proof
+            final_nonce,                                        # nonce
+            lambda sc, sf: sc.client_final(sf).replace("c=biws", "c=eSws"),
+            lambda sc, sf: sc.client_final(sf).split(",p=")[0],  # no proof
+            lambda sc, sf: "c=biws,%s,p=AAAA" % sf.split(",")[0],  # short
+        ]
+        for make in cases:
+            c = self.raw()
+            sc = Scram("demo", self.pw)
+            sf = self.scram_first(c, sc)
+            self.assertEqual(self.cmd(c, b64(make(sc, sf).encode())),
+                             self.FAILED)
+            self.assertEqual(self.cmd(c, "NOOP"), "250 2.0.0 Ok")
+
+    def test_scram_client_first_refused(self):
+        for first in ("p=tls-server-end-point,,n=demo,r=abc",  # binding
+                      "n,,r=abc,n=demo", "n,,n=demo", "n,a=root,n=demo,r=x",
+                      "n,,m=x,n=demo,r=abc"):
+            c = self.raw()
+            self.assertEqual(self.cmd(c, "AUTH SCRAM-SHA-256 " +
+                                      b64(first.encode())), self.FAILED)
+            self.assertEqual(self.cmd(c, "NOOP"), "250 2.0.0 Ok")
+        c = self.raw()
+        self.assertEqual(self.cmd(c, "AUTH SCRAM-SHA-256 ZGVt!!!"),
+                         "501 5.5.2 Cannot decode response")
+
+    def test_scram_y_flag(self):
+        c = self.raw()
+        sc = Scram("demo", self.pw, gs2="y,,")
+        sf = self.scram_first(c, sc)
+        self.assertTrue(self.cmd(c, b64(sc.client_final(sf).encode()))
+                        .startswith("334 "))
+        self.assertEqual(self.cmd(c, ""), "235 2.7.0 Authentication successful")
+
+    def test_scram_cancel_and_last_response(self):
+        for step in range(3):
+            c = self.raw()
+            sc = Scram("demo", self.pw)
+            if step == 0:
+                self.assertEqual(self.cmd(c, "AUTH SCRAM-SHA-256"), "334 ")
+            else:
+                sf = self.scram_first(c, sc)
+            if step == 2:
+                self.assertTrue(self.cmd(c, b64(sc.client_final(sf).encode()))
+                                .startswith("334 "))
+            self.assertEqual(self.cmd(c, "*"),
+                             "501 5.7.0 Authentication aborted")
+            self.assertEqual(self.cmd(c, "NOOP"), "250 2.0.0 Ok")
+            self.assertEqual(self.cmd(c, "MAIL FROM:<demo@localhost>"),
+                             "250 2.1.0 Ok")
+            self.assertFalse(self.cmd(c, "RCPT TO:<x@example.org>")
+                             .startswith("250"))
+        # anything but an empty answer to server-final is a failure
+        c = self.raw()
+        sc = Scram("demo", self.pw)
+        sf = self.scram_first(c, sc)
+        self.cmd(c, b64(sc.client_final(sf).encode()))
+        self.assertEqual(self.cmd(c, b64(b"more")), self.FAILED)
 
     def test_invalid_base64(self):
         c = self.raw()

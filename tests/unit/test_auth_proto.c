@@ -2,7 +2,8 @@
  * test_auth_proto - unit tests for lib/mail/auth_proto.c: requests and
  * replies round-trip through attribute lists and the wire form, and a
  * table of hostile requests/replies (missing, duplicate, unknown
- * attributes, bad versions, bad field values) is refused.
+ * attributes, bad versions, bad field values) is refused; the same for
+ * the two SCRAM-SHA-256 requests and their replies.
  */
 #include <check.h>
 
@@ -59,11 +60,16 @@ END_TEST
 START_TEST(test_reply_roundtrip)
 {
     static const struct auth_reply replies[] = {
-        { AUTH_STATUS_OK, "demo", "authenticated" },
-        { AUTH_STATUS_FAIL, "", "authentication failure" },
-        { AUTH_STATUS_TEMPFAIL, "", "temporary failure" },
+        { .status = AUTH_STATUS_OK, .user = "demo",
+          .reason = "authenticated" },
+        { .status = AUTH_STATUS_FAIL, .reason = "authentication failure" },
+        { .status = AUTH_STATUS_TEMPFAIL, .reason = "temporary failure" },
+        { .status = AUTH_STATUS_CONTINUE, .reason = "continue",
+          .salt = "W22ZaJ0SNY7soEsUEjb6gQ==", .iterations = 4096 },
+        { .status = AUTH_STATUS_OK, .user = "demo", .reason = "authenticated",
+          .server_final = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=" },
     };
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
         attr_list_t a, b;
         struct auth_reply r;
         const char *err = NULL;
@@ -76,6 +82,9 @@ START_TEST(test_reply_roundtrip)
         ck_assert_int_eq(r.status, replies[i].status);
         ck_assert_str_eq(r.user, replies[i].user);
         ck_assert_str_eq(r.reason, replies[i].reason);
+        ck_assert_str_eq(r.salt, replies[i].salt);
+        ck_assert_str_eq(r.server_final, replies[i].server_final);
+        ck_assert_int_eq(r.iterations, replies[i].iterations);
         attr_list_free(&a);
         attr_list_free(&b);
     }
@@ -213,7 +222,8 @@ END_TEST
 START_TEST(test_encode_refuses_bad)
 {
     struct auth_request r = good_req;
-    struct auth_reply rep = { AUTH_STATUS_FAIL, "demo", "x" };
+    struct auth_reply rep = { .status = AUTH_STATUS_FAIL, .user = "demo",
+                              .reason = "x" };
     attr_list_t l;
     const char *err = NULL;
 
@@ -224,6 +234,131 @@ START_TEST(test_encode_refuses_bad)
     ck_assert_int_eq(auth_reply_encode(&rep, &l, &err), -1);
     ck_assert_uint_eq(l.count, 0);
     attr_list_free(&l);
+}
+END_TEST
+
+/* ---- SCRAM-SHA-256 requests ------------------------------------------- */
+
+static const struct auth_request scram_start_req = {
+    .kind = AUTH_REQ_SCRAM_START, .mechanism = "SCRAM-SHA-256",
+    .service = "smtp", .user = "demo", .client_address = "192.0.2.1",
+    .client_name = "unknown",
+};
+static const struct auth_request scram_finish_req = {
+    .kind = AUTH_REQ_SCRAM_FINISH, .mechanism = "SCRAM-SHA-256",
+    .service = "smtp", .client_address = "192.0.2.1",
+    .client_name = "unknown", .client_first = "n,,n=user,r=abc",
+    .server_first = "r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+    .client_final = "c=biws,r=abcdef,p=AAAA",
+};
+
+START_TEST(test_scram_roundtrip)
+{
+    const struct auth_request *reqs[] = { &scram_start_req,
+                                          &scram_finish_req };
+
+    for (size_t i = 0; i < 2; i++) {
+        attr_list_t a, b;
+        struct auth_request r;
+        const char *err = NULL;
+
+        attr_list_init(&a);
+        attr_list_init(&b);
+        ck_assert_int_eq(auth_request_encode(reqs[i], &a, &err), 0);
+        ck_assert_ptr_null(attr_get(&a, "password"));
+        wire_roundtrip(&a, &b);
+        ck_assert_int_eq(auth_request_decode(&b, &r, &err), 0);
+        ck_assert(memcmp(&r, reqs[i], sizeof(r)) == 0);
+        attr_list_free(&a);
+        attr_list_free(&b);
+    }
+}
+END_TEST
+
+/* each: the request kind, then attribute changes (SET name value, or
+   value NULL to drop, or ADD with a leading '+') */
+static const struct {
+    int finish;
+    const char *name, *value;
+} scram_hostile[] = {
+    { 0, "password", "x" }, { 0, "user", NULL }, { 0, "mechanism", "PLAIN" },
+    { 0, "mechanism", "SCRAM-SHA-1" }, { 0, "client_first", "n,,n=a,r=b" },
+    { 0, "request", "scram-begin" },
+    { 1, "user", "demo" }, { 1, "password", "x" }, { 1, "client_first", NULL },
+    { 1, "server_first", NULL }, { 1, "client_final", NULL },
+    { 1, "client_first", "" }, { 1, "client_first", "n,,n=a\n,r=b" },
+    { 1, "client_final", "c=biws\r" }, { 1, "mechanism", "LOGIN" },
+    { 1, "request", "auth" },
+};
+
+START_TEST(test_scram_hostile)
+{
+    const struct auth_request *good = scram_hostile[_i].finish
+                                          ? &scram_finish_req
+                                          : &scram_start_req;
+    attr_list_t g, l;
+    struct auth_request r;
+    const char *err = NULL, *name = scram_hostile[_i].name;
+    bool seen = false;
+
+    attr_list_init(&g);
+    attr_list_init(&l);
+    ck_assert_int_eq(auth_request_encode(good, &g, &err), 0);
+    for (size_t k = 0; k < g.count; k++) {
+        if (strcmp(g.items[k].name, name) == 0) {
+            seen = true;
+            if (scram_hostile[_i].value != NULL)
+                attr_add(&l, name, scram_hostile[_i].value);
+            continue;
+        }
+        attr_add(&l, g.items[k].name, g.items[k].value);
+    }
+    if (!seen && scram_hostile[_i].value != NULL)
+        attr_add(&l, name, scram_hostile[_i].value);
+    ck_assert_msg(auth_request_decode(&l, &r, &err) == -1, "case %d", _i);
+    attr_list_free(&g);
+    attr_list_free(&l);
+}
+END_TEST
+
+START_TEST(test_scram_reply_hostile)
+{
+    static const char *const bad[][12] = {
+        /* continue without salt, with user, bad iterations */
+        { "version", "1", "status", "continue", "reason", "x", NULL },
+        { "version", "1", "status", "continue", "reason", "x", "salt", "AAAA",
+          NULL },
+        { "version", "1", "status", "continue", "reason", "x", "salt", "AAAA",
+          "iterations", "4095", NULL },
+        { "version", "1", "status", "continue", "reason", "x", "salt", "AAAA",
+          "iterations", "1000001", NULL },
+        { "version", "1", "status", "continue", "reason", "x", "salt", "AA A",
+          "iterations", "4096", NULL },
+        { "version", "1", "status", "continue", "reason", "x", "salt", "AAAA",
+          "iterations", "4096", "user", "u" },
+        /* salt, iterations or server_final where they do not belong */
+        { "version", "1", "status", "fail", "reason", "x", "salt", "AAAA",
+          NULL },
+        { "version", "1", "status", "fail", "reason", "x", "iterations",
+          "4096", NULL },
+        { "version", "1", "status", "fail", "reason", "x", "server_final",
+          "v=x", NULL },
+        { "version", "1", "status", "ok", "reason", "x", "user", "u",
+          "salt", "AAAA", NULL },
+        { "version", "1", "status", "ok", "reason", "x", "user", "u",
+          "server_final", "v=\n", NULL },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        attr_list_t l;
+        struct auth_reply r;
+        const char *err = NULL;
+
+        attr_list_init(&l);
+        for (size_t k = 0; k < 12 && bad[i][k]; k += 2)
+            attr_add(&l, bad[i][k], bad[i][k + 1]);
+        ck_assert_msg(auth_reply_decode(&l, &r, &err) == -1, "case %zu", i);
+        attr_list_free(&l);
+    }
 }
 END_TEST
 
@@ -239,6 +374,10 @@ static Suite *auth_proto_suite(void)
     tcase_add_test(tc, test_request_long_fields);
     tcase_add_test(tc, test_reply_hostile);
     tcase_add_test(tc, test_encode_refuses_bad);
+    tcase_add_test(tc, test_scram_roundtrip);
+    tcase_add_loop_test(tc, test_scram_hostile, 0,
+                        sizeof(scram_hostile) / sizeof(scram_hostile[0]));
+    tcase_add_test(tc, test_scram_reply_hostile);
     suite_add_tcase(s, tc);
     return s;
 }
