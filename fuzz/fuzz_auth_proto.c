@@ -1,7 +1,8 @@
 /*
  * fuzz_auth_proto - libFuzzer harness for the auth(8) request/reply
  * decoders, fed through the attribute decoder as auth sees them: what
- * decodes must re-encode and decode to the same request or reply.
+ * decodes must re-encode and decode to the same request or reply (the
+ * SCRAM-SHA-256 requests and their salt / server_final replies too).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -38,7 +39,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (auth_reply_encode(&rp, &again, &err) < 0
                 || auth_reply_decode(&again, &rp2, &err) < 0
                 || rp.status != rp2.status || strcmp(rp.user, rp2.user) != 0
-                || strcmp(rp.reason, rp2.reason) != 0)
+                || strcmp(rp.reason, rp2.reason) != 0
+                || strcmp(rp.salt, rp2.salt) != 0
+                || strcmp(rp.server_final, rp2.server_final) != 0
+                || rp.iterations != rp2.iterations)
                 abort();
         } else if (err == NULL) {
             abort();
