@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import unittest
 
+from test_smtpd_auth import Scram
 from ternlab import BUILD, WAIT, SharedInstanceTestCase, TernTestCase, wait_for
 
 FAIL2BAN = re.compile(r"warning: [-._\w]+\[(?P<host>[^\]]+)\]: SASL "
@@ -69,6 +70,24 @@ class AuthClient:
                               ("user", user), ("password", password),
                               ("client_address", address),
                               ("client_name", name)]))
+        return self.read_raw()
+
+    def scram_start(self, user, address="192.0.2.7"):
+        self.send_raw(encode([("request", "scram-start"), ("version", "1"),
+                              ("mechanism", "SCRAM-SHA-256"),
+                              ("service", "smtp"), ("user", user),
+                              ("client_address", address),
+                              ("client_name", "unknown")]))
+        return self.read_raw()
+
+    def scram_finish(self, cfirst, sfirst, cfinal, address="192.0.2.7"):
+        self.send_raw(encode([("request", "scram-finish"), ("version", "1"),
+                              ("mechanism", "SCRAM-SHA-256"),
+                              ("service", "smtp"), ("client_first", cfirst),
+                              ("server_first", sfirst),
+                              ("client_final", cfinal),
+                              ("client_address", address),
+                              ("client_name", "unknown")]))
         return self.read_raw()
 
 
@@ -133,6 +152,63 @@ class AuthTest(SharedInstanceTestCase):
         c.send_raw(data)
         self.assertEqual(c.read_raw(), b"")
         self.assertLogHas(self.inst, logged)
+
+    def scram(self, c, user, password, mangle=lambda sf: sf):
+        """one SCRAM exchange straight to auth, smtpd's part done here"""
+        r = decode(c.scram_start(user))
+        self.assertEqual(set(r), {"version", "status", "reason", "salt",
+                                  "iterations"})
+        self.assertEqual(r["status"], "continue")
+        sc = Scram(user, password)
+        sf = mangle("r=%sSRV,s=%s,i=%s" % (sc.nonce, r["salt"],
+                                          r["iterations"]))
+        cfinal = sc.client_final(sf)
+        return sc, r, decode(c.scram_finish(sc.client_first(), sf, cfinal))
+
+    def test_scram(self):
+        c = self.client()
+        sc, start, r = self.scram(c, "demo", self.password)
+        self.assertEqual(r, {"version": "1", "status": "ok",
+                             "reason": "authenticated", "user": "demo",
+                             "server_final": sc.server_final})
+        self.assertEqual(start["iterations"], "4096")
+        self.assertEqual(len(base64.b64decode(start["salt"])), 16)
+        self.assertLogHas(self.inst, "unknown[192.0.2.7]: sasl_method="
+                          "SCRAM-SHA-256, sasl_username=demo, service=smtp")
+
+    def test_scram_wrong_unknown_and_forged(self):
+        c = self.client()
+        fail = {"version": "1", "status": "fail",
+                "reason": "authentication failure"}
+        _, s1, r = self.scram(c, "demo", self.password + "x")
+        self.assertEqual(r, fail)
+        _, s2, r = self.scram(c, "nobody-here", "x")
+        self.assertEqual(r, fail)
+        _, s3, r = self.scram(c, "nobody-here", "y")
+        self.assertEqual(r, fail)
+        # the fake secrets look like real ones and stay the same
+        self.assertEqual(s2, s3)
+        self.assertEqual(len(base64.b64decode(s1["salt"])),
+                         len(base64.b64decode(s2["salt"])))
+        self.assertEqual(s1["iterations"], s2["iterations"])
+        # the right password, but a server-first auth did not make
+        for mangle in (lambda sf: sf + ",x=1",
+                       lambda sf: sf.replace("i=4096", "i=4097"),
+                       lambda sf: "r=x" + sf[2:]):
+            _, _, r = self.scram(c, "demo", self.password, mangle)
+            self.assertEqual(r, fail)
+        self.assertLogHas(self.inst, "SASL SCRAM-SHA-256 authentication "
+                          "failed: authentication failure, "
+                          "sasl_username=nobody-here")
+
+    def test_scram_malformed_dropped(self):
+        c = self.client()
+        c.send_raw(encode([("request", "scram-start"), ("version", "1"),
+                           ("mechanism", "SCRAM-SHA-256"), ("service", "smtp"),
+                           ("user", "demo"), ("password", "x"),
+                           ("client_address", "192.0.2.7"),
+                           ("client_name", "unknown")]))
+        self.assertEqual(c.read_raw(), b"")
 
     def test_malformed_dropped(self):
         good = [("request", "auth"), ("version", "1"), ("mechanism", "PLAIN"),
