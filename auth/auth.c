@@ -92,6 +92,7 @@ static enum auth_status auth_scram_finish(const struct auth_request *rq,
                                           const char **reason_r)
 {
     static struct scram_server st;
+    static char user[SASL_FIELD_MAX + 1];
     struct scram_secrets sec;
     enum auth_status found;
     buf_t out;
@@ -106,11 +107,13 @@ static enum auth_status auth_scram_finish(const struct auth_request *rq,
         *reason_r = err;
         return AUTH_STATUS_FAIL;
     }
-    *user_r = st.user;
+    memcpy(user, st.user, sizeof(user));
+    *user_r = user;
     found = auth_passwd_scram(st.user, &sec, rp->user, sizeof(rp->user),
                               reason_r);
     if (found == AUTH_STATUS_TEMPFAIL) {
         scram_secrets_clear(&sec);
+        scram_server_clear(&st);
         rp->user[0] = '\0';
         return AUTH_STATUS_TEMPFAIL;
     }
@@ -133,9 +136,12 @@ static enum auth_status auth_scram_finish(const struct auth_request *rq,
         rp->user[0] = '\0';
         found = AUTH_STATUS_FAIL;
     }
+    if (out.data != NULL)
+        explicit_bzero(out.data, out.cap);
     buf_free(&out);
-    /* st.user stays readable for the log line; the rest is wiped by the
-       next request's scram_client_first */
+    /* the exchange's copy of the keys goes now; the name stays for the
+       log line */
+    scram_server_clear(&st);
     return found;
 }
 
