@@ -26,17 +26,25 @@
  * user and a system user get fake secrets derived from the name with a
  * random key made at start: the salt and iterations an attacker sees
  * are stable and plausible, and the proof then fails like a wrong
- * password. (With several auth processes each has its own key, so the
- * fake salt of an unknown name can differ between processes.)
+ * password. The key is shared by every auth process of the system
+ * ($data_directory/auth_scram.key, 32 random bytes made at first start
+ * under a lock, root-only, never rotated: a new key would change every
+ * fake salt at once while real ones stay); without it (a file or
+ * directory that is not safely ours) each process makes its own and
+ * logs a warning, and an unknown name's fake salt may then differ
+ * between connections.
  */
 #include <crypt.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <shadow.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -48,6 +56,9 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/privs.h"
+#include "util/util.h"
+
+#define AUTH_SCRAM_KEY_FILE "auth_scram.key"
 
 #define AUTH_DUMMY_SECRET "tern-auth-dummy-secret"
 #define AUTH_PWBUF 16384
@@ -57,6 +68,94 @@ static bool auth_system_on;
 static char auth_dummy_hash[CRYPT_OUTPUT_SIZE];
 static struct crypt_data auth_crypt_data;
 static unsigned char auth_scram_key[32];
+
+/* auth_scram_key_read - the whole key from a sound file (ours, 0600,
+   the right size) */
+static bool auth_scram_key_read(int fd)
+{
+    struct stat st;
+
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+           && st.st_uid == geteuid() && (st.st_mode & 077) == 0
+           && st.st_size == (off_t)sizeof(auth_scram_key)
+           && read(fd, auth_scram_key, sizeof(auth_scram_key))
+                  == (ssize_t)sizeof(auth_scram_key);
+}
+
+/* auth_scram_key_load - the shared key, made if missing; false (with
+   *why_r) when it cannot be used */
+static bool auth_scram_key_load(const char **why_r)
+{
+    const char *dir = var_data_directory;
+    char path[4096], tmp[4096], lock[4096];
+    struct stat st;
+    bool ok = false;
+    int lfd = -1, fd = -1;
+
+    *why_r = NULL;
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir,
+                         AUTH_SCRAM_KEY_FILE) >= sizeof(path)
+        || (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)
+        || (size_t)snprintf(lock, sizeof(lock), "%s.lock", path)
+               >= sizeof(lock)) {
+        *why_r = "data_directory name too long";
+        return false;
+    }
+    if (lstat(dir, &st) < 0 && errno == ENOENT && mkdir(dir, 0700) < 0
+        && errno != EEXIST) {
+        *why_r = strerror(errno);
+        return false;
+    }
+    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)
+        || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+        *why_r = "data_directory must be a directory of ours, not writable "
+                 "by group or others";
+        return false;
+    }
+    lfd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (lfd < 0 || flock(lfd, LOCK_EX) < 0) {
+        *why_r = strerror(errno);
+        goto out;
+    }
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        ok = auth_scram_key_read(fd);
+        if (!ok)
+            *why_r = "not a root-only file of 32 bytes";
+        goto out;
+    }
+    if (errno != ENOENT) {
+        *why_r = strerror(errno);
+        goto out;
+    }
+    if (RAND_bytes(auth_scram_key, sizeof(auth_scram_key)) != 1) {
+        *why_r = "RAND_bytes failed";
+        goto out;
+    }
+    (void)unlink(tmp);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0
+        || write(fd, auth_scram_key, sizeof(auth_scram_key))
+               != (ssize_t)sizeof(auth_scram_key)
+        || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+        *why_r = strerror(errno);
+        if (fd >= 0)
+            (void)close(fd);
+        fd = -1;
+        (void)unlink(tmp);
+        goto out;
+    }
+    fd = -1;
+    (void)fsync_dir(dir);
+    log_info("new SCRAM key for unknown users in %s", path);
+    ok = true;
+out:
+    if (fd >= 0)
+        (void)close(fd);
+    if (lfd >= 0)
+        (void)close(lfd);
+    return ok;
+}
 
 /* auth_passwd_init - tables, system backend, dummy hash */
 int auth_passwd_init(void)
@@ -80,9 +179,14 @@ int auth_passwd_init(void)
         log_warning("crypt_gensalt: %m");
         return -1;
     }
-    if (RAND_bytes(auth_scram_key, sizeof(auth_scram_key)) != 1) {
-        log_warning("RAND_bytes failed: cannot make the SCRAM key");
-        return -1;
+    if (!auth_scram_key_load(&err)) {
+        log_warning("SCRAM key %s/%s: %s; the fake SCRAM salts of unknown "
+                    "users are per process", var_data_directory,
+                    AUTH_SCRAM_KEY_FILE, err ? err : "unknown error");
+        if (RAND_bytes(auth_scram_key, sizeof(auth_scram_key)) != 1) {
+            log_warning("RAND_bytes failed: cannot make the SCRAM key");
+            return -1;
+        }
     }
     memset(&auth_crypt_data, 0, sizeof(auth_crypt_data));
     hash = crypt_r(AUTH_DUMMY_SECRET, salt, &auth_crypt_data);

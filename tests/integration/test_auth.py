@@ -201,6 +201,20 @@ class AuthTest(SharedInstanceTestCase):
                           "failed: authentication failure, "
                           "sasl_username=nobody-here")
 
+    def test_scram_fake_salt_shared_by_processes(self):
+        """two connections open at once are served by two auth processes
+        (one client each); an unknown name gets the same fake salt from
+        both, as a real user gets the same real one"""
+        c1, c2 = self.client(), self.client()
+        for user in ("nobody-here", "demo"):
+            r1 = decode(c1.scram_start(user))
+            r2 = decode(c2.scram_start(user))
+            self.assertEqual(r1["status"], "continue")
+            self.assertEqual(r1, r2, user)
+        key = os.path.join(self.inst.dir, "data", "auth_scram.key")
+        self.assertEqual(stat.S_IMODE(os.stat(key).st_mode), 0o600)
+        self.assertEqual(os.path.getsize(key), 32)
+
     def test_scram_malformed_dropped(self):
         c = self.client()
         c.send_raw(encode([("request", "scram-start"), ("version", "1"),
