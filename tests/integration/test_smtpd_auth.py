@@ -619,15 +619,15 @@ class SmtpdAuthTest(TernTestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn(b"with ESMTPSA id ", self.delivered("swaks auth"))
 
-    def msmtp(self, port, tls_mode, subject):
+    def msmtp(self, port, tls_mode, subject, auth="on"):
         d = tempfile.mkdtemp(prefix="tern-msmtp-")
         self.addCleanup(shutil.rmtree, d, True)
         rc = os.path.join(d, "msmtprc")
         with open(rc, "w") as f:
             f.write("account default\nhost 127.0.0.1\nport %d\n"
-                    "auth on\nuser demo\npassword %s\nfrom demo@localhost\n"
+                    "auth %s\nuser demo\npassword %s\nfrom demo@localhost\n"
                     "tls on\ntls_starttls %s\ntls_certcheck off\n"
-                    "logfile %s\n" % (port, self.pw, tls_mode,
+                    "logfile %s\n" % (port, auth, self.pw, tls_mode,
                                       os.path.join(d, "log")))
         os.chmod(rc, 0o600)
         r = subprocess.run(["msmtp", "-C", rc, "demo@localhost"],
@@ -645,6 +645,21 @@ class SmtpdAuthTest(TernTestCase):
     def test_msmtp_smtps(self):
         m = self.msmtp(self.inst.smtps_port, "off", "msmtp smtps")
         self.assertIn(b"with ESMTPSA id ", m)
+
+    def test_msmtp_scram(self):
+        """an independent SCRAM-SHA-256 client: msmtp with GNU SASL"""
+        v = subprocess.run(["msmtp", "--version"], capture_output=True,
+                           text=True) if shutil.which("msmtp") else None
+        if v is None or "scram-sha-256" not in v.stdout:
+            self.skipTest("skipped: needs msmtp with SCRAM-SHA-256 (GNU SASL)")
+        line = ("client=unknown[127.0.0.1], sasl_method=SCRAM-SHA-256, "
+                "sasl_username=demo\n")
+        before = self.log_count(line)
+        m = self.msmtp(self.inst.submission_port, "on", "msmtp scram",
+                       auth="scram-sha-256")
+        self.assertIn(b"with ESMTPSA id ", m)
+        wait_for(lambda: self.log_count(line) > before, WAIT, 0.1,
+                 "queue-ID line with sasl_method=SCRAM-SHA-256")
 
 
 @unittest.skipUnless(HAVE_OPENSSL, "skipped: needs the openssl command")
