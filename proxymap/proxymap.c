@@ -52,35 +52,13 @@ struct proxymap_table {
 static struct proxymap_table *tables;
 static size_t ntables;
 
-/* proxymap_next_spec - next spec from a table list (braces keep
-   "inline:{a, b}" whole); its length, 0 at the end, -1 unbalanced */
-static long proxymap_next_spec(const char **sp)
-{
-    const char *s = *sp;
-    int depth = 0;
-
-    while (*s == ',' || *s == ' ' || *s == '\t' || *s == '\n')
-        s++;
-    *sp = s;
-    for (; *s; s++) {
-        if (*s == '{')
-            depth++;
-        else if (*s == '}' && --depth < 0)
-            return -1;
-        else if (depth == 0
-                 && (*s == ',' || *s == ' ' || *s == '\t' || *s == '\n'))
-            break;
-    }
-    return depth == 0 ? (long)(s - *sp) : -1;
-}
-
 /* proxymap_allow - parse $proxy_read_maps into the allowed tables */
 static void proxymap_allow(const char *list)
 {
     const char *s = list ? list : "";
     long len;
 
-    while ((len = proxymap_next_spec(&s)) > 0) {
+    while ((len = str_list_next_word(&s)) > 0) {
         char *spec = xstrndup(s, (size_t)len);
         const char *name = spec;
 

@@ -256,24 +256,11 @@ static int smtpd_tls_sni_entry(const char *key, size_t klen, const char *value,
 static void smtpd_tls_sni_load(void)
 {
     const char *s = var_tls_server_sni_maps;
+    long len;
 
-    while (*s != '\0') {
-        while (*s == ',' || *s == ' ' || *s == '\t' || *s == '\n')
-            s++;
-        const char *start = s;
-        int depth = 0;
-        for (; *s != '\0'; s++) {
-            if (*s == '{')
-                depth++;
-            else if (*s == '}' && depth > 0)
-                depth--;
-            else if (depth == 0 && (*s == ',' || *s == ' ' || *s == '\t'
-                                    || *s == '\n'))
-                break;
-        }
-        if (s == start)
-            break;
-        char *spec = xstrndup(start, (size_t)(s - start));
+    while ((len = str_list_next_word(&s)) > 0) {
+        char *spec = xstrndup(s, (size_t)len);
+        s += len;
         const char *derr = NULL;
         /* read directly, now, even in a daemon that will chroot (where
            lmdb: would go through proxymap, which cannot walk a table) */
@@ -290,6 +277,9 @@ static void smtpd_tls_sni_load(void)
         dict_close(d);
         free(spec);
     }
+    if (len < 0)
+        log_warning("tls_server_sni_maps: unbalanced braces in \"%s\"",
+                    var_tls_server_sni_maps);
 }
 
 /* smtpd_tls_init - load the certificates (pre_init, as root) */

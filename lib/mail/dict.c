@@ -84,12 +84,6 @@ static void ascii_lower(char *s, size_t n)
             s[i] = (char)(s[i] - 'A' + 'a');
 }
 
-static bool is_space(int c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f'
-        || c == '\v';
-}
-
 /* ---- lmdb reader ----------------------------------------------------- */
 
 static void lmdb_env_close(dict_t *d)
@@ -487,36 +481,13 @@ const char *dict_name(const dict_t *d)
     return d->spec;
 }
 
-/* maps_next_spec - next spec from a list; braces keep "{a, b}" together.
-   Returns the length (0 at the end) or -1 on unbalanced braces. */
-static long maps_next_spec(const char **sp)
-{
-    const char *s = *sp;
-    while (*s == ',' || is_space((unsigned char)*s))
-        s++;
-    const char *start = s;
-    int depth = 0;
-    for (; *s; s++) {
-        if (*s == '{')
-            depth++;
-        else if (*s == '}' && --depth < 0)
-            return -1;
-        else if (depth == 0 && (*s == ',' || is_space((unsigned char)*s)))
-            break;
-    }
-    if (depth != 0)
-        return -1;
-    *sp = start;
-    return (long)(s - start);
-}
-
 static maps_t *maps_open_flags(const char *list, bool missing_ok,
                                const char **error_r)
 {
     maps_t *m = xcalloc(1, sizeof(*m));
     const char *s = list ? list : "";
     long len;
-    while ((len = maps_next_spec(&s)) > 0) {
+    while ((len = str_list_next_word(&s)) > 0) {
         char *spec = xstrndup(s, (size_t)len);
         s += len;
         dict_t *d = dict_open_flags(spec, missing_ok, error_r);

@@ -112,34 +112,6 @@ struct restriction_list {
 
 /* ---- parsing ------------------------------------------------------------ */
 
-static bool restr_sep(int c)
-{
-    return c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-/* restr_next_word - next word of a list; braces keep "{a, b}" together.
-   Returns its length (0 at the end), -1 on unbalanced braces. */
-static long restr_next_word(const char **sp)
-{
-    const char *s = *sp;
-    int depth = 0;
-
-    while (*s != '\0' && restr_sep((unsigned char)*s))
-        s++;
-    *sp = s;
-    for (; *s != '\0'; s++) {
-        if (*s == '{')
-            depth++;
-        else if (*s == '}' && --depth < 0)
-            return -1;
-        else if (depth == 0 && restr_sep((unsigned char)*s))
-            break;
-    }
-    if (depth != 0)
-        return -1;
-    return (long)(s - *sp);
-}
-
 static const struct restr_name *restr_lookup_name(const char *w, size_t n)
 {
     for (size_t i = 0; i < RESTR_NNAMES; i++)
@@ -199,7 +171,7 @@ restriction_list_t *restriction_parse(const char *param, const char *spec,
 
     if (param == NULL)
         param = "restrictions";
-    while ((len = restr_next_word(&s)) > 0) {
+    while ((len = str_list_next_word(&s)) > 0) {
         const struct restr_name *rn = restr_lookup_name(s, (size_t)len);
         struct restr_entry e = { 0 };
 
@@ -218,7 +190,7 @@ restriction_list_t *restriction_parse(const char *param, const char *spec,
                             "(a table value)", rn->name);
                 goto fail;
             }
-            if ((len = restr_next_word(&s)) <= 0
+            if ((len = str_list_next_word(&s)) <= 0
                 || restr_lookup_name(s, (size_t)len) != NULL
                 || memchr(s, ':', (size_t)len) == NULL) {
                 if (len < 0)
@@ -291,7 +263,7 @@ bool restriction_has(const restriction_list_t *l, const char *names)
 
     if (l == NULL)
         return false;
-    while ((len = restr_next_word(&s)) > 0) {
+    while ((len = str_list_next_word(&s)) > 0) {
         const struct restr_name *rn = restr_lookup_name(s, (size_t)len);
         s += len;
         for (size_t i = 0; rn != NULL && i < l->n; i++)
@@ -846,7 +818,7 @@ static bool restr_owner_listed(const char *owners, const char *login)
     size_t n = strlen(login);
     long len;
 
-    while ((len = restr_next_word(&s)) > 0) {
+    while ((len = str_list_next_word(&s)) > 0) {
         if ((size_t)len == n && strncasecmp(s, login, n) == 0)
             return true;
         s += len;

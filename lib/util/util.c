@@ -284,6 +284,25 @@ size_t str_split_list(const char *s, char ***tokens_out)
     return n;
 }
 
+/* str_list_next_word - see util.h */
+long str_list_next_word(const char **sp)
+{
+    static const char sep[] = ", \t\r\n\f\v";
+    const char *s = *sp + strspn(*sp, sep);
+    int depth = 0;
+
+    *sp = s;
+    for (; *s != '\0'; s++) {
+        if (*s == '{')
+            depth++;
+        else if (*s == '}' && --depth < 0)
+            return -1;
+        else if (depth == 0 && strchr(sep, *s) != NULL)
+            break;
+    }
+    return depth == 0 ? (long)(s - *sp) : -1;
+}
+
 void strv_free(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)

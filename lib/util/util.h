@@ -63,5 +63,10 @@ char *str_trim(char *s);
    tokens; returns count; tokens are malloc'd, free with strv_free. */
 size_t str_split_list(const char *s, char ***tokens_out);
 void strv_free(char **v, size_t n);
+/* the next word of a Postfix-style list (words separated by commas and
+   whitespace; braces keep "inline:{a, b}" one word): moves *sp to the
+   word's start and returns its length, 0 at the end, -1 on unbalanced
+   braces */
+long str_list_next_word(const char **sp);
 
 #endif

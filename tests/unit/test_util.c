@@ -165,6 +165,46 @@ START_TEST(test_time)
 }
 END_TEST
 
+/* str_list_next_word: the words of a Postfix-style list, braces kept */
+START_TEST(test_list_next_word)
+{
+    static const struct {
+        const char *in;
+        const char *words;          /* the words joined by '|'; "!" = -1 */
+    } cases[] = {
+        { "", "" },
+        { " ,\t\n", "" },
+        { "a", "a" },
+        { "a, b\tc\r\nd", "a|b|c|d" },
+        { ",,a,,b,,", "a|b" },
+        { "inline:{a=1, b=2}, lmdb:/x", "inline:{a=1, b=2}|lmdb:/x" },
+        { "x{a {b c} d}y z", "x{a {b c} d}y|z" },
+        { "a {b", "a|!" },
+        { "a }b", "a|!" },
+        { "}", "!" },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char got[256] = "";
+        size_t used = 0;
+        const char *s = cases[i].in;
+        long len;
+
+        while ((len = str_list_next_word(&s)) > 0) {
+            used += (size_t)snprintf(got + used, sizeof(got) - used, "%s%.*s",
+                                     used ? "|" : "", (int)len, s);
+            s += len;
+        }
+        if (len < 0)
+            (void)snprintf(got + used, sizeof(got) - used, "%s!",
+                           used ? "|" : "");
+        ck_assert_msg(strcmp(got, cases[i].words) == 0,
+                      "case %zu \"%s\": got \"%s\", want \"%s\"", i,
+                      cases[i].in, got, cases[i].words);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("util");
@@ -175,6 +215,7 @@ int main(void)
     tcase_add_test(tc, test_parse_bool);
     tcase_add_test(tc, test_str_copy);
     tcase_add_test(tc, test_split_trim);
+    tcase_add_test(tc, test_list_next_word);
     tcase_add_test(tc, test_files);
     tcase_add_test(tc, test_passwd_lookup);
     tcase_add_test(tc, test_time);
