@@ -257,6 +257,7 @@ START_TEST(test_bounce_8bit_and_edges)
     ck_assert_int_eq(errno, EINVAL);
     ck_assert_uint_eq(out.len, 0);
     /* over the buffer's limit: fails, out unchanged */
+    buf_free(&out);
     buf_init(&out, 100);
     buf_puts(&out, "keep");
     b.nrcpts = 1;
