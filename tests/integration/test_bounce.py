@@ -7,10 +7,14 @@ and bounces of null-sender mail (to postmaster, and never a loop).
 """
 import email
 import email.policy
+import os
+import pwd
 import re
+import time
 import unittest
 
-from ternlab import FAST_RETRY, TernTestCase, subject_of
+from ternlab import FAST_RETRY, TernTestCase
+from test_crash import QID_ALPHABET, qid_digits, queue_file_bytes
 
 SENDER = "demo@localhost"
 ALIASES = {"lost": "nosuchuser"}
@@ -129,6 +133,41 @@ class Bounce(TernTestCase):
         log = inst.log_text()
         self.assertEqual(log.count("non-delivery notification: "), 1,
                          log[-3000:])
+
+    def test_bounced_before_restart_has_unknown_reason(self):
+        # a file whose recipient is already marked B (what a qmgr that
+        # died before reporting leaves): reported with 5.0.0, no reason
+        inst = self.start()
+        usec = int(time.time() * 1e6)
+        data = queue_file_bytes(SENDER, ["lost@localhost"],
+                                b"Subject: from before\n\nold\n", usec)
+        data = data.replace(b"R\x00\x00\x00\x0elost@localhost",
+                            b"B\x00\x00\x00\x0elost@localhost")
+        self.assertIn(b"B\x00\x00\x00\x0elost@localhost", data)
+        d = os.path.join(inst.spool, "incoming")
+        tmp = os.path.join(d, "t.test.1")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o600)
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("tern")
+            os.chown(tmp, pw.pw_uid, pw.pw_gid)
+        ino = os.stat(tmp).st_ino
+        tail = ""
+        while True:
+            tail = QID_ALPHABET[ino % 52] + tail
+            ino //= 52
+            if ino == 0:
+                break
+        qid = qid_digits(usec // 1000000, 6) + qid_digits(usec % 1000000, 4)
+        os.rename(tmp, os.path.join(d, qid + tail))
+        # found by the periodic queue run
+        m = parse(inst.wait_messages("demo", 1)[0])
+        per_rcpt = parts(m)[1].get_payload()[1]
+        self.assertEqual(per_rcpt["Final-Recipient"], "rfc822; lost@localhost")
+        self.assertEqual(per_rcpt["Status"], "5.0.0")
+        self.assertIn("reason unknown", per_rcpt["Diagnostic-Code"])
+        inst.wait_queue_empty(30)
 
 
 if __name__ == "__main__":
