@@ -50,6 +50,14 @@ static void scan_soon(void)
     ev_timer_set(q_loop, &scan_timer, 0);
 }
 
+/* qmgr_incoming_soon - qmgr queued mail itself (a bounce) */
+void qmgr_incoming_soon(void)
+{
+    want_incoming = true;
+    if (q_loop != NULL && qmgr_room() > 0)
+        scan_soon();
+}
+
 /* scan_run - incoming/ first, then due deferred/ mail, as room allows */
 static void scan_run(ev_loop_t *loop, void *arg)
 {

@@ -63,6 +63,8 @@ typedef struct qmgr_msg {
     queue_msg_t qm;                 /* envelope; content is never read */
     unsigned char *rstate;          /* enum qmgr_rstate per recipient */
     unsigned char *rxport;          /* transport per recipient */
+    char **rdsn, **rreason;         /* a bounced recipient's dsn and reason
+                                       (agent's reply), NULL if unknown */
     size_t cursor[QMGR_NXPORT];     /* next recipient to look at */
     size_t npending[QMGR_NXPORT];
     size_t nbusy;
@@ -88,6 +90,9 @@ bool qmgr_message_next_job(int x, qmgr_msg_t **m_r, size_t *i_r);
    itself decided (no agent reply), reason is logged as the deferral. */
 void qmgr_message_rcpt_done(qmgr_msg_t *m, size_t i, int status,
                             const char *qmgr_reason);
+/* The agent's dsn and reason for recipient i (kept for a bounce). */
+void qmgr_message_rcpt_reason(qmgr_msg_t *m, size_t i, const char *dsn,
+                              const char *reason);
 /* Defer every pending recipient of transport x with reason. */
 void qmgr_message_defer_xport(int x, const char *reason);
 bool qmgr_message_has_work(int x);
@@ -135,6 +140,8 @@ void qmgr_scan_requeue(const char *qid);
 
 /* Room for another active message? */
 size_t qmgr_room(void);
+/* New mail in incoming/ (a bounce qmgr wrote itself): scan it soon. */
+void qmgr_incoming_soon(void);
 /* A message left the active set: run scans that were waiting for room. */
 void qmgr_poke(void);
 

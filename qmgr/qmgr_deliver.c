@@ -138,6 +138,9 @@ static void conn_replied(attr_client_t *ac, int error, const char *reason,
         if (attr_get_long(reply, DA_STATUS, 0, 9, &status) == 0 &&
             (status == DELIVER_OK || status == DELIVER_DEFER ||
              status == DELIVER_BOUNCE)) {
+            if (status == DELIVER_BOUNCE)
+                qmgr_message_rcpt_reason(m, rcpt, attr_get(reply, DA_DSN),
+                                         attr_get(reply, DA_REASON));
             qmgr_message_rcpt_done(m, rcpt, (int)status, NULL);
             qmgr_deliver_kick(x);
             return;

@@ -46,6 +46,7 @@ char *var_mail_name;
 char *var_myhostname;
 char *var_mydomain;
 char *var_myorigin;
+char *var_2bounce_notice_recipient;
 char *var_mydestination;
 char *var_mynetworks;
 char *var_inet_interfaces;
@@ -195,6 +196,8 @@ const struct param_def param_table[] = {
           "Network addresses to listen on for inet services without an explicit host."),
     P_STR(relay_domains, "",
           "Remote domains this host accepts mail for and relays: names (a name covers its subdomains, .name only them) and type:table lookup tables (keyed by the domain and its parents)."),
+    P_STR(2bounce_notice_recipient, "postmaster",
+          "Recipient of a bounce of a message from the null sender (a bounce that could not be delivered); such a report that fails too is only logged."),
     P_STR(relayhost, "",
           "Send all non-local mail to this host ([host]:port skips MX lookup); empty means direct delivery."),
     /* SMTP server */

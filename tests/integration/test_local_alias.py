@@ -80,7 +80,15 @@ class AliasList(TernTestCase):
                        b"Delivered-To: staff@localhost\r\nSubject: loop\r\n\r\nx\r\n")
         self.assertLogHas(inst, "status=bounced (mail forwarding loop for "
                                 "staff@localhost)", timeout=60)
-        inst.wait_queue_empty()
+        # the sender is told; the report to the remote sender waits in
+        # deferred/ (no smtp transport), the original is gone
+        self.assertLogHas(inst, "sender non-delivery notification: ")
+        bounce = re.search(r"sender non-delivery notification: (\w+)",
+                           inst.log_text()).group(1)
+        wait_for(lambda: inst.queue_files("deferred") == [bounce]
+                 and not inst.queue_files("active")
+                 and not inst.queue_files("incoming"), 60,
+                 what="only the bounce in deferred/")
         self.assertEqual(inst.messages("alice"), [])
 
 

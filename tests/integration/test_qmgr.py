@@ -56,7 +56,7 @@ class Qmgr(TernTestCase):
         send(inst, "far@remote.example", "expires")
         self.assertLogHas(inst, "to=<far@remote.example>, relay=none")
         self.assertLogHas(inst, "status=bounced (message expired after")
-        self.assertLogHas(inst, "bounce notification not implemented yet")
+        self.assertLogHas(inst, "sender non-delivery notification: ")
         self.assertLogHas(inst, "summary: from=<sender@example.org>, nrcpt=1, "
                                 "delay=")
         self.assertLogHas(inst, "sent=0, bounced=1, deferred=0")

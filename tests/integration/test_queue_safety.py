@@ -67,32 +67,32 @@ class NeverActiveTwice(TernTestCase):
 
 class Findable(TernTestCase):
 
-    def test_bounced_message_is_held_not_deleted(self):
-        # until bounce notifications exist, a bounced message stays in hold/
+    def test_bounced_message_is_reported_then_removed(self):
+        # the original goes only after its bounce is in the queue
         main = dict(FAST_RETRY, maximal_queue_lifetime="0")
         inst = self.instance(main=main).start()
         send(inst, ["far@remote.example"], "expires")
         self.assertLogHas(inst, "status=bounced (message expired after")
-        self.assertLogHas(inst, "message kept in hold/ (1 recipient bounced)")
-        wait_for(lambda: len(inst.queue_files("hold")) == 1, 30,
-                 what="a file in hold/")
-        qid = inst.queue_files("hold")[0]
-        self.assertNotIn("%s: removed" % qid, inst.log_text())
-        with open(os.path.join(inst.spool, "hold", qid), "rb") as f:
-            data = f.read()
-        self.assertIn(b"Subject: expires", data)
-        self.assertIn(b"B\x00\x00\x00\x12far@remote.example", data)
+        self.assertLogHas(inst, "sender non-delivery notification: ")
+        log = inst.log_text()
+        qid, bounce = re.search(
+            r"(\w+): sender non-delivery notification: (\w+)", log).groups()
+        self.assertLogHas(inst, "%s: removed" % qid)
+        log = inst.log_text()
+        self.assertLess(log.index("non-delivery notification: %s" % bounce),
+                        log.index("%s: removed" % qid))
+        self.assertEqual(inst.queue_files("hold"), [])
 
-    def test_unknown_user_after_alias_expansion_is_held(self):
+    def test_unknown_user_after_alias_expansion_is_bounced(self):
         inst = self.instance(main=FAST_RETRY,
                              aliases={"lost": "nosuchuser"}).start()
         send(inst, ["lost@localhost", "demo@localhost"], "half")
         inst.wait_messages("demo", 1)
         self.assertLogHas(inst, "to=<lost@localhost>, relay=local")
         self.assertLogHas(inst, 'status=bounced (unknown user: "nosuchuser")')
-        wait_for(lambda: len(inst.queue_files("hold")) == 1, 30,
-                 what="a file in hold/")
         self.assertLogHas(inst, "sent=1, bounced=1")
+        self.assertLogHas(inst, "sender non-delivery notification: ")
+        self.assertEqual(inst.queue_files("hold"), [])
 
     def test_postmaster_without_alias_is_refused(self):
         inst = self.instance(main=FAST_RETRY,
