@@ -7,14 +7,12 @@ and bounces of null-sender mail (to postmaster, and never a loop).
 """
 import email
 import email.policy
-import os
-import pwd
 import re
 import time
 import unittest
 
 from ternlab import FAST_RETRY, TernTestCase
-from test_crash import QID_ALPHABET, qid_digits, queue_file_bytes
+from test_crash import commit_queue_file, queue_file_bytes
 
 SENDER = "demo@localhost"
 ALIASES = {"lost": "nosuchuser"}
@@ -144,23 +142,7 @@ class Bounce(TernTestCase):
         data = data.replace(b"R\x00\x00\x00\x0elost@localhost",
                             b"B\x00\x00\x00\x0elost@localhost")
         self.assertIn(b"B\x00\x00\x00\x0elost@localhost", data)
-        d = os.path.join(inst.spool, "incoming")
-        tmp = os.path.join(d, "t.test.1")
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o600)
-        if os.geteuid() == 0:
-            pw = pwd.getpwnam("tern")
-            os.chown(tmp, pw.pw_uid, pw.pw_gid)
-        ino = os.stat(tmp).st_ino
-        tail = ""
-        while True:
-            tail = QID_ALPHABET[ino % 52] + tail
-            ino //= 52
-            if ino == 0:
-                break
-        qid = qid_digits(usec // 1000000, 6) + qid_digits(usec % 1000000, 4)
-        os.rename(tmp, os.path.join(d, qid + tail))
+        commit_queue_file(inst, "incoming", data, usec, seq=1)
         # found by the periodic queue run
         m = parse(inst.wait_messages("demo", 1)[0])
         per_rcpt = parts(m)[1].get_payload()[1]

@@ -67,16 +67,14 @@ def queue_file_bytes(sender, rcpts, body, usec):
     return out
 
 
-def drop_queue_file(inst, queue, subject, rcpt="demo@localhost", seq=0,
-                    owner=True):
-    """A complete queue file in spool/QUEUE, as smtpd would commit it
-    (but without waking qmgr). Returns its queue ID."""
-    usec = int(time.time() * 1e6) + seq
-    body = ("Subject: %s\n\n%s\n" % (subject, subject)).encode()
+def commit_queue_file(inst, queue, data, usec, seq=0, owner=True):
+    """Write data as a queue file into spool/QUEUE the way a writer
+    commits (temporary name, then the queue ID made of usec and the
+    inode), without waking qmgr. Returns its queue ID."""
     d = os.path.join(inst.spool, queue)
     tmp = os.path.join(d, "t.test.%d" % seq)
     with open(tmp, "wb") as f:
-        f.write(queue_file_bytes("sender@example.org", [rcpt], body, usec))
+        f.write(data)
     os.chmod(tmp, 0o600)
     if owner and os.geteuid() == 0:       # qmgr runs as $mail_owner
         pw = pwd.getpwnam("tern")
@@ -92,6 +90,17 @@ def drop_queue_file(inst, queue, subject, rcpt="demo@localhost", seq=0,
     qid += tail
     os.rename(tmp, os.path.join(d, qid))
     return qid
+
+
+def drop_queue_file(inst, queue, subject, rcpt="demo@localhost", seq=0,
+                    owner=True):
+    """A complete queue file in spool/QUEUE, as smtpd would commit it
+    (but without waking qmgr). Returns its queue ID."""
+    usec = int(time.time() * 1e6) + seq
+    body = ("Subject: %s\n\n%s\n" % (subject, subject)).encode()
+    return commit_queue_file(
+        inst, queue, queue_file_bytes("sender@example.org", [rcpt], body, usec),
+        usec, seq, owner)
 
 
 class Flow:
