@@ -703,12 +703,32 @@ static size_t cl_name_len(const char *p, size_t n)
     return i < n ? i : 0;
 }
 
+
+/* cl_header_emit - the kept header (all of it, or its first
+   CLEANUP_HEADER_MAX bytes when truncated): note Message-ID:/Date:,
+   offer it to the hook, write it */
+static int cl_header_emit(cleanup_t *c, bool truncated)
+{
+    size_t nlen = cl_name_len(c->hdr.data, c->hdr.len);
+
+    if (nlen == 10 && strncasecmp(c->hdr.data, "message-id", 10) == 0)
+        c->have_message_id = true;
+    else if (nlen == 4 && strncasecmp(c->hdr.data, "date", 4) == 0)
+        c->have_date = true;
+    if (c->header_fn && c->header_fn(c->hook_ctx, c->hdr.data, c->hdr.len,
+                                     truncated) < 0)
+        return -1;
+    if (cl_write(c, c->hdr.data, c->hdr.len) < 0)
+        return -1;
+    buf_reset(&c->hdr);
+    return 0;
+}
+
 /* cl_header_flush - the current header is complete: note what it is,
    offer it to the hook, write it */
 static int cl_header_flush(cleanup_t *c)
 {
     bool truncated = c->hdr_pass;
-    size_t nlen;
     int rc;
 
     c->hdr_pass = false;
@@ -721,25 +741,13 @@ static int cl_header_flush(cleanup_t *c)
         buf_reset(&c->hdr);
         return 0;
     }
-    nlen = cl_name_len(c->hdr.data, c->hdr.len);
-    if (nlen == 10 && strncasecmp(c->hdr.data, "message-id", 10) == 0)
-        c->have_message_id = true;
-    else if (nlen == 4 && strncasecmp(c->hdr.data, "date", 4) == 0)
-        c->have_date = true;
-    if (c->header_fn && c->header_fn(c->hook_ctx, c->hdr.data, c->hdr.len,
-                                     false) < 0)
-        return -1;
-    if (cl_write(c, c->hdr.data, c->hdr.len) < 0)
-        return -1;
-    buf_reset(&c->hdr);
-    return 0;
+    return cl_header_emit(c, false);
 }
 
 /* cl_header_overflow - the current header outgrew CLEANUP_HEADER_MAX:
    examine and write what we have, pass the rest through */
 static int cl_header_overflow(cleanup_t *c)
 {
-    size_t nlen;
     int rc;
 
     if ((rc = cl_header_check(c)) < 0)
@@ -750,18 +758,7 @@ static int cl_header_overflow(cleanup_t *c)
         buf_reset(&c->hdr);
         return 0;
     }
-    nlen = cl_name_len(c->hdr.data, c->hdr.len);
-    if (nlen == 10 && strncasecmp(c->hdr.data, "message-id", 10) == 0)
-        c->have_message_id = true;
-    else if (nlen == 4 && strncasecmp(c->hdr.data, "date", 4) == 0)
-        c->have_date = true;
-    if (c->header_fn && c->header_fn(c->hook_ctx, c->hdr.data, c->hdr.len,
-                                     true) < 0)
-        return -1;
-    if (cl_write(c, c->hdr.data, c->hdr.len) < 0)
-        return -1;
-    buf_reset(&c->hdr);
-    return 0;
+    return cl_header_emit(c, true);
 }
 
 /* cl_header_end - the header section is over; body_line: the body
