@@ -44,11 +44,21 @@ FAST_RETRY = {"minimal_backoff_time": "1s", "maximal_backoff_time": "2s",
               "queue_run_delay": "1s"}
 
 
+_ports_given = set()
+
+
 def free_port():
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port that was free a moment ago and that this test
+    process has not handed out before: the kernel may offer a port it
+    just freed again, and two services of one instance on one port make
+    master's start-up fail."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
@@ -183,8 +193,10 @@ class Instance:
 
     def _smtp_ready(self):
         if self.proc.poll() is not None:
-            raise AssertionError("master exited with %s; log:\n%s"
-                                 % (self.proc.returncode, self.log_text()[-3000:]))
+            raise AssertionError("master exited with %s; log:\n%s\n"
+                                 "master output:\n%s"
+                                 % (self.proc.returncode, self.log_text()[-3000:],
+                                    self.master_output()[-3000:]))
         try:
             with socket.create_connection(("127.0.0.1", self.smtp_port), 1) as s:
                 s.settimeout(5)
@@ -213,12 +225,7 @@ class Instance:
 
     def sanitizer_reports(self):
         """Sanitizer errors printed by master or any daemon."""
-        try:
-            with open(os.path.join(self.dir, "log", "master.out"),
-                      errors="replace") as f:
-                out = f.read()
-        except OSError:
-            return ""
+        out = self.master_output()
         bad = ("ERROR: AddressSanitizer", "runtime error:",
                "ERROR: LeakSanitizer")
         return out if any(b in out for b in bad) else ""
@@ -247,6 +254,15 @@ class Instance:
             if argv and os.path.basename(argv[0]).decode() == command:
                 out.append(pid)
         return out
+
+    def master_output(self):
+        """What master wrote to stdout/stderr (-f mode)."""
+        try:
+            with open(os.path.join(self.dir, "log", "master.out"),
+                      errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
 
     def log_text(self):
         try:
