@@ -21,6 +21,8 @@
 #include "util/attr.h"
 #include "mail/config.h"
 #include "mail/deliver.h"
+#include "mail/deliver_log.h"
+#include "mail/deliver_request.h"
 #include "mail/dict.h"
 #include "local.h"
 #include "util/log.h"
@@ -51,18 +53,11 @@ static void local_log(const struct local_request *r, const struct local_result *
     static const char *status[] = { [DELIVER_OK] = "sent",
                                     [DELIVER_DEFER] = "deferred",
                                     [DELIVER_BOUNCE] = "bounced" };
-    uint64_t now = time_now_usec();
-    double delay = r->arrival_usec && now > r->arrival_usec
-        ? (double)(now - r->arrival_usec) / 1e6 : 0;
-    double before = r->arrival_usec && start_usec > r->arrival_usec
-        ? (double)(start_usec - r->arrival_usec) / 1e6 : 0;
-    double xfer = (double)(now - start_usec) / 1e6;
-    char orig[ADDR_LOG_MAX + 16] = "";
-    if (strcmp(r->orig_rcpt, r->recipient) != 0)
-        snprintf(orig, sizeof(orig), ", orig_to=<%.*s>", ADDR_LOG_MAX, r->orig_rcpt);
-    log_info("%s: to=<%.*s>%s, relay=local, delay=%.2g, delays=%.2g/0/0/%.2g, "
-             "dsn=%s, status=%s (%s)", r->queue_id, ADDR_LOG_MAX, r->recipient,
-             orig, delay, before, xfer, res->dsn, status[res->status], res->reason);
+    struct deliver_times t = { r->arrival_usec, r->active_usec, start_usec,
+                               0, time_now_usec() };
+
+    deliver_log_status(r->queue_id, r->recipient, r->orig_rcpt, "local", &t,
+                       res->dsn, status[res->status], res->reason);
 }
 
 /* local_handle - one request: check it, deliver, mark, reply */
@@ -75,6 +70,7 @@ static void local_handle(const attr_list_t *req, attr_list_t *reply)
 
     if (local_queue_open(req, &r, &m, &res) < 0) {
         const char *qid = attr_get(req, DA_QUEUE_ID);
+
         log_warning("%s: delivery request refused: %s",
                     queue_id_valid(qid) ? qid : "(bad queue id)", res.reason);
     } else {
@@ -92,9 +88,7 @@ static void local_handle(const attr_list_t *req, attr_list_t *reply)
         local_log(&r, &res, start);
         local_queue_close(&r, &m);
     }
-    attr_add_long(reply, DA_STATUS, res.status);
-    attr_add(reply, DA_DSN, res.dsn);
-    attr_add(reply, DA_REASON, res.reason);
+    deliver_reply_add(reply, 0, res.status, res.dsn, res.reason);
 }
 
 static int local_request_handle(attr_list_t *req, attr_list_t *reply,

@@ -29,6 +29,7 @@ struct local_request {
     off_t content_offset;
     uint64_t content_size;
     uint64_t arrival_usec;
+    uint64_t active_usec;   /* when qmgr took the message on (request) */
     int queue_fd;
     bool expanded;          /* file came from an alias list: no expansion */
 };

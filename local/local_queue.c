@@ -36,6 +36,7 @@
 #include "local.h"
 #include "mail/config.h"
 #include "mail/deliver.h"
+#include "mail/deliver_request.h"
 #include "mail/server.h"
 #include "util/log.h"
 #include "util/privs.h"
@@ -113,12 +114,10 @@ static const struct queue_rcpt *local_queue_rcpt(const queue_msg_t *m, long offs
 int local_queue_open(const attr_list_t *req, struct local_request *r,
                      queue_msg_t *m, struct local_result *res)
 {
-    const char *kind = attr_get(req, DA_REQUEST);
-    const char *queue = attr_get(req, DA_QUEUE_NAME);
-    const char *qid = attr_get(req, DA_QUEUE_ID);
-    const char *rcpt = attr_get(req, DA_RECIPIENT);
+    deliver_request_t dr;
     const char *err = NULL;
     const struct queue_rcpt *rc;
+    const char *qid, *rcpt;
     long offset;
     uid_t uid;
     gid_t gid;
@@ -128,13 +127,16 @@ int local_queue_open(const attr_list_t *req, struct local_request *r,
     memset(r, 0, sizeof(*r));
     memset(m, 0, sizeof(*m));
     r->queue_fd = -1;
-    if (kind == NULL || strcmp(kind, DELIVER_REQUEST_DELIVER) != 0
-        || queue == NULL || strcmp(queue, QUEUE_ACTIVE) != 0
-        || !queue_id_valid(qid) || rcpt == NULL
-        || attr_get_long(req, DA_RCPT_OFFSET, 1, (1L << 40), &offset) < 0) {
-        local_result_set(res, DELIVER_DEFER, "4.3.0", "malformed delivery request");
+    /* one recipient per request: each is a mailbox of its own */
+    if (deliver_request_parse(req, &dr, 1, &err) < 0) {
+        local_result_set(res, DELIVER_DEFER, "4.3.0",
+                         "malformed delivery request: %s", err);
         return -1;
     }
+    qid = dr.queue_id;
+    rcpt = dr.rcpts[0].address;
+    offset = dr.rcpts[0].offset;
+    r->active_usec = dr.active_usec;
     if (local_owner(&uid, &gid) < 0) {
         local_result_set(res, DELIVER_DEFER, "4.3.0",
                          "mail_owner user \"%s\" does not exist", var_mail_owner);
@@ -149,7 +151,7 @@ int local_queue_open(const attr_list_t *req, struct local_request *r,
     if (flock(fd, LOCK_SH) < 0) {
         /* qmgr's crash recovery waits for files a delivery still holds */
         local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot lock queue file: %m");
-    } else if (queue_file_read(fd, qid, m, &err) < 0) {
+    } else if (err = NULL, queue_file_read(fd, qid, m, &err) < 0) {
         local_result_set(res, DELIVER_DEFER, "4.3.0", "bad queue file: %s",
                          err ? err : "read error");
     } else if ((rc = local_queue_rcpt(m, offset, rcpt, res)) != NULL) {

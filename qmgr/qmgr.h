@@ -42,10 +42,10 @@ const char *qmgr_rcpt_domain(const char *rcpt);
 /* Transport index for a recipient; is_local decides on the domain.
    Addresses without a domain are local. */
 int qmgr_xport_pick(const char *rcpt, bool (*is_local)(const char *domain));
-/* The delivery request for recipient index i of m (deliver.h). */
-void qmgr_request_build(const queue_msg_t *m, size_t i, attr_list_t *out);
-/* "0.12", "3.4", "125": Postfix-style delay= values */
-void qmgr_delay_format(uint64_t delay_usec, char *out, size_t size);
+/* The delivery request (deliver.h) for recipients idx[0..n) of m. */
+void qmgr_request_build(const queue_msg_t *m, const size_t *idx, size_t n,
+                        const char *transport, const char *nexthop,
+                        uint64_t active_usec, attr_list_t *out);
 /* "5 days", "3 hours", "1 minute", "20 seconds" (largest whole unit) */
 void qmgr_duration_text(long seconds, char *out, size_t size);
 
@@ -61,6 +61,7 @@ enum qmgr_rstate {
 
 typedef struct qmgr_msg {
     queue_msg_t qm;                 /* envelope; content is never read */
+    uint64_t active_usec;           /* when qmgr took it on (delays=) */
     unsigned char *rstate;          /* enum qmgr_rstate per recipient */
     unsigned char *rxport;          /* transport per recipient */
     char **rdsn, **rreason;         /* a bounced recipient's dsn and reason

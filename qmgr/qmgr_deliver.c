@@ -19,6 +19,7 @@
 #include "util/buf.h"
 #include "mail/config.h"
 #include "mail/deliver.h"
+#include "mail/deliver_request.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "qmgr.h"
@@ -129,19 +130,18 @@ static void conn_replied(attr_client_t *ac, int error, const char *reason,
     qmgr_msg_t *m = c->m;
     size_t rcpt = c->rcpt;
     int x = c->xp->x;
-    long status;
+    int status;
     char why[96];
     (void)ac;
 
     c->m = NULL;
     if (error == ATTR_CLIENT_OK) {
-        if (attr_get_long(reply, DA_STATUS, 0, 9, &status) == 0 &&
-            (status == DELIVER_OK || status == DELIVER_DEFER ||
-             status == DELIVER_BOUNCE)) {
+        const char *dsn, *text;
+
+        if (deliver_reply_get(reply, 0, &status, &dsn, &text) == 0) {
             if (status == DELIVER_BOUNCE)
-                qmgr_message_rcpt_reason(m, rcpt, attr_get(reply, DA_DSN),
-                                         attr_get(reply, DA_REASON));
-            qmgr_message_rcpt_done(m, rcpt, (int)status, NULL);
+                qmgr_message_rcpt_reason(m, rcpt, dsn, text);
+            qmgr_message_rcpt_done(m, rcpt, status, NULL);
             qmgr_deliver_kick(x);
             return;
         }
@@ -196,7 +196,8 @@ static void conn_send(struct conn *c, qmgr_msg_t *m, size_t i)
     int r;
 
     attr_list_init(&req);
-    qmgr_request_build(&m->qm, i, &req);
+    qmgr_request_build(&m->qm, &i, 1, qmgr_xport_names[c->xp->x], "",
+                       m->active_usec, &req);
     c->m = m;
     c->rcpt = i;
     r = attr_client_request(c->ac, &req, conn_deadline_msec(c),

@@ -22,6 +22,7 @@
 #include "mail/cleanup.h"
 #include "mail/config.h"
 #include "mail/deliver.h"
+#include "mail/deliver_log.h"
 #include "util/htable.h"
 #include "util/log.h"
 #include "mail/mailuser.h"
@@ -125,8 +126,8 @@ static void msg_delay(const qmgr_msg_t *m, char *out, size_t size)
 {
     uint64_t now = time_now_usec();
 
-    qmgr_delay_format(now > m->qm.arrival_usec ? now - m->qm.arrival_usec : 0,
-                      out, size);
+    deliver_delay_format(now > m->qm.arrival_usec ? now - m->qm.arrival_usec
+                                                  : 0, out, size);
 }
 
 /* msg_log_rcpt - one Postfix-style per-recipient line decided by qmgr */
@@ -134,16 +135,11 @@ static void msg_log_rcpt(const qmgr_msg_t *m, size_t i, const char *dsn,
                          const char *status, const char *reason)
 {
     const struct queue_rcpt *r = &m->qm.rcpts[i];
-    char delay[32];
-    buf_t orig = BUF_INIT;
+    uint64_t now = time_now_usec();
+    struct deliver_times t = { m->qm.arrival_usec, m->active_usec, now, 0, now };
 
-    msg_delay(m, delay, sizeof(delay));
-    if (r->orcpt != NULL && strcmp(r->orcpt, r->address) != 0)
-        buf_printf(&orig, ", orig_to=<%s>", r->orcpt);
-    log_info("%s: to=<%s>%s, relay=none, delay=%s, dsn=%s, status=%s (%s)",
-             m->qm.qid, r->address, buf_str(&orig), delay, dsn, status,
-             reason);
-    buf_free(&orig);
+    deliver_log_status(m->qm.qid, r->address, r->orcpt, "none", &t, dsn,
+                       status, reason);
 }
 
 /* msg_drop_other_names - the queue file has more than one link: another
@@ -263,6 +259,7 @@ void qmgr_message_activate(const char *qid)
     if ((m = msg_load(qid)) == NULL)
         return;
     n = m->qm.nrcpts;
+    m->active_usec = time_now_usec();
     m->rstate = xcalloc(n ? n : 1, 1);
     m->rxport = xcalloc(n ? n : 1, 1);
     m->rdsn = xcalloc(n ? n : 1, sizeof(char *));

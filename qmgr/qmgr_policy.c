@@ -9,6 +9,7 @@
 #include "util/attr.h"
 #include "mail/config.h"
 #include "mail/deliver.h"
+#include "mail/deliver_request.h"
 #include "util/util.h"
 #include "qmgr.h"
 
@@ -71,33 +72,28 @@ int qmgr_xport_pick(const char *rcpt, bool (*is_local)(const char *domain))
     return QMGR_XPORT_SMTP;
 }
 
-/* qmgr_request_build - one recipient's delivery request: only what names
-   the recipient record; the agent reads the envelope from the file */
-void qmgr_request_build(const queue_msg_t *m, size_t i, attr_list_t *out)
+/* qmgr_request_build - a request for recipients idx[0..n) of m: only
+   what names their records; the agent reads the envelope from the file */
+void qmgr_request_build(const queue_msg_t *m, const size_t *idx, size_t n,
+                        const char *transport, const char *nexthop,
+                        uint64_t active_usec, attr_list_t *out)
 {
-    const struct queue_rcpt *r = &m->rcpts[i];
+    deliver_request_t req;
 
-    attr_list_reset(out);
-    attr_add(out, DA_REQUEST, DELIVER_REQUEST_DELIVER);
-    attr_add(out, DA_QUEUE_NAME, "active");
-    attr_add(out, DA_QUEUE_ID, m->qid);
-    attr_add(out, DA_RECIPIENT, r->address);
-    attr_add_long(out, DA_RCPT_OFFSET, (long)r->offset);
-}
-
-/* qmgr_delay_format - fewer decimals as the delay grows */
-void qmgr_delay_format(uint64_t delay_usec, char *out, size_t size)
-{
-    unsigned long long cs = (unsigned long long)(delay_usec / 10000);
-    char text[32];
-
-    if (cs < 1000)
-        snprintf(text, sizeof(text), "%llu.%02llu", cs / 100, cs % 100);
-    else if (cs < 10000)
-        snprintf(text, sizeof(text), "%llu.%llu", cs / 100, (cs % 100) / 10);
-    else
-        snprintf(text, sizeof(text), "%llu", cs / 100);
-    str_copy(out, text, size);
+    memset(&req, 0, sizeof(req));
+    req.queue_name = "active";
+    req.queue_id = m->qid;
+    req.transport = transport;
+    req.nexthop = nexthop;
+    req.active_usec = active_usec;
+    if (n > DELIVER_MAX_RCPTS)
+        n = DELIVER_MAX_RCPTS;
+    for (size_t k = 0; k < n; k++) {
+        req.rcpts[k].address = m->rcpts[idx[k]].address;
+        req.rcpts[k].offset = (long)m->rcpts[idx[k]].offset;
+    }
+    req.nrcpts = n;
+    deliver_request_build(&req, out);
 }
 
 /* qmgr_duration_text - largest unit that fits at least once */

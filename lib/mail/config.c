@@ -120,6 +120,7 @@ long var_queue_run_delay;
 long var_minimal_backoff_time;
 long var_maximal_backoff_time;
 long var_maximal_queue_lifetime;
+long var_delay_logging_resolution_limit;
 long var_default_destination_concurrency_limit;
 long var_local_destination_concurrency_limit;
 long var_local_time_limit;
@@ -336,6 +337,8 @@ const struct param_def param_table[] = {
            "Longest time a deferred message waits before the next attempt."),
     P_TIME(maximal_queue_lifetime, "5d", 0, 365 * DAY_,
            "How long a message may stay in the queue before it is bounced."),
+    P_INT(delay_logging_resolution_limit, "2", 0, 6,
+          "Most digits after the decimal point in the delay= and delays= figures of delivery status lines."),
     P_INT(default_destination_concurrency_limit, "20", 1, 10000,
           "Most parallel deliveries to one destination."),
     P_INT(local_destination_concurrency_limit, "2", 1, 10000,

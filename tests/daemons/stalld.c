@@ -19,6 +19,7 @@
 #include "util/util.h"
 #include "mail/config.h"
 #include "mail/deliver.h"
+#include "mail/deliver_request.h"
 #include "mail/queue.h"
 #include "mail/queue_reader.h"
 #include "mail/server.h"
@@ -56,7 +57,7 @@ static int stalld_mark(const attr_list_t *req)
     long off;
     int fd, r = -1;
 
-    if (qid == NULL || attr_get_long(req, DA_RCPT_OFFSET, 0, 1L << 40, &off) < 0)
+    if (qid == NULL || attr_get_long(req, DA_RCPT_OFFSET "_0", 0, 1L << 40, &off) < 0)
         return -1;
     queue_path(QUEUE_ACTIVE, qid, &path);
     fd = open(buf_str(&path), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
@@ -82,7 +83,7 @@ static void stalld_serve(int fd)
 
         if (attr_read_fd(fd, &in, &req, 3600, &err) <= 0)
             break;
-        rcpt = attr_get(&req, DA_RECIPIENT);
+        rcpt = attr_get(&req, DA_RECIPIENT "_0");
         stalld_note(rcpt ? rcpt : "?");
         if (rcpt != NULL && strncmp(rcpt, "stall", 5) == 0) {
             while (poll(&p, 1, -1) < 0)
@@ -90,10 +91,9 @@ static void stalld_serve(int fd)
             break;          /* qmgr gave up on us */
         }
         attr_list_reset(&reply);
-        attr_add_long(&reply, DA_STATUS,
-                      stalld_mark(&req) == 0 ? DELIVER_OK : DELIVER_DEFER);
-        attr_add(&reply, DA_DSN, "2.0.0");
-        attr_add(&reply, DA_REASON, "recorded by stalld");
+        deliver_reply_add(&reply, 0,
+                          stalld_mark(&req) == 0 ? DELIVER_OK : DELIVER_DEFER,
+                          "2.0.0", "recorded by stalld");
         if (attr_write_fd(fd, &reply, 3600) < 0)
             break;
     }

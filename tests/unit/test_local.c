@@ -516,8 +516,9 @@ static void request_attrs(attr_list_t *a, const char *queue, const char *qid,
     attr_add(a, DA_QUEUE_NAME, queue);
     attr_add(a, DA_QUEUE_ID, qid);
     attr_add(a, "sender", sender);     /* not part of a request: ignored */
-    attr_add(a, DA_RECIPIENT, rcpt);
-    attr_add_long(a, DA_RCPT_OFFSET, offset);
+    attr_add_long(a, DA_RCPT_COUNT, 1);
+    attr_add(a, DA_RECIPIENT "_0", rcpt);
+    attr_add_long(a, DA_RCPT_OFFSET "_0", offset);
     attr_add_long(a, "content_offset", 0);
     attr_add_long(a, "content_size", 99999);
 }
