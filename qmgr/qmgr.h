@@ -2,8 +2,9 @@
  * qmgr.h - internal interfaces between the queue manager's modules:
  * qmgr.c (main, triggers, scan scheduling), qmgr_scan.c (directory
  * scans and moves into active/), qmgr_message.c (in-memory active
- * messages and their final disposal), qmgr_deliver.c (connections to
- * delivery agents) and qmgr_policy.c (pure decisions, unit-tested).
+ * messages and their final disposal), qmgr_notify.c (reasons and
+ * reports to senders), qmgr_deliver.c (connections to delivery agents)
+ * and qmgr_policy.c (pure decisions, unit-tested).
  */
 #ifndef TERN_QMGR_QMGR_H
 #define TERN_QMGR_QMGR_H
@@ -91,13 +92,23 @@ bool qmgr_message_next_job(int x, qmgr_msg_t **m_r, size_t *i_r);
    itself decided (no agent reply), reason is logged as the deferral. */
 void qmgr_message_rcpt_done(qmgr_msg_t *m, size_t i, int status,
                             const char *qmgr_reason);
-/* The agent's dsn and reason for recipient i (kept for a bounce). */
-void qmgr_message_rcpt_reason(qmgr_msg_t *m, size_t i, const char *dsn,
-                              const char *reason);
+/* m's sender, "" for the null sender */
+const char *qmgr_message_sender(const qmgr_msg_t *m);
 /* Defer every pending recipient of transport x with reason. */
 void qmgr_message_defer_xport(int x, const char *reason);
 bool qmgr_message_has_work(int x);
 void qmgr_message_free_all(void);
+
+/* ---- qmgr_notify.c: reasons and notifications to senders -------------- */
+
+/* One attempt's outcome for recipient i as the agent (or qmgr) gave it:
+   status DELIVER_*, dsn and reason (kept for the reports). */
+void qmgr_notify_rcpt_result(qmgr_msg_t *m, size_t i, int status,
+                             const char *dsn, const char *reason);
+/* Every recipient is final and some bounced: queue the non-delivery
+   report. true when the original may be removed (report durable, or
+   none due); fd is the open active/ file. */
+bool qmgr_notify_bounce(int fd, qmgr_msg_t *m);
 
 /* ---- qmgr_deliver.c: agent connections -------------------------------- */
 

@@ -139,8 +139,7 @@ static void conn_replied(attr_client_t *ac, int error, const char *reason,
         const char *dsn, *text;
 
         if (deliver_reply_get(reply, 0, &status, &dsn, &text) == 0) {
-            if (status == DELIVER_BOUNCE)
-                qmgr_message_rcpt_reason(m, rcpt, dsn, text);
+            qmgr_notify_rcpt_result(m, rcpt, status, dsn, text);
             qmgr_message_rcpt_done(m, rcpt, status, NULL);
             qmgr_deliver_kick(x);
             return;
