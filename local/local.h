@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "mail/dict.h"
+#include "mail/mailuser.h"
 #include "mail/queue.h"
 #include "mail/queue_reader.h"
 #include "util/attr.h"
@@ -59,6 +60,19 @@ void local_deliver(const struct local_request *r, maps_t *aliases,
 /* Has the message a "Delivered-To: <r->recipient>" header already?
    Parses content: call with a less privileged user's IDs. */
 bool local_delivered_to(const struct local_request *r);
+
+/* The user's own mailbox (local_mailbox.c): $home_mailbox under the
+   home directory (a Maildir when it ends in '/', else an mbox file),
+   or $mail_spool_directory/USER when home_mailbox is empty; as the
+   user. */
+void local_mailbox(const struct local_request *r, const struct mail_user *u,
+                   struct local_result *res);
+
+/* Append the message in mbox form to the file path (a "/file" alias or
+   .forward target, or an mbox mailbox) with uid/gid, locked
+   (local_mbox.c). */
+void local_file(const struct local_request *r, const char *path, uid_t uid,
+                gid_t gid, struct local_result *res);
 
 /* Write the message into home/<home_mailbox> (a Maildir) as the user. */
 void local_maildir(const struct local_request *r, const char *user,

@@ -291,7 +291,7 @@ static void local_deliver_user(const struct local_request *r, const char *name,
     else if (f == 0)
         local_result_set(res, DELIVER_BOUNCE, "5.1.1", "unknown user: \"%.100s\"", name);
     else
-        local_maildir(r, u.name, u.uid, u.gid, u.home, res);
+        local_mailbox(r, &u, res);
 }
 
 /* One target is delivered (or forwarded) within this request. Several

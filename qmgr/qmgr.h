@@ -109,6 +109,14 @@ void qmgr_notify_rcpt_result(qmgr_msg_t *m, size_t i, int status,
    report. true when the original may be removed (report durable, or
    none due); fd is the open active/ file. */
 bool qmgr_notify_bounce(int fd, qmgr_msg_t *m);
+/* Some recipients were delivered ('D' on disk) by the end of this
+   activation: success notices where NOTIFY asked for them. */
+void qmgr_notify_success(int fd, qmgr_msg_t *m);
+/* The message goes back to deferred/ with recipients pending (delay
+   warning, once, after $delay_warning_time). */
+void qmgr_notify_deferred(int fd, qmgr_msg_t *m);
+/* The message left the queue: forget what was kept about it. */
+void qmgr_notify_removed(const char *qid);
 
 /* ---- qmgr_deliver.c: agent connections -------------------------------- */
 

@@ -456,8 +456,10 @@ void qmgr_message_rcpt_done(qmgr_msg_t *m, size_t i, int status,
         m->rstate[i] = QR_DONE;
     } else {
         m->rstate[i] = QR_DEFERRED;
-        if (qmgr_reason != NULL)
+        if (qmgr_reason != NULL) {
             msg_log_rcpt(m, i, "4.3.0", "deferred", qmgr_reason);
+            qmgr_notify_rcpt_result(m, i, DELIVER_DEFER, "4.3.0", qmgr_reason);
+        }
     }
     if (msg_idle(m))
         msg_finish(m);
@@ -475,6 +477,7 @@ void qmgr_message_defer_xport(int x, const char *reason)
                 m->rstate[i] = QR_DEFERRED;
                 m->npending[x]--;
                 msg_log_rcpt(m, i, "4.3.0", "deferred", reason);
+                qmgr_notify_rcpt_result(m, i, DELIVER_DEFER, "4.3.0", reason);
             }
         }
         m->npending[x] = 0;
@@ -559,6 +562,7 @@ static void msg_remove(int fd, qmgr_msg_t *m, const char *path,
              "bounced=%zu, deferred=0", m->qm.qid, qmgr_message_sender(m),
              m->qm.nrcpts, delay, t->sent, t->bounced);
     log_info("%s: removed", m->qm.qid);
+    qmgr_notify_removed(m->qm.qid);
 }
 
 /* msg_defer - set the next-attempt time as mtime, move to deferred/ */
@@ -603,13 +607,21 @@ static void msg_finish(qmgr_msg_t *m)
         if (errno != ENOENT)
             qmgr_scan_requeue(m->qm.qid);     /* not stuck in active/ */
     } else {
+        /* mail from the null sender (reports) gives up sooner */
+        long lifetime = qmgr_message_sender(m)[0] == '\0'
+                        ? var_bounce_queue_lifetime : var_maximal_queue_lifetime;
+
         msg_tally_disk(fd, m, &t);
-        if (t.left > 0 && qmgr_expired(now, arrival, var_maximal_queue_lifetime))
+        if (t.left > 0 && qmgr_expired(now, arrival, lifetime))
             msg_expire(fd, m, now - arrival, &t);
-        if (t.left == 0)
+        if (t.sent > 0)
+            qmgr_notify_success(fd, m);
+        if (t.left == 0) {
             msg_remove(fd, m, buf_str(&path), &t);
-        else
+        } else {
+            qmgr_notify_deferred(fd, m);
             msg_defer(fd, m, buf_str(&path), now);
+        }
         close(fd);
     }
     buf_free(&path);

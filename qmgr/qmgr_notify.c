@@ -176,3 +176,23 @@ bool qmgr_notify_bounce(int fd, qmgr_msg_t *m)
     free(br);
     return ok;
 }
+
+/* qmgr_notify_success - success DSNs (NOTIFY=SUCCESS): not yet */
+void qmgr_notify_success(int fd, qmgr_msg_t *m)
+{
+    (void)fd;
+    (void)m;
+}
+
+/* qmgr_notify_deferred - delay warnings ($delay_warning_time): not yet */
+void qmgr_notify_deferred(int fd, qmgr_msg_t *m)
+{
+    (void)fd;
+    (void)m;
+}
+
+/* qmgr_notify_removed - nothing is kept on disk about a message yet */
+void qmgr_notify_removed(const char *qid)
+{
+    (void)qid;
+}

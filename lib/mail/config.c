@@ -121,6 +121,7 @@ long var_minimal_backoff_time;
 long var_maximal_backoff_time;
 long var_maximal_queue_lifetime;
 long var_delay_logging_resolution_limit;
+long var_bounce_queue_lifetime;
 long var_default_destination_concurrency_limit;
 long var_local_destination_concurrency_limit;
 long var_local_time_limit;
@@ -337,6 +338,8 @@ const struct param_def param_table[] = {
            "Longest time a deferred message waits before the next attempt."),
     P_TIME(maximal_queue_lifetime, "5d", 0, 365 * DAY_,
            "How long a message may stay in the queue before it is bounced."),
+    P_TIME(bounce_queue_lifetime, "5d", 0, 365 * DAY_,
+           "How long a message from the null sender (a bounce or other report) may stay in the queue before it is given up; at most maximal_queue_lifetime is sensible."),
     P_INT(delay_logging_resolution_limit, "2", 0, 6,
           "Most digits after the decimal point in the delay= and delays= figures of delivery status lines."),
     P_INT(default_destination_concurrency_limit, "20", 1, 10000,
