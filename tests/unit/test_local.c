@@ -27,6 +27,8 @@ static int test_fsync_parent_dir(const char *path) __attribute__((unused));
 #define fsync_parent_dir test_fsync_parent_dir
 #include "../../local/local_deliver.c"
 #include "../../local/local_maildir.c"
+#include "../../local/local_mailbox.c"
+#include "../../local/local_mbox.c"
 #include "../../local/local_queue.c"
 #undef mkdir
 #undef fsync_parent_dir
