@@ -488,7 +488,10 @@ void local_mbox_deliver(const struct local_request *r, const struct local_mbox_t
         }
         if (fd >= 0)
             close(fd);          /* drops the fcntl/flock lock */
-        if (made > 0 && (mbox_privs(t, true, res) < 0 || unlink(buf_str(&lock)) < 0))
+        /* a scratch result: the delivery's outcome stands either way */
+        struct local_result scratch;
+        if (made > 0 && (mbox_privs(t, true, &scratch) < 0
+                         || unlink(buf_str(&lock)) < 0))
             log_warning("cannot remove lock file %s: %m", buf_str(&lock));
     }
     if (privs_restore() < 0)

@@ -1122,6 +1122,33 @@ START_TEST(test_local_file_as_root)
     ck_assert_int_eq(res.status, DELIVER_DEFER);
 }
 END_TEST
+/* write errors get Postfix's codes, for mbox files and Maildirs alike */
+START_TEST(test_mailbox_errno_codes)
+{
+    static const struct {
+        int e;
+        int status;
+        const char *dsn;
+    } cases[] = {
+        { EDQUOT, DELIVER_DEFER, "4.2.2" },     /* over quota */
+        { ENOSPC, DELIVER_DEFER, "4.3.1" },     /* file system full */
+        { EFBIG, DELIVER_BOUNCE, "5.2.2" },     /* mailbox_size_limit */
+        { EIO, DELIVER_DEFER, "4.3.0" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct local_result res = { DELIVER_OK, "", "" };
+        mbox_errno_result(&res, "write", "/x", cases[i].e);
+        ck_assert_int_eq(res.status, cases[i].status);
+        ck_assert_str_eq(res.dsn, cases[i].dsn);
+        if (cases[i].e == EFBIG)
+            continue;
+        errno = cases[i].e;
+        maildir_errno_result(&res, "write", "/x");
+        ck_assert_int_eq(res.status, DELIVER_DEFER);
+        ck_assert_str_eq(res.dsn, cases[i].dsn);
+    }
+}
+END_TEST
 /* ---- end of mailboxes (lmbox) ---- */
 
 int main(void)
@@ -1154,6 +1181,7 @@ int main(void)
     tcase_add_test(tc, test_mbox_spool_symlink_as_root);
     tcase_add_test(tc, test_local_file_targets);
     tcase_add_test(tc, test_local_file_as_root);
+    tcase_add_test(tc, test_mailbox_errno_codes);
     suite_add_tcase(s, tc);
     return tern_check_run(s, true);
 }
