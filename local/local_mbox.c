@@ -87,10 +87,13 @@ void local_mbox_from_line(buf_t *out, const char *sender, time_t when)
 void local_mbox_escape(struct local_mbox_escape *st, const char *data,
                        size_t len, buf_t *out)
 {
-    for (size_t i = 0; i < len; i++) {
+    size_t i = 0;
+
+    while (i < len) {
         char c = data[i];
         if (st->held > 0 || (st->bol && c == 'F')) {
             st->hold[st->held++] = c;
+            i++;
             if (memcmp(st->hold, "From ", st->held) != 0) {
                 buf_append(out, st->hold, st->held);
                 st->bol = c == '\n';
@@ -103,8 +106,12 @@ void local_mbox_escape(struct local_mbox_escape *st, const char *data,
             }
             continue;
         }
-        buf_putc(out, c);
-        st->bol = c == '\n';
+        /* the rest of the line in one piece */
+        const char *nl = memchr(data + i, '\n', len - i);
+        size_t end = nl ? (size_t)(nl - data) + 1 : len;
+        buf_append(out, data + i, end - i);
+        st->bol = nl != NULL;
+        i = end;
     }
 }
 
