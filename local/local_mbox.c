@@ -428,6 +428,7 @@ static int mbox_append(const struct local_request *r, const struct local_mbox_ta
                r->sender, r->orig_rcpt, r->recipient);
     off_t off = r->content_offset;
     uint64_t left = r->content_size;
+    bool read_error = false;
     ok = 1;
     while (ok && left > 0) {
         size_t want = left < sizeof(chunk) ? (size_t)left : sizeof(chunk);
@@ -435,11 +436,9 @@ static int mbox_append(const struct local_request *r, const struct local_mbox_ta
         if (n <= 0) {
             if (n == 0)
                 errno = EIO;
-            e = errno;
-            local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot read queue file: %s",
-                             strerror(e));
-            buf_free(&out);
-            return -1;
+            read_error = true;
+            ok = 0;
+            break;
         }
         local_mbox_escape(&esc, chunk, (size_t)n, &out);
         off += n;
@@ -459,7 +458,11 @@ static int mbox_append(const struct local_request *r, const struct local_mbox_ta
     if (ftruncate(fd, orig) < 0 || fsync(fd) < 0)
         log_warning("cannot truncate %s back to %lld bytes: %m", t->path,
                     (long long)orig);
-    mbox_errno_result(res, "cannot append message", t->path, e);
+    if (read_error)
+        local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot read queue file: %s",
+                         strerror(e));
+    else
+        mbox_errno_result(res, "cannot append message", t->path, e);
     return -1;
 }
 

@@ -1149,6 +1149,40 @@ START_TEST(test_mailbox_errno_codes)
     }
 }
 END_TEST
+/* a queue file that ends early, after part of the message was written:
+   the mailbox is cut back, nothing of it stays */
+START_TEST(test_mbox_read_error_truncates)
+{
+    struct local_request r;
+    queue_msg_t m;
+    char qid[QUEUE_ID_SIZE], path[600];
+    struct local_result res = { DELIVER_DEFER, "", "" };
+    char *body = xmalloc(200001);
+    memset(body, 'b', 200000);
+    body[200000] = '\0';
+    snprintf(path, sizeof(path), "%s/Mailbox", home_demo);
+    write_file(path, "old\n");
+    ck_assert_int_eq(chown(path, owner_uid, owner_gid), 0);
+    ck_assert_int_eq(chmod(path, 0600), 0);
+    make_request("demo@localhost", body, &r, qid, &m);
+    free(body);
+    r.content_size += 1000;         /* beyond the end of the file */
+    long saved_limit = var_mailbox_size_limit;
+    char *saved_hm = var_home_mailbox;
+    var_mailbox_size_limit = 0;
+    var_home_mailbox = (char *)"Mailbox";
+    local_deliver(&r, local_alias_maps_for_test(), &res);
+    var_mailbox_size_limit = saved_limit;
+    var_home_mailbox = saved_hm;
+    close(r.queue_fd);
+    queue_msg_free(&m);
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_str_eq(res.dsn, "4.3.0");
+    char *text = mbox_read(path);
+    ck_assert_str_eq(text, "old\n");
+    free(text);
+}
+END_TEST
 /* ---- end of mailboxes (lmbox) ---- */
 
 int main(void)
@@ -1182,6 +1216,7 @@ int main(void)
     tcase_add_test(tc, test_local_file_targets);
     tcase_add_test(tc, test_local_file_as_root);
     tcase_add_test(tc, test_mailbox_errno_codes);
+    tcase_add_test(tc, test_mbox_read_error_truncates);
     suite_add_tcase(s, tc);
     return tern_check_run(s, true);
 }
