@@ -79,4 +79,57 @@ void local_maildir(const struct local_request *r, const char *user,
                    uid_t uid, gid_t gid, const char *home,
                    struct local_result *res);
 
+/* ---- mailboxes: mbox writer and locks (local_mbox.c, issue 7) ---- */
+#include <time.h>
+#include "util/buf.h"
+
+#define LOCAL_MBOX_LOCK_FCNTL 1
+#define LOCAL_MBOX_LOCK_FLOCK 2
+#define LOCAL_MBOX_LOCK_DOT   4
+
+/* whose IDs open (and dot-lock) the file; the content is always written
+   with the writer's own */
+enum local_mbox_privs {
+    LOCAL_MBOX_AS_USER,     /* uid, gid and the account's groups */
+    LOCAL_MBOX_AS_GROUP,    /* the same plus extra_gid (a spool's group) */
+    LOCAL_MBOX_AS_ROOT,     /* a spool only root may write */
+};
+
+struct local_mbox_target {
+    const char *path;
+    uid_t uid;              /* the writer; owner of a file created here */
+    gid_t gid;
+    gid_t extra_gid;        /* LOCAL_MBOX_AS_GROUP */
+    enum local_mbox_privs open_privs;
+    bool must_own;          /* an existing file must be uid's (mailbox) */
+    bool dotlock_may_fail;  /* no dot lock where the directory is closed */
+    const char *success;    /* reason text of a delivery */
+};
+
+/* Append r's message to t->path in mbox form, locked; res says how it
+   went. Call as root (or unprivileged in a developer instance). */
+void local_mbox_deliver(const struct local_request *r,
+                        const struct local_mbox_target *t,
+                        struct local_result *res);
+
+/* pure pieces, unit tested */
+struct local_mbox_escape {
+    bool bol;               /* at the start of a line (start: true) */
+    size_t held;            /* bytes of a possible "From " held back */
+    char hold[5];
+};
+void local_mbox_from_line(buf_t *out, const char *sender, time_t when);
+void local_mbox_escape(struct local_mbox_escape *st, const char *data,
+                       size_t len, buf_t *out);
+void local_mbox_escape_end(struct local_mbox_escape *st, buf_t *out);
+void local_mbox_lock_name(const char *path, buf_t *out);
+bool local_mbox_path_ok(const char *path, const char **why_r);
+int local_mbox_lock_styles(const char *spec, int *styles_r);
+/* the spool directory's IDs for opening USER's mailbox there
+   (local_mailbox.c): 0 with *privs_r and *extra_r set, -1 with res set */
+int local_mailbox_spool_privs(const char *dir, uid_t uid, gid_t gid,
+                              enum local_mbox_privs *privs_r, gid_t *extra_r,
+                              struct local_result *res);
+/* ---- end of mailboxes ---- */
+
 #endif

@@ -98,7 +98,8 @@ static void maildir_errno_result(struct local_result *res, const char *what,
                                  const char *path)
 {
     int e = errno;
-    const char *dsn = (e == ENOSPC || e == EDQUOT) ? "4.2.2" : "4.3.0";
+    /* Postfix's codes: over quota, then a full file system */
+    const char *dsn = e == EDQUOT ? "4.2.2" : e == ENOSPC ? "4.3.1" : "4.3.0";
     local_result_set(res, DELIVER_DEFER, dsn, "maildir delivery failed: %s %s: %s",
                      what, path, strerror(e));
 }

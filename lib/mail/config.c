@@ -64,6 +64,12 @@ char *var_home_mailbox;
 char *var_recipient_delimiter;
 long var_message_size_limit;
 long var_mailbox_size_limit;
+/* local: mailboxes (issue 7) */
+char *var_mail_spool_directory;
+char *var_mailbox_delivery_lock;
+long var_stale_lock_time;
+long var_deliver_lock_attempts;
+long var_deliver_lock_delay;
 long var_line_length_limit;
 long var_smtpd_recipient_limit;
 long var_smtpd_timeout;
@@ -368,6 +374,17 @@ const struct param_def param_table[] = {
           "Characters that separate a user name from an address extension."),
     P_SIZE(mailbox_size_limit, "51200000", 0, 1024 * GB_,
            "Largest mbox file or message written by local delivery (0 means no limit)."),
+    /* local: mailboxes (issue 7) */
+    P_STR(mail_spool_directory, "/var/mail",
+          "Directory of the UNIX-style mailboxes (USER, mbox format) local delivers to when home_mailbox is empty."),
+    P_STR(mailbox_delivery_lock, "fcntl, dotlock",
+          "How local locks an mbox file before it appends a message: any of fcntl, flock and dotlock (FILE.lock)."),
+    P_TIME(stale_lock_time, "500s", 1, DAY_,
+           "A FILE.lock dot lock older than this is removed as stale."),
+    P_INT(deliver_lock_attempts, "20", 1, 1000,
+          "How often local tries to lock an mbox file before it defers the delivery (4.2.0)."),
+    P_TIME(deliver_lock_delay, "1s", 1, 10 * MIN_,
+           "Time between two attempts to lock an mbox file."),
     P_INT(local_recursion_limit, "20", 1, 1000,
           "How deeply aliases and .forward files may nest."),
     /* processes */

@@ -77,6 +77,12 @@ extern char *var_home_mailbox;
 extern char *var_recipient_delimiter;
 extern long var_message_size_limit;
 extern long var_mailbox_size_limit;
+/* local: mailboxes (issue 7) */
+extern char *var_mail_spool_directory;
+extern char *var_mailbox_delivery_lock;
+extern long var_stale_lock_time;
+extern long var_deliver_lock_attempts;
+extern long var_deliver_lock_delay;
 extern long var_line_length_limit;
 extern long var_smtpd_recipient_limit;
 extern long var_smtpd_timeout;

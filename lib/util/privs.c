@@ -132,7 +132,57 @@ static int privs_save(void)
     return 0;
 }
 
-int privs_become(uid_t uid, gid_t gid)
+/* privs_user_groups - the groups uid's account is in (as initgroups
+   would set them), gid first, extra (unless (gid_t)-1) added; a uid
+   with no passwd entry (a virtual user's) gets gid alone. Caller frees. */
+static gid_t *privs_user_groups(uid_t uid, gid_t gid, gid_t extra, int *n_r)
+{
+    long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
+    size_t len = hint > 0 ? (size_t)hint : 4096;
+    struct passwd pw, *res = NULL;
+    char *buf = NULL;
+    int rc;
+
+    for (;;) {
+        buf = xmalloc(len);
+        rc = getpwuid_r(uid, &pw, buf, len, &res);
+        if (rc != ERANGE || len >= (1 << 20))
+            break;
+        free(buf);
+        len *= 2;
+    }
+    int n = 16;
+    gid_t *g = xcalloc((size_t)n + 1, sizeof(*g));
+    if (res == NULL) {
+        g[0] = gid;
+        n = 1;
+    } else {
+        int want = n;
+        while (getgrouplist(pw.pw_name, gid, g, &want) < 0 && want > n
+               && want < 65536) {
+            n = want;
+            g = xrealloc(g, ((size_t)n + 1) * sizeof(*g));
+        }
+        n = want > n ? n : want;
+        if (n < 1) {
+            g[0] = gid;
+            n = 1;
+        }
+    }
+    free(buf);
+    if (extra != (gid_t)-1) {
+        bool have = false;
+        for (int i = 0; i < n; i++)
+            have = have || g[i] == extra;
+        if (!have)
+            g[n++] = extra;     /* room for one more was allocated */
+    }
+    *n_r = n;
+    return g;
+}
+
+/* privs_switch - root's groups/egid/euid to the user's */
+static int privs_switch(uid_t uid, gid_t gid, gid_t extra)
 {
     if (!privs_running_as_root())
         return 0;
@@ -140,14 +190,28 @@ int privs_become(uid_t uid, gid_t gid)
         return -1;
     if (privs_save() < 0)
         return -1;
+    int n;
+    gid_t *groups = privs_user_groups(uid, gid, extra, &n);
     /* groups first: only root may set them; then egid, then euid last */
-    if (setgroups(1, &gid) < 0 || setegid(gid) < 0 || seteuid(uid) < 0) {
+    int rc = setgroups((size_t)n, groups);
+    free(groups);
+    if (rc < 0 || setegid(gid) < 0 || seteuid(uid) < 0) {
         int saved = errno;
         privs_restore();
         errno = saved;
         return -1;
     }
     return 0;
+}
+
+int privs_become(uid_t uid, gid_t gid)
+{
+    return privs_switch(uid, gid, (gid_t)-1);
+}
+
+int privs_become_with_group(uid_t uid, gid_t gid, gid_t extra)
+{
+    return privs_switch(uid, gid, extra);
 }
 
 int privs_restore(void)

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/util.h"
@@ -412,10 +414,10 @@ START_TEST(test_size_limit_and_mailbox_kind)
     ck_assert_int_eq(res.status, DELIVER_BOUNCE);
     ck_assert_str_eq(res.dsn, "5.2.2");
     char *saved = var_home_mailbox;    /* owned by config: put it back */
-    var_home_mailbox = (char *)"Mailbox";      /* mbox is not supported yet */
+    var_home_mailbox = (char *)"Mailbox";      /* an mbox file, not a Maildir */
     res = run("demo@localhost", "Subject: m\n\nx\n");
     var_home_mailbox = saved;
-    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
     ck_assert_int_eq(count_new(home_demo, NULL, 0), 0);
 }
 END_TEST
@@ -615,6 +617,574 @@ START_TEST(test_queue_open_refusals)
 }
 END_TEST
 
+/* ---- mailboxes: mbox format, locks, spool, /file targets (lmbox) ---- */
+
+/* the whole of a file, NUL-terminated; "" when it is missing */
+static char *mbox_read(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return xstrdup("");
+    buf_t b;
+    buf_init(&b, 0);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        buf_append(&b, chunk, n);
+    fclose(f);
+    char *s = buf_strdup(&b);
+    buf_free(&b);
+    return s;
+}
+
+/* the text after the From_ line (its date changes) */
+static const char *mbox_after_from(const char *msg)
+{
+    ck_assert_msg(strncmp(msg, "From ", 5) == 0, "%s", msg);
+    const char *nl = strchr(msg, '\n');
+    ck_assert_ptr_nonnull(nl);
+    return nl + 1;
+}
+
+/* run() with home_mailbox / mail_spool_directory set for one delivery */
+static struct local_result run_mbox(const char *home_mailbox, const char *spooldir,
+                                    const char *rcpt, const char *body)
+{
+    char *saved_hm = var_home_mailbox, *saved_sp = var_mail_spool_directory;
+    var_home_mailbox = (char *)home_mailbox;
+    if (spooldir)
+        var_mail_spool_directory = (char *)spooldir;
+    struct local_result res = run(rcpt, body);
+    var_home_mailbox = saved_hm;
+    var_mail_spool_directory = saved_sp;
+    return res;
+}
+
+START_TEST(test_mbox_from_line)
+{
+    buf_t b;
+    char *tz = getenv("TZ") ? xstrdup(getenv("TZ")) : NULL;
+    setenv("TZ", "UTC", 1);
+    tzset();
+    buf_init(&b, 0);
+    local_mbox_from_line(&b, "a@example.org", 86400 * 365 + 3661);
+    ck_assert_str_eq(buf_str(&b), "From a@example.org  Fri Jan  1 01:01:01 1971\n");
+    buf_reset(&b);
+    local_mbox_from_line(&b, "", 0);
+    ck_assert_str_eq(buf_str(&b), "From MAILER-DAEMON  Thu Jan  1 00:00:00 1970\n");
+    buf_reset(&b);
+    local_mbox_from_line(&b, "\"a b\"\t@x", 0);
+    ck_assert_str_eq(buf_str(&b), "From \"a_b\"_@x  Thu Jan  1 00:00:00 1970\n");
+    buf_free(&b);
+    if (tz)
+        setenv("TZ", tz, 1);
+    else
+        unsetenv("TZ");
+    free(tz);
+    tzset();
+}
+END_TEST
+
+static const struct {
+    const char *in, *out;
+} escape_cases[] = {
+    { "From x\n", ">From x\n" },
+    { "a\nFrom me\nFrom\nFrom:\n", "a\n>From me\nFrom\nFrom:\n" },
+    { ">From y\n>>From z\n", ">From y\n>>From z\n" },      /* no more stuffing */
+    { "xFrom a\n From b\nFROM c\n", "xFrom a\n From b\nFROM c\n" },
+    { "no newline", "no newline\n" },
+    { "Fro", "Fro\n" },
+    { "From ", ">From \n" },
+    { "", "" },             /* right after the headers' newline */
+    { "\n\nFrom \n", "\n\n>From \n" },
+    { "FFrom x\nFrom From x\n", "FFrom x\n>From From x\n" },
+};
+
+START_TEST(test_mbox_escape)
+{
+    const char *in = escape_cases[_i].in;
+    size_t len = strlen(in);
+    /* every split into two chunks, and one byte at a time */
+    for (size_t cut = 0; cut <= len + 1; cut++) {
+        struct local_mbox_escape st = { .bol = true };
+        buf_t out;
+        buf_init(&out, 0);
+        if (cut <= len) {
+            local_mbox_escape(&st, in, cut, &out);
+            local_mbox_escape(&st, in + cut, len - cut, &out);
+        } else {
+            for (size_t i = 0; i < len; i++)
+                local_mbox_escape(&st, in + i, 1, &out);
+        }
+        local_mbox_escape_end(&st, &out);
+        ck_assert_msg(strcmp(buf_str(&out), escape_cases[_i].out) == 0,
+                      "in %s (cut %zu): got %s", in, cut, buf_str(&out));
+        buf_free(&out);
+    }
+}
+END_TEST
+
+static const struct {
+    const char *path;
+    bool ok;
+} path_cases[] = {
+    { "/var/log/mail.copy", true },
+    { "/dev/null", true },
+    { "/a/..b/c.", true },
+    { "relative/file", false },
+    { "", false },
+    { "/a/../etc/passwd", false },
+    { "/a/./b", false },
+    { "/a/..", false },
+    { "/..", false },
+    { "/a/dir/", false },
+    { "/", false },
+};
+
+START_TEST(test_mbox_path_checks)
+{
+    const char *why = NULL;
+    ck_assert_msg(local_mbox_path_ok(path_cases[_i].path, &why) == path_cases[_i].ok,
+                  "%s", path_cases[_i].path);
+    if (!path_cases[_i].ok)
+        ck_assert_ptr_nonnull(why);
+}
+END_TEST
+
+START_TEST(test_mbox_lock_names_and_styles)
+{
+    buf_t b;
+    int st;
+    buf_init(&b, 0);
+    local_mbox_lock_name("/var/mail/demo", &b);
+    ck_assert_str_eq(buf_str(&b), "/var/mail/demo.lock");
+    buf_free(&b);
+    ck_assert_int_eq(local_mbox_lock_styles("fcntl, dotlock", &st), 0);
+    ck_assert_int_eq(st, LOCAL_MBOX_LOCK_FCNTL | LOCAL_MBOX_LOCK_DOT);
+    ck_assert_int_eq(local_mbox_lock_styles(" flock ", &st), 0);
+    ck_assert_int_eq(st, LOCAL_MBOX_LOCK_FLOCK);
+    ck_assert_int_eq(local_mbox_lock_styles("", &st), 0);
+    ck_assert_int_eq(st, 0);
+    ck_assert_int_eq(local_mbox_lock_styles("fcntl,lockf", &st), -1);
+    /* an unknown method is the admin's error: defer, write nothing */
+    char *saved = var_mailbox_delivery_lock;
+    var_mailbox_delivery_lock = (char *)"fcntl, bogus";
+    struct local_result res = run_mbox("Mailbox", NULL, "demo@localhost", "S: x\n\nx\n");
+    var_mailbox_delivery_lock = saved;
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_str_eq(res.dsn, "4.3.5");
+}
+END_TEST
+
+START_TEST(test_mbox_home_mailbox)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/Mailbox", home_demo);
+    struct local_result res = run_mbox("Mailbox", NULL, "demo@localhost",
+                                       "Subject: one\n\nFrom here\n>From there\nx");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_str_eq(res.dsn, "2.0.0");
+    ck_assert_str_eq(res.reason, "delivered to mailbox");
+    res = run_mbox("Mailbox", NULL, "demo+ext@localhost", "Subject: two\n\nFrom\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    char *text = mbox_read(path);
+    ck_assert_msg(strncmp(text, "From a@example.org  ", 20) == 0, "%s", text);
+    const char *second = strstr(text, "\n\nFrom a@example.org  ");
+    ck_assert_ptr_nonnull(second);
+    ck_assert_str_eq(mbox_after_from(second + 2),
+                     "Return-Path: <a@example.org>\nX-Original-To: demo+ext@localhost\n"
+                     "Delivered-To: demo+ext@localhost\nSubject: two\n\nFrom\n\n");
+    ((char *)second)[2] = '\0';
+    ck_assert_str_eq(mbox_after_from(text),
+                     "Return-Path: <a@example.org>\nX-Original-To: demo@localhost\n"
+                     "Delivered-To: demo@localhost\nSubject: one\n\n>From here\n"
+                     ">From there\nx\n\n");
+    free(text);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    ck_assert_int_eq(st.st_uid, owner_uid);
+    /* no dot lock left behind */
+    char lock[700];
+    snprintf(lock, sizeof(lock), "%s.lock", path);
+    ck_assert_int_eq(access(lock, F_OK), -1);
+    /* a loop is still a loop */
+    res = run_mbox("Mailbox", NULL, "demo@localhost",
+                   "Delivered-To: demo@localhost\n\nx\n");
+    ck_assert_int_eq(res.status, DELIVER_BOUNCE);
+    ck_assert_str_eq(res.dsn, "5.4.6");
+    /* home_mailbox must stay below the home */
+    res = run_mbox("../Mailbox", NULL, "demo@localhost", "S: x\n\nx\n");
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_str_eq(res.dsn, "4.3.5");
+}
+END_TEST
+
+START_TEST(test_mbox_size_limit_truncates)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/Mailbox", home_demo);
+    /* mailbox_size_limit is 100000: an mbox of 99000 bytes has no room */
+    char *fill = xmalloc(99001);
+    memset(fill, 'y', 99000);
+    fill[99000] = '\0';
+    write_file(path, fill);
+    ck_assert_int_eq(chown(path, owner_uid, owner_gid), 0);
+    ck_assert_int_eq(chmod(path, 0600), 0);
+    char *body = xmalloc(5001);
+    memset(body, 'z', 5000);
+    body[5000] = '\0';
+    struct local_result res = run_mbox("Mailbox", NULL, "demo@localhost", body);
+    free(body);
+    ck_assert_int_eq(res.status, DELIVER_BOUNCE);
+    ck_assert_str_eq(res.dsn, "5.2.2");
+    ck_assert_msg(strstr(res.reason, "mailbox full") != NULL, "%s", res.reason);
+    /* nothing of the message stayed */
+    char *text = mbox_read(path);
+    ck_assert_str_eq(text, fill);
+    free(text);
+    free(fill);
+    /* a small one still fits */
+    res = run_mbox("Mailbox", NULL, "demo@localhost", "S: x\n\nx\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+}
+END_TEST
+
+/* hold an fcntl lock on path in a child until the pipe closes */
+static pid_t lock_holder(const char *path, int *release_fd)
+{
+    int go[2], ready[2];
+    ck_assert_int_eq(pipe(go), 0);
+    ck_assert_int_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(go[1]);
+        close(ready[0]);
+        int fd = open(path, O_RDWR);
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        char c = fd >= 0 && fcntl(fd, F_SETLK, &fl) == 0 ? 'y' : 'n';
+        if (write(ready[1], &c, 1) != 1)
+            _exit(1);
+        (void)read(go[0], &c, 1);
+        _exit(0);
+    }
+    close(go[0]);
+    close(ready[1]);
+    char c = 0;
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    ck_assert_int_eq(c, 'y');
+    close(ready[0]);
+    *release_fd = go[1];
+    return pid;
+}
+
+START_TEST(test_mbox_locked_defers)
+{
+    char path[600], lock[700];
+    long saved_attempts = var_deliver_lock_attempts;
+    snprintf(path, sizeof(path), "%s/Mailbox", home_demo);
+    snprintf(lock, sizeof(lock), "%s.lock", path);
+    write_file(path, "");
+    ck_assert_int_eq(chown(path, owner_uid, owner_gid), 0);
+    ck_assert_int_eq(chmod(path, 0600), 0);
+    var_deliver_lock_attempts = 1;
+    /* an fcntl lock held by another process */
+    int release;
+    pid_t pid = lock_holder(path, &release);
+    struct local_result res = run_mbox("Mailbox", NULL, "demo@localhost", "S: l\n\nx\n");
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_str_eq(res.dsn, "4.2.0");
+    ck_assert_msg(strstr(res.reason, "cannot acquire lock") != NULL, "%s", res.reason);
+    ck_assert_int_eq(access(lock, F_OK), -1);       /* our dot lock is gone */
+    close(release);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    char *text = mbox_read(path);
+    ck_assert_str_eq(text, "");
+    free(text);
+    /* a fresh dot lock */
+    write_file(lock, "1\n");
+    res = run_mbox("Mailbox", NULL, "demo@localhost", "S: l\n\nx\n");
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_str_eq(res.dsn, "4.2.0");
+    ck_assert_msg(strstr(res.reason, "mailbox is locked") != NULL, "%s", res.reason);
+    ck_assert_int_eq(access(lock, F_OK), 0);        /* someone else's: kept */
+    /* a stale one (older than stale_lock_time) is removed */
+    struct timespec old[2] = { { time(NULL) - var_stale_lock_time - 10, 0 },
+                               { time(NULL) - var_stale_lock_time - 10, 0 } };
+    ck_assert_int_eq(utimensat(AT_FDCWD, lock, old, AT_SYMLINK_NOFOLLOW), 0);
+    res = run_mbox("Mailbox", NULL, "demo@localhost", "S: l\n\nx\n");
+    var_deliver_lock_attempts = saved_attempts;
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_int_eq(access(lock, F_OK), -1);
+}
+END_TEST
+
+/* a spool directory as Debian has it: root:mail 2775 (as root), else ours */
+static void make_spool(char *dir, size_t size, mode_t mode)
+{
+    snprintf(dir, size, "%s/varmail", topdir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    if (getuid() == 0)
+        ck_assert_int_eq(chown(dir, 0, 8), 0);     /* Debian's group "mail" */
+    ck_assert_int_eq(chmod(dir, mode), 0);
+}
+
+START_TEST(test_mbox_spool_delivery)
+{
+    char dir[600], path[700], other[700];
+    make_spool(dir, sizeof(dir), 02775);
+    snprintf(path, sizeof(path), "%s/demo", dir);
+    struct local_result res = run_mbox("", dir, "demo@localhost", "S: s\n\nFrom x\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    struct stat st;
+    ck_assert_int_eq(lstat(path, &st), 0);
+    ck_assert(S_ISREG(st.st_mode));
+    ck_assert_int_eq(st.st_mode & 07777, 0600);
+    ck_assert_int_eq(st.st_uid, owner_uid);
+    char *text = mbox_read(path);
+    ck_assert_ptr_nonnull(strstr(text, "\nDelivered-To: demo@localhost\nS: s\n\n>From x\n\n"));
+    free(text);
+    /* a hard link to the mailbox: refused, neither name grows */
+    snprintf(other, sizeof(other), "%s/other", dir);
+    ck_assert_int_eq(link(path, other), 0);
+    off_t before = st.st_size;
+    res = run_mbox("", dir, "demo@localhost", "S: h\n\nx\n");
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_msg(strstr(res.reason, "hard links") != NULL, "%s", res.reason);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_size, before);
+    ck_assert_int_eq(unlink(other), 0);
+    /* a world-writable spool without the sticky bit is not used */
+    ck_assert_int_eq(chmod(dir, 0777), 0);
+    res = run_mbox("", dir, "demo@localhost", "S: w\n\nx\n");
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_str_eq(res.dsn, "4.3.5");
+    ck_assert_int_eq(chmod(dir, 02775), 0);
+    /* a mailbox that is somebody else's */
+    if (getuid() == 0) {
+        ck_assert_int_eq(chown(path, 0, 0), 0);
+        ck_assert_int_eq(chmod(path, 0666), 0);
+        res = run_mbox("", dir, "demo@localhost", "S: o\n\nx\n");
+        ck_assert_int_eq(res.status, DELIVER_DEFER);
+        ck_assert_msg(strstr(res.reason, "owned by uid 0") != NULL, "%s", res.reason);
+    }
+}
+END_TEST
+
+/* as root: a symlink planted in the spool never makes root write there */
+START_TEST(test_mbox_spool_symlink_as_root)
+{
+    char dir[600], path[700], target[700];
+    TERN_SKIP_UNLESS_ROOT();
+    make_spool(dir, sizeof(dir), 02775);
+    snprintf(path, sizeof(path), "%s/demo", dir);
+    snprintf(target, sizeof(target), "%s/victim", topdir);
+    write_file(target, "precious\n");
+    ck_assert_int_eq(symlink(target, path), 0);
+    struct local_result res = run_mbox("", dir, "demo@localhost", "S: s\n\nx\n");
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_msg(strstr(res.reason, "symbolic link") != NULL, "%s", res.reason);
+    char *text = mbox_read(target);
+    ck_assert_str_eq(text, "precious\n");
+    free(text);
+    /* the same for the dot lock: a symlink there is an existing lock */
+    ck_assert_int_eq(unlink(path), 0);
+    char lock[800];
+    snprintf(lock, sizeof(lock), "%s.lock", path);
+    ck_assert_int_eq(symlink(target, lock), 0);
+    long saved = var_deliver_lock_attempts;
+    var_deliver_lock_attempts = 1;
+    res = run_mbox("", dir, "demo@localhost", "S: s\n\nx\n");
+    var_deliver_lock_attempts = saved;
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_str_eq(res.dsn, "4.2.0");
+    text = mbox_read(target);
+    ck_assert_str_eq(text, "precious\n");
+    free(text);
+    /* a root-only spool (mode 0755): root creates it, the user owns it */
+    ck_assert_int_eq(unlink(lock), 0);
+    ck_assert_int_eq(chmod(dir, 0755), 0);
+    res = run_mbox("", dir, "demo@localhost", "S: r\n\nx\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    struct stat st;
+    ck_assert_int_eq(lstat(path, &st), 0);
+    ck_assert_int_eq(st.st_uid, owner_uid);
+    ck_assert_int_eq(st.st_mode & 07777, 0600);
+}
+END_TEST
+
+/* local_file through a request as make_request builds it */
+static struct local_result run_file(const char *path, uid_t uid, gid_t gid)
+{
+    struct local_request r;
+    queue_msg_t m;
+    char qid[QUEUE_ID_SIZE];
+    struct local_result res = { DELIVER_DEFER, "", "" };
+    make_request("files@localhost", "Subject: f\n\nFrom me\n", &r, qid, &m);
+    local_file(&r, path, uid, gid, &res);
+    close(r.queue_fd);
+    queue_msg_free(&m);
+    return res;
+}
+
+START_TEST(test_local_file_targets)
+{
+    char dir[600], path[700], link_path[700];
+    struct stat st;
+    snprintf(dir, sizeof(dir), "%s/files", topdir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    ck_assert_int_eq(chown(dir, owner_uid, owner_gid), 0);
+    snprintf(path, sizeof(path), "%s/copy", dir);
+    /* created 0600 as the writer, appended twice */
+    struct local_result res = run_file(path, owner_uid, owner_gid);
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_str_eq(res.dsn, "2.0.0");
+    ck_assert_ptr_nonnull(strstr(res.reason, path));
+    res = run_file(path, owner_uid, owner_gid);
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_uid, owner_uid);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    char *text = mbox_read(path);
+    const char *second = strstr(text, "\n\nFrom a@example.org  ");
+    ck_assert_ptr_nonnull(second);
+    ck_assert_str_eq(mbox_after_from(second + 2),
+                     "Return-Path: <a@example.org>\nX-Original-To: files@localhost\n"
+                     "Delivered-To: files@localhost\nSubject: f\n\n>From me\n\n");
+    free(text);
+    /* refused: relative, "..", symlink, hard link, a directory */
+    res = run_file("copy", owner_uid, owner_gid);
+    ck_assert_int_eq(res.status, DELIVER_BOUNCE);
+    ck_assert_str_eq(res.dsn, "5.3.5");
+    char dotdot[800];
+    snprintf(dotdot, sizeof(dotdot), "%s/../files/copy", dir);
+    res = run_file(dotdot, owner_uid, owner_gid);
+    ck_assert_int_eq(res.status, DELIVER_BOUNCE);
+    ck_assert_str_eq(res.dsn, "5.3.5");
+    snprintf(link_path, sizeof(link_path), "%s/sym", dir);
+    ck_assert_int_eq(symlink(path, link_path), 0);
+    res = run_file(link_path, owner_uid, owner_gid);
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_msg(strstr(res.reason, "symbolic link") != NULL, "%s", res.reason);
+    snprintf(link_path, sizeof(link_path), "%s/hard", dir);
+    ck_assert_int_eq(link(path, link_path), 0);
+    off_t size = st.st_size;
+    res = run_file(link_path, owner_uid, owner_gid);
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_msg(strstr(res.reason, "hard links") != NULL, "%s", res.reason);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_size, size);
+    res = run_file(dir, owner_uid, owner_gid);
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    /* /dev/null takes anything and keeps nothing */
+    res = run_file("/dev/null", owner_uid, owner_gid);
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    /* a FIFO is not a file (and does not hang us) */
+    char fifo[700];
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0666), 0);
+    res = run_file(fifo, owner_uid, owner_gid);
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+}
+END_TEST
+
+/* as root: the file is written with the uid asked for, never root's */
+START_TEST(test_local_file_as_root)
+{
+    char dir[600], path[700];
+    TERN_SKIP_UNLESS_ROOT();
+    snprintf(dir, sizeof(dir), "%s/rootfiles", topdir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);   /* root's: nobody cannot create */
+    snprintf(path, sizeof(path), "%s/new", dir);
+    struct local_result res = run_file(path, owner_uid, owner_gid);
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_int_eq(access(path, F_OK), -1);
+    /* a root file nobody may not write */
+    write_file(path, "root's\n");
+    ck_assert_int_eq(chmod(path, 0644), 0);
+    res = run_file(path, owner_uid, owner_gid);
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    char *text = mbox_read(path);
+    ck_assert_str_eq(text, "root's\n");
+    free(text);
+    /* one nobody may write: written, still root's, no dot lock needed
+       in a directory nobody cannot write */
+    ck_assert_int_eq(chmod(path, 0666), 0);
+    res = run_file(path, owner_uid, owner_gid);
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    text = mbox_read(path);
+    ck_assert_ptr_nonnull(strstr(text, "root's\nFrom a@example.org  "));
+    free(text);
+    /* uid 0 is refused */
+    res = run_file(path, 0, 0);
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+}
+END_TEST
+/* write errors get Postfix's codes, for mbox files and Maildirs alike */
+START_TEST(test_mailbox_errno_codes)
+{
+    static const struct {
+        int e;
+        int status;
+        const char *dsn;
+    } cases[] = {
+        { EDQUOT, DELIVER_DEFER, "4.2.2" },     /* over quota */
+        { ENOSPC, DELIVER_DEFER, "4.3.1" },     /* file system full */
+        { EFBIG, DELIVER_BOUNCE, "5.2.2" },     /* mailbox_size_limit */
+        { EIO, DELIVER_DEFER, "4.3.0" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct local_result res = { DELIVER_OK, "", "" };
+        mbox_errno_result(&res, "write", "/x", cases[i].e);
+        ck_assert_int_eq(res.status, cases[i].status);
+        ck_assert_str_eq(res.dsn, cases[i].dsn);
+        if (cases[i].e == EFBIG)
+            continue;
+        errno = cases[i].e;
+        maildir_errno_result(&res, "write", "/x");
+        ck_assert_int_eq(res.status, DELIVER_DEFER);
+        ck_assert_str_eq(res.dsn, cases[i].dsn);
+    }
+}
+END_TEST
+/* a queue file that ends early, after part of the message was written:
+   the mailbox is cut back, nothing of it stays */
+START_TEST(test_mbox_read_error_truncates)
+{
+    struct local_request r;
+    queue_msg_t m;
+    char qid[QUEUE_ID_SIZE], path[600];
+    struct local_result res = { DELIVER_DEFER, "", "" };
+    char *body = xmalloc(200001);
+    memset(body, 'b', 200000);
+    body[200000] = '\0';
+    snprintf(path, sizeof(path), "%s/Mailbox", home_demo);
+    write_file(path, "old\n");
+    ck_assert_int_eq(chown(path, owner_uid, owner_gid), 0);
+    ck_assert_int_eq(chmod(path, 0600), 0);
+    make_request("demo@localhost", body, &r, qid, &m);
+    free(body);
+    r.content_size += 1000;         /* beyond the end of the file */
+    long saved_limit = var_mailbox_size_limit;
+    char *saved_hm = var_home_mailbox;
+    var_mailbox_size_limit = 0;
+    var_home_mailbox = (char *)"Mailbox";
+    local_deliver(&r, local_alias_maps_for_test(), &res);
+    var_mailbox_size_limit = saved_limit;
+    var_home_mailbox = saved_hm;
+    close(r.queue_fd);
+    queue_msg_free(&m);
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_str_eq(res.dsn, "4.3.0");
+    char *text = mbox_read(path);
+    ck_assert_str_eq(text, "old\n");
+    free(text);
+}
+END_TEST
+/* ---- end of mailboxes (lmbox) ---- */
+
 int main(void)
 {
     Suite *s = suite_create("local");
@@ -631,6 +1201,22 @@ int main(void)
     tcase_add_test(tc, test_symlinked_maildir_as_root);
     tcase_add_test(tc, test_queue_open_uses_the_file);
     tcase_add_test(tc, test_queue_open_refusals);
+    /* mailboxes (lmbox) */
+    tcase_add_test(tc, test_mbox_from_line);
+    tcase_add_loop_test(tc, test_mbox_escape, 0,
+                        sizeof(escape_cases) / sizeof(escape_cases[0]));
+    tcase_add_loop_test(tc, test_mbox_path_checks, 0,
+                        sizeof(path_cases) / sizeof(path_cases[0]));
+    tcase_add_test(tc, test_mbox_lock_names_and_styles);
+    tcase_add_test(tc, test_mbox_home_mailbox);
+    tcase_add_test(tc, test_mbox_size_limit_truncates);
+    tcase_add_test(tc, test_mbox_locked_defers);
+    tcase_add_test(tc, test_mbox_spool_delivery);
+    tcase_add_test(tc, test_mbox_spool_symlink_as_root);
+    tcase_add_test(tc, test_local_file_targets);
+    tcase_add_test(tc, test_local_file_as_root);
+    tcase_add_test(tc, test_mailbox_errno_codes);
+    tcase_add_test(tc, test_mbox_read_error_truncates);
     suite_add_tcase(s, tc);
     return tern_check_run(s, true);
 }
