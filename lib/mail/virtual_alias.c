@@ -119,14 +119,14 @@ static int va_try(const struct virtual_alias_ops *ops, const char *key,
 
 /* va_rewrite - one result address as it is queued: @otherdomain,
    @$myorigin for none, the extension carried over */
-static char *va_rewrite(const char *r, bool first, const char *local,
+static char *va_rewrite(const char *r, const char *local,
                         const char *ext, const struct virtual_alias_conf *conf)
 {
     buf_t b = BUF_INIT;
     char *rl, *rd;
     char *out;
 
-    if (first && r[0] == '@') {
+    if (r[0] == '@') {
         (void)buf_printf(&b, "%s%s", local, r);
         return buf_strdup(&b);          /* local has the extension */
     }
@@ -199,7 +199,7 @@ int virtual_alias_find_ops(const struct virtual_alias_ops *ops,
         } else {
             out->addrs = xcalloc(n, sizeof(*out->addrs));
             for (size_t i = 0; i < n; i++)
-                out->addrs[i] = va_rewrite(v[i], i == 0, local, ext, conf);
+                out->addrs[i] = va_rewrite(v[i], local, ext, conf);
             out->n = n;
             out->changed = !(n == 1 && strcasecmp(out->addrs[0], addr) == 0);
             strv_free(v, n);

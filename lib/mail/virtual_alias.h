@@ -13,8 +13,10 @@
  *   ...) when $propagate_unmatched_extensions names "virtual".
  * A value is one or more addresses, separated by commas or white space
  * ("quoted strings"@x stay one address, <addr> loses its brackets).
- * An address without a domain gets @$myorigin; a first address of the
- * form @otherdomain becomes the looked-up local part @otherdomain.
+ * An address without a domain gets @$myorigin; an address of the form
+ * @otherdomain becomes the looked-up local part @otherdomain (Postfix
+ * does this for the first address of a value only, and leaves a later
+ * "@otherdomain" as it is, which no one can deliver).
  *
  * Expansion (virtual_alias_expand) is recursive, depth first, results
  * in table order:
