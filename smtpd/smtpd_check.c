@@ -14,6 +14,11 @@
  * <x@y>: Relay access denied; from=<a@b> to=<x@y> proto=ESMTP
  * helo=<h>").
  *
+ * At MAIL, smtpd_check_queue refuses mail the queue has no room for
+ * (452 4.3.1, Postfix's queue_minfree check): statvfs(".") is the queue
+ * file system, as server.c made the queue directory (or the chroot of
+ * it) the current directory.
+ *
  * Tables are opened in pre_init, before any chroot. The client names
  * and how their lookups ended come from smtpd_dns.c (s->client_name,
  * s->reverse_name and their statuses; commands wait while the lookup
@@ -21,9 +26,11 @@
  */
 #include "smtpd.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statvfs.h>
 
 #include "mail/addr.h"
 #include "mail/config.h"
@@ -502,4 +509,51 @@ int smtpd_check_eod(struct smtpd_session *s, const char *qid, buf_t *reply)
         || s->txn.policy_discard)
         return 0;
     return check_stages(&a, a.rcpt, stages, 1, reply);
+}
+
+/* smtpd_check_queue - free space of the queue file system at MAIL */
+int smtpd_check_queue(struct smtpd_session *s, const char *sender,
+                      uint64_t size, buf_t *reply)
+{
+    uint64_t minfree = var_queue_minfree > 0 ? (uint64_t)var_queue_minfree : 0;
+    uint64_t need = minfree, avail;
+    struct statvfs st;
+    buf_t line = BUF_INIT;
+
+    if (minfree == 0 && size == 0)
+        return 0;
+    if (statvfs(".", &st) < 0) {
+        /* not knowing is no reason to refuse: the commit still checks
+           every write */
+        log_warning("statvfs of the queue directory: %s", strerror(errno));
+        return 0;
+    }
+    avail = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
+    /* Postfix: a set queue_minfree is at least 1.5 message_size_limit */
+    if (minfree > 0 && var_message_size_limit > 0
+        && need < (uint64_t)var_message_size_limit / 2 * 3)
+        need = (uint64_t)var_message_size_limit / 2 * 3;
+    if ((need > 0 && avail < need)
+        || (size > 0 && (avail < minfree || size > avail - minfree))) {
+        if (size > 0 && !(need > 0 && avail < need))
+            log_warning("not enough free space in mail queue: %llu bytes "
+                        "free, %llu bytes kept free, message of %llu bytes",
+                        (unsigned long long)avail,
+                        (unsigned long long)minfree,
+                        (unsigned long long)size);
+        else
+            log_warning("not enough free space in mail queue: %llu bytes "
+                        "< %llu bytes (queue_minfree, or 1.5*message_size_"
+                        "limit)", (unsigned long long)avail,
+                        (unsigned long long)need);
+        buf_reset(reply);
+        (void)buf_puts(reply, "452 4.3.1 Insufficient system storage");
+        (void)buf_printf(&line, "NOQUEUE: reject: MAIL from %s: %s; from=<%s> "
+                         "proto=%s helo=<%s>", s->namaddr, buf_str(reply),
+                         sender, smtpd_proto(s), s->helo);
+        log_info("%s", buf_str(&line));
+        buf_free(&line);
+        return -1;
+    }
+    return 0;
 }

@@ -235,7 +235,7 @@ const struct param_def param_table[] = {
           "Most addresses that virtual alias expansion makes of one recipient; more defers the message."),
     P_STR(propagate_unmatched_extensions, "canonical, virtual",
           "Where an address extension (user+ext) that a table matched without it is carried over to the result: virtual (virtual_alias_maps); canonical is accepted for Postfix compatibility."),
-    P_SIZE(queue_minfree, "0", 0, 1024 * GB_,
+    P_SIZE(queue_minfree, "0", 0, 1L << 62,
            "Free space the queue file system must keep: with less (or less than 1.5 times message_size_limit, when this is not 0) the SMTP server answers MAIL FROM with 452 4.3.1, and a SIZE= larger than the space beyond it too (0: only SIZE= larger than the free space)."),
     P_TIME(smtpd_timeout, "300s", 1, DAY_,
            "How long the SMTP server waits for a client command or data."),
