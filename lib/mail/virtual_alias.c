@@ -49,14 +49,17 @@ int virtual_alias_parse(const char *value, char ***addrs_r, size_t *n_r,
         if (*p == '\0')
             break;
         start = p;
-        for (; *p != '\0' && (quoted || !va_sep(*p)); p++) {
+        for (bool escaped = false; *p != '\0' && (quoted || !va_sep(*p));
+             p++) {
             unsigned char ch = (unsigned char)*p;
             if (ch < 32 || ch == 127) {
                 *error_r = "control character in address";
                 goto bad;
             }
-            if (ch == '\\' && quoted && p[1] != '\0')
-                p++;
+            if (escaped)
+                escaped = false;        /* a quoted-pair's second half */
+            else if (ch == '\\' && quoted)
+                escaped = true;
             else if (ch == '"')
                 quoted = !quoted;
         }
@@ -128,7 +131,9 @@ static char *va_rewrite(const char *r, const char *local,
 
     if (r[0] == '@') {
         (void)buf_printf(&b, "%s%s", local, r);
-        return buf_strdup(&b);          /* local has the extension */
+        out = buf_strdup(&b);           /* local has the extension */
+        buf_free(&b);
+        return out;
     }
     addr_split(r, &rl, &rd);
     (void)buf_printf(&b, "%s%s", rl, ext != NULL ? ext : "");

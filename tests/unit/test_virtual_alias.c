@@ -357,6 +357,9 @@ START_TEST(test_parse)
     strv_free(v, n);
     ck_assert_int_eq(virtual_alias_parse("<>, @", &v, &n, &why), -1);
     ck_assert_int_eq(virtual_alias_parse("a\x7f@b", &v, &n, &why), -1);
+    /* a control character hidden behind a quoted-pair backslash (found
+       by fuzz_virtual_alias) */
+    ck_assert_int_eq(virtual_alias_parse("\"a\\\001\"@b", &v, &n, &why), -1);
     for (int i = 0; i < VIRTUAL_ALIAS_ADDR_MAX; i++)
         buf_putc(&big, 'a');
     ck_assert_int_eq(virtual_alias_parse(buf_str(&big), &v, &n, &why), 0);
