@@ -8,7 +8,8 @@ the client gave as orig_to=. Unknown addresses of the virtual alias
 domain are refused at RCPT (550 5.1.1 ... User unknown in virtual alias
 table). A table that cannot be read makes mail wait (4.3.0), and is
 used as soon as it is there. An inline: table expands a list with an
-address extension.
+address extension. Local's forwarded copies and bounce reports are
+expanded too.
 """
 import os
 import re
@@ -54,8 +55,8 @@ def rcpt_reply(inst, rcpt):
 
 class VirtualAliasTest(TernTestCase):
 
-    def lmdb_instance(self, build_table=True):
-        inst = self.instance(users=("demo", "alice"))
+    def lmdb_instance(self, build_table=True, aliases=None):
+        inst = self.instance(users=("demo", "alice"), aliases=aliases)
         path = os.path.join(inst.etc, "virtual")
         main = os.path.join(inst.etc, "main.conf")
         with open(main, "a") as f:
@@ -128,6 +129,34 @@ class VirtualAliasTest(TernTestCase):
             s.sendmail("x@example.org", ["info@v.example"],
                        b"Subject: later\r\n\r\nx\r\n")
         inst.wait_messages("demo", 1)
+
+    def test_forwarded_copy_is_expanded(self):
+        # local's alias list becomes a new queue file through cleanup:
+        # its virtual member is rewritten there too, with the alias as
+        # the original recipient
+        inst, _ = self.lmdb_instance(aliases={"fwd": "info@v.example, alice"})
+        inst.start()
+        with inst.smtp() as s:
+            s.sendmail("x@example.org", ["fwd@localhost"],
+                       b"Subject: forwarded\r\n\r\nx\r\n")
+        inst.wait_messages("demo", 1)
+        inst.wait_messages("alice", 1)
+        inst.wait_queue_empty()
+        self.assertRegex(inst.log_text(), r"to=<demo@localhost>, "
+                                          r"orig_to=<fwd@localhost>, .*status=sent")
+
+    def test_bounce_to_virtual_sender(self):
+        # the report to a virtual address reaches the real mailbox
+        inst, _ = self.lmdb_instance(aliases={"lost": "nosuchuser"})
+        inst.start()
+        with inst.smtp() as s:
+            s.sendmail("info@v.example", ["lost@localhost"],
+                       b"Subject: will bounce\r\n\r\nx\r\n")
+        raw = inst.wait_messages("demo", 1)[0]
+        self.assertIn(b"multipart/report", raw)
+        self.assertIn(b"Undelivered Mail Returned to Sender", raw)
+        self.assertRegex(inst.log_text(), r"to=<demo@localhost>, "
+                                          r"orig_to=<info@v\.example>, .*status=sent")
 
     def test_inline_list_with_extension(self):
         inst = self.instance(users=("demo", "alice"), main={
