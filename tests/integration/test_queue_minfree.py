@@ -5,9 +5,13 @@ queue_minfree, or below 1.5 times message_size_limit when queue_minfree
 is set, or when the client's SIZE= is larger than what is free beyond
 queue_minfree. The free space is measured here with os.statvfs and every
 threshold is made far away from it, so the tests never depend on how
-full the disk is.
+full the disk is. And when a write fails anyway (ENOSPC: as root,
+incoming/ on a 1 MiB tmpfs), the message gets 451 4.3.0 and leaves no
+file behind.
 """
 import os
+import smtplib
+import subprocess
 import unittest
 
 from ternlab import SmtpClient, TernTestCase
@@ -95,6 +99,33 @@ class QueueMinfreeTest(TernTestCase):
                        b"Subject: room\r\n\r\nthere is room\r\n")
         inst.wait_messages("demo", 1)
 
+
+class EnospcTest(TernTestCase):
+
+    def test_full_file_system_during_data(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root (mount)")
+        inst = self.instance()
+        inst.start()                        # master makes incoming/
+        incoming = os.path.join(inst.spool, "incoming")
+        st = os.stat(incoming)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o",
+                            "size=1m,mode=%o,uid=%d,gid=%d"
+                            % (st.st_mode & 0o7777, st.st_uid, st.st_gid),
+                            "tmpfs", incoming], capture_output=True)
+        if r.returncode != 0:
+            self.skipTest("cannot mount a tmpfs: %s" % r.stderr.decode())
+        # runs before the instance's own cleanup (LIFO)
+        self.addCleanup(subprocess.run, ["umount", "-l", incoming])
+        body = b"Subject: too big for the disk\r\n\r\n" + \
+            (b"x" * 998 + b"\r\n") * 2100          # about 2 MiB
+        with inst.smtp() as s:
+            with self.assertRaises(smtplib.SMTPDataError) as cm:
+                s.sendmail("x@example.org", ["demo@localhost"], body)
+        self.assertEqual(cm.exception.smtp_code, 451)
+        self.assertIn(b"4.3.0", cm.exception.smtp_error)
+        self.assertLogHas(inst, "No space left on device")
+        self.assertEqual(os.listdir(incoming), [])
 
 if __name__ == "__main__":
     unittest.main()
