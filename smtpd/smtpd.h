@@ -287,5 +287,11 @@ int smtpd_check_data(struct smtpd_session *s, buf_t *reply);
 /* after the final dot, before the commit: smtpd_end_of_data_restrictions
    (qid for the log); 0 or -1 with reply */
 int smtpd_check_eod(struct smtpd_session *s, const char *qid, buf_t *reply);
+/* MAIL: room in the queue file system ($queue_minfree, 1.5 times
+   $message_size_limit when queue_minfree is set, the client's SIZE=,
+   size 0 when none); 0 fine, -1 with "452 4.3.1 Insufficient system
+   storage" in reply (logged) */
+int smtpd_check_queue(struct smtpd_session *s, const char *sender,
+                      uint64_t size, buf_t *reply);
 
 #endif

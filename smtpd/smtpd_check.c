@@ -5,10 +5,19 @@
  * this session as the context. As Postfix with smtpd_delay_reject = yes,
  * the client, HELO and sender lists run at each RCPT, followed by the
  * relay and recipient lists and, with smtpd_reject_unlisted_recipient,
- * the local recipient check (550 5.1.1). Rejects are logged as Postfix
+ * the local recipient check (550 5.1.1; an address listed in
+ * $virtual_alias_maps counts as known) and, for $virtual_alias_domains,
+ * the virtual alias check (550 5.1.1 ... User unknown in virtual alias
+ * table); virtual alias domains are authorized destinations, as relay
+ * domains are. Rejects are logged as Postfix
  * logs them ("NOQUEUE: reject: RCPT from unknown[192.0.2.1]: 554 5.7.1
  * <x@y>: Relay access denied; from=<a@b> to=<x@y> proto=ESMTP
  * helo=<h>").
+ *
+ * At MAIL, smtpd_check_queue refuses mail the queue has no room for
+ * (452 4.3.1, Postfix's queue_minfree check): statvfs(".") is the queue
+ * file system, as server.c made the queue directory (or the chroot of
+ * it) the current directory.
  *
  * Tables are opened in pre_init, before any chroot. The client names
  * and how their lookups ended come from smtpd_dns.c (s->client_name,
@@ -17,15 +26,18 @@
  */
 #include "smtpd.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statvfs.h>
 
 #include "mail/addr.h"
 #include "mail/config.h"
 #include "mail/dict.h"
 #include "mail/mailuser.h"
 #include "mail/restriction.h"
+#include "mail/virtual_alias.h"
 #include "util/log.h"
 #include "util/sys.h"
 #include "util/util.h"
@@ -143,6 +155,13 @@ int smtpd_check_init(void)
     }
     if (check_relay_parse(var_relay_domains) < 0)
         return -1;
+    buf_init(&msg, 0);
+    if (virtual_alias_open(&msg) < 0) {
+        log_error("%s", buf_str(&msg));
+        buf_free(&msg);
+        return -1;
+    }
+    buf_free(&msg);
     if (var_smtpd_sender_login_maps[0] != '\0'
         && (check_login_maps = maps_open_missing_ok(var_smtpd_sender_login_maps,
                                                     &err)) == NULL) {
@@ -190,6 +209,7 @@ void smtpd_check_free(void)
     check_relay_maps = NULL;
     maps_close(check_login_maps);
     check_login_maps = NULL;
+    virtual_alias_close();
 }
 
 /* ---- the callbacks -------------------------------------------------- */
@@ -218,6 +238,8 @@ static int check_relay_domain(void *arg, const char *domain)
     int rc = 0;
 
     (void)arg;
+    if ((rc = virtual_alias_domain(domain)) != 0)
+        return rc;
     for (size_t i = 0; i < check_nrelay; i++) {
         const char *r = check_relay[i];
         size_t rlen = strlen(r);
@@ -246,9 +268,28 @@ static int check_relay_domain(void *arg, const char *domain)
     return rc;
 }
 
+/* check_virtual_listed - the address has a virtual alias: 1, 0, -1 */
+static int check_virtual_listed(const char *addr)
+{
+    struct virtual_alias_result r;
+    buf_t err = BUF_INIT;
+    int rc = virtual_alias_find(addr, &r, &err);
+
+    if (rc < 0)
+        log_warning("%s", buf_str(&err));
+    virtual_alias_result_free(&r);
+    buf_free(&err);
+    return rc;
+}
+
 static int check_local_user(void *arg, const char *localpart)
 {
-    (void)arg;
+    struct check_arg *a = arg;
+    int rc;
+
+    /* a virtual alias rewrites it before local delivery sees it */
+    if (a->rcpt != NULL && (rc = check_virtual_listed(a->rcpt)) != 0)
+        return rc;
     /* postmaster too: accepting it with nowhere to deliver it would
        drop it later (RFC 5321 4.5.1 wants it to exist: alias it) */
     return mailuser_local_exists(localpart);
@@ -391,6 +432,37 @@ static int check_stages(struct check_arg *a, const char *rcpt,
     return rc;
 }
 
+/* check_virtual_unlisted - smtpd_reject_unlisted_recipient for a
+   virtual alias domain (not a local one): its every address must have
+   a virtual alias; 0 fine, -1 refused (logged, reply) */
+static int check_virtual_unlisted(struct check_arg *a, const char *addr,
+                                  buf_t *reply)
+{
+    char *local, *domain;
+    int rc = 0;
+
+    addr_split(addr, &local, &domain);
+    str_lower(domain);
+    if (*domain != '\0' && !mailuser_domain_is_local(domain)
+        && (rc = virtual_alias_domain(domain)) > 0)
+        rc = check_virtual_listed(addr);
+    else if (rc == 0)
+        rc = 1;
+    free(local);
+    if (rc > 0)
+        return 0;
+    buf_reset(reply);
+    if (rc < 0)
+        (void)buf_printf(reply, "451 4.3.0 <%s>: Temporary lookup failure",
+                         addr);
+    else
+        (void)buf_printf(reply, "550 5.1.1 <%s>: Recipient address "
+                         "rejected: User unknown in virtual alias table",
+                         addr);
+    check_log(a, "reject", buf_str(reply));
+    return -1;
+}
+
 int smtpd_check_rcpt(struct smtpd_session *s, const char *addr,
                      buf_t *reply)
 {
@@ -403,8 +475,12 @@ int smtpd_check_rcpt(struct smtpd_session *s, const char *addr,
     /* DISCARD applies to the whole message: no more checks for it */
     if (s->txn.policy_discard)
         return 0;
-    return check_stages(&a, addr, stages, sizeof(stages) / sizeof(*stages),
-                        reply);
+    if (check_stages(&a, addr, stages, sizeof(stages) / sizeof(*stages),
+                     reply) < 0)
+        return -1;
+    if (var_smtpd_reject_unlisted_recipient && !s->txn.policy_discard)
+        return check_virtual_unlisted(&a, addr, reply);
+    return 0;
 }
 
 /* check_single_rcpt - the recipient at DATA, when there is exactly one */
@@ -433,4 +509,51 @@ int smtpd_check_eod(struct smtpd_session *s, const char *qid, buf_t *reply)
         || s->txn.policy_discard)
         return 0;
     return check_stages(&a, a.rcpt, stages, 1, reply);
+}
+
+/* smtpd_check_queue - free space of the queue file system at MAIL */
+int smtpd_check_queue(struct smtpd_session *s, const char *sender,
+                      uint64_t size, buf_t *reply)
+{
+    uint64_t minfree = var_queue_minfree > 0 ? (uint64_t)var_queue_minfree : 0;
+    uint64_t need = minfree, avail;
+    struct statvfs st;
+    buf_t line = BUF_INIT;
+
+    if (minfree == 0 && size == 0)
+        return 0;
+    if (statvfs(".", &st) < 0) {
+        /* not knowing is no reason to refuse: the commit still checks
+           every write */
+        log_warning("statvfs of the queue directory: %s", strerror(errno));
+        return 0;
+    }
+    avail = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
+    /* Postfix: a set queue_minfree is at least 1.5 message_size_limit */
+    if (minfree > 0 && var_message_size_limit > 0
+        && need < (uint64_t)var_message_size_limit / 2 * 3)
+        need = (uint64_t)var_message_size_limit / 2 * 3;
+    if ((need > 0 && avail < need)
+        || (size > 0 && (avail < minfree || size > avail - minfree))) {
+        if (size > 0 && !(need > 0 && avail < need))
+            log_warning("not enough free space in mail queue: %llu bytes "
+                        "free, %llu bytes kept free, message of %llu bytes",
+                        (unsigned long long)avail,
+                        (unsigned long long)minfree,
+                        (unsigned long long)size);
+        else
+            log_warning("not enough free space in mail queue: %llu bytes "
+                        "< %llu bytes (queue_minfree, or 1.5*message_size_"
+                        "limit)", (unsigned long long)avail,
+                        (unsigned long long)need);
+        buf_reset(reply);
+        (void)buf_puts(reply, "452 4.3.1 Insufficient system storage");
+        (void)buf_printf(&line, "NOQUEUE: reject: MAIL from %s: %s; from=<%s> "
+                         "proto=%s helo=<%s>", s->namaddr, buf_str(reply),
+                         sender, smtpd_proto(s), s->helo);
+        log_info("%s", buf_str(&line));
+        buf_free(&line);
+        return -1;
+    }
+    return 0;
 }

@@ -144,7 +144,8 @@ static bool cmd_mail_ext_param(struct smtpd_session *s,
 }
 
 /* cmd_mail_param - one MAIL parameter; replies and returns false if bad */
-static bool cmd_mail_param(struct smtpd_session *s, const struct esmtp_param *p)
+static bool cmd_mail_param(struct smtpd_session *s, const struct esmtp_param *p,
+                           long *size_r)
 {
     long size;
 
@@ -158,6 +159,7 @@ static bool cmd_mail_param(struct smtpd_session *s, const struct esmtp_param *p)
             smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
             return false;
         }
+        *size_r = size;
         return true;
     }
     if (strcmp(p->keyword, "BODY") == 0) {
@@ -181,6 +183,7 @@ static bool cmd_mail(struct smtpd_session *s, const char *arg)
     const char *path, *rest = NULL, *err = NULL;
     buf_t addr;
     bool ok = true;
+    long size = 0;
 
     if (var_smtpd_helo_required && !s->have_helo) {
         smtpd_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
@@ -205,13 +208,23 @@ static bool cmd_mail(struct smtpd_session *s, const char *arg)
         return false;
     }
     for (size_t i = 0; i < nparams && ok; i++)
-        ok = cmd_mail_param(s, &params[i]);
+        ok = cmd_mail_param(s, &params[i], &size);
     esmtp_params_free(params, nparams);
     if (ok && !s->txn.smtputf8 && !cmd_ascii(buf_str(&addr))) {
         /* RFC 6531 3.5 */
         smtpd_reply(s, "553 5.6.7 Error: non-ASCII sender address "
                        "requires SMTPUTF8");
         ok = false;
+    }
+    if (ok) {
+        /* never accept what the queue has no room for (queue_minfree) */
+        buf_t reply = BUF_INIT;
+
+        if (smtpd_check_queue(s, buf_str(&addr), (uint64_t)size, &reply) < 0) {
+            smtpd_reply(s, "%s", buf_str(&reply));
+            ok = false;
+        }
+        buf_free(&reply);
     }
     if (!ok) {
         /* nothing of a refused MAIL may stay for the next one */

@@ -22,6 +22,7 @@
 #include "content_check.h"
 #include "dict.h"
 #include "queue_writer.h"
+#include "virtual_alias.h"
 #include "util/buf.h"
 #include "util/htable.h"
 #include "util/log.h"
@@ -292,23 +293,16 @@ int cleanup_rcpt(cleanup_t *c, const char *orcpt, const char *rcpt)
     return cleanup_rcpt_dsn(c, orcpt, rcpt, 0, NULL);
 }
 
-/* cleanup_rcpt_dsn - optional 'O', 'N', 'P', then 'R', unless a
+/* cl_store_rcpt - optional 'O', 'N', 'P', then 'R', unless a
    duplicate; the DSN values are part of the duplicate key (as in
    Postfix), so the same address with another NOTIFY is kept */
-int cleanup_rcpt_dsn(cleanup_t *c, const char *orcpt, const char *rcpt,
-                     unsigned notify, const char *dsn_orcpt)
+static int cl_store_rcpt(cleanup_t *c, const char *orcpt, const char *rcpt,
+                         unsigned notify, const char *ntext,
+                         const char *dsn_orcpt, const char *given)
 {
-    char ntext[QREC_NOTIFY_TEXT_MAX];
     buf_t key = BUF_INIT;
     bool dup;
 
-    if (!cl_usable(c))
-        return -1;
-    if (!c->have_sender || c->state != CL_ENVELOPE
-        || (notify != 0 && queue_notify_format(notify, ntext, sizeof(ntext)) < 0)) {
-        errno = EINVAL;
-        return cl_fail(c);
-    }
     if (notify != 0 || dsn_orcpt != NULL)
         (void)buf_printf(&key, "%s\n%u\n%s", orcpt ? orcpt : "", notify,
                          dsn_orcpt ? dsn_orcpt : "");
@@ -324,10 +318,48 @@ int cleanup_rcpt_dsn(cleanup_t *c, const char *orcpt, const char *rcpt,
             && queue_writer_record(&c->w, QREC_DSN_ORCPT, dsn_orcpt,
                                    strlen(dsn_orcpt)) < 0)
         || queue_writer_record(&c->w, QREC_RCPT, rcpt, strlen(rcpt)) < 0)
-        return cl_fail(c);
+        return -1;
     if (c->nrcpts++ == 0)
-        c->first_rcpt = xstrdup(rcpt);
+        c->first_rcpt = xstrdup(given);
     return 0;
+}
+
+/* cleanup_rcpt_dsn - virtual alias expansion (virtual_alias.h), then
+   each resulting address stored with the original recipient as its
+   'O' record (the producer's orcpt when it gave one) */
+int cleanup_rcpt_dsn(cleanup_t *c, const char *orcpt, const char *rcpt,
+                     unsigned notify, const char *dsn_orcpt)
+{
+    char ntext[QREC_NOTIFY_TEXT_MAX] = "";
+    struct virtual_alias_result r;
+    buf_t err = BUF_INIT;
+    int rc = 0;
+
+    if (!cl_usable(c))
+        return -1;
+    if (!c->have_sender || c->state != CL_ENVELOPE
+        || (notify != 0 && queue_notify_format(notify, ntext, sizeof(ntext)) < 0)) {
+        errno = EINVAL;
+        return cl_fail(c);
+    }
+    if ((c->flags & CLEANUP_FLAG_NO_VIRTUAL) || !virtual_alias_enabled())
+        return cl_store_rcpt(c, orcpt, rcpt, notify, ntext, dsn_orcpt, rcpt)
+               < 0 ? cl_fail(c) : 0;
+    /* a table that fails must not drop or bounce the recipient: the
+       whole message waits (temporary error, 451 4.3.0 in smtpd) */
+    if (virtual_alias_expand(rcpt, &r, &err) < 0) {
+        log_warning("%s: %s -- message not accepted, try again later",
+                    c->w.qid, buf_str(&err));
+        buf_free(&err);
+        errno = EIO;
+        return cl_fail(c);
+    }
+    buf_free(&err);
+    for (size_t i = 0; rc == 0 && i < r.n; i++)
+        rc = cl_store_rcpt(c, r.changed && orcpt == NULL ? rcpt : orcpt,
+                           r.addrs[i], notify, ntext, dsn_orcpt, rcpt);
+    virtual_alias_result_free(&r);
+    return rc < 0 ? cl_fail(c) : 0;
 }
 
 /* cl_write - content bytes to the file (none once REJECT/DISCARD

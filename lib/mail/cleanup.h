@@ -15,6 +15,15 @@
  *      a receiver say "250".
  *
  * What cleanup does itself, so every producer gets it:
+ *   - virtual aliases ($virtual_alias_maps, virtual_alias.h; not with
+ *     CLEANUP_FLAG_NO_VIRTUAL): each recipient is expanded before it
+ *     is stored; every resulting address gets the given recipient as
+ *     its original recipient ('O' record, so delivery logs show
+ *     orig_to= and DSNs report it) unless the producer gave one, and
+ *     the DSN NOTIFY/ORCPT of the given one. A table error, a
+ *     malformed value or an expansion past the limits makes
+ *     cleanup_rcpt fail with EIO (the message waits; nothing is
+ *     dropped or bounced for it).
  *   - duplicate recipients: a recipient whose (original recipient,
  *     recipient) pair, compared without case, was given before is
  *     dropped; at most $duplicate_filter_limit pairs are remembered
@@ -75,6 +84,12 @@
    copies; bounces later): no header_checks/body_checks, as Postfix
    does not inspect internally re-injected mail either */
 #define CLEANUP_FLAG_NO_CHECKS   (1u << 2)
+/* no $virtual_alias_maps expansion of the recipients (a producer whose
+   recipients were expanded already); every producer gets it otherwise:
+   smtpd, local's forwarded copies and qmgr's bounces alike, as Postfix
+   (a bounce to a virtual address reaches its real mailbox; a failed
+   postmaster notice is only logged, so expansion cannot make it loop) */
+#define CLEANUP_FLAG_NO_VIRTUAL  (1u << 3)
 
 /* longest header (all its lines) examined by hooks and by the
    Message-ID/Date detection; a longer one is written unchanged */

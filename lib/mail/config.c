@@ -132,6 +132,13 @@ long var_default_destination_concurrency_limit;
 long var_local_destination_concurrency_limit;
 long var_local_time_limit;
 long var_duplicate_filter_limit;
+/* virtual aliases, queue_minfree (issue 7) */
+char *var_virtual_alias_maps;
+char *var_virtual_alias_domains;
+long var_virtual_alias_recursion_limit;
+long var_virtual_alias_expansion_limit;
+char *var_propagate_unmatched_extensions;
+long var_queue_minfree;
 long var_qmgr_message_active_limit;
 long var_default_process_limit;
 long var_max_use;
@@ -223,6 +230,19 @@ const struct param_def param_table[] = {
           "Most recipients accepted for one message."),
     P_INT(duplicate_filter_limit, "1000", 0, 1000000,
           "How many recipients of one message are remembered to drop duplicates (0 means no duplicate filter)."),
+    /* virtual aliases, queue_minfree (issue 7) */
+    P_STR(virtual_alias_maps, "",
+          "Tables that rewrite every recipient before it is queued (virtual(5)), for every way into the queue: keys user@domain, user (local domains only), @domain; values one or more addresses."),
+    P_STR(virtual_alias_domains, "$virtual_alias_maps",
+          "Domains (names and type:table lookups, keyed by the domain) whose every address must be listed in virtual_alias_maps; the SMTP server accepts mail for them and rejects unlisted addresses (550 5.1.1)."),
+    P_INT(virtual_alias_recursion_limit, "1000", 1, 100000,
+          "Longest chain of virtual alias lookups for one address; a longer one defers the message."),
+    P_INT(virtual_alias_expansion_limit, "1000", 1, 100000,
+          "Most addresses that virtual alias expansion makes of one recipient; more defers the message."),
+    P_STR(propagate_unmatched_extensions, "canonical, virtual",
+          "Where an address extension (user+ext) that a table matched without it is carried over to the result: virtual (virtual_alias_maps); canonical is accepted for Postfix compatibility."),
+    P_SIZE(queue_minfree, "0", 0, 1L << 62,
+           "Free space the queue file system must keep: with less (or less than 1.5 times message_size_limit, when this is not 0) the SMTP server answers MAIL FROM with 452 4.3.1, and a SIZE= larger than the space beyond it too (0: only SIZE= larger than the free space)."),
     P_TIME(smtpd_timeout, "300s", 1, DAY_,
            "How long the SMTP server waits for a client command or data."),
     P_INT(smtpd_client_limit, "256", 1, 1000000,
@@ -401,7 +421,7 @@ const struct param_def param_table[] = {
     P_TIME(service_throttle_time, "60s", 1, DAY_,
            "How long master waits before restarting a service that keeps failing."),
     /* proxymap: lookups for chrooted daemons */
-    P_STR(proxy_read_maps, "$alias_maps $virtual_user_maps $mydestination $relay_domains $smtpd_sender_login_maps $smtpd_client_restrictions $smtpd_helo_restrictions $smtpd_sender_restrictions $smtpd_relay_restrictions $smtpd_recipient_restrictions $smtpd_data_restrictions $smtpd_end_of_data_restrictions",
+    P_STR(proxy_read_maps, "$alias_maps $virtual_alias_maps $virtual_alias_domains $virtual_user_maps $mydestination $relay_domains $smtpd_sender_login_maps $smtpd_client_restrictions $smtpd_helo_restrictions $smtpd_sender_restrictions $smtpd_relay_restrictions $smtpd_recipient_restrictions $smtpd_data_restrictions $smtpd_end_of_data_restrictions",
           "Tables proxymap(8) may look up for its clients (chrooted daemons reach every lmdb: table through it); words that are not TYPE:NAME are ignored, and proxymap refuses and logs any other table."),
     P_TIME(proxymap_timeout, "10s", 1, HOUR_,
            "How long a daemon waits for one proxymap(8) lookup before it gives up (the client gets a temporary failure, 4.3.0)."),

@@ -146,6 +146,13 @@ extern long var_default_destination_concurrency_limit;
 extern long var_local_destination_concurrency_limit;
 extern long var_local_time_limit;
 extern long var_duplicate_filter_limit;
+/* virtual aliases, queue_minfree (issue 7) */
+extern char *var_virtual_alias_maps;
+extern char *var_virtual_alias_domains;
+extern long var_virtual_alias_recursion_limit;
+extern long var_virtual_alias_expansion_limit;
+extern char *var_propagate_unmatched_extensions;
+extern long var_queue_minfree;
 extern long var_qmgr_message_active_limit;
 extern long var_default_process_limit;
 extern long var_max_use;

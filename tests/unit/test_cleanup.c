@@ -8,7 +8,10 @@
  * local did by hand with queue_writer and check cleanup writes the same
  * bytes. header_checks/body_checks actions (table-driven, whole and
  * byte-by-byte content), HOLD from outside, broken tables and
- * header_size_limit. Each test runs in its own mkdtemp spool.
+ * header_size_limit. virtual_alias_maps: every recipient expanded with
+ * its original as 'O', DSN fields carried, duplicates collapsed, the
+ * flag that skips it, and failures that defer instead of dropping. Each
+ * test runs in its own mkdtemp spool.
  */
 #include <check.h>
 
@@ -34,6 +37,7 @@
 #include "mail/queue_reader.h"
 #include "mail/queue_writer.h"
 #include "mail/smtpdata.h"
+#include "mail/virtual_alias.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -1256,6 +1260,118 @@ START_TEST(test_header_size_limit)
 }
 END_TEST
 
+/* ---- virtual_alias_maps (issue 7) ---------------------------------- */
+
+static void virtual_conf(const char *maps)
+{
+    buf_t conf = BUF_INIT, err = BUF_INIT;
+
+    buf_printf(&conf, "myhostname = mx.example\nvirtual_alias_maps = %s\n", maps);
+    ck_assert_msg(config_load_text(conf.data, conf.len, "main.conf", tmpdir,
+                                   &err) == 0, "%s", buf_str(&err));
+    virtual_alias_close();
+    buf_free(&conf);
+    buf_free(&err);
+}
+
+/* every recipient is expanded; the given address becomes the 'O'
+   record of each result, DSN fields go along, duplicates collapse */
+START_TEST(test_virtual_expansion)
+{
+    cleanup_t *c;
+    queue_msg_t m;
+
+    virtual_conf("inline:{team@x=b@y c@y, list@x=b@y, dup@x=e@y E@Y e@y, "
+                 "self@x=self@x, @loop.x=l@loop.x, l@loop.x=z@loop.x}");
+    c = cleanup_open(QUEUE_INCOMING, 0);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(cleanup_sender(c, "s@example.org"), 0);
+    ck_assert_int_eq(cleanup_rcpt_dsn(c, NULL, "team@x", QREC_NOTIFY_SUCCESS,
+                                      "rfc822;team@x"), 0);
+    ck_assert_int_eq(cleanup_rcpt(c, NULL, "list@x"), 0);      /* b@y again */
+    ck_assert_int_eq(cleanup_rcpt(c, NULL, "list@x"), 0);      /* dup */
+    ck_assert_int_eq(cleanup_rcpt(c, NULL, "dup@x"), 0);
+    ck_assert_int_eq(cleanup_rcpt(c, NULL, "self@x"), 0);
+    ck_assert_int_eq(cleanup_rcpt(c, "first@z", "list@x"), 0); /* producer's O */
+    ck_assert_int_eq(cleanup_rcpt(c, NULL, "plain@x"), 0);
+    ck_assert_int_eq(cleanup_rcpt(c, NULL, "q@loop.x"), 0);    /* loop */
+    ck_assert_uint_eq(cleanup_nrcpts(c), 8);
+    ck_assert_int_eq(cleanup_commit(c), 0);
+    read_back(cleanup_qid(c), &m, NULL);
+    ck_assert_uint_eq(m.nrcpts, 8);
+    ck_assert_str_eq(m.rcpts[0].address, "b@y");
+    ck_assert_str_eq(m.rcpts[0].orcpt, "team@x");
+    ck_assert_uint_eq(m.rcpts[0].dsn_notify, QREC_NOTIFY_SUCCESS);
+    ck_assert_str_eq(m.rcpts[0].dsn_orcpt, "rfc822;team@x");
+    ck_assert_str_eq(m.rcpts[1].address, "c@y");
+    ck_assert_str_eq(m.rcpts[1].orcpt, "team@x");
+    ck_assert_uint_eq(m.rcpts[1].dsn_notify, QREC_NOTIFY_SUCCESS);
+    ck_assert_str_eq(m.rcpts[2].address, "b@y");
+    ck_assert_str_eq(m.rcpts[2].orcpt, "list@x");
+    ck_assert_uint_eq(m.rcpts[2].dsn_notify, 0);
+    ck_assert_str_eq(m.rcpts[3].address, "e@y");
+    ck_assert_str_eq(m.rcpts[3].orcpt, "dup@x");
+    ck_assert_str_eq(m.rcpts[4].address, "self@x");             /* as is */
+    ck_assert_ptr_null(m.rcpts[4].orcpt);
+    ck_assert_str_eq(m.rcpts[5].address, "b@y");
+    ck_assert_str_eq(m.rcpts[5].orcpt, "first@z");
+    ck_assert_str_eq(m.rcpts[6].address, "plain@x");
+    ck_assert_ptr_null(m.rcpts[6].orcpt);
+    /* z@loop.x meets the catch-all again: l@loop.x is kept */
+    ck_assert_str_eq(m.rcpts[7].address, "l@loop.x");
+    ck_assert_str_eq(m.rcpts[7].orcpt, "q@loop.x");
+    queue_msg_free(&m);
+    cleanup_free(c);
+}
+END_TEST
+
+/* a producer may skip the expansion */
+START_TEST(test_virtual_flag_off)
+{
+    cleanup_t *c;
+    queue_msg_t m;
+
+    virtual_conf("inline:{a@x=b@y}");
+    c = cleanup_open(QUEUE_INCOMING, CLEANUP_FLAG_NO_VIRTUAL);
+    ck_assert_int_eq(cleanup_sender(c, ""), 0);
+    ck_assert_int_eq(cleanup_rcpt(c, NULL, "a@x"), 0);
+    ck_assert_int_eq(cleanup_commit(c), 0);
+    read_back(cleanup_qid(c), &m, NULL);
+    ck_assert_uint_eq(m.nrcpts, 1);
+    ck_assert_str_eq(m.rcpts[0].address, "a@x");
+    ck_assert_ptr_null(m.rcpts[0].orcpt);
+    queue_msg_free(&m);
+    cleanup_free(c);
+}
+END_TEST
+
+/* a table that fails, or an expansion past a limit, never drops the
+   recipient: cleanup_rcpt fails (EIO), nothing is left in the queue */
+static const char *const virtual_fail_maps[] = {
+    "lmdb:/nonexistent/virtual",
+    "inline:{a@x=b@x, b@x=c@x, c@x=d@x}",   /* with recursion limit 3 */
+    "inline:{a@x=\"unterminated@y}",
+};
+
+START_TEST(test_virtual_failure)
+{
+    cleanup_t *c;
+
+    virtual_conf(virtual_fail_maps[_i]);
+    var_virtual_alias_recursion_limit = 3;
+    c = cleanup_open(QUEUE_INCOMING, 0);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(cleanup_sender(c, "s@example.org"), 0);
+    errno = 0;
+    ck_assert_int_eq(cleanup_rcpt(c, NULL, "a@x"), -1);
+    ck_assert_int_eq(errno, EIO);
+    ck_assert(!cleanup_ok(c));
+    ck_assert_int_eq(cleanup_commit(c), -1);
+    ck_assert_uint_eq(incoming_count(), 0);
+    cleanup_free(c);
+}
+END_TEST
+
 static Suite *cleanup_suite(void)
 {
     Suite *s = suite_create("cleanup");
@@ -1287,6 +1403,9 @@ static Suite *cleanup_suite(void)
     tcase_add_test(tc, test_body_checks_limits);
     tcase_add_test(tc, test_checks_broken_table);
     tcase_add_test(tc, test_header_size_limit);
+    tcase_add_test(tc, test_virtual_expansion);
+    tcase_add_test(tc, test_virtual_flag_off);
+    tcase_add_loop_test(tc, test_virtual_failure, 0, ARRAY_LEN(virtual_fail_maps));
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;
