@@ -32,6 +32,7 @@
 #include "util/util.h"
 #include "qmgr.h"
 
+#define NOTIFY_COMPACT_SIZE (64 * 1024)   /* bytes of defer/ log */
 #define UNKNOWN_REASON "reason unknown (it was not kept across a deferral " \
                        "or a restart of the queue manager)"
 
@@ -387,6 +388,10 @@ void qmgr_notify_deferred(int fd, qmgr_msg_t *m)
     char age[64];
     size_t n = 0;
 
+    /* one record per deferred recipient and attempt piles up */
+    if (bounce_log_compact(m->qm.qid, NOTIFY_COMPACT_SIZE) < 0)
+        log_warning("%s: compact the delivery log in %s/: %s", m->qm.qid,
+                    QUEUE_DEFER, strerror(errno));
     if (var_delay_warning_time <= 0 || sender[0] == '\0'
         || now - arrival < var_delay_warning_time)
         return;

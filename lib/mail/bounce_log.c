@@ -501,13 +501,91 @@ int bounce_log_mark_success(const char *qid, const uint64_t *offsets,
     return r;
 }
 
+/* bl_compact_text - the records that say what log says now */
+static int bl_compact_text(const struct bounce_log *log, buf_t *out)
+{
+    int r = 0;
+
+    if (log->delay_sent) {
+        struct bounce_log_rec rec = { .type = BOUNCE_LOG_DELAY_SENT };
+
+        r = bounce_log_format(&rec, out);
+    }
+    for (size_t i = 0; r == 0 && i < log->n; i++) {
+        const struct bounce_log_entry *e = &log->v[i];
+        struct bounce_log_rec rec = { .offset = e->offset };
+
+        if (e->status != 0) {
+            rec.type = BOUNCE_LOG_RESULT;
+            rec.status = e->status;
+            memcpy(rec.dsn, e->dsn, sizeof(rec.dsn));
+            rec.reason = e->reason;
+            r = bounce_log_format(&rec, out);
+        }
+        if (r == 0 && e->success_sent) {
+            memset(&rec, 0, sizeof(rec));
+            rec.type = BOUNCE_LOG_SUCCESS_SENT;
+            rec.offset = e->offset;
+            r = bounce_log_format(&rec, out);
+        }
+    }
+    return r;
+}
+
+int bounce_log_compact(const char *qid, size_t threshold)
+{
+    buf_t path = BUF_INIT, tmp = BUF_INIT, text = BUF_INIT;
+    struct bounce_log log;
+    struct stat st;
+    int fd = -1, r = -1, saved;
+
+    memset(&log, 0, sizeof(log));
+    if (bounce_log_path(qid, &path) < 0)
+        return -1;
+    if (lstat(buf_str(&path), &st) < 0 || !S_ISREG(st.st_mode)
+        || (uint64_t)st.st_size <= threshold) {
+        r = 0;
+        goto done;
+    }
+    if (bounce_log_read(qid, &log) < 0 || bl_compact_text(&log, &text) < 0
+        || buf_printf(&tmp, "%s.new", buf_str(&path)) < 0)
+        goto done;
+    fd = open(buf_str(&tmp), O_WRONLY | O_CREAT | O_TRUNC | BL_OPEN_FLAGS,
+              0600);
+    if (fd < 0 || write_full(fd, text.data, text.len) < 0 || fdatasync(fd) < 0
+        || rename(buf_str(&tmp), buf_str(&path)) < 0) {
+        saved = errno;
+        (void)unlink(buf_str(&tmp));
+        errno = saved;
+        goto done;
+    }
+    if (fsync_parent_dir(buf_str(&path)) < 0)
+        goto done;
+    r = 1;
+done:
+    saved = errno;
+    if (fd >= 0)
+        close(fd);
+    bounce_log_free(&log);
+    buf_free(&path);
+    buf_free(&tmp);
+    buf_free(&text);
+    errno = saved;
+    return r;
+}
+
 int bounce_log_remove(const char *qid)
 {
     buf_t path = BUF_INIT;
     int r = -1, saved;
 
-    if (bounce_log_path(qid, &path) == 0)
+    if (bounce_log_path(qid, &path) == 0) {
         r = unlink(buf_str(&path));
+        saved = errno;
+        if (buf_puts(&path, ".new") == 0)
+            (void)unlink(buf_str(&path));
+        errno = saved;
+    }
     saved = errno;
     buf_free(&path);
     errno = saved;

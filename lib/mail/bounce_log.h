@@ -26,6 +26,9 @@
  * The "sent" marks are fdatasync'd, and written only after the notice
  * is committed to the queue, so a crash means a second notice at worst.
  *
+ * A log that grows past a threshold is rewritten with only its latest
+ * records (bounce_log_compact).
+ *
  * The directory defer/ and its hash subdirectories are made by
  * queue_dirs_create (master); one that is missing is made here.
  */
@@ -105,8 +108,16 @@ const struct bounce_log_entry *bounce_log_find(const struct bounce_log *log,
                                                uint64_t offset);
 void bounce_log_free(struct bounce_log *log);
 
-/* Remove the log (the message left the queue). 0, or -1 (errno;
-   ENOENT: there was none). */
+/* When the log is larger than threshold bytes (records pile up, one per
+   deferred recipient and attempt), rewrite it with only what it says
+   now: the latest result per recipient and the sent marks (written to
+   "defer/X/QUEUEID.new", fdatasync'd, renamed over the log, directory
+   fsync'd, so no mark is lost). 1 rewritten, 0 nothing to do, -1
+   (errno). */
+int bounce_log_compact(const char *qid, size_t threshold);
+
+/* Remove the log (the message left the queue), and a leftover of
+   compaction. 0, or -1 (errno; ENOENT: there was no log). */
 int bounce_log_remove(const char *qid);
 
 #endif

@@ -362,6 +362,66 @@ START_TEST(test_file_dirs_and_links)
 }
 END_TEST
 
+START_TEST(test_file_compact)
+{
+    struct bounce_log before, after;
+    uint64_t offs[] = { 7 };
+    char *path = log_path();
+    struct stat st;
+
+    /* no log, or a small one: nothing to do */
+    ck_assert_int_eq(bounce_log_compact(qid, 100), 0);
+    ck_assert_int_eq(bounce_log_mark_delay(qid), 0);
+    ck_assert_int_eq(bounce_log_mark_success(qid, offs, 1), 0);
+    for (int round = 0; round < 200; round++)
+        for (uint64_t off = 1; off <= 10; off++)
+            ck_assert_int_eq(bounce_log_append(qid, off * 10, 4, "4.3.0",
+                                               round % 2 ? "odd\nround"
+                                                         : "even round"), 0);
+    ck_assert_int_eq(bounce_log_append(qid, 30, 5, "5.1.1", "gone"), 0);
+    ck_assert_int_eq(bounce_log_compact(qid, 1 << 20), 0);
+    ck_assert_int_eq(bounce_log_read(qid, &before), 0);
+    ck_assert_int_eq(bounce_log_compact(qid, 1000), 1);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_lt(st.st_size, 1000);
+    ck_assert_uint_eq(st.st_mode & 07777, 0600);
+    ck_assert_int_eq(bounce_log_read(qid, &after), 0);
+    /* it says the same */
+    ck_assert_uint_eq(after.n, before.n);
+    ck_assert(after.delay_sent);
+    for (size_t i = 0; i < before.n; i++) {
+        ck_assert_uint_eq(after.v[i].offset, before.v[i].offset);
+        ck_assert_int_eq(after.v[i].status, before.v[i].status);
+        ck_assert_str_eq(after.v[i].dsn, before.v[i].dsn);
+        ck_assert_int_eq(after.v[i].success_sent, before.v[i].success_sent);
+        if (before.v[i].reason == NULL)
+            ck_assert_ptr_null(after.v[i].reason);
+        else
+            ck_assert_str_eq(after.v[i].reason, before.v[i].reason);
+    }
+    ck_assert_str_eq(bounce_log_find(&after, 30)->reason, "gone");
+    ck_assert_str_eq(bounce_log_find(&after, 40)->reason, "odd\nround");
+    ck_assert(bounce_log_find(&after, 7)->success_sent);
+    bounce_log_free(&before);
+    bounce_log_free(&after);
+    /* appends go on after it; removal takes a leftover .new too */
+    ck_assert_int_eq(bounce_log_append(qid, 10, 5, "5.0.0", "final"), 0);
+    ck_assert_int_eq(bounce_log_read(qid, &after), 0);
+    ck_assert_str_eq(bounce_log_find(&after, 10)->reason, "final");
+    bounce_log_free(&after);
+    {
+        char leftover[128];
+
+        snprintf(leftover, sizeof(leftover), "%s.new", path);
+        ck_assert_int_eq(close(open(leftover, O_CREAT | O_WRONLY, 0600)), 0);
+        ck_assert_int_eq(bounce_log_remove(qid), 0);
+        ck_assert_int_eq(access(leftover, F_OK), -1);
+        ck_assert_int_eq(access(path, F_OK), -1);
+    }
+    free(path);
+}
+END_TEST
+
 static Suite *bounce_log_suite(void)
 {
     Suite *s = suite_create("bounce_log");
@@ -378,6 +438,7 @@ static Suite *bounce_log_suite(void)
     tcase_add_test(files, test_file_latest_and_marks);
     tcase_add_test(files, test_file_torn_and_overlong);
     tcase_add_test(files, test_file_dirs_and_links);
+    tcase_add_test(files, test_file_compact);
     tcase_set_timeout(files, 60);
     suite_add_tcase(s, files);
     return s;
