@@ -93,6 +93,21 @@ class Notices(TernTestCase):
     def defer_log_files(self, inst):
         return inst.queue_files("defer")
 
+    def check_defer_owner(self, inst):
+        """defer/, its hash subdirectories and the logs are qmgr's
+        ($mail_owner's, tern as root), private to it"""
+        owner = os.stat(os.path.join(inst.spool, "incoming")).st_uid
+        top = os.path.join(inst.spool, "defer")
+        for dirpath, dirs, files in os.walk(top):
+            st = os.stat(dirpath)
+            self.assertEqual((st.st_uid, st.st_mode & 0o7777),
+                             (owner, 0o700), dirpath)
+            for f in files:
+                st = os.lstat(os.path.join(dirpath, f))
+                self.assertEqual((st.st_uid, st.st_mode & 0o7777),
+                                 (owner, 0o600), f)
+        self.assertEqual(len(os.listdir(top)), 52)
+
     def test_one_delay_warning_then_bounce_with_last_reason(self):
         inst = self.start(delay_warning_time="2s",
                           maximal_queue_lifetime="10s",
@@ -171,6 +186,7 @@ class Notices(TernTestCase):
         wait_for(lambda: inst.queue_files("deferred"), 30,
                  what="a file in deferred/")
         self.assertEqual(len(self.defer_log_files(inst)), 1)
+        self.check_defer_owner(inst)
         self.restart_qmgr(inst)
         self.home_back()
         wait_for(lambda: reports(inst), 60, 0.2, "the bounce")
