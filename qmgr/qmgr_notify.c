@@ -5,7 +5,8 @@
  * restarts later still has the reason; and the RFC 3464 reports
  * (bounce_msg.h) it queues through cleanup like any other message, from
  * the null sender: the non-delivery report, one delay warning after
- * $delay_warning_time, and success notices for NOTIFY=SUCCESS.
+ * $delay_warning_time, and success notices for NOTIFY=SUCCESS
+ * (delivered, relayed or expanded).
  *
  * Order: a notice is committed to the queue before the defer/ log says
  * it was sent, so a crash between the two means a second notice, never
@@ -307,11 +308,18 @@ bool qmgr_notify_bounce(int fd, qmgr_msg_t *m)
     return ok;
 }
 
-/* notify_relayed - did the agent say the next hop takes no DSN request
-   (so it cannot confirm delivery: "relayed", RFC 3464 2.3.3)? */
-static bool notify_relayed(const char *reason)
+/* notify_action - the Action of a delivered recipient (RFC 3464 2.3.3)
+   from the agent's reason: "relayed" when the next hop takes no DSN
+   request, so nothing further can be confirmed; "expanded" when local
+   forwarded it (alias list, remote target) as a new message, whose
+   recipients are not reported on; else "delivered" */
+static const char *notify_action(const char *reason)
 {
-    return reason != NULL && strcasestr(reason, "does not support DSN") != NULL;
+    if (reason != NULL && strcasestr(reason, "does not support DSN") != NULL)
+        return "relayed";
+    if (reason != NULL && strncmp(reason, "forwarded as ", 13) == 0)
+        return "expanded";
+    return "delivered";
 }
 
 /* qmgr_notify_success - success notices for recipients delivered with
@@ -352,8 +360,7 @@ void qmgr_notify_success(int fd, qmgr_msg_t *m)
         br[n].dsn_orcpt = r->dsn_orcpt;
         br[n].status = known ? m->rdsn[i] : "2.0.0";
         br[n].diagnostic = known ? m->rreason[i] : NULL;
-        br[n].action = known && notify_relayed(m->rreason[i]) ? "relayed"
-                                                               : "delivered";
+        br[n].action = notify_action(known ? m->rreason[i] : NULL);
         offsets[n] = (uint64_t)r->offset;
         n++;
     }

@@ -19,7 +19,7 @@ import unittest
 from ternlab import FAST_RETRY, TernTestCase, wait_for
 
 SENDER = "demo@localhost"
-ALIASES = {"lost": "nosuchuser"}
+ALIASES = {"lost": "nosuchuser", "team": "other, slow"}
 USERS = ("demo", "slow", "other")
 
 
@@ -242,6 +242,20 @@ class Notices(TernTestCase):
         self.assertEqual(len(inst.messages("other")), 1)
         self.assertEqual(len(inst.messages("slow")), 1)
         self.assertEqual(self.defer_log_files(inst), [])
+
+    def test_success_notice_for_an_alias_list_says_expanded(self):
+        inst = self.start()
+        send(inst, SENDER, ["team@localhost"], "to the team", (),
+             ["NOTIFY=SUCCESS"])
+        m = wait_for(lambda: reports(inst), 60, 0.2, "the notice")[0]
+        inst.wait_messages("other", 1)
+        inst.wait_messages("slow", 1)
+        inst.wait_quiet(USERS)
+        _, rr = status_fields(m)
+        self.assertEqual([(r["Final-Recipient"], r["Action"], r["Status"])
+                          for r in rr],
+                         [("rfc822; team@localhost", "expanded", "2.0.0")])
+        self.assertEqual(len(reports(inst)), 1)
 
     def test_no_success_notice_without_notify_success(self):
         inst = self.start()
