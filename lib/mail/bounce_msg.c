@@ -12,6 +12,8 @@
 
 #define BM_WIDTH    78      /* fold generated lines here when possible */
 #define BM_MAX_WORD 900     /* longer words are cut: lines stay < 998 */
+#define BM_HASHES "####################################" \
+                  "####################################"   /* 72 */
 
 /* bm_random - 64 random bits (getrandom; a weaker mix if that fails) */
 static uint64_t bm_random(void)
@@ -150,9 +152,10 @@ static int bm_intro(const struct bounce_info *b, buf_t *out, buf_t *tmp)
     case BOUNCE_MSG_DELAYED:
         bm_date(b->will_retry_until, until, sizeof(until));
         r |= buf_puts(out,
-            "####################################################################\n"
-            "# THIS IS A WARNING ONLY. YOU DO NOT NEED TO SEND YOUR MESSAGE AGAIN.\n"
-            "####################################################################\n"
+            BM_HASHES "\n"
+            "# THIS IS A WARNING ONLY. YOU DO NOT NEED TO SEND YOUR MESSAGE "
+            "AGAIN. #\n"
+            BM_HASHES "\n"
             "\n");
         buf_reset(tmp);
         r |= buf_printf(tmp, "Your message could not be delivered for %s to "
