@@ -65,8 +65,11 @@ typedef struct qmgr_msg {
     uint64_t active_usec;           /* when qmgr took it on (delays=) */
     unsigned char *rstate;          /* enum qmgr_rstate per recipient */
     unsigned char *rxport;          /* transport per recipient */
-    char **rdsn, **rreason;         /* a bounced recipient's dsn and reason
-                                       (agent's reply), NULL if unknown */
+    char **rdsn, **rreason;         /* a recipient's latest dsn and reason
+                                       (qmgr_notify: agent's reply, qmgr's
+                                       deferral, or the defer/ log), NULL
+                                       if unknown */
+    bool notify_loaded;             /* qmgr_notify read the defer/ log */
     size_t cursor[QMGR_NXPORT];     /* next recipient to look at */
     size_t npending[QMGR_NXPORT];
     size_t nbusy;

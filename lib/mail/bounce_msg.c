@@ -12,6 +12,8 @@
 
 #define BM_WIDTH    78      /* fold generated lines here when possible */
 #define BM_MAX_WORD 900     /* longer words are cut: lines stay < 998 */
+#define BM_HASHES "####################################" \
+                  "####################################"   /* 72 */
 
 /* bm_random - 64 random bits (getrandom; a weaker mix if that fails) */
 static uint64_t bm_random(void)
@@ -125,28 +127,106 @@ static size_t bm_header_len(const char *content, size_t len)
     return p != NULL ? (size_t)(p - content) + 1 : len;
 }
 
-static int bm_text_part(const struct bounce_info *b, buf_t *out, buf_t *tmp)
+/* bm_default_status - the Status of a recipient without one */
+static const char *bm_default_status(const struct bounce_info *b)
 {
-    buf_t line = BUF_INIT;
-    int r = 0;
+    return b->kind == BOUNCE_MSG_DELAYED ? "4.0.0"
+           : b->kind == BOUNCE_MSG_SUCCESS ? "2.0.0" : "5.0.0";
+}
 
-    r |= buf_printf(out,
-        "Content-Description: Notification\n"
-        "Content-Type: text/plain; charset=us-ascii\n"
-        "\n"
-        "This is the mail system at host %s.\n"
-        "\n"
-        "Your message could not be delivered to one or more of its\n"
-        "recipients; this is a permanent failure and the mail system will\n"
-        "not try again. The reasons are listed below, and your message (or\n"
-        "its headers) is attached to this report.\n"
-        "\n"
+/* bm_default_action - the Action of a recipient without one */
+static const char *bm_default_action(const struct bounce_info *b)
+{
+    return b->kind == BOUNCE_MSG_DELAYED ? "delayed"
+           : b->kind == BOUNCE_MSG_SUCCESS ? "delivered" : "failed";
+}
+
+/* bm_intro - the words before the recipient lines */
+static int bm_intro(const struct bounce_info *b, buf_t *out, buf_t *tmp)
+{
+    char until[64];
+    int r = buf_printf(out, "This is the mail system at host %s.\n\n",
+                       b->myhostname);
+
+    switch (b->kind) {
+    case BOUNCE_MSG_DELAYED:
+        bm_date(b->will_retry_until, until, sizeof(until));
+        r |= buf_puts(out,
+            BM_HASHES "\n"
+            "# THIS IS A WARNING ONLY. YOU DO NOT NEED TO SEND YOUR MESSAGE "
+            "AGAIN. #\n"
+            BM_HASHES "\n"
+            "\n");
+        buf_reset(tmp);
+        r |= buf_printf(tmp, "Your message could not be delivered for %s to "
+                        "one or more of its recipients. The mail system "
+                        "keeps trying", b->delayed_for != NULL
+                        ? b->delayed_for : "some time");
+        if (b->will_retry_until != 0)
+            r |= buf_printf(tmp, " until %s", until);
+        r |= buf_puts(tmp, " and will tell you if it gives up. The reasons "
+                      "so far are listed below, and the headers of your "
+                      "message are attached.");
+        if (r == 0)
+            r = bm_fold(out, "", buf_str(tmp), "");
+        r |= buf_putc(out, '\n');
+        break;
+    case BOUNCE_MSG_SUCCESS:
+        r |= buf_puts(out,
+            "Your message was delivered to the recipients listed below, as\n"
+            "you asked in its delivery status notification request. A\n"
+            "recipient reported as \"relayed\" was handed to a system that\n"
+            "sends no further notifications. The headers of your message\n"
+            "are attached.\n"
+            "\n");
+        break;
+    default:
+        r |= buf_puts(out,
+            "Your message could not be delivered to one or more of its\n"
+            "recipients; this is a permanent failure and the mail system will\n"
+            "not try again. The reasons are listed below, and your message (or\n"
+            "its headers) is attached to this report.\n"
+            "\n");
+        break;
+    }
+    r |= buf_puts(out,
         "If you need help, please write to the postmaster of this system\n"
         "and include this report. You may remove your own text from the\n"
         "attached message.\n"
         "\n"
         "                   The mail system\n"
-        "\n", b->myhostname);
+        "\n");
+    return r;
+}
+
+/* bm_part_len - how much of the original to attach: the header section
+   only (hdrs), or all of it; either cut to limit bytes (0: no limit) at
+   a line end, but never into the header section */
+static size_t bm_part_len(const char *content, size_t len, bool hdrs,
+                          size_t limit)
+{
+    size_t hlen = bm_header_len(content, len), n = hdrs ? hlen : len;
+    const char *nl;
+
+    if (limit == 0 || n <= limit)
+        return n;
+    if (hlen >= limit)
+        return hlen;
+    /* the last line end within the limit, after the headers */
+    nl = limit > hlen ? memrchr(content + hlen, '\n', limit - hlen) : NULL;
+    return nl != NULL ? (size_t)(nl - content) + 1 : hlen;
+}
+
+static int bm_text_part(const struct bounce_info *b, buf_t *out, buf_t *tmp)
+{
+    buf_t line = BUF_INIT;
+    int r = 0;
+
+    r |= buf_puts(out,
+        "Content-Description: Notification\n"
+        "Content-Type: text/plain; charset=us-ascii\n"
+        "\n");
+    r |= bm_intro(b, out, tmp);
     for (size_t i = 0; r == 0 && i < b->nrcpts; i++) {
         const struct bounce_rcpt *rc = &b->rcpts[i];
         const char *c;
@@ -196,13 +276,18 @@ static int bm_status_part(const struct bounce_info *b, buf_t *out,
             type[n] = '\0';
             r |= bm_field(out, tmp, "Original-Recipient", type, semi + 1);
         }
-        r |= buf_puts(out, "Action: failed\n");
+        r |= bm_field(out, tmp, "Action", NULL, rc->action != NULL
+                      ? rc->action : bm_default_action(b));
         r |= bm_field(out, tmp, "Status", NULL,
-                      rc->status != NULL ? rc->status : "5.0.0");
+                      rc->status != NULL ? rc->status : bm_default_status(b));
         if (rc->diagnostic != NULL && rc->diagnostic[0] != '\0')
             r |= bm_field(out, tmp, "Diagnostic-Code",
                           bm_is_smtp(rc->diagnostic) ? "smtp" : "x-tern",
                           rc->diagnostic);
+        if (b->kind == BOUNCE_MSG_DELAYED && b->will_retry_until != 0) {
+            bm_date(b->will_retry_until, date, sizeof(date));
+            r |= buf_printf(out, "Will-Retry-Until: %s\n", date);
+        }
     }
     return r;
 }
@@ -212,7 +297,8 @@ int bounce_msg_build(const struct bounce_info *b, const char *content,
 {
     char boundary[128], msgid[64], date[64], stamp[32];
     buf_t tmp = BUF_INIT;
-    size_t part_len = b->ret_hdrs ? bm_header_len(content, len) : len;
+    bool hdrs = b->ret_hdrs || b->kind != BOUNCE_MSG_FAILED;
+    size_t part_len = bm_part_len(content, len, hdrs, b->size_limit);
     bool eight_bit = false;
     struct tm tm;
     size_t start = out->len;
@@ -251,7 +337,12 @@ int bounce_msg_build(const struct bounce_info *b, const char *content,
     r |= buf_printf(out, "From: MAILER-DAEMON@%s (Mail Delivery System)\n",
                     b->myhostname);
     r |= bm_field(out, &tmp, "To", NULL, b->sender);
-    r |= buf_puts(out, "Subject: Undelivered Mail Returned to Sender\n");
+    r |= buf_printf(out, "Subject: %s\n",
+                    b->kind == BOUNCE_MSG_DELAYED
+                    ? "Delayed Mail (still being retried)"
+                    : b->kind == BOUNCE_MSG_SUCCESS
+                    ? "Successful Mail Delivery Report"
+                    : "Undelivered Mail Returned to Sender");
     r |= buf_printf(out, "Date: %s\n", date);
     r |= buf_printf(out, "Message-ID: <%s@%s>\n", msgid, b->myhostname);
     r |= buf_puts(out, "Auto-Submitted: auto-replied\n"
@@ -270,9 +361,11 @@ int bounce_msg_build(const struct bounce_info *b, const char *content,
     r |= buf_printf(out, "\n--%s\n", boundary);
     r |= buf_printf(out, "Content-Description: %s\n"
                          "Content-Type: %s\n",
-                    b->ret_hdrs ? "Undelivered Message Headers"
-                                : "Undelivered Message",
-                    b->ret_hdrs ? "text/rfc822-headers" : "message/rfc822");
+                    b->kind == BOUNCE_MSG_SUCCESS ? "Delivered Message Headers"
+                    : b->kind == BOUNCE_MSG_DELAYED ? "Delayed Message Headers"
+                    : hdrs ? "Undelivered Message Headers"
+                    : "Undelivered Message",
+                    hdrs ? "text/rfc822-headers" : "message/rfc822");
     if (eight_bit)
         r |= buf_puts(out, "Content-Transfer-Encoding: 8bit\n");
     r |= buf_putc(out, '\n');

@@ -128,6 +128,9 @@ long var_maximal_backoff_time;
 long var_maximal_queue_lifetime;
 long var_delay_logging_resolution_limit;
 long var_bounce_queue_lifetime;
+/* notifications (issue 7) */
+long var_delay_warning_time;
+long var_bounce_size_limit;
 long var_default_destination_concurrency_limit;
 long var_local_destination_concurrency_limit;
 long var_local_time_limit;
@@ -366,6 +369,11 @@ const struct param_def param_table[] = {
            "How long a message may stay in the queue before it is bounced."),
     P_TIME(bounce_queue_lifetime, "5d", 0, 365 * DAY_,
            "How long a message from the null sender (a bounce or other report) may stay in the queue before it is given up; at most maximal_queue_lifetime is sensible."),
+    /* notifications (issue 7) */
+    P_TIME(delay_warning_time, "0h", 0, 365 * DAY_,
+           "After this long in the queue with recipients still pending, the sender gets one delay warning (an RFC 3464 report with Action: delayed) for the recipients whose NOTIFY asks for DELAY or is not given; 0 turns warnings off. Never for mail from the null sender."),
+    P_SIZE(bounce_size_limit, "50000", 1, 1024 * MB_,
+           "Most bytes of the original message attached to a non-delivery report (cut at a line end after the header section, which is kept whole); RET=HDRS, delay warnings and success notices attach the headers only."),
     P_INT(delay_logging_resolution_limit, "2", 0, 6,
           "Most digits after the decimal point in the delay= and delays= figures of delivery status lines."),
     P_INT(default_destination_concurrency_limit, "20", 1, 10000,

@@ -142,6 +142,9 @@ extern long var_maximal_backoff_time;
 extern long var_maximal_queue_lifetime;
 extern long var_delay_logging_resolution_limit;
 extern long var_bounce_queue_lifetime;
+/* notifications (issue 7) */
+extern long var_delay_warning_time;       /* 0 = no delay warnings */
+extern long var_bounce_size_limit;
 extern long var_default_destination_concurrency_limit;
 extern long var_local_destination_concurrency_limit;
 extern long var_local_time_limit;

@@ -22,7 +22,7 @@ static const char qid_alphabet[] =
 
 const char *const queue_dir_names[] = {
     QUEUE_INCOMING, QUEUE_ACTIVE, QUEUE_DEFERRED, QUEUE_HOLD, QUEUE_CORRUPT,
-    "public", "private", "pid", NULL
+    QUEUE_DEFER, "public", "private", "pid", NULL
 };
 
 /* ---- queue IDs ------------------------------------------------------ */
@@ -69,7 +69,7 @@ bool queue_id_valid(const char *s)
 /* queue_hashed - is this queue hashed into subdirectories? */
 bool queue_is_hashed(const char *queue)
 {
-    return strcmp(queue, QUEUE_DEFERRED) == 0;
+    return strcmp(queue, QUEUE_DEFERRED) == 0 || strcmp(queue, QUEUE_DEFER) == 0;
 }
 
 /* queue_path - "queue/ID" or "queue/X/ID" for hashed queues */

@@ -36,9 +36,10 @@
  * complete; readers skip everything else (queue_id_valid()).
  *
  * Directories: paths are relative to the queue directory (daemons chdir
- * there). deferred/ is hashed one level by the last microsecond digit
- * ("deferred/X/QUEUEID"); the others are flat. maildrop/, bounce/ and
- * defer/ come with the services that use them (pickup, bounces).
+ * there). deferred/ and defer/ are hashed one level by the last
+ * microsecond digit ("deferred/X/QUEUEID"); the others are flat. defer/
+ * holds qmgr's per-message logs of reasons (bounce_log.h), not queue
+ * files. maildrop/ and bounce/ come with the services that use them.
  * A deferred file's mtime is its next-attempt time.
  */
 #ifndef TERN_QUEUE_H
@@ -59,6 +60,7 @@
 #define QUEUE_DEFERRED "deferred"
 #define QUEUE_HOLD     "hold"
 #define QUEUE_CORRUPT  "corrupt"
+#define QUEUE_DEFER    "defer"      /* per-message delivery logs (bounce_log.h) */
 
 /* all spool subdirectories, NULL-terminated, for setup code */
 extern const char *const queue_dir_names[];

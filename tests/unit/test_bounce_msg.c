@@ -3,7 +3,9 @@
  * the three parts in order with their types, the delivery-status
  * fields (ENVID, ORCPT, Status, Diagnostic-Code), RET=FULL versus
  * RET=HDRS, line lengths under 998 with long reasons, no header
- * injection through a reason, random boundaries, 8-bit content.
+ * injection through a reason, random boundaries, 8-bit content; delay
+ * warnings (Action: delayed, Will-Retry-Until, headers only), success
+ * notices (delivered, relayed), and bounce_size_limit's cut.
  */
 #include <check.h>
 
@@ -23,8 +25,8 @@ static const char orig[] =
 
 static struct bounce_rcpt rcpts[2] = {
     { "b@example.net", "rfc822;B@Example.NET", "5.1.1",
-      "unknown user: \"b\"" },
-    { "c@example.net", NULL, NULL, NULL },
+      "unknown user: \"b\"", NULL },
+    { "c@example.net", NULL, NULL, NULL, NULL },
 };
 
 static struct bounce_info info(void)
@@ -181,7 +183,7 @@ END_TEST
 START_TEST(test_bounce_long_and_hostile)
 {
     struct bounce_info b = info();
-    struct bounce_rcpt r = { "x@example.net", NULL, "5.0.0", NULL };
+    struct bounce_rcpt r = { "x@example.net", NULL, "5.0.0", NULL, NULL };
     buf_t out = BUF_INIT, reason = BUF_INIT;
     const char *s;
 
@@ -268,6 +270,121 @@ START_TEST(test_bounce_8bit_and_edges)
 }
 END_TEST
 
+START_TEST(test_delay_warning)
+{
+    struct bounce_info b = info();
+    struct bounce_rcpt r[2] = {
+        { "b@example.net", "rfc822;B@Example.NET", "4.2.0",
+          "cannot create Maildir: Permission denied", NULL },
+        { "c@example.net", NULL, NULL, NULL, NULL },
+    };
+    buf_t out = BUF_INIT;
+    const char *s, *p;
+
+    ck_assert_int_eq(setenv("TZ", "UTC", 1), 0);
+    b.kind = BOUNCE_MSG_DELAYED;
+    b.rcpts = r;
+    b.will_retry_until = 1700000000 + 5 * 86400;
+    b.delayed_for = "4 hours";
+    ck_assert_int_eq(bounce_msg_build(&b, orig, sizeof(orig) - 1, &out), 0);
+    s = buf_str(&out);
+    has(s, "\nSubject: Delayed Mail (still being retried)\n");
+    has(s, "THIS IS A WARNING ONLY");
+    has(s, "could not be delivered for 4 hours");
+    has(s, "Sun, 19 Nov 2023 22:13:20 +0000");
+    has(s, "Final-Recipient: rfc822; b@example.net\n"
+           "Original-Recipient: rfc822; B@Example.NET\n"
+           "Action: delayed\n"
+           "Status: 4.2.0\n"
+           "Diagnostic-Code: x-tern; cannot create Maildir: Permission "
+           "denied\n"
+           "Will-Retry-Until: Sun, 19 Nov 2023 22:13:20 +0000\n");
+    has(s, "Final-Recipient: rfc822; c@example.net\n"
+           "Action: delayed\n"
+           "Status: 4.0.0\n"
+           "Will-Retry-Until: ");
+    ck_assert_ptr_null(strstr(s, "Action: failed"));
+    /* headers only, even with RET=FULL */
+    p = strstr(s, "Content-Type: text/rfc822-headers\n\n");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_ptr_null(strstr(s, "the body line"));
+    buf_free(&out);
+}
+END_TEST
+
+START_TEST(test_success_notice)
+{
+    struct bounce_info b = info();
+    struct bounce_rcpt r[2] = {
+        { "b@example.net", NULL, "2.0.0", "delivered to maildir", NULL },
+        { "c@example.net", NULL, NULL,
+          "250 ok (next hop does not support DSN)", "relayed" },
+    };
+    buf_t out = BUF_INIT;
+    const char *s;
+
+    b.kind = BOUNCE_MSG_SUCCESS;
+    b.rcpts = r;
+    ck_assert_int_eq(bounce_msg_build(&b, orig, sizeof(orig) - 1, &out), 0);
+    s = buf_str(&out);
+    has(s, "\nSubject: Successful Mail Delivery Report\n");
+    has(s, "Final-Recipient: rfc822; b@example.net\n"
+           "Action: delivered\n"
+           "Status: 2.0.0\n"
+           "Diagnostic-Code: x-tern; delivered to maildir\n");
+    has(s, "Final-Recipient: rfc822; c@example.net\n"
+           "Action: relayed\n"
+           "Status: 2.0.0\n"
+           "Diagnostic-Code: smtp; 250 ok");
+    ck_assert_ptr_null(strstr(s, "Will-Retry-Until"));
+    ck_assert_ptr_null(strstr(s, "Action: failed"));
+    has(s, "Content-Type: text/rfc822-headers\n\nFrom: a@example.org\n");
+    ck_assert_ptr_null(strstr(s, "the body line"));
+    buf_free(&out);
+}
+END_TEST
+
+START_TEST(test_size_limit)
+{
+    struct bounce_info b = info();
+    buf_t out = BUF_INIT, big = BUF_INIT;
+    const char *s, *p;
+    size_t hdr_len = strlen("From: a@example.org\nSubject: big\n\n");
+
+    buf_puts(&big, "From: a@example.org\nSubject: big\n\n");
+    for (int i = 0; i < 1000; i++)
+        buf_printf(&big, "body line %04d\n", i);     /* 15 bytes each */
+    b.size_limit = hdr_len + 15 * 10 + 7;
+    ck_assert_int_eq(bounce_msg_build(&b, big.data, big.len, &out), 0);
+    s = buf_str(&out);
+    p = strstr(s, "Content-Type: message/rfc822\n\n");
+    ck_assert_ptr_nonnull(p);
+    /* ten whole body lines; the cut is at a line end */
+    has(p, "body line 0009\n\n--BOUND--\n");
+    ck_assert_ptr_null(strstr(p, "body line 0010"));
+    /* a limit inside the header section keeps the headers whole */
+    buf_reset(&out);
+    b.size_limit = 10;
+    ck_assert_int_eq(bounce_msg_build(&b, big.data, big.len, &out), 0);
+    has(buf_str(&out), "\n\nFrom: a@example.org\nSubject: big\n\n"
+                       "--BOUND--\n");
+    ck_assert_ptr_null(strstr(buf_str(&out), "body line"));
+    /* RET=HDRS under the limit is unchanged; no limit is everything */
+    buf_reset(&out);
+    b.ret_hdrs = true;
+    b.size_limit = 100000;
+    ck_assert_int_eq(bounce_msg_build(&b, big.data, big.len, &out), 0);
+    ck_assert_ptr_null(strstr(buf_str(&out), "body line"));
+    buf_reset(&out);
+    b.ret_hdrs = false;
+    b.size_limit = 0;
+    ck_assert_int_eq(bounce_msg_build(&b, big.data, big.len, &out), 0);
+    has(buf_str(&out), "body line 0999\n\n--BOUND--\n");
+    buf_free(&out);
+    buf_free(&big);
+}
+END_TEST
+
 static Suite *bounce_msg_suite(void)
 {
     Suite *s = suite_create("bounce_msg");
@@ -278,6 +395,9 @@ static Suite *bounce_msg_suite(void)
     tcase_add_test(tc, test_bounce_long_and_hostile);
     tcase_add_test(tc, test_bounce_random_boundary);
     tcase_add_test(tc, test_bounce_8bit_and_edges);
+    tcase_add_test(tc, test_delay_warning);
+    tcase_add_test(tc, test_success_notice);
+    tcase_add_test(tc, test_size_limit);
     suite_add_tcase(s, tc);
     return s;
 }
