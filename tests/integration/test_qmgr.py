@@ -51,7 +51,8 @@ class Qmgr(TernTestCase):
         self.assertNotIn(qid + ": removed", inst.log_text())
 
     def test_expired_message_bounces_and_leaves_queue(self):
-        main = dict(FAST_RETRY, maximal_queue_lifetime="0")
+        main = dict(FAST_RETRY, maximal_queue_lifetime="0",
+                    bounce_queue_lifetime="0")
         inst = self.instance(main=main).start()
         send(inst, "far@remote.example", "expires")
         self.assertLogHas(inst, "to=<far@remote.example>, relay=none")

@@ -111,8 +111,9 @@ class LocalRequests(TernTestCase):
     def request(self, qid, recipient, offset, sender="a@example.org",
                 content=(0, 0)):
         attrs = {"request": "deliver", "queue_name": "active",
-                 "queue_id": qid, "sender": sender, "recipient": recipient,
-                 "orig_recipient": recipient, "rcpt_offset": offset,
+                 "queue_id": qid, "sender": sender, "rcpt_count": 1,
+                 "recipient_0": recipient, "orig_recipient": recipient,
+                 "rcpt_offset_0": offset,
                  "content_offset": content[0], "content_size": content[1],
                  "arrival_usec": 1700000000000001}
         path = os.path.join(self.inst.spool, "private", "local")
@@ -130,8 +131,8 @@ class LocalRequests(TernTestCase):
                 buf += chunk
 
     def assertRefused(self, reply, why):
-        self.assertEqual(reply.get("status"), "4", reply)
-        self.assertIn(why, reply.get("reason", ""))
+        self.assertEqual(reply.get("status_0"), "4", reply)
+        self.assertIn(why, reply.get("reason_0", ""))
         for u in ("demo", "bob"):
             self.assertEqual(self.inst.messages(u), [], u)
 
@@ -233,7 +234,7 @@ class LocalRequests(TernTestCase):
         reply = self.request(qid, "demo@localhost", offs[0],
                              sender="forged@evil.example",
                              content=(0, len(data)))
-        self.assertEqual(reply.get("status"), "0", reply)
+        self.assertEqual(reply.get("status_0"), "0", reply)
         msgs = self.inst.messages("demo")
         self.assertEqual(msgs, [b"Return-Path: <real@example.org>\n"
                                 b"Delivered-To: demo@localhost\n" + content])
