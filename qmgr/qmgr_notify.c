@@ -285,6 +285,7 @@ bool qmgr_notify_bounce(int fd, qmgr_msg_t *m)
             continue;
         br[n].address = r->address;
         br[n].dsn_orcpt = r->dsn_orcpt;
+        br[n].orig_rcpt = r->orcpt;
         br[n].status = known ? m->rdsn[i] : "5.0.0";
         br[n].diagnostic = known && m->rreason[i] != NULL ? m->rreason[i]
                                                           : UNKNOWN_REASON;
@@ -358,6 +359,7 @@ void qmgr_notify_success(int fd, qmgr_msg_t *m)
             continue;
         br[n].address = r->address;
         br[n].dsn_orcpt = r->dsn_orcpt;
+        br[n].orig_rcpt = r->orcpt;
         br[n].status = known ? m->rdsn[i] : "2.0.0";
         br[n].diagnostic = known ? m->rreason[i] : NULL;
         br[n].action = notify_action(known ? m->rreason[i] : NULL);
@@ -420,6 +422,7 @@ void qmgr_notify_deferred(int fd, qmgr_msg_t *m)
             continue;
         br[n].address = r->address;
         br[n].dsn_orcpt = r->dsn_orcpt;
+        br[n].orig_rcpt = r->orcpt;
         br[n].status = known ? m->rdsn[i] : "4.0.0";
         br[n].diagnostic = known ? m->rreason[i] : NULL;
         n++;

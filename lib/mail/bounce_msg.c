@@ -275,6 +275,10 @@ static int bm_status_part(const struct bounce_info *b, buf_t *out,
             memcpy(type, rc->dsn_orcpt, n);
             type[n] = '\0';
             r |= bm_field(out, tmp, "Original-Recipient", type, semi + 1);
+        } else if (rc->orig_rcpt != NULL && rc->orig_rcpt[0] != '\0'
+                   && strcmp(rc->orig_rcpt, rc->address) != 0) {
+            r |= bm_field(out, tmp, "Original-Recipient", "rfc822",
+                          rc->orig_rcpt);
         }
         r |= bm_field(out, tmp, "Action", NULL, rc->action != NULL
                       ? rc->action : bm_default_action(b));

@@ -42,6 +42,9 @@ struct bounce_rcpt {
     const char *status;         /* "5.1.1"; NULL: 5.0.0, 4.0.0, 2.0.0 */
     const char *diagnostic;     /* reason text, or NULL (unknown) */
     const char *action;         /* NULL: failed, delayed, delivered */
+    const char *orig_rcpt;      /* the address before aliasing/rewriting,
+                                   or NULL: without a DSN ORCPT it is
+                                   reported as rfc822;orig_rcpt */
 };
 
 struct bounce_info {

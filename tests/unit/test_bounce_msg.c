@@ -25,8 +25,8 @@ static const char orig[] =
 
 static struct bounce_rcpt rcpts[2] = {
     { "b@example.net", "rfc822;B@Example.NET", "5.1.1",
-      "unknown user: \"b\"", NULL },
-    { "c@example.net", NULL, NULL, NULL, NULL },
+      "unknown user: \"b\"", NULL, NULL },
+    { "c@example.net", NULL, NULL, NULL, NULL, NULL },
 };
 
 static struct bounce_info info(void)
@@ -183,7 +183,7 @@ END_TEST
 START_TEST(test_bounce_long_and_hostile)
 {
     struct bounce_info b = info();
-    struct bounce_rcpt r = { "x@example.net", NULL, "5.0.0", NULL, NULL };
+    struct bounce_rcpt r = { "x@example.net", NULL, "5.0.0", NULL, NULL, NULL };
     buf_t out = BUF_INIT, reason = BUF_INIT;
     const char *s;
 
@@ -270,13 +270,38 @@ START_TEST(test_bounce_8bit_and_edges)
 }
 END_TEST
 
+START_TEST(test_orig_rcpt_fallback)
+{
+    /* rewritten by an alias, no DSN ORCPT: the original address is
+       reported; a DSN ORCPT wins; the same address is not repeated */
+    struct bounce_rcpt rc[3] = {
+        { "u@example.net", NULL, "5.1.1", "no", NULL, "alias@example.com" },
+        { "v@example.net", "rfc822;given@x", "5.1.1", "no", NULL, "alias@y" },
+        { "w@example.net", NULL, "5.1.1", "no", NULL, "w@example.net" },
+    };
+    struct bounce_info b = info();
+    buf_t out = BUF_INIT;
+
+    b.rcpts = rc;
+    b.nrcpts = 3;
+    ck_assert_int_eq(bounce_msg_build(&b, orig, sizeof(orig) - 1, &out), 0);
+    has(buf_str(&out), "Final-Recipient: rfc822; u@example.net\n"
+                       "Original-Recipient: rfc822; alias@example.com\n");
+    has(buf_str(&out), "Original-Recipient: rfc822; given@x\n");
+    ck_assert_ptr_null(strstr(buf_str(&out), "alias@y"));
+    has(buf_str(&out), "Final-Recipient: rfc822; w@example.net\n"
+                       "Action: failed\n");
+    buf_free(&out);
+}
+END_TEST
+
 START_TEST(test_delay_warning)
 {
     struct bounce_info b = info();
     struct bounce_rcpt r[2] = {
         { "b@example.net", "rfc822;B@Example.NET", "4.2.0",
-          "cannot create Maildir: Permission denied", NULL },
-        { "c@example.net", NULL, NULL, NULL, NULL },
+          "cannot create Maildir: Permission denied", NULL, NULL },
+        { "c@example.net", NULL, NULL, NULL, NULL, NULL },
     };
     buf_t out = BUF_INIT;
     const char *s, *p;
@@ -316,9 +341,10 @@ START_TEST(test_success_notice)
 {
     struct bounce_info b = info();
     struct bounce_rcpt r[2] = {
-        { "b@example.net", NULL, "2.0.0", "delivered to maildir", NULL },
+        { "b@example.net", NULL, "2.0.0", "delivered to maildir", NULL, NULL },
         { "c@example.net", NULL, NULL,
-          "250 ok (next hop does not support DSN)", "relayed" },
+          "250 ok (next hop does not support DSN)", "relayed",
+          NULL },
     };
     buf_t out = BUF_INIT;
     const char *s;
@@ -395,6 +421,7 @@ static Suite *bounce_msg_suite(void)
     tcase_add_test(tc, test_bounce_long_and_hostile);
     tcase_add_test(tc, test_bounce_random_boundary);
     tcase_add_test(tc, test_bounce_8bit_and_edges);
+    tcase_add_test(tc, test_orig_rcpt_fallback);
     tcase_add_test(tc, test_delay_warning);
     tcase_add_test(tc, test_success_notice);
     tcase_add_test(tc, test_size_limit);
