@@ -1,6 +1,7 @@
 /*
  * test_qmgr - the queue manager's pure decisions (qmgr/qmgr_policy.c):
- * back-off, expiry, transport choice, the delivery request built from a
+ * back-off, expiry, transport choice, destination keys, per-transport
+ * limits, the concurrency window, the delivery request built from a
  * queue_msg_t, and the numbers that go into log lines.
  */
 #include <check.h>
@@ -16,42 +17,105 @@
 #include "mail/queue_reader.h"
 #include "util/util.h"
 
-/* ---- destinations ---------------------------------------------------------- */
+/* ---- destination queues and limits -------------------------------------- */
 
 static const struct {
-    int x;
-    const char *rcpt, *want;
+    const char *rcpt, *nexthop;
+    long rcpt_limit;
+    const char *want;
 } dest_cases[] = {
-    { QMGR_XPORT_LOCAL, "Alice@Example.ORG", "alice@example.org" },
-    { QMGR_XPORT_LOCAL, "postmaster", "postmaster" },
-    { QMGR_XPORT_LOCAL, "", "" },
-    { QMGR_XPORT_SMTP, "bob@MX.Example.net", "mx.example.net" },
-    { QMGR_XPORT_SMTP, "\"a@b\"@c.example", "c.example" },
-    { QMGR_XPORT_SMTP, "nodomain", "" },
+    /* recipient limit 1: one queue per recipient (local) */
+    { "Alice@Example.ORG", "Mail.Example.ORG", 1,
+      "alice@example.org\nmail.example.org" },
+    { "postmaster", "host", 1, "postmaster\nhost" },
+    { "", "", 1, "\n" },
+    /* otherwise one per next hop, whatever the recipient */
+    { "bob@MX.Example.net", "MX.Example.net", 50, "mx.example.net" },
+    { "carol@other.example", "[Smart.Example]:25", 2, "[smart.example]:25" },
+    { "\"a@b\"@c.example", "c.example", 50, "c.example" },
 };
 
 START_TEST(test_destination_table)
 {
-    char out[64];
+    buf_t out = BUF_INIT;
 
-    qmgr_rcpt_destination(dest_cases[_i].x, dest_cases[_i].rcpt, out, sizeof(out));
-    ck_assert_str_eq(out, dest_cases[_i].want);
+    qmgr_dest_key(dest_cases[_i].rcpt, dest_cases[_i].nexthop,
+                  dest_cases[_i].rcpt_limit, &out);
+    ck_assert_str_eq(buf_str(&out), dest_cases[_i].want);
+    buf_free(&out);
 }
 END_TEST
 
-START_TEST(test_destination_truncates_and_limits)
+/* per-transport parameters: <transport>_..., else the default_ one */
+START_TEST(test_transport_limits)
 {
-    char small[4];
+    static const char conf[] =
+        "smtp_destination_concurrency_limit = 3\n"
+        "smtp_destination_recipient_limit = 7\n"
+        "slow_initial_destination_concurrency = 1\n"
+        "slow_destination_concurrency_failed_cohort_limit = 4\n"
+        "bad_destination_concurrency_limit = lots\n"
+        "default_destination_concurrency_limit = 11\n";
+    struct qmgr_limits lim;
 
-    qmgr_rcpt_destination(QMGR_XPORT_LOCAL, "abcdefgh@x", small, sizeof(small));
-    ck_assert_str_eq(small, "abc");
-    qmgr_rcpt_destination(QMGR_XPORT_LOCAL, "abcdefgh@x", small, 0);
-    var_local_destination_concurrency_limit = 2;
-    var_default_destination_concurrency_limit = 20;
-    ck_assert_int_eq(qmgr_destination_limit(QMGR_XPORT_LOCAL), 2);
-    ck_assert_int_eq(qmgr_destination_limit(QMGR_XPORT_SMTP), 20);
-    var_local_destination_concurrency_limit = 0;
-    ck_assert_int_eq(qmgr_destination_limit(QMGR_XPORT_LOCAL), 1);
+    ck_assert_int_eq(config_load_text(conf, sizeof(conf) - 1, "main.conf",
+                                      NULL, NULL), 0);
+    qmgr_transport_limits("smtp", &lim);
+    ck_assert_int_eq(lim.concurrency, 3);
+    ck_assert_int_eq(lim.recipients, 7);
+    ck_assert_int_eq(lim.initial, 5);
+    ck_assert_int_eq(lim.cohort, 1);
+    qmgr_transport_limits("local", &lim);
+    ck_assert_int_eq(lim.concurrency, 2);
+    ck_assert_int_eq(lim.recipients, 1);
+    qmgr_transport_limits("slow", &lim);
+    ck_assert_int_eq(lim.concurrency, 11);
+    ck_assert_int_eq(lim.recipients, 50);
+    ck_assert_int_eq(lim.initial, 1);
+    ck_assert_int_eq(lim.cohort, 4);
+    qmgr_transport_limits("bad", &lim);         /* warned, default used */
+    ck_assert_int_eq(lim.concurrency, 11);
+    config_free();
+}
+END_TEST
+
+/* slow start, back-off and the dead verdict */
+START_TEST(test_window)
+{
+    struct qmgr_limits lim = { .concurrency = 4, .recipients = 50,
+                               .initial = 2, .cohort = 2 };
+    struct qmgr_window w;
+
+    qmgr_window_init(&w, &lim);
+    ck_assert_int_eq(w.window, 2);
+    ck_assert(qmgr_window_open(&w, 1));
+    ck_assert(!qmgr_window_open(&w, 2));
+    qmgr_window_success(&w, &lim);
+    ck_assert_int_eq(w.window, 2);
+    qmgr_window_success(&w, &lim);          /* a window's worth: grows */
+    ck_assert_int_eq(w.window, 3);
+    for (int k = 0; k < 3; k++)
+        qmgr_window_success(&w, &lim);
+    ck_assert_int_eq(w.window, 4);
+    for (int k = 0; k < 100; k++)
+        qmgr_window_success(&w, &lim);
+    ck_assert_int_eq(w.window, 4);          /* never above the limit */
+    ck_assert(!qmgr_window_failure(&w, &lim));
+    ck_assert(!qmgr_window_failure(&w, &lim));
+    ck_assert(!qmgr_window_failure(&w, &lim));
+    ck_assert_int_eq(w.window, 1);
+    ck_assert(!qmgr_window_failure(&w, &lim));  /* 1st at window 1 */
+    qmgr_window_success(&w, &lim);              /* resets the count */
+    ck_assert_int_eq(w.window, 2);
+    ck_assert(!qmgr_window_failure(&w, &lim));  /* back to 1 */
+    ck_assert(!qmgr_window_failure(&w, &lim));
+    ck_assert(qmgr_window_failure(&w, &lim));   /* 2 in a row: dead */
+    lim.initial = 10;                           /* initial above limit */
+    qmgr_window_init(&w, &lim);
+    ck_assert_int_eq(w.window, 4);
+    lim.concurrency = 2;                        /* limit shrank */
+    qmgr_window_success(&w, &lim);
+    ck_assert_int_eq(w.window, 2);
 }
 END_TEST
 
@@ -157,40 +221,48 @@ START_TEST(test_expiry_table)
 }
 END_TEST
 
-/* ---- transport choice ---------------------------------------------------- */
+/* ---- transport choice (route.h, with qmgr's local/remote split) ------- */
 
-static bool fake_is_local(const char *domain)
+static int fake_is_local(void *ctx, const char *domain)
 {
+    (void)ctx;
     return strcasecmp(domain, "example.org") == 0 ||
            strcasecmp(domain, "localhost") == 0;
 }
 
 static const struct {
     const char *rcpt;
-    int want;
+    const char *want;
 } xport_cases[] = {
-    { "alice@example.org", QMGR_XPORT_LOCAL },
-    { "alice@EXAMPLE.ORG", QMGR_XPORT_LOCAL },
-    { "bob@localhost", QMGR_XPORT_LOCAL },
-    { "postmaster", QMGR_XPORT_LOCAL },            /* no domain */
-    { "carol@example.com", QMGR_XPORT_SMTP },
-    { "carol@sub.example.org", QMGR_XPORT_SMTP },
-    { "\"a@example.org\"@example.net", QMGR_XPORT_SMTP },
-    { "\"a@example.net\"@example.org", QMGR_XPORT_LOCAL },
-    { "x@[192.0.2.1]", QMGR_XPORT_SMTP },
-    { "trailing@", QMGR_XPORT_LOCAL },            /* empty domain */
-    { "", QMGR_XPORT_LOCAL },
+    { "alice@example.org", "local" },
+    { "alice@EXAMPLE.ORG", "local" },
+    { "bob@localhost", "local" },
+    { "postmaster", "local" },            /* no domain */
+    { "carol@example.com", "smtp" },
+    { "carol@sub.example.org", "smtp" },
+    { "\"a@example.org\"@example.net", "smtp" },
+    { "\"a@example.net\"@example.org", "local" },
+    { "x@[192.0.2.1]", "smtp" },
+    { "trailing@", "local" },            /* empty domain */
+    { "", "local" },
 };
 
 START_TEST(test_xport_table)
 {
+    struct route_params p = { "local:host.example.org", "relay", "smtp", "",
+                              "+", "<>" };
+    struct route_lookups l = { NULL, NULL, NULL, fake_is_local, NULL };
+
     for (size_t i = 0; i < sizeof(xport_cases) / sizeof(xport_cases[0]); i++) {
-        int got = qmgr_xport_pick(xport_cases[i].rcpt, fake_is_local);
-        ck_assert_msg(got == xport_cases[i].want, "case %zu (%s): got %d", i,
-                      xport_cases[i].rcpt, got);
+        const char *err = NULL;
+        route_t r;
+
+        ck_assert_int_eq(route_resolve(&p, &l, "", xport_cases[i].rcpt, &r,
+                                       &err), 0);
+        ck_assert_msg(strcmp(r.transport, xport_cases[i].want) == 0,
+                      "case %zu (%s): got %s", i, xport_cases[i].rcpt,
+                      r.transport);
     }
-    ck_assert_str_eq(qmgr_xport_names[QMGR_XPORT_LOCAL], "local");
-    ck_assert_str_eq(qmgr_xport_names[QMGR_XPORT_SMTP], "smtp");
 }
 END_TEST
 
@@ -368,7 +440,8 @@ static Suite *qmgr_suite(void)
     TCase *tc = tcase_create("policy");
 
     tcase_add_loop_test(tc, test_destination_table, 0, sizeof(dest_cases) / sizeof(dest_cases[0]));
-    tcase_add_test(tc, test_destination_truncates_and_limits);
+    tcase_add_test(tc, test_transport_limits);
+    tcase_add_test(tc, test_window);
     tcase_add_test(tc, test_backoff_table);
     tcase_add_test(tc, test_backoff_sequence_grows);
     tcase_add_test(tc, test_expiry_table);
