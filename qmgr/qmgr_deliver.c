@@ -260,17 +260,18 @@ static struct qmgr_conn *xport_idle_conn(qmgr_transport_t *t)
 static void xport_connect_failed(qmgr_transport_t *t)
 {
     buf_t reason = BUF_INIT;
+    int err = errno;
 
     if (t->nconns > 0)
         return;     /* the connections we have will carry on */
-    if (errno == ENOENT)
+    if (err == ENOENT)
         buf_puts(&reason, "mail transport unavailable");
     else
         buf_printf(&reason, "delivery temporarily suspended: connect to "
-                   "transport %s: %s", t->path, strerror(errno));
-    log_warning("%s: %s", t->path, errno == ENOENT
+                   "transport %s: %s", t->path, strerror(err));
+    log_warning("%s: %s", t->path, err == ENOENT
                 ? "no such socket: is the transport in master.conf?"
-                : strerror(errno));
+                : strerror(err));
     qmgr_transport_defer_all(t, buf_str(&reason));
     buf_free(&reason);
 }

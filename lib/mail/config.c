@@ -708,6 +708,27 @@ static void cfg_warn(buf_t *err, const char *fmt, ...)
     }
 }
 
+/* cfg_transport_param - <transport>_destination_concurrency_limit and
+   the like, which qmgr looks up for any transport name (routing and
+   scheduling, issue 7): known, though not in the table */
+static bool cfg_transport_param(const char *name)
+{
+    static const char *const suffixes[] = {
+        "_destination_concurrency_limit", "_destination_recipient_limit",
+        "_initial_destination_concurrency",
+        "_destination_concurrency_failed_cohort_limit",
+    };
+    size_t len = strlen(name);
+
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        size_t slen = strlen(suffixes[i]);
+
+        if (len > slen && strcmp(name + len - slen, suffixes[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* cfg_entry_line - one logical "name = value" line */
 static int cfg_entry_line(struct cfg_parse *ps, char *line, int lineno)
 {
@@ -728,7 +749,7 @@ static int cfg_entry_line(struct cfg_parse *ps, char *line, int lineno)
     *name_end = '\0';
     char *value = str_trim(p + 1);
     struct pent *e = cfg_lookup(ps->c, line, strlen(line));
-    if (e == NULL || e->def == NULL)
+    if ((e == NULL || e->def == NULL) && !cfg_transport_param(line))
         cfg_warn(ps->err, "%s:%d: unknown parameter: %s", ps->path, lineno,
                  line);
     e = cfg_entry(ps->c, line);
@@ -832,7 +853,7 @@ static void cfg_apply_overrides(struct cfg *c, buf_t *err)
         char *eq = strchr(cfg_overrides[i], '=');
         char *name = xstrndup(cfg_overrides[i], (size_t)(eq - cfg_overrides[i]));
         struct pent *e = cfg_lookup(c, name, strlen(name));
-        if (e == NULL || e->def == NULL)
+        if ((e == NULL || e->def == NULL) && !cfg_transport_param(name))
             cfg_warn(err, "-o %s: unknown parameter: %s", cfg_overrides[i],
                      name);
         e = cfg_entry(c, name);

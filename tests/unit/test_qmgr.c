@@ -55,11 +55,22 @@ START_TEST(test_transport_limits)
         "slow_initial_destination_concurrency = 1\n"
         "slow_destination_concurrency_failed_cohort_limit = 4\n"
         "bad_destination_concurrency_limit = lots\n"
-        "default_destination_concurrency_limit = 11\n";
+        "default_destination_concurrency_limit = 11\n"
+        "smtp_destination_concurrency_limitx = 1\n";
     struct qmgr_limits lim;
+    buf_t err = BUF_INIT;
 
     ck_assert_int_eq(config_load_text(conf, sizeof(conf) - 1, "main.conf",
-                                      NULL, NULL), 0);
+                                      NULL, &err), 0);
+    /* per-transport names are not "unknown"; others still are */
+    ck_assert_ptr_null(strstr(buf_str(&err), "unknown parameter: smtp_destination_concurrency_limit\n"));
+    ck_assert_ptr_null(strstr(buf_str(&err), "slow_initial"));
+    ck_assert_ptr_nonnull(strstr(buf_str(&err), "unknown parameter: smtp_destination_concurrency_limitx"));
+    buf_free(&err);
+    ck_assert_str_eq(config_value_any("smtp_destination_concurrency_limit"), "3");
+    ck_assert_ptr_null(config_value("smtp_destination_concurrency_limit"));
+    ck_assert_ptr_null(config_value_any("relay_destination_concurrency_limit"));
+    ck_assert_str_eq(config_value_any("default_destination_concurrency_limit"), "11");
     qmgr_transport_limits("smtp", &lim);
     ck_assert_int_eq(lim.concurrency, 3);
     ck_assert_int_eq(lim.recipients, 7);
