@@ -34,15 +34,16 @@ bool route_split(const char *value, char *transport, size_t tsize,
     const char *colon = strchr(value, ':');
     size_t tlen = colon ? (size_t)(colon - value) : strlen(value);
     const char *nh = colon ? colon + 1 : "";
-    char tmp[ROUTE_NEXTHOP_MAX];
+    char t[ROUTE_TRANSPORT_MAX], n[ROUTE_NEXTHOP_MAX];
 
-    if (tlen >= tsize || strlen(nh) >= nsize || strlen(nh) >= sizeof(tmp))
+    if (tlen >= tsize || tlen >= sizeof(t) || strlen(nh) >= nsize
+        || strlen(nh) >= sizeof(n))
         return false;
-    memcpy(transport, value, tlen);
-    transport[tlen] = '\0';
-    str_copy(tmp, nh, sizeof(tmp));
-    str_copy(transport, str_trim(transport), tsize);
-    str_copy(nexthop, str_trim(tmp), nsize);
+    memcpy(t, value, tlen);
+    t[tlen] = '\0';
+    str_copy(n, nh, sizeof(n));
+    str_copy(transport, str_trim(t), tsize);
+    str_copy(nexthop, str_trim(n), nsize);
     return true;
 }
 
