@@ -2,7 +2,10 @@
  * test_qmgr - the queue manager's pure decisions (qmgr/qmgr_policy.c):
  * back-off, expiry, transport choice, destination keys, per-transport
  * limits, the concurrency window, the delivery request built from a
- * queue_msg_t, and the numbers that go into log lines.
+ * queue_msg_t, and the numbers that go into log lines; and the
+ * scheduler's in-memory queues (qmgr/qmgr_queue.c, with the connection
+ * and message layers stubbed): grouping, round robin, windows, dead
+ * destinations.
  */
 #include <check.h>
 
@@ -10,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../../qmgr/qmgr_policy.c"
+#include "../../qmgr/qmgr_queue.c"
 #include "util/attr.h"
 #include "util/buf.h"
 #include "mail/deliver.h"
@@ -445,6 +449,271 @@ START_TEST(test_duration_text)
 }
 END_TEST
 
+/* ---- qmgr_queue.c, with stubs for the layers around it ----------------- */
+
+static int stub_kicks;
+static struct {
+    qmgr_msg_t *m;
+    size_t i;
+    int status;
+    char reason[160];
+} stub_done[64];
+static size_t stub_ndone;
+
+void qmgr_deliver_kick(qmgr_transport_t *t)
+{
+    (void)t;
+    stub_kicks++;
+}
+
+void qmgr_deliver_transport_init(qmgr_transport_t *t)
+{
+    (void)t;
+}
+
+void qmgr_message_rcpt_done(qmgr_msg_t *m, size_t i, int status,
+                            const char *reason)
+{
+    if (m->rstate[i] == QR_PENDING)
+        m->npending--;
+    else if (m->rstate[i] == QR_BUSY)
+        m->nbusy--;
+    m->rstate[i] = status == DELIVER_DEFER ? QR_DEFERRED : QR_DONE;
+    if (stub_ndone < 64) {
+        stub_done[stub_ndone].m = m;
+        stub_done[stub_ndone].i = i;
+        stub_done[stub_ndone].status = status;
+        str_copy(stub_done[stub_ndone].reason, reason ? reason : "",
+                 sizeof(stub_done[0].reason));
+        stub_ndone++;
+    }
+}
+
+/* a message with n recipients "r<K>@<domain>" */
+static qmgr_msg_t *fake_msg(size_t n, const char *domain)
+{
+    qmgr_msg_t *m = xcalloc(1, sizeof(*m));
+
+    m->qm.rcpts = xcalloc(n, sizeof(*m->qm.rcpts));
+    m->qm.nrcpts = n;
+    m->rstate = xcalloc(n, 1);
+    for (size_t k = 0; k < n; k++) {
+        char a[64];
+
+        snprintf(a, sizeof(a), "r%zu@%s", k, domain);
+        m->qm.rcpts[k].address = xstrdup(a);
+        m->qm.rcpts[k].offset = (off_t)(100 + k);
+    }
+    return m;
+}
+
+static void fake_free(qmgr_msg_t *m)
+{
+    for (size_t k = 0; k < m->qm.nrcpts; k++)
+        free(m->qm.rcpts[k].address);
+    free(m->qm.rcpts);
+    free(m->rstate);
+    free(m);
+}
+
+static void queue_setup(const char *conf)
+{
+    ck_assert_int_eq(config_load_text(conf, strlen(conf), "main.conf", NULL,
+                                      NULL), 0);
+    stub_ndone = 0;
+    stub_kicks = 0;
+}
+
+static void queue_teardown(void)
+{
+    qmgr_queue_free_all();
+    config_free();
+}
+
+static void add_all(qmgr_msg_t *m, const char *transport, const char *nexthop)
+{
+    route_t r;
+    const char *why = NULL;
+
+    str_copy(r.transport, transport, sizeof(r.transport));
+    str_copy(r.nexthop, nexthop, sizeof(r.nexthop));
+    for (size_t k = 0; k < m->qm.nrcpts; k++)
+        ck_assert(qmgr_queue_add(m, k, &r, &why));
+}
+
+START_TEST(test_queue_groups_by_recipient_limit)
+{
+    qmgr_msg_t *m;
+    qmgr_transport_t *t;
+    struct qmgr_job j1, j2, j3, j4;
+
+    queue_setup("smtp_destination_recipient_limit = 2\n");
+    m = fake_msg(5, "one.example");
+    add_all(m, "smtp", "one.example");
+    t = qmgr_transport_get("smtp");
+    ck_assert_int_eq(m->npending, 5);
+    ck_assert(stub_kicks > 0);
+    ck_assert(qmgr_queue_next_job(t, &j1));
+    ck_assert(qmgr_queue_next_job(t, &j2));
+    ck_assert(qmgr_queue_next_job(t, &j3));
+    ck_assert(!qmgr_queue_next_job(t, &j4));
+    ck_assert_uint_eq(j1.n, 2);
+    ck_assert_uint_eq(j1.idx[0], 0);
+    ck_assert_uint_eq(j1.idx[1], 1);
+    ck_assert_uint_eq(j2.n, 2);
+    ck_assert_uint_eq(j2.idx[0], 2);
+    ck_assert_uint_eq(j3.n, 1);
+    ck_assert_uint_eq(j3.idx[0], 4);
+    ck_assert_str_eq(j1.d->nexthop, "one.example");
+    ck_assert_int_eq(m->npending, 0);
+    ck_assert_int_eq(m->nbusy, 5);
+    ck_assert_int_eq(m->rstate[4], QR_BUSY);
+    ck_assert_int_eq(j1.d->busy, 3);
+    qmgr_queue_job_done(&j1, QF_OK, NULL);
+    qmgr_queue_job_done(&j2, QF_OK, NULL);
+    qmgr_queue_job_done(&j3, QF_OK, NULL);     /* destination forgotten */
+    ck_assert_uint_eq(htable_count(t->dests), 0);
+    queue_teardown();
+    fake_free(m);
+}
+END_TEST
+
+/* round robin: one busy destination does not hold up another */
+START_TEST(test_queue_round_robin)
+{
+    qmgr_msg_t *a[3], *b;
+    qmgr_transport_t *t;
+    struct qmgr_job j;
+    const char *order[4];
+
+    queue_setup("");
+    for (int k = 0; k < 3; k++) {
+        a[k] = fake_msg(1, "a.example");
+        add_all(a[k], "smtp", "a.example");
+    }
+    b = fake_msg(1, "b.example");
+    add_all(b, "smtp", "b.example");
+    t = qmgr_transport_get("smtp");
+    for (int k = 0; k < 4; k++) {
+        ck_assert(qmgr_queue_next_job(t, &j));
+        order[k] = j.d->nexthop;
+        if (k == 0)
+            ck_assert_ptr_eq(j.m, a[0]);    /* FIFO within a destination */
+    }
+    ck_assert_str_eq(order[0], "a.example");
+    ck_assert_str_eq(order[1], "b.example");
+    ck_assert_str_eq(order[2], "a.example");
+    ck_assert_str_eq(order[3], "a.example");
+    ck_assert(!qmgr_transport_has_work(t));
+    queue_teardown();
+    for (int k = 0; k < 3; k++)
+        fake_free(a[k]);
+    fake_free(b);
+}
+END_TEST
+
+/* the window holds requests back; an ended request lets the next go */
+START_TEST(test_queue_window)
+{
+    qmgr_msg_t *m[4];
+    qmgr_transport_t *t;
+    struct qmgr_job j1, j2, j3;
+
+    queue_setup("smtp_destination_concurrency_limit = 2\n");
+    for (int k = 0; k < 4; k++) {
+        m[k] = fake_msg(1, "a.example");
+        add_all(m[k], "smtp", "a.example");
+    }
+    t = qmgr_transport_get("smtp");
+    ck_assert(qmgr_queue_next_job(t, &j1));
+    ck_assert(qmgr_queue_next_job(t, &j2));
+    ck_assert(!qmgr_queue_next_job(t, &j3));    /* at the limit */
+    ck_assert(!qmgr_transport_has_work(t));
+    qmgr_queue_job_done(&j1, QF_OK, NULL);
+    ck_assert(qmgr_transport_has_work(t));
+    ck_assert(qmgr_queue_next_job(t, &j3));
+    ck_assert_ptr_eq(j3.m, m[2]);
+    queue_teardown();
+    for (int k = 0; k < 4; k++)
+        fake_free(m[k]);
+}
+END_TEST
+
+/* dest_status=dead: waiting mail deferred at once, new mail too */
+START_TEST(test_queue_dead_destination)
+{
+    qmgr_msg_t *m1, *m2, *m3, *other;
+    qmgr_transport_t *t;
+    struct qmgr_job j;
+    route_t r = { "smtp", "down.example" };
+    const char *why = NULL;
+
+    queue_setup("smtp_initial_destination_concurrency = 1\n"
+                "minimal_backoff_time = 3600s\n");
+    m1 = fake_msg(1, "down.example");
+    m2 = fake_msg(2, "down.example");
+    other = fake_msg(1, "up.example");
+    add_all(m1, "smtp", "down.example");
+    add_all(m2, "smtp", "down.example");
+    add_all(other, "smtp", "up.example");
+    t = qmgr_transport_get("smtp");
+    ck_assert(qmgr_queue_next_job(t, &j));
+    ck_assert_ptr_eq(j.m, m1);
+    qmgr_queue_job_done(&j, QF_DEAD, "connect refused");
+    ck_assert_uint_eq(stub_ndone, 2);           /* both of m2 */
+    ck_assert_ptr_eq(stub_done[0].m, m2);
+    ck_assert_int_eq(stub_done[0].status, DELIVER_DEFER);
+    ck_assert_str_eq(stub_done[1].reason,
+                     "delivery temporarily suspended: connect refused");
+    ck_assert_int_eq(m2->npending, 0);
+    m3 = fake_msg(1, "down.example");
+    ck_assert(!qmgr_queue_add(m3, 0, &r, &why));
+    ck_assert_str_eq(why, "delivery temporarily suspended: connect refused");
+    ck_assert(qmgr_queue_next_job(t, &j));      /* the other one goes on */
+    ck_assert_ptr_eq(j.m, other);
+    ck_assert(!qmgr_queue_next_job(t, &j));
+    queue_teardown();
+    fake_free(m1);
+    fake_free(m2);
+    fake_free(m3);
+    fake_free(other);
+}
+END_TEST
+
+/* failures at window 1: a next hop dies, a mailbox (limit 1) does not */
+START_TEST(test_queue_failed_cohort)
+{
+    qmgr_msg_t *m, *l;
+    qmgr_transport_t *t, *lt;
+    struct qmgr_job j;
+
+    queue_setup("smtp_initial_destination_concurrency = 1\n"
+                "local_initial_destination_concurrency = 1\n");
+    m = fake_msg(2, "down.example");
+    m->qm.nrcpts = 1;           /* one now, one later */
+    add_all(m, "smtp", "down.example");
+    t = qmgr_transport_get("smtp");
+    ck_assert(qmgr_queue_next_job(t, &j));
+    qmgr_queue_job_done(&j, QF_FAILED, "lost connection with smtp");
+    ck_assert_ptr_nonnull(htable_find(t->dests, "down.example"));
+    ck_assert(((qmgr_dest_t *)htable_find(t->dests, "down.example"))->dead_until != 0);
+    l = fake_msg(2, "localhost");
+    add_all(l, "local", "host");
+    lt = qmgr_transport_get("local");
+    ck_assert_uint_eq(htable_count(lt->dests), 2);  /* per recipient */
+    ck_assert(qmgr_queue_next_job(lt, &j));
+    ck_assert_uint_eq(j.n, 1);
+    qmgr_queue_job_done(&j, QF_FAILED, "conversation with local timed out");
+    ck_assert(qmgr_queue_next_job(lt, &j));         /* the other mailbox */
+    qmgr_queue_job_done(&j, QF_FAILED, "conversation with local timed out");
+    ck_assert_uint_eq(htable_count(lt->dests), 0);  /* none dead, forgotten */
+    queue_teardown();
+    m->qm.nrcpts = 2;
+    fake_free(m);
+    fake_free(l);
+}
+END_TEST
+
 static Suite *qmgr_suite(void)
 {
     Suite *s = suite_create("qmgr");
@@ -464,6 +733,13 @@ static Suite *qmgr_suite(void)
     tcase_add_test(tc, test_request_null_sender_no_client);
     tcase_add_test(tc, test_request_wire_roundtrip);
     tcase_add_test(tc, test_duration_text);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("queue");
+    tcase_add_test(tc, test_queue_groups_by_recipient_limit);
+    tcase_add_test(tc, test_queue_round_robin);
+    tcase_add_test(tc, test_queue_window);
+    tcase_add_test(tc, test_queue_dead_destination);
+    tcase_add_test(tc, test_queue_failed_cohort);
     suite_add_tcase(s, tc);
     return s;
 }
