@@ -112,6 +112,7 @@ static void queue_run(ev_loop_t *loop, void *arg)
     want_incoming = true;
     want_sweep = true;
     want_hold_temp = true;
+    qmgr_queue_sweep();
     scan_soon();
     ev_timer_set(loop, &queue_run_timer, (uint64_t)delay * 1000);
 }

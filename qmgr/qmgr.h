@@ -108,6 +108,8 @@ typedef struct qmgr_dest {
     char *dead_reason;
     bool ready;                 /* on the transport's ring */
     struct qmgr_dest *rnext;
+    bool on_dead_list;          /* on the transport's list of the dead */
+    struct qmgr_dest *dnext;
 } qmgr_dest_t;
 
 typedef struct qmgr_transport {
@@ -116,6 +118,7 @@ typedef struct qmgr_transport {
     struct qmgr_limits lim;
     htable_t *dests;            /* qmgr_dest_t by key */
     qmgr_dest_t *ring_head, *ring_tail;     /* ready destinations */
+    qmgr_dest_t *dead;          /* died, not yet swept */
     struct qmgr_conn *conns;    /* qmgr_deliver.c */
     size_t nconns;
     ev_timer_t kick_timer, retry_timer;
@@ -155,6 +158,9 @@ void qmgr_queue_job_done(struct qmgr_job *job, enum qmgr_feedback fb,
 bool qmgr_transport_has_work(const qmgr_transport_t *t);
 /* Defer every waiting recipient of t with reason (transport unusable). */
 void qmgr_transport_defer_all(qmgr_transport_t *t, const char *reason);
+/* Forget destinations whose dead time is over and that nothing uses
+   (each queue run), so a long life of dead sites does not add up. */
+void qmgr_queue_sweep(void);
 void qmgr_queue_free_all(void);
 
 /* ---- qmgr_message.c: active messages ---------------------------------- */

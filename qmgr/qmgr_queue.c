@@ -141,8 +141,8 @@ static void dest_free(void *p)
    until its time is over, so new mail for it is deferred at once) */
 static void dest_maybe_free(qmgr_dest_t *d)
 {
-    if (d->npending > 0 || d->busy > 0 || dest_is_dead(d))
-        return;
+    if (d->npending > 0 || d->busy > 0 || d->on_dead_list)
+        return;     /* dead ones: qmgr_queue_sweep */
     ring_remove(d);
     htable_remove(d->t->dests, d->key);
     dest_free(d);
@@ -275,6 +275,11 @@ static void dest_die(qmgr_dest_t *d, const char *why)
     d->dead_reason = buf_strdup(&reason);
     buf_free(&reason);
     d->dead_until = time_now_usec() + (uint64_t)wait * 1000000;
+    if (!d->on_dead_list) {
+        d->on_dead_list = true;
+        d->dnext = d->t->dead;
+        d->t->dead = d;
+    }
     log_info("%s/%s: destination dead for %ld s: %s", d->t->name,
              d->nexthop, wait, d->dead_reason);
     dest_defer_pending(d, d->dead_reason);
@@ -314,6 +319,26 @@ void qmgr_transport_defer_all(qmgr_transport_t *t, const char *reason)
     while ((d = t->ring_head) != NULL) {
         dest_defer_pending(d, reason);
         dest_maybe_free(d);
+    }
+}
+
+void qmgr_queue_sweep(void)
+{
+    for (qmgr_transport_t *t = qmgr_transports; t != NULL; t = t->next) {
+        qmgr_dest_t **pp = &t->dead;
+
+        while (*pp != NULL) {
+            qmgr_dest_t *d = *pp;
+
+            if (dest_is_dead(d)) {
+                pp = &d->dnext;
+                continue;
+            }
+            *pp = d->dnext;
+            d->on_dead_list = false;
+            d->dnext = NULL;
+            dest_maybe_free(d);
+        }
     }
 }
 

@@ -672,6 +672,13 @@ START_TEST(test_queue_dead_destination)
     ck_assert(qmgr_queue_next_job(t, &j));      /* the other one goes on */
     ck_assert_ptr_eq(j.m, other);
     ck_assert(!qmgr_queue_next_job(t, &j));
+    qmgr_queue_job_done(&j, QF_OK, NULL);       /* up.example forgotten */
+    qmgr_queue_sweep();                         /* still dead: kept */
+    ck_assert_uint_eq(htable_count(t->dests), 1);
+    ((qmgr_dest_t *)htable_find(t->dests, "down.example"))->dead_until = 1;
+    qmgr_queue_sweep();                         /* time over: forgotten */
+    ck_assert_uint_eq(htable_count(t->dests), 0);
+    ck_assert_ptr_null(t->dead);
     queue_teardown();
     fake_free(m1);
     fake_free(m2);
