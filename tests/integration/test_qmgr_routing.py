@@ -234,3 +234,35 @@ class Scheduling(AgentCase):
         # no attempt for the dead destination's other mail
         down = [r for r in self.requests(record) if r[1] == "down.example"]
         self.assertEqual(len(down), 1, down)
+
+
+class CrashSafety(AgentCase):
+
+    def test_kill9_qmgr_with_multi_recipient_requests(self):
+        import signal
+        inst, record = self.agent_instance({
+            "smtp_destination_recipient_limit": "2"})
+        expected = []
+        for batch in range(3):
+            for n in range(20):
+                k = batch * 20 + n
+                rcpts = ["m%da@one.example" % k, "m%db@one.example" % k,
+                         "m%dc@two.example" % k, "demo@localhost"]
+                expected += rcpts[:3]
+                send(inst, rcpts, "crash %02d" % k)
+            for p in wait_for(lambda: inst.child_pids("qmgr"), 30,
+                              what="a running qmgr"):
+                os.kill(p, signal.SIGKILL)
+        # nothing lost: every remote recipient reached its agent (a
+        # second time at worst), every local copy arrived once
+        def all_seen():
+            seen = set(sum((r[2] for r in self.requests(record)), []))
+            return seen.issuperset(expected)
+        wait_for(all_seen, 240, what="every recipient at the agent")
+        self.assertDeliveredOnce(inst, ["crash %02d" % k for k in range(60)],
+                                 timeout=240)
+        inst.wait_queue_empty(120)
+        self.assertIn("killed by signal 9", inst.log_text())
+        for t, nh, rcpts in self.requests(record):
+            self.assertLessEqual(len(rcpts), 2)
+            self.assertEqual(t, "smtp")
