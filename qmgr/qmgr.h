@@ -18,11 +18,10 @@
 #include "util/buf.h"
 #include "util/events.h"
 #include "util/htable.h"
+#include "mail/deliver.h"
 #include "mail/queue.h"
 #include "mail/queue_reader.h"
-
 #include "mail/route.h"
-#include "mail/deliver.h"
 
 struct qmgr_msg;
 struct qmgr_conn;
