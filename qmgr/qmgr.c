@@ -11,6 +11,7 @@
 #include "util/events.h"
 #include "util/log.h"
 #include "mail/mailuser.h"
+#include "mail/route.h"
 #include "mail/server.h"
 #include "util/util.h"
 #include "qmgr.h"
@@ -27,13 +28,22 @@ static bool want_incoming, want_deferred, want_sweep, want_hold_temp;
 static uint64_t flush_usec;         /* deferred before this: due now */
 static ev_timer_t scan_timer, queue_run_timer, recover_timer;
 
-/* qmgr_room - how many more messages may become active */
+/* qmgr_room - how many more messages may become active: within
+   $qmgr_message_active_limit messages and (each has a recipient at
+   least) $qmgr_message_recipient_limit recipients; a message larger
+   than the latter still comes in when nothing else is active (a batch
+   of moves may overshoot by its messages' other recipients) */
 size_t qmgr_room(void)
 {
     size_t limit = var_qmgr_message_active_limit > 0
                    ? (size_t)var_qmgr_message_active_limit : 1;
+    size_t rlimit = var_qmgr_message_recipient_limit > 0
+                    ? (size_t)var_qmgr_message_recipient_limit : 1;
+    size_t room, rroom;
 
-    return qmgr_active_count >= limit ? 0 : limit - qmgr_active_count;
+    room = qmgr_active_count >= limit ? 0 : limit - qmgr_active_count;
+    rroom = qmgr_active_rcpts >= rlimit ? 0 : rlimit - qmgr_active_rcpts;
+    return room < rroom ? room : rroom;
 }
 
 /* qmgr_poke - room was made; run a scan that was waiting for it */
@@ -102,6 +112,7 @@ static void queue_run(ev_loop_t *loop, void *arg)
     want_incoming = true;
     want_sweep = true;
     want_hold_temp = true;
+    qmgr_queue_sweep();
     scan_soon();
     ev_timer_set(loop, &queue_run_timer, (uint64_t)delay * 1000);
 }
@@ -146,6 +157,8 @@ static void qmgr_pre_init(const char *service, char **args, int nargs)
     (void)nargs;
     if (mailuser_init() < 0)
         log_fatal("cannot initialize local user and domain tables");
+    if (route_tables_open() < 0)
+        log_fatal("cannot open the routing tables");
 }
 
 static void qmgr_post_init(ev_loop_t *loop)
@@ -172,6 +185,7 @@ static void qmgr_pre_exit(void)
     qmgr_deliver_shutdown();
     qmgr_message_free_all();
     qmgr_scan_free();
+    route_tables_close();
 }
 
 int main(int argc, char **argv)

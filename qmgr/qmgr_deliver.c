@@ -1,13 +1,17 @@
 /*
  * qmgr_deliver - qmgr's pool of attr_client connections to the delivery
- * agents' sockets (private/<transport>), one request (one recipient) in
- * flight per connection, up to $default_destination_concurrency_limit
- * connections per transport, idle ones closed after 10 s. Requests and
- * replies are attr.h lists (deliver.h names). A failed connect, a lost
- * connection, a garbled reply or no reply within $local_time_limit
- * (local) or $daemon_timeout (others) all count as DELIVER_DEFER for
- * that recipient. Per-destination limits are applied
- * when jobs are picked (qmgr_message.c).
+ * agents' sockets (private/<transport>), one request in flight per
+ * connection. A request carries up to <transport>_destination_recipient_limit
+ * recipients of one message for one destination (qmgr_queue.c picks
+ * it); connections are opened only for a request that its destination's
+ * window allows, at most $default_process_limit per transport (master
+ * queues the rest for the service's maxproc), idle ones closed after
+ * 10 s. Requests and replies are attr.h lists (deliver.h names). A
+ * failed connect, a lost connection, a garbled reply or no reply within
+ * $local_time_limit (local) or $daemon_timeout (others) all count as
+ * DELIVER_DEFER for the recipients concerned, and as a failure for the
+ * destination's window. A transport whose socket does not exist defers
+ * its mail with "mail transport unavailable".
  */
 #include <errno.h>
 #include <limits.h>
@@ -27,57 +31,45 @@
 #define CONN_IDLE_CLOSE_MSEC   10000   /* let idle agents recycle */
 #define CONNECT_RETRY_MSEC     1000    /* after a full listen backlog */
 
-struct xport;
-
-struct conn {
-    struct xport *xp;
+struct qmgr_conn {
+    qmgr_transport_t *t;
     attr_client_t *ac;
-    qmgr_msg_t *m;          /* the job while busy */
-    size_t rcpt;
-    struct conn *prev, *next;
-};
-
-struct xport {
-    int x;
-    char path[64];          /* "private/local" */
-    struct conn *conns;
-    size_t nconns;
-    ev_timer_t kick_timer;
-    ev_timer_t retry_timer;
+    bool busy;
+    struct qmgr_job job;    /* while busy */
+    struct qmgr_conn *prev, *next;
 };
 
 static ev_loop_t *dl_loop;
-static struct xport xports[QMGR_NXPORT];
 
 /* ---- connection life ---------------------------------------------------- */
 
 /* conn_close - release a connection (its job must be settled already) */
-static void conn_close(struct conn *c)
+static void conn_close(struct qmgr_conn *c)
 {
-    struct xport *xp = c->xp;
+    qmgr_transport_t *t = c->t;
 
     attr_client_free(c->ac);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
-        xp->conns = c->next;
+        t->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    xp->nconns--;
+    t->nconns--;
     free(c);
 }
 
 /* conn_time_limit - how long a delivery on c may take: $local_time_limit
    for local (one stalled mailbox must not hold a slot for hours),
    $daemon_timeout otherwise */
-static long conn_time_limit(const struct conn *c)
+static long conn_time_limit(const struct qmgr_conn *c)
 {
-    return c->xp->x == QMGR_XPORT_LOCAL ? var_local_time_limit
-                                        : var_daemon_timeout;
+    return strcmp(c->t->name, "local") == 0 ? var_local_time_limit
+                                            : var_daemon_timeout;
 }
 
 /* conn_deadline_msec - conn_time_limit() for attr_client_request() */
-static unsigned conn_deadline_msec(const struct conn *c)
+static unsigned conn_deadline_msec(const struct qmgr_conn *c)
 {
     long sec = conn_time_limit(c);
 
@@ -86,11 +78,11 @@ static unsigned conn_deadline_msec(const struct conn *c)
     return sec > (long)(UINT_MAX / 1000) ? UINT_MAX : (unsigned)sec * 1000;
 }
 
-/* conn_defer_reason - the recipient's deferral text for a client error */
-static void conn_defer_reason(const struct conn *c, int error, char *out,
-                              size_t size)
+/* conn_defer_reason - the recipients' deferral text for a client error */
+static void conn_defer_reason(const struct qmgr_conn *c, int error,
+                              char *out, size_t size)
 {
-    const char *name = qmgr_xport_names[c->xp->x];
+    const char *name = c->t->name;
 
     switch (error) {
     case ATTR_CLIENT_CONNECT:
@@ -112,66 +104,106 @@ static void conn_defer_reason(const struct conn *c, int error, char *out,
 static void conn_closed(attr_client_t *ac, int error, const char *reason,
                         void *arg)
 {
-    struct conn *c = arg;
-    int x = c->xp->x;
+    struct qmgr_conn *c = arg;
+    qmgr_transport_t *t = c->t;
     (void)ac;
 
     if (error != ATTR_CLIENT_IDLE && error != ATTR_CLIENT_EOF)
-        log_warning("%s: %s", c->xp->path, reason);
+        log_warning("%s: %s", t->path, reason);
     conn_close(c);
-    qmgr_deliver_kick(x);
+    qmgr_deliver_kick(t);
+}
+
+/* job_settle - every recipient of the job with the same outcome */
+static void job_settle(struct qmgr_job *job, int status, const char *why)
+{
+    qmgr_msg_t *m = job->m;
+    size_t n = job->n;
+
+    /* m may be finished (freed) by the last one */
+    for (size_t k = 0; k < n; k++)
+        qmgr_message_rcpt_done(m, job->idx[k], status, why);
 }
 
 /* conn_replied - the agent's answer for the job in flight, or why none */
 static void conn_replied(attr_client_t *ac, int error, const char *reason,
                          const attr_list_t *reply, void *arg)
 {
-    struct conn *c = arg;
-    qmgr_msg_t *m = c->m;
-    size_t rcpt = c->rcpt;
-    int x = c->xp->x;
-    int status;
+    struct qmgr_conn *c = arg;
+    qmgr_transport_t *t = c->t;
+    struct qmgr_job job = c->job;
     char why[96];
     (void)ac;
 
-    c->m = NULL;
+    c->busy = false;
     if (error == ATTR_CLIENT_OK) {
-        const char *dsn, *text;
+        int status[DELIVER_MAX_RCPTS];
+        const char *dsn[DELIVER_MAX_RCPTS], *text[DELIVER_MAX_RCPTS];
+        bool got[DELIVER_MAX_RCPTS];
+        size_t ngot = 0;
+        const char *dead_why = NULL;
 
-        if (deliver_reply_get(reply, 0, &status, &dsn, &text) == 0) {
-            qmgr_notify_rcpt_result(m, rcpt, status, dsn, text);
-            qmgr_message_rcpt_done(m, rcpt, status, NULL);
-            qmgr_deliver_kick(x);
+        for (size_t k = 0; k < job.n; k++) {
+            got[k] = deliver_reply_get(reply, k, &status[k], &dsn[k],
+                                       &text[k]) == 0;
+            if (got[k]) {
+                ngot++;
+                if (dead_why == NULL && status[k] != DELIVER_OK)
+                    dead_why = text[k];
+            }
+        }
+        if (ngot > 0) {
+            if (ngot < job.n)
+                log_warning("%s: reply lacks the status of %zu of %zu "
+                            "recipients", t->path, job.n - ngot, job.n);
+            qmgr_queue_job_done(&job, deliver_reply_is_dest_dead(reply) > 0
+                                      ? QF_DEAD : QF_OK, dead_why);
+            for (size_t k = 0; k < job.n; k++) {
+                qmgr_msg_t *m = job.m;
+                size_t i = job.idx[k];
+
+                if (got[k]) {
+                    qmgr_notify_rcpt_result(m, i, status[k], dsn[k], text[k]);
+                    qmgr_message_rcpt_done(m, i, status[k], NULL);
+                } else {
+                    qmgr_message_rcpt_done(m, i, DELIVER_DEFER,
+                                           "delivery agent protocol error");
+                }
+            }
+            qmgr_deliver_kick(t);
             return;
         }
-        log_warning("%s: reply without a valid %s attribute", c->xp->path,
+        log_warning("%s: reply without a valid %s attribute", t->path,
                     DA_STATUS);
         error = ATTR_CLIENT_MALFORMED;
     } else if (error == ATTR_CLIENT_TIMEOUT) {
         log_warning("%s: timeout after %ld s waiting for a reply",
-                    c->xp->path, conn_time_limit(c));
+                    t->path, conn_time_limit(c));
     } else {
-        log_warning("%s: %s%s", c->xp->path, reason,
+        log_warning("%s: %s%s", t->path, reason,
                     error == ATTR_CLIENT_LOST ? " (delivery agent crashed?)"
                                               : "");
     }
     conn_defer_reason(c, error, why, sizeof(why));
     conn_close(c);
-    qmgr_message_rcpt_done(m, rcpt, DELIVER_DEFER, why);
-    qmgr_deliver_kick(x);
+    /* an agent we could not reach says nothing about the destination */
+    qmgr_queue_job_done(&job, error == ATTR_CLIENT_CONNECT ? QF_NONE
+                                                          : QF_FAILED, why);
+    job_settle(&job, DELIVER_DEFER, why);
+    qmgr_deliver_kick(t);
 }
 
 /* conn_open - connect to the agent socket. 1 = new connection in *c_r,
    0 = try again later (backlog full), -1 = transport unusable (errno). */
-static int conn_open(struct xport *xp, struct conn **c_r)
+static int conn_open(qmgr_transport_t *t, struct qmgr_conn **c_r)
 {
-    struct conn *c = xcalloc(1, sizeof(*c));
+    struct qmgr_conn *c = xcalloc(1, sizeof(*c));
     /* no connect limit of its own: the reply deadline covers the connect */
     attr_client_opts_t opts = { .idle_timeout_msec = CONN_IDLE_CLOSE_MSEC,
                                 .on_close = conn_closed, .arg = c };
 
-    c->xp = xp;
-    c->ac = attr_client_connect_unix(dl_loop, xp->path, &opts);
+    c->t = t;
+    c->ac = attr_client_connect_unix(dl_loop, t->path, &opts);
     if (c->ac == NULL) {
         int saved = errno;
 
@@ -179,92 +211,99 @@ static int conn_open(struct xport *xp, struct conn **c_r)
         errno = saved;
         return errno == EAGAIN || errno == EINTR ? 0 : -1;
     }
-    c->next = xp->conns;
-    if (xp->conns != NULL)
-        xp->conns->prev = c;
-    xp->conns = c;
-    xp->nconns++;
+    c->next = t->conns;
+    if (t->conns != NULL)
+        t->conns->prev = c;
+    t->conns = c;
+    t->nconns++;
     *c_r = c;
     return 1;
 }
 
-/* conn_send - hand one recipient to the agent on this connection */
-static void conn_send(struct conn *c, qmgr_msg_t *m, size_t i)
+/* conn_send - hand the job to the agent on this connection */
+static void conn_send(struct qmgr_conn *c, const struct qmgr_job *job)
 {
     attr_list_t req;
     int r;
 
     attr_list_init(&req);
-    qmgr_request_build(&m->qm, &i, 1, qmgr_xport_names[c->xp->x], "",
-                       m->active_usec, &req);
-    c->m = m;
-    c->rcpt = i;
+    qmgr_request_build(&job->m->qm, job->idx, job->n, c->t->name,
+                       job->d->nexthop, job->m->active_usec, &req);
+    c->job = *job;
+    c->busy = true;
     r = attr_client_request(c->ac, &req, conn_deadline_msec(c),
                             conn_replied, c);
     attr_list_free(&req);
     if (r < 0) {
         /* only EMSGSIZE: dispatch picks idle connections */
-        c->m = NULL;
-        log_warning("%s: to=<%s>: delivery request too large", m->qm.qid,
-                    m->qm.rcpts[i].address);
-        qmgr_message_rcpt_done(m, i, DELIVER_DEFER,
-                               "delivery request too large");
+        struct qmgr_job failed = c->job;
+
+        c->busy = false;
+        log_warning("%s: to=<%s>: delivery request too large",
+                    failed.m->qm.qid, failed.m->qm.rcpts[failed.idx[0]].address);
+        qmgr_queue_job_done(&failed, QF_NONE, NULL);
+        job_settle(&failed, DELIVER_DEFER, "delivery request too large");
     }
 }
 
 /* ---- dispatching -------------------------------------------------------- */
 
-static struct conn *xport_idle_conn(struct xport *xp)
+static struct qmgr_conn *xport_idle_conn(qmgr_transport_t *t)
 {
-    for (struct conn *c = xp->conns; c != NULL; c = c->next)
-        if (attr_client_idle(c->ac))
+    for (struct qmgr_conn *c = t->conns; c != NULL; c = c->next)
+        if (!c->busy && attr_client_idle(c->ac))
             return c;
     return NULL;
 }
 
 /* xport_connect_failed - no way to reach the agent: defer its work */
-static void xport_connect_failed(struct xport *xp)
+static void xport_connect_failed(qmgr_transport_t *t)
 {
     buf_t reason = BUF_INIT;
+    int err = errno;
 
-    if (xp->nconns > 0)
+    if (t->nconns > 0)
         return;     /* the connections we have will carry on */
-    buf_printf(&reason, "delivery temporarily suspended: connect to "
-               "transport %s: %s", xp->path, strerror(errno));
-    qmgr_message_defer_xport(xp->x, buf_str(&reason));
+    if (err == ENOENT)
+        buf_puts(&reason, "mail transport unavailable");
+    else
+        buf_printf(&reason, "delivery temporarily suspended: connect to "
+                   "transport %s: %s", t->path, strerror(err));
+    log_warning("%s: %s", t->path, err == ENOENT
+                ? "no such socket: is the transport in master.conf?"
+                : strerror(err));
+    qmgr_transport_defer_all(t, buf_str(&reason));
     buf_free(&reason);
 }
 
-/* xport_dispatch - give pending recipients to idle or new connections */
-static void xport_dispatch(struct xport *xp)
+/* xport_dispatch - give ready requests to idle or new connections */
+static void xport_dispatch(qmgr_transport_t *t)
 {
-    long limit = var_default_destination_concurrency_limit;
+    size_t maxconns = var_default_process_limit > 0
+                      ? (size_t)var_default_process_limit : 1;
 
-    if (limit < 1)
-        limit = 1;
-    while (qmgr_message_has_work(xp->x)) {
-        struct conn *c = xport_idle_conn(xp);
-        qmgr_msg_t *m;
-        size_t i;
+    while (qmgr_transport_has_work(t)) {
+        struct qmgr_conn *c = xport_idle_conn(t);
+        struct qmgr_job job;
 
         if (c == NULL) {
-            if (xp->nconns >= (size_t)limit)
+            if (t->nconns >= maxconns)
                 return;
-            int r = conn_open(xp, &c);
+            int r = conn_open(t, &c);
             if (r < 0) {
-                xport_connect_failed(xp);
+                xport_connect_failed(t);
                 return;
             }
             if (r == 0) {
-                if (xp->nconns == 0)
-                    ev_timer_set(dl_loop, &xp->retry_timer,
+                if (t->nconns == 0)
+                    ev_timer_set(dl_loop, &t->retry_timer,
                                  CONNECT_RETRY_MSEC);
                 return;
             }
         }
-        if (!qmgr_message_next_job(xp->x, &m, &i))
+        if (!qmgr_queue_next_job(t, &job))
             return;
-        conn_send(c, m, i);
+        conn_send(c, &job);
     }
 }
 
@@ -275,27 +314,23 @@ static void xport_kick_timer(ev_loop_t *loop, void *arg)
 }
 
 /* qmgr_deliver_kick - dispatch from the loop, never from inside a caller */
-void qmgr_deliver_kick(int x)
+void qmgr_deliver_kick(qmgr_transport_t *t)
 {
-    if (x < 0 || x >= QMGR_NXPORT || dl_loop == NULL)
+    if (t == NULL || dl_loop == NULL)
         return;
-    if (!ev_timer_active(&xports[x].kick_timer))
-        ev_timer_set(dl_loop, &xports[x].kick_timer, 0);
+    if (!ev_timer_active(&t->kick_timer))
+        ev_timer_set(dl_loop, &t->kick_timer, 0);
+}
+
+void qmgr_deliver_transport_init(qmgr_transport_t *t)
+{
+    ev_timer_init(&t->kick_timer, xport_kick_timer, t);
+    ev_timer_init(&t->retry_timer, xport_kick_timer, t);
 }
 
 void qmgr_deliver_init(ev_loop_t *loop)
 {
     dl_loop = loop;
-    for (int x = 0; x < QMGR_NXPORT; x++) {
-        struct xport *xp = &xports[x];
-
-        memset(xp, 0, sizeof(*xp));
-        xp->x = x;
-        snprintf(xp->path, sizeof(xp->path), "private/%s",
-                 qmgr_xport_names[x]);
-        ev_timer_init(&xp->kick_timer, xport_kick_timer, xp);
-        ev_timer_init(&xp->retry_timer, xport_kick_timer, xp);
-    }
 }
 
 /* qmgr_deliver_shutdown - close every connection (state is on disk) */
@@ -303,10 +338,10 @@ void qmgr_deliver_shutdown(void)
 {
     if (dl_loop == NULL)
         return;
-    for (int x = 0; x < QMGR_NXPORT; x++) {
-        ev_timer_stop(dl_loop, &xports[x].kick_timer);
-        ev_timer_stop(dl_loop, &xports[x].retry_timer);
-        while (xports[x].conns != NULL)
-            conn_close(xports[x].conns);
+    for (qmgr_transport_t *t = qmgr_transports; t != NULL; t = t->next) {
+        ev_timer_stop(dl_loop, &t->kick_timer);
+        ev_timer_stop(dl_loop, &t->retry_timer);
+        while (t->conns != NULL)
+            conn_close(t->conns);
     }
 }

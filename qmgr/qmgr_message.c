@@ -1,8 +1,9 @@
 /*
  * qmgr_message - the active messages held in memory (envelope and one
- * state byte per recipient; the content stays on disk), the fair choice
- * of the next recipient per transport, and the end of an activation:
- * removal, deferral with back-off, or expiry.
+ * state byte per recipient; the content stays on disk), routing each
+ * recipient to its transport and destination queue (route.h,
+ * qmgr_queue.c), and the end of an activation: removal, deferral with
+ * back-off, or expiry.
  *
  * The queue file is the truth: when nothing is in flight any more the
  * recipient type bytes are read back from disk, since the agents mark
@@ -30,41 +31,12 @@
 
 size_t qmgr_active_count;
 
+size_t qmgr_active_rcpts;
+
 static qmgr_msg_t *msg_head, *msg_tail;
 static htable_t *msg_by_qid;        /* every active message, by queue ID */
-static qmgr_msg_t *xhead[QMGR_NXPORT], *xtail[QMGR_NXPORT];
 
 static void msg_finish(qmgr_msg_t *m);
-
-/* xlist_append - m now has pending work for transport x */
-static void xlist_append(qmgr_msg_t *m, int x)
-{
-    m->xnext[x] = NULL;
-    m->xprev[x] = xtail[x];
-    if (xtail[x] != NULL)
-        xtail[x]->xnext[x] = m;
-    else
-        xhead[x] = m;
-    xtail[x] = m;
-    m->on_xlist[x] = true;
-}
-
-/* xlist_remove - unlink m from transport x's list (if on it) */
-static void xlist_remove(qmgr_msg_t *m, int x)
-{
-    if (!m->on_xlist[x])
-        return;
-    if (m->xprev[x] != NULL)
-        m->xprev[x]->xnext[x] = m->xnext[x];
-    else
-        xhead[x] = m->xnext[x];
-    if (m->xnext[x] != NULL)
-        m->xnext[x]->xprev[x] = m->xprev[x];
-    else
-        xtail[x] = m->xprev[x];
-    m->xprev[x] = m->xnext[x] = NULL;
-    m->on_xlist[x] = false;
-}
 
 /* msg_link - append to the FIFO of all active messages */
 static void msg_link(qmgr_msg_t *m)
@@ -77,6 +49,7 @@ static void msg_link(qmgr_msg_t *m)
         msg_head = m;
     msg_tail = m;
     qmgr_active_count++;
+    qmgr_active_rcpts += m->qm.nrcpts;
     if (msg_by_qid == NULL)
         msg_by_qid = htable_create();
     htable_add(msg_by_qid, m->qm.qid, m);
@@ -85,8 +58,6 @@ static void msg_link(qmgr_msg_t *m)
 /* msg_free - unlink from every list and release */
 static void msg_free(qmgr_msg_t *m)
 {
-    for (int x = 0; x < QMGR_NXPORT; x++)
-        xlist_remove(m, x);
     if (m->prev != NULL)
         m->prev->next = m->next;
     else
@@ -96,6 +67,7 @@ static void msg_free(qmgr_msg_t *m)
     else
         msg_tail = m->prev;
     qmgr_active_count--;
+    qmgr_active_rcpts -= m->qm.nrcpts;
     htable_remove(msg_by_qid, m->qm.qid);
     queue_msg_free(&m->qm);
     for (size_t i = 0; m->rdsn != NULL && i < m->qm.nrcpts; i++) {
@@ -105,13 +77,7 @@ static void msg_free(qmgr_msg_t *m)
     free(m->rdsn);
     free(m->rreason);
     free(m->rstate);
-    free(m->rxport);
     free(m);
-}
-
-static bool domain_is_local(const char *domain)
-{
-    return mailuser_domain_is_local(domain);
 }
 
 const char *qmgr_message_sender(const qmgr_msg_t *m)
@@ -243,12 +209,20 @@ bool qmgr_message_is_active(const char *qid)
     return msg_by_qid != NULL && htable_find(msg_by_qid, qid) != NULL;
 }
 
+/* msg_defer_now - recipient i is deferred by qmgr before any attempt
+   (routing failed, destination dead); no request, so no rcpt_done */
+static void msg_defer_now(qmgr_msg_t *m, size_t i, const char *reason)
+{
+    m->rstate[i] = QR_DEFERRED;
+    msg_log_rcpt(m, i, "4.3.0", "deferred", reason);
+    qmgr_notify_rcpt_result(m, i, DELIVER_DEFER, "4.3.0", reason);
+}
+
 /* qmgr_message_activate - take on a file that is now in active/ */
 void qmgr_message_activate(const char *qid)
 {
     qmgr_msg_t *m;
     size_t n, i;
-    bool work = false;
 
     if (qmgr_message_is_active(qid)) {
         log_warning("%s: already active; not taken on twice", qid);
@@ -259,199 +233,45 @@ void qmgr_message_activate(const char *qid)
     n = m->qm.nrcpts;
     m->active_usec = time_now_usec();
     m->rstate = xcalloc(n ? n : 1, 1);
-    m->rxport = xcalloc(n ? n : 1, 1);
     m->rdsn = xcalloc(n ? n : 1, sizeof(char *));
     m->rreason = xcalloc(n ? n : 1, sizeof(char *));
     log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)",
              m->qm.qid, qmgr_message_sender(m), (unsigned long long)m->qm.content_len,
              n);
+    msg_link(m);
     for (i = 0; i < n; i++) {
+        const char *why = NULL;
+        route_t r;
+
         if (m->qm.rcpts[i].status != QREC_RCPT)
             continue;
-        int x = qmgr_xport_pick(m->qm.rcpts[i].address, domain_is_local);
-        m->rstate[i] = QR_PENDING;
-        m->rxport[i] = (unsigned char)x;
-        m->npending[x]++;
-    }
-    msg_link(m);
-    for (int x = 0; x < QMGR_NXPORT; x++) {
-        if (m->npending[x] > 0) {
-            xlist_append(m, x);
-            qmgr_deliver_kick(x);
-            work = true;
+        if (route_config_resolve(qmgr_message_sender(m),
+                                 m->qm.rcpts[i].address, &r, &why) < 0) {
+            log_warning("%s: to=<%s>: %s", m->qm.qid, m->qm.rcpts[i].address,
+                        why);
+            msg_defer_now(m, i, why);
+        } else if (!qmgr_queue_add(m, i, &r, &why)) {
+            msg_defer_now(m, i, why);
         }
     }
-    if (!work)
+    if (m->npending == 0)
         msg_finish(m);
-}
-
-/* ---- destination concurrency --------------------------------------------
-   Each transport counts deliveries in flight per destination (qmgr_policy:
-   the recipient for local, the domain otherwise). A recipient whose
-   destination is at its limit waits, blocked, in that destination's FIFO
-   and becomes pending again when a delivery there ends. Waiters exist only
-   while their destination has deliveries in flight, and a message with
-   waiting recipients is not idle, so no waiter outlives its message. */
-
-struct dest_waiter {
-    qmgr_msg_t *m;
-    size_t i;
-    struct dest_waiter *next;
-};
-
-struct dest {
-    long busy;
-    struct dest_waiter *head, *tail;
-};
-
-static htable_t *dest_tables[QMGR_NXPORT];
-
-static void dest_free(void *p)
-{
-    struct dest *d = p;
-
-    while (d->head != NULL) {
-        struct dest_waiter *w = d->head;
-
-        d->head = w->next;
-        free(w);
-    }
-    free(d);
-}
-
-/* dest_find - the destination of recipient i of m (created if asked) */
-static struct dest *dest_find(qmgr_msg_t *m, size_t i, bool create,
-                              char *key, size_t size)
-{
-    int x = m->rxport[i];
-    struct dest *d;
-
-    qmgr_rcpt_destination(x, m->qm.rcpts[i].address, key, size);
-    if (dest_tables[x] == NULL)
-        dest_tables[x] = htable_create();
-    d = htable_find(dest_tables[x], key);
-    if (d == NULL && create) {
-        d = xcalloc(1, sizeof(*d));
-        htable_add(dest_tables[x], key, d);
-    }
-    return d;
-}
-
-/* dest_take - a slot for recipient i, or park it (false) */
-static bool dest_take(qmgr_msg_t *m, size_t i)
-{
-    char key[1024];
-    struct dest *d = dest_find(m, i, true, key, sizeof(key));
-    struct dest_waiter *w;
-
-    if (d->busy < qmgr_destination_limit(m->rxport[i])) {
-        d->busy++;
-        return true;
-    }
-    w = xcalloc(1, sizeof(*w));
-    w->m = m;
-    w->i = i;
-    if (d->tail != NULL)
-        d->tail->next = w;
-    else
-        d->head = w;
-    d->tail = w;
-    m->rstate[i] = QR_BLOCKED;
-    m->npending[m->rxport[i]]--;
-    m->nblocked++;
-    return false;
-}
-
-/* dest_release - a delivery to recipient i's destination ended: wake the
-   longest waiter there */
-static void dest_release(qmgr_msg_t *m, size_t i)
-{
-    char key[1024];
-    int x = m->rxport[i];
-    struct dest *d = dest_find(m, i, false, key, sizeof(key));
-    struct dest_waiter *w;
-
-    if (d == NULL)
-        return;
-    if (d->busy > 0)
-        d->busy--;
-    if ((w = d->head) != NULL) {
-        qmgr_msg_t *wm = w->m;
-
-        d->head = w->next;
-        if (d->head == NULL)
-            d->tail = NULL;
-        wm->rstate[w->i] = QR_PENDING;
-        wm->nblocked--;
-        wm->npending[x]++;
-        if (wm->cursor[x] > w->i)
-            wm->cursor[x] = w->i;
-        if (!wm->on_xlist[x])
-            xlist_append(wm, x);
-        free(w);
-        qmgr_deliver_kick(x);
-    } else if (d->busy == 0) {
-        htable_remove(dest_tables[x], key);
-        free(d);
-    }
-}
-
-/* qmgr_message_next_job - round-robin over messages, FIFO by arrival */
-bool qmgr_message_next_job(int x, qmgr_msg_t **m_r, size_t *i_r)
-{
-    qmgr_msg_t *m;
-
-    while ((m = xhead[x]) != NULL) {
-        size_t i;
-
-        for (i = m->cursor[x]; i < m->qm.nrcpts; i++)
-            if (m->rstate[i] == QR_PENDING && m->rxport[i] == x
-                && dest_take(m, i))
-                break;
-        xlist_remove(m, x);
-        if (i >= m->qm.nrcpts) {
-            m->npending[x] = 0;   /* the rest waits for its destinations */
-            continue;
-        }
-        m->cursor[x] = i + 1;
-        m->rstate[i] = QR_BUSY;
-        m->npending[x]--;
-        m->nbusy++;
-        if (m->npending[x] > 0)
-            xlist_append(m, x);   /* to the tail: others get a turn */
-        *m_r = m;
-        *i_r = i;
-        return true;
-    }
-    return false;
-}
-
-bool qmgr_message_has_work(int x)
-{
-    return xhead[x] != NULL;
 }
 
 /* msg_idle - nothing pending and nothing in flight */
 static bool msg_idle(const qmgr_msg_t *m)
 {
-    if (m->nbusy > 0 || m->nblocked > 0)
-        return false;
-    for (int x = 0; x < QMGR_NXPORT; x++)
-        if (m->npending[x] > 0)
-            return false;
-    return true;
+    return m->nbusy == 0 && m->npending == 0;
 }
 
 /* qmgr_message_rcpt_done - record one attempt's outcome */
 void qmgr_message_rcpt_done(qmgr_msg_t *m, size_t i, int status,
                             const char *qmgr_reason)
 {
-    if (m->rstate[i] == QR_BUSY) {
+    if (m->rstate[i] == QR_BUSY)
         m->nbusy--;
-        m->rstate[i] = QR_DONE;     /* until set below */
-        dest_release(m, i);
-    } else if (m->rstate[i] == QR_PENDING)
-        m->npending[m->rxport[i]]--;
+    else if (m->rstate[i] == QR_PENDING)
+        m->npending--;
     if (status == DELIVER_OK || status == DELIVER_BOUNCE) {
         m->rstate[i] = QR_DONE;
     } else {
@@ -463,27 +283,6 @@ void qmgr_message_rcpt_done(qmgr_msg_t *m, size_t i, int status,
     }
     if (msg_idle(m))
         msg_finish(m);
-}
-
-/* qmgr_message_defer_xport - the transport is unusable right now */
-void qmgr_message_defer_xport(int x, const char *reason)
-{
-    qmgr_msg_t *m;
-
-    while ((m = xhead[x]) != NULL) {
-        xlist_remove(m, x);
-        for (size_t i = m->cursor[x]; i < m->qm.nrcpts; i++) {
-            if (m->rstate[i] == QR_PENDING && m->rxport[i] == x) {
-                m->rstate[i] = QR_DEFERRED;
-                m->npending[x]--;
-                msg_log_rcpt(m, i, "4.3.0", "deferred", reason);
-                qmgr_notify_rcpt_result(m, i, DELIVER_DEFER, "4.3.0", reason);
-            }
-        }
-        m->npending[x] = 0;
-        if (msg_idle(m))
-            msg_finish(m);
-    }
 }
 
 /* ---- the end of an activation ------------------------------------------ */
@@ -632,12 +431,9 @@ static void msg_finish(qmgr_msg_t *m)
 /* qmgr_message_free_all - at exit (everything is on disk already) */
 void qmgr_message_free_all(void)
 {
+    qmgr_queue_free_all();      /* its entries point at messages */
     while (msg_head != NULL)
         msg_free(msg_head);
     htable_free(msg_by_qid);
     msg_by_qid = NULL;
-    for (int x = 0; x < QMGR_NXPORT; x++) {
-        htable_free_with(dest_tables[x], dest_free);
-        dest_tables[x] = NULL;
-    }
 }

@@ -1,7 +1,7 @@
 /*
  * qmgr_policy - the queue manager's pure decisions: retry back-off,
- * expiry, transport choice, the delivery request contents and the
- * numbers in log lines. No I/O here, so tests/unit/test_qmgr.c can
+ * expiry, per-transport limits, destination keys, the concurrency
+ * window, the delivery request contents and the numbers in log lines. No I/O here, so tests/unit/test_qmgr.c can
  * include this file and check it table by table.
  */
 #include <stdio.h>
@@ -10,10 +10,9 @@
 #include "mail/config.h"
 #include "mail/deliver.h"
 #include "mail/deliver_request.h"
+#include "util/log.h"
 #include "util/util.h"
 #include "qmgr.h"
-
-const char *const qmgr_xport_names[QMGR_NXPORT] = { "local", "smtp" };
 
 /* qmgr_backoff - wait as long as the message has waited so far, within bounds */
 long qmgr_backoff(long now, long arrival, long min_backoff, long max_backoff)
@@ -62,16 +61,6 @@ const char *qmgr_rcpt_domain(const char *rcpt)
     return at ? at + 1 : "";
 }
 
-/* qmgr_xport_pick - local domains (and bare local parts) go to local */
-int qmgr_xport_pick(const char *rcpt, bool (*is_local)(const char *domain))
-{
-    const char *domain = qmgr_rcpt_domain(rcpt);
-
-    if (*domain == '\0' || is_local(domain))
-        return QMGR_XPORT_LOCAL;
-    return QMGR_XPORT_SMTP;
-}
-
 /* qmgr_request_build - a request for recipients idx[0..n) of m: only
    what names their records; the agent reads the envelope from the file */
 void qmgr_request_build(const queue_msg_t *m, const size_t *idx, size_t n,
@@ -114,20 +103,88 @@ void qmgr_duration_text(long seconds, char *out, size_t size)
     snprintf(out, size, "%ld %s%s", n, units[u].unit, n == 1 ? "" : "s");
 }
 
-void qmgr_rcpt_destination(int x, const char *rcpt, char *out, size_t size)
+/* qmgr_transport_param - "<transport>_<suffix>", else fallback */
+long qmgr_transport_param(const char *transport, const char *suffix,
+                          const char *fallback, long min, long max)
 {
-    const char *d = x == QMGR_XPORT_LOCAL ? rcpt : qmgr_rcpt_domain(rcpt);
+    char name[ROUTE_TRANSPORT_MAX + 64];
+    const char *v = NULL;
+    long n;
 
-    if (size == 0)
-        return;
-    str_copy(out, d, size);
-    str_lower(out);
+    snprintf(name, sizeof(name), "%s_%s", transport, suffix);
+    v = config_value_any(name);
+    if (v != NULL && parse_long(v, min, max, &n) == 0)
+        return n;
+    if (v != NULL)
+        log_warning("bad value for %s: \"%s\"; using $%s", name, v, fallback);
+    v = config_value(fallback);
+    if (v == NULL || parse_long(v, min, max, &n) < 0)
+        n = min;
+    return n;
 }
 
-long qmgr_destination_limit(int x)
+void qmgr_transport_limits(const char *transport, struct qmgr_limits *out)
 {
-    long limit = x == QMGR_XPORT_LOCAL ? var_local_destination_concurrency_limit
-                                       : var_default_destination_concurrency_limit;
+    out->concurrency = qmgr_transport_param(transport,
+        "destination_concurrency_limit",
+        "default_destination_concurrency_limit", 1, 10000);
+    out->recipients = qmgr_transport_param(transport,
+        "destination_recipient_limit", "default_destination_recipient_limit",
+        1, DELIVER_MAX_RCPTS);
+    out->initial = qmgr_transport_param(transport,
+        "initial_destination_concurrency", "initial_destination_concurrency",
+        1, 10000);
+    out->cohort = qmgr_transport_param(transport,
+        "destination_concurrency_failed_cohort_limit",
+        "default_destination_concurrency_failed_cohort_limit", 1, 10000);
+}
 
-    return limit < 1 ? 1 : limit;
+void qmgr_dest_key(const char *rcpt, const char *nexthop, long rcpt_limit,
+                   buf_t *out)
+{
+    buf_reset(out);
+    if (rcpt_limit <= 1)
+        buf_printf(out, "%s\n", rcpt);
+    buf_puts(out, nexthop);
+    str_lower((char *)buf_str(out));
+}
+
+void qmgr_window_init(struct qmgr_window *w, const struct qmgr_limits *lim)
+{
+    w->window = lim->initial < lim->concurrency ? lim->initial
+                                                : lim->concurrency;
+    if (w->window < 1)
+        w->window = 1;
+    w->successes = w->failures = 0;
+}
+
+void qmgr_window_success(struct qmgr_window *w, const struct qmgr_limits *lim)
+{
+    w->failures = 0;
+    if (w->window >= lim->concurrency) {
+        w->window = lim->concurrency;   /* the limit may have shrunk */
+        w->successes = 0;
+        return;
+    }
+    if (++w->successes >= w->window) {
+        w->window++;
+        w->successes = 0;
+    }
+}
+
+bool qmgr_window_failure(struct qmgr_window *w, const struct qmgr_limits *lim)
+{
+    w->successes = 0;
+    if (w->window > 1) {
+        w->window--;
+        w->failures = 0;
+        return false;
+    }
+    w->window = 1;
+    return ++w->failures >= lim->cohort;
+}
+
+bool qmgr_window_open(const struct qmgr_window *w, long busy)
+{
+    return busy < w->window;
 }

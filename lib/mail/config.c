@@ -143,6 +143,18 @@ long var_virtual_alias_expansion_limit;
 char *var_propagate_unmatched_extensions;
 long var_queue_minfree;
 long var_qmgr_message_active_limit;
+/* routing and scheduling (issue 7) */
+char *var_transport_maps;
+char *var_sender_dependent_relayhost_maps;
+char *var_empty_address_relayhost_maps_lookup_key;
+char *var_local_transport;
+char *var_relay_transport;
+char *var_default_transport;
+long var_default_destination_recipient_limit;
+long var_local_destination_recipient_limit;
+long var_initial_destination_concurrency;
+long var_default_destination_concurrency_failed_cohort_limit;
+long var_qmgr_message_recipient_limit;
 long var_default_process_limit;
 long var_max_use;
 long var_max_idle;
@@ -384,6 +396,29 @@ const struct param_def param_table[] = {
            "How long the queue manager waits for one local delivery before it defers it."),
     P_INT(qmgr_message_active_limit, "20000", 1, 100000000,
           "Most messages in the active queue at once."),
+    /* routing and scheduling (issue 7) */
+    P_STR(transport_maps, "",
+          "Tables mapping a recipient address, its domain, a parent domain (.example.com) or * to transport:nexthop (transport(5)); empty fields keep the default; empty means none."),
+    P_STR(sender_dependent_relayhost_maps, "",
+          "Tables mapping a sender address or @domain to the relayhost for its mail (relay and default transports only; DUNNO means none)."),
+    P_STR(empty_address_relayhost_maps_lookup_key, "<>",
+          "Key that sender_dependent_relayhost_maps is asked for the null sender."),
+    P_STR(local_transport, "local:$myhostname",
+          "Transport (and nexthop) for recipients in $mydestination."),
+    P_STR(relay_transport, "relay",
+          "Transport (and optional nexthop) for recipients in $relay_domains."),
+    P_STR(default_transport, "smtp",
+          "Transport (and optional nexthop) for all other remote recipients."),
+    P_INT(default_destination_recipient_limit, "50", 1, 64,
+          "Most recipients of one message in one delivery request (per transport: <transport>_destination_recipient_limit); with 1, concurrency is limited per recipient instead of per next hop; at most 64 in Tern."),
+    P_INT(local_destination_recipient_limit, "1", 1, 64,
+          "Most recipients in one local delivery request."),
+    P_INT(initial_destination_concurrency, "5", 1, 10000,
+          "Parallel deliveries to a new destination; it grows by one per window of successful deliveries up to its <transport>_destination_concurrency_limit."),
+    P_INT(default_destination_concurrency_failed_cohort_limit, "1", 1, 10000,
+          "Consecutive failed deliveries at concurrency 1 after which a destination is considered dead and its mail deferred for $minimal_backoff_time (per transport: <transport>_destination_concurrency_failed_cohort_limit)."),
+    P_INT(qmgr_message_recipient_limit, "20000", 1, 100000000,
+          "Most recipients of active messages in memory at once (a larger message is still taken on when nothing else is active)."),
     /* delivery */
     P_STR(alias_maps, "lmdb:$config_directory/aliases",
           "Tables consulted by local delivery for aliases."),
@@ -429,7 +464,7 @@ const struct param_def param_table[] = {
     P_TIME(service_throttle_time, "60s", 1, DAY_,
            "How long master waits before restarting a service that keeps failing."),
     /* proxymap: lookups for chrooted daemons */
-    P_STR(proxy_read_maps, "$alias_maps $virtual_alias_maps $virtual_alias_domains $virtual_user_maps $mydestination $relay_domains $smtpd_sender_login_maps $smtpd_client_restrictions $smtpd_helo_restrictions $smtpd_sender_restrictions $smtpd_relay_restrictions $smtpd_recipient_restrictions $smtpd_data_restrictions $smtpd_end_of_data_restrictions",
+    P_STR(proxy_read_maps, "$alias_maps $virtual_alias_maps $virtual_alias_domains $virtual_user_maps $mydestination $relay_domains $transport_maps $sender_dependent_relayhost_maps $smtpd_sender_login_maps $smtpd_client_restrictions $smtpd_helo_restrictions $smtpd_sender_restrictions $smtpd_relay_restrictions $smtpd_recipient_restrictions $smtpd_data_restrictions $smtpd_end_of_data_restrictions",
           "Tables proxymap(8) may look up for its clients (chrooted daemons reach every lmdb: table through it); words that are not TYPE:NAME are ignored, and proxymap refuses and logs any other table."),
     P_TIME(proxymap_timeout, "10s", 1, HOUR_,
            "How long a daemon waits for one proxymap(8) lookup before it gives up (the client gets a temporary failure, 4.3.0)."),
@@ -718,6 +753,27 @@ static void cfg_warn(buf_t *err, const char *fmt, ...)
     }
 }
 
+/* cfg_transport_param - <transport>_destination_concurrency_limit and
+   the like, which qmgr looks up for any transport name (routing and
+   scheduling, issue 7): known, though not in the table */
+static bool cfg_transport_param(const char *name)
+{
+    static const char *const suffixes[] = {
+        "_destination_concurrency_limit", "_destination_recipient_limit",
+        "_initial_destination_concurrency",
+        "_destination_concurrency_failed_cohort_limit",
+    };
+    size_t len = strlen(name);
+
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        size_t slen = strlen(suffixes[i]);
+
+        if (len > slen && strcmp(name + len - slen, suffixes[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* cfg_entry_line - one logical "name = value" line */
 static int cfg_entry_line(struct cfg_parse *ps, char *line, int lineno)
 {
@@ -738,7 +794,7 @@ static int cfg_entry_line(struct cfg_parse *ps, char *line, int lineno)
     *name_end = '\0';
     char *value = str_trim(p + 1);
     struct pent *e = cfg_lookup(ps->c, line, strlen(line));
-    if (e == NULL || e->def == NULL)
+    if ((e == NULL || e->def == NULL) && !cfg_transport_param(line))
         cfg_warn(ps->err, "%s:%d: unknown parameter: %s", ps->path, lineno,
                  line);
     e = cfg_entry(ps->c, line);
@@ -842,7 +898,7 @@ static void cfg_apply_overrides(struct cfg *c, buf_t *err)
         char *eq = strchr(cfg_overrides[i], '=');
         char *name = xstrndup(cfg_overrides[i], (size_t)(eq - cfg_overrides[i]));
         struct pent *e = cfg_lookup(c, name, strlen(name));
-        if (e == NULL || e->def == NULL)
+        if ((e == NULL || e->def == NULL) && !cfg_transport_param(name))
             cfg_warn(err, "-o %s: unknown parameter: %s", cfg_overrides[i],
                      name);
         e = cfg_entry(c, name);
@@ -1060,6 +1116,26 @@ const char *config_value(const char *name)
     if (cfg_cur == NULL)
         config_init_defaults();
     return cfg_value_in(cfg_cur, name);
+}
+
+/* config_value_any - also names outside the table (main.conf, -o) */
+const char *config_value_any(const char *name)
+{
+    struct pent *e;
+    buf_t why = BUF_INIT;
+    const char *v;
+
+    if (cfg_cur == NULL)
+        config_init_defaults();
+    e = cfg_lookup(cfg_cur, name, strlen(name));
+    if (e == NULL)
+        return NULL;
+    if (e->def == NULL && (cfg_cur->defaults_only
+                           || (e->file_val == NULL && e->ovr_val == NULL)))
+        return NULL;
+    v = cfg_resolve(cfg_cur, e, 0, &why);
+    buf_free(&why);
+    return v;
 }
 
 const char *config_file_value(const char *name)

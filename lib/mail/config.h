@@ -157,6 +157,18 @@ extern long var_virtual_alias_expansion_limit;
 extern char *var_propagate_unmatched_extensions;
 extern long var_queue_minfree;
 extern long var_qmgr_message_active_limit;
+/* routing and scheduling (issue 7) */
+extern char *var_transport_maps;
+extern char *var_sender_dependent_relayhost_maps;
+extern char *var_empty_address_relayhost_maps_lookup_key;
+extern char *var_local_transport;
+extern char *var_relay_transport;
+extern char *var_default_transport;
+extern long var_default_destination_recipient_limit;
+extern long var_local_destination_recipient_limit;
+extern long var_initial_destination_concurrency;
+extern long var_default_destination_concurrency_failed_cohort_limit;
+extern long var_qmgr_message_recipient_limit;
 extern long var_default_process_limit;
 extern long var_max_use;
 extern long var_max_idle;
@@ -199,6 +211,10 @@ int config_add_override(const char *name_eq_value);
 
 /* Effective value as a string after expansion, or NULL if unknown name. */
 const char *config_value(const char *name);
+/* As config_value(), and also for names outside the table that main.conf
+   or -o set (per-transport parameters such as
+   smtp_destination_concurrency_limit); NULL when unknown or unset. */
+const char *config_value_any(const char *name);
 /* The value as written in main.conf (unexpanded), or NULL if defaulted. */
 const char *config_file_value(const char *name);
 /* The default value (expanded), or NULL if unknown name. */

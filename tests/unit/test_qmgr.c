@@ -1,7 +1,11 @@
 /*
  * test_qmgr - the queue manager's pure decisions (qmgr/qmgr_policy.c):
- * back-off, expiry, transport choice, the delivery request built from a
- * queue_msg_t, and the numbers that go into log lines.
+ * back-off, expiry, transport choice, destination keys, per-transport
+ * limits, the concurrency window, the delivery request built from a
+ * queue_msg_t, and the numbers that go into log lines; and the
+ * scheduler's in-memory queues (qmgr/qmgr_queue.c, with the connection
+ * and message layers stubbed): grouping, round robin, windows, dead
+ * destinations.
  */
 #include <check.h>
 
@@ -9,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../../qmgr/qmgr_policy.c"
+#include "../../qmgr/qmgr_queue.c"
 #include "util/attr.h"
 #include "util/buf.h"
 #include "mail/deliver.h"
@@ -16,42 +21,116 @@
 #include "mail/queue_reader.h"
 #include "util/util.h"
 
-/* ---- destinations ---------------------------------------------------------- */
+/* ---- destination queues and limits -------------------------------------- */
 
 static const struct {
-    int x;
-    const char *rcpt, *want;
+    const char *rcpt, *nexthop;
+    long rcpt_limit;
+    const char *want;
 } dest_cases[] = {
-    { QMGR_XPORT_LOCAL, "Alice@Example.ORG", "alice@example.org" },
-    { QMGR_XPORT_LOCAL, "postmaster", "postmaster" },
-    { QMGR_XPORT_LOCAL, "", "" },
-    { QMGR_XPORT_SMTP, "bob@MX.Example.net", "mx.example.net" },
-    { QMGR_XPORT_SMTP, "\"a@b\"@c.example", "c.example" },
-    { QMGR_XPORT_SMTP, "nodomain", "" },
+    /* recipient limit 1: one queue per recipient (local) */
+    { "Alice@Example.ORG", "Mail.Example.ORG", 1,
+      "alice@example.org\nmail.example.org" },
+    { "postmaster", "host", 1, "postmaster\nhost" },
+    { "", "", 1, "\n" },
+    /* otherwise one per next hop, whatever the recipient */
+    { "bob@MX.Example.net", "MX.Example.net", 50, "mx.example.net" },
+    { "carol@other.example", "[Smart.Example]:25", 2, "[smart.example]:25" },
+    { "\"a@b\"@c.example", "c.example", 50, "c.example" },
 };
 
 START_TEST(test_destination_table)
 {
-    char out[64];
+    buf_t out = BUF_INIT;
 
-    qmgr_rcpt_destination(dest_cases[_i].x, dest_cases[_i].rcpt, out, sizeof(out));
-    ck_assert_str_eq(out, dest_cases[_i].want);
+    qmgr_dest_key(dest_cases[_i].rcpt, dest_cases[_i].nexthop,
+                  dest_cases[_i].rcpt_limit, &out);
+    ck_assert_str_eq(buf_str(&out), dest_cases[_i].want);
+    buf_free(&out);
 }
 END_TEST
 
-START_TEST(test_destination_truncates_and_limits)
+/* per-transport parameters: <transport>_..., else the default_ one */
+START_TEST(test_transport_limits)
 {
-    char small[4];
+    static const char conf[] =
+        "smtp_destination_concurrency_limit = 3\n"
+        "smtp_destination_recipient_limit = 7\n"
+        "slow_initial_destination_concurrency = 1\n"
+        "slow_destination_concurrency_failed_cohort_limit = 4\n"
+        "bad_destination_concurrency_limit = lots\n"
+        "default_destination_concurrency_limit = 11\n"
+        "smtp_destination_concurrency_limitx = 1\n";
+    struct qmgr_limits lim;
+    buf_t err = BUF_INIT;
 
-    qmgr_rcpt_destination(QMGR_XPORT_LOCAL, "abcdefgh@x", small, sizeof(small));
-    ck_assert_str_eq(small, "abc");
-    qmgr_rcpt_destination(QMGR_XPORT_LOCAL, "abcdefgh@x", small, 0);
-    var_local_destination_concurrency_limit = 2;
-    var_default_destination_concurrency_limit = 20;
-    ck_assert_int_eq(qmgr_destination_limit(QMGR_XPORT_LOCAL), 2);
-    ck_assert_int_eq(qmgr_destination_limit(QMGR_XPORT_SMTP), 20);
-    var_local_destination_concurrency_limit = 0;
-    ck_assert_int_eq(qmgr_destination_limit(QMGR_XPORT_LOCAL), 1);
+    ck_assert_int_eq(config_load_text(conf, sizeof(conf) - 1, "main.conf",
+                                      NULL, &err), 0);
+    /* per-transport names are not "unknown"; others still are */
+    ck_assert_ptr_null(strstr(buf_str(&err), "unknown parameter: smtp_destination_concurrency_limit\n"));
+    ck_assert_ptr_null(strstr(buf_str(&err), "slow_initial"));
+    ck_assert_ptr_nonnull(strstr(buf_str(&err), "unknown parameter: smtp_destination_concurrency_limitx"));
+    buf_free(&err);
+    ck_assert_str_eq(config_value_any("smtp_destination_concurrency_limit"), "3");
+    ck_assert_ptr_null(config_value("smtp_destination_concurrency_limit"));
+    ck_assert_ptr_null(config_value_any("relay_destination_concurrency_limit"));
+    ck_assert_str_eq(config_value_any("default_destination_concurrency_limit"), "11");
+    qmgr_transport_limits("smtp", &lim);
+    ck_assert_int_eq(lim.concurrency, 3);
+    ck_assert_int_eq(lim.recipients, 7);
+    ck_assert_int_eq(lim.initial, 5);
+    ck_assert_int_eq(lim.cohort, 1);
+    qmgr_transport_limits("local", &lim);
+    ck_assert_int_eq(lim.concurrency, 2);
+    ck_assert_int_eq(lim.recipients, 1);
+    qmgr_transport_limits("slow", &lim);
+    ck_assert_int_eq(lim.concurrency, 11);
+    ck_assert_int_eq(lim.recipients, 50);
+    ck_assert_int_eq(lim.initial, 1);
+    ck_assert_int_eq(lim.cohort, 4);
+    qmgr_transport_limits("bad", &lim);         /* warned, default used */
+    ck_assert_int_eq(lim.concurrency, 11);
+    config_free();
+}
+END_TEST
+
+/* slow start, back-off and the dead verdict */
+START_TEST(test_window)
+{
+    struct qmgr_limits lim = { .concurrency = 4, .recipients = 50,
+                               .initial = 2, .cohort = 2 };
+    struct qmgr_window w;
+
+    qmgr_window_init(&w, &lim);
+    ck_assert_int_eq(w.window, 2);
+    ck_assert(qmgr_window_open(&w, 1));
+    ck_assert(!qmgr_window_open(&w, 2));
+    qmgr_window_success(&w, &lim);
+    ck_assert_int_eq(w.window, 2);
+    qmgr_window_success(&w, &lim);          /* a window's worth: grows */
+    ck_assert_int_eq(w.window, 3);
+    for (int k = 0; k < 3; k++)
+        qmgr_window_success(&w, &lim);
+    ck_assert_int_eq(w.window, 4);
+    for (int k = 0; k < 100; k++)
+        qmgr_window_success(&w, &lim);
+    ck_assert_int_eq(w.window, 4);          /* never above the limit */
+    ck_assert(!qmgr_window_failure(&w, &lim));
+    ck_assert(!qmgr_window_failure(&w, &lim));
+    ck_assert(!qmgr_window_failure(&w, &lim));
+    ck_assert_int_eq(w.window, 1);
+    ck_assert(!qmgr_window_failure(&w, &lim));  /* 1st at window 1 */
+    qmgr_window_success(&w, &lim);              /* resets the count */
+    ck_assert_int_eq(w.window, 2);
+    ck_assert(!qmgr_window_failure(&w, &lim));  /* back to 1 */
+    ck_assert(!qmgr_window_failure(&w, &lim));
+    ck_assert(qmgr_window_failure(&w, &lim));   /* 2 in a row: dead */
+    lim.initial = 10;                           /* initial above limit */
+    qmgr_window_init(&w, &lim);
+    ck_assert_int_eq(w.window, 4);
+    lim.concurrency = 2;                        /* limit shrank */
+    qmgr_window_success(&w, &lim);
+    ck_assert_int_eq(w.window, 2);
 }
 END_TEST
 
@@ -157,40 +236,48 @@ START_TEST(test_expiry_table)
 }
 END_TEST
 
-/* ---- transport choice ---------------------------------------------------- */
+/* ---- transport choice (route.h, with qmgr's local/remote split) ------- */
 
-static bool fake_is_local(const char *domain)
+static int fake_is_local(void *ctx, const char *domain)
 {
+    (void)ctx;
     return strcasecmp(domain, "example.org") == 0 ||
            strcasecmp(domain, "localhost") == 0;
 }
 
 static const struct {
     const char *rcpt;
-    int want;
+    const char *want;
 } xport_cases[] = {
-    { "alice@example.org", QMGR_XPORT_LOCAL },
-    { "alice@EXAMPLE.ORG", QMGR_XPORT_LOCAL },
-    { "bob@localhost", QMGR_XPORT_LOCAL },
-    { "postmaster", QMGR_XPORT_LOCAL },            /* no domain */
-    { "carol@example.com", QMGR_XPORT_SMTP },
-    { "carol@sub.example.org", QMGR_XPORT_SMTP },
-    { "\"a@example.org\"@example.net", QMGR_XPORT_SMTP },
-    { "\"a@example.net\"@example.org", QMGR_XPORT_LOCAL },
-    { "x@[192.0.2.1]", QMGR_XPORT_SMTP },
-    { "trailing@", QMGR_XPORT_LOCAL },            /* empty domain */
-    { "", QMGR_XPORT_LOCAL },
+    { "alice@example.org", "local" },
+    { "alice@EXAMPLE.ORG", "local" },
+    { "bob@localhost", "local" },
+    { "postmaster", "local" },            /* no domain */
+    { "carol@example.com", "smtp" },
+    { "carol@sub.example.org", "smtp" },
+    { "\"a@example.org\"@example.net", "smtp" },
+    { "\"a@example.net\"@example.org", "local" },
+    { "x@[192.0.2.1]", "smtp" },
+    { "trailing@", "local" },            /* empty domain */
+    { "", "local" },
 };
 
 START_TEST(test_xport_table)
 {
+    struct route_params p = { "local:host.example.org", "relay", "smtp", "",
+                              "+", "<>" };
+    struct route_lookups l = { NULL, NULL, NULL, fake_is_local, NULL };
+
     for (size_t i = 0; i < sizeof(xport_cases) / sizeof(xport_cases[0]); i++) {
-        int got = qmgr_xport_pick(xport_cases[i].rcpt, fake_is_local);
-        ck_assert_msg(got == xport_cases[i].want, "case %zu (%s): got %d", i,
-                      xport_cases[i].rcpt, got);
+        const char *err = NULL;
+        route_t r;
+
+        ck_assert_int_eq(route_resolve(&p, &l, "", xport_cases[i].rcpt, &r,
+                                       &err), 0);
+        ck_assert_msg(strcmp(r.transport, xport_cases[i].want) == 0,
+                      "case %zu (%s): got %s", i, xport_cases[i].rcpt,
+                      r.transport);
     }
-    ck_assert_str_eq(qmgr_xport_names[QMGR_XPORT_LOCAL], "local");
-    ck_assert_str_eq(qmgr_xport_names[QMGR_XPORT_SMTP], "smtp");
 }
 END_TEST
 
@@ -362,13 +449,286 @@ START_TEST(test_duration_text)
 }
 END_TEST
 
+/* ---- qmgr_queue.c, with stubs for the layers around it ----------------- */
+
+static int stub_kicks;
+static struct {
+    qmgr_msg_t *m;
+    size_t i;
+    int status;
+    char reason[160];
+} stub_done[64];
+static size_t stub_ndone;
+
+void qmgr_deliver_kick(qmgr_transport_t *t)
+{
+    (void)t;
+    stub_kicks++;
+}
+
+void qmgr_deliver_transport_init(qmgr_transport_t *t)
+{
+    (void)t;
+}
+
+void qmgr_message_rcpt_done(qmgr_msg_t *m, size_t i, int status,
+                            const char *reason)
+{
+    if (m->rstate[i] == QR_PENDING)
+        m->npending--;
+    else if (m->rstate[i] == QR_BUSY)
+        m->nbusy--;
+    m->rstate[i] = status == DELIVER_DEFER ? QR_DEFERRED : QR_DONE;
+    if (stub_ndone < 64) {
+        stub_done[stub_ndone].m = m;
+        stub_done[stub_ndone].i = i;
+        stub_done[stub_ndone].status = status;
+        str_copy(stub_done[stub_ndone].reason, reason ? reason : "",
+                 sizeof(stub_done[0].reason));
+        stub_ndone++;
+    }
+}
+
+/* a message with n recipients "r<K>@<domain>" */
+static qmgr_msg_t *fake_msg(size_t n, const char *domain)
+{
+    qmgr_msg_t *m = xcalloc(1, sizeof(*m));
+
+    m->qm.rcpts = xcalloc(n, sizeof(*m->qm.rcpts));
+    m->qm.nrcpts = n;
+    m->rstate = xcalloc(n, 1);
+    for (size_t k = 0; k < n; k++) {
+        char a[64];
+
+        snprintf(a, sizeof(a), "r%zu@%s", k, domain);
+        m->qm.rcpts[k].address = xstrdup(a);
+        m->qm.rcpts[k].offset = (off_t)(100 + k);
+    }
+    return m;
+}
+
+static void fake_free(qmgr_msg_t *m)
+{
+    for (size_t k = 0; k < m->qm.nrcpts; k++)
+        free(m->qm.rcpts[k].address);
+    free(m->qm.rcpts);
+    free(m->rstate);
+    free(m);
+}
+
+static void queue_setup(const char *conf)
+{
+    ck_assert_int_eq(config_load_text(conf, strlen(conf), "main.conf", NULL,
+                                      NULL), 0);
+    stub_ndone = 0;
+    stub_kicks = 0;
+}
+
+static void queue_teardown(void)
+{
+    qmgr_queue_free_all();
+    config_free();
+}
+
+static void add_all(qmgr_msg_t *m, const char *transport, const char *nexthop)
+{
+    route_t r;
+    const char *why = NULL;
+
+    str_copy(r.transport, transport, sizeof(r.transport));
+    str_copy(r.nexthop, nexthop, sizeof(r.nexthop));
+    for (size_t k = 0; k < m->qm.nrcpts; k++)
+        ck_assert(qmgr_queue_add(m, k, &r, &why));
+}
+
+START_TEST(test_queue_groups_by_recipient_limit)
+{
+    qmgr_msg_t *m;
+    qmgr_transport_t *t;
+    struct qmgr_job j1, j2, j3, j4;
+
+    queue_setup("smtp_destination_recipient_limit = 2\n");
+    m = fake_msg(5, "one.example");
+    add_all(m, "smtp", "one.example");
+    t = qmgr_transport_get("smtp");
+    ck_assert_int_eq(m->npending, 5);
+    ck_assert(stub_kicks > 0);
+    ck_assert(qmgr_queue_next_job(t, &j1));
+    ck_assert(qmgr_queue_next_job(t, &j2));
+    ck_assert(qmgr_queue_next_job(t, &j3));
+    ck_assert(!qmgr_queue_next_job(t, &j4));
+    ck_assert_uint_eq(j1.n, 2);
+    ck_assert_uint_eq(j1.idx[0], 0);
+    ck_assert_uint_eq(j1.idx[1], 1);
+    ck_assert_uint_eq(j2.n, 2);
+    ck_assert_uint_eq(j2.idx[0], 2);
+    ck_assert_uint_eq(j3.n, 1);
+    ck_assert_uint_eq(j3.idx[0], 4);
+    ck_assert_str_eq(j1.d->nexthop, "one.example");
+    ck_assert_int_eq(m->npending, 0);
+    ck_assert_int_eq(m->nbusy, 5);
+    ck_assert_int_eq(m->rstate[4], QR_BUSY);
+    ck_assert_int_eq(j1.d->busy, 3);
+    qmgr_queue_job_done(&j1, QF_OK, NULL);
+    qmgr_queue_job_done(&j2, QF_OK, NULL);
+    qmgr_queue_job_done(&j3, QF_OK, NULL);     /* destination forgotten */
+    ck_assert_uint_eq(htable_count(t->dests), 0);
+    queue_teardown();
+    fake_free(m);
+}
+END_TEST
+
+/* round robin: one busy destination does not hold up another */
+START_TEST(test_queue_round_robin)
+{
+    qmgr_msg_t *a[3], *b;
+    qmgr_transport_t *t;
+    struct qmgr_job j;
+    const char *order[4];
+
+    queue_setup("");
+    for (int k = 0; k < 3; k++) {
+        a[k] = fake_msg(1, "a.example");
+        add_all(a[k], "smtp", "a.example");
+    }
+    b = fake_msg(1, "b.example");
+    add_all(b, "smtp", "b.example");
+    t = qmgr_transport_get("smtp");
+    for (int k = 0; k < 4; k++) {
+        ck_assert(qmgr_queue_next_job(t, &j));
+        order[k] = j.d->nexthop;
+        if (k == 0)
+            ck_assert_ptr_eq(j.m, a[0]);    /* FIFO within a destination */
+    }
+    ck_assert_str_eq(order[0], "a.example");
+    ck_assert_str_eq(order[1], "b.example");
+    ck_assert_str_eq(order[2], "a.example");
+    ck_assert_str_eq(order[3], "a.example");
+    ck_assert(!qmgr_transport_has_work(t));
+    queue_teardown();
+    for (int k = 0; k < 3; k++)
+        fake_free(a[k]);
+    fake_free(b);
+}
+END_TEST
+
+/* the window holds requests back; an ended request lets the next go */
+START_TEST(test_queue_window)
+{
+    qmgr_msg_t *m[4];
+    qmgr_transport_t *t;
+    struct qmgr_job j1, j2, j3;
+
+    queue_setup("smtp_destination_concurrency_limit = 2\n");
+    for (int k = 0; k < 4; k++) {
+        m[k] = fake_msg(1, "a.example");
+        add_all(m[k], "smtp", "a.example");
+    }
+    t = qmgr_transport_get("smtp");
+    ck_assert(qmgr_queue_next_job(t, &j1));
+    ck_assert(qmgr_queue_next_job(t, &j2));
+    ck_assert(!qmgr_queue_next_job(t, &j3));    /* at the limit */
+    ck_assert(!qmgr_transport_has_work(t));
+    qmgr_queue_job_done(&j1, QF_OK, NULL);
+    ck_assert(qmgr_transport_has_work(t));
+    ck_assert(qmgr_queue_next_job(t, &j3));
+    ck_assert_ptr_eq(j3.m, m[2]);
+    queue_teardown();
+    for (int k = 0; k < 4; k++)
+        fake_free(m[k]);
+}
+END_TEST
+
+/* dest_status=dead: waiting mail deferred at once, new mail too */
+START_TEST(test_queue_dead_destination)
+{
+    qmgr_msg_t *m1, *m2, *m3, *other;
+    qmgr_transport_t *t;
+    struct qmgr_job j;
+    route_t r = { "smtp", "down.example" };
+    const char *why = NULL;
+
+    queue_setup("smtp_initial_destination_concurrency = 1\n"
+                "minimal_backoff_time = 3600s\n");
+    m1 = fake_msg(1, "down.example");
+    m2 = fake_msg(2, "down.example");
+    other = fake_msg(1, "up.example");
+    add_all(m1, "smtp", "down.example");
+    add_all(m2, "smtp", "down.example");
+    add_all(other, "smtp", "up.example");
+    t = qmgr_transport_get("smtp");
+    ck_assert(qmgr_queue_next_job(t, &j));
+    ck_assert_ptr_eq(j.m, m1);
+    qmgr_queue_job_done(&j, QF_DEAD, "connect refused");
+    ck_assert_uint_eq(stub_ndone, 2);           /* both of m2 */
+    ck_assert_ptr_eq(stub_done[0].m, m2);
+    ck_assert_int_eq(stub_done[0].status, DELIVER_DEFER);
+    ck_assert_str_eq(stub_done[1].reason,
+                     "delivery temporarily suspended: connect refused");
+    ck_assert_int_eq(m2->npending, 0);
+    m3 = fake_msg(1, "down.example");
+    ck_assert(!qmgr_queue_add(m3, 0, &r, &why));
+    ck_assert_str_eq(why, "delivery temporarily suspended: connect refused");
+    ck_assert(qmgr_queue_next_job(t, &j));      /* the other one goes on */
+    ck_assert_ptr_eq(j.m, other);
+    ck_assert(!qmgr_queue_next_job(t, &j));
+    qmgr_queue_job_done(&j, QF_OK, NULL);       /* up.example forgotten */
+    qmgr_queue_sweep();                         /* still dead: kept */
+    ck_assert_uint_eq(htable_count(t->dests), 1);
+    ((qmgr_dest_t *)htable_find(t->dests, "down.example"))->dead_until = 1;
+    qmgr_queue_sweep();                         /* time over: forgotten */
+    ck_assert_uint_eq(htable_count(t->dests), 0);
+    ck_assert_ptr_null(t->dead);
+    queue_teardown();
+    fake_free(m1);
+    fake_free(m2);
+    fake_free(m3);
+    fake_free(other);
+}
+END_TEST
+
+/* failures at window 1: a next hop dies, a mailbox (limit 1) does not */
+START_TEST(test_queue_failed_cohort)
+{
+    qmgr_msg_t *m, *l;
+    qmgr_transport_t *t, *lt;
+    struct qmgr_job j;
+
+    queue_setup("smtp_initial_destination_concurrency = 1\n"
+                "local_initial_destination_concurrency = 1\n");
+    m = fake_msg(2, "down.example");
+    m->qm.nrcpts = 1;           /* one now, one later */
+    add_all(m, "smtp", "down.example");
+    t = qmgr_transport_get("smtp");
+    ck_assert(qmgr_queue_next_job(t, &j));
+    qmgr_queue_job_done(&j, QF_FAILED, "lost connection with smtp");
+    ck_assert_ptr_nonnull(htable_find(t->dests, "down.example"));
+    ck_assert(((qmgr_dest_t *)htable_find(t->dests, "down.example"))->dead_until != 0);
+    l = fake_msg(2, "localhost");
+    add_all(l, "local", "host");
+    lt = qmgr_transport_get("local");
+    ck_assert_uint_eq(htable_count(lt->dests), 2);  /* per recipient */
+    ck_assert(qmgr_queue_next_job(lt, &j));
+    ck_assert_uint_eq(j.n, 1);
+    qmgr_queue_job_done(&j, QF_FAILED, "conversation with local timed out");
+    ck_assert(qmgr_queue_next_job(lt, &j));         /* the other mailbox */
+    qmgr_queue_job_done(&j, QF_FAILED, "conversation with local timed out");
+    ck_assert_uint_eq(htable_count(lt->dests), 0);  /* none dead, forgotten */
+    queue_teardown();
+    m->qm.nrcpts = 2;
+    fake_free(m);
+    fake_free(l);
+}
+END_TEST
+
 static Suite *qmgr_suite(void)
 {
     Suite *s = suite_create("qmgr");
     TCase *tc = tcase_create("policy");
 
     tcase_add_loop_test(tc, test_destination_table, 0, sizeof(dest_cases) / sizeof(dest_cases[0]));
-    tcase_add_test(tc, test_destination_truncates_and_limits);
+    tcase_add_test(tc, test_transport_limits);
+    tcase_add_test(tc, test_window);
     tcase_add_test(tc, test_backoff_table);
     tcase_add_test(tc, test_backoff_sequence_grows);
     tcase_add_test(tc, test_expiry_table);
@@ -380,6 +740,13 @@ static Suite *qmgr_suite(void)
     tcase_add_test(tc, test_request_null_sender_no_client);
     tcase_add_test(tc, test_request_wire_roundtrip);
     tcase_add_test(tc, test_duration_text);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("queue");
+    tcase_add_test(tc, test_queue_groups_by_recipient_limit);
+    tcase_add_test(tc, test_queue_round_robin);
+    tcase_add_test(tc, test_queue_window);
+    tcase_add_test(tc, test_queue_dead_destination);
+    tcase_add_test(tc, test_queue_failed_cohort);
     suite_add_tcase(s, tc);
     return s;
 }
