@@ -162,6 +162,9 @@ def create(directory, build, ports, main_extra=None, services_extra="",
     svc.append("local unix - n n - - local")
     svc.append("auth unix - n n - - auth")
     svc.append("proxymap unix - - n - - proxymap")
+    # the outbound client, chrooted as smtpd and qmgr are
+    svc.append("smtp unix - - %s - - smtp" % jail)
+    svc.append("relay unix - - %s - - smtp" % jail)
     write(os.path.join(etc, "master.conf"),
           "\n".join(svc) + "\n" + services_extra)
 
