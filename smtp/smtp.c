@@ -128,7 +128,10 @@ static void smtp_deliver_dest(const char *nexthop, const char *domain,
             rcpts[i].conn_usec = time_now_usec();
         if (smtp_proto_deliver(c, false, dest, &tls, msg, rcpts, n,
                                &dead) == 0) {
-            c->idle_usec = time_now_usec();
+            if (smtp_proto_rset(c) == 0)
+                c->idle_usec = time_now_usec();
+            else
+                smtp_conn_close(c);
             return;
         }
         smtp_conn_close(c);
@@ -181,20 +184,20 @@ again:
             goto again;
         }
         if (rc == 0 && var_smtp_connection_cache_time_limit > 0) {
-            (void)snprintf(c->nexthop_key, sizeof(c->nexthop_key), "%s",
-                           dest);
-            c->idle_usec = time_now_usec();
-            for (size_t i = 0; i < n; i++)
-                if (!rcpts[i].done)
-                    break;
-            /* kept; open recipients (4xx) still try the next address */
-            if (a + 1 < naddr) {
-                bool more = false;
+            bool more = false;
 
-                for (size_t i = 0; i < n; i++)
-                    more |= !rcpts[i].done;
-                if (more)
-                    smtp_proto_quit(c);
+            for (size_t i = 0; i < n; i++)
+                more |= !rcpts[i].done;
+            if (more && a + 1 < naddr) {
+                /* open recipients (4xx) try the next address */
+                smtp_proto_quit(c);
+            } else if (smtp_proto_rset(c) == 0) {
+                /* kept for the next request to this destination */
+                (void)snprintf(c->nexthop_key, sizeof(c->nexthop_key), "%s",
+                               dest);
+                c->idle_usec = time_now_usec();
+            } else {
+                smtp_conn_close(c);
             }
         } else if (rc == 0) {
             smtp_proto_quit(c);

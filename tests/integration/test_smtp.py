@@ -242,5 +242,173 @@ class SeedFlowTest(SmtpTestBase):
                  120, 0.1, "status=%s for %s" % (status, rcpt))
 
 
+class ScriptedServerTest(SmtpTestBase):
+    """smtp against a scripted server (Script above)."""
+
+    def setUp(self):
+        super().setUp()
+        self.start_dns()
+
+    def status_line(self, inst, rcpt, status):
+        def find():
+            for l in self.log_lines(inst, "to=<%s>" % rcpt):
+                if "status=" + status in l and "tern/smtp" in l:
+                    return l
+            return None
+        try:
+            return wait_for(find, 120, 0.1, "%s %s" % (rcpt, status))
+        except AssertionError:
+            self.fail("no status=%s for %s; log:\n%s"
+                      % (status, rcpt, inst.log_text()[-4000:]))
+
+    def test_plain_delivery_with_esmtp_parameters(self):
+        srv = self.script(ehlo=["PIPELINING", "SIZE 100000", "8BITMIME",
+                                "DSN"])
+        a = self.sender_instance(srv.port)
+        with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=WAIT) as c:
+            c.ehlo("client")
+            c.mail("demo@mail.a.example.org", ["RET=HDRS", "ENVID=env+2Bid"])
+            c.rcpt("x@b.example.org", ["NOTIFY=SUCCESS,FAILURE",
+                                       "ORCPT=rfc822;orig@b.example.org"])
+            c.data(b"Subject: params\r\n\r\n.dot line\r\n"
+                   b"caf\xc3\xa9\r\n")
+        line = self.status_line(a, "x@b.example.org", "sent")
+        self.assertIn("relay=mx.b.example.org[127.0.0.1]:%d" % srv.port, line)
+        self.assertIn("(250 2.0.0 Ok: queued as X1)", line)
+        mail = [c for c in srv.commands if c.startswith("MAIL")][0]
+        self.assertRegex(mail, r"^MAIL FROM:<demo@mail\.a\.example\.org> "
+                         r"SIZE=\d+ BODY=8BITMIME RET=HDRS ENVID=env\+2Bid$")
+        rcpt = [c for c in srv.commands if c.startswith("RCPT")][0]
+        self.assertEqual(rcpt, "RCPT TO:<x@b.example.org> "
+                         "NOTIFY=SUCCESS,FAILURE "
+                         "ORCPT=rfc822;orig@b.example.org")
+        ehlo = [c for c in srv.commands if c.startswith("EHLO")][0]
+        self.assertEqual(ehlo, "EHLO mail.a.example.org")
+        body = srv.bodies[0]
+        self.assertIn(b"\r\n..dot line\r\n", body)
+        self.assertNotIn(b"\n\n", body.replace(b"\r\n", b"X"))
+        self.assertIn(b"caf\xc3\xa9\r\n", body)
+
+    def test_4xx_then_success(self):
+        srv = self.script(replies={"RCPT": ["450 4.2.0 <x@b.example.org>: "
+                                            "Recipient address rejected: "
+                                            "try later", "250 2.1.5 Ok"]})
+        a = self.sender_instance(srv.port)
+        self.submit(a, ["x@b.example.org"], "soft then ok")
+        d = self.status_line(a, "x@b.example.org", "deferred")
+        self.assertIn("dsn=4.2.0", d)
+        self.assertIn("(host mx.b.example.org[127.0.0.1] said: 450 4.2.0 "
+                      "<x@b.example.org>: Recipient address rejected: try "
+                      "later (in reply to RCPT TO command))", d)
+        self.status_line(a, "x@b.example.org", "sent")
+        self.assertEqual(len(srv.bodies), 1)
+
+    def test_5xx_rcpt_bounces_one_other_delivered(self):
+        srv = self.script(replies={"RCPT": [
+            "550 5.1.1 <bad@b.example.org>: Recipient address rejected: "
+            "User unknown", "250 2.1.5 Ok"]})
+        a = self.sender_instance(srv.port)
+        self.submit(a, ["bad@b.example.org", "good@b.example.org"], "mixed")
+        b = self.status_line(a, "bad@b.example.org", "bounced")
+        self.assertIn("dsn=5.1.1", b)
+        self.assertIn("(host mx.b.example.org[127.0.0.1] said: 550 5.1.1 "
+                      "<bad@b.example.org>: Recipient address rejected: User "
+                      "unknown (in reply to RCPT TO command))", b)
+        self.status_line(a, "good@b.example.org", "sent")
+        # the sender gets the bounce
+        self.assertLogHas(a, "sender non-delivery notification")
+
+    def test_5xx_after_data_bounces(self):
+        srv = self.script(replies={"DOT": ["554 5.7.1 spam"]})
+        a = self.sender_instance(srv.port)
+        self.submit(a, ["x@b.example.org"], "rejected content")
+        b = self.status_line(a, "x@b.example.org", "bounced")
+        self.assertIn("said: 554 5.7.1 spam (in reply to end of DATA "
+                      "command)", b)
+
+    def test_connection_refused_then_retry(self):
+        port = free_port()
+        a = self.sender_instance(port)
+        self.submit(a, ["x@b.example.org"], "refused first")
+        d = self.status_line(a, "x@b.example.org", "deferred")
+        self.assertIn("relay=none", d)
+        self.assertIn("connect to mx.b.example.org[127.0.0.1]:%d: "
+                      "Connection refused" % port, d)
+        srv = self.script(port=port)
+        self.status_line(a, "x@b.example.org", "sent")
+        self.assertEqual(len(srv.bodies), 1)
+
+    def test_dead_mx_then_live_one(self):
+        srv = self.script()
+        a = self.sender_instance(srv.port)
+        self.submit(a, ["x@dead.example.org"], "dead mx first")
+        line = self.status_line(a, "x@dead.example.org", "sent")
+        self.assertIn("relay=mx2.dead.example.org[127.0.0.1]", line)
+
+    def test_5xx_greeting_skips_to_next_mx(self):
+        bad = self.script(greeting="554 5.3.2 go away", addr="127.0.0.9")
+        srv = self.script(port=bad.port)
+        a = self.sender_instance(srv.port)
+        self.submit(a, ["x@dead.example.org"], "bad greeting")
+        line = self.status_line(a, "x@dead.example.org", "sent")
+        self.assertIn("relay=mx2.dead.example.org[127.0.0.1]", line)
+        self.assertGreaterEqual(bad.connections, 1)
+
+    def test_null_mx_bounces_at_once(self):
+        a = self.sender_instance(free_port())
+        self.submit(a, ["x@null.example.org"], "null mx")
+        line = self.status_line(a, "x@null.example.org", "bounced")
+        self.assertIn("dsn=5.1.10", line)
+        self.assertIn("nullMX", line)
+
+    def test_no_mx_uses_address_record(self):
+        srv = self.script()
+        a = self.sender_instance(srv.port)
+        self.submit(a, ["x@nomx.example.org"], "no mx")
+        line = self.status_line(a, "x@nomx.example.org", "sent")
+        self.assertIn("relay=nomx.example.org[127.0.0.1]", line)
+
+    def test_helo_fallback_without_esmtp(self):
+        srv = self.script(replies={"EHLO": ["502 5.5.2 no EHLO here"]})
+        a = self.sender_instance(srv.port)
+        self.submit(a, ["x@b.example.org"], "helo only")
+        self.status_line(a, "x@b.example.org", "sent")
+        self.assertIn("HELO mail.a.example.org", srv.commands)
+        mail = [c for c in srv.commands if c.startswith("MAIL")][0]
+        self.assertEqual(mail, "MAIL FROM:<demo@mail.a.example.org>")
+
+    def test_chunking_uses_bdat(self):
+        srv = self.script(ehlo=["PIPELINING", "CHUNKING", "8BITMIME"])
+        a = self.sender_instance(srv.port)
+        self.submit(a, ["x@b.example.org"], "bdat", body=".dot\r\nend\r\n")
+        self.status_line(a, "x@b.example.org", "sent")
+        self.assertTrue(any(c.startswith("BDAT") and c.endswith(" LAST")
+                            for c in srv.commands), srv.commands)
+        self.assertFalse(any(c == "DATA" for c in srv.commands))
+        self.assertIn(b"\r\n.dot\r\nend\r\n", b"".join(srv.bodies))
+
+    def test_connection_reused_for_next_message(self):
+        srv = self.script()
+        a = self.sender_instance(srv.port)
+        self.submit(a, ["x@b.example.org"], "first")
+        self.status_line(a, "x@b.example.org", "sent")
+        self.submit(a, ["y@b.example.org"], "second")
+        self.status_line(a, "y@b.example.org", "sent")
+        self.assertEqual(len(srv.bodies), 2)
+        self.assertEqual(srv.connections, 1, srv.commands)
+        self.assertIn("RSET", srv.commands)
+
+    def test_hostile_replies_defer(self):
+        for bad in ("250-" + "x" * 5000, "abc", "999 nonsense",
+                    "250-ok\r\n251 changed"):
+            with self.subTest(reply=bad[:20]):
+                srv = self.script(replies={"MAIL": [bad]})
+                a = self.sender_instance(srv.port)
+                self.submit(a, ["x@b.example.org"], "hostile")
+                line = self.status_line(a, "x@b.example.org", "deferred")
+                self.assertIn("dsn=4.4.2", line)
+                a.stop()
+
+
 if __name__ == "__main__":
     unittest.main()
