@@ -410,5 +410,102 @@ class ScriptedServerTest(SmtpTestBase):
                 a.stop()
 
 
+class TlsTest(SmtpTestBase):
+    """STARTTLS levels against instance B (Tern, STARTTLS offered, a
+    self-signed certificate for mx.b.example.org) and a scripted server
+    without STARTTLS."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.b = Instance(main={"myhostname": "mx.b.example.org",
+                               "mydestination": "b.example.org, $myhostname"},
+                         users=("bob",), tls=True)
+        try:
+            cls.b.start()
+        except Exception:
+            cls.b.cleanup()
+            raise
+        cls.cafile = os.path.join(cls.b.etc, "smtpd.pem")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.b.cleanup()
+
+    def setUp(self):
+        super().setUp()
+        self.start_dns()
+
+    def status_line(self, inst, rcpt, status):
+        def find():
+            for l in self.log_lines(inst, "to=<%s>" % rcpt):
+                if "status=" + status in l and "tern/smtp" in l:
+                    return l
+            return None
+        try:
+            return wait_for(find, 120, 0.1, "%s %s" % (rcpt, status))
+        except AssertionError:
+            self.fail("no status=%s for %s; log:\n%s"
+                      % (status, rcpt, inst.log_text()[-4000:]))
+
+    def test_may_uses_starttls(self):
+        a = self.sender_instance(self.b.smtp_port,
+                                 {"smtp_tls_security_level": "may"})
+        self.submit(a, ["bob@b.example.org"], "tls may")
+        self.status_line(a, "bob@b.example.org", "sent")
+        self.assertRegex(a.log_text(), r"Untrusted TLS connection established "
+                         r"to mx\.b\.example\.org\[127\.0\.0\.1\]:%d: "
+                         r"TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\)"
+                         % self.b.smtp_port)
+
+    def test_verify_with_cafile(self):
+        # mkinstance's certificate names localhost.localdomain
+        a = self.sender_instance(self.b.smtp_port, {
+            "smtp_tls_security_level": "verify",
+            "smtp_tls_CAfile": self.cafile,
+            "smtp_tls_servername": "hostname",
+            "smtp_tls_policy_maps":
+                "inline:{.example.org=verify match=localhost.localdomain}"})
+        self.submit(a, ["bob@b.example.org"], "tls verify")
+        self.status_line(a, "bob@b.example.org", "sent")
+        self.assertIn("Verified TLS connection established to "
+                      "mx.b.example.org[127.0.0.1]:%d" % self.b.smtp_port,
+                      a.log_text())
+
+    def test_secure_name_mismatch_defers(self):
+        # secure matches the next hop (b.example.org and its subdomains):
+        # mx.b.example.org is a subdomain, so ask for another name
+        a = self.sender_instance(self.b.smtp_port, {
+            "smtp_tls_security_level": "none",
+            "smtp_tls_CAfile": self.cafile,
+            "smtp_tls_policy_maps":
+                "inline:{b.example.org=secure match=other.example.org}"})
+        self.submit(a, ["bob@b.example.org"], "tls mismatch")
+        line = self.status_line(a, "bob@b.example.org", "deferred")
+        self.assertIn("dsn=4.7.5", line)
+        self.assertIn("TLS handshake with mx.b.example.org[127.0.0.1] failed",
+                      line)
+
+    def test_encrypt_required_but_not_offered(self):
+        srv = self.script()
+        a = self.sender_instance(srv.port,
+                                 {"smtp_tls_security_level": "encrypt"})
+        self.submit(a, ["x@b.example.org"], "tls required")
+        line = self.status_line(a, "x@b.example.org", "deferred")
+        self.assertIn("dsn=4.7.4", line)
+        self.assertIn("TLS is required, but was not offered by host "
+                      "mx.b.example.org[127.0.0.1]", line)
+        self.assertEqual(srv.bodies, [])
+
+    def test_policy_map_requires_tls_for_one_domain(self):
+        srv = self.script()
+        a = self.sender_instance(srv.port, {
+            "smtp_tls_policy_maps": "inline:{nomx.example.org=encrypt}"})
+        self.submit(a, ["x@b.example.org"], "plain ok")
+        self.status_line(a, "x@b.example.org", "sent")
+        self.submit(a, ["x@nomx.example.org"], "tls needed")
+        line = self.status_line(a, "x@nomx.example.org", "deferred")
+        self.assertIn("TLS is required", line)
+
+
 if __name__ == "__main__":
     unittest.main()
