@@ -410,7 +410,7 @@ const struct param_def param_table[] = {
     P_TIME(service_throttle_time, "60s", 1, DAY_,
            "How long master waits before restarting a service that keeps failing."),
     /* proxymap: lookups for chrooted daemons */
-    P_STR(proxy_read_maps, "$alias_maps $virtual_user_maps $mydestination $relay_domains $smtpd_sender_login_maps $smtpd_client_restrictions $smtpd_helo_restrictions $smtpd_sender_restrictions $smtpd_relay_restrictions $smtpd_recipient_restrictions $smtpd_data_restrictions $smtpd_end_of_data_restrictions",
+    P_STR(proxy_read_maps, "$alias_maps $virtual_user_maps $smtp_tls_policy_maps $mydestination $relay_domains $smtpd_sender_login_maps $smtpd_client_restrictions $smtpd_helo_restrictions $smtpd_sender_restrictions $smtpd_relay_restrictions $smtpd_recipient_restrictions $smtpd_data_restrictions $smtpd_end_of_data_restrictions",
           "Tables proxymap(8) may look up for its clients (chrooted daemons reach every lmdb: table through it); words that are not TYPE:NAME are ignored, and proxymap refuses and logs any other table."),
     P_TIME(proxymap_timeout, "10s", 1, HOUR_,
            "How long a daemon waits for one proxymap(8) lookup before it gives up (the client gets a temporary failure, 4.3.0)."),
