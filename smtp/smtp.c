@@ -124,8 +124,6 @@ static void smtp_deliver_dest(const char *nexthop, const char *domain,
     }
     /* a cached session first: it was good a moment ago */
     if (smtp_cache_take(dest)) {
-        for (size_t i = 0; i < n; i++)
-            rcpts[i].conn_usec = time_now_usec();
         if (smtp_proto_deliver(c, false, dest, &tls, msg, rcpts, n,
                                &dead) == 0) {
             if (smtp_proto_rset(c) == 0)
@@ -170,8 +168,6 @@ again:
                                   c->error);
             continue;
         }
-        for (size_t i = 0; i < n; i++)
-            rcpts[i].conn_usec = time_now_usec();
         rc = smtp_proto_deliver(c, true, dest, &use, msg, rcpts, n, &dead);
         if (!dead)
             reached = true;

@@ -307,6 +307,10 @@ size_t smtp_addr_resolve(const char *nexthop, const char *domain,
         smtp_addr_push(&l, name + 5, AF_INET6, bin);
         return l.n;
     }
+    if (bracket && inet_pton(AF_INET6, name, bin) == 1) {
+        smtp_addr_push(&l, name, AF_INET6, bin);
+        return l.n;
+    }
     if (!dns_name_valid(name)) {
         *status = DELIVER_BOUNCE;
         (void)snprintf(dsn, SMTP_DSN_MAX, "5.1.2");

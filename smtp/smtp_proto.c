@@ -129,6 +129,25 @@ static void smtp_ehlo_parse(smtp_conn_t *c)
     }
 }
 
+/* smtp_loop_check - a server that greets with our own name is this
+   host (an MX pointing back at us for a domain we do not accept): the
+   mail would loop, so it bounces (5.4.6), as Postfix's does */
+static int smtp_loop_check(const smtp_conn_t *c, struct smtp_rcpt *rcpts,
+                           size_t n)
+{
+    const char *p = buf_str(&c->reply.lines);
+    size_t len = strcspn(p, " \n");
+    char why[SMTP_REASON_MAX];
+
+    if (len == 0 || len != strlen(var_myhostname)
+        || strncasecmp(p, var_myhostname, len) != 0)
+        return 0;
+    (void)snprintf(why, sizeof(why), "mail for %s loops back to myself",
+                   c->peer);
+    smtp_all_bounce(rcpts, n, "5.4.6", why);
+    return -1;
+}
+
 /* smtp_helo - EHLO, or HELO when refused; 0 ok, -1 (rcpts told) */
 static int smtp_helo(smtp_conn_t *c, struct smtp_rcpt *rcpts, size_t n)
 {
@@ -141,7 +160,7 @@ static int smtp_helo(smtp_conn_t *c, struct smtp_rcpt *rcpts, size_t n)
     }
     if (c->reply.code / 100 == 2) {
         smtp_ehlo_parse(c);
-        return 0;
+        return smtp_loop_check(c, rcpts, n);
     }
     c->features = 0;
     if (smtp_conn_printf(c, t, "HELO %s\r\n", var_smtp_helo_name) < 0
@@ -545,5 +564,8 @@ int smtp_proto_deliver(smtp_conn_t *c, bool fresh, const char *nexthop,
         if ((rc = smtp_tls_step(c, tls, sni, nexthop, rcpts, n)) < 0)
             return rc;
     }
+    /* delays= "c": DNS, connect, greeting, EHLO and TLS are done */
+    SMTP_FOR_OPEN(r, rcpts, n)
+        r->conn_usec = time_now_usec();
     return smtp_transaction(c, msg, rcpts, n);
 }

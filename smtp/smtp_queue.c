@@ -62,6 +62,16 @@ static int smtp_queue_fd(const char *path, char *reason, size_t size)
     return -1;
 }
 
+/* smtp_addr_clean - no control characters: an address goes into SMTP
+   commands as it is */
+static bool smtp_addr_clean(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
 static bool smtp_ascii(const char *s)
 {
     for (; *s; s++)
@@ -142,6 +152,12 @@ int smtp_queue_open(const char *qid, const struct deliver_rcpt *req,
         close(fd);
         return -1;
     }
+    if (m->sender != NULL && !smtp_addr_clean(m->sender)) {
+        (void)snprintf(reason, size, "bad sender address in queue file");
+        queue_msg_free(m);
+        close(fd);
+        return -1;
+    }
     msg->fd = fd;
     msg->queue_id = m->qid;
     msg->sender = m->sender ? m->sender : "";
@@ -182,6 +198,11 @@ int smtp_queue_open(const char *qid, const struct deliver_rcpt *req,
                 smtp_rcpt_set(r, DELIVER_DEFER, "4.3.0",
                               "recipient at offset %ld named twice",
                               req[i].offset);
+            } else if (!smtp_addr_clean(m->rcpts[idx].address)) {
+                /* a record of the file, so it is marked bounced */
+                r->qr = &m->rcpts[idx];
+                smtp_rcpt_set(r, DELIVER_BOUNCE, "5.1.3",
+                              "bad recipient address syntax");
             } else {
                 r->qr = &m->rcpts[idx];
                 if (!smtp_ascii(r->qr->address))

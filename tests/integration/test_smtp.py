@@ -226,7 +226,8 @@ class SeedFlowTest(SmtpTestBase):
                        b"From: demo@mail.a.example.org\r\nTo: bob@b.example.org\r\n"
                        b"Subject: seed flow\r\n\r\n.leading dot\r\nbody\r\n")
         msgs = b.wait_messages("bob", 1, timeout=120)
-        text = open(msgs[0], "rb").read() if isinstance(msgs[0], str) else b""
+        self.assertIn(b"Subject: seed flow", msgs[0])
+        self.assertIn(b"\n.leading dot\n", msgs[0])
         self.assertDeliverLog(a, "bob@b.example.org", "sent")
         line = self.log_lines(a, "to=<bob@b.example.org>")[-1]
         self.assertRegex(line, r"relay=mx\.b\.example\.org\[127\.0\.0\.1\]:%d, "
@@ -397,6 +398,60 @@ class ScriptedServerTest(SmtpTestBase):
         self.assertEqual(len(srv.bodies), 2)
         self.assertEqual(srv.connections, 1, srv.commands)
         self.assertIn("RSET", srv.commands)
+
+    def test_mail_loop_back_to_myself_bounces(self):
+        srv = self.script(ehlo=["PIPELINING"])
+        srv.replies["EHLO"] = ["250 mail.a.example.org"]
+        a = self.sender_instance(srv.port)
+        self.submit(a, ["x@b.example.org"], "loop")
+        line = self.status_line(a, "x@b.example.org", "bounced")
+        self.assertIn("dsn=5.4.6", line)
+        self.assertIn("mail for mx.b.example.org[127.0.0.1] loops back to "
+                      "myself", line)
+        self.assertEqual(srv.bodies, [])
+
+    def test_smtputf8_needed_but_not_offered_bounces(self):
+        srv = self.script(ehlo=["8BITMIME"])
+        a = self.sender_instance(srv.port)
+        with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=WAIT) as c:
+            c.ehlo("client")
+            c.mail("d\u00e9mo@mail.a.example.org", ["SMTPUTF8"])
+            c.rcpt("x@b.example.org")
+            c.data("Subject: utf8\r\n\r\nbody\r\n".encode())
+        line = self.status_line(a, "x@b.example.org", "bounced")
+        self.assertIn("dsn=5.6.7", line)
+        self.assertIn("SMTPUTF8 is required, but was not offered by host "
+                      "mx.b.example.org[127.0.0.1]", line)
+
+    def test_smtputf8_offered_is_used(self):
+        srv = self.script(ehlo=["8BITMIME", "SMTPUTF8"])
+        a = self.sender_instance(srv.port)
+        with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=WAIT) as c:
+            c.ehlo("client")
+            c.mail("d\u00e9mo@mail.a.example.org", ["SMTPUTF8"])
+            c.rcpt("x@b.example.org")
+            c.data("Subject: utf8\r\n\r\nbody\r\n".encode())
+        self.status_line(a, "x@b.example.org", "sent")
+        mail = [c for c in srv.commands if c.startswith("MAIL")][0]
+        self.assertTrue(mail.endswith(" SMTPUTF8"), mail)
+
+    def test_8bit_without_8bitmime_is_sent_as_is(self):
+        srv = self.script(ehlo=["PIPELINING"])
+        a = self.sender_instance(srv.port)
+        self.submit(a, ["x@b.example.org"], "8bit",
+                    body="caf\u00e9\r\n")
+        self.status_line(a, "x@b.example.org", "sent")
+        mail = [c for c in srv.commands if c.startswith("MAIL")][0]
+        self.assertNotIn("BODY=", mail)
+        self.assertIn("caf\u00e9".encode(), srv.bodies[0])
+
+    def test_size_limit_of_server_bounces(self):
+        srv = self.script(ehlo=["SIZE 100"])
+        a = self.sender_instance(srv.port)
+        self.submit(a, ["x@b.example.org"], "big", body="x" * 500 + "\r\n")
+        line = self.status_line(a, "x@b.example.org", "bounced")
+        self.assertIn("dsn=5.3.4", line)
+        self.assertIn("exceeds size limit 100 of server", line)
 
     def test_hostile_replies_defer(self):
         for bad in ("250-" + "x" * 5000, "abc", "999 nonsense",
