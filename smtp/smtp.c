@@ -286,6 +286,9 @@ static int smtp_handle(attr_list_t *req, attr_list_t *reply, void *ctx)
         struct smtp_rcpt *r = &rcpts[i];
 
         if (r->qr != NULL) {
+            /* no session: the time went into set-up (DNS, connect) */
+            if (r->conn_usec == 0)
+                r->conn_usec = time_now_usec();
             if (r->status != DELIVER_DEFER)
                 (void)smtp_queue_mark(&m, &msg, r);
             smtp_log(&msg, r, r->qr->address);
