@@ -143,6 +143,14 @@ class Script(threading.Thread):
                         send(self.reply_for("DOT", "250 2.0.0 Ok: queued"))
                     else:
                         send("250 2.0.0 chunk ok")
+                elif verb == "STARTTLS":
+                    r = self.reply_for("STARTTLS", "454 4.7.0 TLS not "
+                                       "available")
+                    send(r)
+                    if r.startswith("220"):
+                        # no TLS at all: the client's handshake fails
+                        conn.sendall(b"this is not a TLS record\r\n")
+                        return
                 elif verb == "RSET":
                     send("250 2.0.0 Ok")
                 elif verb == "QUIT":
@@ -452,6 +460,37 @@ class ScriptedServerTest(SmtpTestBase):
         line = self.status_line(a, "x@b.example.org", "bounced")
         self.assertIn("dsn=5.3.4", line)
         self.assertIn("exceeds size limit 100 of server", line)
+
+    def test_may_handshake_failure_falls_back_to_plain_text(self):
+        srv = self.script(ehlo=["PIPELINING", "STARTTLS"],
+                          replies={"STARTTLS": ["220 2.0.0 Ready"]})
+        a = self.sender_instance(srv.port,
+                                 {"smtp_tls_security_level": "may"})
+        self.submit(a, ["x@b.example.org"], "tls fallback")
+        self.status_line(a, "x@b.example.org", "sent")
+        self.assertEqual(srv.commands.count("STARTTLS"), 1, srv.commands)
+        self.assertGreaterEqual(srv.connections, 2)
+        self.assertEqual(len(srv.bodies), 1)
+
+    def test_runs_unprivileged_and_chrooted(self):
+        if os.geteuid() != 0:
+            self.skipTest("skipped: needs root")
+        import pwd
+        srv = self.script()
+        a = self.sender_instance(srv.port)
+        self.submit(a, ["x@b.example.org"], "privs")
+        self.status_line(a, "x@b.example.org", "sent")
+        pids = wait_for(lambda: a.child_pids("smtp"), 30, 0.1, "smtp")
+        tern = pwd.getpwnam("tern")
+        for pid in pids:
+            with open("/proc/%d/status" % pid) as f:
+                st = f.read()
+            uids = re.search(r"^Uid:\s+(.*)$", st, re.M).group(1).split()
+            gids = re.search(r"^Gid:\s+(.*)$", st, re.M).group(1).split()
+            self.assertEqual(set(map(int, uids)), {tern.pw_uid}, st)
+            self.assertEqual(set(map(int, gids)), {tern.pw_gid}, st)
+            self.assertEqual(os.readlink("/proc/%d/root" % pid),
+                             os.path.realpath(a.spool))
 
     def test_hostile_replies_defer(self):
         for bad in ("250-" + "x" * 5000, "abc", "999 nonsense",
