@@ -39,7 +39,10 @@ def dns_conf(extra=""):
             "mx-host=dead.example.org,mx2.dead.example.org,20\n"
             "address=/mx1.dead.example.org/127.0.0.9\n"
             "address=/mx2.dead.example.org/127.0.0.1\n"
-            "address=/nomx.example.org/127.0.0.1\n" + extra)
+            "address=/nomx.example.org/127.0.0.1\n"
+            # both families: smtp_address_preference, inet_protocols
+            "mx-host=dual.example.org,mx.dual.example.org,10\n"
+            "host-record=mx.dual.example.org,127.0.0.1,::1\n" + extra)
 
 
 class Script(threading.Thread):
@@ -50,7 +53,8 @@ class Script(threading.Thread):
     def __init__(self, port=0, greeting="220 sink ESMTP", ehlo=None,
                  replies=None, addr="127.0.0.1"):
         super().__init__(daemon=True)
-        self.sock = socket.socket()
+        self.sock = socket.socket(socket.AF_INET6 if ":" in addr
+                                  else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((addr, port))
         self.sock.listen(16)
@@ -95,6 +99,18 @@ class Script(threading.Thread):
         def send(text):
             conn.sendall(text.encode() + b"\r\n")
         try:
+            if self.greeting is None:       # never greet, never close
+                while not self.stopping and conn.recv(100):
+                    pass
+                return
+            if self.greeting.startswith("drip:"):
+                # a greeting a byte at a time, never finished
+                for ch in self.greeting[5:] * 1000:
+                    if self.stopping:
+                        return
+                    conn.sendall(ch.encode())
+                    time.sleep(0.2)
+                return
             send(self.greeting)
             if not self.greeting.startswith("220"):
                 conn.close()
@@ -491,6 +507,46 @@ class ScriptedServerTest(SmtpTestBase):
             self.assertEqual(set(map(int, gids)), {tern.pw_gid}, st)
             self.assertEqual(os.readlink("/proc/%d/root" % pid),
                              os.path.realpath(a.spool))
+
+    def test_address_preference_and_inet_protocols(self):
+        v4 = self.script()
+        v6 = self.script(port=v4.port, addr="::1")
+        a = self.sender_instance(v4.port,
+                                 {"smtp_address_preference": "ipv6"})
+        self.submit(a, ["x@dual.example.org"], "prefers v6")
+        line = self.status_line(a, "x@dual.example.org", "sent")
+        self.assertIn("relay=mx.dual.example.org[::1]:%d" % v4.port, line)
+        self.assertEqual((len(v6.bodies), len(v4.bodies)), (1, 0))
+        a.stop()
+        b = self.sender_instance(v4.port, {"smtp_address_preference": "ipv6",
+                                           "inet_protocols": "ipv4"})
+        self.submit(b, ["y@dual.example.org"], "v4 only")
+        line = self.status_line(b, "y@dual.example.org", "sent")
+        self.assertIn("relay=mx.dual.example.org[127.0.0.1]:%d" % v4.port,
+                      line)
+        self.assertEqual(len(v4.bodies), 1)
+
+    def test_mx_address_limit(self):
+        srv = self.script()
+        a = self.sender_instance(srv.port, {"smtp_mx_address_limit": "1"})
+        self.submit(a, ["x@dead.example.org"], "one address only")
+        line = self.status_line(a, "x@dead.example.org", "deferred")
+        self.assertIn("connect to mx1.dead.example.org[127.0.0.9]", line)
+        self.assertEqual(srv.connections, 0)
+
+    def test_silent_and_dripping_servers_time_out(self):
+        for greeting in (None, "drip:220 "):
+            with self.subTest(greeting=greeting):
+                srv = self.script(greeting=greeting)
+                a = self.sender_instance(srv.port,
+                                         {"smtp_helo_timeout": "2s"})
+                self.submit(a, ["x@b.example.org"], "slow")
+                line = self.status_line(a, "x@b.example.org", "deferred")
+                self.assertIn("conversation with mx.b.example.org"
+                              "[127.0.0.1] timed out while receiving the "
+                              "initial server greeting", line)
+                a.stop()
+                srv.stop()
 
     def test_hostile_replies_defer(self):
         for bad in ("250-" + "x" * 5000, "abc", "999 nonsense",
