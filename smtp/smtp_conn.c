@@ -289,7 +289,7 @@ int smtp_conn_starttls(smtp_conn_t *c, tls_ctx_t *ctx, const char *sni,
         smtp_conn_fail(c, "TLS set-up: bad server name %s", sni);
         return -1;
     }
-    if (nnames > 0 && tls_conn_set_verify_names(c->tls, names, nnames) < 0) {
+    if (tls_conn_set_verify_names(c->tls, names, nnames) < 0) {
         smtp_conn_fail(c, "TLS set-up: bad certificate match names");
         return -1;
     }

@@ -63,9 +63,11 @@ static tls_ctx_t *smtp_tls_make(bool verify, const char *protocols,
     const char *ciphers = strcmp(var_smtp_tls_ciphers, "high") == 0
                           ? var_tls_high_cipherlist : var_tls_medium_cipherlist;
 
-    if (ctx != NULL && verify
+    /* without verification the CAs still tell Trusted from Untrusted
+       in the log */
+    if (ctx != NULL && (verify || *var_smtp_tls_CAfile || *var_smtp_tls_CApath)
         && tls_ctx_client_verify(ctx, var_smtp_tls_CAfile,
-                                 var_smtp_tls_CApath, &e) < 0) {
+                                 var_smtp_tls_CApath, verify, &e) < 0) {
         tls_ctx_free(ctx);
         ctx = NULL;
     }

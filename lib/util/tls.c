@@ -312,7 +312,7 @@ tls_ctx_t *tls_ctx_client_new(const char *ca_file, char **error_r)
 }
 
 int tls_ctx_client_verify(tls_ctx_t *ctx, const char *ca_file,
-                          const char *ca_path, char **error_r)
+                          const char *ca_path, bool require, char **error_r)
 {
     const char *f = ca_file != NULL && *ca_file ? ca_file : NULL;
     const char *d = ca_path != NULL && *ca_path ? ca_path : NULL;
@@ -325,7 +325,8 @@ int tls_ctx_client_verify(tls_ctx_t *ctx, const char *ca_file,
                                              d ? d : "-"));
         return -1;
     }
-    SSL_CTX_set_verify(ctx->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_verify(ctx->ssl_ctx, require ? SSL_VERIFY_PEER
+                                             : SSL_VERIFY_NONE, NULL);
     return 0;
 }
 
@@ -398,6 +399,8 @@ int tls_conn_set_verify_names(tls_conn_t *c, const char *const *names,
     int ok = 1;
 
     ERR_clear_error();
+    if (n == 0)
+        ok = SSL_set1_host(c->ssl, NULL) == 1;
     for (size_t i = 0; i < n && ok; i++)
         ok = (i == 0 ? SSL_set1_host(c->ssl, names[i])
                      : SSL_add1_host(c->ssl, names[i])) == 1;

@@ -607,6 +607,17 @@ class TlsTest(SmtpTestBase):
                          r"TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\)"
                          % self.b.smtp_port)
 
+    def test_may_with_cafile_logs_trusted(self):
+        a = self.sender_instance(self.b.smtp_port,
+                                 {"smtp_tls_security_level": "may",
+                                  "smtp_tls_CAfile": self.cafile,
+                                  "smtp_tls_servername": "hostname"})
+        self.submit(a, ["bob@b.example.org"], "tls trusted")
+        self.status_line(a, "bob@b.example.org", "sent")
+        self.assertIn("Trusted TLS connection established to "
+                      "mx.b.example.org[127.0.0.1]:%d" % self.b.smtp_port,
+                      a.log_text())
+
     def test_verify_with_cafile(self):
         # mkinstance's certificate names localhost.localdomain
         a = self.sender_instance(self.b.smtp_port, {
