@@ -113,8 +113,6 @@ int smtp_queue_mark(queue_msg_t *m, struct smtp_msg *msg,
 /* --- smtp_addr.c --- */
 int smtp_addr_init(const char **error_r);   /* before chroot */
 void smtp_addr_post_init(void);
-/* The port a nexthop's ":port" or known_tcp_ports' name means; -1 bad. */
-int smtp_port_lookup(const char *name);
 /* Resolve nexthop (or the domain, when nexthop is "") to at most max
    addresses in order. >0 count; 0 none: *status DELIVER_DEFER/BOUNCE
    with dsn and reason set. */
@@ -122,10 +120,6 @@ size_t smtp_addr_resolve(const char *nexthop, const char *domain,
                          struct smtp_addr *out, size_t max, int *port_r,
                          int *status, char *dsn, char *reason,
                          size_t rsize);
-/* parse "[host]:port", "domain:port" into name (no brackets), brackets
-   flag and port (0 = default); 0 ok, -1 malformed */
-int smtp_nexthop_parse(const char *nexthop, char *name, size_t size,
-                       bool *bracket, int *port);
 
 /* --- smtp_conn.c --- */
 void smtp_conn_init(smtp_conn_t *c);

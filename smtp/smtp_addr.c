@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "mail/config.h"
+#include "mail/smtp_nexthop.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -49,81 +50,6 @@ void smtp_addr_post_init(void)
         dns_ctx_free(smtp_dns);
         smtp_dns = NULL;
     }
-}
-
-/* --- ports ----------------------------------------------------------- */
-
-int smtp_port_lookup(const char *name)
-{
-    const char *p = var_known_tcp_ports;
-    long port;
-
-    if (parse_long(name, 1, 65535, &port) == 0)
-        return (int)port;
-    /* "lmtp=24, smtp=25, smtps=submissions=465" */
-    while (*p) {
-        const char *end = p + strcspn(p, ", \t");
-        const char *eq = memchr(p, '=', (size_t)(end - p));
-        const char *last = NULL;
-
-        for (const char *q = p; q < end; q++)
-            if (*q == '=')
-                last = q;
-        if (eq != NULL && last != NULL) {
-            char num[8];
-            size_t nl = (size_t)(end - last - 1);
-
-            if (nl > 0 && nl < sizeof(num)) {
-                memcpy(num, last + 1, nl);
-                num[nl] = '\0';
-                for (const char *w = p; w < last;) {
-                    const char *we = memchr(w, '=', (size_t)(last - w + 1));
-                    size_t wl = (size_t)(we - w);
-
-                    if (wl == strlen(name) && strncasecmp(w, name, wl) == 0
-                        && parse_long(num, 1, 65535, &port) == 0)
-                        return (int)port;
-                    w = we + 1;
-                }
-            }
-        }
-        p = end;
-        while (*p == ',' || *p == ' ' || *p == '\t')
-            p++;
-    }
-    return -1;
-}
-
-int smtp_nexthop_parse(const char *nexthop, char *name, size_t size,
-                       bool *bracket, int *port)
-{
-    const char *end, *colon;
-    size_t len;
-
-    *port = 0;
-    *bracket = nexthop[0] == '[';
-    if (*bracket) {
-        end = strchr(nexthop, ']');
-        if (end == NULL)
-            return -1;
-        colon = end[1] == ':' ? end + 1 : NULL;
-        if (end[1] != '\0' && colon == NULL)
-            return -1;
-        nexthop++;
-    } else {
-        colon = strrchr(nexthop, ':');
-        end = colon ? colon : nexthop + strlen(nexthop);
-    }
-    len = (size_t)(end - nexthop);
-    if (len == 0 || len >= size)
-        return -1;
-    memcpy(name, nexthop, len);
-    name[len] = '\0';
-    if (colon != NULL && (*port = smtp_port_lookup(colon + 1)) < 0)
-        return -1;
-    if (len > 0 && name[len - 1] == '.' && !*bracket)
-        name[len - 1] = '\0';
-    return 0;
 }
 
 /* --- blocking lookups -------------------------------------------------- */
@@ -287,7 +213,7 @@ size_t smtp_addr_resolve(const char *nexthop, const char *domain,
 
     *status = DELIVER_DEFER;
     (void)snprintf(dsn, SMTP_DSN_MAX, "4.4.3");
-    if (smtp_nexthop_parse(*nexthop ? nexthop : domain, name, sizeof(name),
+    if (smtp_nexthop_parse(var_known_tcp_ports, *nexthop ? nexthop : domain, name, sizeof(name),
                            &bracket, &port) < 0) {
         *status = DELIVER_BOUNCE;
         (void)snprintf(dsn, SMTP_DSN_MAX, "5.1.2");
@@ -295,7 +221,7 @@ size_t smtp_addr_resolve(const char *nexthop, const char *domain,
                        *nexthop ? nexthop : domain);
         return 0;
     }
-    *port_r = port ? port : smtp_port_lookup("smtp");
+    *port_r = port ? port : smtp_port_lookup(var_known_tcp_ports, "smtp");
     if (*port_r < 0)
         *port_r = 25;
     if (bracket && inet_pton(AF_INET, name, bin) == 1) {
