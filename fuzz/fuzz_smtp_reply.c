@@ -1,5 +1,7 @@
-/* fuzz_smtp_reply - the smtp client's reply parser (lib/mail/smtp_reply.c)
-   and the MX rdata parser (dns_mx_from_wire): server input is hostile.
+/* fuzz_smtp_reply - the smtp client's reply parser (lib/mail/smtp_reply.c),
+   the MX rdata parser (dns_mx_from_wire, input starting with 'M') and
+   the next-hop parser (smtp_nexthop_parse, input starting with 'N'):
+   server input is hostile.
    The input is split into lines at '\n' (a CR before it dropped, as the
    client's reader does) and fed until a reply completes or fails; then
    the next reply starts. Besides crashes the harness checks the
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mail/smtp_nexthop.h"
 #include "mail/smtp_reply.h"
 #include "util/dns.h"
 
@@ -44,6 +47,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             && mx.name[0] != '\0' && !dns_name_valid(mx.name))
             abort();
         free(copy);
+        return 0;
+    }
+    if (size > 0 && data[0] == 'N') {
+        char *text = malloc(size);
+        char name[64];
+        bool bracket;
+        int port;
+
+        memcpy(text, data + 1, size - 1);
+        text[size - 1] = '\0';
+        if (smtp_nexthop_parse("smtp=25, a=b=26", text, name, sizeof(name),
+                               &bracket, &port) == 0
+            && (name[0] == '\0' || strlen(name) >= sizeof(name) || port < 0
+                || port > 65535))
+            abort();
+        free(text);
         return 0;
     }
     smtp_reply_init(&r);

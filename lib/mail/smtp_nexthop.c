@@ -80,6 +80,6 @@ int smtp_nexthop_parse(const char *table, const char *nexthop, char *name,
     if (colon != NULL && (*port = smtp_port_lookup(table, colon + 1)) < 0)
         return -1;
     if (name[len - 1] == '.' && !*bracket)
-        name[len - 1] = '\0';
-    return 0;
+        name[--len] = '\0';
+    return len > 0 ? 0 : -1;        /* "." names nothing */
 }

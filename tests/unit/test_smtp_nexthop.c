@@ -64,6 +64,8 @@ static const struct {
     { "example.com:", -1, NULL, false, 0 },
     { ":25", -1, NULL, false, 0 },
     { "example.com:nosuch", -1, NULL, false, 0 },
+    { ".", -1, NULL, false, 0 },
+    { ".:25", -1, NULL, false, 0 },
 };
 
 START_TEST(test_hops)
