@@ -5,12 +5,15 @@
 # swaks with TLS (Net::SSLeay), msmtp (SMTP AUTH), strace (the
 # durability-order test), dnsmasq-base (the client-name tests run their
 # own DNS server; -base is the binary without the system service) and
-# clang (every fuzz harness is run briefly).
+# clang (every fuzz harness is run briefly), postfix (only for its
+# smtp-sink test server, tests/integration/test_smtp_sink.py: installed
+# with debconf's "No configuration", so no main.cf exists and no system
+# Postfix is started or left listening; see below).
 # Fuzz: + clang.
 set -eu
 BUILD_PKGS="gcc make cmake pkg-config libssl-dev openssl libpcre2-dev liblmdb-dev check libunbound-dev python3"
 FUZZ_PKGS="clang libclang-rt-14-dev"
-TEST_PKGS="swaks libnet-ssleay-perl msmtp strace dnsmasq-base $FUZZ_PKGS"
+TEST_PKGS="swaks libnet-ssleay-perl msmtp strace dnsmasq-base postfix $FUZZ_PKGS"
 want="$BUILD_PKGS"
 case "${1:-build}" in
     test) want="$want $TEST_PKGS" ;;
@@ -36,5 +39,23 @@ else
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
+case " $missing " in
+    *" postfix "*)
+        # smtp-sink only: no system mail service from this package
+        echo "postfix postfix/main_mailer_type select No configuration" \
+            | $SUDO debconf-set-selections ;;
+esac
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing
+case " $missing " in
+    *" postfix "*)
+        # "No configuration" leaves no main.cf, so the service cannot
+        # start; make sure of it (a system Postfix on port 25 would take
+        # mail meant for the tests' own servers)
+        if command -v systemctl >/dev/null 2>&1; then
+            $SUDO systemctl disable --now postfix >/dev/null 2>&1 || true
+        fi
+        if [ -e /etc/postfix/main.cf ]; then
+            echo "deps: /etc/postfix/main.cf exists: check that no system postfix runs" >&2
+        fi ;;
+esac

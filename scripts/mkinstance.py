@@ -126,6 +126,13 @@ def create(directory, build, ports, main_extra=None, services_extra="",
         # no client name lookups against the machine's resolver: tests
         # that want them run their own DNS server (test_smtpd_dns.py)
         "smtpd_peername_lookup": "no",
+        # nor MX lookups by the smtp client: a resolver that is not there
+        # (loopback, the discard port) makes mail to other domains wait
+        # in deferred/ instead of reaching outside DNS; tests that deliver
+        # remotely pass their own dnsmasq (tests/integration/test_smtp.py)
+        "dns_forwarders": "127.0.0.1@9",
+        "dns_hosts_file": "",
+        "smtp_dns_timeout": "3s",
     }
     cert = make_certificate(etc, hostname) if tls else None
     if cert:
@@ -162,6 +169,9 @@ def create(directory, build, ports, main_extra=None, services_extra="",
     svc.append("local unix - n n - - local")
     svc.append("auth unix - n n - - auth")
     svc.append("proxymap unix - - n - - proxymap")
+    # the outbound client, chrooted as smtpd and qmgr are
+    svc.append("smtp unix - - %s - - smtp" % jail)
+    svc.append("relay unix - - %s - - smtp" % jail)
     write(os.path.join(etc, "master.conf"),
           "\n".join(svc) + "\n" + services_extra)
 

@@ -169,6 +169,32 @@ char *var_header_checks;
 char *var_body_checks;
 long var_body_checks_size_limit;
 long var_header_size_limit;
+/* smtp client (issue 7) */
+char *var_smtp_helo_name;
+char *var_known_tcp_ports;
+char *var_inet_protocols;
+char *var_smtp_address_preference;
+long var_smtp_mx_address_limit;
+long var_smtp_dns_timeout;
+long var_smtp_connect_timeout;
+long var_smtp_helo_timeout;
+long var_smtp_starttls_timeout;
+long var_smtp_mail_timeout;
+long var_smtp_rcpt_timeout;
+long var_smtp_data_init_timeout;
+long var_smtp_data_xfer_timeout;
+long var_smtp_data_done_timeout;
+long var_smtp_quit_timeout;
+long var_smtp_connection_cache_time_limit;
+long var_smtp_connection_reuse_time_limit;
+char *var_smtp_tls_security_level;
+char *var_smtp_tls_CAfile;
+char *var_smtp_tls_CApath;
+char *var_smtp_tls_servername;
+char *var_smtp_tls_protocols;
+char *var_smtp_tls_mandatory_protocols;
+char *var_smtp_tls_ciphers;
+char *var_smtp_tls_policy_maps;
 
 /* --- the table ------------------------------------------------------------ */
 /* _Generic with a single association makes a type mismatch a compile error */
@@ -464,10 +490,61 @@ const struct param_def param_table[] = {
     P_TIME(service_throttle_time, "60s", 1, DAY_,
            "How long master waits before restarting a service that keeps failing."),
     /* proxymap: lookups for chrooted daemons */
-    P_STR(proxy_read_maps, "$alias_maps $virtual_alias_maps $virtual_alias_domains $virtual_user_maps $mydestination $relay_domains $transport_maps $sender_dependent_relayhost_maps $smtpd_sender_login_maps $smtpd_client_restrictions $smtpd_helo_restrictions $smtpd_sender_restrictions $smtpd_relay_restrictions $smtpd_recipient_restrictions $smtpd_data_restrictions $smtpd_end_of_data_restrictions",
+    P_STR(proxy_read_maps, "$alias_maps $virtual_alias_maps $virtual_alias_domains $virtual_user_maps $mydestination $relay_domains $transport_maps $sender_dependent_relayhost_maps $smtp_tls_policy_maps $smtpd_sender_login_maps $smtpd_client_restrictions $smtpd_helo_restrictions $smtpd_sender_restrictions $smtpd_relay_restrictions $smtpd_recipient_restrictions $smtpd_data_restrictions $smtpd_end_of_data_restrictions",
           "Tables proxymap(8) may look up for its clients (chrooted daemons reach every lmdb: table through it); words that are not TYPE:NAME are ignored, and proxymap refuses and logs any other table."),
     P_TIME(proxymap_timeout, "10s", 1, HOUR_,
            "How long a daemon waits for one proxymap(8) lookup before it gives up (the client gets a temporary failure, 4.3.0)."),
+    /* smtp client (issue 7) */
+    P_STR(smtp_helo_name, "$myhostname",
+          "Host name the smtp(8) client sends in EHLO and HELO."),
+    P_STR(known_tcp_ports, "lmtp=24, smtp=25, smtps=submissions=465, submission=587",
+          "Service names and their TCP ports (name=name=...=port, comma separated); smtp(8) connects to the port of \"smtp\" unless a next hop names its own port (a number or one of these names)."),
+    P_STR(inet_protocols, "all",
+          "Address families smtp(8) connects with: all, ipv4, ipv6, or \"ipv4, ipv6\"."),
+    P_STR(smtp_address_preference, "any",
+          "Which addresses of a host with both smtp(8) tries first: any (random), ipv4 or ipv6."),
+    P_INT(smtp_mx_address_limit, "5", 0, 1000,
+          "Most server addresses smtp(8) tries for one delivery, over all MX hosts (0 means no limit)."),
+    P_TIME(smtp_dns_timeout, "30s", 1, HOUR_,
+          "How long one DNS lookup (MX, A or AAAA) of smtp(8) may take before the delivery is deferred (Tern-only; Postfix uses the resolver's own timeouts)."),
+    P_TIME(smtp_connect_timeout, "30s", 1, HOUR_,
+          "How long smtp(8) waits for a TCP connection to a server."),
+    P_TIME(smtp_helo_timeout, "300s", 1, HOUR_,
+          "How long smtp(8) waits for the greeting and for the reply to EHLO or HELO."),
+    P_TIME(smtp_starttls_timeout, "300s", 1, HOUR_,
+          "How long smtp(8) waits for the reply to STARTTLS and for the TLS handshake."),
+    P_TIME(smtp_mail_timeout, "300s", 1, HOUR_,
+          "How long smtp(8) waits for the reply to MAIL FROM (and to RSET)."),
+    P_TIME(smtp_rcpt_timeout, "300s", 1, HOUR_,
+          "How long smtp(8) waits for the reply to RCPT TO."),
+    P_TIME(smtp_data_init_timeout, "120s", 1, HOUR_,
+          "How long smtp(8) waits for the reply to DATA."),
+    P_TIME(smtp_data_xfer_timeout, "180s", 1, HOUR_,
+          "How long smtp(8) waits for the server to take more message content."),
+    P_TIME(smtp_data_done_timeout, "600s", 1, HOUR_,
+          "How long smtp(8) waits for the reply to the end of the message (\".\" or the last BDAT)."),
+    P_TIME(smtp_quit_timeout, "300s", 1, HOUR_,
+          "How long smtp(8) waits for the reply to QUIT."),
+    P_TIME(smtp_connection_cache_time_limit, "2s", 0, HOUR_,
+          "How long smtp(8) keeps an idle connection open for the next delivery to the same next hop (0 means no reuse)."),
+    P_TIME(smtp_connection_reuse_time_limit, "300s", 1, DAY_,
+          "How long after it was opened smtp(8) may still reuse a connection."),
+    P_STR(smtp_tls_security_level, "",
+          "TLS in the smtp(8) client: none (or empty), may (STARTTLS when offered, plain text when the handshake fails), encrypt (TLS required, certificate not checked), verify and secure (TLS required, the certificate must verify against smtp_tls_CAfile/CApath and match the server name)."),
+    P_STR(smtp_tls_CAfile, "",
+          "PEM file of CA certificates for server certificate checks in smtp(8) (read before chroot)."),
+    P_STR(smtp_tls_CApath, "",
+          "Directory of hashed CA certificates for server certificate checks in smtp(8) (read before chroot)."),
+    P_STR(smtp_tls_servername, "",
+          "SNI name smtp(8) sends: empty (none), hostname (the MX host name), nexthop (the next-hop domain), or a fixed name."),
+    P_STR(smtp_tls_protocols, ">=TLSv1.2",
+          "TLS protocols smtp(8) offers at level may (syntax of smtpd_tls_protocols)."),
+    P_STR(smtp_tls_mandatory_protocols, ">=TLSv1.2",
+          "TLS protocols smtp(8) offers at levels encrypt and above."),
+    P_STR(smtp_tls_ciphers, "medium",
+          "TLS 1.2 cipher grade of smtp(8): medium or high."),
+    P_STR(smtp_tls_policy_maps, "",
+          "Tables of per-destination TLS policy for smtp(8): the next-hop domain (or [host]) maps to a security level and optional match=, protocols= and ciphers= attributes, as in Postfix."),
 };
 
 const size_t param_count = sizeof(param_table) / sizeof(param_table[0]);

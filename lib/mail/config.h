@@ -184,6 +184,32 @@ extern char *var_header_checks;
 extern char *var_body_checks;
 extern long var_body_checks_size_limit;
 extern long var_header_size_limit;
+/* smtp client (issue 7) */
+extern char *var_smtp_helo_name;
+extern char *var_known_tcp_ports;
+extern char *var_inet_protocols;
+extern char *var_smtp_address_preference;
+extern long var_smtp_mx_address_limit;
+extern long var_smtp_dns_timeout;
+extern long var_smtp_connect_timeout;
+extern long var_smtp_helo_timeout;
+extern long var_smtp_starttls_timeout;
+extern long var_smtp_mail_timeout;
+extern long var_smtp_rcpt_timeout;
+extern long var_smtp_data_init_timeout;
+extern long var_smtp_data_xfer_timeout;
+extern long var_smtp_data_done_timeout;
+extern long var_smtp_quit_timeout;
+extern long var_smtp_connection_cache_time_limit;
+extern long var_smtp_connection_reuse_time_limit;
+extern char *var_smtp_tls_security_level;
+extern char *var_smtp_tls_CAfile;
+extern char *var_smtp_tls_CApath;
+extern char *var_smtp_tls_servername;
+extern char *var_smtp_tls_protocols;
+extern char *var_smtp_tls_mandatory_protocols;
+extern char *var_smtp_tls_ciphers;
+extern char *var_smtp_tls_policy_maps;
 
 /* Set every variable to its default (expanding $name in defaults). */
 void config_init_defaults(void);

@@ -34,6 +34,7 @@
 
 #define DNS_TYPE_A     1
 #define DNS_TYPE_PTR   12
+#define DNS_TYPE_MX    15
 #define DNS_TYPE_AAAA  28
 #define DNS_CLASS_IN   1
 #define DNS_RCODE_NXDOMAIN 3
@@ -206,6 +207,51 @@ bool dns_result_has_addr(const struct dns_result *r,
     return false;
 }
 
+int dns_mx_from_wire(const unsigned char *rdata, size_t len,
+                     struct dns_mx *mx)
+{
+    if (len < 3)
+        return -1;
+    mx->pref = (unsigned)rdata[0] << 8 | rdata[1];
+    if (len == 3 && rdata[2] == 0) {
+        mx->name[0] = '\0';        /* "." : the null MX */
+        return 0;
+    }
+    return dns_name_from_wire(rdata + 2, len - 2, mx->name, sizeof(mx->name));
+}
+
+bool dns_mx_is_null(const struct dns_mx *mx, size_t n)
+{
+    return n == 1 && mx[0].name[0] == '\0';
+}
+
+void dns_mx_sort(struct dns_mx *mx, size_t n, long (*rnd)(void))
+{
+    struct dns_mx tmp;
+
+    if (rnd == NULL)
+        rnd = random;
+    /* shuffle all (Fisher-Yates), then a stable sort by preference
+       keeps the random order among equals */
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)rnd() % i;
+
+        tmp = mx[i - 1];
+        mx[i - 1] = mx[j];
+        mx[j] = tmp;
+    }
+    for (size_t i = 1; i < n; i++) {
+        size_t j = i;
+
+        tmp = mx[i];
+        while (j > 0 && mx[j - 1].pref > tmp.pref) {
+            mx[j] = mx[j - 1];
+            j--;
+        }
+        mx[j] = tmp;
+    }
+}
+
 const char *dns_status_str(enum dns_status st)
 {
     switch (st) {
@@ -340,6 +386,7 @@ static void dns_deliver(dns_query_t *q)
     struct ub_result *res = q->res;
     char name[DNS_NAME_MAX + 1];
     unsigned char *addrs = NULL;
+    struct dns_mx *mx = NULL;
     dns_cb cb = q->cb;
 
     memset(&r, 0, sizeof(r));
@@ -370,6 +417,22 @@ static void dns_deliver(dns_query_t *q)
             r.status = DNS_OK;
             r.name = name;
         }
+    } else if (q->qtype == DNS_TYPE_MX) {
+        size_t n = 0, count = 0;
+
+        while (res->data[count] != NULL)
+            count++;
+        mx = xcalloc(count, sizeof(*mx));
+        for (size_t i = 0; i < count; i++)
+            if (res->len[i] >= 0
+                && dns_mx_from_wire((const unsigned char *)res->data[i],
+                                    (size_t)res->len[i], &mx[n]) == 0)
+                n++;
+        r.nmx = n;
+        r.mx = mx;
+        r.status = n > 0 ? DNS_OK : DNS_MALFORMED;
+        if (n == 0)
+            r.error = "malformed MX record";
     } else {
         size_t alen = q->qtype == DNS_TYPE_A ? 4 : 16, n = 0, count = 0;
 
@@ -390,6 +453,7 @@ static void dns_deliver(dns_query_t *q)
     q->cb = NULL;
     cb(q->arg, &r);
     free(addrs);
+    free(mx);
 }
 
 /* dns_ub_answer - libunbound's callback, inside ub_process (or inside
@@ -568,6 +632,18 @@ dns_query_t *dns_lookup_addr(dns_ctx_t *ctx, const char *name, int family,
     return dns_submit(ctx, name, family == AF_INET ? DNS_TYPE_A
                                                    : DNS_TYPE_AAAA,
                       timeout_msec, cb, arg, error_r);
+}
+
+dns_query_t *dns_lookup_mx(dns_ctx_t *ctx, const char *name,
+                           uint64_t timeout_msec, dns_cb cb, void *arg,
+                           const char **error_r)
+{
+    if (!dns_name_valid(name)) {
+        *error_r = "not a domain name";
+        return NULL;
+    }
+    return dns_submit(ctx, name, DNS_TYPE_MX, timeout_msec, cb, arg,
+                      error_r);
 }
 
 void dns_cancel(dns_query_t *q)

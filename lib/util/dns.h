@@ -39,6 +39,13 @@
 #define DNS_REVERSE_MAX 80
 
 typedef struct dns_ctx dns_ctx_t;
+
+/* One MX record. A null MX (RFC 7505: preference 0, exchange ".") has
+   name "". */
+struct dns_mx {
+    unsigned pref;
+    char name[DNS_NAME_MAX + 1];
+};
 typedef struct dns_query dns_query_t;
 
 enum dns_status {
@@ -57,6 +64,8 @@ struct dns_result {
     size_t naddrs;                  /* A/AAAA: addresses in addrs */
     const unsigned char *addrs;     /* naddrs * 4 or 16 bytes */
     bool secure;                    /* DNSSEC-validated (never, yet) */
+    size_t nmx;                     /* MX: records in mx, as answered */
+    const struct dns_mx *mx;
 };
 
 /* Everything in *r lives only for the call. */
@@ -87,6 +96,12 @@ dns_query_t *dns_lookup_ptr(dns_ctx_t *ctx, const struct sockaddr *sa,
 dns_query_t *dns_lookup_addr(dns_ctx_t *ctx, const char *name, int family,
                              uint64_t timeout_msec, dns_cb cb, void *arg,
                              const char **error_r);
+/* The MX records of name (MX answers whose exchange is not a valid
+   host name are dropped; none left is DNS_MALFORMED). Callers order
+   them with dns_mx_sort. */
+dns_query_t *dns_lookup_mx(dns_ctx_t *ctx, const char *name,
+                           uint64_t timeout_msec, dns_cb cb, void *arg,
+                           const char **error_r);
 /* The callback of q will not run; q is gone. Not after the callback ran. */
 void dns_cancel(dns_query_t *q);
 
@@ -107,5 +122,14 @@ int dns_name_from_wire(const unsigned char *wire, size_t len, char *buf,
 bool dns_result_has_addr(const struct dns_result *r,
                          const struct sockaddr *sa);
 const char *dns_status_str(enum dns_status st);
+/* MX rdata (2-byte preference, wire-format exchange) of len bytes into
+   *mx; the root name "." gives name "" (null MX). 0 ok, -1 malformed. */
+int dns_mx_from_wire(const unsigned char *rdata, size_t len,
+                     struct dns_mx *mx);
+/* Sort by preference, equal preferences in random order (rnd: a random
+   number source, NULL = random(3)). */
+void dns_mx_sort(struct dns_mx *mx, size_t n, long (*rnd)(void));
+/* Is this MX set a null MX (one record, exchange "")? */
+bool dns_mx_is_null(const struct dns_mx *mx, size_t n);
 
 #endif

@@ -311,6 +311,25 @@ tls_ctx_t *tls_ctx_client_new(const char *ca_file, char **error_r)
     return ctx;
 }
 
+int tls_ctx_client_verify(tls_ctx_t *ctx, const char *ca_file,
+                          const char *ca_path, bool require, char **error_r)
+{
+    const char *f = ca_file != NULL && *ca_file ? ca_file : NULL;
+    const char *d = ca_path != NULL && *ca_path ? ca_path : NULL;
+
+    ERR_clear_error();
+    if ((f != NULL || d != NULL)
+        && SSL_CTX_load_verify_locations(ctx->ssl_ctx, f, d) != 1) {
+        tls_set_error(error_r, tls_error_new("cannot load CA file %s / "
+                                             "CA path %s", f ? f : "-",
+                                             d ? d : "-"));
+        return -1;
+    }
+    SSL_CTX_set_verify(ctx->ssl_ctx, require ? SSL_VERIFY_PEER
+                                             : SSL_VERIFY_NONE, NULL);
+    return 0;
+}
+
 int tls_ctx_set_versions(tls_ctx_t *ctx, int min_version, int max_version,
                          char **error_r)
 {
@@ -370,6 +389,21 @@ int tls_conn_set_servername(tls_conn_t *c, const char *name)
     ERR_clear_error();
     int ok = SSL_set_tlsext_host_name(c->ssl, name) == 1
              && SSL_set1_host(c->ssl, name) == 1;
+    ERR_clear_error();
+    return ok ? 0 : -1;
+}
+
+int tls_conn_set_verify_names(tls_conn_t *c, const char *const *names,
+                              size_t n)
+{
+    int ok = 1;
+
+    ERR_clear_error();
+    if (n == 0)
+        ok = SSL_set1_host(c->ssl, NULL) == 1;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = (i == 0 ? SSL_set1_host(c->ssl, names[i])
+                     : SSL_add1_host(c->ssl, names[i])) == 1;
     ERR_clear_error();
     return ok ? 0 : -1;
 }

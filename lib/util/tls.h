@@ -87,6 +87,14 @@ int tls_ctx_ask_peer_cert(tls_ctx_t *ctx, const char *ca_file, char **error_r);
    certificate is still available). */
 tls_ctx_t *tls_ctx_client_new(const char *ca_file, char **error_r);
 
+/* Client: trust anchors from ca_file and/or ca_path (PEM file, hashed
+   directory; either may be NULL or ""), read now (so before chroot).
+   require: the handshake fails when the certificate does not verify
+   (SSL_VERIFY_PEER); else the outcome is only reported
+   (tls_conn_peer_verified). 0 ok, -1 with *error_r. */
+int tls_ctx_client_verify(tls_ctx_t *ctx, const char *ca_file,
+                          const char *ca_path, bool require, char **error_r);
+
 /* Override the protocol range (TLS_VERSION_*; 0 = OpenSSL's lowest/highest).
    0 ok, -1 with *error_r. */
 int tls_ctx_set_versions(tls_ctx_t *ctx, int min_version, int max_version,
@@ -144,6 +152,12 @@ tls_conn_t *tls_conn_new(tls_ctx_t *ctx, int fd, bool server_side,
 /* Client: the name to send as SNI and, with a verifying context, to
    check the certificate against. 0 ok, -1 failure. */
 int tls_conn_set_servername(tls_conn_t *c, const char *name);
+/* Client: the names the server certificate must match (replacing what
+   tls_conn_set_servername set; a name with a leading dot matches its
+   subdomains; n 0: no name check). Checked only by a verifying context.
+   0 ok, -1 failure. */
+int tls_conn_set_verify_names(tls_conn_t *c, const char *const *names,
+                              size_t n);
 void tls_conn_free(tls_conn_t *c);
 
 /* 1 done, 0 call again when tls_conn_want(c, TLS_OP_HANDSHAKE) is
