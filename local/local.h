@@ -109,7 +109,8 @@ void local_rights_of_user(const struct mail_user *u, struct local_rights *who);
 
 /* Split an alias value, .forward or :include: file into targets: commas
    and whitespace separate, "double quotes" group (and are removed), an
-   unquoted |command runs to the next comma. Returns the count; free the
+   unquoted |command runs to the next comma, a line starting with '#' is
+   a comment. Returns the count; free the
    tokens with strv_free. At most max tokens (the rest is dropped,
    *truncated_r set). */
 size_t local_list_split(const char *text, size_t max, char ***tokens_r,

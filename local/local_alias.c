@@ -223,6 +223,14 @@ size_t local_list_split(const char *text, size_t max, char ***tokens_r,
         p += strspn(p, ", \t\r\n");
         if (*p == '\0')
             break;
+        /* "# ..." at the start of a line: a comment (.forward, include) */
+        const char *ls = p;
+        while (ls > text && (ls[-1] == ' ' || ls[-1] == '\t'))
+            ls--;
+        if (*p == '#' && (ls == text || ls[-1] == '\n')) {
+            p += strcspn(p, "\n");
+            continue;
+        }
         buf_reset(&tok);
         if (*p == '"') {
             for (p++; *p && *p != '"'; p++) {
