@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -618,6 +619,206 @@ START_TEST(test_queue_open_refusals)
 }
 END_TEST
 
+
+/* local_forward_paths: Postfix's default and conditional forms; an
+   element naming an empty attribute is left out */
+START_TEST(test_forward_paths)
+{
+    struct local_rights who = { 1, 1, "demo", "/home/demo", "/bin/sh" };
+    char **p;
+    size_t n = local_forward_paths("$home/.forward${recipient_delimiter}${extension}, "
+                                   "$home/.forward", &who, "demo+lists@x.example",
+                                   "lists", "+", &p);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(p[0], "/home/demo/.forward+lists");
+    ck_assert_str_eq(p[1], "/home/demo/.forward");
+    strv_free(p, n);
+    n = local_forward_paths("$home/.forward${recipient_delimiter}${extension}, "
+                            "$home/.forward", &who, "demo@x.example", "", "", &p);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(p[0], "/home/demo/.forward");
+    strv_free(p, n);
+    n = local_forward_paths("/var/fwd/${user}${extension?+}${extension}, "
+                            "/var/fwd/$user.${domain}, /x/${extension:none}, $$home",
+                            &who, "demo@x.example", "", "", &p);
+    /* the first names an empty ${extension} outside a condition: out */
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(p[0], "/var/fwd/demo.x.example");
+    ck_assert_str_eq(p[1], "/x/none");
+    ck_assert_str_eq(p[2], "$home");
+    strv_free(p, n);
+    /* unknown names and broken braces leave the element out */
+    n = local_forward_paths("$nosuch/x, ${home", &who, "demo", "", "", &p);
+    ck_assert_uint_eq(n, 0);
+    strv_free(p, n);
+}
+END_TEST
+
+/* local_list_split: commas, whitespace, quotes, commands, comments */
+START_TEST(test_list_split)
+{
+    char **t;
+    bool trunc;
+    size_t n = local_list_split("# a comment, not a target\n"
+                                "alice, bob carol\n"
+                                "  \"|/bin/prog -x a\\\"b\", |/bin/cat -u , \\demo\n"
+                                ":include:/etc/list\t/var/log/file\n",
+                                100, &t, &trunc);
+    ck_assert_uint_eq(n, 8);
+    ck_assert_str_eq(t[0], "alice");
+    ck_assert_str_eq(t[1], "bob");
+    ck_assert_str_eq(t[2], "carol");
+    ck_assert_str_eq(t[3], "|/bin/prog -x a\"b");
+    ck_assert_str_eq(t[4], "|/bin/cat -u");
+    ck_assert_str_eq(t[5], "\\demo");
+    ck_assert_str_eq(t[6], ":include:/etc/list");
+    ck_assert_str_eq(t[7], "/var/log/file");
+    ck_assert(!trunc);
+    strv_free(t, n);
+    n = local_list_split("a b c", 2, &t, &trunc);
+    ck_assert_uint_eq(n, 2);
+    ck_assert(trunc);
+    strv_free(t, n);
+    n = local_list_split("\"unterminated, x", 10, &t, &trunc);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(t[0], "unterminated, x");
+    strv_free(t, n);
+    ck_assert(local_class_allowed("alias, forward", "forward"));
+    ck_assert(local_class_allowed("Alias", "alias"));
+    ck_assert(!local_class_allowed("alias, forward", "include"));
+    ck_assert(!local_class_allowed("", "alias"));
+}
+END_TEST
+
+/* local_command_status: sysexits and signals */
+static const struct {
+    int wstatus;
+    bool timed_out;
+    int status;
+    const char *dsn;
+} exit_cases[] = {
+    { 0, false, DELIVER_OK, "2.0.0" },
+    { 75 << 8, false, DELIVER_DEFER, "4.3.0" },     /* EX_TEMPFAIL */
+    { 71 << 8, false, DELIVER_DEFER, "4.3.0" },     /* EX_OSERR */
+    { 67 << 8, false, DELIVER_BOUNCE, "5.1.1" },    /* EX_NOUSER */
+    { 68 << 8, false, DELIVER_BOUNCE, "5.1.2" },    /* EX_NOHOST */
+    { 65 << 8, false, DELIVER_BOUNCE, "5.6.0" },    /* EX_DATAERR */
+    { 77 << 8, false, DELIVER_BOUNCE, "5.7.0" },    /* EX_NOPERM */
+    { 1 << 8, false, DELIVER_BOUNCE, "5.3.0" },
+    { 255 << 8, false, DELIVER_BOUNCE, "5.3.0" },
+    { 9, false, DELIVER_DEFER, "4.3.0" },           /* killed by SIGKILL */
+    { 0, true, DELIVER_DEFER, "4.3.0" },
+};
+
+START_TEST(test_command_status)
+{
+    struct local_result res;
+    local_command_status(exit_cases[_i].wstatus, exit_cases[_i].timed_out,
+                         "line one\nline\ttwo\033[1m", &res);
+    ck_assert_int_eq(res.status, exit_cases[_i].status);
+    ck_assert_str_eq(res.dsn, exit_cases[_i].dsn);
+    if (res.status != DELIVER_OK) {
+        /* the output, on one line, control characters gone */
+        ck_assert_msg(strstr(res.reason, "line one line two [1m") != NULL, "%s",
+                      res.reason);
+        ck_assert_ptr_null(strchr(res.reason, '\n'));
+        ck_assert_ptr_null(strchr(res.reason, '\033'));
+    }
+}
+END_TEST
+
+/* local_command_env: exactly the documented variables, nothing of ours */
+START_TEST(test_command_env)
+{
+    struct local_request r;
+    queue_msg_t m;
+    char qid[QUEUE_ID_SIZE];
+    struct local_rights who = { 1000, 1000, "demo", "/home/demo", "/bin/zsh" };
+    struct local_cmd_ctx ctx = { "demo", "ext", "+" };
+    char **env;
+
+    setenv("TERN_SECRET_TEST", "x", 1);
+    make_request("Demo+ext@localhost", "Subject: e\n\nx\n", &r, qid, &m);
+    r.orig_rcpt = "list@localhost";
+    size_t n = local_command_env(&r, &who, &ctx, &env);
+    ck_assert_ptr_null(env[n]);
+    char all[4096] = "";
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(all);
+        snprintf(all + len, sizeof(all) - len, "%s;", env[i]);
+    }
+    ck_assert_str_eq(all, "HOME=/home/demo;USER=demo;LOGNAME=demo;SHELL=/bin/zsh;"
+                          "PATH=" LOCAL_CMD_PATH ";LOCAL=Demo+ext;DOMAIN=localhost;"
+                          "EXTENSION=ext;RECIPIENT=Demo+ext@localhost;"
+                          "ORIGINAL_RECIPIENT=list@localhost;SENDER=a@example.org;");
+    strv_free(env, n);
+    /* no extension, no shell, no home: defaults, no EXTENSION */
+    struct local_rights bare = { 1000, 1000, "", "", "" };
+    struct local_cmd_ctx ctx2 = { "demo", "", "" };
+    n = local_command_env(&r, &bare, &ctx2, &env);
+    ck_assert_str_eq(env[0], "HOME=/");
+    ck_assert_str_eq(env[3], "SHELL=/bin/sh");
+    for (size_t i = 0; i < n; i++)
+        ck_assert(strncmp(env[i], "EXTENSION=", 10) != 0);
+    strv_free(env, n);
+    unsetenv("TERN_SECRET_TEST");
+    close(r.queue_fd);
+    queue_msg_free(&m);
+}
+END_TEST
+
+/* a command alias runs (as $default_privs when root), its output and exit
+   status decide; it never runs as root */
+START_TEST(test_command_run)
+{
+    struct local_request r;
+    queue_msg_t m;
+    char qid[QUEUE_ID_SIZE], cmd[2048], out[600];
+    struct local_result res = { DELIVER_DEFER, "", "" };
+    struct local_rights who;
+    struct local_cmd_ctx ctx = { "demo", "", "" };
+
+    signal(SIGPIPE, SIG_IGN);
+    ck_assert_int_eq(local_rights_of_owner(getuid(), getgid(), &who, &res), 0);
+    snprintf(out, sizeof(out), "%s/cmd.out", topdir);
+    ck_assert_int_eq(chmod(topdir, 01777), 0);
+    make_request("demo@localhost", "Subject: c\n\nFrom me\n", &r, qid, &m);
+    snprintf(cmd, sizeof(cmd), "id -u > %s; cat >> %s", out, out);
+    local_command(&r, &who, &ctx, cmd, &res);
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    FILE *f = fopen(out, "r");
+    ck_assert_ptr_nonnull(f);
+    char text[4096];
+    size_t len = fread(text, 1, sizeof(text) - 1, f);
+    text[len] = '\0';
+    fclose(f);
+    ck_assert_int_eq(atoi(text), (int)who.uid);
+    ck_assert_int_ne(who.uid, 0);
+    ck_assert_ptr_nonnull(strstr(text, "\nFrom a@example.org "));
+    ck_assert_ptr_nonnull(strstr(text, "\nReturn-Path: <a@example.org>\n"
+                                       "Delivered-To: demo@localhost\nSubject: c\n\nFrom me\n"));
+    /* a command that does not read its input and fails */
+    local_command(&r, &who, &ctx, "echo nope; exit 3", &res);
+    ck_assert_int_eq(res.status, DELIVER_BOUNCE);
+    ck_assert_ptr_nonnull(strstr(res.reason, "exit status 3: nope"));
+    /* the time limit kills the process group */
+    long saved = var_command_time_limit;
+    var_command_time_limit = 1;
+    local_command(&r, &who, &ctx, "sleep 30 & sleep 30", &res);
+    var_command_time_limit = saved;
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_ptr_nonnull(strstr(res.reason, "time limit"));
+    if (getuid() == 0) {
+        struct local_rights root = { 0, 0, "root", "/root", "/bin/sh" };
+        local_command(&r, &root, &ctx, "true", &res);
+        ck_assert_int_eq(res.status, DELIVER_DEFER);
+        ck_assert_ptr_nonnull(strstr(res.reason, "as root"));
+    }
+    close(r.queue_fd);
+    queue_msg_free(&m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("local");
@@ -634,6 +835,12 @@ int main(void)
     tcase_add_test(tc, test_symlinked_maildir_as_root);
     tcase_add_test(tc, test_queue_open_uses_the_file);
     tcase_add_test(tc, test_queue_open_refusals);
+    tcase_add_test(tc, test_forward_paths);
+    tcase_add_test(tc, test_list_split);
+    tcase_add_loop_test(tc, test_command_status, 0,
+                        sizeof(exit_cases) / sizeof(exit_cases[0]));
+    tcase_add_test(tc, test_command_env);
+    tcase_add_test(tc, test_command_run);
     suite_add_tcase(s, tc);
     return tern_check_run(s, true);
 }
