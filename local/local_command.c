@@ -250,9 +250,10 @@ static void cmd_prefix(const struct local_request *r, buf_t *out)
 }
 
 /* cmd_feed - parent side: message in, output out, until the child is
-   done or the time limit; returns the wait status, *timed_out */
+   done or the time limit; returns the wait status, *timed_out, and
+   *read_error when the queue file could not be read */
 static int cmd_feed(const struct local_request *r, pid_t pid, int in_fd, int out_fd,
-                    buf_t *output, bool *timed_out)
+                    buf_t *output, bool *timed_out, bool *read_error)
 {
     buf_t pre;
     char chunk[65536];
@@ -266,7 +267,7 @@ static int cmd_feed(const struct local_request *r, pid_t pid, int in_fd, int out
 
     buf_init(&pre, 0);
     cmd_prefix(r, &pre);
-    *timed_out = false;
+    *timed_out = *read_error = false;
     while (out_fd >= 0 || !exited) {
         if (in_fd >= 0 && sent == pending) {
             /* refill: prefix first, then the content */
@@ -282,7 +283,7 @@ static int cmd_feed(const struct local_request *r, pid_t pid, int in_fd, int out
                 if (n <= 0) {
                     /* the queue file went bad under us: kill, try later */
                     kill(-pid, SIGKILL);
-                    *timed_out = true;
+                    *read_error = true;
                     close(in_fd);
                     in_fd = -1;
                     continue;
@@ -429,8 +430,11 @@ void local_command(const struct local_request *r, const struct local_rights *who
     (void)fcntl(in[1], F_SETFL, O_NONBLOCK);
     (void)fcntl(out[0], F_SETFL, O_NONBLOCK);
     buf_init(&output, 0);
-    bool timed_out;
-    int wstatus = cmd_feed(r, pid, in[1], out[0], &output, &timed_out);
-    local_command_status(wstatus, timed_out, buf_str(&output), res);
+    bool timed_out, read_error;
+    int wstatus = cmd_feed(r, pid, in[1], out[0], &output, &timed_out, &read_error);
+    if (read_error)
+        local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot read the queued message");
+    else
+        local_command_status(wstatus, timed_out, buf_str(&output), res);
     buf_free(&output);
 }

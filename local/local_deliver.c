@@ -397,8 +397,10 @@ static void local_forward_write(const struct local_request *r, const struct fwd_
     cleanup_t *c;
     buf_t hdr;
 
-    /* the content is parsed here, with $mail_owner's IDs, never root's */
-    if (fc->delivered_to && local_delivered_to(r)) {
+    /* the content is parsed here, with $mail_owner's IDs, never root's;
+       checked even when no Delivered-To: is added (prepend_delivered_header
+       without forward): a copy that already passed here is a loop */
+    if (local_delivered_to(r)) {
         local_result_set(res, DELIVER_BOUNCE, "5.4.6", "mail forwarding loop for %s",
                          r->recipient);
         return;
@@ -587,8 +589,9 @@ static void run_actions(const struct local_request *r, const struct expansion *x
             break;
         }
         if (x->nacts > 1)
-            log_info("%s: to=<%s>: %s (%s): %s", r->queue_id, r->recipient,
-                     a->type == ACT_MAILBOX ? "mailbox" : a->target,
+            log_info("%s: %s: %s %.200s: %s (%s)", r->queue_id, r->recipient,
+                     a->type == ACT_MAILBOX ? "mailbox of" : a->type == ACT_COMMAND
+                         ? "command" : "file", a->target,
                      one.status == DELIVER_OK ? "sent" : one.status == DELIVER_DEFER
                          ? "deferred" : "bounced", one.reason);
         if (one.status == DELIVER_DEFER) {

@@ -819,6 +819,118 @@ START_TEST(test_command_run)
 }
 END_TEST
 
+/* local_list_read: what a .forward or include file must be */
+START_TEST(test_list_read)
+{
+    char good[600], link_path[600], fifo[600], dir[600];
+    struct local_rights who;
+    struct local_result res;
+    buf_t text;
+    uid_t u;
+    gid_t g;
+
+    ck_assert_int_eq(local_rights_of_owner(owner_uid, owner_gid, &who, &res), 0);
+    buf_init(&text, 0);
+    snprintf(good, sizeof(good), "%s/.forward", home_demo);
+    write_file(good, "alice\n");
+    ck_assert_int_eq(chown(good, owner_uid, owner_gid), 0);
+    ck_assert_int_eq(chmod(good, 0644), 0);
+    ck_assert_int_eq(local_list_read(good, &who, true, owner_uid, &text, &u, &g, &res), 1);
+    ck_assert_str_eq(buf_str(&text), "alice\n");
+    ck_assert_int_eq(u, owner_uid);
+    /* absent: not an error */
+    snprintf(dir, sizeof(dir), "%s/nothing", home_demo);
+    ck_assert_int_eq(local_list_read(dir, &who, true, owner_uid, &text, &u, &g, &res), 0);
+    /* relative names are refused */
+    ck_assert_int_eq(local_list_read("x/.forward", &who, true, owner_uid, &text, &u, &g,
+                                     &res), -1);
+    /* a symbolic link, even to a good file */
+    snprintf(link_path, sizeof(link_path), "%s/.forward", home_bob);
+    ck_assert_int_eq(symlink(good, link_path), 0);
+    ck_assert_int_eq(local_list_read(link_path, &who, true, owner_uid, &text, &u, &g,
+                                     &res), -1);
+    ck_assert_ptr_nonnull(strstr(res.reason, "symbolic link"));
+    /* writable by others */
+    ck_assert_int_eq(chmod(good, 0666), 0);
+    ck_assert_int_eq(local_list_read(good, &who, true, owner_uid, &text, &u, &g, &res), -1);
+    ck_assert_ptr_nonnull(strstr(res.reason, "writable by others"));
+    ck_assert_int_eq(chmod(good, 0644), 0);
+    /* a FIFO does not hang us, a directory is not a list */
+    snprintf(fifo, sizeof(fifo), "%s/fifo", home_demo);
+    ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+    ck_assert_int_eq(chown(fifo, owner_uid, owner_gid), 0);
+    ck_assert_int_eq(local_list_read(fifo, &who, true, owner_uid, &text, &u, &g, &res), -1);
+    ck_assert_ptr_nonnull(strstr(res.reason, "not a regular file"));
+    ck_assert_int_eq(local_list_read(home_demo, &who, true, owner_uid, &text, &u, &g,
+                                     &res), -1);
+    if (getuid() == 0) {
+        /* as root: a .forward owned by someone else than the user or root */
+        ck_assert_int_eq(chown(good, owner_uid + 1, owner_gid), 0);
+        ck_assert_int_eq(local_list_read(good, &who, true, owner_uid, &text, &u, &g,
+                                         &res), -1);
+        ck_assert_ptr_nonnull(strstr(res.reason, "owned by uid"));
+        /* root's is fine; read as the user, so a file the user may not
+           read stays unread */
+        ck_assert_int_eq(chown(good, 0, 0), 0);
+        ck_assert_int_eq(local_list_read(good, &who, true, owner_uid, &text, &u, &g,
+                                         &res), 1);
+        ck_assert_int_eq(chmod(good, 0600), 0);
+        ck_assert_int_eq(local_list_read(good, &who, true, owner_uid, &text, &u, &g,
+                                         &res), -1);
+        ck_assert_ptr_nonnull(strstr(res.reason, "Permission denied"));
+        /* and the rights of a root-owned file are $default_privs' */
+        struct local_rights dp;
+        ck_assert_int_eq(local_rights_of_owner(0, 0, &dp, &res), 0);
+        ck_assert_str_eq(dp.user, "nobody");
+        ck_assert_int_ne(dp.uid, 0);
+    }
+    buf_free(&text);
+}
+END_TEST
+
+/* local_deliver with a .forward: a pipe as the user plus \user; the
+   pipe refused when .forward may not have commands; +ext files */
+START_TEST(test_deliver_forward)
+{
+    char fwd[600], out[600], text[1200];
+    struct stat st;
+
+    signal(SIGPIPE, SIG_IGN);
+    ck_assert_int_eq(chmod(topdir, 01777), 0);
+    snprintf(out, sizeof(out), "%s/fwd.out", topdir);
+    snprintf(fwd, sizeof(fwd), "%s/.forward", home_demo);
+    snprintf(text, sizeof(text), "# mine\n\"|cat > %s\", \\demo\n", out);
+    write_file(fwd, text);
+    ck_assert_int_eq(chown(fwd, owner_uid, owner_gid), 0);
+    struct local_result res = run("demo@localhost", "Subject: f\n\nx\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_int_eq(count_new(home_demo, NULL, 0), 1);
+    ck_assert_int_eq(stat(out, &st), 0);
+    ck_assert_int_eq(st.st_uid, owner_uid);       /* ran as the user */
+    /* .forward+ext first, the extension kept */
+    snprintf(fwd, sizeof(fwd), "%s/.forward+x", home_demo);
+    write_file(fwd, "bob\n");
+    ck_assert_int_eq(chown(fwd, owner_uid, owner_gid), 0);
+    res = run("demo+x@localhost", "Subject: f\n\nx\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    queue_msg_t m;
+    ck_assert_int_eq(incoming_read(&m, NULL), 1);
+    ck_assert_uint_eq(m.nrcpts, 1);
+    ck_assert_str_eq(m.rcpts[0].address, "bob@localhost");
+    ck_assert_ptr_null(queue_msg_attr(&m, LOCAL_ATTR_EXPANDED));
+    queue_msg_free(&m);
+    /* commands only from aliases: the .forward pipe bounces */
+    char *saved = var_allow_mail_to_commands;
+    var_allow_mail_to_commands = (char *)"alias";
+    ck_assert_int_eq(unlink(out), 0);
+    res = run("demo@localhost", "Subject: f\n\nx\n");
+    var_allow_mail_to_commands = saved;
+    ck_assert_int_eq(res.status, DELIVER_BOUNCE);
+    ck_assert_str_eq(res.dsn, "5.7.1");
+    ck_assert_int_eq(stat(out, &st), -1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("local");
@@ -841,6 +953,8 @@ int main(void)
                         sizeof(exit_cases) / sizeof(exit_cases[0]));
     tcase_add_test(tc, test_command_env);
     tcase_add_test(tc, test_command_run);
+    tcase_add_test(tc, test_list_read);
+    tcase_add_test(tc, test_deliver_forward);
     suite_add_tcase(s, tc);
     return tern_check_run(s, true);
 }
