@@ -121,7 +121,8 @@ bool local_class_allowed(const char *list, const char *cls);
 
 /* Read a .forward or :include: file (local_forward.c): opened with who's
    IDs, O_NOFOLLOW, then fstat: a regular file not writable by others,
-   owned by want_uid or root when want_owner (a .forward), read up to
+   owned by want_uid or root when want_owner (a .forward), else (an
+   include file) with exactly one link, read up to
    64 KiB. 1 read (text, owner in *st_uid/st_gid), 0 absent, -1 res says why. */
 int local_list_read(const char *path, const struct local_rights *who,
                     bool want_owner, uid_t want_uid, buf_t *text,

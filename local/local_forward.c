@@ -8,8 +8,9 @@
  * for a .forward; the alias' or outer list's rights for :include:), so
  * root never resolves a user-controlled path; O_NOFOLLOW refuses a
  * symlink as the last component, O_NONBLOCK keeps a FIFO from hanging
- * us, and fstat must show a regular file that others cannot write (and,
- * for a .forward, owned by the user or root). What the file says is
+ * us, and fstat must show a regular file that others cannot write (for
+ * a .forward, owned by the user or root; an include file, whose owner
+ * lends its rights, with one link). What the file says is
  * parsed after the IDs are back, but it is only text: a command or file
  * in it runs with the rights the caller derives from the owner found
  * here, never with root's.
@@ -63,6 +64,13 @@ static int list_read_fd(const char *path, bool want_owner, uid_t want_uid,
         local_result_set(res, DELIVER_DEFER, "4.7.1",
                          "refusing to read %s: owned by uid %ld, not by the "
                          "user or root", path, (long)st.st_uid);
+    } else if (!want_owner && st.st_nlink != 1) {
+        /* an include file lends its owner's rights: a second name, made
+           by whoever can write the directory the alias names, must not
+           borrow them */
+        local_result_set(res, DELIVER_DEFER, "4.7.1",
+                         "refusing to read %s: it has %lu links", path,
+                         (unsigned long)st.st_nlink);
     } else if (st.st_size > LIST_FILE_MAX) {
         local_result_set(res, DELIVER_DEFER, "4.3.0",
                          "%s is larger than %d bytes", path, LIST_FILE_MAX);

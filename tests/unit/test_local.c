@@ -863,6 +863,16 @@ START_TEST(test_list_read)
     ck_assert_ptr_nonnull(strstr(res.reason, "not a regular file"));
     ck_assert_int_eq(local_list_read(home_demo, &who, true, owner_uid, &text, &u, &g,
                                      &res), -1);
+    /* an include file with a second name (a hard link) is refused; a
+       .forward (whose targets always get the user's rights) is not */
+    char hard[600];
+    snprintf(hard, sizeof(hard), "%s/hard", home_demo);
+    ck_assert_int_eq(link(good, hard), 0);
+    ck_assert_int_eq(local_list_read(hard, &who, false, 0, &text, &u, &g, &res), -1);
+    ck_assert_ptr_nonnull(strstr(res.reason, "2 links"));
+    ck_assert_int_eq(local_list_read(hard, &who, true, owner_uid, &text, &u, &g, &res), 1);
+    ck_assert_int_eq(unlink(hard), 0);
+    ck_assert_int_eq(local_list_read(good, &who, false, 0, &text, &u, &g, &res), 1);
     if (getuid() == 0) {
         /* as root: a .forward owned by someone else than the user or root */
         ck_assert_int_eq(chown(good, owner_uid + 1, owner_gid), 0);
