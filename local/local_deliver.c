@@ -518,6 +518,7 @@ static int user_forward(const struct local_request *r, const struct mail_user *u
     buf_t text;
     int rc = 0;
 
+    size_t acts0 = x->nacts, remote0 = x->nremote;
     local_rights_of_user(u, &who);
     if (*who.user == '\0')
         str_copy(who.user, u->name, sizeof(who.user));
@@ -538,7 +539,7 @@ static int user_forward(const struct local_request *r, const struct mail_user *u
     }
     buf_free(&text);
     strv_free(paths, n);
-    if (rc > 0 && x->nacts == 0 && x->nremote == 0) {
+    if (rc > 0 && x->nacts == acts0 && x->nremote == remote0) {
         /* an empty .forward: the mailbox, as if there were none */
         rc = 0;
     }

@@ -117,7 +117,7 @@ static void setup(void)
     snprintf(text, sizeof(text),
              "team: demo, bob\nboss: team\nloopa: loopb\nloopb: loopa\n"
              "out: friend@remote.example, demo\npiped: |/bin/cat\n"
-             "self: \\self, bob\n");
+             "self: \\self, bob\ncmdplus: |/bin/true, demo\n");
     write_file(aliases, text);
     buf_t err;
     buf_init(&err, 0);
@@ -941,6 +941,21 @@ START_TEST(test_deliver_forward)
 }
 END_TEST
 
+/* an alias with a command and one user whose .forward is empty: the
+   user still gets the mailbox copy */
+START_TEST(test_command_and_user_empty_forward)
+{
+    char fwd[600];
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(fwd, sizeof(fwd), "%s/.forward", home_demo);
+    write_file(fwd, "# nothing here\n");
+    ck_assert_int_eq(chown(fwd, owner_uid, owner_gid), 0);
+    struct local_result res = run("cmdplus@localhost", "Subject: c\n\nx\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_int_eq(count_new(home_demo, NULL, 0), 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("local");
@@ -965,6 +980,7 @@ int main(void)
     tcase_add_test(tc, test_command_run);
     tcase_add_test(tc, test_list_read);
     tcase_add_test(tc, test_deliver_forward);
+    tcase_add_test(tc, test_command_and_user_empty_forward);
     suite_add_tcase(s, tc);
     return tern_check_run(s, true);
 }
