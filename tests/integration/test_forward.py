@@ -139,6 +139,9 @@ class RootForward(TernTestCase):
         h = home(inst, self.USER)
         try:
             pwd.getpwnam(self.USER)
+            # left over from an interrupted run: make it what we need
+            subprocess.run(["usermod", "--home", h, "--shell", "/bin/sh",
+                            "-G", self.GROUP, self.USER], check=True)
         except KeyError:
             subprocess.run(["useradd", "--no-create-home", "--home-dir", h,
                             "--shell", "/bin/sh", "-G", self.GROUP, self.USER],

@@ -251,6 +251,9 @@ class RootCommand(TernTestCase):
         subprocess.run(["groupadd", "-f", self.GROUP], check=True)
         try:
             pwd.getpwnam(self.USER)
+            # left over from an interrupted run: make it what we need
+            subprocess.run(["usermod", "--home", "/nonexistent", "-G", self.GROUP,
+                            self.USER], check=True)
         except KeyError:
             subprocess.run(["useradd", "--no-create-home", "--home-dir", "/nonexistent",
                             "--shell", "/bin/sh", "-G", self.GROUP, self.USER],
