@@ -1,10 +1,12 @@
 /*
  * local - the local delivery agent. A request server: qmgr sends one
  * delivery request per recipient (deliver.h); local expands aliases,
- * delivers to the resulting user's Maildir as that user (or, for an
- * alias with several or remote targets, writes one new queue file with
- * a recipient per target), marks the recipient done in the queue file,
- * then replies.
+ * :include: lists and the user's .forward, runs |command and /file
+ * targets and delivers to the user's own mailbox within the request (as
+ * the owner of the alias table, include file or mailbox, never as root),
+ * writes one new queue file with a recipient per plain address it
+ * forwards to (local_deliver.c), marks the recipient done in the queue
+ * file, then replies.
  *
  * Security: runs as root (it must become each mailbox owner); all
  * mailbox I/O happens with the owner's effective IDs (privs_become). A
@@ -32,7 +34,7 @@
 #include "mail/server.h"
 #include "util/util.h"
 
-static maps_t *local_alias_maps;
+static struct local_aliases *local_alias_maps;
 
 static void local_pre_init(const char *service, char **args, int nargs)
 {
@@ -40,7 +42,7 @@ static void local_pre_init(const char *service, char **args, int nargs)
     if (mailuser_init() < 0)
         log_fatal("cannot open the user tables");
     if (*var_alias_maps) {
-        local_alias_maps = maps_open_missing_ok(var_alias_maps, &err);
+        local_alias_maps = local_aliases_open(var_alias_maps, &err);
         if (local_alias_maps == NULL)
             log_warning("alias_maps %s: %s", var_alias_maps, err ? err : "open failed");
     }

@@ -33,6 +33,8 @@ struct local_request {
     uint64_t active_usec;   /* when qmgr took the message on (request) */
     int queue_fd;
     bool expanded;          /* file came from an alias list: no expansion */
+    const queue_msg_t *msg; /* the queue file's envelope (client attributes
+                               for commands); may be NULL */
 };
 
 struct local_result {
@@ -54,7 +56,8 @@ void local_queue_close(struct local_request *r, queue_msg_t *m);
 int local_owner(uid_t *uid, gid_t *gid);
 
 /* Expand aliases of r->recipient and deliver to every resulting target. */
-void local_deliver(const struct local_request *r, maps_t *aliases,
+struct local_aliases;
+void local_deliver(const struct local_request *r, struct local_aliases *aliases,
                    struct local_result *res);
 
 /* Has the message a "Delivered-To: <r->recipient>" header already?
@@ -131,5 +134,76 @@ int local_mailbox_spool_privs(const char *dir, uid_t uid, gid_t gid,
                               enum local_mbox_privs *privs_r, gid_t *extra_r,
                               struct local_result *res);
 /* ---- end of mailboxes ---- */
+/* --- aliases, :include:, |command, .forward (lalias) --------------------- */
+
+/* The rights a command or file delivery runs with: an account. */
+struct local_rights {
+    uid_t uid;
+    gid_t gid;
+    char user[256];         /* account name ("" if it has none) */
+    char home[4096];
+    char shell[256];
+};
+
+/* Alias tables, each with the owner of its file (local_alias.c): commands
+   and files of a table owned by root run as $default_privs, otherwise as
+   the table's owner. */
+struct local_aliases *local_aliases_open(const char *list, const char **error_r);
+void local_aliases_close(struct local_aliases *a);
+/* 1 found (value, owner's rights in *who), 0 not found, -1 temporary */
+int local_aliases_lookup(struct local_aliases *a, const char *key, buf_t *value,
+                         struct local_rights *who, struct local_result *res);
+/* the rights of uid (a file's owner); root means $default_privs. 0 ok, -1 res */
+int local_rights_of_owner(uid_t uid, gid_t gid, struct local_rights *who,
+                          struct local_result *res);
+/* the rights of a local user (its own mailbox, .forward, mailbox_command) */
+void local_rights_of_user(const struct mail_user *u, struct local_rights *who);
+
+/* Split an alias value, .forward or :include: file into targets: commas
+   and whitespace separate, "double quotes" group (and are removed), an
+   unquoted |command runs to the next comma, a line starting with '#' is
+   a comment. Returns the count; free the
+   tokens with strv_free. At most max tokens (the rest is dropped,
+   *truncated_r set). */
+size_t local_list_split(const char *text, size_t max, char ***tokens_r,
+                        bool *truncated_r);
+/* Is class ("alias", "forward", "include") listed in the value of
+   allow_mail_to_commands / allow_mail_to_files? */
+bool local_class_allowed(const char *list, const char *cls);
+
+/* Read a .forward or :include: file (local_forward.c): opened with who's
+   IDs, O_NOFOLLOW, then fstat: a regular file not writable by others,
+   owned by want_uid or root when want_owner (a .forward), else (an
+   include file) with exactly one link, read up to
+   64 KiB. 1 read (text, owner in *st_uid/st_gid), 0 absent, -1 res says why. */
+int local_list_read(const char *path, const struct local_rights *who,
+                    bool want_owner, uid_t want_uid, buf_t *text,
+                    uid_t *st_uid, gid_t *st_gid, struct local_result *res);
+/* Expand forward_path for a user: one path per element; an element that
+   names an empty attribute ($extension without one) is left out.
+   Attributes: user, home, shell, recipient, extension, domain, local,
+   recipient_delimiter; $name, ${name}, ${name?text}, ${name:text}.
+   Returns the count; free with strv_free. */
+size_t local_forward_paths(const char *forward_path, const struct local_rights *who,
+                           const char *recipient, const char *extension,
+                           const char *delimiter, char ***paths_r);
+
+/* What a command sees (local_command.c) */
+struct local_cmd_ctx {
+    const char *user;       /* bare recipient name (USER, LOGNAME) */
+    const char *extension;  /* "" if none */
+    const char *delimiter;  /* the delimiter that preceded it, "" if none */
+};
+/* The command's environment: NULL-terminated, free with strv_free(env, n) */
+size_t local_command_env(const struct local_request *r, const struct local_rights *who,
+                         const struct local_cmd_ctx *ctx, char ***env_r);
+/* Map a wait(2) status (or a timeout) and the command's output to a result */
+void local_command_status(int wstatus, bool timed_out, const char *output,
+                          struct local_result *res);
+/* Run command with who's uid, gid and groups (never root), the message on
+   its stdin; output captured for the bounce reason. */
+void local_command(const struct local_request *r, const struct local_rights *who,
+                   const struct local_cmd_ctx *ctx, const char *command,
+                   struct local_result *res);
 
 #endif

@@ -166,6 +166,7 @@ int local_queue_open(const attr_list_t *req, struct local_request *r,
         r->arrival_usec = m->arrival_usec;
         r->queue_fd = fd;
         r->expanded = queue_msg_attr(m, LOCAL_ATTR_EXPANDED) != NULL;
+        r->msg = m;
         return 0;
     }
     queue_msg_free(m);

@@ -62,6 +62,16 @@ char *var_virtual_password_maps;
 bool var_auth_system_users;
 char *var_home_mailbox;
 char *var_recipient_delimiter;
+/* local: aliases, commands, forward (issue 7) */
+char *var_allow_mail_to_commands;
+char *var_allow_mail_to_files;
+char *var_default_privs;
+char *var_forward_path;
+long var_command_time_limit;
+char *var_local_command_shell;
+char *var_mailbox_command;
+char *var_prepend_delivered_header;
+bool var_owner_request_special;
 long var_message_size_limit;
 long var_mailbox_size_limit;
 /* local: mailboxes (issue 7) */
@@ -461,6 +471,25 @@ const struct param_def param_table[] = {
           "Mailbox relative to the home directory; a trailing / means Maildir, else mbox."),
     P_STR(recipient_delimiter, "+",
           "Characters that separate a user name from an address extension."),
+    /* local: aliases, commands, forward (issue 7) */
+    P_STR(allow_mail_to_commands, "alias, forward",
+          "Where local delivery may pipe mail to |command targets: any of alias, forward, include."),
+    P_STR(allow_mail_to_files, "alias, forward",
+          "Where local delivery may append mail to /file targets: any of alias, forward, include."),
+    P_STR(default_privs, "nobody",
+          "Account whose rights local delivery uses for commands and files of root-owned alias tables and include files (never a privileged account)."),
+    P_STR(forward_path, "$home/.forward${recipient_delimiter}${extension}, $home/.forward",
+          "The .forward files local delivery tries, in order; $user, $home, $shell, $recipient, $extension, $domain, $local and $recipient_delimiter are expanded, and an element that names an empty attribute is skipped."),
+    P_TIME(command_time_limit, "1000s", 1, DAY_,
+           "How long a command that local delivery runs (|command, mailbox_command) may take before its process group is killed."),
+    P_STR(local_command_shell, "",
+          "Shell that runs |command and mailbox_command targets as SHELL -c COMMAND; empty means /bin/sh."),
+    P_STR(mailbox_command, "",
+          "Command that delivers to a user's own mailbox instead of home_mailbox, run as the user with the message on its standard input (e.g. procmail, an LDA); empty means none."),
+    P_STR(prepend_delivered_header, "command, file, forward",
+          "Deliveries that get a Delivered-To: header first: any of command, file, forward (forwarded copies without it lose loop detection)."),
+    P_BOOL(owner_request_special, "yes",
+           "Give owner-NAME aliases their special meaning: errors for the list NAME go to owner-NAME, which becomes the sender of its deliveries."),
     P_SIZE(mailbox_size_limit, "51200000", 0, 1024 * GB_,
            "Largest mbox file or message written by local delivery (0 means no limit)."),
     /* local: mailboxes (issue 7) */
@@ -778,6 +807,16 @@ static const char *cfg_raw(struct cfg *c, struct pent *e)
     return e->def ? e->def->defval : "";
 }
 
+/* cfg_literal - parameters whose $names are the delivery agent's to
+   expand ($home, $extension in forward_path; the shell's $EXTENSION in
+   mailbox_command), as Postfix keeps them: never expanded at load time */
+static bool cfg_literal(const char *name)
+{
+    /* local: aliases, commands, forward (issue 7) */
+    return strcmp(name, "forward_path") == 0
+        || strcmp(name, "mailbox_command") == 0;
+}
+
 /* cfg_resolve - expanded value of e (memoised), NULL with *why on error */
 static const char *cfg_resolve(struct cfg *c, struct pent *e, int depth,
                                buf_t *why)
@@ -797,8 +836,9 @@ static const char *cfg_resolve(struct cfg *c, struct pent *e, int depth,
     buf_init(&out, CFG_MAX_VALUE);
     e->busy = true;
     const char *raw = cfg_raw(c, e);
-    int rc = raw ? cfg_expand(c, raw, &out, depth, why)
-                 : cfg_computed(c, e, &out, depth, why);
+    int rc = raw == NULL ? cfg_computed(c, e, &out, depth, why)
+           : cfg_literal(e->name) ? buf_puts(&out, raw)
+           : cfg_expand(c, raw, &out, depth, why);
     e->busy = false;
     if (rc == 0)
         e->cache = buf_strdup(&out);

@@ -75,6 +75,16 @@ extern char *var_virtual_password_maps;
 extern bool var_auth_system_users;
 extern char *var_home_mailbox;
 extern char *var_recipient_delimiter;
+/* local: aliases, commands, forward (issue 7) */
+extern char *var_allow_mail_to_commands;
+extern char *var_allow_mail_to_files;
+extern char *var_default_privs;
+extern char *var_forward_path;
+extern long var_command_time_limit;
+extern char *var_local_command_shell;
+extern char *var_mailbox_command;
+extern char *var_prepend_delivered_header;
+extern bool var_owner_request_special;
 extern long var_message_size_limit;
 extern long var_mailbox_size_limit;
 /* local: mailboxes (issue 7) */

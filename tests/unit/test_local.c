@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,9 @@ static int test_fsync_parent_dir(const char *path) __attribute__((unused));
 #define mkdir test_mkdir
 #define fsync_parent_dir test_fsync_parent_dir
 #include "../../local/local_deliver.c"
+#include "../../local/local_alias.c"
+#include "../../local/local_command.c"
+#include "../../local/local_forward.c"
 #include "../../local/local_maildir.c"
 #include "../../local/local_mailbox.c"
 #include "../../local/local_mbox.c"
@@ -67,14 +71,14 @@ static int test_fsync_parent_dir(const char *path)
 static char topdir[] = "/tmp/tern-local-XXXXXX";
 static char spool[512], home_demo[512], home_bob[512];
 
-static maps_t *test_aliases_maps;
+static struct local_aliases *test_aliases_maps;
 /* the spool owner: "nobody" as root, so the test needs none of Tern's
    own accounts (a fresh machine has no "tern" user) */
 static char owner_name[64];
 static uid_t owner_uid;
 static gid_t owner_gid;
 
-static maps_t *local_alias_maps_for_test(void)
+static struct local_aliases *local_alias_maps_for_test(void)
 {
     return test_aliases_maps;
 }
@@ -115,7 +119,7 @@ static void setup(void)
     snprintf(text, sizeof(text),
              "team: demo, bob\nboss: team\nloopa: loopb\nloopb: loopa\n"
              "out: friend@remote.example, demo\npiped: |/bin/cat\n"
-             "self: \\self, bob\n");
+             "self: \\self, bob\ncmdplus: |/bin/true, demo\n");
     write_file(aliases, text);
     buf_t err;
     buf_init(&err, 0);
@@ -134,7 +138,7 @@ static void setup(void)
     buf_free(&err);
     ck_assert_int_eq(mailuser_init(), 0);
     const char *merr = NULL;
-    test_aliases_maps = maps_open(var_alias_maps, &merr);
+    test_aliases_maps = local_aliases_open(var_alias_maps, &merr);
     ck_assert_ptr_nonnull(test_aliases_maps);
     ck_assert_int_eq(queue_dirs_create(spool, owner_uid, owner_gid), 0);
     ck_assert_int_eq(chdir(spool), 0);
@@ -143,7 +147,7 @@ static void setup(void)
 static void teardown(void)
 {
     char cmd[600];
-    maps_close(test_aliases_maps);
+    local_aliases_close(test_aliases_maps);
     ck_assert_int_eq(chdir("/"), 0);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", topdir);
     ck_assert_int_eq(system(cmd), 0);
@@ -327,7 +331,7 @@ static const struct {
     { "boss@localhost", DELIVER_OK, "2.0.0", 0, 0, "demo@localhost bob@localhost" },
     { "nobody-here@localhost", DELIVER_BOUNCE, "5.1.1", 0, 0, "" },
     { "loopa@localhost", DELIVER_BOUNCE, "5.4.6", 0, 0, "" },
-    { "piped@localhost", DELIVER_DEFER, "4.3.0", 0, 0, "" },
+    { "piped@localhost", DELIVER_OK, "2.0.0", 0, 0, "" },
     { "self@localhost", DELIVER_OK, "2.0.0", 0, 0, "self@localhost bob@localhost" },
     { "demo@remote.example", DELIVER_BOUNCE, "5.1.2", 0, 0, "" },
 };
@@ -1185,6 +1189,342 @@ START_TEST(test_mbox_read_error_truncates)
 END_TEST
 /* ---- end of mailboxes (lmbox) ---- */
 
+/* local_forward_paths: Postfix's default and conditional forms; an
+   element naming an empty attribute is left out */
+START_TEST(test_forward_paths)
+{
+    struct local_rights who = { 1, 1, "demo", "/home/demo", "/bin/sh" };
+    char **p;
+    size_t n = local_forward_paths("$home/.forward${recipient_delimiter}${extension}, "
+                                   "$home/.forward", &who, "demo+lists@x.example",
+                                   "lists", "+", &p);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(p[0], "/home/demo/.forward+lists");
+    ck_assert_str_eq(p[1], "/home/demo/.forward");
+    strv_free(p, n);
+    n = local_forward_paths("$home/.forward${recipient_delimiter}${extension}, "
+                            "$home/.forward", &who, "demo@x.example", "", "", &p);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(p[0], "/home/demo/.forward");
+    strv_free(p, n);
+    n = local_forward_paths("/var/fwd/${user}${extension?+}${extension}, "
+                            "/var/fwd/$user.${domain}, /x/${extension:none}, $$home",
+                            &who, "demo@x.example", "", "", &p);
+    /* the first names an empty ${extension} outside a condition: out */
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(p[0], "/var/fwd/demo.x.example");
+    ck_assert_str_eq(p[1], "/x/none");
+    ck_assert_str_eq(p[2], "$home");
+    strv_free(p, n);
+    /* unknown names and broken braces leave the element out */
+    n = local_forward_paths("$nosuch/x, ${home", &who, "demo", "", "", &p);
+    ck_assert_uint_eq(n, 0);
+    strv_free(p, n);
+}
+END_TEST
+
+/* local_list_split: commas, whitespace, quotes, commands, comments */
+START_TEST(test_list_split)
+{
+    char **t;
+    bool trunc;
+    size_t n = local_list_split("# a comment, not a target\n"
+                                "alice, bob carol\n"
+                                "  \"|/bin/prog -x a\\\"b\", |/bin/cat -u , \\demo\n"
+                                ":include:/etc/list\t/var/log/file\n",
+                                100, &t, &trunc);
+    ck_assert_uint_eq(n, 8);
+    ck_assert_str_eq(t[0], "alice");
+    ck_assert_str_eq(t[1], "bob");
+    ck_assert_str_eq(t[2], "carol");
+    ck_assert_str_eq(t[3], "|/bin/prog -x a\"b");
+    ck_assert_str_eq(t[4], "|/bin/cat -u");
+    ck_assert_str_eq(t[5], "\\demo");
+    ck_assert_str_eq(t[6], ":include:/etc/list");
+    ck_assert_str_eq(t[7], "/var/log/file");
+    ck_assert(!trunc);
+    strv_free(t, n);
+    n = local_list_split("a b c", 2, &t, &trunc);
+    ck_assert_uint_eq(n, 2);
+    ck_assert(trunc);
+    strv_free(t, n);
+    n = local_list_split("\"unterminated, x", 10, &t, &trunc);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(t[0], "unterminated, x");
+    strv_free(t, n);
+    ck_assert(local_class_allowed("alias, forward", "forward"));
+    ck_assert(local_class_allowed("Alias", "alias"));
+    ck_assert(!local_class_allowed("alias, forward", "include"));
+    ck_assert(!local_class_allowed("", "alias"));
+}
+END_TEST
+
+/* local_command_status: sysexits and signals */
+static const struct {
+    int wstatus;
+    bool timed_out;
+    int status;
+    const char *dsn;
+} exit_cases[] = {
+    { 0, false, DELIVER_OK, "2.0.0" },
+    { 75 << 8, false, DELIVER_DEFER, "4.3.0" },     /* EX_TEMPFAIL */
+    { 71 << 8, false, DELIVER_DEFER, "4.3.0" },     /* EX_OSERR */
+    { 67 << 8, false, DELIVER_BOUNCE, "5.1.1" },    /* EX_NOUSER */
+    { 68 << 8, false, DELIVER_BOUNCE, "5.1.2" },    /* EX_NOHOST */
+    { 65 << 8, false, DELIVER_BOUNCE, "5.6.0" },    /* EX_DATAERR */
+    { 77 << 8, false, DELIVER_BOUNCE, "5.7.0" },    /* EX_NOPERM */
+    { 1 << 8, false, DELIVER_BOUNCE, "5.3.0" },
+    { 255 << 8, false, DELIVER_BOUNCE, "5.3.0" },
+    { 9, false, DELIVER_DEFER, "4.3.0" },           /* killed by SIGKILL */
+    { 0, true, DELIVER_DEFER, "4.3.0" },
+};
+
+START_TEST(test_command_status)
+{
+    struct local_result res;
+    local_command_status(exit_cases[_i].wstatus, exit_cases[_i].timed_out,
+                         "line one\nline\ttwo\033[1m", &res);
+    ck_assert_int_eq(res.status, exit_cases[_i].status);
+    ck_assert_str_eq(res.dsn, exit_cases[_i].dsn);
+    if (res.status != DELIVER_OK) {
+        /* the output, on one line, control characters gone */
+        ck_assert_msg(strstr(res.reason, "line one line two [1m") != NULL, "%s",
+                      res.reason);
+        ck_assert_ptr_null(strchr(res.reason, '\n'));
+        ck_assert_ptr_null(strchr(res.reason, '\033'));
+    }
+}
+END_TEST
+
+/* local_command_env: exactly the documented variables, nothing of ours */
+START_TEST(test_command_env)
+{
+    struct local_request r;
+    queue_msg_t m;
+    char qid[QUEUE_ID_SIZE];
+    struct local_rights who = { 1000, 1000, "demo", "/home/demo", "/bin/zsh" };
+    struct local_cmd_ctx ctx = { "demo", "ext", "+" };
+    char **env;
+
+    setenv("TERN_SECRET_TEST", "x", 1);
+    make_request("Demo+ext@localhost", "Subject: e\n\nx\n", &r, qid, &m);
+    r.orig_rcpt = "list@localhost";
+    size_t n = local_command_env(&r, &who, &ctx, &env);
+    ck_assert_ptr_null(env[n]);
+    char all[4096] = "";
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(all);
+        snprintf(all + len, sizeof(all) - len, "%s;", env[i]);
+    }
+    ck_assert_str_eq(all, "HOME=/home/demo;USER=demo;LOGNAME=demo;SHELL=/bin/zsh;"
+                          "PATH=" LOCAL_CMD_PATH ";LOCAL=Demo+ext;DOMAIN=localhost;"
+                          "EXTENSION=ext;RECIPIENT=Demo+ext@localhost;"
+                          "ORIGINAL_RECIPIENT=list@localhost;SENDER=a@example.org;");
+    strv_free(env, n);
+    /* no extension, no shell, no home: defaults, no EXTENSION */
+    struct local_rights bare = { 1000, 1000, "", "", "" };
+    struct local_cmd_ctx ctx2 = { "demo", "", "" };
+    n = local_command_env(&r, &bare, &ctx2, &env);
+    ck_assert_str_eq(env[0], "HOME=/");
+    ck_assert_str_eq(env[3], "SHELL=/bin/sh");
+    for (size_t i = 0; i < n; i++)
+        ck_assert(strncmp(env[i], "EXTENSION=", 10) != 0);
+    strv_free(env, n);
+    unsetenv("TERN_SECRET_TEST");
+    close(r.queue_fd);
+    queue_msg_free(&m);
+}
+END_TEST
+
+/* a command alias runs (as $default_privs when root), its output and exit
+   status decide; it never runs as root */
+START_TEST(test_command_run)
+{
+    struct local_request r;
+    queue_msg_t m;
+    char qid[QUEUE_ID_SIZE], cmd[2048], out[600];
+    struct local_result res = { DELIVER_DEFER, "", "" };
+    struct local_rights who;
+    struct local_cmd_ctx ctx = { "demo", "", "" };
+
+    signal(SIGPIPE, SIG_IGN);
+    ck_assert_int_eq(local_rights_of_owner(getuid(), getgid(), &who, &res), 0);
+    snprintf(out, sizeof(out), "%s/cmd.out", topdir);
+    ck_assert_int_eq(chmod(topdir, 01777), 0);
+    make_request("demo@localhost", "Subject: c\n\nFrom me\n", &r, qid, &m);
+    snprintf(cmd, sizeof(cmd), "id -u > %s; cat >> %s", out, out);
+    local_command(&r, &who, &ctx, cmd, &res);
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    FILE *f = fopen(out, "r");
+    ck_assert_ptr_nonnull(f);
+    char text[4096];
+    size_t len = fread(text, 1, sizeof(text) - 1, f);
+    text[len] = '\0';
+    fclose(f);
+    ck_assert_int_eq(atoi(text), (int)who.uid);
+    ck_assert_int_ne(who.uid, 0);
+    ck_assert_ptr_nonnull(strstr(text, "\nFrom a@example.org "));
+    ck_assert_ptr_nonnull(strstr(text, "\nReturn-Path: <a@example.org>\n"
+                                       "Delivered-To: demo@localhost\nSubject: c\n\nFrom me\n"));
+    /* a command that does not read its input and fails */
+    local_command(&r, &who, &ctx, "echo nope; exit 3", &res);
+    ck_assert_int_eq(res.status, DELIVER_BOUNCE);
+    ck_assert_ptr_nonnull(strstr(res.reason, "exit status 3: nope"));
+    /* the time limit kills the process group */
+    long saved = var_command_time_limit;
+    var_command_time_limit = 1;
+    local_command(&r, &who, &ctx, "sleep 30 & sleep 30", &res);
+    var_command_time_limit = saved;
+    ck_assert_int_eq(res.status, DELIVER_DEFER);
+    ck_assert_ptr_nonnull(strstr(res.reason, "time limit"));
+    if (getuid() == 0) {
+        struct local_rights root = { 0, 0, "root", "/root", "/bin/sh" };
+        local_command(&r, &root, &ctx, "true", &res);
+        ck_assert_int_eq(res.status, DELIVER_DEFER);
+        ck_assert_ptr_nonnull(strstr(res.reason, "as root"));
+    }
+    close(r.queue_fd);
+    queue_msg_free(&m);
+}
+END_TEST
+
+/* local_list_read: what a .forward or include file must be */
+START_TEST(test_list_read)
+{
+    char good[600], link_path[600], fifo[600], dir[600];
+    struct local_rights who;
+    struct local_result res;
+    buf_t text;
+    uid_t u;
+    gid_t g;
+
+    ck_assert_int_eq(local_rights_of_owner(owner_uid, owner_gid, &who, &res), 0);
+    buf_init(&text, 0);
+    snprintf(good, sizeof(good), "%s/.forward", home_demo);
+    write_file(good, "alice\n");
+    ck_assert_int_eq(chown(good, owner_uid, owner_gid), 0);
+    ck_assert_int_eq(chmod(good, 0644), 0);
+    ck_assert_int_eq(local_list_read(good, &who, true, owner_uid, &text, &u, &g, &res), 1);
+    ck_assert_str_eq(buf_str(&text), "alice\n");
+    ck_assert_int_eq(u, owner_uid);
+    /* absent: not an error */
+    snprintf(dir, sizeof(dir), "%s/nothing", home_demo);
+    ck_assert_int_eq(local_list_read(dir, &who, true, owner_uid, &text, &u, &g, &res), 0);
+    /* relative names are refused */
+    ck_assert_int_eq(local_list_read("x/.forward", &who, true, owner_uid, &text, &u, &g,
+                                     &res), -1);
+    /* a symbolic link, even to a good file */
+    snprintf(link_path, sizeof(link_path), "%s/.forward", home_bob);
+    ck_assert_int_eq(symlink(good, link_path), 0);
+    ck_assert_int_eq(local_list_read(link_path, &who, true, owner_uid, &text, &u, &g,
+                                     &res), -1);
+    ck_assert_ptr_nonnull(strstr(res.reason, "symbolic link"));
+    /* writable by others */
+    ck_assert_int_eq(chmod(good, 0666), 0);
+    ck_assert_int_eq(local_list_read(good, &who, true, owner_uid, &text, &u, &g, &res), -1);
+    ck_assert_ptr_nonnull(strstr(res.reason, "writable by others"));
+    ck_assert_int_eq(chmod(good, 0644), 0);
+    /* a FIFO does not hang us, a directory is not a list */
+    snprintf(fifo, sizeof(fifo), "%s/fifo", home_demo);
+    ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+    ck_assert_int_eq(chown(fifo, owner_uid, owner_gid), 0);
+    ck_assert_int_eq(local_list_read(fifo, &who, true, owner_uid, &text, &u, &g, &res), -1);
+    ck_assert_ptr_nonnull(strstr(res.reason, "not a regular file"));
+    ck_assert_int_eq(local_list_read(home_demo, &who, true, owner_uid, &text, &u, &g,
+                                     &res), -1);
+    /* an include file with a second name (a hard link) is refused; a
+       .forward (whose targets always get the user's rights) is not */
+    char hard[600];
+    snprintf(hard, sizeof(hard), "%s/hard", home_demo);
+    ck_assert_int_eq(link(good, hard), 0);
+    ck_assert_int_eq(local_list_read(hard, &who, false, 0, &text, &u, &g, &res), -1);
+    ck_assert_ptr_nonnull(strstr(res.reason, "2 links"));
+    ck_assert_int_eq(local_list_read(hard, &who, true, owner_uid, &text, &u, &g, &res), 1);
+    ck_assert_int_eq(unlink(hard), 0);
+    ck_assert_int_eq(local_list_read(good, &who, false, 0, &text, &u, &g, &res), 1);
+    if (getuid() == 0) {
+        /* as root: a .forward owned by someone else than the user or root */
+        ck_assert_int_eq(chown(good, owner_uid + 1, owner_gid), 0);
+        ck_assert_int_eq(local_list_read(good, &who, true, owner_uid, &text, &u, &g,
+                                         &res), -1);
+        ck_assert_ptr_nonnull(strstr(res.reason, "owned by uid"));
+        /* root's is fine; read as the user, so a file the user may not
+           read stays unread */
+        ck_assert_int_eq(chown(good, 0, 0), 0);
+        ck_assert_int_eq(local_list_read(good, &who, true, owner_uid, &text, &u, &g,
+                                         &res), 1);
+        ck_assert_int_eq(chmod(good, 0600), 0);
+        ck_assert_int_eq(local_list_read(good, &who, true, owner_uid, &text, &u, &g,
+                                         &res), -1);
+        ck_assert_ptr_nonnull(strstr(res.reason, "Permission denied"));
+        /* and the rights of a root-owned file are $default_privs' */
+        struct local_rights dp;
+        ck_assert_int_eq(local_rights_of_owner(0, 0, &dp, &res), 0);
+        ck_assert_str_eq(dp.user, "nobody");
+        ck_assert_int_ne(dp.uid, 0);
+    }
+    buf_free(&text);
+}
+END_TEST
+
+/* local_deliver with a .forward: a pipe as the user plus \user; the
+   pipe refused when .forward may not have commands; +ext files */
+START_TEST(test_deliver_forward)
+{
+    char fwd[600], out[600], text[1200];
+    struct stat st;
+
+    signal(SIGPIPE, SIG_IGN);
+    ck_assert_int_eq(chmod(topdir, 01777), 0);
+    snprintf(out, sizeof(out), "%s/fwd.out", topdir);
+    snprintf(fwd, sizeof(fwd), "%s/.forward", home_demo);
+    snprintf(text, sizeof(text), "# mine\n\"|cat > %s\", \\demo\n", out);
+    write_file(fwd, text);
+    ck_assert_int_eq(chown(fwd, owner_uid, owner_gid), 0);
+    struct local_result res = run("demo@localhost", "Subject: f\n\nx\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_int_eq(count_new(home_demo, NULL, 0), 1);
+    ck_assert_int_eq(stat(out, &st), 0);
+    ck_assert_int_eq(st.st_uid, owner_uid);       /* ran as the user */
+    /* .forward+ext first, the extension kept */
+    snprintf(fwd, sizeof(fwd), "%s/.forward+x", home_demo);
+    write_file(fwd, "bob\n");
+    ck_assert_int_eq(chown(fwd, owner_uid, owner_gid), 0);
+    res = run("demo+x@localhost", "Subject: f\n\nx\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    queue_msg_t m;
+    ck_assert_int_eq(incoming_read(&m, NULL), 1);
+    ck_assert_uint_eq(m.nrcpts, 1);
+    ck_assert_str_eq(m.rcpts[0].address, "bob@localhost");
+    ck_assert_ptr_null(queue_msg_attr(&m, LOCAL_ATTR_EXPANDED));
+    queue_msg_free(&m);
+    /* commands only from aliases: the .forward pipe bounces */
+    char *saved = var_allow_mail_to_commands;
+    var_allow_mail_to_commands = (char *)"alias";
+    ck_assert_int_eq(unlink(out), 0);
+    res = run("demo@localhost", "Subject: f\n\nx\n");
+    var_allow_mail_to_commands = saved;
+    ck_assert_int_eq(res.status, DELIVER_BOUNCE);
+    ck_assert_str_eq(res.dsn, "5.7.1");
+    ck_assert_int_eq(stat(out, &st), -1);
+}
+END_TEST
+
+/* an alias with a command and one user whose .forward is empty: the
+   user still gets the mailbox copy */
+START_TEST(test_command_and_user_empty_forward)
+{
+    char fwd[600];
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(fwd, sizeof(fwd), "%s/.forward", home_demo);
+    write_file(fwd, "# nothing here\n");
+    ck_assert_int_eq(chown(fwd, owner_uid, owner_gid), 0);
+    struct local_result res = run("cmdplus@localhost", "Subject: c\n\nx\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_int_eq(count_new(home_demo, NULL, 0), 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("local");
@@ -1217,6 +1557,16 @@ int main(void)
     tcase_add_test(tc, test_local_file_as_root);
     tcase_add_test(tc, test_mailbox_errno_codes);
     tcase_add_test(tc, test_mbox_read_error_truncates);
+    /* aliases, commands, .forward (lalias) */
+    tcase_add_test(tc, test_forward_paths);
+    tcase_add_test(tc, test_list_split);
+    tcase_add_loop_test(tc, test_command_status, 0,
+                        sizeof(exit_cases) / sizeof(exit_cases[0]));
+    tcase_add_test(tc, test_command_env);
+    tcase_add_test(tc, test_command_run);
+    tcase_add_test(tc, test_list_read);
+    tcase_add_test(tc, test_deliver_forward);
+    tcase_add_test(tc, test_command_and_user_empty_forward);
     suite_add_tcase(s, tc);
     return tern_check_run(s, true);
 }
