@@ -190,5 +190,85 @@ class RootForward(TernTestCase):
         self.assertEqual(runs(inst), [])
 
 
+@unittest.skipUnless(os.geteuid() == 0, "needs root (skipped)")
+class ForwardFileTargets(TernTestCase):
+    """A user's .forward file targets are written with that user's rights:
+    no symlink, hard link or ../ makes local write someone else's file."""
+
+    OWNER, VICTIM = "terntffa", "terntffb"
+
+    def system_user(self, inst, name):
+        h = home(inst, name)
+        try:
+            pwd.getpwnam(name)
+            subprocess.run(["usermod", "--home", h, "--shell", "/bin/sh",
+                            name], check=True)
+        except KeyError:
+            subprocess.run(["useradd", "--no-create-home", "--home-dir", h,
+                            "--shell", "/bin/sh", name], check=True)
+        self.addCleanup(subprocess.run, ["userdel", name])
+        pw = pwd.getpwnam(name)
+        os.makedirs(h, exist_ok=True)
+        os.chown(h, pw.pw_uid, pw.pw_gid)
+        os.chmod(h, 0o755)
+        return pw, h
+
+    def test_file_targets_keep_the_users_rights(self):
+        inst = self.instance(main=FAST_RETRY, users=("demo",))
+        a, ah = self.system_user(inst, self.OWNER)
+        b, bh = self.system_user(inst, self.VICTIM)
+        victim = os.path.join(bh, "victim")
+        with open(victim, "w") as f:
+            f.write("b's own\n")
+        os.chown(victim, b.pw_uid, b.pw_gid)
+        os.chmod(victim, 0o644)
+        # a file anyone may write: a second name of it is still refused
+        shared = os.path.join(bh, "shared")
+        with open(shared, "w") as f:
+            f.write("b's own\n")
+        os.chown(shared, b.pw_uid, b.pw_gid)
+        os.chmod(shared, 0o666)
+        os.symlink(victim, os.path.join(ah, "link"))
+        os.link(victim, os.path.join(ah, "hard"))
+        os.link(shared, os.path.join(ah, "hard2"))
+        targets = {
+            "mine": os.path.join(ah, "mine"),           # the control
+            "direct": victim,                           # not writable by a
+            "sym": os.path.join(ah, "link"),
+            "hard": os.path.join(ah, "hard"),
+            "hard2": os.path.join(ah, "hard2"),
+            "dotdot": os.path.join(ah, "..", self.VICTIM, "victim"),
+        }
+        for ext, target in targets.items():
+            forward(inst, self.OWNER, "%s\n" % target,
+                    name=".forward+" + ext, owner=(a.pw_uid, a.pw_gid))
+        inst.start()
+        with inst.smtp() as s:
+            for ext in targets:
+                s.sendmail("x@example.org",
+                           ["%s+%s@localhost" % (self.OWNER, ext)],
+                           b"Subject: " + ext.encode() + b"\r\n\r\nx\r\n")
+        for ext in targets:
+            wait_for(lambda: re.search(
+                r"to=<%s\+%s@localhost>.*status=(sent|bounced|deferred)"
+                % (self.OWNER, ext), inst.log_text()), 60,
+                what="a result for +%s" % ext)
+        log = inst.log_text()
+        self.assertRegex(log, r"to=<%s\+mine@localhost>.*status=sent"
+                         % self.OWNER)
+        st = os.stat(targets["mine"])
+        self.assertEqual((st.st_uid, st.st_mode & 0o777),
+                         (a.pw_uid, 0o600))
+        with open(targets["mine"], "rb") as f:
+            self.assertIn(b"Subject: mine", f.read())
+        for ext in ("direct", "sym", "hard", "hard2", "dotdot"):
+            self.assertNotRegex(log, r"to=<%s\+%s@localhost>.*status=sent"
+                                % (self.OWNER, ext))
+        for path in (victim, shared):
+            with open(path) as f:
+                self.assertEqual(f.read(), "b's own\n")
+        self.assertEqual(os.stat(victim).st_uid, b.pw_uid)
+
+
 if __name__ == "__main__":
     unittest.main()
