@@ -38,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
@@ -193,17 +192,6 @@ static gid_t *cmd_groups(const struct local_rights *who, int *n)
     return g;
 }
 
-static void cmd_close_from(int lowfd)
-{
-#ifdef SYS_close_range
-    if (syscall(SYS_close_range, (unsigned)lowfd, ~0U, 0) == 0)
-        return;
-#endif
-    long max = sysconf(_SC_OPEN_MAX);
-    for (int fd = lowfd; fd < (max > 0 ? max : 65536); fd++)
-        (void)close(fd);
-}
-
 /* cmd_child - in the child: become who for good, then exec. Never returns. */
 static void cmd_child(const struct local_rights *who, const gid_t *groups, int ngroups,
                       int in_fd, int out_fd, const char *command, char **env)
@@ -215,7 +203,7 @@ static void cmd_child(const struct local_rights *who, const gid_t *groups, int n
     (void)setsid();
     if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
         _exit(EX_TEMPFAIL);
-    cmd_close_from(3);
+    fd_close_from(3);
     sigemptyset(&all);
     for (int s = 1; s < NSIG; s++)
         (void)signal(s, SIG_DFL);

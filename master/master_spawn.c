@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -153,19 +152,6 @@ void master_throttle_expired(ev_loop_t *loop, void *arg)
     master_demand_update(svc);
 }
 
-/* master_close_from - close every descriptor >= lowfd */
-static void master_close_from(int lowfd)
-{
-#ifdef SYS_close_range
-    if (syscall(SYS_close_range, (unsigned)lowfd, ~0U, 0) == 0)
-        return;
-#endif
-    long max = sysconf(_SC_OPEN_MAX);
-
-    for (int fd = lowfd; fd < (max > 0 ? max : 65536); fd++)
-        (void)close(fd);
-}
-
 /* master_child_exec - in the new child: descriptors, signals, exec */
 static void __attribute__((noreturn))
 master_child_exec(struct master_service *svc, char **argv)
@@ -185,7 +171,7 @@ master_child_exec(struct master_service *svc, char **argv)
     for (size_t i = 0; i < n; i++)
         if (dup2(tmp[i], SERVER_STATUS_FD + (int)i) < 0)
             _exit(126);
-    master_close_from(base);
+    fd_close_from(base);
     for (int sig = 1; sig < NSIG; sig++)
         (void)signal(sig, SIG_DFL);
     sigemptyset(&none);

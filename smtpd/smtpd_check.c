@@ -35,6 +35,7 @@
 #include "mail/addr.h"
 #include "mail/config.h"
 #include "mail/dict.h"
+#include "mail/domain_list.h"
 #include "mail/mailuser.h"
 #include "mail/restriction.h"
 #include "mail/virtual_alias.h"
@@ -63,9 +64,7 @@ static const char *const check_params[STAGE_COUNT] = {
 
 static restriction_list_t *check_lists[STAGE_COUNT];
 static netlist_t *check_mynetworks;
-static char **check_relay;          /* relay_domains names */
-static size_t check_nrelay;
-static maps_t *check_relay_maps;    /* relay_domains tables */
+static domain_list_t check_relay;   /* $relay_domains */
 static maps_t *check_login_maps;    /* smtpd_sender_login_maps */
 
 /* what the restriction callbacks and the log lines need */
@@ -94,54 +93,6 @@ static const char *check_stage_spec(enum check_stage st)
     }
 }
 
-/* check_relay_parse - relay_domains: names and type:table specs (braces
-   keep "inline:{a=b, c=d}" one word) */
-static int check_relay_parse(const char *list)
-{
-    buf_t tables;
-    const char *s = list != NULL ? list : "";
-    const char *err = NULL;
-
-    buf_init(&tables, 0);
-    for (;;) {
-        int depth = 0;
-        const char *start;
-        while (*s == ',' || *s == ' ' || *s == '\t' || *s == '\n')
-            s++;
-        if (*s == '\0')
-            break;
-        start = s;
-        for (; *s != '\0'; s++) {
-            if (*s == '{')
-                depth++;
-            else if (*s == '}')
-                depth--;
-            else if (depth <= 0 && (*s == ',' || *s == ' ' || *s == '\t'
-                                    || *s == '\n'))
-                break;
-        }
-        if (memchr(start, ':', (size_t)(s - start)) != NULL) {
-            (void)buf_append(&tables, start, (size_t)(s - start));
-            (void)buf_putc(&tables, ' ');
-        } else {
-            check_relay = xrealloc(check_relay, (check_nrelay + 1)
-                                                * sizeof(*check_relay));
-            check_relay[check_nrelay] = xstrndup(start, (size_t)(s - start));
-            str_lower(check_relay[check_nrelay++]);
-        }
-    }
-    if (tables.len > 0) {
-        check_relay_maps = maps_open_missing_ok(buf_str(&tables), &err);
-        if (check_relay_maps == NULL) {
-            log_error("relay_domains: %s", err != NULL ? err : "bad table");
-            buf_free(&tables);
-            return -1;
-        }
-    }
-    buf_free(&tables);
-    return 0;
-}
-
 int smtpd_check_init(void)
 {
     const char *err = NULL;
@@ -153,7 +104,7 @@ int smtpd_check_init(void)
                   err ? err : "malformed");
         return -1;
     }
-    if (check_relay_parse(var_relay_domains) < 0)
+    if (domain_list_open(&check_relay, "relay_domains", var_relay_domains) < 0)
         return -1;
     buf_init(&msg, 0);
     if (virtual_alias_open(&msg) < 0) {
@@ -202,11 +153,7 @@ void smtpd_check_free(void)
     if (check_mynetworks != NULL)
         netlist_free(check_mynetworks);
     check_mynetworks = NULL;
-    strv_free(check_relay, check_nrelay);
-    check_relay = NULL;
-    check_nrelay = 0;
-    maps_close(check_relay_maps);
-    check_relay_maps = NULL;
+    domain_list_close(&check_relay);
     maps_close(check_login_maps);
     check_login_maps = NULL;
     virtual_alias_close();
@@ -233,36 +180,12 @@ static bool check_local_domain(void *arg, const char *domain)
    tables are asked for the domain, then each parent */
 static int check_relay_domain(void *arg, const char *domain)
 {
-    size_t dlen = strlen(domain);
-    buf_t value;
-    int rc = 0;
+    int rc;
 
     (void)arg;
     if ((rc = virtual_alias_domain(domain)) != 0)
         return rc;
-    for (size_t i = 0; i < check_nrelay; i++) {
-        const char *r = check_relay[i];
-        size_t rlen = strlen(r);
-        if (r[0] == '.') {
-            if (dlen > rlen && strcasecmp(domain + dlen - rlen, r) == 0)
-                return 1;
-        } else if (strcasecmp(domain, r) == 0
-                   || (dlen > rlen && domain[dlen - rlen - 1] == '.'
-                       && strcasecmp(domain + dlen - rlen, r) == 0)) {
-            return 1;
-        }
-    }
-    if (check_relay_maps == NULL)
-        return 0;
-    buf_init(&value, 0);
-    for (const char *d = domain; rc == 0 && d != NULL && *d != '\0';) {
-        if (strlen(d) <= DICT_KEY_MAX)
-            rc = maps_lookup(check_relay_maps, d, &value);
-        d = *d == '[' ? NULL : strchr(d, '.');
-        if (d != NULL)
-            d++;
-    }
-    buf_free(&value);
+    rc = domain_list_match(&check_relay, domain);
     if (rc < 0)
         log_warning("relay_domains: table lookup problem for %s", domain);
     return rc;

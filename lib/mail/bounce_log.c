@@ -180,23 +180,38 @@ int bounce_log_parse(const char *line, size_t len, struct bounce_log_rec *rec)
 
 /* ---- the parsed log ----------------------------------------------------- */
 
-/* bl_slot - the entry for offset, inserted in order if new; NULL when
-   the log is full */
-static struct bounce_log_entry *bl_slot(struct bounce_log *log,
-                                        uint64_t offset)
+/* bl_search - binary search of the sorted entries: true with *pos the
+   entry for offset, false with *pos where it would go */
+static bool bl_search(const struct bounce_log *log, uint64_t offset,
+                      size_t *pos)
 {
     size_t lo = 0, hi = log->n;
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
 
-        if (log->v[mid].offset == offset)
-            return &log->v[mid];
+        if (log->v[mid].offset == offset) {
+            *pos = mid;
+            return true;
+        }
         if (log->v[mid].offset < offset)
             lo = mid + 1;
         else
             hi = mid;
     }
+    *pos = lo;
+    return false;
+}
+
+/* bl_slot - the entry for offset, inserted in order if new; NULL when
+   the log is full */
+static struct bounce_log_entry *bl_slot(struct bounce_log *log,
+                                        uint64_t offset)
+{
+    size_t lo;
+
+    if (bl_search(log, offset, &lo))
+        return &log->v[lo];
     if (log->n >= BOUNCE_LOG_MAX_ENTRIES)
         return NULL;
     if (log->n == log->cap) {
@@ -336,19 +351,9 @@ int bounce_log_read(const char *qid, struct bounce_log *log)
 const struct bounce_log_entry *bounce_log_find(const struct bounce_log *log,
                                                uint64_t offset)
 {
-    size_t lo = 0, hi = log->n;
+    size_t pos;
 
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-
-        if (log->v[mid].offset == offset)
-            return &log->v[mid];
-        if (log->v[mid].offset < offset)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    return bl_search(log, offset, &pos) ? &log->v[pos] : NULL;
 }
 
 void bounce_log_free(struct bounce_log *log)

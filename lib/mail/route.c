@@ -9,6 +9,7 @@
 #include "mail/dict.h"
 #include "mail/mailuser.h"
 #include "mail/route.h"
+#include "mail/domain_list.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -304,9 +305,8 @@ int route_resolve(const struct route_params *p, const struct route_lookups *l,
 
 /* ---- main.conf's tables -------------------------------------------------- */
 
-static maps_t *rt_transport, *rt_sender_relay, *rt_relay_maps;
-static char **rt_relay_names;
-static size_t rt_nrelay;
+static maps_t *rt_transport, *rt_sender_relay;
+static domain_list_t rt_relay;      /* $relay_domains */
 
 static int rt_maps_lookup(maps_t *m, const char *key, buf_t *value)
 {
@@ -331,39 +331,11 @@ static int rt_local_cb(void *ctx, const char *domain)
     return mailuser_domain_is_local(domain) ? 1 : 0;
 }
 
-/* rt_relay_cb - relay_domains as smtpd reads it: "example.com" covers
-   its subdomains, ".example.com" only those; tables are asked for the
-   domain and then each parent */
+/* rt_relay_cb - relay_domains as smtpd reads it (domain_list.h) */
 static int rt_relay_cb(void *ctx, const char *domain)
 {
-    size_t dlen = strlen(domain);
-    buf_t value = BUF_INIT;
-    int rc = 0;
-
     (void)ctx;
-    for (size_t i = 0; i < rt_nrelay; i++) {
-        const char *r = rt_relay_names[i];
-        size_t rlen = strlen(r);
-
-        if (r[0] == '.') {
-            if (dlen > rlen && strcasecmp(domain + dlen - rlen, r) == 0)
-                return 1;
-        } else if (strcasecmp(domain, r) == 0
-                   || (dlen > rlen && domain[dlen - rlen - 1] == '.'
-                       && strcasecmp(domain + dlen - rlen, r) == 0)) {
-            return 1;
-        }
-    }
-    for (const char *d = domain; rt_relay_maps != NULL && rc == 0
-         && d != NULL && *d != '\0';) {
-        if (strlen(d) <= DICT_KEY_MAX)
-            rc = maps_lookup(rt_relay_maps, d, &value);
-        d = *d == '[' ? NULL : strchr(d, '.');
-        if (d != NULL)
-            d++;
-    }
-    buf_free(&value);
-    return rc;
+    return domain_list_match(&rt_relay, domain);
 }
 
 /* rt_open_maps - a table list, or NULL for an empty one */
@@ -384,37 +356,13 @@ static int rt_open_maps(const char *param, const char *list, maps_t **out)
 
 int route_tables_open(void)
 {
-    buf_t tables = BUF_INIT;
-    const char *s = var_relay_domains != NULL ? var_relay_domains : "";
-    long n;
-    int rc = 0;
-
     route_tables_close();
     if (rt_open_maps("transport_maps", var_transport_maps, &rt_transport) < 0
         || rt_open_maps("sender_dependent_relayhost_maps",
                         var_sender_dependent_relayhost_maps,
                         &rt_sender_relay) < 0)
         return -1;
-    while ((n = str_list_next_word(&s)) > 0) {
-        if (memchr(s, ':', (size_t)n) != NULL) {
-            (void)buf_append(&tables, s, (size_t)n);
-            (void)buf_putc(&tables, ' ');
-        } else {
-            rt_relay_names = xrealloc(rt_relay_names, (rt_nrelay + 1)
-                                      * sizeof(*rt_relay_names));
-            rt_relay_names[rt_nrelay] = xstrndup(s, (size_t)n);
-            str_lower(rt_relay_names[rt_nrelay++]);
-        }
-        s += n;
-    }
-    if (n < 0) {
-        log_error("relay_domains: unbalanced braces");
-        rc = -1;
-    } else if (tables.len > 0) {
-        rc = rt_open_maps("relay_domains", buf_str(&tables), &rt_relay_maps);
-    }
-    buf_free(&tables);
-    return rc;
+    return domain_list_open(&rt_relay, "relay_domains", var_relay_domains);
 }
 
 int route_config_resolve(const char *sender, const char *rcpt, route_t *out,
@@ -443,9 +391,6 @@ void route_tables_close(void)
 {
     maps_close(rt_transport);
     maps_close(rt_sender_relay);
-    maps_close(rt_relay_maps);
-    rt_transport = rt_sender_relay = rt_relay_maps = NULL;
-    strv_free(rt_relay_names, rt_nrelay);
-    rt_relay_names = NULL;
-    rt_nrelay = 0;
+    rt_transport = rt_sender_relay = NULL;
+    domain_list_close(&rt_relay);
 }

@@ -23,6 +23,9 @@ int pwrite_full(int fd, const void *p, size_t n, off_t off);
 ssize_t read_full(int fd, void *p, size_t n);
 int fd_set_nonblock(int fd, bool on);
 int fd_set_cloexec(int fd, bool on);
+/* close every descriptor >= lowfd (close_range, else one by one); for a
+   child just before exec */
+void fd_close_from(int lowfd);
 uint64_t time_now_usec(void);      /* CLOCK_REALTIME in microseconds */
 uint64_t time_mono_msec(void);     /* CLOCK_MONOTONIC in milliseconds */
 

@@ -74,22 +74,36 @@ def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def ternmap(etc, path, text):
+    """Write text as the table source path and build lmdb:path with
+    ternmap, both world-readable (chrooted daemons read it via proxymap)."""
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o644)
+    subprocess.run([os.path.join(BUILD, "sbin", "ternmap"), "-c", etc,
+                    "lmdb:" + path], check=True,
+                   env=dict(os.environ, MAIL_CONFIG=etc))
+    os.chmod(path + ".lmdb", 0o644)
+
+
 def subject_of(msg):
     """The Subject: of a delivered message (bytes), or None."""
     m = re.search(rb"^Subject: (.*)$", msg, re.M)
     return m.group(1).decode() if m else None
 
 
-def send_many(port, subjects, accepted, lock, errors):
-    """One SMTP connection sending one message per subject to demo@localhost;
+def send_many(port, subjects, accepted, lock, errors,
+              rcpts=("demo@localhost",), sender="sender@example.org"):
+    """One SMTP connection sending one message per subject to rcpts;
     adds each subject that got 250 to accepted, failures to errors."""
     try:
         with smtplib.SMTP("127.0.0.1", port, "client.test", timeout=60) as s:
             for subj in subjects:
-                body = ("From: sender@example.org\r\nTo: demo@localhost\r\n"
-                        "Subject: %s\r\n\r\nbody of %s\r\n" % (subj, subj))
+                body = ("From: %s\r\nTo: %s\r\nSubject: %s\r\n\r\n"
+                        "body of %s\r\n" % (sender, ", ".join(rcpts), subj,
+                                              subj))
                 try:
-                    s.sendmail("sender@example.org", ["demo@localhost"], body)
+                    s.sendmail(sender, list(rcpts), body)
                 except smtplib.SMTPException as e:
                     errors.append("%s: %r" % (subj, e))
                     continue

@@ -11,37 +11,15 @@ duplicates there are only counted.
 import os
 import random
 import signal
-import smtplib
 import threading
-import time
 import unittest
 
-from ternlab import FAST_RETRY, Instance, TernTestCase, subject_of, wait_for
+from ternlab import (FAST_RETRY, TernTestCase, send_many, subject_of,
+                     wait_for)
 
 TOTAL = 1000
 CONNS = 5
 KILLS = 12
-
-
-def send_mixed(port, subjects, accepted, lock, errors):
-    """One SMTP connection; every message to demo@localhost and
-    bob@remote.example.org."""
-    try:
-        with smtplib.SMTP("127.0.0.1", port, "client.test", timeout=60) as s:
-            for subj in subjects:
-                body = ("From: sender@localhost\r\nTo: demo@localhost, "
-                        "bob@remote.example.org\r\nSubject: %s\r\n\r\nbody of %s\r\n"
-                        % (subj, subj))
-                try:
-                    s.sendmail("sender@localhost",
-                               ["demo@localhost", "bob@remote.example.org"], body)
-                except smtplib.SMTPException as e:
-                    errors.append("%s: %r" % (subj, e))
-                    continue
-                with lock:
-                    accepted.add(subj)
-    except (OSError, smtplib.SMTPException) as e:
-        errors.append("connection for %s...: %r" % (subjects[:1], e))
 
 
 class DeliveryCrash(TernTestCase):
@@ -60,10 +38,12 @@ class DeliveryCrash(TernTestCase):
         accepted, errors, lock = set(), [], threading.Lock()
         per = TOTAL // CONNS
         threads = [threading.Thread(
-            target=send_mixed,
+            target=send_many,
             args=(a.smtp_port, ["mixed %05d" % n
                                 for n in range(i * per, (i + 1) * per)],
-                  accepted, lock, errors)) for i in range(CONNS)]
+                  accepted, lock, errors,
+                  ("demo@localhost", "bob@remote.example.org"),
+                  "sender@localhost")) for i in range(CONNS)]
         for t in threads:
             t.start()
 

@@ -9,11 +9,10 @@ The client (127.0.0.1) is outside mynetworks on every service but
 """
 import os
 import socket
-import subprocess
 import unittest
 
-from ternlab import BUILD, Instance, TernTestCase, SmtpClient, free_port, \
-    wait_for
+from ternlab import Instance, TernTestCase, SmtpClient, free_port, \
+    ternmap, wait_for
 
 SENDER_ACCESS = """\
 rejectme@lmdb.example   REJECT no spam here
@@ -75,16 +74,6 @@ SERVICES = {
     "notable": "-o smtpd_client_restrictions=check_client_access",
     "openrelay": "-o smtpd_relay_restrictions=permit_mynetworks",
 }
-
-
-def ternmap(etc, path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o644)
-    subprocess.run([os.path.join(BUILD, "sbin", "ternmap"), "-c", etc,
-                    "lmdb:" + path], check=True,
-                   env=dict(os.environ, MAIL_CONFIG=etc))
-    os.chmod(path + ".lmdb", 0o644)
 
 
 class SmtpdPolicyTest(TernTestCase):

@@ -13,10 +13,9 @@ expanded too.
 """
 import os
 import re
-import subprocess
 import unittest
 
-from ternlab import BUILD, SmtpClient, TernTestCase, wait_for
+from ternlab import SmtpClient, TernTestCase, ternmap, wait_for
 
 VIRTUAL = """\
 # the virtual alias domain itself (the value does not matter)
@@ -27,16 +26,6 @@ chain@v.example     team@v.example
 sales@localhost     alice
 @catch.example      demo
 """
-
-
-def ternmap(etc, path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o644)
-    subprocess.run([os.path.join(BUILD, "sbin", "ternmap"), "-c", etc,
-                    "lmdb:" + path], check=True,
-                   env=dict(os.environ, MAIL_CONFIG=etc))
-    os.chmod(path + ".lmdb", 0o644)
 
 
 def rcpt_reply(inst, rcpt):
