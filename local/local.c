@@ -58,15 +58,19 @@ static void local_log(const struct local_request *r, const struct local_result *
     struct deliver_times t = { r->arrival_usec, r->active_usec, start_usec,
                                0, time_now_usec() };
 
-    deliver_log_status(r->queue_id, r->recipient, r->orig_rcpt, "local", &t,
-                       res->dsn, status[res->status], res->reason);
+    if (res->final_to[0] != '\0')
+        deliver_log_status(r->queue_id, res->final_to, r->orig_rcpt, "local",
+                           &t, res->dsn, status[res->status], res->reason);
+    else
+        deliver_log_status(r->queue_id, r->recipient, r->orig_rcpt, "local",
+                           &t, res->dsn, status[res->status], res->reason);
 }
 
 /* local_handle - one request: check it, deliver, mark, reply */
 static void local_handle(const attr_list_t *req, attr_list_t *reply)
 {
     struct local_request r;
-    struct local_result res = { DELIVER_DEFER, "4.3.0", "" };
+    struct local_result res = { DELIVER_DEFER, "4.3.0", "", "" };
     uint64_t start = time_now_usec();
     queue_msg_t m;
 

@@ -41,6 +41,8 @@ struct local_result {
     int status;             /* DELIVER_OK / DEFER / BOUNCE */
     char dsn[16];
     char reason[512];
+    char final_to[ADDR_LOG_MAX + 2];    /* the user an alias led to, for
+                                           the log's to=; "" = recipient */
 };
 
 void local_result_set(struct local_result *res, int status, const char *dsn,

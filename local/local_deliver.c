@@ -552,7 +552,7 @@ static void run_actions(const struct local_request *r, const struct expansion *x
                         const char *user, const char *ext, const char *delim,
                         struct local_result *res)
 {
-    struct local_result one, bounced = { DELIVER_OK, "", "" };
+    struct local_result one, bounced = { DELIVER_OK, "", "", "" };
     bool need_loop_check = false;
     struct local_cmd_ctx ctx = { user, ext, delim };
 
@@ -563,7 +563,7 @@ static void run_actions(const struct local_request *r, const struct expansion *x
     local_result_set(res, DELIVER_OK, "2.0.0", "delivered");
     for (size_t i = 0; i < x->nacts; i++) {
         const struct action *a = &x->acts[i];
-        one = (struct local_result){ DELIVER_DEFER, "4.3.0", "" };
+        one = (struct local_result){ DELIVER_DEFER, "4.3.0", "", "" };
         switch (a->type) {
         case ACT_MAILBOX:
             if (*var_mailbox_command) {
@@ -738,8 +738,13 @@ void local_deliver(const struct local_request *r, struct local_aliases *aliases,
         run_actions(r, &x, base, ext, delim, res);
     else
         local_result_set(res, DELIVER_OK, "2.0.0", "delivered");
+    /* an alias led to one other user: the log says whose mailbox it was
+       (to=<user>, orig_to=<recipient>), as Postfix's does */
+    if (x.nusers == 1 && x.nremote == 0 && strcasecmp(x.users[0], base) != 0)
+        (void)snprintf(res->final_to, sizeof(res->final_to), "%s%s%s",
+                       x.users[0], *dom ? "@" : "", dom);
     if (res->status != DELIVER_DEFER && fc.nrcpts > 0) {
-        struct local_result fres = { DELIVER_DEFER, "4.3.0", "" };
+        struct local_result fres = { DELIVER_DEFER, "4.3.0", "", "" };
         local_forward(r, &fc, &fres);
         /* a defer wins; else the first bounce; else what was done */
         if (fres.status == DELIVER_DEFER

@@ -54,6 +54,21 @@ class AliasList(TernTestCase):
         self.assertRegex(log, r"%s: to=<alice@localhost>, orig_to=<staff@localhost>, "
                               r"relay=local, .*status=sent" % fwd[0][1])
 
+    def test_single_alias_logs_the_mailbox_user(self):
+        # "root: demo" is delivered within the request; the log line names
+        # the mailbox it went to and the address it was sent to, as
+        # Postfix's does (to=<demo@...>, orig_to=<root@...>)
+        inst = self.instance(main=FAST_RETRY, users=("demo",),
+                             aliases={"root": "demo"})
+        inst.start()
+        with inst.smtp() as s:
+            s.sendmail("x@example.org", ["root@localhost"],
+                       b"Subject: to root\r\n\r\nhi\r\n")
+        inst.wait_messages("demo", 1)
+        self.assertLogHas(inst, "to=<demo@localhost>, orig_to=<root@localhost>, "
+                                "relay=local, delay=")
+        self.assertNotIn(": to=<root@localhost>", inst.log_text())
+
     def test_list_containing_itself(self):
         # "a: a, b": a's own name delivers to a's mailbox, and the new
         # queue file is not expanded again (no endless forwarding)

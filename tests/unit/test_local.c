@@ -213,7 +213,7 @@ static struct local_result run(const char *rcpt, const char *body)
     struct local_request r;
     queue_msg_t m;
     char qid[QUEUE_ID_SIZE];
-    struct local_result res = { DELIVER_DEFER, "", "" };
+    struct local_result res = { DELIVER_DEFER, "", "", "" };
     make_request(rcpt, body, &r, qid, &m);
     local_deliver(&r, local_alias_maps_for_test(), &res);
     close(r.queue_fd);
@@ -226,7 +226,7 @@ START_TEST(test_maildir_delivery_and_retry)
     struct local_request r;
     queue_msg_t m;
     char qid[QUEUE_ID_SIZE], name[512], path[1200];
-    struct local_result res = { DELIVER_DEFER, "", "" };
+    struct local_result res = { DELIVER_DEFER, "", "", "" };
     make_request("demo@localhost", "Subject: x\n\nhello\n", &r, qid, &m);
     local_deliver(&r, local_alias_maps_for_test(), &res);
     ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
@@ -369,7 +369,7 @@ START_TEST(test_expanded_member)
     struct local_request r;
     queue_msg_t m;
     char qid[QUEUE_ID_SIZE];
-    struct local_result res = { DELIVER_DEFER, "", "" };
+    struct local_result res = { DELIVER_DEFER, "", "", "" };
     make_request("self@localhost", "Delivered-To: self@localhost\nSubject: e\n\nx\n",
                  &r, qid, &m);
     r.expanded = true;
@@ -550,7 +550,7 @@ START_TEST(test_queue_open_uses_the_file)
     struct local_request r0, r;
     queue_msg_t m0, m;
     char qid[QUEUE_ID_SIZE];
-    struct local_result res = { DELIVER_DEFER, "", "" };
+    struct local_result res = { DELIVER_DEFER, "", "", "" };
     attr_list_t a;
 
     make_request("demo@localhost", "Subject: q\n\nx\n", &r0, qid, &m0);
@@ -575,7 +575,7 @@ START_TEST(test_queue_open_refusals)
     struct local_request r0;
     queue_msg_t m0;
     char qid[QUEUE_ID_SIZE], other[QUEUE_ID_SIZE], path[256], link_path[256];
-    struct local_result res = { DELIVER_DEFER, "", "" };
+    struct local_result res = { DELIVER_DEFER, "", "", "" };
 
     make_request("demo@localhost", "Subject: q\n\nx\n", &r0, qid, &m0);
     long off = (long)r0.rcpt_offset;
@@ -1025,7 +1025,7 @@ static struct local_result run_file(const char *path, uid_t uid, gid_t gid)
     struct local_request r;
     queue_msg_t m;
     char qid[QUEUE_ID_SIZE];
-    struct local_result res = { DELIVER_DEFER, "", "" };
+    struct local_result res = { DELIVER_DEFER, "", "", "" };
     make_request("files@localhost", "Subject: f\n\nFrom me\n", &r, qid, &m);
     local_file(&r, path, uid, gid, &res);
     close(r.queue_fd);
@@ -1140,7 +1140,7 @@ START_TEST(test_mailbox_errno_codes)
         { EIO, DELIVER_DEFER, "4.3.0" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct local_result res = { DELIVER_OK, "", "" };
+        struct local_result res = { DELIVER_OK, "", "", "" };
         mbox_errno_result(&res, "write", "/x", cases[i].e);
         ck_assert_int_eq(res.status, cases[i].status);
         ck_assert_str_eq(res.dsn, cases[i].dsn);
@@ -1160,7 +1160,7 @@ START_TEST(test_mbox_read_error_truncates)
     struct local_request r;
     queue_msg_t m;
     char qid[QUEUE_ID_SIZE], path[600];
-    struct local_result res = { DELIVER_DEFER, "", "" };
+    struct local_result res = { DELIVER_DEFER, "", "", "" };
     char *body = xmalloc(200001);
     memset(body, 'b', 200000);
     body[200000] = '\0';
@@ -1343,7 +1343,7 @@ START_TEST(test_command_run)
     struct local_request r;
     queue_msg_t m;
     char qid[QUEUE_ID_SIZE], cmd[2048], out[600];
-    struct local_result res = { DELIVER_DEFER, "", "" };
+    struct local_result res = { DELIVER_DEFER, "", "", "" };
     struct local_rights who;
     struct local_cmd_ctx ctx = { "demo", "", "" };
 
