@@ -86,6 +86,48 @@ def ternmap(etc, path, text):
     os.chmod(path + ".lmdb", 0o644)
 
 
+def attr_encode(attrs):
+    """A dict as an attribute list (lib/util/attr.h wire form)."""
+    out = b""
+    for k, v in attrs.items():
+        out += k.encode() + b"\0" + str(v).encode() + b"\0"
+    return out + b"\0"
+
+
+def attr_decode(buf):
+    """dict, or None while incomplete."""
+    items, i = {}, 0
+    while True:
+        j = buf.find(b"\0", i)
+        if j < 0:
+            return None
+        if j == i:
+            return items
+        k = buf.find(b"\0", j + 1)
+        if k < 0:
+            return None
+        items[buf[i:j].decode()] = buf[j + 1:k].decode(errors="replace")
+        i = k + 1
+
+
+def agent_request(path, attrs, timeout=60):
+    """One request to the delivery agent socket path (a dict of
+    attributes); its reply as a dict. Fails if the agent hangs up."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(attr_encode(attrs))
+        buf = b""
+        while True:
+            got = attr_decode(buf)
+            if got is not None:
+                return got
+            chunk = s.recv(4096)
+            if not chunk:
+                raise AssertionError("%s closed the connection" % path)
+            buf += chunk
+
+
 def subject_of(msg):
     """The Subject: of a delivered message (bytes), or None."""
     m = re.search(rb"^Subject: (.*)$", msg, re.M)

@@ -20,7 +20,8 @@ import struct
 import subprocess
 import unittest
 
-from ternlab import BUILD, TernTestCase, proc_children, wait_for
+from ternlab import (BUILD, TernTestCase, agent_request, attr_decode,
+                     attr_encode, proc_children, wait_for)
 
 QID_ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz"
 _qid_counter = [0]
@@ -58,29 +59,6 @@ def queue_file(sender, rcpts, content):
     return bytes(out), offsets, content_offset
 
 
-def attr_encode(attrs):
-    out = b""
-    for k, v in attrs.items():
-        out += k.encode() + b"\0" + str(v).encode() + b"\0"
-    return out + b"\0"
-
-
-def attr_decode(buf):
-    """dict, or None while incomplete."""
-    items, i = {}, 0
-    while True:
-        j = buf.find(b"\0", i)
-        if j < 0:
-            return None
-        if j == i:
-            return items
-        k = buf.find(b"\0", j + 1)
-        if k < 0:
-            return None
-        items[buf[i:j].decode()] = buf[j + 1:k].decode(errors="replace")
-        i = k + 1
-
-
 @unittest.skipUnless(os.geteuid() == 0, "needs root")
 class LocalRequests(TernTestCase):
     """private/local takes requests from any `tern` process: local (root)
@@ -116,19 +94,8 @@ class LocalRequests(TernTestCase):
                  "rcpt_offset_0": offset,
                  "content_offset": content[0], "content_size": content[1],
                  "arrival_usec": 1700000000000001}
-        path = os.path.join(self.inst.spool, "private", "local")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(60)
-            s.connect(path)
-            s.sendall(attr_encode(attrs))
-            buf = b""
-            while True:
-                got = attr_decode(buf)
-                if got is not None:
-                    return got
-                chunk = s.recv(4096)
-                self.assertTrue(chunk, "local closed the connection")
-                buf += chunk
+        return agent_request(os.path.join(self.inst.spool, "private", "local"),
+                             attrs, 60)
 
     def assertRefused(self, reply, why):
         self.assertEqual(reply.get("status_0"), "4", reply)

@@ -10,11 +10,11 @@ by the spool owner), as test_security.py does for local.
 """
 import os
 import pwd
-import socket
 import unittest
 
-from ternlab import HAVE_DNSMASQ, Dnsmasq, TernTestCase, free_port, wait_for
-from test_security import attr_decode, attr_encode, make_qid, queue_file
+from ternlab import (HAVE_DNSMASQ, Dnsmasq, TernTestCase, agent_request,
+                     free_port, wait_for)
+from test_security import make_qid, queue_file
 from test_smtp import Script, dns_conf
 
 
@@ -57,19 +57,8 @@ class SmtpRequests(TernTestCase):
         for k, (addr, off) in enumerate(rcpts):
             attrs["recipient_%d" % k] = addr
             attrs["rcpt_offset_%d" % k] = off
-        path = os.path.join(self.inst.spool, "private", "smtp")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(120)
-            s.connect(path)
-            s.sendall(attr_encode(attrs))
-            buf = b""
-            while True:
-                got = attr_decode(buf)
-                if got is not None:
-                    return got
-                chunk = s.recv(4096)
-                self.assertTrue(chunk, "smtp closed the connection")
-                buf += chunk
+        return agent_request(os.path.join(self.inst.spool, "private", "smtp"),
+                             attrs, 120)
 
     def record_types(self, path, offs):
         with open(path, "rb") as f:
