@@ -443,7 +443,7 @@ int smtpd_check_queue(struct smtpd_session *s, const char *sender,
     struct statvfs st;
     buf_t line = BUF_INIT;
 
-    if (minfree == 0 && size == 0)
+    if (minfree == 0 && size == 0 && var_message_size_limit <= 0)
         return 0;
     if (statvfs(".", &st) < 0) {
         /* not knowing is no reason to refuse: the commit still checks
@@ -452,8 +452,8 @@ int smtpd_check_queue(struct smtpd_session *s, const char *sender,
         return 0;
     }
     avail = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
-    /* Postfix: a set queue_minfree is at least 1.5 message_size_limit */
-    if (minfree > 0 && var_message_size_limit > 0
+    /* as Postfix: room for 1.5 messages of the largest size, at least */
+    if (var_message_size_limit > 0
         && need < (uint64_t)var_message_size_limit / 2 * 3)
         need = (uint64_t)var_message_size_limit / 2 * 3;
     if ((need > 0 && avail < need)

@@ -293,7 +293,7 @@ const struct param_def param_table[] = {
     P_STR(propagate_unmatched_extensions, "canonical, virtual",
           "Where an address extension (user+ext) that a table matched without it is carried over to the result: virtual (virtual_alias_maps); canonical is accepted for Postfix compatibility."),
     P_SIZE(queue_minfree, "0", 0, 1L << 62,
-           "Free space the queue file system must keep: with less (or less than 1.5 times message_size_limit, when this is not 0) the SMTP server answers MAIL FROM with 452 4.3.1, and a SIZE= larger than the space beyond it too (0: only SIZE= larger than the free space)."),
+           "Free space the queue file system must keep: with less, or less than 1.5 times message_size_limit (as in Postfix, whatever this is), the SMTP server answers MAIL FROM with 452 4.3.1, and a SIZE= larger than the space beyond it too."),
     P_TIME(smtpd_timeout, "300s", 1, DAY_,
            "How long the SMTP server waits for a client command or data."),
     P_INT(smtpd_client_limit, "256", 1, 1000000,
