@@ -251,8 +251,8 @@ static int smtp_tls_step(smtp_conn_t *c, const struct smtp_tls_policy *tls,
     return 0;
 }
 
-/* smtp_body_put - content bytes into out, LF -> CRLF, dot-stuffed for
-   DATA; flush(out) when it fills */
+/* smtp_body_put - content bytes into out, LF -> CRLF, a bare CR -> space,
+   dot-stuffed for DATA; flush(out) when it fills */
 struct smtp_body {
     smtp_conn_t *c;
     bool bdat;
@@ -314,6 +314,12 @@ static int smtp_body_send(smtp_conn_t *c, const struct smtp_msg *msg,
 
             if (b.bol && ch == '.' && !bdat)
                 (void)buf_putc(&b.out, '.');
+            /* stored lines end in LF, so a CR is a bare one (smtpd keeps
+               it as content); RFC 5321 4.1.1.4 forbids sending it, and a
+               receiver that took it for a line end could be smuggled a
+               "<CR>.<CR>" end of data: it goes out as a space */
+            if (ch == '\r')
+                ch = ' ';
             if (ch == '\n') {
                 (void)buf_append(&b.out, "\r\n", 2);
                 b.bol = true;

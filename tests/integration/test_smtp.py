@@ -469,6 +469,20 @@ class ScriptedServerTest(SmtpTestBase):
         self.assertNotIn("BODY=", mail)
         self.assertIn("caf\u00e9".encode(), srv.bodies[0])
 
+    def test_bare_cr_never_sent(self):
+        # smtpd keeps a bare CR as content; RFC 5321 forbids sending one,
+        # and "<CR>.<CR>" could end the data early at a lax receiver
+        srv = self.script(ehlo=["PIPELINING", "8BITMIME"])
+        a = self.sender_instance(srv.port)
+        with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=WAIT) as c:
+            c.ehlo("client")
+            c.sendmail("demo@mail.a.example.org", ["x@b.example.org"],
+                       b"Subject: cr\r\n\r\none\rtwo\r\n\r.\rsmuggled\r\n")
+        self.status_line(a, "x@b.example.org", "sent")
+        body = srv.bodies[0]
+        self.assertNotIn(b"\r", body.replace(b"\r\n", b""))
+        self.assertIn(b"one two\r\n . smuggled\r\n", body)
+
     def test_size_limit_of_server_bounces(self):
         srv = self.script(ehlo=["SIZE 100"])
         a = self.sender_instance(srv.port)
