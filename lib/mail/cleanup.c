@@ -219,18 +219,38 @@ void cleanup_set_header_hook(cleanup_t *c, cleanup_header_fn header,
 }
 
 /* cleanup_sender - the 'S' record (exactly once, first) */
-int cleanup_sender(cleanup_t *c, const char *sender)
+/* cl_qualify - an address without a domain gets @$myorigin (Postfix's
+   append_at_myorigin), so every queued address has one; out holds the
+   result, the return value is what to use */
+static const char *cl_qualify(const char *addr, buf_t *out)
 {
+    if (!var_append_at_myorigin || addr[0] == '\0' || strchr(addr, '@')
+        || var_myorigin == NULL || var_myorigin[0] == '\0')
+        return addr;
+    buf_reset(out);
+    (void)buf_printf(out, "%s@%s", addr, var_myorigin);
+    return buf_str(out);
+}
+
+int cleanup_sender(cleanup_t *c, const char *given)
+{
+    buf_t q = BUF_INIT;
+    const char *sender;
+
     if (!cl_usable(c))
         return -1;
     if (c->have_sender || c->state != CL_ENVELOPE) {
         errno = EINVAL;
         return cl_fail(c);
     }
-    if (queue_writer_record(&c->w, QREC_SENDER, sender, strlen(sender)) < 0)
+    sender = cl_qualify(given, &q);
+    if (queue_writer_record(&c->w, QREC_SENDER, sender, strlen(sender)) < 0) {
+        buf_free(&q);
         return cl_fail(c);
+    }
     c->have_sender = true;
     c->sender = xstrdup(sender);
+    buf_free(&q);
     return 0;
 }
 
@@ -324,11 +344,33 @@ static int cl_store_rcpt(cleanup_t *c, const char *orcpt, const char *rcpt,
     return 0;
 }
 
-/* cleanup_rcpt_dsn - virtual alias expansion (virtual_alias.h), then
+/* cl_rcpt_qualified - virtual alias expansion (virtual_alias.h), then
    each resulting address stored with the original recipient as its
    'O' record (the producer's orcpt when it gave one) */
+static int cl_rcpt_qualified(cleanup_t *c, const char *orcpt,
+                             const char *rcpt, unsigned notify,
+                             const char *dsn_orcpt);
+
+/* cleanup_rcpt_dsn - an address without a domain is qualified first
+   (the address as given stays the original recipient, as in Postfix's
+   logs: to=<root@host>, orig_to=<root>) */
 int cleanup_rcpt_dsn(cleanup_t *c, const char *orcpt, const char *rcpt,
                      unsigned notify, const char *dsn_orcpt)
+{
+    buf_t q = BUF_INIT;
+    const char *qualified = cl_qualify(rcpt, &q);
+    int rc;
+
+    if (qualified != rcpt && orcpt == NULL)
+        orcpt = rcpt;
+    rc = cl_rcpt_qualified(c, orcpt, qualified, notify, dsn_orcpt);
+    buf_free(&q);
+    return rc;
+}
+
+static int cl_rcpt_qualified(cleanup_t *c, const char *orcpt,
+                             const char *rcpt, unsigned notify,
+                             const char *dsn_orcpt)
 {
     char ntext[QREC_NOTIFY_TEXT_MAX] = "";
     struct virtual_alias_result r;

@@ -46,6 +46,7 @@ char *var_mail_name;
 char *var_myhostname;
 char *var_mydomain;
 char *var_myorigin;
+bool var_append_at_myorigin;
 char *var_2bounce_notice_recipient;
 char *var_mydestination;
 char *var_mynetworks;
@@ -253,7 +254,9 @@ const struct param_def param_table[] = {
     P_STR(mydomain, NULL,
           "Domain of this host; default: $myhostname minus its first label (localdomain if nothing is left)."),
     P_STR(myorigin, "$myhostname",
-          "Domain appended to unqualified sender addresses of locally posted mail."),
+          "Domain appended to unqualified envelope addresses (append_at_myorigin)."),
+    P_BOOL(append_at_myorigin, "yes",
+           "Append @$myorigin to envelope senders and recipients without a domain as they enter the queue (cleanup); the address as given stays the original recipient."),
     P_STR(mydestination, "$myhostname, localhost.$mydomain, localhost",
           "Domains delivered locally by this host."),
     P_STR(mynetworks, "127.0.0.0/8 [::1]/128",

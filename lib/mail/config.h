@@ -59,6 +59,7 @@ extern char *var_mail_name;
 extern char *var_myhostname;
 extern char *var_mydomain;
 extern char *var_myorigin;
+extern bool var_append_at_myorigin;
 extern char *var_2bounce_notice_recipient;
 extern char *var_mydestination;
 extern char *var_mynetworks;

@@ -1345,6 +1345,52 @@ START_TEST(test_virtual_flag_off)
 }
 END_TEST
 
+/* append_at_myorigin: bare envelope addresses get @$myorigin; a bare
+   recipient as given stays the original; qualified ones and the null
+   sender are left alone; off means untouched */
+START_TEST(test_append_at_myorigin)
+{
+    cleanup_t *c;
+    queue_msg_t m;
+    char *saved = var_myorigin;
+
+    var_myorigin = "host.example";
+    var_append_at_myorigin = true;
+    c = cleanup_open(QUEUE_INCOMING, CLEANUP_FLAG_NO_VIRTUAL);
+    ck_assert_int_eq(cleanup_sender(c, "demo"), 0);
+    ck_assert_int_eq(cleanup_rcpt(c, NULL, "root"), 0);
+    ck_assert_int_eq(cleanup_rcpt(c, "given", "alice"), 0);
+    ck_assert_int_eq(cleanup_rcpt(c, NULL, "bob@other.example"), 0);
+    ck_assert_int_eq(cleanup_rcpt(c, NULL, "root@host.example"), 0);
+    ck_assert_int_eq(cleanup_commit(c), 0);
+    read_back(cleanup_qid(c), &m, NULL);
+    ck_assert_str_eq(m.sender, "demo@host.example");
+    ck_assert_uint_eq(m.nrcpts, 4);
+    ck_assert_str_eq(m.rcpts[0].address, "root@host.example");
+    ck_assert_str_eq(m.rcpts[0].orcpt, "root");
+    ck_assert_str_eq(m.rcpts[1].address, "alice@host.example");
+    ck_assert_str_eq(m.rcpts[1].orcpt, "given");
+    ck_assert_str_eq(m.rcpts[2].address, "bob@other.example");
+    ck_assert_ptr_null(m.rcpts[2].orcpt);
+    /* not a duplicate of the first: another original recipient */
+    ck_assert_str_eq(m.rcpts[3].address, "root@host.example");
+    queue_msg_free(&m);
+    cleanup_free(c);
+
+    c = cleanup_open(QUEUE_INCOMING, CLEANUP_FLAG_NO_VIRTUAL);
+    ck_assert_int_eq(cleanup_sender(c, ""), 0);
+    var_append_at_myorigin = false;
+    ck_assert_int_eq(cleanup_rcpt(c, NULL, "root"), 0);
+    ck_assert_int_eq(cleanup_commit(c), 0);
+    read_back(cleanup_qid(c), &m, NULL);
+    ck_assert_str_eq(m.sender, "");
+    ck_assert_str_eq(m.rcpts[0].address, "root");
+    queue_msg_free(&m);
+    cleanup_free(c);
+    var_myorigin = saved;
+}
+END_TEST
+
 /* a table that fails, or an expansion past a limit, never drops the
    recipient: cleanup_rcpt fails (EIO), nothing is left in the queue */
 static const char *const virtual_fail_maps[] = {
@@ -1405,6 +1451,7 @@ static Suite *cleanup_suite(void)
     tcase_add_test(tc, test_header_size_limit);
     tcase_add_test(tc, test_virtual_expansion);
     tcase_add_test(tc, test_virtual_flag_off);
+    tcase_add_test(tc, test_append_at_myorigin);
     tcase_add_loop_test(tc, test_virtual_failure, 0, ARRAY_LEN(virtual_fail_maps));
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
