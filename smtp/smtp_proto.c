@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "mail/config.h"
+#include "mail/mime_downgrade.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/sys.h"
@@ -287,20 +288,27 @@ static int smtp_body_chunk(struct smtp_body *b, bool last)
 /* smtp_body_send - the content; 0 sent (final reply not read yet), -1
    I/O error, 1 a BDAT chunk was refused (c->reply) */
 static int smtp_body_send(smtp_conn_t *c, const struct smtp_msg *msg,
-                          bool bdat)
+                          const buf_t *mem, bool bdat)
 {
     struct smtp_body b = { c, bdat, BUF_INIT, true };
-    char in[16384];
-    uint64_t done = 0;
+    char chunk[16384];
+    uint64_t done = 0, len = mem != NULL ? mem->len : msg->content_len;
     int rc;
 
     buf_init(&b.out, 0);
-    while (done < msg->content_len) {
-        size_t want = msg->content_len - done < sizeof(in)
-                      ? (size_t)(msg->content_len - done) : sizeof(in);
-        ssize_t got = pread(msg->fd, in, want,
-                            msg->content_offset + (off_t)done);
+    while (done < len) {
+        size_t want = len - done < sizeof(chunk) ? (size_t)(len - done)
+                                                 : sizeof(chunk);
+        const char *in = chunk;
+        ssize_t got;
 
+        if (mem != NULL) {
+            in = mem->data + done;
+            got = (ssize_t)want;
+        } else {
+            got = pread(msg->fd, chunk, want,
+                        msg->content_offset + (off_t)done);
+        }
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0) {
@@ -409,10 +417,59 @@ void smtp_proto_quit(smtp_conn_t *c)
     smtp_conn_close(c);
 }
 
-/* smtp_transaction - MAIL, RCPTs, DATA/BDAT; 0 the session is still
-   good, -1 it is not */
-static int smtp_transaction(smtp_conn_t *c, struct smtp_msg *msg,
-                            struct smtp_rcpt *rcpts, size_t n)
+/* smtp_content_read - the whole content of the queue file into out */
+static int smtp_content_read(const struct smtp_msg *msg, buf_t *out)
+{
+    char chunk[65536];
+    uint64_t done = 0;
+
+    while (done < msg->content_len) {
+        size_t want = msg->content_len - done < sizeof(chunk)
+                      ? (size_t)(msg->content_len - done) : sizeof(chunk);
+        ssize_t got = pread(msg->fd, chunk, want,
+                            msg->content_offset + (off_t)done);
+
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0 || buf_append(out, chunk, (size_t)got) < 0)
+            return -1;
+        done += (uint64_t)got;
+    }
+    return 0;
+}
+
+/* smtp_downgrade - 8-bit content for a server without 8BITMIME: its
+   7-bit MIME form into seven (RFC 6152 3, mime_downgrade.h); what cannot
+   be converted bounces every recipient with 5.6.3 (-1) */
+static int smtp_downgrade(const smtp_conn_t *c, const struct smtp_msg *msg,
+                          buf_t *seven, struct smtp_rcpt *rcpts, size_t n)
+{
+    buf_t orig = BUF_INIT;
+    const char *why = "cannot read queue file content";
+    char text[SMTP_REASON_MAX];
+    int rc = -1;
+
+    if (smtp_content_read(msg, &orig) == 0
+        && mime_downgrade(orig.data ? orig.data : "", orig.len, seven,
+                          &why) == 0)
+        rc = 0;
+    buf_free(&orig);
+    if (rc == 0)
+        return 0;
+    buf_free(seven);
+    (void)snprintf(text, sizeof(text), "host %s does not offer 8BITMIME and "
+                   "the message cannot be converted to 7 bit: %s", c->peer,
+                   why);
+    smtp_all_bounce(rcpts, n, "5.6.3", text);
+    return -1;
+}
+
+/* smtp_transaction_run - MAIL, RCPTs, DATA/BDAT with the content from
+   the file, or seven when not NULL; 0 the session is still good, -1 it
+   is not */
+static int smtp_transaction_run(smtp_conn_t *c, struct smtp_msg *msg,
+                                struct smtp_rcpt *rcpts, size_t n,
+                                const buf_t *seven)
 {
     bool pipe = c->features & SMTP_F_PIPELINING;
     bool bdat = c->features & SMTP_F_CHUNKING;
@@ -500,7 +557,7 @@ static int smtp_transaction(smtp_conn_t *c, struct smtp_msg *msg,
             return smtp_proto_rset(c);
         }
     }
-    rc = smtp_body_send(c, msg, bdat);
+    rc = smtp_body_send(c, msg, seven, bdat);
     if (rc < 0) {
         smtp_all_fail(c, rcpts, n, "4.4.2", "sending message body");
         return -1;
@@ -522,6 +579,24 @@ static int smtp_transaction(smtp_conn_t *c, struct smtp_msg *msg,
         }
     }
     return rc == 0 ? 0 : smtp_proto_rset(c);
+}
+
+/* smtp_transaction - one message on the session, made 7-bit first for
+   a server without 8BITMIME; 0 the session is still good, -1 it is not */
+static int smtp_transaction(smtp_conn_t *c, struct smtp_msg *msg,
+                            struct smtp_rcpt *rcpts, size_t n)
+{
+    buf_t seven = BUF_INIT;
+    int rc;
+
+    if (!msg->eightbit || (c->features & SMTP_F_8BITMIME)
+        || (msg->needs_utf8 && !(c->features & SMTP_F_SMTPUTF8)))
+        return smtp_transaction_run(c, msg, rcpts, n, NULL);
+    if (smtp_downgrade(c, msg, &seven, rcpts, n) < 0)
+        return 0;
+    rc = smtp_transaction_run(c, msg, rcpts, n, &seven);
+    buf_free(&seven);
+    return rc;
 }
 
 int smtp_proto_deliver(smtp_conn_t *c, bool fresh, const char *nexthop,

@@ -459,7 +459,8 @@ class ScriptedServerTest(SmtpTestBase):
         mail = [c for c in srv.commands if c.startswith("MAIL")][0]
         self.assertTrue(mail.endswith(" SMTPUTF8"), mail)
 
-    def test_8bit_without_8bitmime_is_sent_as_is(self):
+    def test_8bit_without_8bitmime_is_converted_to_7bit(self):
+        # RFC 6152 3: the client converts (quoted-printable) or bounces
         srv = self.script(ehlo=["PIPELINING"])
         a = self.sender_instance(srv.port)
         self.submit(a, ["x@b.example.org"], "8bit",
@@ -467,7 +468,23 @@ class ScriptedServerTest(SmtpTestBase):
         self.status_line(a, "x@b.example.org", "sent")
         mail = [c for c in srv.commands if c.startswith("MAIL")][0]
         self.assertNotIn("BODY=", mail)
-        self.assertIn("caf\u00e9".encode(), srv.bodies[0])
+        body = srv.bodies[0]
+        self.assertTrue(all(b < 0x80 for b in body), body)
+        self.assertIn(b"Content-Transfer-Encoding: quoted-printable\r\n", body)
+        self.assertIn(b"caf=C3=A9\r\n", body)
+
+    def test_8bit_that_cannot_be_converted_bounces(self):
+        srv = self.script(ehlo=["PIPELINING"])
+        a = self.sender_instance(srv.port)
+        with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=WAIT) as c:
+            c.ehlo("client")
+            c.sendmail("demo@mail.a.example.org", ["x@b.example.org"],
+                       b"MIME-Version: 1.0\r\nContent-Transfer-Encoding: "
+                       b"base64\r\n\r\n\xe9\xe9\r\n")
+        line = self.status_line(a, "x@b.example.org", "bounced")
+        self.assertIn("dsn=5.6.3", line)
+        self.assertIn("cannot be converted to 7 bit", line)
+        self.assertFalse([c for c in srv.commands if c.startswith("MAIL")])
 
     def test_bare_cr_never_sent(self):
         # smtpd keeps a bare CR as content; RFC 5321 forbids sending one,
