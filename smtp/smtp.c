@@ -293,7 +293,17 @@ static int smtp_handle(attr_list_t *req, attr_list_t *reply, void *ctx)
                 (void)smtp_queue_mark(&m, &msg, r);
             smtp_log(&msg, r, r->qr->address);
         }
-        deliver_reply_add(reply, i, r->status, r->dsn, r->reason);
+        if (r->qr != NULL && r->status == DELIVER_OK && r->no_dsn
+            && (r->qr->dsn_notify & QREC_NOTIFY_SUCCESS)) {
+            /* qmgr's success notice says "relayed" (RFC 3461 5.2.2.2) */
+            char text[SMTP_REASON_MAX + 64];
+
+            (void)snprintf(text, sizeof(text), "%s (relayed: the next hop "
+                           "does not support DSN)", r->reason);
+            deliver_reply_add(reply, i, r->status, r->dsn, text);
+        } else {
+            deliver_reply_add(reply, i, r->status, r->dsn, r->reason);
+        }
     }
     if (any_dead && !any_reached)
         deliver_reply_dest_dead(reply);

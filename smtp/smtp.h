@@ -26,6 +26,7 @@ struct smtp_rcpt {
     int status;                 /* DELIVER_*; DEFER while still open */
     bool done;                  /* final for this request */
     bool accepted;              /* RCPT TO got 2xx in this transaction */
+    bool no_dsn;                /* delivered to a server without DSN */
     char dsn[SMTP_DSN_MAX];
     char reason[SMTP_REASON_MAX];
     char relay[SMTP_RELAY_MAX];     /* "none" until a server was reached */

@@ -573,6 +573,7 @@ static int smtp_transaction_run(smtp_conn_t *c, struct smtp_msg *msg,
         if (c->reply.code / 100 == 2) {
             smtp_rcpt_set(r, DELIVER_OK, c->reply.dsn, "%s",
                           smtp_reply_text(&c->reply));
+            r->no_dsn = !(c->features & SMTP_F_DSN);
             r->done = true;
         } else {
             smtp_said(r, c, bdat ? "BDAT" : "end of DATA");

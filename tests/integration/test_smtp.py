@@ -473,6 +473,23 @@ class ScriptedServerTest(SmtpTestBase):
         self.assertIn(b"Content-Transfer-Encoding: quoted-printable\r\n", body)
         self.assertIn(b"caf=C3=A9\r\n", body)
 
+    def test_success_notice_relayed_to_server_without_dsn(self):
+        # NOTIFY=SUCCESS, but the next hop cannot pass it on: the sender
+        # is told the message was relayed (RFC 3461 5.2.2.2)
+        srv = self.script(ehlo=["PIPELINING"])
+        a = self.sender_instance(srv.port)
+        with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=WAIT) as c:
+            c.ehlo("client")
+            c.sendmail("demo@mail.a.example.org", ["x@b.example.org"],
+                       b"Subject: tell me\r\n\r\nx\r\n",
+                       rcpt_options=["NOTIFY=SUCCESS"])
+        self.status_line(a, "x@b.example.org", "sent")
+        rcpt = [c for c in srv.commands if c.startswith("RCPT")][0]
+        self.assertNotIn("NOTIFY", rcpt)
+        notice = a.wait_messages("demo", 1)[0]
+        self.assertIn(b"Action: relayed", notice)
+        self.assertIn(b"Final-Recipient: rfc822; x@b.example.org", notice)
+
     def test_8bit_that_cannot_be_converted_bounces(self):
         srv = self.script(ehlo=["PIPELINING"])
         a = self.sender_instance(srv.port)
