@@ -397,6 +397,23 @@ class TernTestCase(unittest.TestCase):
         self.addCleanup(inst.cleanup)
         return inst
 
+    def remote_pair(self, **a_kw):
+        """Two started instances: B, final destination for
+        remote.example.org (user bob), and A, which sends mail for that
+        domain to B over its smtp client (transport_maps, no DNS);
+        a_kw go to A's Instance (main= is added to FAST_RETRY)."""
+        b = self.instance(users=("bob",),
+                          main={"myhostname": "mx.remote.example.org",
+                                "mydestination":
+                                "remote.example.org, $myhostname"})
+        b.start()
+        main = dict(FAST_RETRY, **a_kw.pop("main", {}))
+        main["transport_maps"] = ("inline:{remote.example.org="
+                                  "smtp:[127.0.0.1]:%d}" % b.smtp_port)
+        a = self.instance(main=main, **a_kw)
+        a.start()
+        return a, b
+
     def assertDeliveredOnce(self, inst, subjects, timeout=120, user="demo"):
         """Every subject arrives in user's Maildir exactly once, nothing else
         (counted once nothing is in flight any more: Instance.wait_quiet)."""

@@ -14,8 +14,7 @@ import signal
 import threading
 import unittest
 
-from ternlab import (FAST_RETRY, TernTestCase, send_many, subject_of,
-                     wait_for)
+from ternlab import TernTestCase, send_many, subject_of, wait_for
 
 TOTAL = 1000
 CONNS = 5
@@ -24,16 +23,7 @@ KILLS = 12
 
 class DeliveryCrash(TernTestCase):
     def test_kill9_qmgr_local_smtp_during_1000_mixed_messages(self):
-        b = self.instance(users=("bob",),
-                          main={"myhostname": "mx.remote.example.org",
-                                "mydestination":
-                                "remote.example.org, $myhostname"})
-        b.start()
-        main = dict(FAST_RETRY)
-        main["transport_maps"] = ("inline:{remote.example.org=smtp:[127.0.0.1]:%d}"
-                                  % b.smtp_port)
-        a = self.instance(main=main)
-        a.start()
+        a, b = self.remote_pair()
 
         accepted, errors, lock = set(), [], threading.Lock()
         per = TOTAL // CONNS

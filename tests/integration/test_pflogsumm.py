@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import unittest
 
-from ternlab import FAST_RETRY, TernTestCase, wait_for
+from ternlab import TernTestCase, wait_for
 
 PFLOGSUMM = shutil.which("pflogsumm") or "/usr/sbin/pflogsumm"
 
@@ -24,17 +24,7 @@ def total(report, what):
                      "pflogsumm is not installed (scripts/deps.sh test)")
 class Pflogsumm(TernTestCase):
     def test_pflogsumm_reads_the_log(self):
-        b = self.instance(users=("bob",),
-                          main={"myhostname": "mx.remote.example.org",
-                                "mydestination":
-                                "remote.example.org, $myhostname"})
-        b.start()
-        main = dict(FAST_RETRY)
-        main["transport_maps"] = ("inline:{remote.example.org="
-                                  "smtp:[127.0.0.1]:%d}" % b.smtp_port)
-        a = self.instance(main=main, users=("demo",),
-                          aliases={"root": "demo"})
-        a.start()
+        a, b = self.remote_pair(users=("demo",), aliases={"root": "demo"})
         with a.smtp() as s:
             s.sendmail("demo@localhost", ["demo@localhost"],
                        b"Subject: 1\r\n\r\nx\r\n")

@@ -221,6 +221,22 @@ class SmtpTestBase(TernTestCase):
     def log_lines(self, inst, text):
         return [l for l in inst.log_text().splitlines() if text in l]
 
+    def status_line(self, inst, rcpt, status, after=0):
+        """smtp's status line for rcpt with status=STATUS, skipping its
+        first `after` lines for rcpt."""
+        def find():
+            lines = [l for l in self.log_lines(inst, "to=<%s>" % rcpt)
+                     if "tern/smtp" in l]
+            for l in lines[after:]:
+                if "status=" + status in l:
+                    return l
+            return None
+        try:
+            return wait_for(find, 120, 0.1, "%s %s" % (rcpt, status))
+        except AssertionError:
+            self.fail("no status=%s for %s; log:\n%s"
+                      % (status, rcpt, inst.log_text()[-4000:]))
+
 
 class SeedFlowTest(SmtpTestBase):
     def test_submission_mx_lookup_delivery_to_other_instance(self):
@@ -273,18 +289,6 @@ class ScriptedServerTest(SmtpTestBase):
     def setUp(self):
         super().setUp()
         self.start_dns()
-
-    def status_line(self, inst, rcpt, status):
-        def find():
-            for l in self.log_lines(inst, "to=<%s>" % rcpt):
-                if "status=" + status in l and "tern/smtp" in l:
-                    return l
-            return None
-        try:
-            return wait_for(find, 120, 0.1, "%s %s" % (rcpt, status))
-        except AssertionError:
-            self.fail("no status=%s for %s; log:\n%s"
-                      % (status, rcpt, inst.log_text()[-4000:]))
 
     def test_plain_delivery_with_esmtp_parameters(self):
         srv = self.script(ehlo=["PIPELINING", "SIZE 100000", "8BITMIME",
@@ -632,18 +636,6 @@ class TlsTest(SmtpTestBase):
     def setUp(self):
         super().setUp()
         self.start_dns()
-
-    def status_line(self, inst, rcpt, status):
-        def find():
-            for l in self.log_lines(inst, "to=<%s>" % rcpt):
-                if "status=" + status in l and "tern/smtp" in l:
-                    return l
-            return None
-        try:
-            return wait_for(find, 120, 0.1, "%s %s" % (rcpt, status))
-        except AssertionError:
-            self.fail("no status=%s for %s; log:\n%s"
-                      % (status, rcpt, inst.log_text()[-4000:]))
 
     def test_may_uses_starttls(self):
         a = self.sender_instance(self.b.smtp_port,

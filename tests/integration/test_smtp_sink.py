@@ -79,20 +79,6 @@ class SmtpSinkTest(SmtpTestBase):
         self.addCleanup(s.stop)
         return s
 
-    def status_line(self, inst, rcpt, status, after=0):
-        def find():
-            lines = [l for l in self.log_lines(inst, "to=<%s>" % rcpt)
-                     if "tern/smtp" in l]
-            for l in lines[after:]:
-                if "status=" + status in l:
-                    return l
-            return None
-        try:
-            return wait_for(find, 120, 0.1, "%s %s" % (rcpt, status))
-        except AssertionError:
-            self.fail("no status=%s for %s; log:\n%s"
-                      % (status, rcpt, inst.log_text()[-4000:]))
-
     def test_4xx_then_success(self):
         port = free_port()
         soft = self.sink(port, "-r", "RCPT")
