@@ -41,6 +41,7 @@ enum cleanup_state {
     CL_ENVELOPE,        /* sender, attributes, recipients */
     CL_HEADER,          /* content: in the header section */
     CL_BODY,            /* content: in the body */
+    CL_SEALED,          /* complete, its commit running (cleanup_seal) */
     CL_DONE,            /* committed */
     CL_FAILED           /* discarded */
 };
@@ -134,7 +135,8 @@ static int cl_fail(cleanup_t *c)
 /* cl_usable - may the envelope/content calls go on? */
 static bool cl_usable(const cleanup_t *c)
 {
-    if (c->state == CL_FAILED || c->state == CL_DONE) {
+    if (c->state == CL_FAILED || c->state == CL_DONE
+        || c->state == CL_SEALED) {
         errno = c->state == CL_FAILED ? EIO : EINVAL;
         return false;
     }
@@ -1024,8 +1026,8 @@ static int cl_content_end(cleanup_t *c)
     return cl_header_end(c, false);
 }
 
-/* cleanup_commit - finish the content, commit durably */
-int cleanup_commit(cleanup_t *c)
+/* cleanup_seal - finish the content; seal the file for the commit */
+int cleanup_seal(cleanup_t *c, struct queue_sync *job)
 {
     if (!cl_usable(c))
         return -1;
@@ -1051,17 +1053,44 @@ int cleanup_commit(cleanup_t *c)
        system, one rename), never committed into incoming/ first */
     if (c->hold && strcmp(c->w.queue, QUEUE_HOLD) != 0)
         str_copy(c->w.queue, QUEUE_HOLD, sizeof(c->w.queue));
-    if (queue_writer_commit(&c->w) < 0) {
+    if (queue_writer_seal(&c->w, job) < 0) {
         int saved = errno;
         c->state = CL_FAILED;           /* the writer removed the file */
         buf_free(&c->hdr);
         errno = saved;
         return -1;
     }
-    c->state = CL_DONE;
     buf_free(&c->hdr);
     buf_free(&c->bline);
+    c->state = CL_SEALED;
+    return 1;
+}
+
+/* cleanup_sealed - the sealed file's commit is over */
+int cleanup_sealed(cleanup_t *c, const struct queue_sync *job)
+{
+    if (c->state != CL_SEALED) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (queue_writer_sealed(&c->w, job) < 0) {
+        c->state = CL_FAILED;
+        return -1;
+    }
+    c->state = CL_DONE;
     return 0;
+}
+
+/* cleanup_commit - finish the content, commit durably */
+int cleanup_commit(cleanup_t *c)
+{
+    struct queue_sync job, *jobs[1] = { &job };
+    int r = cleanup_seal(c, &job);
+
+    if (r <= 0)
+        return r;
+    queue_sync_run(jobs, 1);
+    return cleanup_sealed(c, &job);
 }
 
 /* cleanup_abort - discard an uncommitted file, keep the object */

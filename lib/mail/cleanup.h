@@ -78,6 +78,8 @@
 #include <stdint.h>
 #include <time.h>
 
+struct queue_sync;              /* mail/queue_writer.h */
+
 #define CLEANUP_FLAG_RECEIVED    (1u << 0)  /* prepend our Received: */
 #define CLEANUP_FLAG_ADD_MISSING (1u << 1)  /* Message-ID:, Date: if none */
 /* mail that was inspected when it entered the system (local's forwarded
@@ -142,6 +144,14 @@ int cleanup_content_begin(cleanup_t *c);
 int cleanup_content(cleanup_t *c, const void *p, size_t n);
 /* 0 durable under cleanup_qid(); -1 failed, nothing left behind */
 int cleanup_commit(cleanup_t *c);
+/* The same commit in steps, for group commit (queue_writer.h,
+   queue_commit.h): cleanup_seal() finishes the content; 1 = the file
+   is sealed and *job must go through queue_sync_run() (any thread),
+   then cleanup_sealed(); 0 = done without a file (DISCARD); -1 = failed
+   as cleanup_commit fails (a REJECT is EPERM). cleanup_sealed()
+   returns what cleanup_commit would have. */
+int cleanup_seal(cleanup_t *c, struct queue_sync *job);
+int cleanup_sealed(cleanup_t *c, const struct queue_sync *job);
 /* discard the file now (keeps errno); cleanup_qid() stays valid and
    every later call fails */
 void cleanup_abort(cleanup_t *c);

@@ -216,7 +216,7 @@ int queue_writer_content(queue_writer_t *w, const void *p, size_t n)
     return 0;
 }
 
-/* qw_finish - E record, real content length, fsync */
+/* qw_finish - E record, real content length (no fsync yet) */
 static int qw_finish(queue_writer_t *w)
 {
     char digits[QUEUE_CONTENT_DIGITS + 1];
@@ -227,9 +227,118 @@ static int qw_finish(queue_writer_t *w)
         return -1;
     snprintf(digits, sizeof(digits), "%020llu",
              (unsigned long long)w->content_len);
-    if (pwrite_full(w->fd, digits, QUEUE_CONTENT_DIGITS, w->content_start) < 0)
+    return pwrite_full(w->fd, digits, QUEUE_CONTENT_DIGITS, w->content_start);
+}
+
+/* qw_fail - the commit failed: remove the file, keep errno */
+static int qw_fail(queue_writer_t *w, int err)
+{
+    w->failed = true;
+    qw_cleanup(w);
+    errno = err;
+    return -1;
+}
+
+/* queue_writer_seal - the file complete on disk (not yet durable) and
+   described in *job for queue_sync_run */
+int queue_writer_seal(queue_writer_t *w, struct queue_sync *job)
+{
+    buf_t final = BUF_INIT;
+    const char *slash;
+
+    memset(job, 0, sizeof(*job));
+    job->fd = -1;
+    if (w->fd < 0) {
+        errno = EBADF;
         return -1;
-    return fsync(w->fd);
+    }
+    if (w->failed)
+        return qw_fail(w, EIO);
+    if (qw_finish(w) < 0)
+        return qw_fail(w, errno);
+    queue_path(w->queue, w->qid, &final);
+    slash = final.len > 0 ? strrchr(buf_str(&final), '/') : NULL;
+    if (slash == NULL
+        || str_copy(job->final_path, buf_str(&final), sizeof(job->final_path))
+               >= sizeof(job->final_path)
+        || (size_t)(slash - buf_str(&final)) >= sizeof(job->dir)) {
+        buf_free(&final);
+        return qw_fail(w, final.len == 0 ? ENOMEM : ENAMETOOLONG);
+    }
+    /* the directory that gets the new name: queue/ or queue/X/ */
+    memcpy(job->dir, buf_str(&final), (size_t)(slash - buf_str(&final)));
+    job->dir[slash - buf_str(&final)] = '\0';
+    buf_free(&final);
+    (void)str_copy(job->tmp_path, w->tmp_path, sizeof(job->tmp_path));
+    job->fd = w->fd;
+    return 0;
+}
+
+/* qs_sync_dirs - one fsync per distinct directory of the renamed jobs;
+   a job whose directory failed loses its new name again */
+static void qs_sync_dirs(struct queue_sync *const *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bool first = true;
+        int err = 0;
+
+        if (!jobs[i]->renamed)
+            continue;
+        for (size_t k = 0; k < i && first; k++)
+            if (jobs[k]->renamed && strcmp(jobs[k]->dir, jobs[i]->dir) == 0)
+                first = false;
+        if (!first)
+            continue;
+        if (fsync_dir(jobs[i]->dir) < 0)
+            err = errno;
+        if (err == 0)
+            continue;
+        for (size_t k = i; k < n; k++) {
+            if (jobs[k]->renamed && strcmp(jobs[k]->dir, jobs[i]->dir) == 0) {
+                (void)unlink(jobs[k]->final_path);  /* not durable: not kept */
+                jobs[k]->renamed = false;
+                jobs[k]->error = err;
+            }
+        }
+    }
+}
+
+void queue_sync_run(struct queue_sync *const *jobs, size_t n)
+{
+    /* start every file's writeback first: the first fsync then commits
+       the journal for all of them and the others find it done */
+    if (n > 1)
+        for (size_t i = 0; i < n; i++)
+            if (jobs[i]->error == 0)
+                (void)sync_file_range(jobs[i]->fd, 0, 0,
+                                      SYNC_FILE_RANGE_WRITE);
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i]->error == 0 && fsync(jobs[i]->fd) < 0)
+            jobs[i]->error = errno;
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i]->error != 0)
+            continue;
+        if (queue_rename_noreplace(jobs[i]->tmp_path, jobs[i]->final_path) < 0)
+            jobs[i]->error = errno;
+        else
+            jobs[i]->renamed = true;
+    }
+    qs_sync_dirs(jobs, n);
+}
+
+int queue_writer_sealed(queue_writer_t *w, const struct queue_sync *job)
+{
+    if (job->error != 0) {
+        if (job->renamed || access(w->tmp_path, F_OK) < 0)
+            w->tmp_path[0] = '\0';     /* nothing left under the temp name */
+        return qw_fail(w, job->error);
+    }
+    w->tmp_path[0] = '\0';
+    close(w->fd);                   /* data is fsync'd; close cannot lose it */
+    w->fd = -1;
+    w->in_content = false;
+    buf_free(&w->obuf);
+    return 0;
 }
 
 /* queue_writer_commit - make the file durable under its queue ID:
@@ -239,43 +348,12 @@ static int qw_finish(queue_writer_t *w)
    a day. */
 int queue_writer_commit(queue_writer_t *w)
 {
-    buf_t final = BUF_INIT;
-    int saved;
+    struct queue_sync job, *jobs[1] = { &job };
 
-    if (w->fd < 0) {
-        errno = EBADF;
+    if (queue_writer_seal(w, &job) < 0)
         return -1;
-    }
-    if (w->failed) {
-        errno = EIO;
-        goto fail;
-    }
-    if (qw_finish(w) < 0)
-        goto fail;
-    queue_path(w->queue, w->qid, &final);
-    if (final.len == 0 || queue_rename_noreplace(w->tmp_path, buf_str(&final)) < 0)
-        goto fail;
-    if (fsync_parent_dir(buf_str(&final)) < 0
-        || (queue_is_hashed(w->queue) && fsync_dir(w->queue) < 0)) {
-        saved = errno;
-        unlink(buf_str(&final));    /* not durable: do not keep it either */
-        errno = saved;
-        goto fail;
-    }
-    w->tmp_path[0] = '\0';
-    close(w->fd);                   /* data is fsync'd; close cannot lose it */
-    w->fd = -1;
-    w->in_content = false;
-    buf_free(&w->obuf);
-    buf_free(&final);
-    return 0;
-fail:
-    saved = errno;
-    buf_free(&final);
-    w->failed = true;
-    qw_cleanup(w);
-    errno = saved;
-    return -1;
+    queue_sync_run(jobs, 1);
+    return queue_writer_sealed(w, &job);
 }
 
 /* queue_writer_abort - throw the temp file away (safe to call twice) */
