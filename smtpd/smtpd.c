@@ -25,6 +25,15 @@
 #include "util/sys.h"
 #include "util/util.h"
 
+static void smtpd_shutdown_session(struct smtpd_session *s);
+
+void smtpd_commit_over(struct smtpd_session *s)
+{
+    if (s->stop_after_commit)
+        smtpd_shutdown_session(s);
+    smtpd_resume(s);
+}
+
 static void smtpd_on_read(stream_t *st, void *ctx);
 static void smtpd_on_close(stream_t *st, void *ctx,
                            enum stream_close_reason why);
@@ -341,7 +350,8 @@ static void smtpd_request_done(struct smtpd_session *s)
 static void smtpd_process(struct smtpd_session *s)
 {
     while (s->stream != NULL && !s->closing && !s->sleeping
-           && !s->tls_starting && !s->auth_waiting && !s->dns_pending) {
+           && !s->tls_starting && !s->auth_waiting && !s->dns_pending
+           && s->commit == NULL) {
         const char *line;
         size_t len;
         bool crlf;
@@ -612,6 +622,10 @@ static void smtpd_shutdown_session(struct smtpd_session *s)
 {
     if (s->stream == NULL || s->closing)
         return;
+    if (s->commit != NULL) {            /* its 250 (or 451) comes first */
+        s->stop_after_commit = true;
+        return;
+    }
     s->busy++;
     if (s->tls_starting) {
         log_info("shutdown during TLS handshake from %s", s->namaddr);
@@ -682,10 +696,12 @@ static void smtpd_pre_init(const char *service, char **args, int nargs)
 static void smtpd_post_init(ev_loop_t *loop)
 {
     smtpd_dns_attach(loop);
+    smtpd_data_init(loop);
 }
 
 static void smtpd_pre_exit(void)
 {
+    smtpd_data_free();
     smtpd_check_free();
     smtpd_anvil_free();
     smtpd_tls_free();
@@ -700,6 +716,7 @@ int main(int argc, char **argv)
     smtpd_ops.pre_exit = smtpd_pre_exit;
     smtpd_ops.on_stop = smtpd_stop;
     smtpd_ops.on_connect = smtpd_connect;
+    smtpd_ops.busy = smtpd_data_committing;
     smtpd_ops.client_limit = 100;   /* replaced by smtpd_client_limit */
     return event_server_main(argc, argv, &smtpd_ops);
 }

@@ -143,6 +143,9 @@ struct smtpd_session {
     uint64_t dns_deadline;         /* monotonic msec: the lookup ends */
 
     bool anvil_counted;            /* anvil holds this connection */
+    struct smtpd_commit *commit;   /* the message's commit is running
+                                      (smtpd_data.c): no input now */
+    bool stop_after_commit;        /* master stops us: 421 after it */
     bool tls_starting;             /* handshake running: no input now */
 
     /* bookkeeping */
@@ -181,6 +184,11 @@ bool smtpd_cmd_dispatch(struct smtpd_session *s, const struct smtp_cmd *cmd);
 
 /* smtpd_data.c */
 bool smtpd_data_begin(struct smtpd_session *s);
+/* the commit worker (post_init), its end (pre_exit), whether a commit
+   is running (the process does not exit before it is answered) */
+void smtpd_data_init(ev_loop_t *loop);
+void smtpd_data_free(void);
+bool smtpd_data_committing(void);
 /* consume buffered DATA input (replying when DATA ends); false when
    no input was buffered */
 bool smtpd_data_input(struct smtpd_session *s);
@@ -233,6 +241,10 @@ const char *smtpd_tls_info(const struct smtpd_session *s, char *buf,
    caller did s->busy++ first): restart the request timer, run the
    buffered input, release s */
 void smtpd_resume(struct smtpd_session *s);
+/* smtpd.c, for smtpd_data.c: the commit of s's message was answered
+   (s->busy was taken at its start): a pending shutdown now, else the
+   buffered input */
+void smtpd_commit_over(struct smtpd_session *s);
 
 /* smtpd_auth.c: SMTP AUTH (RFC 4954) */
 void smtpd_auth_init(void);         /* pre_init: configuration warnings */

@@ -2,7 +2,8 @@
  * smtpd_data - DATA: open a queue file in incoming/ through cleanup
  * (mail/cleanup.h: envelope, our Received:, duplicate filter, size limit),
  * stream the decoded content into it, and commit. "250" is only said
- * after cleanup_commit() made the file durable (or header/body checks
+ * after the commit (queue_commit.h, batched with other sessions') made
+ * the file durable (or header/body checks
  * DISCARDed it, as Postfix does); every other outcome discards it, and a
  * REJECT of the checks is answered with its own code and text.
  */
@@ -15,6 +16,7 @@
 #include <strings.h>
 
 #include "mail/cleanup.h"
+#include "mail/queue_commit.h"
 #include "mail/config.h"
 #include "util/log.h"
 #include "mail/server.h"
@@ -224,22 +226,55 @@ void smtpd_data_store(struct smtpd_session *s)
     buf_reset(&s->dbuf);
 }
 
-/* data_commit - make the file durable, then and only then say 250 */
-static void data_commit(struct smtpd_session *s)
+/* ---- the commit ---------------------------------------------------------
+
+   The fsyncs run in queue_commit's worker thread, batched with those of
+   every other session of this process (group commit); the session
+   handles no input meanwhile, and says 250 only in data_committed, after
+   the worker reported the file durable. Without a worker (it could not
+   be started) the commit runs here, synchronously. */
+
+/* A message whose commit is running */
+struct smtpd_commit {
+    struct smtpd_session *s;
+    cleanup_t *cleanup;
+    struct queue_sync job;
+    char *message_id;                   /* for the log, or NULL */
+    bool bdat;
+    bool policy_in_hold;
+};
+
+static queue_committer_t *smtpd_committer;
+
+void smtpd_data_init(ev_loop_t *loop)
 {
-    cleanup_t *c = data_cleanup(s);
+    if ((smtpd_committer = queue_committer_new(loop)) == NULL)
+        log_warning("no commit thread (%s): queue files are committed "
+                    "one at a time", strerror(errno));
+}
+
+void smtpd_data_free(void)
+{
+    queue_committer_free(smtpd_committer);
+    smtpd_committer = NULL;
+}
+
+bool smtpd_data_committing(void)
+{
+    return queue_committer_pending(smtpd_committer) > 0;
+}
+
+/* data_committed - the commit is over (r as cleanup_commit returns):
+   the final reply, then the log and qmgr's wakeup */
+static void data_committed(struct smtpd_session *s,
+                           const struct smtpd_commit *k, int r)
+{
+    cleanup_t *c = k->cleanup;
     const char *qid = cleanup_qid(c);
     const char *text;
     int code;
 
-    /* HOLD from the end-of-data restrictions: committed into hold/
-       directly, so qmgr never sees it in incoming/ */
-    if (s->txn.policy_hold && !s->txn.policy_in_hold)
-        cleanup_hold(c, "end-of-data restriction");
-    /* The fsync'ing commit runs synchronously in the event loop: other
-       sessions of this process wait for it. This is the place to batch
-       commits (group fsync) later. */
-    if (cleanup_commit(c) < 0) {
+    if (r < 0) {
         if (cleanup_outcome(c, &code, &text) == CLEANUP_REJECTED) {
             smtpd_reply(s, "%d %s", code, text);    /* cleanup logged it */
             return;
@@ -248,16 +283,16 @@ static void data_commit(struct smtpd_session *s)
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
         return;
     }
-    if (smtpdata_has_message_id(s->txn.dec))
-        log_info("%s: message-id=%s", qid, s->txn.dec->message_id);
-    s->cmd_ok[s->txn.bdat ? SMTP_BDAT : SMTP_DATA]++;
+    if (k->message_id != NULL)
+        log_info("%s: message-id=%s", qid, k->message_id);
+    s->cmd_ok[k->bdat ? SMTP_BDAT : SMTP_DATA]++;
     s->errors = 0;
     s->junk_cmds = 0;
     smtpd_reply(s, "250 2.0.0 Ok: queued as %s", qid);
     /* DISCARD: nothing was kept; HOLD: qmgr leaves hold/ alone */
     switch (cleanup_outcome(c, NULL, NULL)) {
     case CLEANUP_QUEUED:
-        if (s->txn.policy_in_hold)
+        if (k->policy_in_hold)
             log_info("%s: held in %s", qid, QUEUE_HOLD);
         else if (trigger_send("public/qmgr", TRIGGER_NEW_MAIL) < 0)
             log_warning("%s: cannot wake qmgr: %s", qid, strerror(errno));
@@ -268,6 +303,65 @@ static void data_commit(struct smtpd_session *s)
     default:
         break;
     }
+}
+
+static void commit_free(struct smtpd_commit *k)
+{
+    cleanup_free(k->cleanup);
+    free(k->message_id);
+    free(k);
+}
+
+/* commit_done - the worker is done with k's file (loop thread) */
+static void commit_done(struct queue_sync *job, void *ctx)
+{
+    struct smtpd_commit *k = ctx;
+    struct smtpd_session *s = k->s;
+    int r = cleanup_sealed(k->cleanup, job);
+
+    data_committed(s, k, r);
+    commit_free(k);
+    s->commit = NULL;
+    smtpd_commit_over(s);
+}
+
+/* data_commit - make the file durable, then and only then say 250 */
+static void data_commit(struct smtpd_session *s)
+{
+    struct smtpd_commit *k = calloc(1, sizeof(*k));
+    struct queue_sync *jobs[1];
+    int r;
+
+    if (k == NULL) {
+        smtpd_reply(s, "451 4.3.0 Error: insufficient system resources");
+        return;
+    }
+    k->s = s;
+    k->cleanup = s->txn.cleanup;
+    k->bdat = s->txn.bdat;
+    k->policy_in_hold = s->txn.policy_in_hold;
+    if (smtpdata_has_message_id(s->txn.dec))
+        k->message_id = strdup(s->txn.dec->message_id);
+    /* HOLD from the end-of-data restrictions: committed into hold/
+       directly, so qmgr never sees it in incoming/ */
+    if (s->txn.policy_hold && !s->txn.policy_in_hold)
+        cleanup_hold(k->cleanup, "end-of-data restriction");
+    s->txn.cleanup = NULL;              /* k owns it now */
+    r = cleanup_seal(k->cleanup, &k->job);
+    if (r == 1 && smtpd_committer != NULL
+        && queue_committer_submit(smtpd_committer, &k->job, commit_done,
+                                  k) == 0) {
+        s->commit = k;                  /* no input until commit_done */
+        s->busy++;
+        return;
+    }
+    if (r == 1) {                       /* no worker: the commit is here */
+        jobs[0] = &k->job;
+        queue_sync_run(jobs, 1);
+        r = cleanup_sealed(k->cleanup, &k->job);
+    }
+    data_committed(s, k, r);
+    commit_free(k);
 }
 
 /* data_eod_policy - smtpd_end_of_data_restrictions, then a DISCARD from

@@ -425,7 +425,8 @@ static int server_run(void)
         if (n < 0 && errno != EINTR)
             log_fatal("event loop: %s", strerror(errno));
         if (srv.exit_pending
-            && (n == 0 || time_mono_msec() >= srv.exit_deadline))
+            && ((n == 0 && !(srv.ops->busy && srv.ops->busy()))
+                || time_mono_msec() >= srv.exit_deadline))
             server_exit();
     }
 }

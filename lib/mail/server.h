@@ -59,6 +59,10 @@ struct server_ops {
        connection and close it; the process then exits once the replies
        are flushed (at most a few seconds). NULL: exit at once. */
     void (*on_stop)(void);
+    /* event server: work is in flight that the drain after on_stop must
+       wait for (smtpd: a commit whose 250 is still to be said), up to
+       the drain's limit; may be NULL */
+    bool (*busy)(void);
 
     /* event server: a new connection; the daemon owns fd and must call
        server_conn_done() when it is finished with it. */
