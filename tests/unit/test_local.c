@@ -376,6 +376,36 @@ START_TEST(test_maildir_missing_subdir)
 }
 END_TEST
 
+/* the done mark local writes (no fdatasync): the byte is in the file at
+   once for any reader, and only recipient types at known records go in */
+START_TEST(test_mark_nosync)
+{
+    struct local_request r;
+    queue_msg_t m, again;
+    char qid[QUEUE_ID_SIZE];
+    const char *err = NULL;
+    make_request("demo@localhost", "Subject: k\n\nx\n", &r, qid, &m);
+    ck_assert_int_eq(queue_msg_mark_nosync(r.queue_fd, &m, 1, QREC_DONE), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(queue_msg_mark_nosync(r.queue_fd, &m, 0, 'X'), -1);
+    ck_assert_int_eq(m.rcpts[0].status, QREC_RCPT);
+    ck_assert_int_eq(queue_msg_mark_nosync(r.queue_fd, &m, 0, QREC_DONE), 0);
+    ck_assert_int_eq(m.rcpts[0].status, QREC_DONE);
+    buf_t path;
+    buf_init(&path, 0);
+    queue_path(QUEUE_ACTIVE, qid, &path);
+    int fd = open(buf_str(&path), O_RDONLY);    /* another reader */
+    buf_free(&path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(queue_file_read(fd, qid, &again, &err), 0);
+    close(fd);
+    ck_assert_int_eq(again.rcpts[0].status, QREC_DONE);
+    queue_msg_free(&again);
+    close(r.queue_fd);
+    queue_msg_free(&m);
+}
+END_TEST
+
 /* table: recipient -> expected status, dsn, messages for demo and bob,
    recipients of the forwarded copy (one per alias target: several
    targets are never delivered within one request) */
@@ -1594,6 +1624,7 @@ int main(void)
     tcase_add_test(tc, test_maildir_delivery_and_retry);
     tcase_add_test(tc, test_maildir_dirs_fsynced);
     tcase_add_test(tc, test_maildir_existing_fast_path);
+    tcase_add_test(tc, test_mark_nosync);
     tcase_add_test(tc, test_maildir_missing_subdir);
     tcase_add_loop_test(tc, test_aliases, 0, sizeof(alias_cases) / sizeof(alias_cases[0]));
     tcase_add_test(tc, test_delivered_to_loop);
