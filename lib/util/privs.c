@@ -29,6 +29,12 @@ static char privs_errbuf[512];
    asked once (privs_drop, the only change, forgets it) */
 static bool privs_ruid_known;
 static uid_t privs_ruid;
+/* privs_become left a non-root effective uid (so privs_restore, or the
+   next privs_become, must seteuid(0) first): tracked instead of asking
+   geteuid() twice per switch. Wrong only if someone else changed the
+   euid, and then setgroups fails (EPERM): a failed switch, never a
+   wrong one. */
+static bool privs_switched;
 
 /* --- the cache --------------------------------------------------------- */
 
@@ -282,6 +288,7 @@ int privs_drop(uid_t uid, gid_t gid, const char *chroot_dir,
         *error_r = privs_err("seteuid", "0");
         return -1;
     }
+    privs_switched = false;
     if (chroot_dir && *chroot_dir) {
         if (chroot(chroot_dir) < 0) {
             *error_r = privs_err("chroot", chroot_dir);
@@ -414,8 +421,11 @@ static int privs_switch(uid_t uid, gid_t gid, gid_t extra)
 {
     if (!privs_running_as_root())
         return 0;
-    if (geteuid() != 0 && seteuid(0) < 0)
-        return -1;
+    if (privs_switched) {
+        if (seteuid(0) < 0)
+            return -1;
+        privs_switched = false;
+    }
     if (privs_save() < 0)
         return -1;
     int n;
@@ -429,6 +439,7 @@ static int privs_switch(uid_t uid, gid_t gid, gid_t extra)
         errno = saved;
         return -1;
     }
+    privs_switched = uid != 0;
     return 0;
 }
 
@@ -446,8 +457,11 @@ int privs_restore(void)
 {
     if (!privs_running_as_root())
         return 0;
-    if (geteuid() != 0 && seteuid(0) < 0)
-        return -1;
+    if (privs_switched) {
+        if (seteuid(0) < 0)
+            return -1;
+        privs_switched = false;
+    }
     if (saved_ngroups < 0)
         return 0;   /* never switched */
     if (setgroups((size_t)saved_ngroups, saved_groups) < 0
