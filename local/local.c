@@ -85,7 +85,13 @@ static void local_handle(const attr_list_t *req, attr_list_t *reply)
             char mark = res.status == DELIVER_OK ? QREC_DONE : QREC_BOUNCED;
             long i = queue_msg_rcpt_at(&m, r.rcpt_offset);
 
-            if (i < 0 || queue_msg_mark(r.queue_fd, &m, (size_t)i, mark) < 0) {
+            /* no fdatasync: what the mark records is durable already (the
+               Maildir/mbox file and its name, a forwarded copy's queue
+               file) and qmgr removes the queue file only after our reply,
+               so losing the mark in a power failure (a crash cannot) only
+               retries the recipient: at worst twice, never lost. A bounce
+               mark lost that way bounces again. */
+            if (i < 0 || queue_msg_mark_nosync(r.queue_fd, &m, (size_t)i, mark) < 0) {
                 log_warning("%s: cannot update queue file: %m", r.queue_id);
                 local_result_set(&res, DELIVER_DEFER, "4.3.0",
                                  "cannot update queue file");

@@ -14,8 +14,6 @@
  * the command and file code refuses uid 0 again before it acts.
  */
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,37 +96,30 @@ void local_aliases_close(struct local_aliases *a)
     free(a);
 }
 
-/* rights_from_passwd - an account's rights; 1, 0 unknown, -1 error */
-static int rights_from_passwd(const struct passwd *pw, struct local_rights *who)
+/* rights_from_account - an account's rights */
+static void rights_from_account(const struct privs_account *a, struct local_rights *who)
 {
     memset(who, 0, sizeof(*who));
-    who->uid = pw->pw_uid;
-    who->gid = pw->pw_gid;
-    if (str_copy(who->user, pw->pw_name, sizeof(who->user)) >= sizeof(who->user)
-        || str_copy(who->home, pw->pw_dir ? pw->pw_dir : "/", sizeof(who->home))
-               >= sizeof(who->home))
-        return -1;
-    str_copy(who->shell, pw->pw_shell ? pw->pw_shell : "", sizeof(who->shell));
-    return 1;
+    who->uid = a->uid;
+    who->gid = a->gid;
+    str_copy(who->user, a->name, sizeof(who->user));
+    str_copy(who->home, *a->home ? a->home : "/", sizeof(who->home));
+    str_copy(who->shell, a->shell, sizeof(who->shell));
 }
 
 /* default_privs - $default_privs' rights; 0 ok, -1 res says why */
 static int default_privs(struct local_rights *who, struct local_result *res)
 {
-    struct passwd pw;
-    char *buf;
-    int f = passwd_lookup(var_default_privs, &pw, &buf);
+    struct privs_account a;
+    int f = privs_account_by_name(var_default_privs, &a);
 
-    if (f > 0) {
-        f = rights_from_passwd(&pw, who);
-        free(buf);
-    }
     if (f <= 0) {
         local_result_set(res, DELIVER_DEFER, "4.3.0",
                          "default_privs account \"%.100s\" %s", var_default_privs,
                          f == 0 ? "does not exist" : "cannot be looked up");
         return -1;
     }
+    rights_from_account(&a, who);
     if (who->uid == 0 && privs_running_as_root()) {
         local_result_set(res, DELIVER_DEFER, "4.3.0",
                          "default_privs must not be a privileged account");
@@ -140,6 +131,8 @@ static int default_privs(struct local_rights *who, struct local_result *res)
 int local_rights_of_owner(uid_t uid, gid_t gid, struct local_rights *who,
                           struct local_result *res)
 {
+    struct privs_account a;
+
     if (!privs_running_as_root()) {
         /* the developer instance: nothing changes user, every file is
            the invoking user's */
@@ -148,11 +141,10 @@ int local_rights_of_owner(uid_t uid, gid_t gid, struct local_rights *who,
     } else if (uid == 0) {
         return default_privs(who, res);
     }
-    struct passwd pwd, *pw = NULL;
-    char buf[4096];
-    if (getpwuid_r(uid, &pwd, buf, sizeof(buf), &pw) == 0 && pw != NULL
-        && rights_from_passwd(pw, who) > 0)
+    if (privs_account_by_uid(uid, &a) > 0) {
+        rights_from_account(&a, who);
         return 0;
+    }
     /* an owner without an account: its uid and the file's group */
     memset(who, 0, sizeof(*who));
     who->uid = uid;
@@ -163,8 +155,7 @@ int local_rights_of_owner(uid_t uid, gid_t gid, struct local_rights *who,
 
 void local_rights_of_user(const struct mail_user *u, struct local_rights *who)
 {
-    struct passwd pwd, *pw = NULL;
-    char buf[4096];
+    struct privs_account a;
 
     memset(who, 0, sizeof(*who));
     who->uid = u->uid;
@@ -172,10 +163,9 @@ void local_rights_of_user(const struct mail_user *u, struct local_rights *who)
     str_copy(who->home, u->home, sizeof(who->home));
     /* a system account of that name and uid lends its name (groups) and
        shell; a virtual user has neither */
-    if (getpwnam_r(u->name, &pwd, buf, sizeof(buf), &pw) == 0 && pw != NULL
-        && pw->pw_uid == u->uid) {
+    if (privs_account_by_name(u->name, &a) > 0 && a.uid == u->uid) {
         str_copy(who->user, u->name, sizeof(who->user));
-        str_copy(who->shell, pw->pw_shell ? pw->pw_shell : "", sizeof(who->shell));
+        str_copy(who->shell, a.shell, sizeof(who->shell));
     }
 }
 

@@ -8,16 +8,22 @@
  * but before the queue file said "done", the retry finds the name taken
  * and does not deliver a second copy.
  *
+ * Steps: the tmp file is created first; only when that fails for a
+ * missing directory (ENOENT, ENOTDIR) is the home checked (stat: a
+ * missing home defers) and the Maildir, tmp/, new/ and cur/ made, then
+ * the create tried again (a link that finds new/ missing does the same).
+ * So a delivery into an existing Maildir costs no stat or mkdir.
  * Order: privs_become happens before the first lookup below the home
- * directory (stat, mkdir, open, link, fsync), so a symlink planted in a
+ * directory (open, stat, mkdir, link, fsync), so a symlink planted in a
  * user's Maildir only ever lets the user write where the user may write,
  * and before the first look at the message content (the Delivered-To
  * loop scan), so a parser bug meets the recipient's privileges, not
- * root's.
+ * root's. The head of the content (up to 256 KiB) is read once, for the
+ * loop scan and the file.
  * Durability: a directory created here (the Maildir, tmp/, new/, cur/)
  * is fsync'd in its parent right after the mkdir; tmp file fsync'd,
  * linked into new/, new/ fsync'd; only then does local.c mark the
- * recipient done (pwrite + fdatasync).
+ * recipient done.
  * Remaining window: a crash after the link but before the mark makes the
  * retry find the name taken, which suppresses the duplicate only while
  * the message is still in new/; if the user's client has already moved
@@ -43,21 +49,57 @@
 
 #define HEADER_SCAN_MAX (256 * 1024)
 
-/* maildir_hostname - host part of the file name, '/' and ':' escaped */
+/* maildir_hostname - host part of the file name, '/' and ':' escaped.
+   Asked once per process: a renamed host shows in the names of the
+   processes master starts after it (max_use, max_idle). */
 static void maildir_hostname(buf_t *out)
 {
-    char host[256];
-    if (gethostname(host, sizeof(host)) < 0)
-        str_copy(host, "localhost", sizeof(host));
-    host[sizeof(host) - 1] = '\0';
-    for (const char *p = host; *p; p++) {
-        if (*p == '/')
-            buf_puts(out, "\\057");
-        else if (*p == ':')
-            buf_puts(out, "\\072");
-        else
-            buf_putc(out, *p);
+    static char escaped[4 * 256 + 1];
+    static bool known;
+
+    if (!known) {
+        char host[256];
+        size_t len = 0;
+        if (gethostname(host, sizeof(host)) < 0)
+            str_copy(host, "localhost", sizeof(host));
+        host[sizeof(host) - 1] = '\0';
+        for (const char *p = host; *p; p++) {
+            const char *put = *p == '/' ? "\\057" : *p == ':' ? "\\072" : NULL;
+            if (put) {
+                memcpy(escaped + len, put, 4);
+                len += 4;
+            } else {
+                escaped[len++] = *p;
+            }
+        }
+        escaped[len] = '\0';
+        known = true;
     }
+    buf_puts(out, escaped);
+}
+
+/* delivered_to_scan - the Delivered-To check over the head of the
+   content (NUL-terminated) */
+static bool delivered_to_scan(const struct local_request *r, char *hdr)
+{
+    size_t rlen = strlen(r->recipient);
+    bool first = r->expanded, found = false;
+
+    for (char *line = hdr; line && *line && *line != '\n';) {
+        char *next = strchr(line, '\n');
+        if (first) {
+            first = false;
+        } else if (strncasecmp(line, "Delivered-To:", 13) == 0) {
+            char *v = line + 13;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            size_t vlen = (size_t)((next ? next : v + strlen(v)) - v);
+            if (vlen == rlen && strncasecmp(v, r->recipient, rlen) == 0)
+                found = true;
+        }
+        line = next ? next + 1 : NULL;
+    }
+    return found;
 }
 
 /* local_delivered_to - is there a "Delivered-To: rcpt" header already?
@@ -73,22 +115,7 @@ bool local_delivered_to(const struct local_request *r)
     bool found = false;
     if (n > 0) {
         hdr[n] = '\0';
-        size_t rlen = strlen(r->recipient);
-        bool first = r->expanded;
-        for (char *line = hdr; line && *line && *line != '\n';) {
-            char *next = strchr(line, '\n');
-            if (first) {
-                first = false;
-            } else if (strncasecmp(line, "Delivered-To:", 13) == 0) {
-                char *v = line + 13;
-                while (*v == ' ' || *v == '\t')
-                    v++;
-                size_t vlen = (size_t)((next ? next : v + strlen(v)) - v);
-                if (vlen == rlen && strncasecmp(v, r->recipient, rlen) == 0)
-                    found = true;
-            }
-            line = next ? next + 1 : NULL;
-        }
+        found = delivered_to_scan(r, hdr);
     }
     free(hdr);
     return found;
@@ -130,24 +157,71 @@ static int maildir_mkdirs(const char *dir, struct local_result *res)
     return 0;
 }
 
-/* maildir_write - headers + content into tmp_path, fsync'd */
-static int maildir_write(const struct local_request *r, const char *hdrs,
-                         size_t hlen, const char *tmp_path, struct local_result *res)
+/* maildir_home_ok - the home must exist: a missing home is the admin's
+   problem, so defer (as Postfix does) rather than create it or bounce.
+   Runs with the owner's IDs, like every other path lookup here. */
+static bool maildir_home_ok(const char *home, struct local_result *res)
+{
+    struct stat st;
+
+    if (stat(home, &st) < 0) {
+        local_result_set(res, DELIVER_DEFER, "4.3.0",
+                         "cannot access home directory %s: %s", home,
+                         strerror(errno));
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        local_result_set(res, DELIVER_DEFER, "4.3.0",
+                         "home directory %s is not a directory", home);
+        return false;
+    }
+    return true;
+}
+
+/* maildir_open_tmp - create tmp_path; a leftover of an attempt that was
+   killed is replaced (O_EXCL: a symlink there is never followed) */
+static int maildir_open_tmp(const char *tmp_path)
 {
     int fd = open(tmp_path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
     if (fd < 0 && errno == EEXIST) {
-        /* a half-written file from an attempt that was killed */
         unlink(tmp_path);
         fd = open(tmp_path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
     }
-    if (fd < 0) {
-        maildir_errno_result(res, "create", tmp_path);
-        return -1;
+    return fd;
+}
+
+/* maildir_create - the tmp file; only when that fails because a
+   directory is missing: check the home, make (and fsync) what is
+   missing, and try again */
+static int maildir_create(const char *home, const char *dir, const char *tmp_path,
+                          struct local_result *res)
+{
+    int fd = maildir_open_tmp(tmp_path);
+    if (fd < 0 && (errno == ENOENT || errno == ENOTDIR)) {
+        if (!maildir_home_ok(home, res) || maildir_mkdirs(dir, res) < 0)
+            return -1;
+        fd = maildir_open_tmp(tmp_path);
     }
-    int ok = write_full(fd, hdrs, hlen) == 0;
+    if (fd < 0)
+        maildir_errno_result(res, "create", tmp_path);
+    return fd;
+}
+
+/* maildir_write - head (our headers + the first head_content bytes of
+   the content, already read) and the rest of the content into the new
+   tmp file, fsync'd */
+static int maildir_write(const struct local_request *r, const char *home,
+                         const char *dir, const char *head, size_t hlen,
+                         uint64_t head_content, const char *tmp_path,
+                         struct local_result *res)
+{
+    int fd = maildir_create(home, dir, tmp_path, res);
+    if (fd < 0)
+        return -1;
+    int ok = write_full(fd, head, hlen) == 0;
     char chunk[65536];
-    off_t off = r->content_offset;
-    uint64_t left = r->content_size;
+    off_t off = r->content_offset + (off_t)head_content;
+    uint64_t left = r->content_size - head_content;
     while (ok && left > 0) {
         size_t want = left < sizeof(chunk) ? (size_t)left : sizeof(chunk);
         ssize_t n = pread(r->queue_fd, chunk, want, off);
@@ -177,29 +251,27 @@ static int maildir_write(const struct local_request *r, const char *hdrs,
     return 0;
 }
 
-/* maildir_home_ok - the home must exist: a missing home is the admin's
-   problem, so defer (as Postfix does) rather than create it or bounce.
-   Runs with the owner's IDs, like every other path lookup here. */
-static bool maildir_home_ok(const char *home, struct local_result *res)
+/* maildir_link - tmp into new/; a missing new/ is made (and fsync'd).
+   EEXIST: a retry after a crash found its own earlier copy. */
+static int maildir_link(const char *dir, const char *tmp_path, const char *new_path,
+                        struct local_result *res)
 {
-    struct stat st;
-
-    if (stat(home, &st) < 0) {
-        local_result_set(res, DELIVER_DEFER, "4.3.0",
-                         "cannot access home directory %s: %s", home,
-                         strerror(errno));
-        return false;
+    int rc = link(tmp_path, new_path);
+    if (rc < 0 && errno == ENOENT) {
+        if (maildir_mkdirs(dir, res) < 0)
+            return -1;
+        rc = link(tmp_path, new_path);
     }
-    if (!S_ISDIR(st.st_mode)) {
-        local_result_set(res, DELIVER_DEFER, "4.3.0",
-                         "home directory %s is not a directory", home);
-        return false;
+    if (rc < 0 && errno != EEXIST) {
+        maildir_errno_result(res, "link", new_path);
+        return -1;
     }
-    return true;
+    return 0;
 }
 
 /* maildir_deliver - everything that runs with the owner's IDs, content
-   parsing included */
+   parsing included. The head of the content is read once: the loop scan
+   looks at it and the file gets it. */
 static void maildir_deliver(const struct local_request *r, const char *home,
                             const char *dir, struct local_result *res)
 {
@@ -219,13 +291,25 @@ static void maildir_deliver(const struct local_request *r, const char *home,
     buf_printf(&new_path, "%s/new/%s", dir, buf_str(&name));
     buf_printf(&new_dir, "%s/new", dir);
 
-    if (local_delivered_to(r)) {
+    size_t want = r->content_size < HEADER_SCAN_MAX ? (size_t)r->content_size
+                                                     : HEADER_SCAN_MAX;
+    char *head = xmalloc(hdrs.len + want + 1);
+    memcpy(head, buf_str(&hdrs), hdrs.len);
+    ssize_t n = want > 0 ? pread(r->queue_fd, head + hdrs.len, want, r->content_offset)
+                         : 0;
+    bool read_ok = n >= 0 && (size_t)n == want;
+    if (n >= 0 && !read_ok)
+        errno = EIO;    /* the queue file is shorter than it says */
+    head[hdrs.len + (read_ok ? want : 0)] = '\0';
+    if (!read_ok) {
+        maildir_errno_result(res, "read", "queue file");
+    } else if (delivered_to_scan(r, head + hdrs.len)) {
         local_result_set(res, DELIVER_BOUNCE, "5.4.6", "mail forwarding loop for %s",
                          r->recipient);
-    } else if (maildir_home_ok(home, res) && maildir_mkdirs(dir, res) == 0
-        && maildir_write(r, buf_str(&hdrs), hdrs.len, buf_str(&tmp_path), res) == 0) {
-        if (link(buf_str(&tmp_path), buf_str(&new_path)) < 0 && errno != EEXIST) {
-            maildir_errno_result(res, "link", buf_str(&new_path));
+    } else if (maildir_write(r, home, dir, head, hdrs.len + want, want,
+                             buf_str(&tmp_path), res) == 0) {
+        if (maildir_link(dir, buf_str(&tmp_path), buf_str(&new_path), res) < 0) {
+            /* res says why */
         } else if (fsync_dir(buf_str(&new_dir)) < 0) {
             maildir_errno_result(res, "fsync", buf_str(&new_dir));
         } else {
@@ -233,6 +317,7 @@ static void maildir_deliver(const struct local_request *r, const char *home,
         }
         unlink(buf_str(&tmp_path));
     }
+    free(head);
     buf_free(&hdrs);
     buf_free(&name);
     buf_free(&tmp_path);

@@ -2,12 +2,12 @@
  * mailuser - local users (virtual_user_maps, then the password file),
  * local domains ($mydestination) and "user+ext" handling (mailuser.h).
  * In a process that chroots (dict_proxy_all()), the tables are proxy:
- * tables and the password file is read by proxymap(8).
+ * tables and the password file is read by proxymap(8); otherwise the
+ * password file is read through privs_account_by_name's bounded cache.
  */
 #include "mailuser.h"
 
 #include <errno.h>
-#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -18,6 +18,7 @@
 #include "dict.h"
 #include "dict_proxy.h"
 #include "util/log.h"
+#include "util/privs.h"
 #include "util/util.h"
 
 #define MAILUSER_VALUE_MAX  8192
@@ -108,26 +109,26 @@ static int passwd_proxy(const char *name, struct mail_user *u)
     return rc;
 }
 
-/* passwd_user - the system password database: 1, 0, -1 */
+/* passwd_user - the system password database, through privs' bounded
+   cache (an account added or changed is seen within
+   PRIVS_CACHE_LIFETIME / PRIVS_CACHE_NEG_LIFETIME seconds): 1, 0, -1 */
 static int passwd_user(const char *name, struct mail_user *u)
 {
-    struct passwd pw;
-    char *buf;
+    struct privs_account a;
     if (dict_proxy_all())
         return passwd_proxy(name, u);
-    int ret = passwd_lookup(name, &pw, &buf);
+    int ret = privs_account_by_name(name, &a);
     if (ret < 0) {
         log_warning("getpwnam_r %s: %s", name, strerror(errno));
     } else if (ret > 0) {
-        if (str_copy(u->home, pw.pw_dir, sizeof(u->home)) >= sizeof(u->home)) {
+        if (str_copy(u->home, a.home, sizeof(u->home)) >= sizeof(u->home)) {
             log_warning("home directory of %s too long", name);
             ret = -1;
         } else {
-            u->uid = pw.pw_uid;
-            u->gid = pw.pw_gid;
+            u->uid = a.uid;
+            u->gid = a.gid;
         }
     }
-    free(buf);
     return ret;
 }
 

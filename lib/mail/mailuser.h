@@ -3,7 +3,9 @@
  *
  * A local user is found in virtual_user_maps first (value
  * "uid:gid:home[:password-hash]", the table ternuser will manage), then
- * in the system password database (getpwnam). Local domains are
+ * in the system password database (getpwnam, cached per process for at
+ * most PRIVS_CACHE_LIFETIME seconds, "no such user" for
+ * PRIVS_CACHE_NEG_LIFETIME: lib/util/privs.h). Local domains are
  * $mydestination (names, or $myhostname style expansions already done by
  * config). recipient_delimiter ("+") splits "user+ext".
  *

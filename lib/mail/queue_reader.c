@@ -478,3 +478,24 @@ int queue_msg_mark(int fd, queue_msg_t *m, size_t i, char new_type)
     m->rcpts[i].status = new_type;
     return 0;
 }
+
+/* queue_msg_mark_nosync - queue_msg_mark without the fdatasync. A
+   pwrite that returned is in the page cache, so no process crash can
+   lose it, and every reader (qmgr re-reads the byte) sees it; only a
+   power loss can, and then the record reads pending again and the
+   recipient is retried. For a mark whose loss can only repeat work that
+   was made durable before it (a delivery, a forwarded copy), never drop
+   mail. */
+int queue_msg_mark_nosync(int fd, queue_msg_t *m, size_t i, char new_type)
+{
+    char t = new_type;
+
+    if (i >= m->nrcpts || !queue_rec_is_rcpt(new_type)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (pwrite_full(fd, &t, 1, m->rcpts[i].offset) < 0)
+        return -1;
+    m->rcpts[i].status = new_type;
+    return 0;
+}

@@ -46,6 +46,10 @@ int queue_file_mark(int fd, off_t offset, char new_type);
    is known good: nothing is read, so fd may be write-only); also sets
    m->rcpts[i].status. */
 int queue_msg_mark(int fd, queue_msg_t *m, size_t i, char new_type);
+/* The same without fdatasync: only for a mark whose loss in a power
+   failure can at worst repeat a delivery that is already durable
+   (queue_reader.c says why a crash cannot lose it). */
+int queue_msg_mark_nosync(int fd, queue_msg_t *m, size_t i, char new_type);
 /* index of the recipient whose record starts at offset, -1 if none */
 long queue_msg_rcpt_at(const queue_msg_t *m, off_t offset);
 

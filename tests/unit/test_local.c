@@ -24,10 +24,15 @@
    order (the real calls happen too): new directories must be fsync'd in
    their parent before a delivery counts */
 static char dir_events[4096];
+/* every mkdir and pread tried (a delivery into an existing Maildir needs
+   no mkdir, and reads the content once) */
+static unsigned mkdir_calls, pread_calls;
 static int test_mkdir(const char *path, mode_t mode);
 static int test_fsync_parent_dir(const char *path) __attribute__((unused));
+static ssize_t test_pread(int fd, void *p, size_t n, off_t off);
 #define mkdir test_mkdir
 #define fsync_parent_dir test_fsync_parent_dir
+#define pread test_pread
 #include "../../local/local_deliver.c"
 #include "../../local/local_alias.c"
 #include "../../local/local_command.c"
@@ -38,6 +43,7 @@ static int test_fsync_parent_dir(const char *path) __attribute__((unused));
 #include "../../local/local_queue.c"
 #undef mkdir
 #undef fsync_parent_dir
+#undef pread
 
 static void dir_event(const char *what, const char *path)
 {
@@ -47,8 +53,15 @@ static void dir_event(const char *what, const char *path)
              base ? base + 1 : path);
 }
 
+static ssize_t test_pread(int fd, void *p, size_t n, off_t off)
+{
+    pread_calls++;
+    return pread(fd, p, n, off);
+}
+
 static int test_mkdir(const char *path, mode_t mode)
 {
+    mkdir_calls++;
     int r = mkdir(path, mode);
     if (r == 0)
         dir_event("mkdir", path);
@@ -312,6 +325,84 @@ START_TEST(test_maildir_dirs_fsynced)
     res = run("demo@localhost", "Subject: d2\n\nx\n");
     ck_assert_int_eq(res.status, DELIVER_OK);
     ck_assert_str_eq(dir_events, "");
+}
+END_TEST
+
+/* an existing Maildir: no mkdir at all, the content read once */
+START_TEST(test_maildir_existing_fast_path)
+{
+    struct local_result res = run("demo@localhost", "Subject: f1\n\nx\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    mkdir_calls = pread_calls = 0;
+    res = run("demo@localhost", "Subject: f2\n\nx\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_uint_eq(mkdir_calls, 0);
+    ck_assert_uint_eq(pread_calls, 1);
+    ck_assert_int_eq(count_new(home_demo, NULL, 0), 2);
+}
+END_TEST
+
+/* a missing tmp/ or new/ is made again (and fsync'd) on demand */
+START_TEST(test_maildir_missing_subdir)
+{
+    char path[700], name[256];
+    struct local_result res = run("demo@localhost", "Subject: m1\n\nx\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    snprintf(path, sizeof(path), "%s/Maildir/tmp", home_demo);
+    ck_assert_int_eq(rmdir(path), 0);
+    dir_events[0] = '\0';
+    res = run("demo@localhost", "Subject: m2\n\nx\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_str_eq(dir_events, "mkdir tmp;fsync-parent tmp;");
+    ck_assert_int_eq(count_new(home_demo, NULL, 0), 2);
+    /* new/ gone (with what the user had in it) */
+    char cmd[800];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s/Maildir/new", home_demo);
+    ck_assert_int_eq(system(cmd), 0);
+    dir_events[0] = '\0';
+    res = run("demo@localhost", "Subject: m3\n\nx\n");
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_str_eq(dir_events, "mkdir new;fsync-parent new;");
+    ck_assert_int_eq(count_new(home_demo, name, sizeof(name)), 1);
+    snprintf(path, sizeof(path), "%s/Maildir/tmp", home_demo);
+    DIR *d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    int left = 0;
+    while ((e = readdir(d)) != NULL)
+        left += e->d_name[0] != '.';
+    closedir(d);
+    ck_assert_int_eq(left, 0);
+}
+END_TEST
+
+/* the done mark local writes (no fdatasync): the byte is in the file at
+   once for any reader, and only recipient types at known records go in */
+START_TEST(test_mark_nosync)
+{
+    struct local_request r;
+    queue_msg_t m, again;
+    char qid[QUEUE_ID_SIZE];
+    const char *err = NULL;
+    make_request("demo@localhost", "Subject: k\n\nx\n", &r, qid, &m);
+    ck_assert_int_eq(queue_msg_mark_nosync(r.queue_fd, &m, 1, QREC_DONE), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(queue_msg_mark_nosync(r.queue_fd, &m, 0, 'X'), -1);
+    ck_assert_int_eq(m.rcpts[0].status, QREC_RCPT);
+    ck_assert_int_eq(queue_msg_mark_nosync(r.queue_fd, &m, 0, QREC_DONE), 0);
+    ck_assert_int_eq(m.rcpts[0].status, QREC_DONE);
+    buf_t path;
+    buf_init(&path, 0);
+    queue_path(QUEUE_ACTIVE, qid, &path);
+    int fd = open(buf_str(&path), O_RDONLY);    /* another reader */
+    buf_free(&path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(queue_file_read(fd, qid, &again, &err), 0);
+    close(fd);
+    ck_assert_int_eq(again.rcpts[0].status, QREC_DONE);
+    queue_msg_free(&again);
+    close(r.queue_fd);
+    queue_msg_free(&m);
 }
 END_TEST
 
@@ -1532,6 +1623,9 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_maildir_delivery_and_retry);
     tcase_add_test(tc, test_maildir_dirs_fsynced);
+    tcase_add_test(tc, test_maildir_existing_fast_path);
+    tcase_add_test(tc, test_mark_nosync);
+    tcase_add_test(tc, test_maildir_missing_subdir);
     tcase_add_loop_test(tc, test_aliases, 0, sizeof(alias_cases) / sizeof(alias_cases[0]));
     tcase_add_test(tc, test_delivered_to_loop);
     tcase_add_test(tc, test_expanded_member);

@@ -20,6 +20,7 @@
 #include "mail/dict.h"
 #include "mail/dict_build.h"
 #include "mail/mailuser.h"
+#include "util/privs.h"
 #include "util/util.h"
 
 static char tmpdir[64];
@@ -150,6 +151,48 @@ START_TEST(test_lookup_passwd)
     memset(longname, 'a', sizeof(longname) - 1);
     longname[sizeof(longname) - 1] = '\0';
     ck_assert_int_eq(mailuser_lookup(longname, &u), 0);
+}
+END_TEST
+
+static uint64_t fake_now;
+
+static uint64_t fake_clock(void)
+{
+    return fake_now;
+}
+
+static unsigned long account_lookups(void)
+{
+    struct privs_cache_stats st;
+    privs_cache_stats(&st);
+    return st.account_lookups;
+}
+
+/* system users come from privs' cache: answered once per lifetime, and
+   "no such user" asked again after the shorter one (so an account added
+   to /etc/passwd is found within PRIVS_CACHE_NEG_LIFETIME seconds) */
+START_TEST(test_lookup_passwd_cached)
+{
+    struct mail_user u;
+    fake_now = 5000;
+    privs_cache_set_clock(fake_clock);
+    privs_cache_flush();
+    ck_assert_int_eq(mailuser_lookup("root", &u), 1);
+    ck_assert_int_eq(mailuser_lookup("root", &u), 1);
+    ck_assert_int_eq(u.uid, 0);
+    ck_assert_int_eq(mailuser_lookup("no-such-user-q9z", &u), 0);
+    ck_assert_int_eq(mailuser_lookup("no-such-user-q9z", &u), 0);
+    ck_assert_uint_eq(account_lookups(), 2);
+    fake_now += PRIVS_CACHE_NEG_LIFETIME * 1000;
+    ck_assert_int_eq(mailuser_lookup("no-such-user-q9z", &u), 0);
+    ck_assert_int_eq(mailuser_lookup("root", &u), 1);
+    ck_assert_uint_eq(account_lookups(), 3);
+    fake_now += PRIVS_CACHE_LIFETIME * 1000;
+    ck_assert_int_eq(mailuser_lookup("root", &u), 1);
+    ck_assert_str_eq(u.name, "root");
+    ck_assert_uint_eq(account_lookups(), 4);
+    privs_cache_flush();
+    privs_cache_set_clock(NULL);
 }
 END_TEST
 
@@ -372,6 +415,7 @@ static Suite *mailuser_suite(void)
     tcase_add_loop_test(tc, test_lookup_malformed, 0,
                         sizeof(malformed_users) / sizeof(malformed_users[0]));
     tcase_add_test(tc, test_lookup_passwd);
+    tcase_add_test(tc, test_lookup_passwd_cached);
     tcase_add_test(tc, test_lookup_no_virtual_table);
     tcase_add_loop_test(tc, test_domain_is_local, 0,
                         sizeof(domain_cases) / sizeof(domain_cases[0]));
