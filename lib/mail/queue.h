@@ -27,7 +27,8 @@
  *       the record, outside it
  *   'E' end marker (empty): a file without it is corrupt
  * The recipient record's TYPE byte is rewritten in place (R -> D or B)
- * with one pwrite + fdatasync when that recipient is finished, so a crash
+ * with one pwrite when that recipient is finished (followed by fdatasync,
+ * except for local's marks: queue_msg_mark_nosync), so a process crash
  * never re-delivers a finished recipient.
  *
  * Completion: a file is written under a temporary name "t.<pid>.<n>" in
