@@ -145,12 +145,17 @@ int local_queue_open(const attr_list_t *req, struct local_request *r,
     buf_init(&path, 0);
     queue_path(QUEUE_ACTIVE, qid, &path);
     fd = local_queue_fd(buf_str(&path), uid, gid, res);
-    buf_free(&path);
-    if (fd < 0)
+    if (fd < 0) {
+        buf_free(&path);
         return -1;
+    }
     if (flock(fd, LOCK_SH) < 0) {
         /* qmgr's crash recovery waits for files a delivery still holds */
         local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot lock queue file: %m");
+    } else if (!queue_fd_is_named(fd, buf_str(&path))) {
+        /* finished and recycled before we held it (a stale request) */
+        local_result_set(res, DELIVER_DEFER, "4.3.0",
+                         "queue file %s is gone", qid);
     } else if (err = NULL, queue_file_read(fd, qid, m, &err) < 0) {
         local_result_set(res, DELIVER_DEFER, "4.3.0", "bad queue file: %s",
                          err ? err : "read error");
@@ -167,8 +172,10 @@ int local_queue_open(const attr_list_t *req, struct local_request *r,
         r->queue_fd = fd;
         r->expanded = queue_msg_attr(m, LOCAL_ATTR_EXPANDED) != NULL;
         r->msg = m;
+        buf_free(&path);
         return 0;
     }
+    buf_free(&path);
     queue_msg_free(m);
     close(fd);
     return -1;

@@ -351,7 +351,7 @@ static void msg_remove(int fd, qmgr_msg_t *m, const char *path,
 
     if (t->bounced > 0 && !qmgr_notify_bounce(fd, m))
         return;
-    if (queue_remove(QUEUE_ACTIVE, m->qm.qid) < 0 && errno != ENOENT) {
+    if (queue_recycle(QUEUE_ACTIVE, m->qm.qid, fd) < 0 && errno != ENOENT) {
         log_warning("%s: remove %s: %s (the active/ sweep retries)",
                     m->qm.qid, path, strerror(errno));
         return;

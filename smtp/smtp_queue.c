@@ -136,15 +136,25 @@ int smtp_queue_open(const char *qid, const struct deliver_rcpt *req,
     buf_init(&path, 0);
     queue_path(QUEUE_ACTIVE, qid, &path);
     fd = smtp_queue_fd(buf_str(&path), reason, size);
-    buf_free(&path);
-    if (fd < 0)
+    if (fd < 0) {
+        buf_free(&path);
         return -1;
+    }
     if (flock(fd, LOCK_SH) < 0) {
         (void)snprintf(reason, size, "cannot lock queue file: %s",
                        strerror(errno));
+        buf_free(&path);
         close(fd);
         return -1;
     }
+    if (!queue_fd_is_named(fd, buf_str(&path))) {
+        /* finished and recycled before we held it (a stale request) */
+        (void)snprintf(reason, size, "queue file is gone");
+        buf_free(&path);
+        close(fd);
+        return -1;
+    }
+    buf_free(&path);
     if (queue_file_read(fd, qid, m, &err) < 0) {
         (void)snprintf(reason, size, "bad queue file: %s",
                        err ? err : "read error");

@@ -7,10 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "queue.h"
+#include "util/sys.h"
 #include "util/util.h"
 
 static const char qid_alphabet[] =
@@ -22,7 +25,7 @@ static const char qid_alphabet[] =
 
 const char *const queue_dir_names[] = {
     QUEUE_INCOMING, QUEUE_ACTIVE, QUEUE_DEFERRED, QUEUE_HOLD, QUEUE_CORRUPT,
-    QUEUE_DEFER, "public", "private", "pid", NULL
+    QUEUE_DEFER, QUEUE_FREE, "public", "private", "pid", NULL
 };
 
 /* ---- queue IDs ------------------------------------------------------ */
@@ -282,6 +285,87 @@ int queue_remove(const char *queue, const char *qid)
         errno = ENOMEM;
     saved = errno;
     buf_free(&path);
+    errno = saved;
+    return ret;
+}
+
+/* ---- recycling finished files ---------------------------------------- */
+
+#define FREE_RECOUNT_MSEC 10000
+
+/* free_room - is free/ below QUEUE_FREE_MAX? Counted at most every 10 s,
+   in between estimated from this process's own additions (writers take
+   files out; a stale count only errs towards unlinking). */
+static bool free_room(void)
+{
+    static size_t estimate;
+    static uint64_t counted_at;
+    static bool counted;
+    uint64_t now = time_mono_msec();
+
+    if (!counted || now - counted_at >= FREE_RECOUNT_MSEC
+        || estimate >= QUEUE_FREE_MAX) {
+        DIR *d = opendir(QUEUE_FREE);
+        struct dirent *e;
+
+        if (d == NULL)
+            return false;
+        estimate = 0;
+        while ((e = readdir(d)) != NULL && estimate < QUEUE_FREE_MAX + 1)
+            if (e->d_name[0] != '.')
+                estimate++;
+        closedir(d);
+        counted = true;
+        counted_at = now;
+    }
+    if (estimate >= QUEUE_FREE_MAX)
+        return false;
+    estimate++;
+    return true;
+}
+
+/* recycle_ok - fd is queue/qid's only name and nobody holds it */
+static bool recycle_ok(int fd, const char *path)
+{
+    struct stat fst, pst;
+
+    if (fstat(fd, &fst) < 0 || lstat(path, &pst) < 0 || !S_ISREG(fst.st_mode)
+        || fst.st_nlink != 1 || fst.st_dev != pst.st_dev
+        || fst.st_ino != pst.st_ino)
+        return false;
+    /* delivery agents hold a shared lock while they use the file */
+    return flock(fd, LOCK_EX | LOCK_NB) == 0;
+}
+
+int queue_recycle(const char *queue, const char *qid, int fd)
+{
+    buf_t path = BUF_INIT, to = BUF_INIT;
+    int ret = -1, saved;
+
+    if (!queue_id_valid(qid)) {
+        errno = EINVAL;
+        return -1;
+    }
+    queue_path(queue, qid, &path);
+    if (buf_printf(&to, "%s/%s", QUEUE_FREE, qid) < 0 || path.len == 0) {
+        errno = ENOMEM;
+        goto done;
+    }
+    if (fd >= 0 && recycle_ok(fd, buf_str(&path)) && free_room()
+        && queue_rename_noreplace(buf_str(&path), buf_str(&to)) == 0) {
+        /* the old content goes now; a writer truncates again anyway */
+        if (ftruncate(fd, 0) < 0)
+            (void)unlink(buf_str(&to));
+        ret = 0;
+    } else {
+        ret = unlink(buf_str(&path));
+    }
+done:
+    saved = errno;
+    if (fd >= 0)
+        (void)flock(fd, LOCK_UN);
+    buf_free(&path);
+    buf_free(&to);
     errno = saved;
     return ret;
 }

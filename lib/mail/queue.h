@@ -40,7 +40,9 @@
  * there). deferred/ and defer/ are hashed one level by the last
  * microsecond digit ("deferred/X/QUEUEID"); the others are flat. defer/
  * holds qmgr's per-message logs of reasons (bounce_log.h), not queue
- * files. maildrop/ and bounce/ come with the services that use them.
+ * files. free/ keeps the inodes of finished queue files for reuse
+ * (queue_recycle, queue_writer_open). maildrop/ and bounce/ come with the
+ * services that use them.
  * A deferred file's mtime is its next-attempt time.
  */
 #ifndef TERN_QUEUE_H
@@ -61,6 +63,8 @@
 #define QUEUE_DEFERRED "deferred"
 #define QUEUE_HOLD     "hold"
 #define QUEUE_CORRUPT  "corrupt"
+#define QUEUE_FREE     "free"       /* emptied files kept for reuse */
+#define QUEUE_FREE_MAX 512          /* at most this many, roughly */
 #define QUEUE_DEFER    "defer"      /* per-message delivery logs (bounce_log.h) */
 
 /* all spool subdirectories, NULL-terminated, for setup code */
@@ -93,6 +97,15 @@ int queue_move_path(const char *from, const char *to_queue, const char *qid,
 int queue_rename_noreplace(const char *from, const char *to);
 /* unlink queue/qid (EINVAL for an invalid ID) */
 int queue_remove(const char *queue, const char *qid);
+/* The same end for a finished file open as fd, keeping its inode for the
+   next queue_writer_open: when nothing else holds it (an exclusive
+   flock is granted at once, one link, queue/qid is fd's inode) and
+   free/ is not full, it is renamed into free/ and truncated; otherwise
+   queue/qid is unlinked. Either way queue/qid is gone on success.
+   Reuse is safe for the delivery agents because they take a shared
+   flock and then check queue_fd_is_named (queue_reader.h): a file
+   recycled under them no longer has their name. 0, or -1 errno. */
+int queue_recycle(const char *queue, const char *qid, int fd);
 
 
 #endif

@@ -499,3 +499,12 @@ int queue_msg_mark_nosync(int fd, queue_msg_t *m, size_t i, char new_type)
     m->rcpts[i].status = new_type;
     return 0;
 }
+
+bool queue_fd_is_named(int fd, const char *path)
+{
+    struct stat fst, pst;
+
+    return fstat(fd, &fst) == 0 && lstat(path, &pst) == 0
+           && fst.st_dev == pst.st_dev && fst.st_ino == pst.st_ino
+           && fst.st_nlink > 0;
+}

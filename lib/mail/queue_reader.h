@@ -33,6 +33,13 @@ typedef struct queue_msg {
     uint64_t content_len;
 } queue_msg_t;
 
+/* A delivery agent, once it holds its shared flock on a queue file it
+   opened by path: is the file still named path? false when qmgr
+   finished and recycled it meanwhile (queue_recycle renames a file only
+   under an exclusive lock, so the answer is final while the shared lock
+   is held) */
+bool queue_fd_is_named(int fd, const char *path);
+
 /* Parse the whole file structure (content is skipped, not read).
    0 ok; -1 corrupt or I/O error with *error_r. */
 int queue_file_read(int fd, const char *qid, queue_msg_t *m,

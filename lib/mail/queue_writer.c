@@ -2,6 +2,7 @@
  * queue_writer - create a queue file under a temporary name, append
  * records in the documented order, commit it durably (queue_writer.h).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -96,25 +97,124 @@ static void qw_cleanup(queue_writer_t *w)
     errno = saved;
 }
 
+static unsigned qw_counter;         /* t.<pid>.<n> */
+
+/* qw_tmp_name - the next "queue/t.<pid>.<n>" */
+static int qw_tmp_name(queue_writer_t *w, const char *queue)
+{
+    int n = snprintf(w->tmp_path, sizeof(w->tmp_path), "%s/t.%ld.%u",
+                     queue, (long)getpid(), ++qw_counter);
+
+    if (n < 0 || (size_t)n >= sizeof(w->tmp_path)) {
+        w->tmp_path[0] = '\0';
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
 /* qw_create - exclusive create of "queue/t.<pid>.<n>" */
 static int qw_create(queue_writer_t *w, const char *queue)
 {
-    static unsigned counter;
-
     for (int attempt = 0; attempt < 100; attempt++) {
-        int n = snprintf(w->tmp_path, sizeof(w->tmp_path), "%s/t.%ld.%u",
-                         queue, (long)getpid(), ++counter);
-
-        if (n < 0 || (size_t)n >= sizeof(w->tmp_path)) {
-            w->tmp_path[0] = '\0';
-            errno = ENAMETOOLONG;
+        if (qw_tmp_name(w, queue) < 0)
             return -1;
-        }
         w->fd = open(w->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (w->fd >= 0)
             return 0;
         if (errno != EEXIST)
             break;
+    }
+    w->tmp_path[0] = '\0';
+    return -1;
+}
+
+/* Names seen in free/ (queue_recycle), taken one by one; a process
+   reads the directory again when its list is used up and free/ changed
+   since (its mtime), so an empty pool costs one stat per new file. */
+#define QW_FREE_NAMES 64
+static struct {
+    char names[QW_FREE_NAMES][QUEUE_ID_SIZE];
+    size_t n, next;
+    struct timespec seen_mtime;
+    bool seen;
+} qw_free;
+
+/* qw_free_refill - the next names of free/; false when there are none */
+static bool qw_free_refill(void)
+{
+    struct stat st;
+    DIR *d;
+    struct dirent *e;
+
+    qw_free.n = qw_free.next = 0;
+    if (stat(QUEUE_FREE, &st) < 0
+        || (qw_free.seen && st.st_mtim.tv_sec == qw_free.seen_mtime.tv_sec
+            && st.st_mtim.tv_nsec == qw_free.seen_mtime.tv_nsec))
+        return false;
+    if ((d = opendir(QUEUE_FREE)) == NULL)
+        return false;
+    while (qw_free.n < QW_FREE_NAMES && (e = readdir(d)) != NULL)
+        if (queue_id_valid(e->d_name))
+            (void)str_copy(qw_free.names[qw_free.n++], e->d_name,
+                           QUEUE_ID_SIZE);
+    closedir(d);
+    /* a full list may leave names behind: look again next time */
+    qw_free.seen = qw_free.n < QW_FREE_NAMES;
+    qw_free.seen_mtime = st.st_mtim;
+    return qw_free.n > 0;
+}
+
+/* qw_free_strange - free/NAME is not a plain file: not ours to use */
+static bool qw_free_strange(const char *path)
+{
+    struct stat st;
+
+    if (lstat(path, &st) < 0)
+        return true;                    /* gone: another process took it */
+    if (S_ISREG(st.st_mode))
+        return false;
+    if (unlink(path) < 0 && errno == EISDIR)
+        (void)rmdir(path);
+    return true;
+}
+
+/* qw_claim_check - the claimed file is ours alone: a regular file with
+   one link, owned by us; emptied */
+static bool qw_claim_check(int fd)
+{
+    struct stat st;
+
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1
+           && st.st_uid == geteuid() && (st.st_size == 0 || ftruncate(fd, 0) == 0)
+           && ((st.st_mode & 07777) == 0600 || fchmod(fd, 0600) == 0);
+}
+
+/* qw_claim - reuse a recycled inode: rename free/NAME to our temporary
+   name (only one process can win it), open it without following links,
+   check it. -1 when free/ has nothing usable (create a file then). */
+static int qw_claim(queue_writer_t *w, const char *queue)
+{
+    char from[sizeof(QUEUE_FREE) + QUEUE_ID_SIZE + 1];
+
+    for (int tries = 0; tries < 2 * QW_FREE_NAMES; tries++) {
+        if (qw_free.next >= qw_free.n && !qw_free_refill())
+            return -1;
+        snprintf(from, sizeof(from), "%s/%s", QUEUE_FREE,
+                 qw_free.names[qw_free.next++]);
+        if (qw_free_strange(from))
+            continue;
+        if (qw_tmp_name(w, queue) < 0)
+            return -1;
+        if (queue_rename_noreplace(from, w->tmp_path) < 0)
+            continue;                   /* another process took it */
+        w->fd = open(w->tmp_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        if (w->fd >= 0 && qw_claim_check(w->fd))
+            return 0;
+        if (w->fd >= 0)
+            close(w->fd);
+        w->fd = -1;
+        (void)unlink(w->tmp_path);      /* not a usable queue file */
     }
     w->tmp_path[0] = '\0';
     return -1;
@@ -134,7 +234,7 @@ int queue_writer_open(queue_writer_t *w, const char *queue)
         errno = ENAMETOOLONG;
         return -1;
     }
-    if (qw_create(w, queue) < 0) {
+    if (qw_claim(w, queue) < 0 && qw_create(w, queue) < 0) {
         qw_cleanup(w);
         return -1;
     }

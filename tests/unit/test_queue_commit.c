@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,6 +70,17 @@ static void check_committed(const queue_writer_t *w, const char *queue,
     ck_assert_uint_eq(m.content_len, 17);
     queue_msg_free(&m);
     close(fd);
+    buf_free(&path);
+}
+
+/* queue/qid does not exist */
+static void check_gone(const char *queue, const char *qid)
+{
+    buf_t path = BUF_INIT;
+    struct stat st;
+
+    queue_path(queue, qid, &path);
+    ck_assert_int_eq(lstat(buf_str(&path), &st), -1);
     buf_free(&path);
 }
 
@@ -263,6 +275,115 @@ START_TEST(test_committer_free)
 }
 END_TEST
 
+
+/* ---- recycling -------------------------------------------------------- */
+
+/* a committed file of one recipient in incoming/: its queue ID, open fd */
+static int committed_file(queue_writer_t *w, struct stat *st)
+{
+    struct queue_sync job, *jobs[1] = { &job };
+    buf_t path = BUF_INIT;
+    int fd;
+
+    writer_sealed(w, QUEUE_INCOMING, "a@example.org", &job);
+    queue_sync_run(jobs, 1);
+    ck_assert_int_eq(queue_writer_sealed(w, &job), 0);
+    queue_path(QUEUE_INCOMING, w->qid, &path);
+    fd = open(buf_str(&path), O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fstat(fd, st), 0);
+    buf_free(&path);
+    return fd;
+}
+
+/* a finished file's inode is kept in free/ (emptied) and the next
+   writer takes it instead of creating a file */
+START_TEST(test_recycle_reuse)
+{
+    queue_writer_t w, w2;
+    struct stat st, st2, fst;
+    char freed[64];
+    int fd = committed_file(&w, &st);
+
+    ck_assert_int_eq(queue_recycle(QUEUE_INCOMING, w.qid, fd), 0);
+    close(fd);
+    snprintf(freed, sizeof(freed), "%s/%s", QUEUE_FREE, w.qid);
+    ck_assert_int_eq(stat(freed, &fst), 0);
+    ck_assert_int_eq(fst.st_ino, st.st_ino);
+    ck_assert_int_eq(fst.st_size, 0);               /* content gone */
+    check_gone(QUEUE_INCOMING, w.qid);
+    fd = committed_file(&w2, &st2);
+    ck_assert_int_eq(st2.st_ino, st.st_ino);        /* the same inode */
+    ck_assert_str_ne(w2.qid, w.qid);
+    ck_assert_int_eq(stat(freed, &fst), -1);
+    check_committed(&w2, QUEUE_INCOMING, "a@example.org");
+    close(fd);
+}
+END_TEST
+
+/* a file someone holds (an agent's shared lock) or with a second name
+   is only unlinked, never reused */
+START_TEST(test_recycle_refused)
+{
+    queue_writer_t w;
+    struct stat st, fst;
+    char freed[64], second[64];
+    buf_t path = BUF_INIT;
+    int fd = committed_file(&w, &st), agent;
+
+    queue_path(QUEUE_INCOMING, w.qid, &path);
+    agent = open(buf_str(&path), O_RDONLY);
+    ck_assert_int_ge(agent, 0);
+    ck_assert_int_eq(flock(agent, LOCK_SH), 0);
+    ck_assert_int_eq(queue_recycle(QUEUE_INCOMING, w.qid, fd), 0);
+    snprintf(freed, sizeof(freed), "%s/%s", QUEUE_FREE, w.qid);
+    ck_assert_int_eq(stat(freed, &fst), -1);
+    check_gone(QUEUE_INCOMING, w.qid);
+    /* the agent still reads the message it holds; its name is gone */
+    ck_assert(!queue_fd_is_named(agent, buf_str(&path)));
+    ck_assert_int_eq(fstat(agent, &fst), 0);
+    ck_assert_int_gt(fst.st_size, 0);
+    close(agent);
+    close(fd);
+
+    fd = committed_file(&w, &st);
+    queue_path(QUEUE_INCOMING, w.qid, &path);
+    ck_assert(queue_fd_is_named(fd, buf_str(&path)));
+    snprintf(second, sizeof(second), "%s/%s", QUEUE_HOLD, w.qid);
+    ck_assert_int_eq(link(buf_str(&path), second), 0);
+    ck_assert_int_eq(queue_recycle(QUEUE_INCOMING, w.qid, fd), 0);
+    snprintf(freed, sizeof(freed), "%s/%s", QUEUE_FREE, w.qid);
+    ck_assert_int_eq(stat(freed, &fst), -1);
+    ck_assert_int_eq(stat(second, &fst), 0);        /* untouched */
+    ck_assert_int_gt(fst.st_size, 0);
+    close(fd);
+    buf_free(&path);
+}
+END_TEST
+
+/* what a writer finds in free/ that is not a plain file of ours is
+   removed, not used */
+START_TEST(test_claim_refuses_strangers)
+{
+    queue_writer_t w;
+    struct stat st;
+    char name[64];
+    int fd;
+
+    snprintf(name, sizeof(name), "%s/4jf8M103fN7Xjv", QUEUE_FREE);
+    ck_assert_int_eq(symlink("/etc/passwd", name), 0);
+    snprintf(name, sizeof(name), "%s/4jf8M1041q7Xjt", QUEUE_FREE);
+    ck_assert_int_eq(mkdir(name, 0700), 0);
+    fd = committed_file(&w, &st);
+    ck_assert(S_ISREG(st.st_mode));
+    ck_assert_int_eq(st.st_nlink, 1);
+    ck_assert_uint_eq(temp_count(QUEUE_INCOMING), 0);
+    close(fd);
+    snprintf(name, sizeof(name), "%s/4jf8M103fN7Xjv", QUEUE_FREE);
+    ck_assert_int_eq(lstat(name, &st), -1);         /* taken away */
+}
+END_TEST
+
 static Suite *queue_commit_suite(void)
 {
     Suite *s = suite_create("queue_commit");
@@ -275,6 +396,9 @@ static Suite *queue_commit_suite(void)
     tcase_add_test(batch, test_batch_name_taken);
     tcase_add_test(batch, test_batch_dir_gone);
     tcase_add_test(batch, test_seal_failed_writer);
+    tcase_add_test(batch, test_recycle_reuse);
+    tcase_add_test(batch, test_recycle_refused);
+    tcase_add_test(batch, test_claim_refuses_strangers);
     tcase_set_timeout(batch, 60);
     suite_add_tcase(s, batch);
 
