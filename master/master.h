@@ -40,6 +40,9 @@ struct master_service {
     int status_rd, status_wr;     /* status pipe */
     size_t count;                 /* live, non-retired children */
     size_t avail;                 /* of which available */
+    size_t fresh;                 /* of which not served a client yet */
+    bool event_server;            /* a child said so (server_status.event):
+                                     spread clients over several children */
     bool watching;
     char *overload_reply;         /* $COMMAND_overload_reply when full,
                                      "" = just close, NULL = let wait */

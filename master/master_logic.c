@@ -37,16 +37,35 @@ bool master_rate_ok(uint64_t now_msec, uint64_t *last_msec,
     return true;
 }
 
-/* master_demand_decide - watch the listeners, fork, or reject */
-enum master_demand master_demand_decide(size_t count, size_t avail,
-                                        long maxproc, bool throttled,
-                                        bool reject_when_full)
+/* master_demand_decide - watch the listeners, fork, or reject. Below
+   the spread target a client that arrives forks another child even when
+   one has room (it may be the old child that takes this client: the new
+   one takes later ones); not while a newborn has yet to take its first
+   client, so one arrival forks one child, not a burst. */
+enum master_demand master_demand_decide(const struct master_demand_state *s)
 {
-    if (throttled || avail > 0)
+    if (s->throttled)
         return MASTER_DEMAND_IDLE;
-    if (maxproc <= 0 || count < (size_t)maxproc)
+    if (s->avail > 0)
+        return s->count < s->spread && s->fresh == 0
+               && (s->maxproc <= 0 || s->count < (size_t)s->maxproc)
+               ? MASTER_DEMAND_WATCH : MASTER_DEMAND_IDLE;
+    if (s->maxproc <= 0 || s->count < (size_t)s->maxproc)
         return MASTER_DEMAND_WATCH;
-    return reject_when_full ? MASTER_DEMAND_REJECT : MASTER_DEMAND_FULL;
+    return s->reject_when_full ? MASTER_DEMAND_REJECT : MASTER_DEMAND_FULL;
+}
+
+/* master_spread_target - see master_logic.h */
+size_t master_spread_target(long process_min, long ncpu, long maxproc,
+                            bool event_server)
+{
+    long n = process_min > 0 ? process_min : ncpu;
+
+    if (!event_server || n < 1)
+        return 1;
+    if (maxproc > 0 && n > maxproc)
+        n = maxproc;
+    return (size_t)n;
 }
 
 /* master_expand - $name, ${name}, $(name) and $$ in raw, into out */

@@ -2,7 +2,8 @@
  * master_logic - the pure decisions of the master supervisor, kept apart
  * from sockets and processes so tests/unit/test_master.c can check them:
  * back-off steps, warning rate limits, what to do when a listener is
- * readable, child argv, exit-status wording, listener addresses and
+ * readable (and how many event-server processes to spread clients over),
+ * child argv, exit-status wording, listener addresses and
  * whether a master.conf entry changed across a reload.
  */
 #ifndef TERN_MASTER_LOGIC_H
@@ -31,9 +32,25 @@ enum master_demand {
                                answer it and close */
     MASTER_DEMAND_FULL,     /* at the limit: wait for a child to free up */
 };
-enum master_demand master_demand_decide(size_t count, size_t avail,
-                                        long maxproc, bool throttled,
-                                        bool reject_when_full);
+struct master_demand_state {
+    size_t count;           /* live children of the service */
+    size_t avail;           /* of which can take another client */
+    size_t fresh;           /* of which have not served a client yet */
+    size_t spread;          /* children wanted even while some have room
+                               (master_spread_target); 1 = fork only when
+                               none has room */
+    long maxproc;           /* process limit, 0 = none */
+    bool throttled;         /* back-off after failures */
+    bool reject_when_full;  /* the service has an overload reply */
+};
+enum master_demand master_demand_decide(const struct master_demand_state *s);
+
+/* How many children of a service master starts on demand even while the
+   existing ones have room: for an event server process_min
+   ($event_server_process_min; 0 = ncpu, the online CPUs), at least 1 and
+   at most maxproc (0 = no limit); 1 for request and trigger servers. */
+size_t master_spread_target(long process_min, long ncpu, long maxproc,
+                            bool event_server);
 
 /* The overload reply of a service whose command is e->command: the
    parameter COMMAND_overload_reply, from the entry's own

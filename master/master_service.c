@@ -320,6 +320,8 @@ void master_service_update(struct master_service *svc,
     bool restart_wakeup = svc->ent.wakeup != e->wakeup;
     buf_t b = BUF_INIT;
 
+    if (strcmp(svc->ent.command, e->command) != 0)
+        svc->event_server = false;      /* until a new child says so */
     master_entry_free(&svc->ent);
     master_entry_copy(&svc->ent, e);
     free(svc->path);

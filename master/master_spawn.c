@@ -1,6 +1,7 @@
 /*
  * master_spawn - the children of every service: forking on demand when a
- * listener becomes readable and no child is available, the busy/idle
+ * listener becomes readable and no child is available (or, for an event
+ * server, fewer than $event_server_process_min exist), the busy/idle
  * reports on the status pipes, reaping with Postfix-style warnings, the
  * process limit (the overload reply, when the service has one) and
  * back-off after a
@@ -50,7 +51,38 @@ static void master_child_uncount(struct master_child *c)
     c->svc->count--;
     if (c->avail)
         c->svc->avail--;
+    if (!c->served)
+        c->svc->fresh--;
     c->avail = false;
+}
+
+/* master_cpus - online CPUs, asked once (sysconf reads /sys each time) */
+static long master_cpus(void)
+{
+    static long ncpu;
+
+    if (ncpu == 0) {
+        ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        if (ncpu < 1)
+            ncpu = 1;
+    }
+    return ncpu;
+}
+
+/* master_demand_of - the service's state for master_demand_decide */
+static enum master_demand master_demand_of(const struct master_service *svc)
+{
+    long maxproc = master_service_maxproc(svc);
+    struct master_demand_state s = {
+        .count = svc->count, .avail = svc->avail, .fresh = svc->fresh,
+        .spread = master_spread_target(var_event_server_process_min,
+                                       master_cpus(), maxproc,
+                                       svc->event_server),
+        .maxproc = maxproc, .throttled = svc->throttled,
+        .reject_when_full = svc->overload_reply != NULL,
+    };
+
+    return master_demand_decide(&s);
 }
 
 /* Out of descriptors (or memory) for accept() in master_reject: the
@@ -107,9 +139,7 @@ void master_demand_update(struct master_service *svc)
     enum master_demand d;
     bool want;
 
-    d = master_demand_decide(svc->count, svc->avail,
-                             master_service_maxproc(svc), svc->throttled,
-                             svc->overload_reply != NULL);
+    d = master_demand_of(svc);
     want = !master_shutting_down
            && (d == MASTER_DEMAND_WATCH
                || (d == MASTER_DEMAND_REJECT && !master_accept_paused));
@@ -213,6 +243,7 @@ static void master_spawn(struct master_service *svc)
     master_children = c;
     svc->count++;
     svc->avail++;
+    svc->fresh++;
     log_debug("service %s: started %s pid %d", svc->ent.service, svc->path,
               (int)pid);
 }
@@ -258,9 +289,7 @@ void master_listener_ready(ev_loop_t *loop, int fd, unsigned events,
         return;
     /* a child may just have freed up: its report decides, not a race */
     master_status_ready(loop, svc->status_rd, EV_READ, svc);
-    switch (master_demand_decide(svc->count, svc->avail,
-                                 master_service_maxproc(svc), svc->throttled,
-                                 svc->overload_reply != NULL)) {
+    switch (master_demand_of(svc)) {
     case MASTER_DEMAND_WATCH:
         master_spawn(svc);
         break;
@@ -283,10 +312,13 @@ static void master_status_record(struct master_service *svc,
 
     if (c == NULL || c->svc != svc || c->retired)
         return;         /* gone already, or from an older generation */
-    if (!avail || st->served) {
+    svc->event_server = st->event != 0;
+    if ((!avail || st->served) && !c->served) {
         c->served = true;
-        svc->backoff = 0;
+        svc->fresh--;
     }
+    if (!avail || st->served)
+        svc->backoff = 0;
     if (avail != c->avail) {
         c->avail = avail;
         if (avail)

@@ -174,6 +174,8 @@ long var_daemon_timeout;
 char *var_proxy_read_maps;
 long var_proxymap_timeout;
 long var_service_throttle_time;
+/* issue 8, bench-master: processes per event-server service */
+long var_event_server_process_min;
 long var_local_recursion_limit;
 /* content inspection (cleanup) */
 char *var_header_checks;
@@ -521,6 +523,11 @@ const struct param_def param_table[] = {
            "A daemon that spends longer on one request is killed."),
     P_TIME(service_throttle_time, "60s", 1, DAY_,
            "How long master waits before restarting a service that keeps failing."),
+    /* issue 8 (bench-master): spread the clients of an event server such
+       as smtpd over several processes (one per core), which share its
+       listening sockets; request and trigger servers are not affected */
+    P_INT(event_server_process_min, "0", 0, 100000,
+          "master starts another process of an event-server service (smtpd) when a client arrives and fewer than this many exist, even if the existing ones have room; 0 = the number of online CPUs; never more than the service's maxproc."),
     /* proxymap: lookups for chrooted daemons */
     P_STR(proxy_read_maps, "$alias_maps $virtual_alias_maps $virtual_alias_domains $virtual_user_maps $mydestination $relay_domains $transport_maps $sender_dependent_relayhost_maps $smtp_tls_policy_maps $smtpd_sender_login_maps $smtpd_client_restrictions $smtpd_helo_restrictions $smtpd_sender_restrictions $smtpd_relay_restrictions $smtpd_recipient_restrictions $smtpd_data_restrictions $smtpd_end_of_data_restrictions",
           "Tables proxymap(8) may look up for its clients (chrooted daemons reach every lmdb: table through it); words that are not TYPE:NAME are ignored, and proxymap refuses and logs any other table."),

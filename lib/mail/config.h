@@ -189,6 +189,8 @@ extern long var_daemon_timeout;
 extern char *var_proxy_read_maps;
 extern long var_proxymap_timeout;
 extern long var_service_throttle_time;
+/* issue 8, bench-master */
+extern long var_event_server_process_min;
 extern long var_local_recursion_limit;   /* alias expansion depth */
 /* content inspection (cleanup) */
 extern char *var_header_checks;

@@ -98,6 +98,7 @@ static void server_status_send(int avail)
     st.pid = getpid();
     st.avail = avail;
     st.served = served;
+    st.event = srv.kind == SERVER_EVENT;
     /* sizeof(st) < PIPE_BUF: the write is atomic or fails whole */
     if (write(srv.status_fd, &st, sizeof(st)) != (ssize_t)sizeof(st)) {
         if (errno != EAGAIN)

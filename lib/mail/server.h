@@ -6,7 +6,8 @@
  *   fd 3 (SERVER_STATUS_FD): write end of the status pipe. The child
  *       writes struct server_status records: avail=1 when it can take
  *       another connection, avail=0 when it cannot (busy/full); served=1
- *       from its first client on (sent once with the next record).
+ *       from its first client on (sent once with the next record);
+ *       event=1 from an event server.
  *   fd 4.. (SERVER_LISTEN_FD): listening sockets, count in "-s N".
  *   argv: command -n SERVICE -t TYPE [-u] [-c] [-z] [-v] [-o name=value]...
  *       [daemon args]; -u: drop to $mail_owner; -c: chroot to the queue
@@ -46,6 +47,9 @@ struct server_status {
     int avail;          /* 1 = can take work, 0 = busy/full */
     int served;         /* 1 once the process has taken a client: master
                            does not throttle a daemon that worked */
+    int event;          /* 1 = event server (many clients per process):
+                           master may start more of them than are busy,
+                           $event_server_process_min */
 };
 
 struct server_ops {

@@ -105,6 +105,10 @@ class MasterTest(unittest.TestCase):
             f.write("maillog_file = %s\n" % self.maillog)
             f.write("mail_owner = %s\n" % owner)
             f.write("myhostname = test.example\n")
+            # these tests count the processes of a service: one event
+            # server process until it is full (the spread tests below set
+            # their own value)
+            f.write("event_server_process_min = 1\n")
         self.master = None
         self.stderr_path = os.path.join(self.dir, "master.stderr")
         self.seen_pids = set()
@@ -236,6 +240,99 @@ class MasterTest(unittest.TestCase):
         # the first process takes clients again once one leaves
         clients[0].close()
         self.assertEqual(sixth.cmd("still"), "+ECHO still")
+
+    # ---- event_server_process_min ----------------------------------------
+
+    def set_process_min(self, value):
+        with open(os.path.join(self.etc, "main.conf"), "a") as f:
+            f.write("event_server_process_min = %s\n" % value)
+
+    def children_running(self, command):
+        """PIDs of master's live children whose program is command."""
+        out = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open("/proc/%s/cmdline" % name, "rb") as f:
+                    argv0 = f.read().split(b"\0")[0]
+            except (OSError, IndexError):
+                continue
+            if (int(fields[1]) == self.master.pid and fields[0] != "Z"
+                    and os.path.basename(argv0) == command.encode()):
+                out.append(int(name))
+        return sorted(out)
+
+    def stopped(self, pid):
+        """SIGSTOP pid until the test ends (SIGCONT at cleanup)."""
+        os.kill(pid, signal.SIGSTOP)
+        self.addCleanup(lambda: pid_alive(pid) and os.kill(pid, signal.SIGCONT))
+
+    def test_spread_forks_while_the_first_has_room(self):
+        self.set_process_min(2)
+        port = free_port()
+        self.start_master([self.echo_service(port)])
+        a = self.client(port)
+        pa = a.pid()
+        self.seen_pids.add(pa)
+        # pa has room for many more clients, yet the next arrival forks a
+        # second process; with pa stopped, that one must take it from the
+        # shared listener
+        self.stopped(pa)
+        b = self.client(port)
+        pb = b.pid()
+        self.seen_pids.add(pb)
+        self.assertNotEqual(pa, pb)
+        os.kill(pa, signal.SIGCONT)
+        self.assertEqual(a.cmd("still"), "+ECHO still")
+        self.assertEqual(b.cmd("too"), "+ECHO too")
+        # the target is reached: no third process for more clients
+        more = [self.client(port) for _ in range(4)]
+        pids = {c.pid() for c in more}
+        self.seen_pids |= pids
+        self.assertLessEqual(pids, {pa, pb})
+        self.assertEqual(self.children_running("echod"), sorted([pa, pb]))
+        self.assertNotIn("back-off", self.log())
+
+    def test_spread_one_means_one_process(self):
+        self.set_process_min(1)
+        port = free_port()
+        self.start_master([self.echo_service(port)])
+        a = self.client(port)
+        pa = a.pid()
+        self.seen_pids.add(pa)
+        self.stopped(pa)
+        b = Client(port)
+        self.addCleanup(b.close)
+        b.f.write(b"PID\r\n")
+        b.f.flush()
+        # a negative check that cannot flake (a correct master never
+        # starts a second process here): only a broken one answers
+        r, _, _ = select.select([b.sock], [], [], 0.5)
+        self.assertEqual(r, [], "a second process answered")
+        os.kill(pa, signal.SIGCONT)
+        self.assertEqual(b.f.readline().decode().strip(), "+PID %d" % pa)
+        self.assertEqual(self.children_running("echod"), [pa])
+
+    def test_spread_capped_by_maxproc(self):
+        self.set_process_min(4)
+        port = free_port()
+        self.start_master([self.echo_service(port, maxproc="2")])
+        a = self.client(port)
+        pa = a.pid()
+        self.seen_pids.add(pa)
+        self.stopped(pa)
+        b = self.client(port)
+        pb = b.pid()
+        self.seen_pids.add(pb)
+        self.assertNotEqual(pa, pb)
+        os.kill(pa, signal.SIGCONT)
+        clients = [self.client(port) for _ in range(6)]
+        self.seen_pids |= {c.pid() for c in clients}
+        self.assertEqual(self.children_running("echod"), sorted([pa, pb]))
+        self.assertNotIn("process limit", self.log())
 
     def test_kill9_child_replaced(self):
         port = free_port()

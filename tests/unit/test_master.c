@@ -65,31 +65,74 @@ END_TEST
 
 START_TEST(test_demand)
 {
+    /* spread 1 = a request/trigger server, or event_server_process_min 1 */
     static const struct {
-        size_t count, avail;
-        long maxproc;
-        bool throttled, reply;      /* has an overload reply */
+        struct master_demand_state s;
         enum master_demand want;
     } t[] = {
-        { 0, 0, 100, false, false, MASTER_DEMAND_WATCH },
-        { 0, 0, 0, false, false, MASTER_DEMAND_WATCH },       /* no limit */
-        { 5000, 0, 0, false, false, MASTER_DEMAND_WATCH },
-        { 1, 1, 100, false, false, MASTER_DEMAND_IDLE },      /* newborn */
-        { 3, 2, 3, false, true, MASTER_DEMAND_IDLE },
-        { 0, 0, 100, true, false, MASTER_DEMAND_IDLE },       /* back-off */
-        { 3, 0, 3, true, true, MASTER_DEMAND_IDLE },
-        { 2, 0, 3, false, false, MASTER_DEMAND_WATCH },
-        { 3, 0, 3, false, false, MASTER_DEMAND_FULL },
-        { 3, 0, 3, false, true, MASTER_DEMAND_REJECT },
-        { 4, 0, 3, false, false, MASTER_DEMAND_FULL },        /* lowered */
-        { 0, 0, -1, false, false, MASTER_DEMAND_WATCH },
+        /* count avail fresh spread maxproc throttled reply */
+        { { 0, 0, 0, 1, 100, false, false }, MASTER_DEMAND_WATCH },
+        { { 0, 0, 0, 1, 0, false, false }, MASTER_DEMAND_WATCH }, /* no limit */
+        { { 5000, 0, 0, 1, 0, false, false }, MASTER_DEMAND_WATCH },
+        { { 1, 1, 1, 1, 100, false, false }, MASTER_DEMAND_IDLE }, /* newborn */
+        { { 3, 2, 0, 1, 3, false, true }, MASTER_DEMAND_IDLE },
+        { { 0, 0, 0, 1, 100, true, false }, MASTER_DEMAND_IDLE }, /* back-off */
+        { { 3, 0, 0, 1, 3, true, true }, MASTER_DEMAND_IDLE },
+        { { 2, 0, 0, 1, 3, false, false }, MASTER_DEMAND_WATCH },
+        { { 3, 0, 0, 1, 3, false, false }, MASTER_DEMAND_FULL },
+        { { 3, 0, 0, 1, 3, false, true }, MASTER_DEMAND_REJECT },
+        { { 4, 0, 0, 1, 3, false, false }, MASTER_DEMAND_FULL }, /* lowered */
+        { { 0, 0, 0, 1, -1, false, false }, MASTER_DEMAND_WATCH },
+        /* spread: one busy-but-not-full event server, another wanted */
+        { { 1, 1, 0, 2, 100, false, false }, MASTER_DEMAND_WATCH },
+        { { 1, 1, 0, 1, 100, false, false }, MASTER_DEMAND_IDLE },
+        { { 3, 3, 0, 4, 0, false, false }, MASTER_DEMAND_WATCH },
+        { { 4, 4, 0, 4, 0, false, false }, MASTER_DEMAND_IDLE }, /* reached */
+        { { 5, 5, 0, 4, 0, false, false }, MASTER_DEMAND_IDLE },
+        /* a newborn has yet to take a client: one arrival, one fork */
+        { { 2, 2, 1, 4, 100, false, false }, MASTER_DEMAND_IDLE },
+        { { 2, 1, 1, 4, 100, false, false }, MASTER_DEMAND_IDLE },
+        /* the limit still rules (a lowered maxproc) */
+        { { 2, 2, 0, 4, 2, false, false }, MASTER_DEMAND_IDLE },
+        { { 1, 1, 0, 4, 1, false, true }, MASTER_DEMAND_IDLE },
+        /* back-off beats the spread */
+        { { 1, 1, 0, 4, 100, true, false }, MASTER_DEMAND_IDLE },
+        /* all full below the spread target: the old rule */
+        { { 1, 0, 0, 4, 100, false, false }, MASTER_DEMAND_WATCH },
+        { { 2, 0, 1, 4, 2, false, true }, MASTER_DEMAND_REJECT },
     };
 
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-        ck_assert_msg(master_demand_decide(t[i].count, t[i].avail,
-                                           t[i].maxproc, t[i].throttled,
-                                           t[i].reply) == t[i].want,
+        ck_assert_msg(master_demand_decide(&t[i].s) == t[i].want,
                       "case %zu", i);
+}
+END_TEST
+
+START_TEST(test_spread_target)
+{
+    static const struct {
+        long process_min, ncpu, maxproc;
+        bool event;
+        size_t want;
+    } t[] = {
+        { 0, 8, 100, true, 8 },         /* default: one per CPU */
+        { 0, 8, 100, false, 1 },        /* request/trigger servers */
+        { 3, 8, 100, false, 1 },
+        { 2, 8, 100, true, 2 },
+        { 1, 8, 100, true, 1 },
+        { 0, 8, 1, true, 1 },           /* anvil: maxproc 1 */
+        { 5, 8, 3, true, 3 },           /* capped by maxproc */
+        { 0, 8, 0, true, 8 },           /* maxproc 0 = no limit */
+        { 200, 2, 0, true, 200 },
+        { 0, 0, 100, true, 1 },         /* sysconf failed */
+        { 0, -1, 100, true, 1 },
+        { -3, 4, 100, true, 4 },
+    };
+
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        ck_assert_msg(master_spread_target(t[i].process_min, t[i].ncpu,
+                                           t[i].maxproc, t[i].event)
+                      == t[i].want, "case %zu", i);
 }
 END_TEST
 
@@ -420,6 +463,7 @@ static Suite *master_suite(void)
     tcase_add_test(tc, test_backoff_sequence);
     tcase_add_test(tc, test_rate);
     tcase_add_test(tc, test_demand);
+    tcase_add_test(tc, test_spread_target);
     tcase_add_test(tc, test_argv);
     tcase_add_test(tc, test_exit_describe);
     tcase_add_test(tc, test_unix_path);
