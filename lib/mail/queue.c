@@ -351,15 +351,14 @@ int queue_recycle(const char *queue, const char *qid, int fd)
         errno = ENOMEM;
         goto done;
     }
+    /* emptied before the rename: once in free/ a writer may take it at
+       any moment, and nothing of ours may touch it after that */
     if (fd >= 0 && recycle_ok(fd, buf_str(&path)) && free_room()
-        && queue_rename_noreplace(buf_str(&path), buf_str(&to)) == 0) {
-        /* the old content goes now; a writer truncates again anyway */
-        if (ftruncate(fd, 0) < 0)
-            (void)unlink(buf_str(&to));
+        && ftruncate(fd, 0) == 0
+        && queue_rename_noreplace(buf_str(&path), buf_str(&to)) == 0)
         ret = 0;
-    } else {
+    else
         ret = unlink(buf_str(&path));
-    }
 done:
     saved = errno;
     if (fd >= 0)
