@@ -180,6 +180,7 @@ typedef struct qmgr_msg {
                                        deferral, or the defer/ log), NULL
                                        if unknown */
     bool notify_loaded;             /* qmgr_notify read the defer/ log */
+    int fd;                         /* the open queue file, or -1 */
     size_t npending;                /* QR_PENDING recipients */
     size_t nbusy;                   /* QR_BUSY recipients */
     struct qmgr_msg *prev, *next;   /* all active messages, FIFO */

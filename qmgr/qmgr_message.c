@@ -33,8 +33,15 @@ size_t qmgr_active_count;
 
 size_t qmgr_active_rcpts;
 
+/* Active messages whose queue file stays open from activation to
+   msg_finish (one open() per activation instead of two); beyond this
+   many the file is opened again at the end, so a large active set does
+   not run qmgr out of descriptors. */
+#define MSG_FD_MAX  256
+
 static qmgr_msg_t *msg_head, *msg_tail;
 static htable_t *msg_by_qid;        /* every active message, by queue ID */
+static size_t msg_open_fds;         /* messages with m->fd open */
 
 static void msg_finish(qmgr_msg_t *m);
 
@@ -69,6 +76,10 @@ static void msg_free(qmgr_msg_t *m)
     qmgr_active_count--;
     qmgr_active_rcpts -= m->qm.nrcpts;
     htable_remove(msg_by_qid, m->qm.qid);
+    if (m->fd >= 0) {
+        (void)close(m->fd);
+        msg_open_fds--;
+    }
     queue_msg_free(&m->qm);
     for (size_t i = 0; m->rdsn != NULL && i < m->qm.nrcpts; i++) {
         free(m->rdsn[i]);
@@ -133,14 +144,30 @@ static void msg_drop_other_names(const char *qid, const struct stat *st)
     buf_free(&path);
 }
 
+/* msg_euid - our effective uid (never changes: qmgr runs as tern) */
+static uid_t msg_euid(void)
+{
+    static uid_t euid;
+    static bool known;
+
+    if (!known) {
+        euid = geteuid();
+        known = true;
+    }
+    return euid;
+}
+
 /* msg_open - active/<qid> for reading and marking; -1 when it is not
-   ours to handle (gone, quarantined or put back for later) */
+   ours to handle (gone, quarantined or put back for later). One fstat
+   checks type, owner and links; a second only after other names were
+   removed. */
 static int msg_open(const char *qid)
 {
     buf_t path = BUF_INIT, why = BUF_INIT;
     struct stat st;
     int fd;
 
+    memset(&st, 0, sizeof(st));
     queue_path(QUEUE_ACTIVE, qid, &path);
     fd = open(buf_str(&path), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
@@ -157,8 +184,17 @@ static int msg_open(const char *qid)
             buf_printf(&why, "open %s: %s", buf_str(&path), strerror(err));
             qmgr_scan_quarantine(qid, buf_str(&why));
         }
-    } else if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1
-               && st.st_uid == geteuid()) {
+    } else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)
+               || st.st_uid != msg_euid()) {
+        if (S_ISREG(st.st_mode))
+            buf_printf(&why, "queue file is owned by uid %ld, not %ld",
+                       (long)st.st_uid, (long)msg_euid());
+        else
+            buf_puts(&why, "not a regular file");
+        close(fd);
+        fd = -1;
+        qmgr_scan_quarantine(qid, buf_str(&why));
+    } else if (st.st_nlink > 1) {
         msg_drop_other_names(qid, &st);
         if (fstat(fd, &st) == 0 && st.st_nlink > 1) {
             buf_printf(&why, "queue file has %lu links",
@@ -167,23 +203,14 @@ static int msg_open(const char *qid)
             fd = -1;
             qmgr_scan_quarantine(qid, buf_str(&why));
         }
-    } else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)
-               || st.st_uid != geteuid()) {
-        if (S_ISREG(st.st_mode))
-            buf_printf(&why, "queue file is owned by uid %ld, not %ld",
-                       (long)st.st_uid, (long)geteuid());
-        else
-            buf_puts(&why, "not a regular file");
-        close(fd);
-        fd = -1;
-        qmgr_scan_quarantine(qid, buf_str(&why));
     }
     buf_free(&path);
     buf_free(&why);
     return fd;
 }
 
-/* msg_load - read the envelope of active/<qid>; NULL if gone or corrupt */
+/* msg_load - read the envelope of active/<qid>; NULL if gone or corrupt.
+   The file stays open for msg_finish while few are (see MSG_FD_MAX). */
 static qmgr_msg_t *msg_load(const char *qid)
 {
     const char *error = "unknown error";
@@ -193,6 +220,7 @@ static qmgr_msg_t *msg_load(const char *qid)
     if (fd < 0)
         return NULL;
     m = xcalloc(1, sizeof(*m));
+    m->fd = -1;
     if (queue_file_read(fd, qid, &m->qm, &error) < 0) {
         close(fd);
         queue_msg_free(&m->qm);
@@ -200,7 +228,12 @@ static qmgr_msg_t *msg_load(const char *qid)
         qmgr_scan_quarantine(qid, error);
         return NULL;
     }
-    close(fd);
+    if (msg_open_fds < MSG_FD_MAX) {
+        m->fd = fd;
+        msg_open_fds++;
+    } else {
+        close(fd);
+    }
     return m;
 }
 
@@ -396,10 +429,11 @@ static void msg_finish(qmgr_msg_t *m)
     struct msg_tally t;
     long now = (long)(time_now_usec() / 1000000);
     long arrival = (long)(m->qm.arrival_usec / 1000000);
-    int fd;
+    int fd = m->fd;
 
     queue_path(QUEUE_ACTIVE, m->qm.qid, &path);
-    fd = open(buf_str(&path), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        fd = open(buf_str(&path), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         log_warning("%s: open %s: %s", m->qm.qid, buf_str(&path),
                     strerror(errno));
@@ -421,7 +455,8 @@ static void msg_finish(qmgr_msg_t *m)
             qmgr_notify_deferred(fd, m);
             msg_defer(fd, m, buf_str(&path), now);
         }
-        close(fd);
+        if (fd != m->fd)
+            close(fd);
     }
     buf_free(&path);
     msg_free(m);
