@@ -23,6 +23,8 @@
 /* batch the rescans that wait for room in the active set */
 #define SCAN_ROOM_MSEC      50
 
+uint64_t qmgr_start_usec;
+
 static ev_loop_t *q_loop;
 static bool want_incoming, want_deferred, want_sweep, want_hold_temp;
 static uint64_t flush_usec;         /* deferred before this: due now */
@@ -166,6 +168,7 @@ static void qmgr_post_init(ev_loop_t *loop)
     size_t left;
 
     q_loop = loop;
+    qmgr_start_usec = time_now_usec();
     qmgr_deliver_init(loop);
     ev_timer_init(&scan_timer, scan_run, NULL);
     ev_timer_init(&queue_run_timer, queue_run, NULL);

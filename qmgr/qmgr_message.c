@@ -252,7 +252,7 @@ static void msg_defer_now(qmgr_msg_t *m, size_t i, const char *reason)
 }
 
 /* qmgr_message_activate - take on a file that is now in active/ */
-void qmgr_message_activate(const char *qid)
+void qmgr_message_activate(const char *qid, bool fresh)
 {
     qmgr_msg_t *m;
     size_t n, i;
@@ -264,6 +264,9 @@ void qmgr_message_activate(const char *qid)
     if ((m = msg_load(qid)) == NULL)
         return;
     n = m->qm.nrcpts;
+    /* older mail may come from a qmgr that wrote a log and then lost
+       the rename into active/ in a crash: assume one */
+    m->defer_log = !fresh || m->qm.arrival_usec < qmgr_start_usec;
     m->active_usec = time_now_usec();
     m->rstate = xcalloc(n ? n : 1, 1);
     m->rdsn = xcalloc(n ? n : 1, sizeof(char *));
@@ -394,7 +397,7 @@ static void msg_remove(int fd, qmgr_msg_t *m, const char *path,
              "bounced=%zu, deferred=0", m->qm.qid, qmgr_message_sender(m),
              m->qm.nrcpts, delay, t->sent, t->bounced);
     log_info("%s: removed", m->qm.qid);
-    qmgr_notify_removed(m->qm.qid);
+    qmgr_notify_removed(m);
 }
 
 /* msg_defer - set the next-attempt time as mtime, move to deferred/ */

@@ -186,7 +186,8 @@ static void move_batch(const char *queue, struct scan_list *l, size_t limit,
         log_warning("fsync directory %s: %s", QUEUE_ACTIVE, strerror(errno));
     for (size_t j = 0; j < i; j++)
         if (moved[j])
-            qmgr_message_activate(l->items[j].qid);
+            qmgr_message_activate(l->items[j].qid,
+                                  strcmp(queue, QUEUE_INCOMING) == 0);
     free(moved);
     buf_free(&from);
 }
@@ -306,7 +307,7 @@ size_t qmgr_scan_active_recover(void)
             continue;
         }
         log_info("%s: recovering message left in %s/", qid, QUEUE_ACTIVE);
-        qmgr_message_activate(qid);
+        qmgr_message_activate(qid, false);
     }
     recover_list.count = keep;
     if (keep == 0)
@@ -334,7 +335,7 @@ size_t qmgr_scan_active_sweep(size_t limit)
             continue;
         log_info("%s: taking on again a message left in %s/", qid,
                  QUEUE_ACTIVE);
-        qmgr_message_activate(qid);
+        qmgr_message_activate(qid, false);
         n++;
     }
     list_free(&l);
