@@ -9,10 +9,14 @@
  * there are swept (cleanup writes a HOLD message's temporary file
  * inside hold/, so a writer killed mid-message leaves it there).
  *
- * Durability: a batch of moves into active/ is followed by one fsync of
- * active/ before any of those messages is offered to an agent; a move
- * out of active/ (deferred/X/, corrupt/) fsyncs the destination before
- * qmgr forgets the message. Source directories are not fsync'd: on a
+ * Durability: a move into active/ is not fsync'd. Before it the file's
+ * name in incoming/ (or deferred/) is durable, and qmgr scans both of
+ * those and active/ at start-up, so a rename that a power loss undoes
+ * only changes where the file is found again; what an agent did in the
+ * meantime is in the inode (the recipient marks, fdatasync'd), which
+ * both names share, so nothing is lost or delivered twice. A move out of
+ * active/ (deferred/X/, corrupt/) fsyncs the destination before qmgr
+ * forgets the message. Source directories are not fsync'd: on a
  * journalled file system a rename is one transaction, and elsewhere the
  * worst case after a power loss is the same inode under both names.
  * That cannot deliver twice, because recipient marks live in the inode
@@ -159,7 +163,7 @@ static bool move_one(const char *from, const char *qid)
     return true;
 }
 
-/* move_batch - move up to limit entries, one directory fsync, activate */
+/* move_batch - move up to limit entries, then activate them */
 static void move_batch(const char *queue, struct scan_list *l, size_t limit,
                        struct qmgr_scan_result *res)
 {
@@ -182,8 +186,6 @@ static void move_batch(const char *queue, struct scan_list *l, size_t limit,
     }
     res->truncated = i < l->count || l->full;
     res->moved = n;
-    if (n > 0 && fsync_dir(QUEUE_ACTIVE) < 0)
-        log_warning("fsync directory %s: %s", QUEUE_ACTIVE, strerror(errno));
     for (size_t j = 0; j < i; j++)
         if (moved[j])
             qmgr_message_activate(l->items[j].qid,
