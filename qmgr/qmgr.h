@@ -254,9 +254,9 @@ void qmgr_scan_free(void);
    (a failed move or removal out of active/); at most limit. */
 size_t qmgr_scan_active_sweep(size_t limit);
 void qmgr_scan_incoming(size_t limit, struct qmgr_scan_result *res);
-/* Remove writers' temporary files in hold/ untouched for a day (as
-   qmgr_scan_incoming does in incoming/); held mail is never touched. */
-void qmgr_scan_hold_temp(void);
+/* Remove writers' temporary files in incoming/ and hold/ untouched for
+   a day; held mail is never touched. */
+void qmgr_scan_temp(void);
 /* deferred/: files whose mtime <= now, or that were deferred before
    flush_usec (0 = no flush pending). */
 void qmgr_scan_deferred(size_t limit, uint64_t flush_usec,
