@@ -31,7 +31,6 @@
 
 #define SERVER_DEFAULT_CLIENT_LIMIT 256
 #define SERVER_TRIGGER_MAX 1024
-#define SERVER_TRIGGER_TIMEOUT_MSEC 5000
 #define SERVER_ACCEPT_BATCH 64
 #define SERVER_DRAIN_QUIET_MSEC 100     /* no events this long: all flushed */
 #define SERVER_DRAIN_MAX_MSEC 5000
@@ -58,7 +57,8 @@ static struct {
     bool stopping_now;      /* SIGTERM seen: ops->on_stop ran */
     bool exit_pending;      /* done: let closing connections flush, exit */
     uint64_t exit_deadline;
-    size_t conns;           /* open connections (event/trigger) */
+    size_t conns;           /* busy connections (event, request; a
+                               trigger server's are never busy) */
     size_t client_limit;
     long uses;
     ev_timer_t idle_timer;
@@ -530,47 +530,102 @@ int event_server_main(int argc, char **argv, const struct server_ops *ops)
 
 /* ---- trigger server -------------------------------------------------- */
 
+/* A trigger connection stays open as long as its client keeps it
+   (trigger_send keeps one per process and socket), and every read is
+   handed to on_trigger at once: many triggers cost one read each, not
+   a connection each. Old clients that send a byte and close work the
+   same way. Connections are not "busy" for max_idle/max_use (a kept
+   connection would hold the process forever); their number is bounded
+   by client_limit instead: a new one that would pass it closes the one
+   heard from least recently (its client reconnects on its next write).
+   No timeout: a silent connection costs a descriptor, nothing more. */
 struct trigger_conn {
     int fd;
-    size_t len;
-    ev_timer_t timer;
-    char data[SERVER_TRIGGER_MAX];
+    struct trigger_conn *prev, *next;   /* most recently heard first */
 };
 
-/* trigger_conn_finish - deliver what was read, close, account */
-static void trigger_conn_finish(struct trigger_conn *tc)
+static struct {
+    struct trigger_conn *head, *tail;
+    size_t count;
+} trig;
+
+static void trigger_conn_unlink(struct trigger_conn *tc)
 {
-    ev_io_remove(srv.loop, tc->fd);
-    ev_timer_stop(srv.loop, &tc->timer);
-    (void)close(tc->fd);
-    if (tc->len > 0 && srv.ops->on_trigger)
-        srv.ops->on_trigger(srv.loop, tc->data, tc->len);
-    free(tc);
-    srv.conns--;
-    server_update();
+    if (tc->prev != NULL)
+        tc->prev->next = tc->next;
+    else
+        trig.head = tc->next;
+    if (tc->next != NULL)
+        tc->next->prev = tc->prev;
+    else
+        trig.tail = tc->prev;
+    tc->prev = tc->next = NULL;
 }
 
-static void trigger_conn_timeout(ev_loop_t *loop, void *arg)
+static void trigger_conn_push(struct trigger_conn *tc)
 {
-    (void)loop;
-    trigger_conn_finish(arg);
+    tc->prev = NULL;
+    tc->next = trig.head;
+    if (trig.head != NULL)
+        trig.head->prev = tc;
+    else
+        trig.tail = tc;
+    trig.head = tc;
+}
+
+/* trigger_conn_close - forget a connection */
+static void trigger_conn_close(struct trigger_conn *tc)
+{
+    ev_io_remove(srv.loop, tc->fd);
+    (void)close(tc->fd);
+    trigger_conn_unlink(tc);
+    trig.count--;
+    free(tc);
+}
+
+/* trigger_conn_input - one read; false when the connection is over */
+static bool trigger_conn_input(struct trigger_conn *tc)
+{
+    char data[SERVER_TRIGGER_MAX];
+    ssize_t n = read(tc->fd, data, sizeof(data));
+
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR;
+    if (n == 0)
+        return false;
+    srv.uses++;
+    ev_timer_stop(srv.loop, &srv.idle_timer);   /* server_update re-arms */
+    srv.ops->on_trigger(srv.loop, data, (size_t)n);
+    return true;
 }
 
 static void trigger_conn_read(ev_loop_t *loop, int fd, unsigned events,
                               void *arg)
 {
     struct trigger_conn *tc = arg;
-    ssize_t n;
 
     (void)loop;
+    (void)fd;
     (void)events;
-    n = read(fd, tc->data + tc->len, sizeof(tc->data) - tc->len);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    if (!trigger_conn_input(tc)) {
+        trigger_conn_close(tc);
+    } else if (tc != trig.head) {
+        trigger_conn_unlink(tc);
+        trigger_conn_push(tc);
+    }
+    server_update();
+}
+
+/* trigger_conn_evict - make room: the least recently heard goes (what
+   it has sent is read first) */
+static void trigger_conn_evict(void)
+{
+    struct trigger_conn *tc = trig.tail;
+
+    if (tc == NULL)
         return;
-    if (n > 0)
-        tc->len += (size_t)n;
-    if (n <= 0 || tc->len == sizeof(tc->data))
-        trigger_conn_finish(tc);
+    (void)trigger_conn_input(tc);
+    trigger_conn_close(tc);
 }
 
 static void trigger_server_accept(ev_loop_t *loop, int lfd, unsigned events,
@@ -590,18 +645,18 @@ static void trigger_server_accept(ev_loop_t *loop, int lfd, unsigned events,
                 break;
             continue;
         }
+        if (trig.count >= srv.client_limit)
+            trigger_conn_evict();
         tc = xcalloc(1, sizeof(*tc));
         tc->fd = fd;
-        ev_timer_init(&tc->timer, trigger_conn_timeout, tc);
         if (ev_io_add(loop, fd, EV_READ, trigger_conn_read, tc) < 0) {
             log_warning("trigger connection: %s", strerror(errno));
             (void)close(fd);
             free(tc);
             continue;
         }
-        ev_timer_set(loop, &tc->timer, SERVER_TRIGGER_TIMEOUT_MSEC);
-        srv.conns++;
-        srv.uses++;
+        trigger_conn_push(tc);
+        trig.count++;
     }
     server_update();
 }

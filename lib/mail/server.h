@@ -66,7 +66,9 @@ struct server_ops {
                        socklen_t peerlen, const struct sockaddr *local);
     size_t client_limit;    /* event server: connections per process */
 
-    /* trigger server: bytes received on the service socket */
+    /* trigger server: bytes received on the service socket, handed over
+       as each read returns them (a client may keep its connection and
+       send many triggers over it; see trigger_send) */
     void (*on_trigger)(ev_loop_t *loop, const char *data, size_t len);
 
     /* request server: serve one connected client, blocking, until it
