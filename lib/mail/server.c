@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -754,22 +755,131 @@ int request_server_main(int argc, char **argv, const struct server_ops *ops)
 
 /* ---- triggers -------------------------------------------------------- */
 
-/* trigger_send - connect to a local trigger socket and send one byte */
-int trigger_send(const char *path, char byte)
+/* trigger_send keeps one connection per socket path and process, so a
+   trigger costs one send(), not socket+connect+send+close. The
+   descriptors are close-on-exec, and a fork()ed child closes its copies
+   at once (pthread_atfork), so no command local runs and no child
+   master starts holds qmgr's end open or writes into it. */
+#define TRIGGER_KEEP_MAX 4
+
+struct trigger_peer {
+    char *path;
+    int fd;                 /* -1: not connected */
+};
+
+static struct trigger_peer trigger_peers[TRIGGER_KEEP_MAX];
+static bool trigger_atfork_done;
+
+/* trigger_atfork_child - a child does not share its parent's connections */
+static void trigger_atfork_child(void)
+{
+    for (size_t i = 0; i < TRIGGER_KEEP_MAX; i++)
+        if (trigger_peers[i].path != NULL && trigger_peers[i].fd >= 0) {
+            (void)close(trigger_peers[i].fd);
+            trigger_peers[i].fd = -1;
+        }
+}
+
+/* trigger_close_all - drop every kept connection */
+void trigger_close_all(void)
+{
+    trigger_atfork_child();
+}
+
+/* trigger_peer_find - the slot for path (made on first use); NULL when
+   all are taken by other paths (then the trigger goes one-shot) */
+static struct trigger_peer *trigger_peer_find(const char *path)
+{
+    struct trigger_peer *free_slot = NULL;
+
+    for (size_t i = 0; i < TRIGGER_KEEP_MAX; i++) {
+        struct trigger_peer *p = &trigger_peers[i];
+
+        if (p->path == NULL) {
+            if (free_slot == NULL)
+                free_slot = p;
+        } else if (strcmp(p->path, path) == 0) {
+            return p;
+        }
+    }
+    if (free_slot == NULL)
+        return NULL;
+    if (!trigger_atfork_done) {
+        if (pthread_atfork(NULL, NULL, trigger_atfork_child) != 0)
+            return NULL;    /* cannot keep it safely: one-shot */
+        trigger_atfork_done = true;
+    }
+    free_slot->path = xstrdup(path);
+    free_slot->fd = -1;
+    return free_slot;
+}
+
+/* trigger_connect - a new connection to path; -1 with errno */
+static int trigger_connect(const char *path)
 {
     bool in_progress;
-    int fd, saved;
+    int fd = unix_connect_nonblock(path, &in_progress);
 
     /* a UNIX connect either completes at once or fails (EAGAIN: backlog
        full, which means the server is already awake) */
-    fd = unix_connect_nonblock(path, &in_progress);
+    if (fd >= 0 && in_progress) {
+        (void)close(fd);
+        errno = EAGAIN;
+        return -1;
+    }
+    return fd;
+}
+
+/* trigger_send_once - connect, send one byte, close */
+static int trigger_send_once(const char *path, char byte)
+{
+    int fd = trigger_connect(path), saved;
+
     if (fd < 0)
         return -1;
-    if (in_progress || send(fd, &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
-        saved = in_progress ? EAGAIN : errno;
+    if (send(fd, &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
+        saved = errno;
         (void)close(fd);
         errno = saved;
         return -1;
     }
     return close(fd) < 0 && errno != EINTR ? -1 : 0;
+}
+
+/* trigger_send - one byte over the kept connection to path; reconnects
+   once when the server went away (a restarted qmgr) */
+int trigger_send(const char *path, char byte)
+{
+    struct trigger_peer *p = trigger_peer_find(path);
+    bool fresh = false;
+    int saved;
+
+    if (p == NULL)
+        return trigger_send_once(path, byte);
+    for (;;) {
+        if (p->fd < 0) {
+            if ((p->fd = trigger_connect(path)) < 0)
+                return -1;
+            fresh = true;
+        }
+        if (send(p->fd, &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
+            return 0;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            /* the server has not read what is queued: it is awake
+               anyway, and a wakeup or new-mail byte adds nothing */
+            if (byte == TRIGGER_NEW_MAIL || byte == TRIGGER_WAKEUP)
+                return 0;
+            return -1;
+        }
+        if (errno == EINTR)
+            continue;
+        saved = errno;
+        (void)close(p->fd);
+        p->fd = -1;
+        if (fresh || (saved != EPIPE && saved != ECONNRESET
+                      && saved != ENOTCONN)) {
+            errno = saved;
+            return -1;
+        }
+    }
 }
