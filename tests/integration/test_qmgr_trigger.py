@@ -4,6 +4,7 @@ local); each byte wakes qmgr when it arrives, not when the connection
 closes. Old one-shot clients (connect, one byte, close) still work.
 """
 import os
+import signal
 import socket
 import unittest
 
@@ -58,6 +59,28 @@ class TriggerSocket(TernTestCase):
                 s.connect(qmgr_socket(inst))
                 s.sendall(b"A")
             inst.wait_messages("demo", 1 + n, 60)
+
+    def test_smtpd_reconnects_after_qmgr_restart(self):
+        # smtpd's kept connection ends with the killed qmgr; its next
+        # trigger reconnects (to the new qmgr) instead of being lost
+        inst = self.start()
+        old = inst.child_pids("qmgr")
+        self.assertEqual(len(old), 1, old)
+        os.kill(old[0], signal.SIGKILL)
+        wait_for(lambda: inst.child_pids("qmgr")
+                 and inst.child_pids("qmgr") != old, 60, what="a new qmgr")
+        # the new qmgr has done its start-up scans once this is delivered
+        drop_queue_file(inst, "incoming", "after restart", seq=1)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(qmgr_socket(inst))
+            s.sendall(b"A")
+        inst.wait_messages("demo", 2, 60)
+        inst.wait_queue_empty(30)
+        with inst.smtp() as s:
+            s.sendmail("sender@example.org", ["demo@localhost"],
+                       b"Subject: woken\r\n\r\nx\r\n")
+        inst.wait_messages("demo", 3, 60)
+        self.assertNotIn("cannot wake qmgr", inst.log_text())
 
     def test_idle_connections_do_not_lock_others_out(self):
         # more silent connections than qmgr keeps (client_limit 256):
