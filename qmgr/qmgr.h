@@ -255,7 +255,8 @@ void qmgr_scan_free(void);
 size_t qmgr_scan_active_sweep(size_t limit);
 void qmgr_scan_incoming(size_t limit, struct qmgr_scan_result *res);
 /* Remove writers' temporary files in incoming/ and hold/ untouched for
-   a day; held mail is never touched. */
+   a day; held mail is never touched. (Each queue run; the next scan of
+   incoming/ opens it again.) */
 void qmgr_scan_temp(void);
 /* deferred/: files whose mtime <= now, or that were deferred before
    flush_usec (0 = no flush pending). */

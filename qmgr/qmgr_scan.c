@@ -155,9 +155,15 @@ static void temp_sweep(const char *dir)
     closedir(d);
 }
 
-/* qmgr_scan_temp - writers' stale temporary files in incoming/ and hold/ */
+/* qmgr_scan_temp - writers' stale temporary files in incoming/ and hold/;
+   the kept handle of incoming/ is opened afresh at the next scan (in
+   case the directory was replaced) */
 void qmgr_scan_temp(void)
 {
+    if (incoming_dir != NULL) {
+        closedir(incoming_dir);
+        incoming_dir = NULL;
+    }
     temp_sweep(QUEUE_INCOMING);
     temp_sweep(QUEUE_HOLD);
 }
