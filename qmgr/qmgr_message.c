@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "util/buf.h"
@@ -34,14 +35,35 @@ size_t qmgr_active_count;
 size_t qmgr_active_rcpts;
 
 /* Active messages whose queue file stays open from activation to
-   msg_finish (one open() per activation instead of two); beyond this
-   many the file is opened again at the end, so a large active set does
-   not run qmgr out of descriptors. */
-#define MSG_FD_MAX  256
+   msg_finish (one open() per activation instead of two): a quarter of
+   the descriptor limit, within [MSG_FD_MIN, MSG_FD_MAX]; beyond that
+   the file is opened again at the end, so a large active set does not
+   run qmgr out of descriptors. */
+#define MSG_FD_MIN  16
+#define MSG_FD_MAX  4096
 
 static qmgr_msg_t *msg_head, *msg_tail;
 static htable_t *msg_by_qid;        /* every active message, by queue ID */
 static size_t msg_open_fds;         /* messages with m->fd open */
+
+/* msg_fd_budget - how many queue files may stay open (looked up once) */
+static size_t msg_fd_budget(void)
+{
+    static size_t budget;
+    struct rlimit rl;
+
+    if (budget == 0) {
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+            budget = MSG_FD_MIN;
+        else if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur / 4 > MSG_FD_MAX)
+            budget = MSG_FD_MAX;
+        else if (rl.rlim_cur / 4 < MSG_FD_MIN)
+            budget = MSG_FD_MIN;
+        else
+            budget = (size_t)(rl.rlim_cur / 4);
+    }
+    return budget;
+}
 
 static void msg_finish(qmgr_msg_t *m);
 
@@ -210,7 +232,7 @@ static int msg_open(const char *qid)
 }
 
 /* msg_load - read the envelope of active/<qid>; NULL if gone or corrupt.
-   The file stays open for msg_finish while few are (see MSG_FD_MAX). */
+   The file stays open for msg_finish while few are (msg_fd_budget). */
 static qmgr_msg_t *msg_load(const char *qid)
 {
     const char *error = "unknown error";
@@ -228,7 +250,7 @@ static qmgr_msg_t *msg_load(const char *qid)
         qmgr_scan_quarantine(qid, error);
         return NULL;
     }
-    if (msg_open_fds < MSG_FD_MAX) {
+    if (msg_open_fds < msg_fd_budget()) {
         m->fd = fd;
         msg_open_fds++;
     } else {
