@@ -51,6 +51,7 @@ static struct {
     int verbose;
     int status_fd;          /* -1 when not run by master */
     pid_t master_pid;       /* our parent at start-up */
+    pid_t pid;              /* ours (the status records carry it) */
     int last_avail;         /* last value reported, -1 none yet */
     bool last_served;       /* served=1 reported */
     bool watching;          /* listeners registered for EV_READ */
@@ -96,7 +97,7 @@ static void server_status_send(int avail)
         || (srv.last_avail == avail && srv.last_served == served))
         return;
     memset(&st, 0, sizeof(st));
-    st.pid = getpid();
+    st.pid = srv.pid;
     st.avail = avail;
     st.served = served;
     /* sizeof(st) < PIPE_BUF: the write is atomic or fails whole */
@@ -386,6 +387,7 @@ static void server_start(int argc, char **argv, const struct server_ops *ops,
         log_fatal("chdir %s: %s", var_queue_directory, strerror(errno));
     server_drop_privs();
     srv.master_pid = master_pid;
+    srv.pid = getpid();
     if (srv.status_fd >= 0) {
         if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
             log_fatal("prctl: %s", strerror(errno));
