@@ -23,8 +23,10 @@
 /* batch the rescans that wait for room in the active set */
 #define SCAN_ROOM_MSEC      50
 
+uint64_t qmgr_start_usec;
+
 static ev_loop_t *q_loop;
-static bool want_incoming, want_deferred, want_sweep, want_hold_temp;
+static bool want_incoming, want_deferred, want_sweep, want_temp;
 static uint64_t flush_usec;         /* deferred before this: due now */
 static ev_timer_t scan_timer, queue_run_timer, recover_timer;
 
@@ -76,9 +78,9 @@ static void scan_run(ev_loop_t *loop, void *arg)
     (void)arg;
 
     /* needs no room: removes files, never activates any */
-    if (want_hold_temp) {
-        want_hold_temp = false;
-        qmgr_scan_hold_temp();
+    if (want_temp) {
+        want_temp = false;
+        qmgr_scan_temp();
     }
     if (want_incoming && qmgr_room() > 0) {
         want_incoming = false;
@@ -101,8 +103,8 @@ static void scan_run(ev_loop_t *loop, void *arg)
 /* queue_run - the periodic look at deferred/, and at incoming/ too: a
    sender killed between its commit and its trigger leaves a file there
    that nobody announced (master's wakeup would find it, but only after
-   the service's wakeup time); and at hold/, for writers' stale
-   temporary files only */
+   the service's wakeup time); and at incoming/ and hold/ for writers'
+   stale temporary files */
 static void queue_run(ev_loop_t *loop, void *arg)
 {
     long delay = var_queue_run_delay > 0 ? var_queue_run_delay : 1;
@@ -111,7 +113,7 @@ static void queue_run(ev_loop_t *loop, void *arg)
     want_deferred = true;
     want_incoming = true;
     want_sweep = true;
-    want_hold_temp = true;
+    want_temp = true;
     qmgr_queue_sweep();
     scan_soon();
     ev_timer_set(loop, &queue_run_timer, (uint64_t)delay * 1000);
@@ -138,7 +140,7 @@ static void qmgr_trigger(ev_loop_t *loop, const char *data, size_t len)
             flush_usec = time_now_usec();
             want_deferred = true;
             want_incoming = true;
-            want_hold_temp = true;
+            want_temp = true;
             break;
         default:
             log_debug("ignoring unknown trigger byte 0x%02x",
@@ -166,6 +168,7 @@ static void qmgr_post_init(ev_loop_t *loop)
     size_t left;
 
     q_loop = loop;
+    qmgr_start_usec = time_now_usec();
     qmgr_deliver_init(loop);
     ev_timer_init(&scan_timer, scan_run, NULL);
     ev_timer_init(&queue_run_timer, queue_run, NULL);

@@ -180,6 +180,11 @@ typedef struct qmgr_msg {
                                        deferral, or the defer/ log), NULL
                                        if unknown */
     bool notify_loaded;             /* qmgr_notify read the defer/ log */
+    bool defer_log;                 /* a defer/ log may exist (false only
+                                       for mail that arrived in incoming/
+                                       after this qmgr started and that
+                                       it has not written one for) */
+    int fd;                         /* the open queue file, or -1 */
     size_t npending;                /* QR_PENDING recipients */
     size_t nbusy;                   /* QR_BUSY recipients */
     struct qmgr_msg *prev, *next;   /* all active messages, FIFO */
@@ -189,8 +194,9 @@ extern size_t qmgr_active_count;
 extern size_t qmgr_active_rcpts;    /* recipients of active messages */
 
 /* Take on active/<qid> (already moved there). Logs and quarantines a
-   corrupt file. */
-void qmgr_message_activate(const char *qid);
+   corrupt file. fresh: it was just moved from incoming/ (so unless it
+   predates this qmgr, it has no defer/ log). */
+void qmgr_message_activate(const char *qid, bool fresh);
 /* Is a message of this queue ID active (in memory)? A message is never
    active twice: a second name of it (deferred/ after a power loss, a
    hard link) is left alone until the first is finished. */
@@ -220,7 +226,7 @@ void qmgr_notify_success(int fd, qmgr_msg_t *m);
    warning, once, after $delay_warning_time). */
 void qmgr_notify_deferred(int fd, qmgr_msg_t *m);
 /* The message left the queue: forget what was kept about it. */
-void qmgr_notify_removed(const char *qid);
+void qmgr_notify_removed(const qmgr_msg_t *m);
 
 /* ---- qmgr_deliver.c: agent connections -------------------------------- */
 
@@ -248,9 +254,10 @@ void qmgr_scan_free(void);
    (a failed move or removal out of active/); at most limit. */
 size_t qmgr_scan_active_sweep(size_t limit);
 void qmgr_scan_incoming(size_t limit, struct qmgr_scan_result *res);
-/* Remove writers' temporary files in hold/ untouched for a day (as
-   qmgr_scan_incoming does in incoming/); held mail is never touched. */
-void qmgr_scan_hold_temp(void);
+/* Remove writers' temporary files in incoming/ and hold/ untouched for
+   a day; held mail is never touched. (Each queue run; the next scan of
+   incoming/ opens it again.) */
+void qmgr_scan_temp(void);
 /* deferred/: files whose mtime <= now, or that were deferred before
    flush_usec (0 = no flush pending). */
 void qmgr_scan_deferred(size_t limit, uint64_t flush_usec,
@@ -264,6 +271,8 @@ void qmgr_scan_requeue(const char *qid);
 
 /* ---- qmgr.c ------------------------------------------------------------ */
 
+/* when this qmgr started (time_now_usec) */
+extern uint64_t qmgr_start_usec;
 /* Room for another active message? */
 size_t qmgr_room(void);
 /* New mail in incoming/ (a bounce qmgr wrote itself): scan it soon. */

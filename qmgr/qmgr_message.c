@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "util/buf.h"
@@ -33,8 +34,36 @@ size_t qmgr_active_count;
 
 size_t qmgr_active_rcpts;
 
+/* Active messages whose queue file stays open from activation to
+   msg_finish (one open() per activation instead of two): a quarter of
+   the descriptor limit, within [MSG_FD_MIN, MSG_FD_MAX]; beyond that
+   the file is opened again at the end, so a large active set does not
+   run qmgr out of descriptors. */
+#define MSG_FD_MIN  16
+#define MSG_FD_MAX  4096
+
 static qmgr_msg_t *msg_head, *msg_tail;
 static htable_t *msg_by_qid;        /* every active message, by queue ID */
+static size_t msg_open_fds;         /* messages with m->fd open */
+
+/* msg_fd_budget - how many queue files may stay open (looked up once) */
+static size_t msg_fd_budget(void)
+{
+    static size_t budget;
+    struct rlimit rl;
+
+    if (budget == 0) {
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+            budget = MSG_FD_MIN;
+        else if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur / 4 > MSG_FD_MAX)
+            budget = MSG_FD_MAX;
+        else if (rl.rlim_cur / 4 < MSG_FD_MIN)
+            budget = MSG_FD_MIN;
+        else
+            budget = (size_t)(rl.rlim_cur / 4);
+    }
+    return budget;
+}
 
 static void msg_finish(qmgr_msg_t *m);
 
@@ -69,6 +98,10 @@ static void msg_free(qmgr_msg_t *m)
     qmgr_active_count--;
     qmgr_active_rcpts -= m->qm.nrcpts;
     htable_remove(msg_by_qid, m->qm.qid);
+    if (m->fd >= 0) {
+        (void)close(m->fd);
+        msg_open_fds--;
+    }
     queue_msg_free(&m->qm);
     for (size_t i = 0; m->rdsn != NULL && i < m->qm.nrcpts; i++) {
         free(m->rdsn[i]);
@@ -133,14 +166,30 @@ static void msg_drop_other_names(const char *qid, const struct stat *st)
     buf_free(&path);
 }
 
+/* msg_euid - our effective uid (never changes: qmgr runs as tern) */
+static uid_t msg_euid(void)
+{
+    static uid_t euid;
+    static bool known;
+
+    if (!known) {
+        euid = geteuid();
+        known = true;
+    }
+    return euid;
+}
+
 /* msg_open - active/<qid> for reading and marking; -1 when it is not
-   ours to handle (gone, quarantined or put back for later) */
+   ours to handle (gone, quarantined or put back for later). One fstat
+   checks type, owner and links; a second only after other names were
+   removed. */
 static int msg_open(const char *qid)
 {
     buf_t path = BUF_INIT, why = BUF_INIT;
     struct stat st;
     int fd;
 
+    memset(&st, 0, sizeof(st));
     queue_path(QUEUE_ACTIVE, qid, &path);
     fd = open(buf_str(&path), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
@@ -157,8 +206,17 @@ static int msg_open(const char *qid)
             buf_printf(&why, "open %s: %s", buf_str(&path), strerror(err));
             qmgr_scan_quarantine(qid, buf_str(&why));
         }
-    } else if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1
-               && st.st_uid == geteuid()) {
+    } else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)
+               || st.st_uid != msg_euid()) {
+        if (S_ISREG(st.st_mode))
+            buf_printf(&why, "queue file is owned by uid %ld, not %ld",
+                       (long)st.st_uid, (long)msg_euid());
+        else
+            buf_puts(&why, "not a regular file");
+        close(fd);
+        fd = -1;
+        qmgr_scan_quarantine(qid, buf_str(&why));
+    } else if (st.st_nlink > 1) {
         msg_drop_other_names(qid, &st);
         if (fstat(fd, &st) == 0 && st.st_nlink > 1) {
             buf_printf(&why, "queue file has %lu links",
@@ -167,23 +225,14 @@ static int msg_open(const char *qid)
             fd = -1;
             qmgr_scan_quarantine(qid, buf_str(&why));
         }
-    } else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)
-               || st.st_uid != geteuid()) {
-        if (S_ISREG(st.st_mode))
-            buf_printf(&why, "queue file is owned by uid %ld, not %ld",
-                       (long)st.st_uid, (long)geteuid());
-        else
-            buf_puts(&why, "not a regular file");
-        close(fd);
-        fd = -1;
-        qmgr_scan_quarantine(qid, buf_str(&why));
     }
     buf_free(&path);
     buf_free(&why);
     return fd;
 }
 
-/* msg_load - read the envelope of active/<qid>; NULL if gone or corrupt */
+/* msg_load - read the envelope of active/<qid>; NULL if gone or corrupt.
+   The file stays open for msg_finish while few are (msg_fd_budget). */
 static qmgr_msg_t *msg_load(const char *qid)
 {
     const char *error = "unknown error";
@@ -193,6 +242,7 @@ static qmgr_msg_t *msg_load(const char *qid)
     if (fd < 0)
         return NULL;
     m = xcalloc(1, sizeof(*m));
+    m->fd = -1;
     if (queue_file_read(fd, qid, &m->qm, &error) < 0) {
         close(fd);
         queue_msg_free(&m->qm);
@@ -200,7 +250,12 @@ static qmgr_msg_t *msg_load(const char *qid)
         qmgr_scan_quarantine(qid, error);
         return NULL;
     }
-    close(fd);
+    if (msg_open_fds < msg_fd_budget()) {
+        m->fd = fd;
+        msg_open_fds++;
+    } else {
+        close(fd);
+    }
     return m;
 }
 
@@ -219,7 +274,7 @@ static void msg_defer_now(qmgr_msg_t *m, size_t i, const char *reason)
 }
 
 /* qmgr_message_activate - take on a file that is now in active/ */
-void qmgr_message_activate(const char *qid)
+void qmgr_message_activate(const char *qid, bool fresh)
 {
     qmgr_msg_t *m;
     size_t n, i;
@@ -231,6 +286,9 @@ void qmgr_message_activate(const char *qid)
     if ((m = msg_load(qid)) == NULL)
         return;
     n = m->qm.nrcpts;
+    /* older mail may come from a qmgr that wrote a log and then lost
+       the rename into active/ in a crash: assume one */
+    m->defer_log = !fresh || m->qm.arrival_usec < qmgr_start_usec;
     m->active_usec = time_now_usec();
     m->rstate = xcalloc(n ? n : 1, 1);
     m->rdsn = xcalloc(n ? n : 1, sizeof(char *));
@@ -361,7 +419,7 @@ static void msg_remove(int fd, qmgr_msg_t *m, const char *path,
              "bounced=%zu, deferred=0", m->qm.qid, qmgr_message_sender(m),
              m->qm.nrcpts, delay, t->sent, t->bounced);
     log_info("%s: removed", m->qm.qid);
-    qmgr_notify_removed(m->qm.qid);
+    qmgr_notify_removed(m);
 }
 
 /* msg_defer - set the next-attempt time as mtime, move to deferred/ */
@@ -396,10 +454,11 @@ static void msg_finish(qmgr_msg_t *m)
     struct msg_tally t;
     long now = (long)(time_now_usec() / 1000000);
     long arrival = (long)(m->qm.arrival_usec / 1000000);
-    int fd;
+    int fd = m->fd;
 
     queue_path(QUEUE_ACTIVE, m->qm.qid, &path);
-    fd = open(buf_str(&path), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        fd = open(buf_str(&path), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         log_warning("%s: open %s: %s", m->qm.qid, buf_str(&path),
                     strerror(errno));
@@ -421,7 +480,8 @@ static void msg_finish(qmgr_msg_t *m)
             qmgr_notify_deferred(fd, m);
             msg_defer(fd, m, buf_str(&path), now);
         }
-        close(fd);
+        if (fd != m->fd)
+            close(fd);
     }
     buf_free(&path);
     msg_free(m);

@@ -121,6 +121,7 @@ void qmgr_notify_rcpt_result(qmgr_msg_t *m, size_t i, int status,
             reason = buf_str(&text);
     }
     notify_set(m, i, dsn, reason);
+    m->defer_log = true;
     if (bounce_log_append(m->qm.qid, (uint64_t)r->offset, status, dsn,
                           reason) < 0
         && (now = time(NULL)) - last_warning >= 60) {
@@ -372,6 +373,7 @@ void qmgr_notify_success(int fd, qmgr_msg_t *m)
         info.rcpts = br;
         info.nrcpts = n;
         /* queued first, then marked: a crash between means two notices */
+        m->defer_log = true;
         if (notify_send(fd, m, &info, false, "delivery status")
             && bounce_log_mark_success(m->qm.qid, offsets, n) < 0)
             log_warning("%s: note the success notification in %s/: %s (it "
@@ -435,6 +437,7 @@ void qmgr_notify_deferred(int fd, qmgr_msg_t *m)
         info.delayed_for = age;
         info.will_retry_until = (time_t)(arrival + var_maximal_queue_lifetime);
         /* queued first, then marked: a crash between means two warnings */
+        m->defer_log = true;
         if (notify_send(fd, m, &info, false, "delay")
             && bounce_log_mark_delay(m->qm.qid) < 0)
             log_warning("%s: note the delay notification in %s/: %s (it "
@@ -444,10 +447,13 @@ void qmgr_notify_deferred(int fd, qmgr_msg_t *m)
     free(br);
 }
 
-/* qmgr_notify_removed - the message left the queue: its defer/ log goes */
-void qmgr_notify_removed(const char *qid)
+/* qmgr_notify_removed - the message left the queue: its defer/ log goes
+   (two unlinks saved when there can be none) */
+void qmgr_notify_removed(const qmgr_msg_t *m)
 {
-    if (bounce_log_remove(qid) < 0 && errno != ENOENT)
-        log_warning("%s: remove its delivery log in %s/: %s", qid,
+    if (!m->defer_log)
+        return;
+    if (bounce_log_remove(m->qm.qid) < 0 && errno != ENOENT)
+        log_warning("%s: remove its delivery log in %s/: %s", m->qm.qid,
                     QUEUE_DEFER, strerror(errno));
 }

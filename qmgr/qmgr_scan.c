@@ -8,11 +8,18 @@
  * messages wait for an administrator; only writers' temporary files
  * there are swept (cleanup writes a HOLD message's temporary file
  * inside hold/, so a writer killed mid-message leaves it there).
+ * Writers' stale temporary files are looked for at queue runs only,
+ * not at every scan of incoming/ (each scan would stat every file
+ * being written). incoming/ stays open: a scan rewinds it.
  *
- * Durability: a batch of moves into active/ is followed by one fsync of
- * active/ before any of those messages is offered to an agent; a move
- * out of active/ (deferred/X/, corrupt/) fsyncs the destination before
- * qmgr forgets the message. Source directories are not fsync'd: on a
+ * Durability: a move into active/ is not fsync'd. Before it the file's
+ * name in incoming/ (or deferred/) is durable, and qmgr scans both of
+ * those and active/ at start-up, so a rename that a power loss undoes
+ * only changes where the file is found again; what an agent did in the
+ * meantime is in the inode (the recipient marks, fdatasync'd), which
+ * both names share, so nothing is lost or delivered twice. A move out of
+ * active/ (deferred/X/, corrupt/) fsyncs the destination before qmgr
+ * forgets the message. Source directories are not fsync'd: on a
  * journalled file system a rename is one transaction, and elsewhere the
  * worst case after a power loss is the same inode under both names.
  * That cannot deliver twice, because recipient marks live in the inode
@@ -56,6 +63,7 @@ struct scan_list {
 
 /* files in active/ at start-up that still await recovery */
 static struct scan_list recover_list;
+static DIR *incoming_dir;   /* open from the first scan on */
 
 static void list_add(struct scan_list *l, const char *qid, const char *sub)
 {
@@ -107,8 +115,32 @@ static void temp_cleanup(int dfd, const char *dir, const char *name)
                     strerror(errno));
 }
 
+/* scan_dir - valid queue IDs in the flat directory d (rewound first) */
+static void scan_dir(DIR *d, struct scan_list *l)
+{
+    struct dirent *de;
+
+    rewinddir(d);
+    while ((de = readdir(d)) != NULL)
+        if (queue_id_valid(de->d_name))
+            list_add(l, de->d_name, "");
+}
+
 /* scan_flat - valid queue IDs in a flat directory */
-static void scan_flat(const char *dir, bool cleanup, struct scan_list *l)
+static void scan_flat(const char *dir, struct scan_list *l)
+{
+    DIR *d = opendir(dir);
+
+    if (d == NULL) {
+        log_warning("open directory %s: %s", dir, strerror(errno));
+        return;
+    }
+    scan_dir(d, l);
+    closedir(d);
+}
+
+/* temp_sweep - stale temporary files in dir, nothing else */
+static void temp_sweep(const char *dir)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
@@ -117,29 +149,23 @@ static void scan_flat(const char *dir, bool cleanup, struct scan_list *l)
         log_warning("open directory %s: %s", dir, strerror(errno));
         return;
     }
-    while ((de = readdir(d)) != NULL) {
-        if (queue_id_valid(de->d_name))
-            list_add(l, de->d_name, "");
-        else if (cleanup && strncmp(de->d_name, "t.", 2) == 0)
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, "t.", 2) == 0)
             temp_cleanup(dirfd(d), dir, de->d_name);
-    }
     closedir(d);
 }
 
-/* qmgr_scan_hold_temp - stale temporary files in hold/, nothing else */
-void qmgr_scan_hold_temp(void)
+/* qmgr_scan_temp - writers' stale temporary files in incoming/ and hold/;
+   the kept handle of incoming/ is opened afresh at the next scan (in
+   case the directory was replaced) */
+void qmgr_scan_temp(void)
 {
-    DIR *d = opendir(QUEUE_HOLD);
-    struct dirent *de;
-
-    if (d == NULL) {
-        log_warning("open directory %s: %s", QUEUE_HOLD, strerror(errno));
-        return;
+    if (incoming_dir != NULL) {
+        closedir(incoming_dir);
+        incoming_dir = NULL;
     }
-    while ((de = readdir(d)) != NULL)
-        if (strncmp(de->d_name, "t.", 2) == 0)
-            temp_cleanup(dirfd(d), QUEUE_HOLD, de->d_name);
-    closedir(d);
+    temp_sweep(QUEUE_INCOMING);
+    temp_sweep(QUEUE_HOLD);
 }
 
 /* move_one - from into active/<qid>; false if it is gone or already there */
@@ -159,7 +185,7 @@ static bool move_one(const char *from, const char *qid)
     return true;
 }
 
-/* move_batch - move up to limit entries, one directory fsync, activate */
+/* move_batch - move up to limit entries, then activate them */
 static void move_batch(const char *queue, struct scan_list *l, size_t limit,
                        struct qmgr_scan_result *res)
 {
@@ -182,11 +208,10 @@ static void move_batch(const char *queue, struct scan_list *l, size_t limit,
     }
     res->truncated = i < l->count || l->full;
     res->moved = n;
-    if (n > 0 && fsync_dir(QUEUE_ACTIVE) < 0)
-        log_warning("fsync directory %s: %s", QUEUE_ACTIVE, strerror(errno));
     for (size_t j = 0; j < i; j++)
         if (moved[j])
-            qmgr_message_activate(l->items[j].qid);
+            qmgr_message_activate(l->items[j].qid,
+                                  strcmp(queue, QUEUE_INCOMING) == 0);
     free(moved);
     buf_free(&from);
 }
@@ -197,7 +222,12 @@ void qmgr_scan_incoming(size_t limit, struct qmgr_scan_result *res)
     struct scan_list l = { 0 };
 
     memset(res, 0, sizeof(*res));
-    scan_flat(QUEUE_INCOMING, true, &l);
+    if (incoming_dir == NULL
+        && (incoming_dir = opendir(QUEUE_INCOMING)) == NULL) {
+        log_warning("open directory %s: %s", QUEUE_INCOMING, strerror(errno));
+        return;
+    }
+    scan_dir(incoming_dir, &l);
     move_batch(QUEUE_INCOMING, &l, limit, res);
     list_free(&l);
 }
@@ -268,7 +298,7 @@ void qmgr_scan_deferred(size_t limit, uint64_t flush_usec,
 size_t qmgr_scan_active_snapshot(void)
 {
     list_free(&recover_list);
-    scan_flat(QUEUE_ACTIVE, false, &recover_list);
+    scan_flat(QUEUE_ACTIVE, &recover_list);
     list_sort(&recover_list);
     return recover_list.count;
 }
@@ -306,7 +336,7 @@ size_t qmgr_scan_active_recover(void)
             continue;
         }
         log_info("%s: recovering message left in %s/", qid, QUEUE_ACTIVE);
-        qmgr_message_activate(qid);
+        qmgr_message_activate(qid, false);
     }
     recover_list.count = keep;
     if (keep == 0)
@@ -325,7 +355,7 @@ size_t qmgr_scan_active_sweep(size_t limit)
 
     if (recover_list.count > 0)
         return 0;
-    scan_flat(QUEUE_ACTIVE, false, &l);
+    scan_flat(QUEUE_ACTIVE, &l);
     list_sort(&l);
     for (size_t i = 0; i < l.count && n < limit; i++) {
         const char *qid = l.items[i].qid;
@@ -334,7 +364,7 @@ size_t qmgr_scan_active_sweep(size_t limit)
             continue;
         log_info("%s: taking on again a message left in %s/", qid,
                  QUEUE_ACTIVE);
-        qmgr_message_activate(qid);
+        qmgr_message_activate(qid, false);
         n++;
     }
     list_free(&l);
@@ -344,6 +374,10 @@ size_t qmgr_scan_active_sweep(size_t limit)
 void qmgr_scan_free(void)
 {
     list_free(&recover_list);
+    if (incoming_dir != NULL) {
+        closedir(incoming_dir);
+        incoming_dir = NULL;
+    }
 }
 
 /* move_from_active - active/<qid> into queue, durably */

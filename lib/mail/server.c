@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,7 +32,6 @@
 
 #define SERVER_DEFAULT_CLIENT_LIMIT 256
 #define SERVER_TRIGGER_MAX 1024
-#define SERVER_TRIGGER_TIMEOUT_MSEC 5000
 #define SERVER_ACCEPT_BATCH 64
 #define SERVER_DRAIN_QUIET_MSEC 100     /* no events this long: all flushed */
 #define SERVER_DRAIN_MAX_MSEC 5000
@@ -51,6 +51,7 @@ static struct {
     int verbose;
     int status_fd;          /* -1 when not run by master */
     pid_t master_pid;       /* our parent at start-up */
+    pid_t pid;              /* ours (the status records carry it) */
     int last_avail;         /* last value reported, -1 none yet */
     bool last_served;       /* served=1 reported */
     bool watching;          /* listeners registered for EV_READ */
@@ -58,7 +59,8 @@ static struct {
     bool stopping_now;      /* SIGTERM seen: ops->on_stop ran */
     bool exit_pending;      /* done: let closing connections flush, exit */
     uint64_t exit_deadline;
-    size_t conns;           /* open connections (event/trigger) */
+    size_t conns;           /* busy connections (event, request; a
+                               trigger server's are never busy) */
     size_t client_limit;
     long uses;
     ev_timer_t idle_timer;
@@ -95,7 +97,7 @@ static void server_status_send(int avail)
         || (srv.last_avail == avail && srv.last_served == served))
         return;
     memset(&st, 0, sizeof(st));
-    st.pid = getpid();
+    st.pid = srv.pid;
     st.avail = avail;
     st.served = served;
     st.event = srv.kind == SERVER_EVENT;
@@ -386,6 +388,7 @@ static void server_start(int argc, char **argv, const struct server_ops *ops,
         log_fatal("chdir %s: %s", var_queue_directory, strerror(errno));
     server_drop_privs();
     srv.master_pid = master_pid;
+    srv.pid = getpid();
     if (srv.status_fd >= 0) {
         if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
             log_fatal("prctl: %s", strerror(errno));
@@ -532,47 +535,102 @@ int event_server_main(int argc, char **argv, const struct server_ops *ops)
 
 /* ---- trigger server -------------------------------------------------- */
 
+/* A trigger connection stays open as long as its client keeps it
+   (trigger_send keeps one per process and socket), and every read is
+   handed to on_trigger at once: many triggers cost one read each, not
+   a connection each. Old clients that send a byte and close work the
+   same way. Connections are not "busy" for max_idle/max_use (a kept
+   connection would hold the process forever); their number is bounded
+   by client_limit instead: a new one that would pass it closes the one
+   heard from least recently (its client reconnects on its next write).
+   No timeout: a silent connection costs a descriptor, nothing more. */
 struct trigger_conn {
     int fd;
-    size_t len;
-    ev_timer_t timer;
-    char data[SERVER_TRIGGER_MAX];
+    struct trigger_conn *prev, *next;   /* most recently heard first */
 };
 
-/* trigger_conn_finish - deliver what was read, close, account */
-static void trigger_conn_finish(struct trigger_conn *tc)
+static struct {
+    struct trigger_conn *head, *tail;
+    size_t count;
+} trig;
+
+static void trigger_conn_unlink(struct trigger_conn *tc)
 {
-    ev_io_remove(srv.loop, tc->fd);
-    ev_timer_stop(srv.loop, &tc->timer);
-    (void)close(tc->fd);
-    if (tc->len > 0 && srv.ops->on_trigger)
-        srv.ops->on_trigger(srv.loop, tc->data, tc->len);
-    free(tc);
-    srv.conns--;
-    server_update();
+    if (tc->prev != NULL)
+        tc->prev->next = tc->next;
+    else
+        trig.head = tc->next;
+    if (tc->next != NULL)
+        tc->next->prev = tc->prev;
+    else
+        trig.tail = tc->prev;
+    tc->prev = tc->next = NULL;
 }
 
-static void trigger_conn_timeout(ev_loop_t *loop, void *arg)
+static void trigger_conn_push(struct trigger_conn *tc)
 {
-    (void)loop;
-    trigger_conn_finish(arg);
+    tc->prev = NULL;
+    tc->next = trig.head;
+    if (trig.head != NULL)
+        trig.head->prev = tc;
+    else
+        trig.tail = tc;
+    trig.head = tc;
+}
+
+/* trigger_conn_close - forget a connection */
+static void trigger_conn_close(struct trigger_conn *tc)
+{
+    ev_io_remove(srv.loop, tc->fd);
+    (void)close(tc->fd);
+    trigger_conn_unlink(tc);
+    trig.count--;
+    free(tc);
+}
+
+/* trigger_conn_input - one read; false when the connection is over */
+static bool trigger_conn_input(struct trigger_conn *tc)
+{
+    char data[SERVER_TRIGGER_MAX];
+    ssize_t n = read(tc->fd, data, sizeof(data));
+
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR;
+    if (n == 0)
+        return false;
+    srv.uses++;
+    ev_timer_stop(srv.loop, &srv.idle_timer);   /* server_update re-arms */
+    srv.ops->on_trigger(srv.loop, data, (size_t)n);
+    return true;
 }
 
 static void trigger_conn_read(ev_loop_t *loop, int fd, unsigned events,
                               void *arg)
 {
     struct trigger_conn *tc = arg;
-    ssize_t n;
 
     (void)loop;
+    (void)fd;
     (void)events;
-    n = read(fd, tc->data + tc->len, sizeof(tc->data) - tc->len);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    if (!trigger_conn_input(tc)) {
+        trigger_conn_close(tc);
+    } else if (tc != trig.head) {
+        trigger_conn_unlink(tc);
+        trigger_conn_push(tc);
+    }
+    server_update();
+}
+
+/* trigger_conn_evict - make room: the least recently heard goes (what
+   it has sent is read first) */
+static void trigger_conn_evict(void)
+{
+    struct trigger_conn *tc = trig.tail;
+
+    if (tc == NULL)
         return;
-    if (n > 0)
-        tc->len += (size_t)n;
-    if (n <= 0 || tc->len == sizeof(tc->data))
-        trigger_conn_finish(tc);
+    (void)trigger_conn_input(tc);
+    trigger_conn_close(tc);
 }
 
 static void trigger_server_accept(ev_loop_t *loop, int lfd, unsigned events,
@@ -592,18 +650,18 @@ static void trigger_server_accept(ev_loop_t *loop, int lfd, unsigned events,
                 break;
             continue;
         }
+        if (trig.count >= srv.client_limit)
+            trigger_conn_evict();
         tc = xcalloc(1, sizeof(*tc));
         tc->fd = fd;
-        ev_timer_init(&tc->timer, trigger_conn_timeout, tc);
         if (ev_io_add(loop, fd, EV_READ, trigger_conn_read, tc) < 0) {
             log_warning("trigger connection: %s", strerror(errno));
             (void)close(fd);
             free(tc);
             continue;
         }
-        ev_timer_set(loop, &tc->timer, SERVER_TRIGGER_TIMEOUT_MSEC);
-        srv.conns++;
-        srv.uses++;
+        trigger_conn_push(tc);
+        trig.count++;
     }
     server_update();
 }
@@ -701,22 +759,131 @@ int request_server_main(int argc, char **argv, const struct server_ops *ops)
 
 /* ---- triggers -------------------------------------------------------- */
 
-/* trigger_send - connect to a local trigger socket and send one byte */
-int trigger_send(const char *path, char byte)
+/* trigger_send keeps one connection per socket path and process, so a
+   trigger costs one send(), not socket+connect+send+close. The
+   descriptors are close-on-exec, and a fork()ed child closes its copies
+   at once (pthread_atfork), so no command local runs and no child
+   master starts holds qmgr's end open or writes into it. */
+#define TRIGGER_KEEP_MAX 4
+
+struct trigger_peer {
+    char *path;
+    int fd;                 /* -1: not connected */
+};
+
+static struct trigger_peer trigger_peers[TRIGGER_KEEP_MAX];
+static bool trigger_atfork_done;
+
+/* trigger_atfork_child - a child does not share its parent's connections */
+static void trigger_atfork_child(void)
+{
+    for (size_t i = 0; i < TRIGGER_KEEP_MAX; i++)
+        if (trigger_peers[i].path != NULL && trigger_peers[i].fd >= 0) {
+            (void)close(trigger_peers[i].fd);
+            trigger_peers[i].fd = -1;
+        }
+}
+
+/* trigger_close_all - drop every kept connection */
+void trigger_close_all(void)
+{
+    trigger_atfork_child();
+}
+
+/* trigger_peer_find - the slot for path (made on first use); NULL when
+   all are taken by other paths (then the trigger goes one-shot) */
+static struct trigger_peer *trigger_peer_find(const char *path)
+{
+    struct trigger_peer *free_slot = NULL;
+
+    for (size_t i = 0; i < TRIGGER_KEEP_MAX; i++) {
+        struct trigger_peer *p = &trigger_peers[i];
+
+        if (p->path == NULL) {
+            if (free_slot == NULL)
+                free_slot = p;
+        } else if (strcmp(p->path, path) == 0) {
+            return p;
+        }
+    }
+    if (free_slot == NULL)
+        return NULL;
+    if (!trigger_atfork_done) {
+        if (pthread_atfork(NULL, NULL, trigger_atfork_child) != 0)
+            return NULL;    /* cannot keep it safely: one-shot */
+        trigger_atfork_done = true;
+    }
+    free_slot->path = xstrdup(path);
+    free_slot->fd = -1;
+    return free_slot;
+}
+
+/* trigger_connect - a new connection to path; -1 with errno */
+static int trigger_connect(const char *path)
 {
     bool in_progress;
-    int fd, saved;
+    int fd = unix_connect_nonblock(path, &in_progress);
 
     /* a UNIX connect either completes at once or fails (EAGAIN: backlog
        full, which means the server is already awake) */
-    fd = unix_connect_nonblock(path, &in_progress);
+    if (fd >= 0 && in_progress) {
+        (void)close(fd);
+        errno = EAGAIN;
+        return -1;
+    }
+    return fd;
+}
+
+/* trigger_send_once - connect, send one byte, close */
+static int trigger_send_once(const char *path, char byte)
+{
+    int fd = trigger_connect(path), saved;
+
     if (fd < 0)
         return -1;
-    if (in_progress || send(fd, &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
-        saved = in_progress ? EAGAIN : errno;
+    if (send(fd, &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
+        saved = errno;
         (void)close(fd);
         errno = saved;
         return -1;
     }
     return close(fd) < 0 && errno != EINTR ? -1 : 0;
+}
+
+/* trigger_send - one byte over the kept connection to path; reconnects
+   once when the server went away (a restarted qmgr) */
+int trigger_send(const char *path, char byte)
+{
+    struct trigger_peer *p = trigger_peer_find(path);
+    bool fresh = false;
+    int saved;
+
+    if (p == NULL)
+        return trigger_send_once(path, byte);
+    for (;;) {
+        if (p->fd < 0) {
+            if ((p->fd = trigger_connect(path)) < 0)
+                return -1;
+            fresh = true;
+        }
+        if (send(p->fd, &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
+            return 0;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            /* the server has not read what is queued: it is awake
+               anyway, and a wakeup or new-mail byte adds nothing */
+            if (byte == TRIGGER_NEW_MAIL || byte == TRIGGER_WAKEUP)
+                return 0;
+            return -1;
+        }
+        if (errno == EINTR)
+            continue;
+        saved = errno;
+        (void)close(p->fd);
+        p->fd = -1;
+        if (fresh || (saved != EPIPE && saved != ECONNRESET
+                      && saved != ENOTCONN)) {
+            errno = saved;
+            return -1;
+        }
+    }
 }

@@ -74,7 +74,9 @@ struct server_ops {
                        socklen_t peerlen, const struct sockaddr *local);
     size_t client_limit;    /* event server: connections per process */
 
-    /* trigger server: bytes received on the service socket */
+    /* trigger server: bytes received on the service socket, handed over
+       as each read returns them (a client may keep its connection and
+       send many triggers over it; see trigger_send) */
     void (*on_trigger)(ev_loop_t *loop, const char *data, size_t len);
 
     /* request server: serve one connected client, blocking, until it
@@ -109,9 +111,17 @@ const char *server_service_name(void);
 bool server_stopping(void);
 
 /* Send a one-byte trigger to the UNIX socket at path (relative to the
-   queue directory), non-blocking, with a short timeout; 0 ok, -1 errno.
-   Used to wake qmgr ("public/qmgr") after a queue file is committed. */
+   queue directory), never blocking; 0 ok, -1 errno. Used to wake qmgr
+   ("public/qmgr") after a queue file is committed. The connection is
+   kept for the next trigger to the same path (a few paths per process;
+   close-on-exec, and closed in a fork()ed child); when the server went
+   away (EPIPE, ECONNRESET, ENOTCONN) it reconnects once. A server that
+   has not read what was sent before (full socket buffer) is awake
+   anyway: a TRIGGER_NEW_MAIL or TRIGGER_WAKEUP byte is then dropped and
+   counts as sent; any other byte fails with EAGAIN. */
 int trigger_send(const char *path, char byte);
+/* Close every connection trigger_send keeps (the next one reconnects). */
+void trigger_close_all(void);
 
 /* Re-arm the parent-death signal (SIGTERM when master dies). The kernel
    clears it whenever the effective user or group ID changes, so a daemon

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +218,33 @@ static void log_write_line(int fd, const char *prefix, size_t prefix_len,
     errno = saved;
 }
 
+static pid_t log_pid;            /* 0: not known (yet, or since a fork) */
+
+static void log_pid_forget(void)
+{
+    log_pid = 0;
+}
+
+/* log_getpid - getpid() once per process, not once per line; a fork()ed
+   child forgets the parent's (pthread_atfork) */
+static pid_t log_getpid(void)
+{
+    static bool registered, unregistrable;
+
+    if (log_pid != 0)
+        return log_pid;
+    if (!registered && !unregistrable) {
+        if (pthread_atfork(NULL, NULL, log_pid_forget) == 0)
+            registered = true;
+        else
+            unregistrable = true;
+    }
+    if (!registered)
+        return getpid();
+    log_pid = getpid();
+    return log_pid;
+}
+
 void log_vmsg(int priority, const char *prefix, const char *fmt, va_list ap)
 {
     int saved = errno;
@@ -236,7 +264,7 @@ void log_vmsg(int priority, const char *prefix, const char *fmt, va_list ap)
     char stamp[32];
     strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
     int hlen = snprintf(head, sizeof(head), "%s %s %s[%ld]: ", stamp,
-                        log_host, log_ident_buf, (long)getpid());
+                        log_host, log_ident_buf, (long)log_getpid());
     if (hlen < 0 || (size_t)hlen >= sizeof(head))
         hlen = 0;
 

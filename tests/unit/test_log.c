@@ -77,6 +77,31 @@ START_TEST(test_format)
 }
 END_TEST
 
+/* the pid in a line is the writer's, also in a fork()ed child after the
+   parent has logged (the pid is looked up once per process) */
+START_TEST(test_pid_after_fork)
+{
+    char want[128];
+    int status;
+    pid_t pid;
+
+    log_info("parent line");
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        log_info("child line");
+        _exit(0);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    log_info("parent again");
+    char *d = slurp(logpath);
+    snprintf(want, sizeof(want), "[%d]: child line\n", (int)pid);
+    ck_assert_ptr_nonnull(strstr(d, want));
+    snprintf(want, sizeof(want), "[%d]: parent again\n", (int)getpid());
+    ck_assert_ptr_nonnull(strstr(d, want));
+}
+END_TEST
+
 START_TEST(test_hostile_text)
 {
     log_info("evil %s", "a\r\nfake line\x01\x7f end");
@@ -186,6 +211,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_format);
+    tcase_add_test(tc, test_pid_after_fork);
     tcase_add_test(tc, test_file_refuses_symlink_and_fifo);
     tcase_add_test(tc, test_hostile_text);
     tcase_add_test(tc, test_scrub_table);
