@@ -64,7 +64,7 @@
 #define QUEUE_HOLD     "hold"
 #define QUEUE_CORRUPT  "corrupt"
 #define QUEUE_FREE     "free"       /* emptied files kept for reuse */
-#define QUEUE_FREE_MAX 512          /* at most this many, roughly */
+#define QUEUE_FREE_MAX 8192         /* at most this many, roughly */
 #define QUEUE_DEFER    "defer"      /* per-message delivery logs (bounce_log.h) */
 
 /* all spool subdirectories, NULL-terminated, for setup code */
