@@ -83,6 +83,9 @@ void local_file(const struct local_request *r, const char *path, uid_t uid,
 void local_maildir(const struct local_request *r, const char *user,
                    uid_t uid, gid_t gid, const char *home,
                    struct local_result *res);
+/* home is an existing directory, with the current IDs; false (4.3.0
+   deferral in res) otherwise (local_maildir.c) */
+bool local_home_ok(const char *home, struct local_result *res);
 
 /* ---- mailboxes: mbox writer and locks (local_mbox.c, issue 7) ---- */
 #include <time.h>

@@ -101,35 +101,22 @@ static bool mailbox_loop(const struct local_request *r, uid_t uid, gid_t gid,
     return loop;
 }
 
-/* mailbox_home_ok - the home must be there (a missing one defers, as
-   Postfix does); looked at with the user's IDs */
+/* mailbox_home_ok - local_home_ok with the user's IDs */
 static bool mailbox_home_ok(const char *home, uid_t uid, gid_t gid,
                             struct local_result *res)
 {
-    struct stat st;
-    int rc, e;
+    bool ok;
 
     if (privs_become(uid, gid) < 0) {
         local_result_set(res, DELIVER_DEFER, "4.3.0", "cannot switch to uid %ld: %m",
                          (long)uid);
         return false;
     }
-    rc = stat(home, &st);
-    e = errno;
+    ok = local_home_ok(home, res);
     if (privs_restore() < 0)
         log_fatal("cannot restore root privileges: %m");
     server_pdeathsig_renew();
-    if (rc < 0) {
-        local_result_set(res, DELIVER_DEFER, "4.3.0",
-                         "cannot access home directory %s: %s", home, strerror(e));
-        return false;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        local_result_set(res, DELIVER_DEFER, "4.3.0",
-                         "home directory %s is not a directory", home);
-        return false;
-    }
-    return true;
+    return ok;
 }
 
 void local_mailbox(const struct local_request *r, const struct mail_user *u,

@@ -157,10 +157,10 @@ static int maildir_mkdirs(const char *dir, struct local_result *res)
     return 0;
 }
 
-/* maildir_home_ok - the home must exist: a missing home is the admin's
+/* local_home_ok - the home must exist: a missing home is the admin's
    problem, so defer (as Postfix does) rather than create it or bounce.
-   Runs with the owner's IDs, like every other path lookup here. */
-static bool maildir_home_ok(const char *home, struct local_result *res)
+   Called with the owner's IDs, like every other path lookup here. */
+bool local_home_ok(const char *home, struct local_result *res)
 {
     struct stat st;
 
@@ -198,7 +198,7 @@ static int maildir_create(const char *home, const char *dir, const char *tmp_pat
 {
     int fd = maildir_open_tmp(tmp_path);
     if (fd < 0 && (errno == ENOENT || errno == ENOTDIR)) {
-        if (!maildir_home_ok(home, res) || maildir_mkdirs(dir, res) < 0)
+        if (!local_home_ok(home, res) || maildir_mkdirs(dir, res) < 0)
             return -1;
         fd = maildir_open_tmp(tmp_path);
     }

@@ -125,6 +125,8 @@ static void job_settle(struct qmgr_job *job, int status, const char *why)
         qmgr_message_rcpt_done(m, job->idx[k], status, why);
 }
 
+static void xport_dispatch(qmgr_transport_t *t);
+
 /* conn_replied - the agent's answer for the job in flight, or why none */
 static void conn_replied(attr_client_t *ac, int error, const char *reason,
                          const attr_list_t *reply, void *arg)
@@ -158,6 +160,12 @@ static void conn_replied(attr_client_t *ac, int error, const char *reason,
                             "recipients", t->path, job.n - ngot, job.n);
             qmgr_queue_job_done(&job, deliver_reply_is_dest_dead(reply) > 0
                                       ? QF_DEAD : QF_OK, dead_why);
+            /* the agent is idle now: give it its next job before the
+               bookkeeping below (log lines, perhaps the message's end),
+               so it does not wait for a loop iteration. Safe here: this
+               is the top of a reply callback (attr_client has settled
+               the connection), and the statuses are read already. */
+            xport_dispatch(t);
             for (size_t k = 0; k < job.n; k++) {
                 qmgr_msg_t *m = job.m;
                 size_t i = job.idx[k];

@@ -231,6 +231,24 @@ static int msg_open(const char *qid)
     return fd;
 }
 
+/* msg_recycle_leftover - an empty file: a finished message whose
+   queue_recycle (truncate, then rename into free/) a crash cut in
+   half. A committed queue file is never empty (it starts with its V
+   record), so there is nothing to deliver or to keep: it goes on to
+   free/ (or away), and fd is closed. */
+static bool msg_recycle_leftover(int fd, const char *qid)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0 || st.st_size != 0)
+        return false;
+    log_info("%s: empty queue file (a finished message): removed", qid);
+    if (queue_recycle(QUEUE_ACTIVE, qid, fd) < 0 && errno != ENOENT)
+        log_warning("%s: remove: %s", qid, strerror(errno));
+    close(fd);
+    return true;
+}
+
 /* msg_load - read the envelope of active/<qid>; NULL if gone or corrupt.
    The file stays open for msg_finish while few are (msg_fd_budget). */
 static qmgr_msg_t *msg_load(const char *qid)
@@ -240,6 +258,8 @@ static qmgr_msg_t *msg_load(const char *qid)
     int fd = msg_open(qid);
 
     if (fd < 0)
+        return NULL;
+    if (msg_recycle_leftover(fd, qid))
         return NULL;
     m = xcalloc(1, sizeof(*m));
     m->fd = -1;

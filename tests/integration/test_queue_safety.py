@@ -134,6 +134,37 @@ class ActiveSweep(TernTestCase):
         self.assertEqual(len(inst.messages("demo")), 2)
 
 
+class RecycleLeftover(TernTestCase):
+
+    def test_empty_file_in_active_is_a_finished_message(self):
+        # qmgr recycles a finished file by truncating it, then renaming it
+        # into free/; a crash between the two leaves it empty in active/.
+        # It is taken for a finished message, not quarantined as corrupt
+        inst = self.instance()
+        os.makedirs(inst.spool, exist_ok=True)
+        inst.start()
+        send(inst, ["demo@localhost"], "warm-up")
+        inst.wait_messages("demo", 1)
+        inst.wait_queue_empty(30)
+        inst.stop()
+        qid = "4jf9TC56sW1V1Qp"
+        path = os.path.join(inst.spool, "active", qid)
+        with open(path, "wb"):
+            pass
+        os.chmod(path, 0o600)
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("tern")
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+        inst.start()
+        self.assertLogHas(inst, "%s: empty queue file (a finished message): "
+                          "removed" % qid, timeout=30)
+        self.assertFalse(os.path.exists(path))
+        self.assertEqual(inst.queue_files("corrupt"), [])
+        self.assertNotIn("corrupt queue file", inst.log_text())
+        send(inst, ["demo@localhost"], "after")
+        inst.wait_messages("demo", 2)
+
+
 def plant_temp(inst, queue, name, age):
     """A temporary-named file in spool/QUEUE, as a writer killed before
     its commit leaves it, last written `age` seconds ago."""
