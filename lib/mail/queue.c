@@ -351,14 +351,17 @@ int queue_recycle(const char *queue, const char *qid, int fd)
         errno = ENOMEM;
         goto done;
     }
-    /* emptied before the rename: once in free/ a writer may take it at
-       any moment, and nothing of ours may touch it after that */
+    /* renamed, then emptied: the truncation is the last thing qmgr does
+       to the file, and a writer uses only a file it finds empty (one it
+       takes before the truncation it throws away), so no writer's new
+       message can be emptied; a failed rename leaves the message whole */
     if (fd >= 0 && recycle_ok(fd, buf_str(&path)) && free_room()
-        && ftruncate(fd, 0) == 0
-        && queue_rename_noreplace(buf_str(&path), buf_str(&to)) == 0)
+        && queue_rename_noreplace(buf_str(&path), buf_str(&to)) == 0) {
+        (void)ftruncate(fd, 0);     /* failed: a writer throws it away */
         ret = 0;
-    else
+    } else {
         ret = unlink(buf_str(&path));
+    }
 done:
     saved = errno;
     if (fd >= 0)

@@ -100,7 +100,8 @@ int queue_remove(const char *queue, const char *qid);
 /* The same end for a finished file open as fd, keeping its inode for the
    next queue_writer_open: when nothing else holds it (an exclusive
    flock is granted at once, one link, queue/qid is fd's inode) and
-   free/ is not full, it is truncated and renamed into free/; otherwise
+   free/ is not full, it is renamed into free/ and truncated (a writer
+   uses only an empty one: queue_writer.c); otherwise
    queue/qid is unlinked. Either way queue/qid is gone on success.
    Reuse is safe for the delivery agents because they take a shared
    flock and then check queue_fd_is_named (queue_reader.h): a file

@@ -180,13 +180,16 @@ static bool qw_free_strange(const char *path)
 }
 
 /* qw_claim_check - the claimed file is ours alone: a regular file with
-   one link, owned by us; emptied */
+   one link, owned by us, and empty. Empty matters: qmgr renames a file
+   into free/ and then truncates it, so a file with content may still be
+   truncated under us (it was taken too early, or a crash came between
+   the two): it is not used. */
 static bool qw_claim_check(int fd)
 {
     struct stat st;
 
     return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1
-           && st.st_uid == geteuid() && (st.st_size == 0 || ftruncate(fd, 0) == 0)
+           && st.st_uid == geteuid() && st.st_size == 0
            && ((st.st_mode & 07777) == 0600 || fchmod(fd, 0600) == 0);
 }
 

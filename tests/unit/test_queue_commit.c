@@ -384,6 +384,32 @@ START_TEST(test_claim_refuses_strangers)
 }
 END_TEST
 
+/* a file in free/ that still has content (qmgr truncates it after the
+   rename; a crash can come between) is never written: it may still be
+   emptied under its new user. It is removed, and a new file is made. */
+START_TEST(test_claim_refuses_unemptied)
+{
+    queue_writer_t w;
+    struct stat st, old;
+    char name[64];
+    int fd, held;
+
+    snprintf(name, sizeof(name), "%s/4jf8M103fN7Xjv", QUEUE_FREE);
+    fd = open(name, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "old message", 11), 11);
+    ck_assert_int_eq(fstat(fd, &old), 0);
+    held = fd;                  /* keeps the inode from being reused */
+    fd = committed_file(&w, &st);
+    ck_assert(st.st_ino != old.st_ino);             /* not taken */
+    close(held);
+    ck_assert_int_eq(lstat(name, &st), -1);
+    ck_assert_uint_eq(temp_count(QUEUE_INCOMING), 0);
+    check_committed(&w, QUEUE_INCOMING, "a@example.org");
+    close(fd);
+}
+END_TEST
+
 static Suite *queue_commit_suite(void)
 {
     Suite *s = suite_create("queue_commit");
@@ -399,6 +425,7 @@ static Suite *queue_commit_suite(void)
     tcase_add_test(batch, test_recycle_reuse);
     tcase_add_test(batch, test_recycle_refused);
     tcase_add_test(batch, test_claim_refuses_strangers);
+    tcase_add_test(batch, test_claim_refuses_unemptied);
     tcase_set_timeout(batch, 60);
     suite_add_tcase(s, batch);
 
