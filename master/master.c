@@ -164,16 +164,19 @@ static void __attribute__((noreturn)) master_check_only(void)
 }
 
 /* master_spool_setup - queue directory tree, owned by $mail_owner
-   except pid/, which stays ours */
+   except pid/, which stays ours; maildrop/ and public/ in $setgid_group */
 static void master_spool_setup(void)
 {
     uid_t uid = getuid();
-    gid_t gid = getgid();
+    gid_t gid = getgid(), sgid = (gid_t)-1;
 
-    if (privs_running_as_root()
-        && privs_lookup_user(var_mail_owner, &uid, &gid) < 0)
-        log_fatal("mail_owner user \"%s\" does not exist", var_mail_owner);
-    if (queue_dirs_create(var_queue_directory, uid, gid) < 0)
+    if (privs_running_as_root()) {
+        if (privs_lookup_user(var_mail_owner, &uid, &gid) < 0)
+            log_fatal("mail_owner user \"%s\" does not exist", var_mail_owner);
+        if (privs_lookup_group(var_setgid_group, &sgid) < 0)
+            log_fatal("setgid_group \"%s\" does not exist", var_setgid_group);
+    }
+    if (queue_dirs_create(var_queue_directory, uid, gid, sgid) < 0)
         log_fatal("create queue directories under %s: %s",
                   var_queue_directory, strerror(errno));
     if (chdir(var_queue_directory) < 0)

@@ -25,7 +25,7 @@ static const char qid_alphabet[] =
 
 const char *const queue_dir_names[] = {
     QUEUE_INCOMING, QUEUE_ACTIVE, QUEUE_DEFERRED, QUEUE_HOLD, QUEUE_CORRUPT,
-    QUEUE_DEFER, QUEUE_FREE, "public", "private", "pid", NULL
+    QUEUE_DEFER, QUEUE_FREE, QUEUE_MAILDROP, "public", "private", "pid", NULL
 };
 
 /* ---- queue IDs ------------------------------------------------------ */
@@ -120,18 +120,23 @@ static int qdir_make(const char *path, mode_t mode, uid_t owner, gid_t group)
     return 0;
 }
 
-/* qdir_mode - permissions of one spool subdirectory */
+/* qdir_mode - permissions of one spool subdirectory: maildrop/ is
+   writable (not readable) through the set-gid group, sticky so nobody
+   removes another's file; public/ only reachable through that group */
 static mode_t qdir_mode(const char *name)
 {
+    if (strcmp(name, QUEUE_MAILDROP) == 0)
+        return 01730;
     if (strcmp(name, "public") == 0)
-        return 0710;
+        return 02710;
     if (strcmp(name, "pid") == 0)
         return 0755;
     return 0700;
 }
 
 /* queue_dirs_create - every spool subdirectory plus hash subdirectories */
-int queue_dirs_create(const char *queue_dir, uid_t owner, gid_t group)
+int queue_dirs_create(const char *queue_dir, uid_t owner, gid_t group,
+                      gid_t setgid_group)
 {
     buf_t path = BUF_INIT;
     int ret = -1;
@@ -141,6 +146,9 @@ int queue_dirs_create(const char *queue_dir, uid_t owner, gid_t group)
     for (const char *const *np = queue_dir_names; *np; np++) {
         mode_t mode = qdir_mode(*np);
         bool ours = strcmp(*np, "pid") == 0;
+        bool setgid = strcmp(*np, QUEUE_MAILDROP) == 0
+                      || strcmp(*np, "public") == 0;
+        gid_t g = setgid && setgid_group != (gid_t)-1 ? setgid_group : group;
 
         /* pid/ is the caller's (root's, for a root master): master opens
            and truncates its pid file there, so $mail_owner must not be
@@ -148,7 +156,7 @@ int queue_dirs_create(const char *queue_dir, uid_t owner, gid_t group)
         buf_reset(&path);
         if (buf_printf(&path, "%s/%s", queue_dir, *np) < 0
             || qdir_make(buf_str(&path), mode, ours ? geteuid() : owner,
-                         ours ? getegid() : group) < 0)
+                         ours ? getegid() : g) < 0)
             goto done;
         if (!queue_is_hashed(*np))
             continue;

@@ -66,6 +66,7 @@
 #define QUEUE_FREE     "free"       /* emptied files kept for reuse */
 #define QUEUE_FREE_MAX 8192         /* at most this many, roughly */
 #define QUEUE_DEFER    "defer"      /* per-message delivery logs (bounce_log.h) */
+#define QUEUE_MAILDROP "maildrop"   /* sendmail's submissions (postdrop), for pickup */
 
 /* all spool subdirectories, NULL-terminated, for setup code */
 extern const char *const queue_dir_names[];
@@ -76,8 +77,13 @@ bool queue_id_valid(const char *s);
 void queue_path(const char *queue, const char *qid, buf_t *out);
 /* is queue hashed into one level of subdirectories (deferred/, defer/)? */
 bool queue_is_hashed(const char *queue);
-/* create spool subdirectories (and hash subdirs) under queue_dir */
-int queue_dirs_create(const char *queue_dir, uid_t owner, gid_t group);
+/* create spool subdirectories (and hash subdirs) under queue_dir, owned
+   by owner:group, except: maildrop/ (01730) and public/ (02710) belong
+   to owner:setgid_group (the group of the set-gid postdrop and queue
+   tools; (gid_t)-1: group), pid/ (0755) to the caller. Existing
+   directories get these owners and modes back. */
+int queue_dirs_create(const char *queue_dir, uid_t owner, gid_t group,
+                      gid_t setgid_group);
 
 /* Every move of a queue file from one queue to another goes through
    queue_move: it refuses an invalid queue ID (EINVAL), never replaces an

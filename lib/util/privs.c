@@ -244,6 +244,17 @@ int privs_lookup_user(const char *name, uid_t *uid, gid_t *gid)
     return 0;
 }
 
+int privs_lookup_group(const char *name, gid_t *gid)
+{
+    struct group gr, *res = NULL;
+    char buf[16384];
+
+    if (getgrnam_r(name, &gr, buf, sizeof(buf), &res) != 0 || res == NULL)
+        return -1;
+    *gid = res->gr_gid;
+    return 0;
+}
+
 bool privs_running_as_root(void)
 {
     /* real uid: still 0 while privs_become has switched the effective uid */

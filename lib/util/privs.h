@@ -46,6 +46,8 @@ int privs_account_by_uid(uid_t uid, struct privs_account *a);
 
 /* resolve user name -> uid/gid; 0 ok, -1 unknown */
 int privs_lookup_user(const char *name, uid_t *uid, gid_t *gid);
+/* resolve group name -> gid; 0 ok, -1 unknown or lookup error */
+int privs_lookup_group(const char *name, gid_t *gid);
 /* 0 ok; -1 with *error_r. chroot_dir may be NULL. */
 int privs_drop(uid_t uid, gid_t gid, const char *chroot_dir,
                const char **error_r);

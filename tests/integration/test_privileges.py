@@ -3,6 +3,7 @@
 Skipped when not root (the developer instance runs everything as the
 invoking user). CI runs as root.
 """
+import grp
 import os
 import pwd
 import unittest
@@ -57,10 +58,17 @@ class Privileges(TernTestCase):
         # the pid file's directory is root's: master truncates what it opens
         st = os.lstat(os.path.join(inst.spool, "pid"))
         self.assertEqual((st.st_uid, st.st_mode & 0o7777), (0, 0o755))
-        for sock, mode in (("public/qmgr", 0o666), ("private/local", 0o600)):
+        # maildrop/ and public/ are reached through the set-gid group
+        postdrop = grp.getgrnam("ternpostdrop").gr_gid
+        for d, mode in (("maildrop", 0o1730), ("public", 0o2710)):
+            st = os.lstat(os.path.join(inst.spool, d))
+            self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o7777),
+                             (tern.pw_uid, postdrop, mode), d)
+        for sock, gid, mode in (("public/qmgr", postdrop, 0o666),
+                                ("private/local", tern.pw_gid, 0o600)):
             st = os.lstat(os.path.join(inst.spool, sock))
             self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o7777),
-                             (tern.pw_uid, tern.pw_gid, mode), sock)
+                             (tern.pw_uid, gid, mode), sock)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ static void spool_enter(void (*before_chdir)(void))
     if (before_chdir != NULL)
         before_chdir();
     ck_assert_int_eq(chdir(tmpdir), 0);
-    ck_assert_int_eq(queue_dirs_create(".", (uid_t)-1, (gid_t)-1), 0);
+    ck_assert_int_eq(queue_dirs_create(".", (uid_t)-1, (gid_t)-1, (gid_t)-1), 0);
 }
 
 static void spool_leave(void)

@@ -153,7 +153,7 @@ static void setup(void)
     const char *merr = NULL;
     test_aliases_maps = local_aliases_open(var_alias_maps, &merr);
     ck_assert_ptr_nonnull(test_aliases_maps);
-    ck_assert_int_eq(queue_dirs_create(spool, owner_uid, owner_gid), 0);
+    ck_assert_int_eq(queue_dirs_create(spool, owner_uid, owner_gid, (gid_t)-1), 0);
     ck_assert_int_eq(chdir(spool), 0);
 }
 

@@ -206,7 +206,8 @@ START_TEST(test_dirs)
     char path[64];
 
     for (const char *const *n = queue_dir_names; *n; n++) {
-        mode_t want = strcmp(*n, "public") == 0 ? 0710
+        mode_t want = strcmp(*n, "public") == 0 ? 02710
+                      : strcmp(*n, QUEUE_MAILDROP) == 0 ? 01730
                       : strcmp(*n, "pid") == 0 ? 0755 : 0700;
 
         ck_assert_int_eq(stat(*n, &st), 0);
@@ -221,13 +222,13 @@ START_TEST(test_dirs)
     ck_assert_uint_eq(st.st_mode & 07777, 0700);
     /* idempotent, and it repairs a wrong mode */
     ck_assert_int_eq(chmod(QUEUE_HOLD, 0777), 0);
-    ck_assert_int_eq(queue_dirs_create(".", getuid(), getgid()), 0);
+    ck_assert_int_eq(queue_dirs_create(".", getuid(), getgid(), (gid_t)-1), 0);
     ck_assert_int_eq(stat(QUEUE_HOLD, &st), 0);
     ck_assert_uint_eq(st.st_mode & 07777, 0700);
     /* a file in the way is an error */
     ck_assert_int_eq(mkdir("sub", 0700), 0);
     ck_assert_int_eq(close(open("sub/incoming", O_CREAT | O_WRONLY, 0600)), 0);
-    ck_assert_int_eq(queue_dirs_create("sub", (uid_t)-1, (gid_t)-1), -1);
+    ck_assert_int_eq(queue_dirs_create("sub", (uid_t)-1, (gid_t)-1, (gid_t)-1), -1);
 }
 END_TEST
 
