@@ -10,6 +10,7 @@ Each test plays the attacker by hand: it plants files in the spool as
 `tern` could, or talks to private/local directly as any `tern` process
 can. Skipped when not root (nothing changes user then).
 """
+import grp
 import os
 import pwd
 import re
@@ -321,10 +322,13 @@ class MasterSockets(TernTestCase):
             stdin=subprocess.DEVNULL, stdout=inst.stdout,
             stderr=subprocess.STDOUT, env=env)
         wait_for(inst._smtp_ready, 30, what="SMTP port")
-        for sock, mode in (("public/qmgr", 0o666), ("private/local", 0o600)):
+        # public/ is set-gid $setgid_group: its sockets get that group
+        postdrop = grp.getgrnam("ternpostdrop").gr_gid
+        for sock, gid, mode in (("public/qmgr", postdrop, 0o666),
+                                ("private/local", tern.pw_gid, 0o600)):
             st = os.lstat(os.path.join(inst.spool, sock))
             self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o7777),
-                             (tern.pw_uid, tern.pw_gid, mode), sock)
+                             (tern.pw_uid, gid, mode), sock)
         master = wait_for(lambda: proc_children(inst.proc.pid), 10,
                           what="master under strace")[0]
         os.kill(master, signal.SIGTERM)

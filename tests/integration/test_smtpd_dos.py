@@ -380,6 +380,9 @@ class DescriptorExhaustionTest(TernTestCase):
         busy = wait_for(take_the_slot, what="smtpd's only slot")
         c = self.client(inst.smtp_port)
         self.assertEqual(c.reply()[0][:10], "421 4.3.2 ")
+        # master has closed that connection (its descriptor is free again)
+        # before the descriptors are counted for the limit below
+        self.assertTrue(c.closed())
         mpid = inst.master_pid
         fds = open_fds(mpid)
         lowest_free = min(set(range(len(fds) + 1)) - fds)
