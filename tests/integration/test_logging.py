@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import unittest
 
-from ternlab import BUILD, wait_for
+from ternlab import BUILD, proc_children, wait_for
 from test_ternctl import CtlTestCase, ctl_env, ternctl, pid_file
 
 
@@ -131,6 +131,39 @@ class NoSyslogSocket(CtlTestCase):
         self.assertRegex(inst.log_text(),
                          r"(?m)^\w{3} [ \d]\d \d\d:\d\d:\d\d \S+ "
                          r"tern/ternctl\[\d+\]: starting the Tern mail system$")
+
+
+class Rotation(CtlTestCase):
+
+    def test_reload_reopens_maillog_file(self):
+        """What conf/tern.logrotate relies on: after the file is renamed,
+        `ternctl reload` makes master and every daemon write to a new
+        file of the configured name."""
+        inst = self.ctl_instance()
+        rc, out, err = ternctl(inst, "start")
+        self.assertEqual(rc, 0, err)
+        with inst.smtp() as s:
+            s.sendmail("alice@example.org", ["demo@localhost"],
+                       b"Subject: before\r\n\r\nbody\r\n")
+        inst.wait_messages("demo", 1)
+        master = pid_file(inst)
+        old = proc_children(master)
+        os.rename(inst.logfile, inst.logfile + ".1")
+        rc, out, err = ternctl(inst, "reload")
+        self.assertEqual(rc, 0, err)
+        # the daemons of before finish and exit (master reaps them)
+        wait_for(lambda: not set(old) & set(proc_children(master)), 60,
+                 what="the daemons of before the reload gone")
+        with inst.smtp() as s:
+            s.sendmail("alice@example.org", ["demo@localhost"],
+                       b"Subject: after\r\n\r\nbody\r\n")
+        inst.wait_messages("demo", 2)
+        self.assertLogHas(inst, "status=sent (delivered to maildir)")
+        new = inst.log_text()
+        for who in ("smtpd", "qmgr", "local"):
+            self.assertRegex(new, r"tern/%s\[\d+\]: \w+: " % who)
+        with open(inst.logfile + ".1") as f:
+            self.assertIn("tern/master[%d]: reload --" % master, f.read())
 
 
 class ErrorPrefixes(unittest.TestCase):
