@@ -424,12 +424,11 @@ static int ctl_chroot_check(void)
     }
     buf_reset(&path);
     (void)buf_printf(&path, "%s/dev/log", var_queue_directory);
-    if ((var_maillog_file == NULL || *var_maillog_file == '\0')
-        && lstat(buf_str(&path), &st) < 0)
+    if (log_syslog_probe() == LOG_SYSLOG_OK && lstat(buf_str(&path), &st) < 0)
         log_warning("%s: no syslog socket in the chroot jail: chrooted "
                     "services (%s) cannot reconnect to syslog after the "
-                    "syslog daemon restarts (restart Tern then, or set "
-                    "maillog_file)", buf_str(&path), jailed);
+                    "syslog daemon restarts, until `ternctl reload` "
+                    "replaces them (or set maillog_file)", buf_str(&path), jailed);
 out:
     mastercf_free(&mc);
     buf_free(&path);
@@ -450,6 +449,10 @@ static int ctl_check(void)
         rc = ctl_run(argv);
     }
     buf_free(&path);
+    if (log_syslog_probe() == LOG_SYSLOG_LOST)
+        log_warning("no syslog socket at %s: log lines are lost; set "
+                    "maillog_file in main.conf or start a syslog daemon",
+                    log_syslog_path());
     ctl_owner_get(&o);
     spool = ctl_spool_check(&o);
     jail = ctl_chroot_check();
