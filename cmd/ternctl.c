@@ -362,8 +362,14 @@ static int ctl_spool_check(const struct ctl_owner *o)
     static const char hash[] =
         "0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz";
     buf_t path = BUF_INIT;
+    struct stat st;
     int bad = 0;
 
+    if (lstat(var_queue_directory, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        log_warning("%s: no queue directory (master or `ternctl "
+                    "set-permissions` creates it)", var_queue_directory);
+        return 1;
+    }
     for (const char *const *np = queue_dir_names; *np; np++) {
         mode_t mode = queue_dir_mode(*np);
         bool pid = strcmp(*np, "pid") == 0;
@@ -373,8 +379,12 @@ static int ctl_spool_check(const struct ctl_owner *o)
 
         buf_reset(&path);
         (void)buf_printf(&path, "%s/%s", var_queue_directory, *np);
-        bad += ctl_dir_check(buf_str(&path), mode, pid ? o->pid_uid : o->uid,
-                             pid ? o->pid_gid : g);
+        if (ctl_dir_check(buf_str(&path), mode, pid ? o->pid_uid : o->uid,
+                          pid ? o->pid_gid : g) > 0) {
+            bad++;
+            if (lstat(buf_str(&path), &st) < 0 || !S_ISDIR(st.st_mode))
+                continue;       /* its hash subdirectories: not there */
+        }
         if (!queue_is_hashed(*np))
             continue;
         for (const char *c = hash; *c; c++) {
