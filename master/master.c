@@ -111,6 +111,20 @@ static void master_close_inherited(void)
         (void)close((int)fd);
 }
 
+/* master_std_fds - 0, 1 and 2 open (on /dev/null if they were not), so
+   no file or pipe of ours lands on one by accident (the start-up pipe
+   becomes fd 2 on purpose) */
+static void master_std_fds(void)
+{
+    int fd;
+
+    while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
+        ;
+    if (fd < 0)
+        exit(1);                /* nowhere to say it */
+    (void)close(fd);
+}
+
 /* master_conf_path - $config_directory/master.conf into b */
 static void master_conf_path(buf_t *b)
 {
@@ -633,6 +647,7 @@ int main(int argc, char **argv)
     int c;
 
     master_close_inherited();
+    master_std_fds();
     log_init("tern", "master");
     log_set_stderr(true);
     while ((c = getopt(argc, argv, "c:ftv")) != -1) {
