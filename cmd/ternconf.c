@@ -223,6 +223,11 @@ int main(int argc, char **argv)
     enum mode mode = MODE_EFFECTIVE;
     bool man = false;
     int ch;
+
+    /* before anything can warn: stderr lines are "ternconf: warning: ..."
+       like the ones printed here (lib/util/log.h) */
+    log_init("tern", "ternconf");
+    log_set_stderr(true);
     while ((ch = getopt(argc, argv, "c:dnM")) != -1) {
         switch (ch) {
         case 'c': dir = optarg; break;
@@ -236,8 +241,6 @@ int main(int argc, char **argv)
         print_man();
         return fflush(stdout) == 0 ? 0 : 1;
     }
-    log_init("tern", "ternconf");
-    log_set_stderr(true);
     dir = config_directory_default(dir);
     if (mode == MODE_DEFAULTS)
         config_init_defaults();

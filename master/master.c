@@ -4,6 +4,20 @@
  * forks daemons on demand (master_spawn.c). SIGHUP reloads, SIGTERM and
  * SIGINT stop everything.
  *
+ * Start-up (without -f): master forks, and the parent waits on a pipe
+ * until the child has set up the spool, taken the pid lock, written the
+ * pid file and bound every listener. Until then the child's stderr is
+ * that pipe, so every start-up error reaches the caller's stderr; the
+ * child then writes one NUL byte (ready) and the parent exits 0. A child
+ * that dies before saying so makes the parent exit with its status
+ * (1 for a fatal error), which is what `ternctl start` reports. No
+ * daemon is forked before ready (the event loop has not run), so none
+ * inherits the pipe.
+ *
+ * -t checks main.conf and master.conf and that every inet listener's
+ * address can be bound now (when a master runs, "in use" is not an error:
+ * those addresses may be its own).
+ *
  * usage: master [-c config_dir] [-f] [-t] [-v]
  */
 #include <errno.h>
@@ -19,7 +33,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+#include <netinet/in.h>
+
 #include "mail/config.h"
+#include "mail/master_pid.h"
 #include "util/log.h"
 #include "master.h"
 #include "mail/mastercf.h"
@@ -31,7 +49,6 @@
 #define TERN_VERSION "unknown"
 #endif
 
-#define MASTER_PID_FILE "pid/master.pid"
 #define MASTER_STOP_GRACE_MSEC 5000
 #define MASTER_CHECK_ERR_MAX 8192
 
@@ -44,6 +61,7 @@ bool master_shutting_down;
 static char *master_config_dir;
 static int master_pid_fd = -1;
 static bool master_detached;
+static int master_ready_fd = -1;   /* stderr's replacement at ready */
 
 static void master_usage(void)
 {
@@ -93,6 +111,20 @@ static void master_close_inherited(void)
         (void)close((int)fd);
 }
 
+/* master_std_fds - 0, 1 and 2 open (on /dev/null if they were not), so
+   no file or pipe of ours lands on one by accident (the start-up pipe
+   becomes fd 2 on purpose) */
+static void master_std_fds(void)
+{
+    int fd;
+
+    while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
+        ;
+    if (fd < 0)
+        exit(1);                /* nowhere to say it */
+    (void)close(fd);
+}
+
 /* master_conf_path - $config_directory/master.conf into b */
 static void master_conf_path(buf_t *b)
 {
@@ -116,11 +148,54 @@ static int master_conf_load(struct master_conf *mc, buf_t *err)
     return rc;
 }
 
-/* master_conf_check_listeners - every entry must resolve */
+/* master_bind_test - can each address of inet entry e be bound now?
+   0 yes, -1 no (said on stderr). in_use_ok: a master runs, EADDRINUSE
+   may be its own listener. */
+static int master_bind_test(const struct master_entry *e, bool in_use_ok)
+{
+    struct master_addr addrs[MASTER_MAX_LISTEN];
+    buf_t err = BUF_INIT, key = BUF_INIT;
+    int n, bad = 0;
+
+    n = master_inet_addrs(e->service, var_inet_interfaces, addrs,
+                          MASTER_MAX_LISTEN, &err);
+    for (int i = 0; i < n; i++) {
+        int family = addrs[i].ss.ss_family, on = 1, rc, fd;
+
+        master_addrs_key(&addrs[i], 1, &key);
+        fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 && errno == EAFNOSUPPORT && n > 1)
+            continue;           /* as master_open_inet: skipped */
+        rc = fd < 0 ? -1
+             : setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0
+               || (family == AF_INET6
+                   && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
+                                 sizeof(on)) < 0)
+               || bind(fd, (const struct sockaddr *)&addrs[i].ss,
+                       addrs[i].len) < 0 ? -1 : 0;
+        if (rc < 0 && !(errno == EADDRINUSE && in_use_ok)) {
+            fprintf(stderr, "master: error: master.conf:%d: service %s: "
+                    "cannot bind %s: %s\n", e->line, e->service,
+                    buf_str(&key), strerror(errno));
+            bad = -1;
+        }
+        if (fd >= 0)
+            (void)close(fd);
+    }
+    buf_free(&err);
+    buf_free(&key);
+    return bad;
+}
+
+/* master_conf_check_listeners - every entry must resolve (print: -t,
+   also bind every inet address and look for the programs) */
 static int master_conf_check_listeners(const struct master_conf *mc, bool print)
 {
     buf_t label = BUF_INIT, err = BUF_INIT, path = BUF_INIT;
     int bad = 0;
+    long pid;
+    bool running = print
+                   && master_pid_running(var_queue_directory, &pid) == 1;
 
     for (size_t i = 0; i < mc->count; i++) {
         const struct master_entry *e = &mc->entries[i];
@@ -128,15 +203,20 @@ static int master_conf_check_listeners(const struct master_conf *mc, bool print)
         buf_reset(&err);
         if (master_service_label(e, &label, &err) < 0) {
             if (print)
-                fprintf(stderr, "master.conf:%d: %s\n", e->line, buf_str(&err));
+                fprintf(stderr, "master: error: master.conf:%d: %s\n",
+                        e->line, buf_str(&err));
             else
                 log_error("master.conf:%d: %s", e->line, buf_str(&err));
+            bad = -1;
+        } else if (print && e->type == MASTER_INET
+                   && master_bind_test(e, running) < 0) {
             bad = -1;
         }
         buf_reset(&path);
         (void)buf_printf(&path, "%s/%s", var_daemon_directory, e->command);
         if (print && access(buf_str(&path), X_OK) < 0)
-            fprintf(stderr, "master.conf:%d: warning: cannot execute %s: %s\n",
+            fprintf(stderr, "master: warning: master.conf:%d: cannot "
+                    "execute %s: %s\n",
                     e->line, buf_str(&path), strerror(errno));
     }
     buf_free(&label);
@@ -155,7 +235,7 @@ static void __attribute__((noreturn)) master_check_only(void)
     if (rc == 0)
         rc = master_conf_check_chroot(&mc, privs_running_as_root(), &err);
     if (rc < 0)
-        fprintf(stderr, "master: %s\n", buf_str(&err));
+        fprintf(stderr, "master: fatal: %s\n", buf_str(&err));
     else
         rc = master_conf_check_listeners(&mc, true);
     mastercf_free(&mc);
@@ -224,32 +304,124 @@ static void master_pid_write(void)
         log_fatal("write %s: %s", MASTER_PID_FILE, strerror(errno));
 }
 
-/* master_daemonize - detach from the terminal; the lock fd stays held */
+/* master_wait_ready - the parent after the fork: copy what the child
+   says on the pipe to our stderr; exit 0 when it ends with the ready
+   byte, else with the child's status */
+static void __attribute__((noreturn)) master_wait_ready(int fd, pid_t child)
+{
+    char buf[1024];
+    bool ready = false;
+    ssize_t n;
+    int wstatus;
+
+    while ((n = read(fd, buf, sizeof(buf))) != 0) {
+        size_t len = 0;
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] != '\0')
+                buf[len++] = buf[i];
+        ready = buf[n - 1] == '\0' || (ready && len == 0);
+        if (len > 0 && write_full(STDERR_FILENO, buf, len) < 0) {
+            /* our caller went away: the child still reports to the log */
+        }
+    }
+    if (ready)
+        _exit(0);
+    while (waitpid(child, &wstatus, 0) < 0)
+        if (errno != EINTR)
+            _exit(1);
+    if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) != 0)
+        _exit(WEXITSTATUS(wstatus));
+    if (WIFSIGNALED(wstatus))
+        fprintf(stderr, "master: fatal: start-up failed: killed by "
+                "signal %d\n", WTERMSIG(wstatus));
+    else
+        fprintf(stderr, "master: fatal: start-up failed\n");
+    _exit(1);
+}
+
+/* master_daemonize - detach from the terminal; the lock fd stays held.
+   Until master_ready the child's stderr is a pipe to the waiting
+   parent; then it becomes /dev/null, or stays the inherited stderr when
+   that is where the log goes (the systemd journal). */
 static void master_daemonize(void)
 {
-    pid_t pid = fork();
-    int fd;
+    int p[2], fd, keep = log_syslog_probe() == LOG_SYSLOG_JOURNAL;
+    pid_t pid;
 
-    if (pid < 0)
+    if (pipe2(p, O_CLOEXEC) < 0)
+        log_fatal("pipe: %s", strerror(errno));
+    if ((pid = fork()) < 0)
         log_fatal("fork: %s", strerror(errno));
-    if (pid > 0)
-        _exit(0);
+    if (pid > 0) {
+        (void)close(p[1]);
+        master_wait_ready(p[0], pid);
+    }
+    (void)close(p[0]);
+    /* the parent may be gone (^C): start-up lines then fail with EPIPE */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        log_fatal("signal: %s", strerror(errno));
     if (setsid() < 0)
         log_fatal("setsid: %s", strerror(errno));
-    fd = open("/dev/null", O_RDWR);
-    if (fd < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+    fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (fd < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0)
         log_fatal("/dev/null: %s", strerror(errno));
-    if (fd > 2)
+    master_ready_fd = keep ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3) : fd;
+    if (master_ready_fd < 0)
+        log_fatal("dup: %s", strerror(errno));
+    if (keep)
         (void)close(fd);
+    if (dup2(p[1], STDERR_FILENO) < 0)
+        log_fatal("dup2: %s", strerror(errno));
+    (void)close(p[1]);
     master_detached = true;
+}
+
+/* master_ready - every listener is bound: tell the waiting parent, and
+   stop writing to its pipe */
+static void master_ready(void)
+{
+    if (!master_detached || master_ready_fd < 0)
+        return;
+    if (write_full(STDERR_FILENO, "", 1) < 0) {
+        /* the parent is gone; nobody waits */
+    }
     log_set_stderr(false);
+    if (dup2(master_ready_fd, STDERR_FILENO) < 0)
+        log_fatal("dup2: %s", strerror(errno));
+    (void)close(master_ready_fd);
+    master_ready_fd = -1;
+}
+
+/* master_syslog_check - say once, at start, when lines for syslog have
+   nowhere to go (or go to the journal through stderr instead) */
+static void master_syslog_check(void)
+{
+    switch (log_syslog_probe()) {
+    case LOG_SYSLOG_JOURNAL:
+        log_warning("no syslog socket at %s: logging to stderr (the systemd "
+                    "journal)", log_syslog_path());
+        break;
+    case LOG_SYSLOG_LOST:
+        log_warning("no syslog socket at %s: log lines are lost; set "
+                    "maillog_file in main.conf or start a syslog daemon",
+                    log_syslog_path());
+        break;
+    default:
+        break;
+    }
 }
 
 /* master_logging - per main.conf */
 static void master_logging(void)
 {
     config_apply_logging("master");
-    log_set_stderr(!master_detached);
+    log_set_stderr(!master_detached || master_ready_fd >= 0);
     if (master_verbose)
         log_set_verbose(master_verbose);
 }
@@ -475,6 +647,7 @@ int main(int argc, char **argv)
     int c;
 
     master_close_inherited();
+    master_std_fds();
     log_init("tern", "master");
     log_set_stderr(true);
     while ((c = getopt(argc, argv, "c:ftv")) != -1) {
@@ -502,6 +675,7 @@ int main(int argc, char **argv)
     if (master_conf_check_listeners(&mc, false) < 0)
         log_fatal("bad master.conf");
     master_logging();
+    master_syslog_check();
     master_spool_setup();
     master_pid_lock();
     if (!master_foreground)
@@ -512,6 +686,7 @@ int main(int argc, char **argv)
     mastercf_free(&mc);
     log_info("daemon started -- version %s, configuration %s", TERN_VERSION,
              master_config_dir);
+    master_ready();
     ev_loop_run(master_loop);
     master_shutdown();
 }

@@ -120,10 +120,10 @@ static int qdir_make(const char *path, mode_t mode, uid_t owner, gid_t group)
     return 0;
 }
 
-/* qdir_mode - permissions of one spool subdirectory: maildrop/ is
+/* queue_dir_mode - permissions of one spool subdirectory: maildrop/ is
    writable (not readable) through the set-gid group, sticky so nobody
    removes another's file; public/ only reachable through that group */
-static mode_t qdir_mode(const char *name)
+mode_t queue_dir_mode(const char *name)
 {
     if (strcmp(name, QUEUE_MAILDROP) == 0)
         return 01730;
@@ -144,7 +144,7 @@ int queue_dirs_create(const char *queue_dir, uid_t owner, gid_t group,
     if (mkdir_p(queue_dir, 0755) < 0)
         return -1;
     for (const char *const *np = queue_dir_names; *np; np++) {
-        mode_t mode = qdir_mode(*np);
+        mode_t mode = queue_dir_mode(*np);
         bool ours = strcmp(*np, "pid") == 0;
         bool setgid = strcmp(*np, QUEUE_MAILDROP) == 0
                       || strcmp(*np, "public") == 0;

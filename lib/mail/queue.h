@@ -84,6 +84,9 @@ bool queue_is_hashed(const char *queue);
    directories get these owners and modes back. */
 int queue_dirs_create(const char *queue_dir, uid_t owner, gid_t group,
                       gid_t setgid_group);
+/* the mode queue_dirs_create gives spool subdirectory name (and its hash
+   subdirectories); for `ternctl check` */
+mode_t queue_dir_mode(const char *name);
 
 /* Every move of a queue file from one queue to another goes through
    queue_move: it refuses an invalid queue ID (EINVAL), never replaces an

@@ -1,16 +1,22 @@
 /*
  * log - Postfix-style log lines to syslog or an append-only file (log.h).
  * File lines look like syslog's: "Nov 24 03:59:49 host tern/smtpd[12]: text".
+ * Journal lines (no syslog socket, started by systemd) go to stderr as
+ * "<6>tern/smtpd[12]: text": journald reads the priority prefix. The copy
+ * for a human on stderr is "smtpd: text".
  */
 #include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <paths.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,12 +26,14 @@
 #define LOG_LINE_MAX 4096
 
 static char log_ident_buf[128] = "tern";
+static char log_program[64] = "tern";  /* basename, for the stderr copy */
 static char log_host[64] = "localhost";
 static int log_fd = -1;          /* maillog_file, or -1 for syslog */
 static bool log_to_stderr;
 static bool log_syslog_open;
 static int log_facility = LOG_MAIL;
 static int log_verbose;
+static int log_syslog_state = -1;   /* log_syslog_probe(); -1 not yet */
 
 static const struct { const char *name; int value; } log_facilities[] = {
     { "mail", LOG_MAIL }, { "daemon", LOG_DAEMON }, { "user", LOG_USER },
@@ -39,6 +47,7 @@ void log_init(const char *syslog_name, const char *program)
 {
     const char *base = strrchr(program, '/');
     base = base ? base + 1 : program;
+    str_copy(log_program, base, sizeof(log_program));
     snprintf(log_ident_buf, sizeof(log_ident_buf), "%s/%s",
              syslog_name && *syslog_name ? syslog_name : "tern", base);
     if (gethostname(log_host, sizeof(log_host)) < 0)
@@ -95,12 +104,80 @@ int log_set_file(const char *path)
     return 0;
 }
 
+/* log_dev_log_ok - does the syslog socket accept a connection? (the
+   way glibc's openlog tries it: datagram, then stream) */
+static bool log_dev_log_ok(void)
+{
+    static const int types[] = { SOCK_DGRAM, SOCK_STREAM };
+    struct sockaddr_un sun;
+
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    str_copy(sun.sun_path, _PATH_LOG, sizeof(sun.sun_path));
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        int fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC, 0), rc, err;
+
+        if (fd < 0)
+            return true;    /* cannot tell: let syslog() try */
+        rc = connect(fd, (const struct sockaddr *)&sun, sizeof(sun));
+        err = errno;
+        (void)close(fd);
+        if (rc == 0)
+            return true;
+        if (err != EPROTOTYPE)
+            return false;
+    }
+    return false;
+}
+
+/* log_under_systemd - systemd started us with stderr worth writing to:
+   JOURNAL_STREAM ("dev:inode") names our stderr, or INVOCATION_ID is
+   set (a unit's process) and stderr is open */
+static bool log_under_systemd(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    const char *inv = getenv("INVOCATION_ID");
+    unsigned long long dev, ino;
+    struct stat st;
+    char extra;
+
+    if (fstat(STDERR_FILENO, &st) < 0)
+        return false;
+    if (js != NULL && *js != '\0')
+        return sscanf(js, "%llu:%llu%c", &dev, &ino, &extra) == 2
+               && (unsigned long long)st.st_dev == dev
+               && (unsigned long long)st.st_ino == ino;
+    return inv != NULL && *inv != '\0';
+}
+
+int log_syslog_probe(void)
+{
+    if (log_fd >= 0)
+        return LOG_SYSLOG_UNUSED;
+    if (log_syslog_state < 0) {
+        if (log_dev_log_ok())
+            log_syslog_state = LOG_SYSLOG_OK;
+        else if (log_under_systemd())
+            log_syslog_state = LOG_SYSLOG_JOURNAL;
+        else
+            log_syslog_state = LOG_SYSLOG_LOST;
+    }
+    return log_syslog_state;
+}
+
+const char *log_syslog_path(void)
+{
+    return _PATH_LOG;
+}
+
 /* log_connect_now - connect to syslog now if that is the destination:
    after a chroot /dev/log is out of reach, and the connection made here
    is kept (openlog with LOG_NDELAY; later openlog calls reuse it) */
 void log_connect_now(void)
 {
     if (log_fd >= 0 || log_syslog_open)
+        return;
+    if (log_syslog_probe() == LOG_SYSLOG_JOURNAL)
         return;
     openlog(log_ident_buf, LOG_PID | LOG_NDELAY, log_facility);
     log_syslog_open = true;
@@ -270,6 +347,15 @@ void log_vmsg(int priority, const char *prefix, const char *fmt, va_list ap)
 
     if (log_fd >= 0) {
         log_write_line(log_fd, head, (size_t)hlen, text, tlen);
+    } else if (log_syslog_probe() == LOG_SYSLOG_JOURNAL) {
+        /* one stream for both: the human copy below says it all */
+        if (!log_to_stderr) {
+            hlen = snprintf(head, sizeof(head), "<%d>%s[%ld]: ",
+                            LOG_PRI(priority), log_ident_buf,
+                            (long)log_getpid());
+            log_write_line(STDERR_FILENO, head, hlen > 0 ? (size_t)hlen : 0,
+                           text, tlen);
+        }
     } else {
         if (!log_syslog_open) {
             openlog(log_ident_buf, LOG_PID | LOG_NDELAY, log_facility);
@@ -278,7 +364,7 @@ void log_vmsg(int priority, const char *prefix, const char *fmt, va_list ap)
         syslog(priority, "%s", text);
     }
     if (log_to_stderr && log_fd != STDERR_FILENO) {
-        int slen = snprintf(head, sizeof(head), "%s: ", log_ident_buf);
+        int slen = snprintf(head, sizeof(head), "%s: ", log_program);
         log_write_line(STDERR_FILENO, head, slen > 0 ? (size_t)slen : 0,
                        text, tlen);
     }

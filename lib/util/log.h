@@ -5,8 +5,17 @@
  *
  * Destination: syslog (LOG_MAIL by default), or a file opened with
  * O_APPEND (maillog_file; one write() per line so concurrent processes do
- * not interleave), optionally also stderr. The file is opened before
+ * not interleave), optionally also a copy on stderr for a human, as
+ * "program: text" ("ternconf: fatal: ..."). The file is opened before
  * chroot/privilege drop and survives it.
+ *
+ * Without a syslog socket (no /dev/log, or nobody listening) lines for
+ * syslog would vanish: log_syslog_probe() finds out once per process.
+ * A process started by systemd (JOURNAL_STREAM names its stderr, or
+ * INVOCATION_ID is set) then writes them to stderr as
+ * "<PRIORITY>ident[pid]: text", which journald stores with that
+ * priority; master's children inherit the same stderr. Otherwise they
+ * are lost, and master says so at start.
  */
 #ifndef TERN_LOG_H
 #define TERN_LOG_H
@@ -22,6 +31,13 @@ void log_init(const char *syslog_name, const char *program);
 int log_set_file(const char *path);
 /* open the syslog connection now (before chroot); no-op with a file */
 void log_connect_now(void);
+/* what happens to lines for syslog (probed once per process, first
+   use): LOG_SYSLOG_UNUSED (a file is the destination), _OK (the socket
+   answers), _JOURNAL (no socket, systemd: stderr), _LOST (no socket) */
+enum { LOG_SYSLOG_UNUSED, LOG_SYSLOG_OK, LOG_SYSLOG_JOURNAL, LOG_SYSLOG_LOST };
+int log_syslog_probe(void);
+/* the syslog socket's path ("/dev/log"), for messages */
+const char *log_syslog_path(void);
 /* also copy every line to stderr (foreground master, commands) */
 void log_set_stderr(bool on);
 /* syslog facility name ("mail", "local0", ...); 0 ok, -1 unknown */

@@ -205,6 +205,103 @@ START_TEST(test_fatal_exits)
 }
 END_TEST
 
+/* child: stderr to path, run fn, exit 0 (77: syslog answers here) */
+static void run_with_stderr(const char *path, void (*fn)(void))
+{
+    pid_t pid = fork();
+    int st;
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+        if (fd < 0 || dup2(fd, 2) < 0)
+            _exit(2);
+        fn();
+        _exit(0);
+    }
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    ck_assert(WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 77);
+}
+
+static void copy_to_stderr(void)
+{
+    log_set_stderr(true);
+    log_warning("disk %s", "full");
+    log_info("plain");
+}
+
+/* the copy for a person: "program: warning: text", not the log ident */
+START_TEST(test_stderr_copy_prefix)
+{
+    char path[300];
+
+    snprintf(path, sizeof(path), "%s.err", logpath);
+    run_with_stderr(path, copy_to_stderr);
+    ck_assert_str_eq(slurp(path), "smtpd: warning: disk full\nsmtpd: plain\n");
+    ck_assert_ptr_nonnull(strstr(slurp(logpath), " tern/smtpd["));
+    unlink(path);
+}
+END_TEST
+
+static void journal_child(void)
+{
+    ck_assert_int_eq(log_set_file(""), 0);
+    if (setenv("INVOCATION_ID", "0123456789abcdef", 1) < 0
+        || unsetenv("JOURNAL_STREAM") < 0)
+        _exit(2);
+    if (log_syslog_probe() == LOG_SYSLOG_OK)
+        _exit(77);              /* a syslog daemon answers: not testable */
+    ck_assert_int_eq(log_syslog_probe(), LOG_SYSLOG_JOURNAL);
+    log_info("to the journal");
+    log_error("bad %d", 1);
+}
+
+/* no syslog socket under systemd: lines on stderr with the priority */
+START_TEST(test_journal_on_stderr)
+{
+    char path[300], want[200];
+
+    snprintf(path, sizeof(path), "%s.err", logpath);
+    run_with_stderr(path, journal_child);
+    if (*slurp(path) != '\0') {
+        const char *text = slurp(path);
+        const char *p = strstr(text, "]: to the journal\n");
+
+        ck_assert_ptr_nonnull(p);
+        ck_assert_int_eq(strncmp(text, "<6>tern/smtpd[", 14), 0);
+        snprintf(want, sizeof(want), "<3>tern/smtpd[");
+        ck_assert_ptr_nonnull(strstr(text, want));
+        ck_assert_ptr_nonnull(strstr(text, "]: error: bad 1\n"));
+    }
+    unlink(path);
+}
+END_TEST
+
+static void lost_child(void)
+{
+    ck_assert_int_eq(log_set_file(""), 0);
+    if (unsetenv("INVOCATION_ID") < 0 || setenv("JOURNAL_STREAM", "1:2", 1) < 0)
+        _exit(2);
+    if (log_syslog_probe() == LOG_SYSLOG_OK)
+        _exit(77);
+    /* JOURNAL_STREAM names another file: not systemd's stream for us */
+    ck_assert_int_eq(log_syslog_probe(), LOG_SYSLOG_LOST);
+    log_info("nowhere");
+}
+
+START_TEST(test_no_syslog_without_systemd)
+{
+    char path[300];
+
+    snprintf(path, sizeof(path), "%s.err", logpath);
+    run_with_stderr(path, lost_child);
+    ck_assert_str_eq(slurp(path), "");
+    unlink(path);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("log");
@@ -218,6 +315,9 @@ int main(void)
     tcase_add_test(tc, test_scrub_in_log_lines);
     tcase_add_test(tc, test_debug_levels);
     tcase_add_test(tc, test_fatal_exits);
+    tcase_add_test(tc, test_stderr_copy_prefix);
+    tcase_add_test(tc, test_journal_on_stderr);
+    tcase_add_test(tc, test_no_syslog_without_systemd);
     suite_add_tcase(s, tc);
     return tern_check_run(s, false);
 }
