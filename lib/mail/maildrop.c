@@ -2,7 +2,9 @@
 #include "maildrop.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "queue_record.h"
 #include "util/sys.h"
@@ -426,4 +428,143 @@ void maildrop_writer_free(maildrop_writer_t *w)
     buf_free(&w->out);
     buf_free(&w->chunk);
     maildrop_reader_free(&w->check);
+}
+
+/* --- header address lists ---------------------------------------------- */
+
+/* md_addr_emit - trim, check and hand over one address */
+static int md_addr_emit(buf_t *a, maildrop_addr_fn fn, void *ctx, long *count)
+{
+    size_t start = 0, end = a->len;
+    const char *s = buf_str(a);
+
+    while (start < end && (s[start] == ' ' || s[start] == '\t'))
+        start++;
+    while (end > start && (s[end - 1] == ' ' || s[end - 1] == '\t'))
+        end--;
+    if (end > start && maildrop_text_valid(s + start, end - start)) {
+        char *one = strndup(s + start, end - start);
+        int rc;
+
+        if (one == NULL)
+            return -1;
+        rc = fn(ctx, one);
+        free(one);
+        if (rc < 0)
+            return -1;
+        (*count)++;
+    }
+    buf_reset(a);
+    return 0;
+}
+
+long maildrop_header_addrs(const char *v, size_t len, maildrop_addr_fn fn,
+                           void *ctx)
+{
+    buf_t item = BUF_INIT;      /* the current address outside <> */
+    buf_t angle = BUF_INIT;     /* what was inside <> */
+    bool in_angle = false, have_angle = false, quoted = false;
+    int comment = 0;
+    long count = 0;
+    long rc = 0;
+
+    buf_init(&item, MAILDROP_TEXT_MAX * 4);
+    buf_init(&angle, MAILDROP_TEXT_MAX * 4);
+    for (size_t i = 0; i <= len && rc == 0; i++) {
+        char c = i < len ? v[i] : ',';
+
+        if (i == len) {         /* the end closes whatever is open */
+            comment = 0;
+            quoted = false;
+            in_angle = false;
+        }
+        if (c == '\r' || c == '\n')
+            c = ' ';
+        if (comment > 0) {
+            if (c == '\\' && i + 1 < len)
+                i++;
+            else if (c == '(')
+                comment++;
+            else if (c == ')')
+                comment--;
+            continue;
+        }
+        buf_t *out = in_angle ? &angle : &item;
+        if (quoted) {
+            if (c == '\\' && i + 1 < len) {
+                (void)buf_putc(out, c);
+                c = v[++i];
+            } else if (c == '"') {
+                quoted = false;
+            }
+            (void)buf_putc(out, c);
+            continue;
+        }
+        switch (c) {
+        case '"':
+            quoted = true;
+            (void)buf_putc(out, c);
+            break;
+        case '(':
+            comment = 1;
+            break;
+        case '<':
+            if (!in_angle) {
+                in_angle = true;
+                have_angle = true;
+                buf_reset(&angle);
+            }
+            break;
+        case '>':
+            in_angle = false;
+            break;
+        case ':':
+            if (in_angle) {     /* a source route: drop it */
+                buf_reset(&angle);
+            } else {
+                buf_reset(&item);   /* a group's display name */
+            }
+            break;
+        case ',':
+        case ';':
+            if (in_angle && c == ',') {     /* "@a,@b:" route list */
+                (void)buf_putc(&angle, c);
+                break;
+            }
+            if (i == len)
+                in_angle = false;
+            if (!in_angle) {
+                if (have_angle) {
+                    buf_reset(&item);
+                    if (buf_append(&item, angle.data ? angle.data : "",
+                                   angle.len) < 0)
+                        buf_reset(&item);
+                }
+                if (md_addr_emit(&item, fn, ctx, &count) < 0)
+                    rc = -1;
+                have_angle = false;
+                buf_reset(&angle);
+            }
+            break;
+        default:
+            (void)buf_putc(out, c);
+            break;
+        }
+        if (i == len)
+            break;
+    }
+    buf_free(&item);
+    buf_free(&angle);
+    return rc < 0 ? -1 : count;
+}
+
+size_t maildrop_header_is(const char *hdr, size_t len, const char *name)
+{
+    size_t n = strlen(name), i;
+
+    if (len <= n || strncasecmp(hdr, name, n) != 0)
+        return 0;
+    for (i = n; i < len && (hdr[i] == ' ' || hdr[i] == '\t'); i++)
+        ;
+    return i < len && hdr[i] == ':' ? i + 1 : 0;
 }

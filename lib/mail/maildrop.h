@@ -131,4 +131,20 @@ void maildrop_writer_free(maildrop_writer_t *w);
    at most MAILDROP_TEXT_MAX bytes) */
 bool maildrop_text_valid(const char *s, size_t n);
 
+/* Extract the addresses of an RFC 5322 address list (the value of a
+   To:, Cc: or Bcc: header, folded lines allowed): comments and display
+   names dropped, "<addr>" taken, groups opened ("name:") and closed
+   (";"), a source route before ':' inside <> dropped. fn gets each
+   address (NUL terminated, no control characters, at most
+   MAILDROP_TEXT_MAX bytes; longer or odd ones are skipped) and returns
+   0 to go on, -1 to stop. Returns the number of addresses handed over,
+   or -1 when fn stopped. */
+typedef int (*maildrop_addr_fn)(void *ctx, const char *addr);
+long maildrop_header_addrs(const char *value, size_t len, maildrop_addr_fn fn,
+                           void *ctx);
+/* header_name - "To" etc.: does the header line start with name ':'
+   (case-insensitive, blanks allowed before the colon)? Then the value's
+   offset, else 0. */
+size_t maildrop_header_is(const char *hdr, size_t len, const char *name);
+
 #endif

@@ -406,6 +406,53 @@ START_TEST(test_file_max)
 }
 END_TEST
 
+static int addr_collect(void *ctx, const char *a)
+{
+    return buf_printf(ctx, "[%s]", a);
+}
+
+static const struct { const char *in, *want; long n; } addrs[] = {
+    { "a@example.org", "[a@example.org]", 1 },
+    { " a@x, b@y ,c", "[a@x][b@y][c]", 3 },
+    { "A User <a@x>, \"Doe, J\" <j@y>", "[a@x][j@y]", 2 },
+    { "a@x (comment, with comma), b@y", "[a@x][b@y]", 2 },
+    { "(nested (comment)) a@x", "[a@x]", 1 },
+    { "undisclosed-recipients:;", "", 0 },
+    { "friends: a@x, b@y; c@z", "[a@x][b@y][c@z]", 3 },
+    { "<@r1,@r2:a@x>", "[a@x]", 1 },
+    { "a@x,\n\tb@y", "[a@x][b@y]", 2 },
+    { "\"quoted local\"@x", "[\"quoted local\"@x]", 1 },
+    { "x <a@x", "[a@x]", 1 },               /* unclosed <: still taken */
+    { "a@x (unclosed", "[a@x]", 1 },
+    { ",,, ,", "", 0 },
+    { "", "", 0 },
+};
+
+START_TEST(test_header_addrs)
+{
+    buf_t got = BUF_INIT;
+    long n;
+
+    buf_init(&got, 0);
+    (void)buf_printf(&got, "%s", "");
+    n = maildrop_header_addrs(addrs[_i].in, strlen(addrs[_i].in), addr_collect,
+                              &got);
+    ck_assert_msg(n == addrs[_i].n && strcmp(buf_str(&got), addrs[_i].want) == 0,
+                  "%s: got %ld %s", addrs[_i].in, n, buf_str(&got));
+    buf_free(&got);
+}
+END_TEST
+
+START_TEST(test_header_is)
+{
+    ck_assert_uint_eq(maildrop_header_is("To: a", 5, "To"), 3);
+    ck_assert_uint_eq(maildrop_header_is("bcc : a", 7, "Bcc"), 5);
+    ck_assert_uint_eq(maildrop_header_is("Toy: a", 6, "To"), 0);
+    ck_assert_uint_eq(maildrop_header_is("To", 2, "To"), 0);
+    ck_assert_uint_eq(maildrop_header_is("Resent-To: a", 12, "To"), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("maildrop");
@@ -418,6 +465,8 @@ int main(void)
     tcase_add_test(tc, test_writer_roundtrip);
     tcase_add_test(tc, test_writer_refuses);
     tcase_add_test(tc, test_file_max);
+    tcase_add_loop_test(tc, test_header_addrs, 0, sizeof(addrs) / sizeof(addrs[0]));
+    tcase_add_test(tc, test_header_is);
     suite_add_tcase(s, tc);
     return tern_check_run(s, true);
 }
