@@ -4,7 +4,8 @@
  * maildrop-format stream (mail/maildrop.h) to its standard input;
  * postdrop checks every record as it arrives, copies the stream into
  * maildrop/t.PID.N, fsyncs it, renames it to a queue ID (arrival time and
- * inode, like every queue file), fsyncs maildrop/ and wakes pickup
+ * inode, like every queue file), fsyncs maildrop/ (or, for a user who
+ * may not read maildrop/, syncs its file system) and wakes pickup
  * through public/pickup. With the daemons stopped the wake-up fails and
  * that is fine: pickup scans maildrop/ when it starts and every
  * $wakeup seconds. Only after all of this does it exit 0.
@@ -112,9 +113,10 @@ static void pd_config(const char *cdir)
 
     if (cdir != NULL && strcmp(cdir, TERN_DEFAULT_CONFIG_DIR) != 0 && setgid
         && getuid() != 0) {
-        if (config_load(TERN_DEFAULT_CONFIG_DIR, &err) < 0)
-            pd_die(1, "%s", buf_str(&err));
-        if (!pd_listed(var_alternate_config_directories, cdir))
+        /* no default main.conf: nothing is listed */
+        bool listed = config_load(TERN_DEFAULT_CONFIG_DIR, &err) == 0
+                      && pd_listed(var_alternate_config_directories, cdir);
+        if (!listed)
             pd_die(1, "%s: not listed in alternate_config_directories in "
                    "%s/main.conf", cdir, TERN_DEFAULT_CONFIG_DIR);
         config_free();
@@ -248,7 +250,7 @@ int main(int argc, char **argv)
 
     fd = pd_create(&dst);
     pd_copy_in(fd);
-    if (fstat(fd, &st) < 0 || fsync(fd) < 0 || close(fd) < 0)
+    if (fstat(fd, &st) < 0 || fsync(fd) < 0)
         pd_die(EX_TEMPFAIL, "write %s: %s", pd_temp, strerror(errno));
     queue_id_make(time_now_usec(), (uint64_t)st.st_ino, qid);
     buf_printf(&final, "%s/%s", QUEUE_MAILDROP, qid);
@@ -256,13 +258,18 @@ int main(int argc, char **argv)
         pd_die(EX_TEMPFAIL, "rename %s to %s: %s", pd_temp, buf_str(&final),
                strerror(errno));
     pd_have_temp = 0;
-    if (fsync_dir(QUEUE_MAILDROP) < 0) {
+    /* maildrop/ is write-and-search only for us (01730): without read
+       permission it cannot be opened to fsync it, so an ordinary user's
+       rename is made durable by syncing the file system instead */
+    if (fsync_dir(QUEUE_MAILDROP) < 0
+        && (errno != EACCES || syncfs(fd) < 0)) {
         /* the file is complete under its name; only its durability is
            in doubt, so do not let the caller send it twice: remove it */
         int saved = errno;
         (void)unlink(buf_str(&final));
         pd_die(EX_TEMPFAIL, "fsync %s: %s", QUEUE_MAILDROP, strerror(saved));
     }
+    (void)close(fd);
     log_debug("%s: uid=%ld queued in %s", qid, (long)getuid(), QUEUE_MAILDROP);
     /* pickup finds it anyway (start-up scan, wakeup): failure is fine */
     if (trigger_send("public/pickup", TRIGGER_NEW_MAIL) < 0)
