@@ -257,14 +257,19 @@ static int submit_finish(struct submit *s, size_t nrcpts, const char **why_r)
         s->why = why;
         s->status = strcmp(why, "write error") == 0 ? EX_TEMPFAIL : EX_DATAERR;
     }
-    if (s->why != NULL)
-        (void)kill(s->pid, SIGTERM);    /* postdrop removes its file */
+    /* our own failure: postdrop removes its file. A write error means
+       postdrop is gone already, and its exit status says why. */
+    bool write_error = s->why != NULL && strcmp(s->why, "write error") == 0;
+    if (s->why != NULL && !write_error)
+        (void)kill(s->pid, SIGTERM);
     close(s->fd);
     maildrop_writer_free(&s->w);
     buf_free(&s->hdr);
     while (waitpid(s->pid, &st, 0) < 0)
         if (errno != EINTR)
             sm_die(EX_TEMPFAIL, "waitpid: %s", strerror(errno));
+    if (write_error && WIFEXITED(st) && WEXITSTATUS(st) != 0)
+        return WEXITSTATUS(st);         /* postdrop said why */
     if (s->why != NULL) {
         *why_r = s->why;
         return s->status;

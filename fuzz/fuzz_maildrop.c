@@ -4,8 +4,10 @@
  * come from its first byte: both must agree. An accepted input must obey
  * what the reader promises (a sender first, text records without control
  * characters, content within the limit, at least one recipient unless
- * extract=yes, nothing after the end record), and the writer must be
- * able to write the same envelope and content again.
+ * extract=yes, nothing after the end record) and no more bytes than
+ * maildrop_file_max allows. The input is
+ * also parsed as a header's address list (maildrop_header_addrs): every
+ * address handed over is non-empty text without control characters.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -89,6 +91,14 @@ static int run(const uint8_t *data, size_t size, size_t step, struct seen *s)
     return rc;
 }
 
+static int addr_check(void *ctx, const char *a)
+{
+    (void)ctx;
+    if (a[0] == '\0' || !maildrop_text_valid(a, strlen(a)))
+        abort();
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct seen whole = { 0 }, pieces = { 0 };
@@ -97,6 +107,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size == 0)
         return 0;
+    /* the same bytes as a To: header's value (sendmail -t, pickup) */
+    if (maildrop_header_addrs((const char *)data, size, addr_check, NULL) < 0)
+        abort();
     step = (size_t)data[0] % 16 + 1;
     data++;
     size--;

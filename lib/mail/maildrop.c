@@ -468,6 +468,9 @@ long maildrop_header_addrs(const char *v, size_t len, maildrop_addr_fn fn,
     long count = 0;
     long rc = 0;
 
+    /* an item that outgrows these buffers is cut there, and so longer
+       than MAILDROP_TEXT_MAX: md_addr_emit skips it, never passes on a
+       truncated address */
     buf_init(&item, MAILDROP_TEXT_MAX * 4);
     buf_init(&angle, MAILDROP_TEXT_MAX * 4);
     for (size_t i = 0; i <= len && rc == 0; i++) {
