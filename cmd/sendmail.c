@@ -62,6 +62,7 @@ struct sm_opts {
     const char *ret, *envid, *body;
     char **rcpts;
     size_t nrcpts;
+    char *owned;                /* the full name from the GECOS field */
 };
 
 static struct sm_opts opt;
@@ -576,10 +577,11 @@ int main(int argc, char **argv)
             break;
         }
         case 'R': {
-            char *v = sm_upper(sm_optarg(argv, &i, rest));
-            if (strcmp(v, "FULL") != 0 && strcmp(v, "HDRS") != 0)
+            const char *v = sm_optarg(argv, &i, rest);
+            if (strcasecmp(v, "FULL") != 0 && strcasecmp(v, "HDRS") != 0)
                 sm_die(EX_USAGE, "-R %s: not full or hdrs", v);
-            opt.ret = v;
+            free((char *)opt.ret);
+            opt.ret = sm_upper(v);
             break;
         }
         case 'V': {
@@ -587,10 +589,11 @@ int main(int argc, char **argv)
             break;
         }
         case 'B': {
-            char *v = sm_upper(sm_optarg(argv, &i, rest));
-            if (strcmp(v, "7BIT") != 0 && strcmp(v, "8BITMIME") != 0)
+            const char *v = sm_optarg(argv, &i, rest);
+            if (strcasecmp(v, "7BIT") != 0 && strcasecmp(v, "8BITMIME") != 0)
                 sm_die(EX_USAGE, "-B %s: not 7BIT or 8BITMIME", v);
-            opt.body = v;
+            free((char *)opt.body);
+            opt.body = sm_upper(v);
             break;
         }
         case 'o':
@@ -666,10 +669,18 @@ int main(int argc, char **argv)
             char *g = xstrdup(pw->pw_gecos), *c = strchr(g, ',');
             if (c)
                 *c = '\0';
-            opt.fullname = g;
+            opt.fullname = opt.owned = g;
         }
     }
-    if (mode == MODE_SMTP)
-        return sm_smtp();
-    return sm_deliver(sender);
+    int rc = mode == MODE_SMTP ? sm_smtp() : sm_deliver(sender);
+
+    free(sender);
+    for (size_t k = 0; k < opt.nrcpts; k++)
+        free(opt.rcpts[k]);
+    free(opt.rcpts);
+    free(opt.owned);
+    free((char *)opt.ret);
+    free((char *)opt.body);
+    config_free();
+    return rc;
 }

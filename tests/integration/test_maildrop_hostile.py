@@ -48,14 +48,19 @@ class Hostile(TernTestCase):
         self.group = os.stat(self.maildrop).st_gid
 
     def plant(self, name, data, uid=None, gid=None):
-        """A file in maildrop/ as postdrop would leave it (its group)."""
+        """A file in maildrop/ as postdrop would leave it (its group),
+        renamed into place complete: pickup may look at any moment (and
+        skips postdrop's t.* names)."""
         path = os.path.join(self.maildrop, name)
-        with open(path, "wb") as f:
+        temp = os.path.join(self.maildrop, "t.plant." + name)
+        with open(temp, "wb") as f:
             f.write(data)
-        os.chmod(path, 0o444)
+        os.chmod(temp, 0o444)
         if ROOT:
-            os.chown(path, uid if uid is not None else 0,
+            os.chown(temp, uid if uid is not None else 0,
                      gid if gid is not None else self.group)
+        os.utime(temp)
+        os.rename(temp, path)
         return path
 
     def trigger(self):
@@ -148,7 +153,9 @@ class Hostile(TernTestCase):
     def test_stale_temporary_file(self):
         """postdrop's t.* files are left alone until a day old."""
         fresh = self.plant("t.1.0", good("fresh temp"))
-        old = self.plant("t.2.0", good("old temp"))
+        old = os.path.join(self.maildrop, "t.2.0")
+        with open(old, "wb") as f:
+            f.write(good("old temp"))
         os.utime(old, (1, 1))
         self.trigger()
         wait_for(lambda: not os.path.exists(old), 60, 0.1, "old t.* removed")
