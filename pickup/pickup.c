@@ -54,6 +54,10 @@
 #include "util/util.h"
 
 #define PICKUP_TEMP_MAX_AGE (24 * 3600)     /* postdrop's t.* files */
+/* cleanup counts the Received: and From: pickup adds (a host name, a
+   sender and a full name of at most MAILDROP_TEXT_MAX each); postdrop
+   checked the message itself against $message_size_limit */
+#define PICKUP_ADDED_MAX (4 * MAILDROP_TEXT_MAX + 1024)
 
 static ev_loop_t *pk_loop;
 static ev_timer_t pk_scan_timer;
@@ -275,7 +279,9 @@ static int pk_start(struct pk_msg *m, size_t hlen)
         m->temp_fail = true;
         return -1;
     }
-    cleanup_set_size_limit(m->c, (uint64_t)var_message_size_limit);
+    if (var_message_size_limit > 0)
+        cleanup_set_size_limit(m->c, (uint64_t)var_message_size_limit
+                                     + PICKUP_ADDED_MAX);
     if (cleanup_sender(m->c, m->sender) < 0
         || cleanup_attr(m->c, "protocol", "local") < 0
         || (m->dsn_envid && cleanup_attr(m->c, "dsn_envid", m->dsn_envid) < 0)

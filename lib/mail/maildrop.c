@@ -192,7 +192,12 @@ static const char *md_check(maildrop_reader_t *r, char t, const char *s,
             return "empty content record";
         if (n < MAILDROP_CHUNK_MAX)
             r->short_chunk = true;
+        /* counted as cleanup and smtpd count (RFC 1870): a line end is
+           CR LF, so what postdrop takes fits in cleanup's limit too */
         r->content += n;
+        for (const char *lf = s; (lf = memchr(lf, '\n', n - (size_t)(lf - s)))
+                                 != NULL; lf++)
+            r->content++;
         if (r->content_max > 0 && r->content > r->content_max)
             return "message too large";
         return NULL;

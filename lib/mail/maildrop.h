@@ -19,7 +19,8 @@
  *   'E' end marker (empty); nothing may follow
  * Text records (S F A R) hold no control characters (C0, DEL) and are at
  * most MAILDROP_TEXT_MAX bytes; the content is at most the reader's
- * content limit ($message_size_limit).
+ * content limit ($message_size_limit), counted as cleanup counts it
+ * (RFC 1870: every byte, and one more per LF).
  *
  * Security: every byte comes from an untrusted local user. The reader is
  * incremental and strict (postdrop checks the stream it gets, pickup the

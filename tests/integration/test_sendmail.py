@@ -238,6 +238,26 @@ class SendmailTest(SharedInstanceTestCase):
         self.assertEqual([f for f in os.listdir(maildrop)
                           if f.startswith("t.")], [])
 
+    def test_size_limit_edge(self):
+        """What sendmail accepts, pickup queues: the limit counts as
+        cleanup and smtpd do (RFC 1870: a line end is CR LF), and the
+        headers pickup adds do not count. One byte more is refused."""
+        def counted(b):
+            return len(b) + b.count(b"\n")
+        limit = 10240000
+        head = b"Subject: at the limit\n\n"
+        body = (b"y" * 99 + b"\n") * ((limit - 1000) // 101)
+        body += b"z" * (limit - counted(head) - counted(body) - 2) + b"\n"
+        msg = head + body
+        self.assertEqual(counted(msg), limit)
+        r = run_sendmail(self.inst.etc, ["-i", "demo"], msg + b"!")
+        self.assertEqual(r.returncode, 65, r.stderr)
+        self.send(["-i", "demo"], msg)
+        m = self.wait_subject("demo", "at the limit")[0]
+        self.assertTrue(m.endswith(body))
+        self.assertEqual(os.listdir(os.path.join(self.inst.spool, "corrupt")),
+                         [])
+
     def test_commands(self):
         """-bp/mailq, -q, -qR, -bi/newaliases run the commands in
         $command_directory (here stand-ins that record their argv)."""

@@ -194,7 +194,14 @@ static void b_short_then_chunk(buf_t *b)
 static void b_too_large(buf_t *b)
 {
     rec_s(b, 'V', "1"); rec_s(b, 'S', ""); rec_s(b, 'R', "a");
-    rec_s(b, 'C', "01234567890123456789");  /* limit 18 below */
+    rec_s(b, 'C', "012345678901234567890123456789");  /* limit 24 below */
+    rec_s(b, 'E', "");
+}
+static void b_too_large_lf(buf_t *b)
+{
+    /* 13 bytes, but 26 as RFC 1870 counts (each LF is CR LF) */
+    rec_s(b, 'V', "1"); rec_s(b, 'S', ""); rec_s(b, 'R', "a");
+    rec_s(b, 'C', "\n\n\n\n\n\n\n\n\n\n\n\n\n");
     rec_s(b, 'E', "");
 }
 static void b_end_data(buf_t *b)
@@ -250,6 +257,7 @@ static const struct bad bads[] = {
     { "empty chunk", b_empty_chunk, "empty content record" },
     { "chunk after short", b_short_then_chunk, "content record after a short one" },
     { "too large", b_too_large, "message too large" },
+    { "too large by LFs", b_too_large_lf, "message too large" },
     { "end with data", b_end_data, "record too long" },
     { "unknown attr", b_unknown_attr, "unknown attribute" },
     { "attr without =", b_attr_no_eq, "attribute without '='" },
@@ -271,7 +279,7 @@ START_TEST(test_hostile)
     for (size_t step = 1; step <= in.len + 1; step = step * 3 + 1) {
         const char *why = NULL;
 
-        ck_assert_msg(read_all(&in, step, 18, NULL, &why) < 0,
+        ck_assert_msg(read_all(&in, step, 24, NULL, &why) < 0,
                       "%s: accepted (step %zu)", t->name, step);
         ck_assert_msg(why != NULL && strcmp(why, t->why) == 0,
                       "%s: reason %s, want %s", t->name, why ? why : "(none)",
@@ -322,7 +330,7 @@ START_TEST(test_writer_roundtrip)
         for (size_t i = 0; i < n; i++)
             content[i] = (char)(i % 251);
         ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(maildrop_writer_init(&w, fd, 4 * MAILDROP_CHUNK_MAX, &why), 0);
+        ck_assert_int_eq(maildrop_writer_init(&w, fd, 5 * MAILDROP_CHUNK_MAX, &why), 0);
         ck_assert_int_eq(maildrop_writer_rec(&w, MDREC_SENDER, "me", &why), 0);
         ck_assert_int_eq(maildrop_writer_attr(&w, MAILDROP_ATTR_EXTRACT, "yes", &why), 0);
         ck_assert_int_eq(maildrop_writer_rec(&w, MDREC_RCPT, "you", &why), 0);
@@ -340,13 +348,19 @@ START_TEST(test_writer_roundtrip)
         ck_assert_int_eq(pread(fd, map, (size_t)len, 0), len);
         ck_assert_int_eq(buf_append(&in, map, (size_t)len), 0);
         free(map);
-        ck_assert_msg(read_all(&in, 4096, n > 0 ? n : 1, &g, &why) == 0, "%s", why);
+        size_t counted = n;                 /* RFC 1870: LF counts twice */
+        for (size_t i = 0; i < n; i++)
+            counted += content[i] == '\n';
+        ck_assert_msg(read_all(&in, 4096, counted > 0 ? counted : 1, &g, &why) == 0,
+                      "%s", why);
         ck_assert_str_eq(buf_str(&g.log), "V:1\nS:me\nA:extract=yes\nR:you\nE:\n");
         ck_assert_uint_eq(g.content.len, n);
         ck_assert(n == 0 || memcmp(g.content.data, content, n) == 0);
         /* one byte less of a limit refuses it */
-        if (n > 1)
-            ck_assert_int_lt(read_all(&in, 4096, n - 1, NULL, &why), 0);
+        if (counted > 1) {
+            ck_assert_int_lt(read_all(&in, 4096, counted - 1, NULL, &why), 0);
+            ck_assert_str_eq(why, "message too large");
+        }
         buf_free(&in);
         buf_free(&g.log);
         buf_free(&g.content);
