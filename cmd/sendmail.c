@@ -281,6 +281,33 @@ static int submit_finish(struct submit *s, size_t nrcpts, const char **why_r)
     return EX_TEMPFAIL;
 }
 
+/* --- reading standard input ---------------------------------------------- */
+
+/* sm_line - the next line of stdin into buf (at most size bytes, NUL
+   bytes kept): *n_r bytes without the LF and a CR before it, *eol_r
+   whether a LF ended it (else the line goes on in the next call, or the
+   input ended). false at the end of the input. */
+static bool sm_line(char *buf, size_t size, size_t *n_r, bool *eol_r)
+{
+    size_t n = 0;
+    int c = 0;
+
+    *eol_r = false;
+    while (n < size && (c = getc_unlocked(stdin)) != EOF) {
+        if (c == '\n') {
+            *eol_r = true;
+            break;
+        }
+        buf[n++] = (char)c;
+    }
+    if (n == 0 && c == EOF)
+        return false;
+    if (*eol_r && n > 0 && buf[n - 1] == '\r')
+        n--;
+    *n_r = n;
+    return true;
+}
+
 /* --- -bm: the message on stdin ------------------------------------------- */
 
 static int sm_deliver(const char *sender)
@@ -295,15 +322,10 @@ static int sm_deliver(const char *sender)
         sm_die(EX_USAGE, "no recipients specified");
     if (submit_start(&s, sender, opt.rcpts, opt.nrcpts) < 0)
         goto done;
-    while (fgets(line, sizeof(line), stdin) != NULL) {
-        size_t n = strlen(line);
-        bool eol = n > 0 && line[n - 1] == '\n';
+    size_t n;
+    bool eol;
 
-        if (eol) {
-            n--;
-            if (n > 0 && line[n - 1] == '\r')
-                n--;
-        }
+    while (sm_line(line, sizeof(line), &n, &eol)) {
         if (bol && first && n >= 5 && memcmp(line, "From ", 5) == 0) {
             first = false;
             bol = eol;
@@ -343,26 +365,6 @@ static void bs_reply(const char *fmt, ...)
     fflush(stdout);
 }
 
-/* bs_line - one line without its CR LF; false at EOF. A line longer
-   than the buffer comes in pieces (*more set) */
-static bool bs_line(char *buf, size_t size, size_t *n_r, bool *eol_r)
-{
-    size_t n;
-
-    if (fgets(buf, (int)size, stdin) == NULL)
-        return false;
-    n = strlen(buf);
-    *eol_r = n > 0 && buf[n - 1] == '\n';
-    if (*eol_r) {
-        n--;
-        if (n > 0 && buf[n - 1] == '\r')
-            n--;
-    }
-    buf[n] = '\0';
-    *n_r = n;
-    return true;
-}
-
 static bool bs_cmd(const char *line, const char *cmd)
 {
     size_t n = strlen(cmd);
@@ -381,10 +383,15 @@ static int sm_smtp(void)
     bool eol;
 
     bs_reply("220 %s ESMTP %s", var_myhostname, var_mail_name);
-    while (bs_line(line, sizeof(line), &n, &eol)) {
-        if (!eol) {
+    while (sm_line(line, sizeof(line) - 1, &n, &eol)) {
+        line[n] = '\0';
+        if (eol && memchr(line, '\0', n) != NULL) {
+            bs_reply("500 5.5.2 Error: NUL in command");
+            continue;
+        }
+        if (!eol && n >= sizeof(line) - 1) {
             /* an over-long command: swallow the rest of it */
-            while (!eol && bs_line(line, sizeof(line), &n, &eol))
+            while (!eol && sm_line(line, sizeof(line) - 1, &n, &eol))
                 ;
             bs_reply("500 5.5.2 Error: line too long");
             continue;
@@ -445,13 +452,13 @@ static int sm_smtp(void)
             bool extract = opt.extract;
             opt.extract = false;
             (void)submit_start(&s, sender, rcpts, nrcpts);
-            while (bs_line(line, sizeof(line), &n, &eol)) {
+            while (sm_line(line, sizeof(line) - 1, &n, &eol)) {
                 const char *p = line;
                 if (bol && eol && n == 1 && line[0] == '.') {
                     ended = true;
                     break;
                 }
-                if (bol && line[0] == '.') {
+                if (bol && n > 0 && line[0] == '.') {
                     p++;
                     n--;
                 }

@@ -96,6 +96,15 @@ class SendmailTest(SharedInstanceTestCase):
         self.assertNotIn(b"From someone", m)
         self.assertTrue(m.endswith(b"\nline one\nline two\n"))
 
+    def test_nul_and_long_lines(self):
+        """Bytes after a NUL and lines longer than any buffer arrive."""
+        long_line = b"L" * 200000
+        self.send(["demo"], b"Subject: nul\n\nbefore\0after\n" + long_line
+                  + b"\n.\n")
+        m = self.wait_subject("demo", "nul")[0]
+        self.assertIn(b"before\0after\n", m)
+        self.assertTrue(m.endswith(b"\n" + long_line + b"\n"))
+
     def test_dot_ends_input(self):
         self.send(["demo"], "Subject: dot\n\nbefore\n.\nafter\n")
         m = self.wait_subject("demo", "dot")[0]
@@ -228,6 +237,13 @@ class SendmailTest(SharedInstanceTestCase):
         self.wait_subject("alice", "bs one")
         m = self.wait_subject("demo", "bs two")[0]
         self.assertEqual(header(m, "Return-Path"), ["<>"])
+
+    def test_bs_long_line(self):
+        """-bs: an over-long command is refused whole; the last command
+        may lack its line end."""
+        r = self.send(["-bs"], b"NOOP\r\n" + b"X" * 70000 + b"\r\nQUIT")
+        self.assertEqual([line[:3] for line in r.stdout.decode().split("\r\n")
+                          if line], ["220", "250", "500", "221"])
 
     def test_too_large(self):
         r = run_sendmail(self.inst.etc, ["demo"],
