@@ -150,6 +150,22 @@ class Hostile(TernTestCase):
         self.assertNotRegex(self.inst.log_text(),
                             r"pickup.*(killed|signal|panic|fatal)")
 
+    @unittest.skipUnless(ROOT, "needs root (privilege drop and chroot)")
+    def test_pickup_confined(self):
+        """pickup reads users' files as $mail_owner, inside the jail."""
+        self.trigger()
+        pids = wait_for(lambda: self.inst.child_pids("pickup"), 30, 0.1,
+                        "a pickup process")
+        tern = pwd.getpwnam("tern")
+        for pid in pids:
+            with open("/proc/%d/status" % pid) as f:
+                ids = {l.split(":")[0]: l.split()[1:] for l in f
+                       if l.startswith(("Uid:", "Gid:", "Groups:"))}
+            self.assertEqual(set(ids["Uid"]), {str(tern.pw_uid)})
+            self.assertEqual(set(ids["Gid"]), {str(tern.pw_gid)})
+            self.assertEqual(os.readlink("/proc/%d/root" % pid),
+                             os.path.realpath(self.inst.spool))
+
     def test_stale_temporary_file(self):
         """postdrop's t.* files are left alone until a day old."""
         fresh = self.plant("t.1.0", good("fresh temp"))
