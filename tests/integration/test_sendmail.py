@@ -353,6 +353,15 @@ class SendmailTest(SharedInstanceTestCase):
 
 
 class SendmailStoppedTest(TernTestCase):
+    def test_no_spool(self):
+        """Before master ever made the spool: a temporary failure (75),
+        and postdrop says why."""
+        inst = self.instance()
+        r = run_sendmail(inst.etc, ["demo"], "Subject: too early\n\nx\n")
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertIn(b"postdrop: fatal:", r.stderr)
+        self.assertIn(b"maildrop", r.stderr)
+
     def test_sent_while_stopped(self):
         """Mail submitted while master is stopped waits in maildrop/ and
         is delivered once master (and so pickup) starts."""
