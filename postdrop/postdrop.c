@@ -135,11 +135,6 @@ static void pd_config(const char *cdir)
     buf_free(&err);
 }
 
-struct pd_copy {
-    int fd;
-    const char *error;
-};
-
 /* pd_create - maildrop/t.PID.N, new, ours */
 static int pd_create(struct stat *dir_st)
 {
