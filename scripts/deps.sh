@@ -9,12 +9,14 @@
 # smtp-sink test server, tests/integration/test_smtp_sink.py: installed
 # with debconf's "No configuration", so no main.cf exists and no system
 # Postfix is started or left listening; see below), pflogsumm (the log
-# format test, tests/integration/test_pflogsumm.py).
+# format test, tests/integration/test_pflogsumm.py), bsd-mailx and s-nail
+# (mail user agents sending through Tern's sendmail,
+# tests/integration/test_sendmail.py).
 # Fuzz: + clang.
 set -eu
 BUILD_PKGS="gcc make cmake pkg-config libssl-dev openssl libpcre2-dev liblmdb-dev check libunbound-dev python3"
 FUZZ_PKGS="clang libclang-rt-14-dev"
-TEST_PKGS="swaks libnet-ssleay-perl msmtp strace dnsmasq-base postfix $FUZZ_PKGS pflogsumm"
+TEST_PKGS="swaks libnet-ssleay-perl msmtp strace dnsmasq-base postfix $FUZZ_PKGS pflogsumm bsd-mailx s-nail"
 want="$BUILD_PKGS"
 case "${1:-build}" in
     test) want="$want $TEST_PKGS" ;;

@@ -165,6 +165,8 @@ def create(directory, build, ports, main_extra=None, services_extra="",
                    " -o smtpd_sasl_auth_required=yes"
                    % (ports["smtps"], jail))
     svc.append("qmgr unix n - %s 300 1 qmgr" % jail)
+    # local submissions (sendmail -> postdrop -> maildrop/)
+    svc.append("pickup unix n - %s 60 1 pickup" % jail)
     svc.append("anvil unix - - n - 1 anvil")
     svc.append("local unix - n n - - local")
     svc.append("auth unix - n n - - auth")

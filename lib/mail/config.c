@@ -39,6 +39,7 @@ char *var_command_directory;
 char *var_data_directory;
 char *var_mail_owner;
 char *var_setgid_group;
+char *var_alternate_config_directories;
 char *var_syslog_name;
 char *var_syslog_facility;
 char *var_maillog_file;
@@ -243,6 +244,8 @@ const struct param_def param_table[] = {
           "Unprivileged account that owns the queue and runs most daemons."),
     P_STR(setgid_group, "ternpostdrop",
           "Group that the set-gid postdrop helper runs as."),
+    P_STR(alternate_config_directories, "",
+          "Configuration directories other than the default that set-gid programs (postdrop) accept from -C, -c or MAIL_CONFIG when run by a user other than root; read from the default main.conf only."),
     P_STR(syslog_name, "tern",
           "Prefix of the program name in log lines (tern/smtpd)."),
     P_STR(syslog_facility, "mail",

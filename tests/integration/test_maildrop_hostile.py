@@ -1,0 +1,281 @@
+"""maildrop/ is written by local users: pickup must survive whatever they
+put there. Malformed, oversized and foreign files end in corrupt/ with a
+log line, what cannot be moved safely (symbolic links, hard links,
+FIFOs, directories) is removed by name with a log line, nothing is
+delivered, nothing outside maildrop/ is touched, and pickup goes on
+(a good file afterwards is delivered). As root, an ordinary user
+submits through a set-gid copy of postdrop, and may not choose another
+configuration directory through it.
+"""
+import grp
+import os
+import pwd
+import shutil
+import socket
+import stat
+import struct
+import subprocess
+import tempfile
+import unittest
+
+import ternlab
+from ternlab import BUILD, TernTestCase, wait_for
+
+ROOT = os.geteuid() == 0
+SENDMAIL = os.path.join(BUILD, "sbin", "sendmail")
+CHUNK = 65536
+
+
+def rec(t, data=b""):
+    if isinstance(data, str):
+        data = data.encode()
+    return t.encode() + struct.pack(">I", len(data)) + data
+
+
+def good(subject, rcpt="demo@localhost", sender="someone@example.org"):
+    return (rec("V", "1") + rec("S", sender) + rec("R", rcpt)
+            + rec("C", "Subject: %s\n\nbody\n" % subject) + rec("E"))
+
+
+class Hostile(TernTestCase):
+    def setUp(self):
+        # a small limit makes "oversized" cheap (the file bound is about
+        # 10 MB of envelope plus the limit)
+        self.inst = self.instance(main={"message_size_limit": "20000"})
+        self.inst.start()
+        self.maildrop = os.path.join(self.inst.spool, "maildrop")
+        self.corrupt = os.path.join(self.inst.spool, "corrupt")
+        self.group = os.stat(self.maildrop).st_gid
+
+    def plant(self, name, data, uid=None, gid=None):
+        """A file in maildrop/ as postdrop would leave it (its group),
+        renamed into place complete: pickup may look at any moment (and
+        skips postdrop's t.* names)."""
+        path = os.path.join(self.maildrop, name)
+        temp = os.path.join(self.maildrop, "t.plant." + name)
+        with open(temp, "wb") as f:
+            f.write(data)
+        os.chmod(temp, 0o444)
+        if ROOT:
+            os.chown(temp, uid if uid is not None else 0,
+                     gid if gid is not None else self.group)
+        os.utime(temp)
+        os.rename(temp, path)
+        return path
+
+    def trigger(self):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(os.path.join(self.inst.spool, "public", "pickup"))
+            s.sendall(b"A")
+
+    def wait_gone(self, names):
+        wait_for(lambda: not any(os.path.lexists(os.path.join(self.maildrop, n))
+                                 for n in names), 60, 0.1,
+                 "maildrop/ to be emptied of %s" % names)
+
+    def test_hostile_files(self):
+        big = b"x" * CHUNK
+        bad = {
+            "truncated": good("truncated")[:-7],
+            "empty": b"",
+            "wrongtype": rec("V", "1") + rec("S", "") + rec("T", "1.0")
+                         + rec("R", "demo@localhost") + rec("E"),
+            "queuefile": rec("V", "1") + rec("T", "1.0") + rec("S", ""),
+            "badorder": rec("V", "1") + rec("R", "demo@localhost")
+                        + rec("S", "") + rec("E"),
+            "ctlrcpt": rec("V", "1") + rec("S", "")
+                       + rec("R", "demo@localhost\nR") + rec("E"),
+            "hugelen": rec("V", "1") + rec("S", "") + b"R\xff\xff\xff\xff",
+            "trailing": good("trailing") + b"junk",
+            "toolarge": rec("V", "1") + rec("S", "") + rec("R", "demo@localhost")
+                        + rec("C", big) + rec("E"),
+            "uidattr": rec("V", "1") + rec("S", "") + rec("A", "uid=0")
+                       + rec("R", "demo@localhost") + rec("E"),
+            "norcpt": rec("V", "1") + rec("S", "") + rec("C", "To: x\n\n")
+                      + rec("E"),
+        }
+        for name, data in bad.items():
+            self.plant(name, data)
+        # larger than any file a valid message can make: refused by size
+        self.plant("oversized", rec("V", "1") + b"\0" * (11 * 1024 * 1024))
+        removed = {}
+        # a symbolic link to a file outside (must be neither read nor moved)
+        target = os.path.join(self.inst.dir, "secret")
+        with open(target, "wb") as f:
+            f.write(good("via symlink"))
+        os.symlink(target, os.path.join(self.maildrop, "symlink"))
+        removed["symlink"] = "symbolic link: removed"
+        # a hard link to a file elsewhere in the spool's file system
+        other = os.path.join(self.inst.spool, "hardlink-target")
+        with open(other, "wb") as f:
+            f.write(good("via hard link"))
+        if ROOT:
+            os.chown(other, 0, self.group)
+        os.link(other, os.path.join(self.maildrop, "hardlink"))
+        removed["hardlink"] = "file has several links: removed"
+        os.mkfifo(os.path.join(self.maildrop, "fifo"), 0o644)
+        removed["fifo"] = "not a regular file: removed"
+        os.mkdir(os.path.join(self.maildrop, "adir"))
+        removed["adir"] = "a directory: removed"
+        if ROOT:
+            # not written through postdrop: not in maildrop/'s group
+            nobody = pwd.getpwnam("nobody")
+            self.plant("wrongowner", good("wrong owner"), uid=nobody.pw_uid,
+                       gid=nobody.pw_gid)
+            bad["wrongowner"] = None
+        self.trigger()
+        names = list(bad) + ["oversized"] + list(removed)
+        self.wait_gone(names)
+        for name in list(bad) + ["oversized"]:
+            self.assertTrue(os.path.exists(os.path.join(self.corrupt, name)),
+                            "%s not in corrupt/; log:\n%s"
+                            % (name, self.inst.log_text()[-3000:]))
+            self.assertRegex(self.inst.log_text(),
+                             r"maildrop/%s: uid=\d+: .*: moved to corrupt/%s"
+                             % (name, name))
+        for name, why in removed.items():
+            self.assertFalse(os.path.lexists(os.path.join(self.corrupt, name)))
+            self.assertIn("maildrop/%s: %s" % (name, why), self.inst.log_text())
+        self.assertIn("maildrop/toolarge: uid=", self.inst.log_text())
+        self.assertRegex(self.inst.log_text(), r"toolarge: uid=\d+: message too large")
+        self.assertRegex(self.inst.log_text(), r"oversized: uid=\d+: file too large")
+        # what the links pointed at is untouched
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), good("via symlink"))
+        self.assertEqual(os.stat(other).st_nlink, 1)
+        # pickup is still there and works; nothing else was delivered
+        self.plant("afterwards", good("afterwards"))
+        self.trigger()
+        self.assertDeliveredOnce(self.inst, ["afterwards"])
+        self.assertNotRegex(self.inst.log_text(),
+                            r"pickup.*(killed|signal|panic|fatal)")
+
+    @unittest.skipUnless(ROOT, "needs root (privilege drop and chroot)")
+    def test_pickup_confined(self):
+        """pickup reads users' files as $mail_owner, inside the jail."""
+        self.trigger()
+        pids = wait_for(lambda: self.inst.child_pids("pickup"), 30, 0.1,
+                        "a pickup process")
+        tern = pwd.getpwnam("tern")
+        for pid in pids:
+            with open("/proc/%d/status" % pid) as f:
+                ids = {l.split(":")[0]: l.split()[1:] for l in f
+                       if l.startswith(("Uid:", "Gid:", "Groups:"))}
+            self.assertEqual(set(ids["Uid"]), {str(tern.pw_uid)})
+            self.assertEqual(set(ids["Gid"]), {str(tern.pw_gid)})
+            self.assertEqual(os.readlink("/proc/%d/root" % pid),
+                             os.path.realpath(self.inst.spool))
+
+    def test_stale_temporary_file(self):
+        """postdrop's t.* files are left alone until a day old."""
+        fresh = self.plant("t.1.0", good("fresh temp"))
+        old = os.path.join(self.maildrop, "t.2.0")
+        with open(old, "wb") as f:
+            f.write(good("old temp"))
+        os.utime(old, (1, 1))
+        self.trigger()
+        wait_for(lambda: not os.path.exists(old), 60, 0.1, "old t.* removed")
+        self.assertTrue(os.path.exists(fresh))
+        self.assertIn("maildrop/t.2.0: stale temporary file: removed",
+                      self.inst.log_text())
+        self.inst.wait_quiet()
+        self.assertEqual(self.inst.messages("demo"), [])
+
+
+TEST_USER = "terntestsubmit"
+
+
+@unittest.skipUnless(ROOT, "needs root (a test user, a set-gid postdrop)")
+class SetgidPostdrop(TernTestCase):
+    """sendmail run by an ordinary user, with a set-gid copy of postdrop
+    in a daemon_directory of its own (symbolic links to everything else
+    in build/libexec)."""
+
+    def setUp(self):
+        try:
+            pwd.getpwnam(TEST_USER)
+        except KeyError:
+            subprocess.run(["useradd", "--no-create-home", "--home-dir",
+                            "/nonexistent", "--shell", "/usr/sbin/nologin",
+                            TEST_USER], check=True)
+            self.addCleanup(subprocess.run, ["userdel", TEST_USER],
+                            check=False)
+        self.user = pwd.getpwnam(TEST_USER)
+        self.libexec = tempfile.mkdtemp(prefix="tern-libexec-")
+        self.addCleanup(shutil.rmtree, self.libexec, True)
+        os.chmod(self.libexec, 0o755)
+        src = os.path.join(BUILD, "libexec")
+        for name in os.listdir(src):
+            if name != "postdrop":
+                os.symlink(os.path.join(src, name),
+                           os.path.join(self.libexec, name))
+        pd = os.path.join(self.libexec, "postdrop")
+        shutil.copy(os.path.join(src, "postdrop"), pd)
+        os.chown(pd, 0, grp.getgrnam("ternpostdrop").gr_gid)
+        os.chmod(pd, 0o2755)
+        self.inst = self.instance(main={"daemon_directory": self.libexec})
+        self.inst.start()
+
+    def as_user(self, args, data, env=None):
+        u = self.user
+        e = {"PATH": "/usr/bin:/bin"}
+        e.update(env or {})
+
+        def drop():
+            os.setgroups([])
+            os.setgid(u.pw_gid)
+            os.setuid(u.pw_uid)
+        return subprocess.run([SENDMAIL] + args, input=data, env=e,
+                              capture_output=True, preexec_fn=drop,
+                              timeout=60)
+
+    def test_other_config_refused(self):
+        """The set-gid postdrop refuses the instance's configuration
+        directory for an ordinary user unless the default main.conf lists
+        it in alternate_config_directories."""
+        default = "/etc/tern/main.conf"
+        if os.path.exists(default):
+            with open(default) as f:
+                if self.inst.etc in f.read():
+                    self.skipTest("%s lists this directory" % default)
+        r = self.as_user(["-C", self.inst.etc, "demo"],
+                         b"Subject: refused\n\nx\n")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"not listed in alternate_config_directories", r.stderr)
+        r = self.as_user(["demo"], b"Subject: refused\n\nx\n",
+                         env={"MAIL_CONFIG": self.inst.etc})
+        self.assertIn(b"not listed in alternate_config_directories", r.stderr)
+        self.assertEqual([f for f in os.listdir(os.path.join(
+            self.inst.spool, "maildrop"))], [])
+
+    def test_submit_as_user(self):
+        """Through /etc/tern/main.conf's alternate_config_directories
+        (written only when there is no /etc/tern, removed afterwards)."""
+        if os.path.exists("/etc/tern"):
+            self.skipTest("/etc/tern exists: not changing a real configuration")
+        os.makedirs("/etc/tern")
+        self.addCleanup(shutil.rmtree, "/etc/tern", True)
+        with open("/etc/tern/main.conf", "w") as f:
+            f.write("alternate_config_directories = %s\n" % self.inst.etc)
+        os.chmod("/etc/tern/main.conf", 0o644)
+        r = self.as_user(["-C", self.inst.etc, "demo"],
+                         b"Subject: from a user\n\nx\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertDeliveredOnce(self.inst, ["from a user"])
+        m = self.inst.messages("demo")[0]
+        self.assertIn(b"Return-Path: <%s@localhost.localdomain>"
+                      % TEST_USER.encode(), m)
+        self.assertIn(b"from userid %d" % self.user.pw_uid, m)
+        self.assertRegex(self.inst.log_text(), r"uid=%d from=<%s>"
+                         % (self.user.pw_uid, TEST_USER))
+        # -f is honoured and the uid still logged
+        r = self.as_user(["-C", self.inst.etc, "-f", "root@localhost", "demo"],
+                         b"Subject: as root\n\nx\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertDeliveredOnce(self.inst, ["from a user", "as root"])
+        self.assertRegex(self.inst.log_text(), r"uid=%d from=<root@localhost>"
+                         % self.user.pw_uid)
+
+
+if __name__ == "__main__":
+    unittest.main()
