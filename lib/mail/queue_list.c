@@ -245,7 +245,7 @@ void queue_list_mailq_entry(const struct queue_list_entry *e, buf_t *out)
     if (localtime_r(&t, &tm) == NULL
         || strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm) == 0)
         str_copy(when, "?", sizeof(when));
-    buf_printf(out, "%-10s%c %8llu %-20.20s  ", e->qid, mark,
+    buf_printf(out, "%-10s%c %8llu %-20.20s ", e->qid, mark,
                (unsigned long long)e->size, when);
     if (e->corrupt)
         buf_puts(out, "(corrupt queue file)\n");
@@ -370,4 +370,83 @@ void queue_list_json_entry(const struct queue_list_entry *e, buf_t *out)
         buf_putc(out, '}');
     }
     buf_puts(out, "]}\n");
+}
+
+/* --- qshape-like counts ------------------------------------------------------------ */
+
+static const unsigned shape_minutes[QUEUE_SHAPE_BUCKETS - 1] = {
+    5, 10, 20, 40, 80, 160, 320, 640, 1280,
+};
+
+/* queue_shape_add - e's pending recipients by domain, in e's age bucket */
+void queue_shape_add(struct queue_shape *s, const struct queue_list_entry *e,
+                     uint64_t now_usec)
+{
+    uint64_t age_min = now_usec > e->arrival_usec
+                       ? (now_usec - e->arrival_usec) / 60000000 : 0;
+    size_t b = 0;
+
+    while (b < QUEUE_SHAPE_BUCKETS - 1 && age_min >= shape_minutes[b])
+        b++;
+    for (size_t i = 0; i < e->nrcpts; i++) {
+        const char *at = strrchr(e->rcpts[i].address, '@');
+        char *dom = xstrdup(at ? at + 1 : "");
+        size_t j;
+
+        str_lower(dom);
+        log_scrub(dom);
+        for (j = 0; j < s->n && strcmp(s->v[j].domain, dom) != 0; j++)
+            ;
+        if (j == s->n) {
+            s->v = xrealloc(s->v, (s->n + 1) * sizeof(*s->v));
+            memset(&s->v[j], 0, sizeof(s->v[j]));
+            s->v[j].domain = dom;
+            s->n++;
+        } else {
+            free(dom);
+        }
+        s->v[j].total++;
+        s->v[j].count[b]++;
+        s->sum.total++;
+        s->sum.count[b]++;
+    }
+}
+
+static int shape_cmp(const void *a, const void *b)
+{
+    const struct queue_shape_row *x = a, *y = b;
+
+    if (x->total != y->total)
+        return x->total < y->total ? 1 : -1;
+    return strcmp(x->domain, y->domain);
+}
+
+static void shape_row(buf_t *out, const char *name, const uint64_t *cells,
+                      uint64_t total)
+{
+    buf_printf(out, "%24s %5llu", name, (unsigned long long)total);
+    for (size_t b = 0; b < QUEUE_SHAPE_BUCKETS; b++)
+        buf_printf(out, " %5llu", (unsigned long long)cells[b]);
+    buf_putc(out, '\n');
+}
+
+void queue_shape_format(struct queue_shape *s, buf_t *out)
+{
+    buf_printf(out, "%24s %5s", "", "T");
+    for (size_t b = 0; b < QUEUE_SHAPE_BUCKETS - 1; b++)
+        buf_printf(out, " %5u", shape_minutes[b]);
+    buf_printf(out, " %4u+\n", shape_minutes[QUEUE_SHAPE_BUCKETS - 2]);
+    shape_row(out, "TOTAL", s->sum.count, s->sum.total);
+    if (s->n > 1)
+        qsort(s->v, s->n, sizeof(*s->v), shape_cmp);
+    for (size_t i = 0; i < s->n; i++)
+        shape_row(out, s->v[i].domain, s->v[i].count, s->v[i].total);
+}
+
+void queue_shape_free(struct queue_shape *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i].domain);
+    free(s->v);
+    memset(s, 0, sizeof(*s));
 }

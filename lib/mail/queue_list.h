@@ -24,6 +24,21 @@
 #ifndef TERN_QUEUE_LIST_H
 #define TERN_QUEUE_LIST_H
 
+/*
+ * The showq(8) protocol on public/showq (used by ternqueue): one
+ * attribute-list request per connection,
+ *   request=list format=mailq|json [queue=NAME]
+ *   request=flush_site site=DOMAIN     deferred mail with a pending
+ *       recipient in DOMAIN becomes due now (mtime), then qmgr is told
+ *       to scan deferred/ (TRIGGER_DEFERRED)
+ *   request=flush_id queue_id=ID       the same for one deferred message
+ * answered by an attribute list status=ok|denied|error [reason=TEXT]
+ * [count=N]; after status=ok to a list request the listing follows as
+ * text until showq closes the connection. The client's uid is taken
+ * from SO_PEERCRED, never from the request.
+ */
+#define SHOWQ_SOCKET   "public/showq"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -83,5 +98,24 @@ void queue_list_mailq_trailer(uint64_t total_size, size_t count, buf_t *out);
 void queue_list_json_entry(const struct queue_list_entry *e, buf_t *out);
 /* s[0..n) as a JSON string (with the quotes) */
 void queue_list_json_string(const char *s, size_t n, buf_t *out);
+
+/* qshape-like counts: pending recipients per recipient domain and
+   message age (minutes: <5, <10, <20, ... <1280, older), the domains
+   with most recipients first */
+#define QUEUE_SHAPE_BUCKETS 10
+struct queue_shape_row {
+    char *domain;
+    uint64_t total;
+    uint64_t count[QUEUE_SHAPE_BUCKETS];
+};
+struct queue_shape {
+    struct queue_shape_row *v;
+    size_t n;
+    struct queue_shape_row sum;     /* TOTAL */
+};
+void queue_shape_add(struct queue_shape *s, const struct queue_list_entry *e,
+                     uint64_t now_usec);
+void queue_shape_format(struct queue_shape *s, buf_t *out);
+void queue_shape_free(struct queue_shape *s);
 
 #endif
