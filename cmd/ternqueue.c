@@ -92,9 +92,9 @@ static void load_config(const char *cdir)
         long len;
         bool ok = false;
 
-        if (config_load(TERN_DEFAULT_CONFIG_DIR, &err) < 0)
-            fatal(1, "%s: %s", TERN_DEFAULT_CONFIG_DIR, buf_str(&err));
-        s = var_alternate_config_directories;
+        /* no default configuration: nothing is listed */
+        s = config_load(TERN_DEFAULT_CONFIG_DIR, &err) == 0
+            ? var_alternate_config_directories : "";
         while (!ok && (len = str_list_next_word(&s)) > 0) {
             ok = strlen(cdir) == (size_t)len && strncmp(s, cdir, (size_t)len) == 0;
             s += len;
