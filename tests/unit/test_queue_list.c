@@ -23,6 +23,7 @@
 #include "mail/queue_list.h"
 #include "mail/queue_reader.h"
 #include "mail/queue_writer.h"
+#include "mail/user_acl.h"
 #include "util/buf.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -421,6 +422,96 @@ START_TEST(test_has_domain)
 }
 END_TEST
 
+/* --- user lists (authorized_mailq_users) ---------------------------------------- */
+
+START_TEST(test_user_acl)
+{
+    static const struct {
+        const char *list;
+        uid_t uid;
+        bool allowed;
+        bool warns;
+    } t[] = {
+        { "static:anyone", 1234, true, false },
+        { "", 1234, false, false },
+        { "1234", 1234, true, false },
+        { "1234", 1235, false, false },
+        { "!1234 static:anyone", 1234, false, false },
+        { "!1234 static:anyone", 1235, true, false },
+        { "1235, 1234", 1234, true, false },
+        { "root", 1234, false, false },
+        { "root", 0, true, false },             /* root always may */
+        { "", 0, true, false },
+        { "no-such-user-xyz", 1234, false, true },
+        { "lmdb:/etc/x", 1234, false, true },    /* unsupported: nobody */
+        { "lmdb:/etc/x static:anyone", 1234, true, true },
+        { "!static:anyone", 1234, false, false },
+    };
+    buf_t err = BUF_INIT;
+
+    for (size_t i = 0; i < ARRAY_LEN(t); i++) {
+        struct user_acl acl;
+
+        buf_reset(&err);
+        ck_assert_int_eq(user_acl_compile(t[i].list, NULL, &acl, &err), 0);
+        ck_assert_msg(user_acl_allows(&acl, t[i].uid) == t[i].allowed,
+                      "case %zu (%s, uid %u)", i, t[i].list,
+                      (unsigned)t[i].uid);
+        ck_assert_msg((err.len > 0) == t[i].warns, "case %zu: warnings %s",
+                      i, buf_str(&err));
+        user_acl_free(&acl);
+    }
+    {   /* $mail_owner always may: the uid of the named account */
+        struct user_acl acl;
+        ck_assert_int_eq(user_acl_compile("", "root", &acl, NULL), 0);
+        ck_assert_int_eq(acl.owner_uid, 0);
+        user_acl_free(&acl);
+    }
+    {
+        struct user_acl acl;
+        ck_assert_int_eq(user_acl_compile("inline:{a", NULL, &acl, NULL), -1);
+        user_acl_free(&acl);
+    }
+    buf_free(&err);
+}
+END_TEST
+
+/* --- qshape-like counts ---------------------------------------------------------- */
+
+START_TEST(test_shape)
+{
+    const uint64_t now = 1700000000ULL * 1000000;
+    struct queue_list_rcpt r1[] = { { "a@Far.example", NULL },
+                                    { "b@far.example", NULL },
+                                    { "c@near.example", NULL } };
+    struct queue_list_rcpt r2[] = { { "d@near.example", NULL },
+                                    { "e@near.example", NULL },
+                                    { "nodomain", NULL } };
+    struct queue_list_entry e1 = { .rcpts = r1, .nrcpts = 3,
+                                   .arrival_usec = now - 60ULL * 1000000 };
+    struct queue_list_entry e2 = { .rcpts = r2, .nrcpts = 3,
+                                   .arrival_usec = now - 7ULL * 3600 * 1000000 };
+    struct queue_list_entry e3 = { .rcpts = r1, .nrcpts = 1,
+                                   .arrival_usec = now + 5000000 }; /* future */
+    struct queue_shape sh = { 0 };
+    buf_t out;
+
+    buf_init(&out, 0);
+    queue_shape_add(&sh, &e1, now);
+    queue_shape_add(&sh, &e2, now);
+    queue_shape_add(&sh, &e3, now);
+    queue_shape_format(&sh, &out);
+    ck_assert_str_eq(buf_str(&out),
+        "                             T     5    10    20    40    80   160   320   640  1280 1280+\n"
+        "                   TOTAL     7     4     0     0     0     0     0     0     3     0     0\n"
+        "             far.example     3     3     0     0     0     0     0     0     0     0     0\n"
+        "            near.example     3     1     0     0     0     0     0     0     2     0     0\n"
+        "                             1     0     0     0     0     0     0     0     1     0     0\n");
+    buf_free(&out);
+    queue_shape_free(&sh);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("queue_list");
@@ -434,6 +525,8 @@ int main(void)
     tcase_add_loop_test(tc, test_hostile_entries, 0, ARRAY_LEN(hostile));
     tcase_add_test(tc, test_symlinked_hash_dir);
     tcase_add_test(tc, test_has_domain);
+    tcase_add_test(tc, test_user_acl);
+    tcase_add_test(tc, test_shape);
     suite_add_tcase(s, tc);
     return tern_check_run(s, true);
 }
