@@ -250,8 +250,11 @@ static char *find_qid(const char *qid)
 
     for (size_t i = 0; queues[i] != NULL; i++) {
         queue_path(queues[i], qid, &path);
-        if (lstat(buf_str(&path), &st) == 0)
-            return buf_strdup(&path);
+        if (lstat(buf_str(&path), &st) == 0) {
+            char *found = buf_strdup(&path);
+            buf_free(&path);
+            return found;
+        }
     }
     buf_free(&path);
     return NULL;
