@@ -22,9 +22,10 @@
  * no log. Release sets the file's mtime (its next-attempt time) to now
  * before the rename into deferred/, then wakes qmgr.
  *
- * Privileges: root only; after the configuration and the log file it
- * works with $mail_owner's effective IDs, so nothing in the spool is
- * created or touched as root.
+ * Privileges: root (or $mail_owner itself, who owns every queue file:
+ * the user of a developer instance); root works, after the
+ * configuration and the log file, with $mail_owner's effective IDs, so
+ * nothing in the spool is created or touched as root.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -334,8 +335,8 @@ int main(int argc, char **argv)
         if (!known)
             fatal("%s: not a queue (incoming, active, deferred, hold)", only);
     }
-    if (getuid() != 0 || geteuid() != 0)
-        fatal("must be run by root");
+    if (getuid() != geteuid() || getgid() != getegid())
+        fatal("must not run set-uid or set-gid");
     log_init("tern", PROG);
     if (config_load(config_directory_default(cdir), &err) < 0) {
         const char *m = buf_str(&err), *last = strrchr(m, '\n');
@@ -343,13 +344,24 @@ int main(int argc, char **argv)
     }
     buf_free(&err);
     log_init(var_syslog_name, PROG);
+    if (getuid() != 0) {
+        /* $mail_owner owns every queue file anyway (a developer
+           instance's user); anyone else is refused */
+        uid_t uid;
+        gid_t gid;
+        if (privs_lookup_user(var_mail_owner, &uid, &gid) < 0
+            || uid != getuid())
+            fatal("must be run by root (or by mail_owner %s)",
+                  var_mail_owner);
+    }
     if (var_maillog_file[0] != '\0' && log_set_file(var_maillog_file) < 0)
         warn("maillog_file %s: cannot open it; logging to syslog",
              var_maillog_file);
     if (chdir(var_queue_directory) < 0)
         fatal("chdir %s: %s", var_queue_directory, strerror(errno));
     master_running = master_is_running();
-    become_owner();
+    if (getuid() == 0)
+        become_owner();
     for (size_t i = 0; i < nreqs; i++) {
         if (strcmp(reqs[i].arg, "ALL") == 0)
             all_ids(reqs[i].op, only);

@@ -437,6 +437,14 @@ class QueueToolsAsUser(TernTestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("alternate_config_directories", r.stderr)
 
+    def test_ternsuper_refuses_ordinary_user(self):
+        self.start()
+        r = self.as_user([os.path.join(SBIN, "ternsuper"), "-c",
+                          self.inst.etc, "-d", "ALL"])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("must be run by root", r.stderr)
+        self.assertEqual(len(self.inst.queue_files("deferred")), 1)
+
     def test_mailq_as_ordinary_user(self):
         self.start()
         conf = "alternate_config_directories = %s" % self.inst.etc
