@@ -300,6 +300,40 @@ class QueueTools(TernTestCase):
         got = self.showq({"request": "list", "format": "json"})
         self.assertIn(b"x@far.example", got)
 
+    def test_planted_links_are_not_followed(self):
+        # what a compromised $mail_owner could plant: a symlink and a
+        # FIFO named like queue IDs in deferred/ and hold/, pointing at a
+        # file with a message-like secret
+        send(self.inst, "a@example.org", ["x@far.example"], "real")
+        qid, = self.deferred(1)
+        # inside the spool, so the link resolves in showq's jail too
+        secret = os.path.join(self.inst.spool, "corrupt", "secret")
+        with open(self.queue_path("deferred", qid), "rb") as f:
+            data = f.read()
+        with open(secret, "wb") as f:
+            f.write(data.replace(b"x@far.example", b"s@secret.test"))
+        fake = qid[:-1] + ("B" if qid[-1] != "B" else "C")
+        os.symlink("../../corrupt/secret", self.queue_path("deferred", fake))
+        with open(self.queue_path("deferred", fake), "rb") as f:
+            self.assertIn(b"s@secret.test", f.read())   # it does resolve
+        fifo = qid[:-1] + ("D" if qid[-1] != "D" else "F")
+        os.mkfifo(self.queue_path("hold", fifo))
+        before = os.stat(secret).st_mtime_ns
+        entries = self.json_list()
+        self.assertEqual([e["queue_id"] for e in entries], [qid])
+        self.assertNotIn("secret.test", self.tool("ternqueue", "-p").stdout)
+        self.tool("ternqueue", "-s", "secret.test")
+        self.assertEqual(os.stat(secret).st_mtime_ns, before)
+        # ternsuper: a release of the FIFO fails without blocking, a
+        # delete removes the link, never its target
+        r = self.tool("ternsuper", "-H", fifo)
+        self.assertIn("Released from hold: 0 messages", r.stderr)
+        r = self.tool("ternsuper", "-d", fake)
+        self.assertTrue(os.path.exists(secret))
+        self.assertFalse(os.path.lexists(self.queue_path("deferred", fake)))
+        r = self.tool("terncat", "-q", fifo, check=False)
+        self.assertEqual(r.returncode, 1)
+
     @unittest.skipUnless(ROOT, "needs root")
     def test_showq_runs_unprivileged_in_its_jail(self):
         self.tool("ternqueue", "-p")
