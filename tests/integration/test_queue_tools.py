@@ -164,6 +164,19 @@ class QueueTools(TernTestCase):
         self.assertTrue(out.endswith("-- %d Kbytes in 2 Requests.\n"
                                      % (sum(sizes.values()) // 1024)), out)
 
+    def test_listing_with_the_mail_system_down(self):
+        send(self.inst, "a@example.org", ["x@far.example"], "one")
+        qid, = self.deferred(1)
+        self.inst.stop()
+        r = self.tool("ternqueue", "-j")
+        self.assertIn("Mail system is down -- accessing queue directly",
+                      r.stderr)
+        self.assertEqual([json.loads(line)["queue_id"]
+                          for line in r.stdout.splitlines()], [qid])
+        r = self.tool("ternqueue", "-f", check=False)
+        self.assertEqual(r.returncode, 69)
+        self.assertIn("mail system is down", r.stderr)
+
     def test_qshape(self):
         send(self.inst, "a@example.org",
              ["x1@far.example", "x2@far.example"], "one")
@@ -470,6 +483,18 @@ class QueueToolsAsUser(TernTestCase):
                            timeout=60)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("alternate_config_directories", r.stderr)
+
+    def test_ordinary_user_with_the_mail_system_down(self):
+        self.start()
+        self.inst.stop()
+        conf = "alternate_config_directories = %s" % self.inst.etc
+        r = self.as_user([self.tq, "-c", self.inst.etc, "-p"], conf)
+        if "mount" in r.stderr and r.returncode != 0:
+            self.skipTest("no overlay mount here: %s" % r.stderr)
+        self.assertEqual(r.returncode, 69, r.stderr)
+        self.assertIn("Queue report unavailable - mail system is down",
+                      r.stderr)
+        self.assertNotIn("x@far.example", r.stdout)
 
     def test_ternsuper_refuses_ordinary_user(self):
         self.start()
