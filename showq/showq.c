@@ -82,20 +82,20 @@ static int list_one(const struct queue_list_entry *e, void *ctx)
 }
 
 struct flush_ctx {
-    const char *site;       /* NULL: by queue ID */
-    const char *qid;
+    const char *site;
+    const char *qid;        /* by queue ID instead */
     size_t count;
 };
 
 /* touch - make deferred/X/qid due now: futimens on the file we opened
    (never following a link), so only a regular file of ours changes */
-static bool touch(const struct queue_list_entry *e)
+static bool touch(const char *qid)
 {
     buf_t path = BUF_INIT;
     struct stat st;
     int fd, ok = 0;
 
-    queue_path(QUEUE_DEFERRED, e->qid, &path);
+    queue_path(QUEUE_DEFERRED, qid, &path);
     fd = open(buf_str(&path), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd >= 0) {
         ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
@@ -110,14 +110,9 @@ static int flush_one(const struct queue_list_entry *e, void *ctx)
 {
     struct flush_ctx *c = ctx;
 
-    if (e->corrupt)
-        return 0;
-    if (c->qid != NULL ? strcmp(e->qid, c->qid) != 0
-                       : !queue_list_has_domain(e, c->site))
-        return 0;
-    if (touch(e))
+    if (!e->corrupt && queue_list_has_domain(e, c->site) && touch(e->qid))
         c->count++;
-    return c->qid != NULL && c->count > 0 ? -1 : 0;   /* found it: done */
+    return 0;
 }
 
 /* peer_uid - the connected client's uid; -1 when unknown */
@@ -226,11 +221,13 @@ static void do_flush(int fd, uid_t uid, const attr_list_t *req, bool by_id)
               -1);
         return;
     }
-    if (by_id)
+    if (by_id) {
         c.qid = attr_get(req, "queue_id");
-    else
+        c.count = touch(c.qid) ? 1 : 0;
+    } else {
         c.site = attr_get(req, "site");
-    (void)queue_list_walk(QUEUE_DEFERRED, flush_one, &c);
+        (void)queue_list_walk(QUEUE_DEFERRED, flush_one, &c);
+    }
     if (c.count > 0 && trigger_send("public/qmgr", TRIGGER_DEFERRED) < 0)
         log_warning("trigger public/qmgr: %s", strerror(errno));
     log_info("uid=%lu: flush %s=%s: %zu message%s made due",
