@@ -136,6 +136,9 @@ static void qmgr_trigger(ev_loop_t *loop, const char *data, size_t len)
         case TRIGGER_WAKEUP:
             want_incoming = true;
             break;
+        case TRIGGER_DEFERRED:      /* showq made some due: no flush */
+            want_deferred = true;
+            break;
         case TRIGGER_FLUSH:
             flush_usec = time_now_usec();
             want_deferred = true;

@@ -174,6 +174,8 @@ def create(directory, build, ports, main_extra=None, services_extra="",
     # the outbound client, chrooted as smtpd and qmgr are
     svc.append("smtp unix - - %s - - smtp" % jail)
     svc.append("relay unix - - %s - - smtp" % jail)
+    # queue listing for ternqueue/mailq, in public/ (set-gid ternqueue)
+    svc.append("showq unix n - %s - - showq" % jail)
     write(os.path.join(etc, "master.conf"),
           "\n".join(svc) + "\n" + services_extra)
 

@@ -39,6 +39,9 @@ char *var_command_directory;
 char *var_data_directory;
 char *var_mail_owner;
 char *var_setgid_group;
+/* queue tools (issue 9) */
+char *var_authorized_mailq_users;
+char *var_authorized_flush_users;
 char *var_alternate_config_directories;
 char *var_syslog_name;
 char *var_syslog_facility;
@@ -244,8 +247,13 @@ const struct param_def param_table[] = {
           "Unprivileged account that owns the queue and runs most daemons."),
     P_STR(setgid_group, "ternpostdrop",
           "Group that the set-gid postdrop helper runs as."),
+    /* queue tools (issue 9) */
+    P_STR(authorized_mailq_users, "static:anyone",
+          "Users who may list the queue (ternqueue -p/-j, mailq; checked by ternqueue and again by showq(8)): user names or numeric uids, !name to exclude, static:anyone for everyone; root and $mail_owner always may."),
+    P_STR(authorized_flush_users, "static:anyone",
+          "Users who may flush the queue (ternqueue -f, -s, -i), in the form of authorized_mailq_users."),
     P_STR(alternate_config_directories, "",
-          "Configuration directories other than the default that set-gid programs (postdrop) accept from -C, -c or MAIL_CONFIG when run by a user other than root; read from the default main.conf only."),
+          "Configuration directories besides the default one that ordinary users may name (-c, -C, MAIL_CONFIG) to the set-gid programs (postdrop, ternqueue); read from the default main.conf only."),
     P_STR(syslog_name, "tern",
           "Prefix of the program name in log lines (tern/smtpd)."),
     P_STR(syslog_facility, "mail",

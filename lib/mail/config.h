@@ -52,6 +52,9 @@ extern char *var_command_directory;
 extern char *var_data_directory;
 extern char *var_mail_owner;
 extern char *var_setgid_group;
+/* queue tools (issue 9) */
+extern char *var_authorized_mailq_users;
+extern char *var_authorized_flush_users;
 extern char *var_alternate_config_directories;
 extern char *var_syslog_name;
 extern char *var_syslog_facility;

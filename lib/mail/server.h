@@ -134,5 +134,7 @@ void server_pdeathsig_renew(void);
 #define TRIGGER_NEW_MAIL  'A'   /* incoming/ has new files */
 #define TRIGGER_WAKEUP    'W'   /* periodic wakeup from master */
 #define TRIGGER_FLUSH     'F'   /* retry deferred mail now */
+#define TRIGGER_DEFERRED  'D'   /* deferred/ has files that are due now
+                                   (showq made them so: a site flush) */
 
 #endif
