@@ -8,6 +8,7 @@ PREFIX     ?= /usr/local
 CONFIG_DIR ?=
 INSTALL_BUILD ?= build-install
 DEB_BUILD  ?= build-deb
+DIST       ?= dist
 CTEST_ARGS ?= --output-on-failure --timeout 900
 
 FUZZ_BUILD ?= build-fuzz
@@ -69,11 +70,11 @@ install: deps-install
 # (built from a copy of the tree in $(DEB_BUILD): dpkg-buildpackage writes
 # its results into the parent directory)
 deb: deps-deb
-	rm -rf $(DEB_BUILD) dist && mkdir -p $(DEB_BUILD)/src dist
-	git ls-files -co --exclude-standard | grep -v '^dist/' | tar -cf - -T - | tar -xf - -C $(DEB_BUILD)/src
+	rm -rf $(DEB_BUILD) $(DIST) && mkdir -p $(DEB_BUILD)/src $(DIST)
+	git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C $(DEB_BUILD)/src
 	cd $(DEB_BUILD)/src && dpkg-buildpackage -b -us -uc -j$(JOBS)
-	mv $(DEB_BUILD)/tern_*.deb $(DEB_BUILD)/tern-mta_*.deb dist/
-	@ls dist/
+	mv $(DEB_BUILD)/tern_*.deb $(DEB_BUILD)/tern-mta_*.deb $(DIST)/
+	@ls $(DIST)/
 
 bench: build
 	bench/run.sh
@@ -92,4 +93,4 @@ test-fuzz: fuzz
 	done
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(INSTALL_BUILD) $(DEB_BUILD) dist
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(INSTALL_BUILD) $(DEB_BUILD) $(DIST)
