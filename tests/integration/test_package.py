@@ -123,6 +123,17 @@ def accounts():
     return users, groups
 
 
+def other_mta():
+    """a sendmail, mailq or newaliases that is not an alternatives link"""
+    for link, name in (("/usr/sbin/sendmail", "sendmail"), ("/usr/bin/mailq", "mailq"),
+                       ("/usr/bin/newaliases", "newaliases")):
+        if os.path.lexists(link) and not (
+                os.path.islink(link) and
+                os.readlink(link) == "/etc/alternatives/" + name):
+            return True
+    return False
+
+
 def listening(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5):
@@ -160,11 +171,13 @@ class PackageTest(unittest.TestCase):
         cls.dir = tempfile.mkdtemp(prefix="tern-package-test.")
         os.chmod(cls.dir, 0o755)
         cls.dist = os.path.join(cls.dir, "dist")
-        r = run(["make", "-C", SRCDIR, "deb", "JOBS=2",
-                 "DEB_BUILD=" + os.path.join(cls.dir, "build"),
-                 "DIST=" + cls.dist], timeout=1800)
-        cls.build_log = r.stdout[-4000:] + r.stderr[-4000:]
-        cls.built = r.returncode == 0
+        cls.built, cls.build_log = cls.make_deb(SRCDIR, cls.dist)
+
+    @classmethod
+    def make_deb(cls, src, dist):
+        r = run(["make", "-C", src, "deb", "JOBS=2",
+                 "DEB_BUILD=" + dist + "-build", "DIST=" + dist], timeout=1800)
+        return r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
 
     @classmethod
     def tearDownClass(cls):
@@ -172,11 +185,12 @@ class PackageTest(unittest.TestCase):
             dpkg("--purge", "tern")
         shutil.rmtree(cls.dir, True)
 
-    def deb(self, name):
-        for f in os.listdir(self.dist):
+    def deb(self, name, dist=None):
+        dist = dist or self.dist
+        for f in os.listdir(dist):
             if f.startswith(name + "_") and f.endswith(".deb"):
-                return os.path.join(self.dist, f)
-        self.fail("no %s .deb in %s" % (name, os.listdir(self.dist)))
+                return os.path.join(dist, f)
+        self.fail("no %s .deb in %s" % (name, os.listdir(dist)))
 
     def setUp(self):
         self.assertTrue(self.built, "make deb failed:\n" + self.build_log)
@@ -187,6 +201,11 @@ class PackageTest(unittest.TestCase):
                  self.user])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.addCleanup(run, ["userdel", self.user])
+
+    def purge_if_installed(self):
+        """a failed test leaves no package for the next one"""
+        if installed("tern") or os.path.exists(ETC):
+            dpkg("--purge", "tern")
 
     def master_pid(self):
         try:
@@ -211,6 +230,7 @@ class PackageTest(unittest.TestCase):
         overrides_before = run(["dpkg-statoverride", "--list"]).stdout
 
         r = dpkg("-i", self.deb("tern"))
+        self.addCleanup(self.purge_if_installed)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.addCleanup(self.stop_master)
         self.check_installed()
@@ -233,13 +253,76 @@ class PackageTest(unittest.TestCase):
         self.assertEqual(snapshot(postfix_paths()), postfix_before,
                          "tern's install or purge changed Postfix's files")
 
+    def test_alternatives_and_setgid_helpers(self):
+        """sendmail, postdrop and ternqueue present (stubs where the tree
+        has none yet): set-gid through dpkg-statoverride, and beside Postfix
+        no alternative touches /usr/sbin/sendmail or Postfix's mailq and
+        newaliases symlinks, not even when the file trigger runs"""
+        src = os.path.join(self.dir, "stub-tree")
+        os.mkdir(src)
+        files = run(["git", "-C", SRCDIR, "ls-files", "-co", "--exclude-standard"]).stdout
+        for f in files.splitlines():
+            if os.path.isfile(os.path.join(SRCDIR, f)):
+                os.makedirs(os.path.dirname(os.path.join(src, f)), exist_ok=True)
+                shutil.copy2(os.path.join(SRCDIR, f), os.path.join(src, f))
+        stub = ('#include <stdio.h>\nint main(int c, char **v)\n'
+                '{ (void)c; printf("stub %s\\n", v[0]); return 0; }\n')
+        for f in ("cmd/sendmail.c", "cmd/ternqueue.c", "postdrop/postdrop.c"):
+            d = os.path.join(src, os.path.dirname(f))
+            if os.path.isdir(d) and any(n.endswith(".c") for n in os.listdir(d)) \
+                    and (not f.startswith("cmd/") or os.path.exists(os.path.join(src, f))):
+                continue
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(src, f), "w") as fh:
+                fh.write(stub)
+        cm = os.path.join(src, "CMakeLists.txt")
+        with open(cm) as fh:
+            text = fh.read()
+        m = re.search(r"set\(TERN_DAEMONS ([^)]*)\)", text)
+        if "postdrop" not in m.group(1).split():
+            text = text.replace(m.group(0), "set(TERN_DAEMONS %s postdrop)" % m.group(1))
+            with open(cm, "w") as fh:
+                fh.write(text)
+        for argv in (["init", "-q"], ["add", "-A"],
+                     ["-c", "user.name=t", "-c", "user.email=t@localhost",
+                      "commit", "-qm", "stubs"]):
+            r = run(["git", "-C", src] + argv)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        dist = os.path.join(self.dir, "stub-dist")
+        ok, log = self.make_deb(src, dist)
+        self.assertTrue(ok, "make deb (stubs) failed:\n" + log)
+
+        postfix_before = snapshot(postfix_paths())
+        users_before, groups_before = accounts()
+        overrides_before = run(["dpkg-statoverride", "--list"]).stdout
+        r = dpkg("-i", self.deb("tern", dist))
+        self.addCleanup(self.purge_if_installed)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.check_installed()
+        self.assertEqual(os.readlink(os.path.join(LIBEXEC, "mailq")), "sendmail")
+        for p in SETGID:
+            self.assertTrue(os.stat(p).st_mode & 0o2000, p)
+        self.assertEqual(snapshot(postfix_paths()), postfix_before)
+        # what dpkg runs when another package installs or removes
+        # /usr/sbin/sendmail: no change
+        r = run(["/var/lib/dpkg/info/tern.postinst", "triggered",
+                 "/usr/sbin/sendmail"])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.check_alternatives()
+        self.assertEqual(snapshot(postfix_paths()), postfix_before)
+        r = dpkg("--purge", "tern")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.check_purged(users_before, groups_before, overrides_before)
+        self.assertEqual(snapshot(postfix_paths()), postfix_before)
+
     def check_installed(self):
         for p in ("master", "smtpd", "qmgr", "local", "newaliases"):
             st = os.stat(os.path.join(LIBEXEC, p))
             self.assertEqual((st.st_uid, st.st_gid), (0, 0), p)
             self.assertTrue(st.st_mode & 0o111, p)
         for p in os.listdir(LIBEXEC):
-            self.assertFalse(os.lstat(os.path.join(LIBEXEC, p)).st_mode & 0o002, p)
+            if not os.path.islink(os.path.join(LIBEXEC, p)):
+                self.assertFalse(os.stat(os.path.join(LIBEXEC, p)).st_mode & 0o022, p)
         for c in ("ternconf", "ternmap", "ternuser"):
             self.assertTrue(os.access(os.path.join(SBIN, c), os.X_OK), c)
         ours = set(package_files("tern"))
@@ -275,12 +358,7 @@ class PackageTest(unittest.TestCase):
                                  (0, gid, 0o2755), p)
                 self.assertIn("root ternpostdrop 2755 " + p, overrides)
         if os.path.exists(os.path.join(LIBEXEC, "sendmail")):
-            r = run(["update-alternatives", "--query", "sendmail"])
-            self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("Alternative: %s/sendmail" % LIBEXEC, r.stdout)
-            if not installed("postfix"):
-                self.assertEqual(os.path.realpath("/usr/sbin/sendmail"),
-                                 os.path.join(LIBEXEC, "sendmail"))
+            self.check_alternatives()
         if shutil.which("man"):
             r = run(["man", "-w", "8tern", "master"])
             self.assertEqual(r.stdout.strip(),
@@ -289,6 +367,19 @@ class PackageTest(unittest.TestCase):
                 r = run(["man", "-w", "master"])
                 self.assertEqual(r.stdout.strip(),
                                  "/usr/share/man/man8/master.8postfix.gz")
+
+    def check_alternatives(self):
+        """beside another MTA's sendmail nothing is registered (Postfix's
+        mailq and newaliases are symlinks that update-alternatives would
+        replace); with none, /usr/sbin/sendmail and the others are Tern's"""
+        r = run(["update-alternatives", "--query", "sendmail"])
+        if other_mta():
+            self.assertNotEqual(r.returncode, 0, r.stdout)
+        else:
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("Alternative: %s/sendmail" % LIBEXEC, r.stdout)
+            for link in ("/usr/sbin/sendmail", "/usr/bin/mailq", "/usr/bin/newaliases"):
+                self.assertTrue(os.path.realpath(link).startswith(LIBEXEC + "/"), link)
 
     def configure_instance(self):
         """append test settings to the installed main.conf (a conffile:
