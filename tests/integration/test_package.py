@@ -245,6 +245,15 @@ class PackageTest(unittest.TestCase):
             self.assertIn("mail-transport-agent", r.stdout + r.stderr)
 
         self.deliver()
+        # the same version again: prerm upgrade stops master, postinst
+        # starts it again (where systemd runs, debhelper's snippet does)
+        old = self.master_pid()
+        self.assertTrue(old, "no master.pid of a running master")
+        r = dpkg("-i", self.deb("tern"))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        if not os.path.isdir("/run/systemd/system"):
+            wait_for(lambda: self.master_pid() not in (None, old), 60,
+                     what="master started again after the upgrade")
         self.stop_master()
 
         r = dpkg("--purge", "tern")
