@@ -3,13 +3,18 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
-SYSCONFDIR ?= /etc/tern
+# the configuration directory; empty: CMake's choice for PREFIX
+# (/etc/tern for /usr, $(PREFIX)/etc/tern otherwise)
+CONFIG_DIR ?=
+INSTALL_BUILD ?= build-install
+DEB_BUILD  ?= build-deb
+DIST       ?= dist
 CTEST_ARGS ?= --output-on-failure --timeout 900
 
 FUZZ_BUILD ?= build-fuzz
 FUZZ_RUNS  ?= 20000
 
-.PHONY: all build run test test-fast test-asan test-fuzz install bench fuzz clean deps deps-test deps-fuzz
+.PHONY: all build run test test-fast test-asan test-fuzz install deb bench fuzz clean deps deps-test deps-fuzz deps-install deps-deb
 
 all: build
 
@@ -21,6 +26,12 @@ deps-test:
 
 deps-fuzz:
 	@scripts/deps.sh fuzz
+
+deps-install:
+	@scripts/deps.sh install
+
+deps-deb:
+	@scripts/deps.sh deb
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -44,19 +55,26 @@ test-asan:
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest $(CTEST_ARGS)
 
-install: build
-	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
-	install -d $(DESTDIR)$(SYSCONFDIR)
-	test -e $(DESTDIR)$(SYSCONFDIR)/main.conf || \
-	    sed 's|@LIBEXECDIR@|$(PREFIX)/libexec/tern|; s|@SBINDIR@|$(PREFIX)/sbin|' \
-	        conf/main.conf > $(DESTDIR)$(SYSCONFDIR)/main.conf
-	test -e $(DESTDIR)$(SYSCONFDIR)/master.conf || \
-	    install -m 644 conf/master.conf $(DESTDIR)$(SYSCONFDIR)/master.conf
-	test -e $(DESTDIR)$(SYSCONFDIR)/aliases || \
-	    install -m 644 conf/aliases $(DESTDIR)$(SYSCONFDIR)/aliases
-	# a missing alias table makes local mail wait (4.3.0), so build it
-	if [ -z "$(DESTDIR)" ] && [ ! -e $(SYSCONFDIR)/aliases.lmdb ]; then \
-	    $(BUILD)/sbin/newaliases -c $(SYSCONFDIR); fi
+# make install: its own build tree, configured for PREFIX (the defaults
+# compiled in are the installed paths) and without the tests (no Check)
+install: deps-install
+	cmake -S . -B $(INSTALL_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DTERN_TESTS=OFF \
+	    $(if $(CONFIG_DIR),-DTERN_CONFIG_DIR=$(CONFIG_DIR))
+	cmake --build $(INSTALL_BUILD) -j$(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install $(INSTALL_BUILD)
+	@DESTDIR="$(DESTDIR)" scripts/postinstall.sh $(INSTALL_BUILD)
+
+# make deb: dist/tern_VERSION_ARCH.deb and dist/tern-mta_VERSION_all.deb
+# (debian/; debhelper from Debian 12)
+# (built from a copy of the tree in $(DEB_BUILD): dpkg-buildpackage writes
+# its results into the parent directory)
+deb: deps-deb
+	rm -rf $(DEB_BUILD) $(DIST) && mkdir -p $(DEB_BUILD)/src $(DIST)
+	git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C $(DEB_BUILD)/src
+	cd $(DEB_BUILD)/src && dpkg-buildpackage -b -us -uc -j$(JOBS)
+	mv $(DEB_BUILD)/tern_*.deb $(DEB_BUILD)/tern-mta_*.deb $(DIST)/
+	@ls $(DIST)/
 
 bench: build
 	bench/run.sh
@@ -75,4 +93,4 @@ test-fuzz: fuzz
 	done
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(INSTALL_BUILD) $(DEB_BUILD) $(DIST)

@@ -9,7 +9,7 @@
  * through postdrop; -bp (and the name mailq) lists the queue with
  * "$command_directory/ternqueue -p"; -q flushes ("ternqueue -f"), -qRsite
  * ("ternqueue -s site"); -bi (and the name newaliases) runs
- * $command_directory/newaliases.
+ * $daemon_directory/newaliases.
  *
  * Options: -t recipients from To/Cc/Bcc too (Resent- when present; Bcc
  * removed by pickup), -i/-oi a line with one '.' does not end the input,
@@ -660,7 +660,7 @@ int main(int argc, char **argv)
         sm_exec(var_command_directory, "ternqueue", site ? "-s" : "-f", site);
         break;
     case MODE_ALIASES:
-        sm_exec(var_command_directory, "newaliases", NULL, NULL);
+        sm_exec(var_daemon_directory, "newaliases", NULL, NULL);
         break;
     default:
         break;

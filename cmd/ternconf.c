@@ -186,13 +186,14 @@ static void print_man(void)
         if (p->type != PARAM_STR && p->type != PARAM_BOOL)
             printf(", from %ld to %ld", p->min, p->max);
         printf(".\n.br\nDefault: ");
-        if (p->defval == NULL) {
+        const char *defval = config_doc_default(p);
+        if (defval == NULL) {
             printf("computed (see the description).\n");
-        } else if (*p->defval == '\0') {
+        } else if (*defval == '\0') {
             printf("empty.\n");
         } else {
             printf("\\fB");
-            man_text(p->defval);
+            man_text(defval);
             printf("\\fR\n");
         }
     }

@@ -1,7 +1,11 @@
 #!/bin/sh
-# deps.sh build|test|fuzz - install the Debian packages Tern needs, if missing.
-# Build: compiler, CMake, OpenSSL (+ the openssl command: mkinstance makes the
-# instance's certificate), PCRE2, LMDB, Check, libunbound (DNS). Test: +
+# deps.sh build|install|deb|test|fuzz - install the Debian packages Tern
+# needs, if missing.
+# Install (`make install`: no tests, so no Check): compiler, CMake, OpenSSL
+# (+ the openssl command: mkinstance makes the instance's certificate),
+# PCRE2, LMDB, libunbound (DNS). Build: + Check (the unit tests). Deb
+# (`make deb`): install's + debhelper, dpkg-dev, fakeroot and git (the tree
+# is copied by `git ls-files`). Test: build's +
 # swaks with TLS (Net::SSLeay), msmtp (SMTP AUTH), strace (the
 # durability-order test), dnsmasq-base (the client-name tests run their
 # own DNS server; -base is the binary without the system service) and
@@ -11,16 +15,21 @@
 # Postfix is started or left listening; see below), pflogsumm (the log
 # format test, tests/integration/test_pflogsumm.py), bsd-mailx and s-nail
 # (mail user agents sending through Tern's sendmail,
-# tests/integration/test_sendmail.py).
+# tests/integration/test_sendmail.py), and deb's packages
+# (tests/integration/test_package.py builds the package).
 # Fuzz: + clang.
 set -eu
-BUILD_PKGS="gcc make cmake pkg-config libssl-dev openssl libpcre2-dev liblmdb-dev check libunbound-dev python3"
+INSTALL_PKGS="gcc make cmake pkg-config libssl-dev openssl libpcre2-dev liblmdb-dev libunbound-dev python3"
+BUILD_PKGS="$INSTALL_PKGS check"
+DEB_PKGS="debhelper dpkg-dev fakeroot git"
 FUZZ_PKGS="clang libclang-rt-14-dev"
-TEST_PKGS="swaks libnet-ssleay-perl msmtp strace dnsmasq-base postfix $FUZZ_PKGS pflogsumm bsd-mailx s-nail"
+TEST_PKGS="swaks libnet-ssleay-perl msmtp strace dnsmasq-base postfix $FUZZ_PKGS pflogsumm bsd-mailx s-nail $DEB_PKGS"
 want="$BUILD_PKGS"
 case "${1:-build}" in
     test) want="$want $TEST_PKGS" ;;
     fuzz) want="$want $FUZZ_PKGS" ;;
+    install) want="$INSTALL_PKGS" ;;
+    deb) want="$INSTALL_PKGS $DEB_PKGS" ;;
 esac
 
 missing=""

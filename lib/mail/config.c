@@ -234,13 +234,13 @@ char *var_smtp_tls_policy_maps;
 const struct param_def param_table[] = {
     /* locations and identity */
     P_STR(config_directory, TERN_DEFAULT_CONFIG_DIR,
-          "Directory holding main.conf and master.conf (set by -c or MAIL_CONFIG)."),
+          "Directory holding main.conf and master.conf (set by -c or MAIL_CONFIG). The default follows the installation: SYSCONFDIR/tern (/etc/tern for the prefix /usr, as the Debian package; /usr/local/etc/tern for /usr/local)."),
     P_STR(queue_directory, "/var/spool/tern",
           "Root of the mail queue (spool) directory tree."),
-    P_STR(daemon_directory, "/usr/libexec/tern",
-          "Directory with the daemon programs that master starts."),
-    P_STR(command_directory, "/usr/sbin",
-          "Directory with the administrative commands."),
+    P_STR(daemon_directory, TERN_DEFAULT_DAEMON_DIR,
+          "Directory with the daemon programs that master starts, postdrop, and sendmail, mailq and newaliases. The default follows the installation: PREFIX/libexec/tern."),
+    P_STR(command_directory, TERN_DEFAULT_COMMAND_DIR,
+          "Directory with the administrative commands (ternconf, ternqueue, ...). The default follows the installation: PREFIX/sbin."),
     P_STR(data_directory, "/var/lib/tern",
           "Directory for data that Tern writes outside the queue."),
     P_STR(mail_owner, "tern",
@@ -1299,6 +1299,17 @@ const char *config_directory_default(const char *from_cmdline)
     if (env && *env)
         return env;
     return TERN_DEFAULT_CONFIG_DIR;
+}
+
+const char *config_doc_default(const struct param_def *p)
+{
+    if (strcmp(p->name, "config_directory") == 0)
+        return TERN_DOC_CONFIG_DIR;
+    if (strcmp(p->name, "daemon_directory") == 0)
+        return TERN_DOC_DAEMON_DIR;
+    if (strcmp(p->name, "command_directory") == 0)
+        return TERN_DOC_COMMAND_DIR;
+    return p->defval;
 }
 
 void config_free(void)

@@ -20,8 +20,20 @@
 #include <stddef.h>
 #include "util/buf.h"
 
+/* Installation paths: CMake passes the configured prefix's (so that
+ * `ternconf -d` shows where this build is installed); the values below
+ * are those of an installation in /usr, which main.conf(5) documents. */
+#define TERN_DOC_CONFIG_DIR "/etc/tern"
+#define TERN_DOC_DAEMON_DIR "/usr/libexec/tern"
+#define TERN_DOC_COMMAND_DIR "/usr/sbin"
 #ifndef TERN_DEFAULT_CONFIG_DIR
-#define TERN_DEFAULT_CONFIG_DIR "/etc/tern"
+#define TERN_DEFAULT_CONFIG_DIR TERN_DOC_CONFIG_DIR
+#endif
+#ifndef TERN_DEFAULT_DAEMON_DIR
+#define TERN_DEFAULT_DAEMON_DIR TERN_DOC_DAEMON_DIR
+#endif
+#ifndef TERN_DEFAULT_COMMAND_DIR
+#define TERN_DEFAULT_COMMAND_DIR TERN_DOC_COMMAND_DIR
 #endif
 
 enum param_type {
@@ -266,6 +278,9 @@ const struct param_def *config_find(const char *name);
 
 /* The config directory per -c / MAIL_CONFIG / default. */
 const char *config_directory_default(const char *from_cmdline);
+/* config_doc_default - p's default as main.conf(5) shows it: the /usr
+ * installation's for the paths that follow the prefix, whatever this build's */
+const char *config_doc_default(const struct param_def *p);
 
 /* Point lib/log at the configured syslog_name (ident "$syslog_name/
    program"), syslog_facility and maillog_file; problems are warnings. */

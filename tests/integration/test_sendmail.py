@@ -275,8 +275,10 @@ class SendmailTest(SharedInstanceTestCase):
                          [])
 
     def test_commands(self):
-        """-bp/mailq, -q, -qR, -bi/newaliases run the commands in
-        $command_directory (here stand-ins that record their argv)."""
+        """-bp/mailq, -q, -qR run ternqueue in $command_directory,
+        -bi/newaliases newaliases in $daemon_directory (where the install
+        keeps the Postfix-named programs); here stand-ins that record
+        their argv."""
         tmp = tempfile.mkdtemp(prefix="tern-sm-")
         self.addCleanup(shutil.rmtree, tmp, True)
         etc = os.path.join(tmp, "etc")
@@ -286,7 +288,8 @@ class SendmailTest(SharedInstanceTestCase):
         with open(os.path.join(self.inst.etc, "main.conf")) as f:
             conf = f.read()
         with open(os.path.join(etc, "main.conf"), "w") as f:
-            f.write(conf + "command_directory = %s\n" % cmds)
+            f.write(conf + "command_directory = %s\ndaemon_directory = %s\n"
+                    % (cmds, cmds))
         out = os.path.join(tmp, "argv")
         for name in ("ternqueue", "newaliases"):
             path = os.path.join(cmds, name)
