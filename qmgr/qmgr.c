@@ -141,6 +141,7 @@ static void qmgr_trigger(ev_loop_t *loop, const char *data, size_t len)
             break;
         case TRIGGER_FLUSH:
             flush_usec = time_now_usec();
+            qmgr_queue_revive_all();
             want_deferred = true;
             want_incoming = true;
             want_temp = true;

@@ -160,6 +160,8 @@ void qmgr_transport_defer_all(qmgr_transport_t *t, const char *reason);
 /* Forget destinations whose dead time is over and that nothing uses
    (each queue run), so a long life of dead sites does not add up. */
 void qmgr_queue_sweep(void);
+/* A flush: the dead destinations are alive again (their back-off ends). */
+void qmgr_queue_revive_all(void);
 void qmgr_queue_free_all(void);
 
 /* ---- qmgr_message.c: active messages ---------------------------------- */

@@ -342,6 +342,17 @@ void qmgr_queue_sweep(void)
     }
 }
 
+/* qmgr_queue_revive_all - a flush: every dead destination gets a new
+   attempt now (as Postfix's flush), starting again at its initial window */
+void qmgr_queue_revive_all(void)
+{
+    for (qmgr_transport_t *t = qmgr_transports; t != NULL; t = t->next)
+        for (qmgr_dest_t *d = t->dead; d != NULL; d = d->dnext)
+            if (d->dead_until != 0)
+                d->dead_until = 1;      /* past: dest_is_dead revives it */
+    qmgr_queue_sweep();
+}
+
 /* qmgr_queue_free_all - at exit */
 void qmgr_queue_free_all(void)
 {

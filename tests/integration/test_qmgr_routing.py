@@ -13,6 +13,7 @@ else delivered).
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 
 from ternlab import BUILD, FAST_RETRY, TernTestCase, wait_for
@@ -234,6 +235,25 @@ class Scheduling(AgentCase):
         # no attempt for the dead destination's other mail
         down = [r for r in self.requests(record) if r[1] == "down.example"]
         self.assertEqual(len(down), 1, down)
+
+
+    def test_flush_revives_a_dead_destination(self):
+        inst, record = self.agent_instance({
+            "minimal_backoff_time": "3600s", "maximal_backoff_time": "3600s",
+            "queue_run_delay": "3600s"})
+        send(inst, ["dead@down.example"], "first")
+        self.request_for(record, "dead@down.example")
+        self.assertLogHas(inst, "smtp/down.example: destination dead")
+        send(inst, ["r1@down.example"], "second")
+        self.assertLogHas(inst, "to=<r1@down.example>, relay=none")
+        # a flush ends the back-off: both messages get an attempt now
+        r = subprocess.run([os.path.join(BUILD, "sbin", "ternqueue"), "-c",
+                            inst.etc, "-f"], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.request_for(record, "r1@down.example")
+        wait_for(lambda: len([q for q in self.requests(record)
+                              if "dead@down.example" in q[2]]) >= 2, 60,
+                 what="a second attempt for dead@down.example")
 
 
 class CrashSafety(AgentCase):
