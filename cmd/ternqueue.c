@@ -98,25 +98,10 @@ static void load_config(const char *cdir)
             setenv("TZ", tz_copy, 1);
     }
     free(tz_copy);
-    if (setgid && getuid() != 0 && cdir != NULL
-        && strcmp(cdir, TERN_DEFAULT_CONFIG_DIR) != 0) {
-        const char *s;
-        long len;
-        bool ok = false;
-
-        /* no default configuration: nothing is listed */
-        s = config_load(TERN_DEFAULT_CONFIG_DIR, &err) == 0
-            ? var_alternate_config_directories : "";
-        while (!ok && (len = str_list_next_word(&s)) > 0) {
-            ok = strlen(cdir) == (size_t)len && strncmp(s, cdir, (size_t)len) == 0;
-            s += len;
-        }
-        if (!ok)
-            fatal(1, "configuration directory %s: not allowed (not listed in "
-                  "alternate_config_directories of %s/main.conf)", cdir,
-                  TERN_DEFAULT_CONFIG_DIR);
-        buf_reset(&err);
-    }
+    if (!config_dir_allowed_setgid(cdir))
+        fatal(1, "configuration directory %s: not allowed (not listed in "
+              "alternate_config_directories of %s/main.conf)", cdir,
+              TERN_DEFAULT_CONFIG_DIR);
     if (config_load(cdir != NULL ? cdir : TERN_DEFAULT_CONFIG_DIR, &err) < 0) {
         const char *m = buf_str(&err), *last = strrchr(m, '\n');
         fatal(1, "%s", last ? last + 1 : m);

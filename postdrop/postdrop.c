@@ -100,36 +100,14 @@ static void pd_stdfds(void)
     }
 }
 
-/* pd_listed - is dir one of the words of list? */
-static bool pd_listed(const char *list, const char *dir)
-{
-    char **v;
-    size_t n = str_split_list(list ? list : "", &v);
-    bool found = false;
-
-    for (size_t i = 0; i < n && !found; i++)
-        found = strcmp(v[i], dir) == 0;
-    strv_free(v, n);
-    return found;
-}
-
 /* pd_config - load main.conf from the directory the caller may choose */
 static void pd_config(const char *cdir)
 {
     buf_t err = BUF_INIT;
-    bool setgid = getegid() != getgid();
 
-    if (cdir != NULL && strcmp(cdir, TERN_DEFAULT_CONFIG_DIR) != 0 && setgid
-        && getuid() != 0) {
-        /* no default main.conf: nothing is listed */
-        bool listed = config_load(TERN_DEFAULT_CONFIG_DIR, &err) == 0
-                      && pd_listed(var_alternate_config_directories, cdir);
-        if (!listed)
-            pd_die(1, "%s: not listed in alternate_config_directories in "
-                   "%s/main.conf", cdir, TERN_DEFAULT_CONFIG_DIR);
-        config_free();
-        buf_reset(&err);
-    }
+    if (!config_dir_allowed_setgid(cdir))
+        pd_die(1, "%s: not listed in alternate_config_directories in "
+               "%s/main.conf", cdir, TERN_DEFAULT_CONFIG_DIR);
     if (config_load(cdir ? cdir : TERN_DEFAULT_CONFIG_DIR, &err) < 0)
         pd_die(1, "%s", buf_str(&err));
     buf_free(&err);

@@ -1312,6 +1312,28 @@ const char *config_doc_default(const struct param_def *p)
     return p->defval;
 }
 
+bool config_dir_allowed_setgid(const char *cdir)
+{
+    buf_t err = BUF_INIT;
+    bool listed = false;
+
+    if (cdir == NULL || strcmp(cdir, TERN_DEFAULT_CONFIG_DIR) == 0
+        || getegid() == getgid() || getuid() == 0)
+        return true;
+    /* no default main.conf: nothing is listed */
+    if (config_load(TERN_DEFAULT_CONFIG_DIR, &err) == 0) {
+        char **v;
+        size_t n = str_split_list(var_alternate_config_directories, &v);
+
+        for (size_t i = 0; i < n && !listed; i++)
+            listed = strcmp(v[i], cdir) == 0;
+        strv_free(v, n);
+        config_free();
+    }
+    buf_free(&err);
+    return listed;
+}
+
 void config_free(void)
 {
     cfg_destroy(cfg_cur);

@@ -286,6 +286,14 @@ const char *config_doc_default(const struct param_def *p);
    program"), syslog_facility and maillog_file; problems are warnings. */
 void config_apply_logging(const char *program);
 
+/* May a set-gid program (postdrop, ternqueue) load its configuration
+   from cdir? Yes for the default directory (or NULL), for root, and when
+   the program does not run set-gid (a developer instance); else only
+   when the default main.conf lists cdir in $alternate_config_directories
+   (a missing default main.conf lists nothing). Leaves no configuration
+   loaded. */
+bool config_dir_allowed_setgid(const char *cdir);
+
 /* Free everything (for leak-clean unit tests). */
 void config_free(void);
 

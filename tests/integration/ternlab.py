@@ -47,6 +47,15 @@ FAST_RETRY = {"minimal_backoff_time": "1s", "maximal_backoff_time": "2s",
 _ports_given = set()
 
 
+def default_config_dir():
+    """The build's compiled-in config_directory (follows the install
+    prefix: /usr/local/etc/tern for a developer build)."""
+    out = subprocess.run([os.path.join(BUILD, "sbin", "ternconf"), "-d",
+                          "config_directory"], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    return out.split("=", 1)[1].strip()
+
+
 def free_port():
     """A loopback TCP port that was free a moment ago and that this test
     process has not handed out before: the kernel may offer a port it

@@ -19,7 +19,7 @@ import tempfile
 import unittest
 
 import ternlab
-from ternlab import BUILD, TernTestCase, wait_for
+from ternlab import BUILD, TernTestCase, default_config_dir, wait_for
 
 ROOT = os.geteuid() == 0
 SENDMAIL = os.path.join(BUILD, "sbin", "sendmail")
@@ -233,7 +233,7 @@ class SetgidPostdrop(TernTestCase):
         """The set-gid postdrop refuses the instance's configuration
         directory for an ordinary user unless the default main.conf lists
         it in alternate_config_directories."""
-        default = "/etc/tern/main.conf"
+        default = os.path.join(default_config_dir(), "main.conf")
         if os.path.exists(default):
             with open(default) as f:
                 if self.inst.etc in f.read():
@@ -249,15 +249,17 @@ class SetgidPostdrop(TernTestCase):
             self.inst.spool, "maildrop"))], [])
 
     def test_submit_as_user(self):
-        """Through /etc/tern/main.conf's alternate_config_directories
-        (written only when there is no /etc/tern, removed afterwards)."""
-        if os.path.exists("/etc/tern"):
-            self.skipTest("/etc/tern exists: not changing a real configuration")
-        os.makedirs("/etc/tern")
-        self.addCleanup(shutil.rmtree, "/etc/tern", True)
-        with open("/etc/tern/main.conf", "w") as f:
+        """Through the default main.conf's alternate_config_directories
+        (the build's config_directory, written only when it does not
+        exist, removed afterwards)."""
+        etc = default_config_dir()
+        if os.path.exists(etc):
+            self.skipTest("%s exists: not changing a real configuration" % etc)
+        os.makedirs(etc)
+        self.addCleanup(shutil.rmtree, etc, True)
+        with open(os.path.join(etc, "main.conf"), "w") as f:
             f.write("alternate_config_directories = %s\n" % self.inst.etc)
-        os.chmod("/etc/tern/main.conf", 0o644)
+        os.chmod(os.path.join(etc, "main.conf"), 0o644)
         r = self.as_user(["-C", self.inst.etc, "demo"],
                          b"Subject: from a user\n\nx\n")
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -21,7 +21,7 @@ import time
 import unittest
 
 from ternlab import (BUILD, TernTestCase, attr_decode, attr_encode,
-                     free_port, wait_for)
+                     default_config_dir, free_port, wait_for)
 
 ROOT = os.geteuid() == 0
 SBIN = os.path.join(BUILD, "sbin")
@@ -453,18 +453,22 @@ class QueueToolsAsUser(TernTestCase):
     def as_user(self, argv, default_conf=None):
         """argv as the test user (no supplementary groups); with
         default_conf, inside a private mount namespace whose /etc has
-        an overlay holding /etc/tern/main.conf = default_conf."""
+        an overlay holding the build's default main.conf = default_conf."""
         cmd = ["setpriv", "--reuid=%d" % self.pw.pw_uid,
                "--regid=%d" % self.pw.pw_gid, "--clear-groups"] + argv
         if default_conf is not None:
             ov = tempfile.mkdtemp()
             self.addCleanup(shutil.rmtree, ov, True)
+            etc = default_config_dir()
+            parent = os.path.dirname(etc)
+            if not os.path.isdir(parent):
+                self.skipTest("no %s to lay an overlay on" % parent)
             script = ("set -e; mount --make-rprivate /; "
                       "mount -t tmpfs tmpfs %(o)s; mkdir %(o)s/u %(o)s/w; "
-                      "mount -t overlay overlay -o lowerdir=/etc,upperdir="
-                      "%(o)s/u,workdir=%(o)s/w /etc; mkdir -p /etc/tern; "
-                      "printf '%%s\\n' \"$CONF\" > /etc/tern/main.conf; "
-                      "exec \"$@\"" % {"o": ov})
+                      "mount -t overlay overlay -o lowerdir=%(p)s,upperdir="
+                      "%(o)s/u,workdir=%(o)s/w %(p)s; mkdir -p %(e)s; "
+                      "printf '%%s\\n' \"$CONF\" > %(e)s/main.conf; "
+                      "exec \"$@\"" % {"o": ov, "p": parent, "e": etc})
             cmd = ["unshare", "-m", "sh", "-c", script, "sh"] + cmd
         env = no_leak_check({"PATH": "/usr/bin:/bin",
                              "CONF": default_conf or ""})
