@@ -15,6 +15,8 @@ Tern is starting in the foreground (Ctrl-C stops it). Config: $dir/etc
   Send a message:   swaks --server 127.0.0.1:2525 --to demo@localhost
             TLS:    swaks --server 127.0.0.1:2525 --to demo@localhost --tls
             or:     python3 -c 'import smtplib; smtplib.SMTP("127.0.0.1", 2525).sendmail("me@example.org", ["demo@localhost"], "Subject: hi\r\n\r\nhello\r\n")'
+            local:  echo "Subject: hi" | $build/sbin/sendmail -C $dir/etc demo@localhost
+  The queue:        $build/sbin/ternqueue -c $dir/etc -p
   Read it:          ls $dir/home/demo/Maildir/new/ && cat $dir/home/demo/Maildir/new/*
   Log:              $dir/log/maillog
   Demo login:       demo (or demo@localhost), password in $dir/demo.password:
