@@ -182,6 +182,61 @@ class Hostile(TernTestCase):
         self.assertEqual(self.inst.messages("demo"), [])
 
 
+class LoginSenderPickup(TernTestCase):
+    """pickup checks local_login_sender_maps again on the file's owner:
+    a file with a sender its owner may not use (it did not come through
+    postdrop) is not delivered but moved to corrupt/, with a warning that
+    names the file (its queue ID), the login and the address."""
+
+    def setUp(self):
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        self.me = me
+        self.inst = self.instance(main={
+            "local_login_sender_maps":
+                "inline:{%s = %s@example.org, uid:4242 = <>}" % (me, me)})
+        self.inst.start()
+        self.maildrop = os.path.join(self.inst.spool, "maildrop")
+        self.corrupt = os.path.join(self.inst.spool, "corrupt")
+        self.group = os.stat(self.maildrop).st_gid
+
+    plant = Hostile.plant
+    trigger = Hostile.trigger
+    wait_gone = Hostile.wait_gone
+
+    def assertCorrupt(self, name, login, uid, sender):
+        self.assertTrue(os.path.exists(os.path.join(self.corrupt, name)),
+                        self.inst.log_text()[-3000:])
+        self.assertIn('maildrop/%s: uid=%d: User %s(%d) is not allowed to use '
+                      'sender address "%s": moved to corrupt/%s'
+                      % (name, uid, login, uid, sender, name),
+                      self.inst.log_text())
+
+    def test_forged_sender(self):
+        uid = os.geteuid()
+        files = {"forged": good("forged", sender="boss@example.org"),
+                 "nullforged": good("null forged", sender=""),
+                 "own": good("own", sender="%s+x@example.org" % self.me)}
+        if ROOT:
+            # a uid without a passwd entry is looked up as uid:N
+            files["nopasswd"] = good("no passwd", sender="")
+            files["nopasswdforged"] = good("no passwd forged",
+                                           sender="%s@example.org" % self.me)
+        for name, data in files.items():
+            self.plant(name, data,
+                       uid=4242 if name.startswith("nopasswd") else None)
+        self.trigger()
+        self.wait_gone(list(files))
+        self.assertCorrupt("forged", self.me, uid, "boss@example.org")
+        self.assertCorrupt("nullforged", self.me, uid, "<>")
+        delivered = ["own"]
+        if ROOT:
+            self.assertCorrupt("nopasswdforged", "uid:4242", 4242,
+                               "%s@example.org" % self.me)
+            delivered.append("no passwd")
+        self.assertDeliveredOnce(self.inst, delivered)
+        self.assertFalse(os.path.exists(os.path.join(self.corrupt, "own")))
+
+
 TEST_USER = "terntestsubmit"
 
 
