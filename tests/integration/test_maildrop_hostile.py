@@ -303,16 +303,27 @@ class SetgidPostdrop(TernTestCase):
         self.assertEqual([f for f in os.listdir(os.path.join(
             self.inst.spool, "maildrop"))], [])
 
-    def test_submit_as_user(self):
-        """Through /etc/tern/main.conf's alternate_config_directories
-        (written only when there is no /etc/tern, removed afterwards)."""
-        if os.path.exists("/etc/tern"):
-            self.skipTest("/etc/tern exists: not changing a real configuration")
-        os.makedirs("/etc/tern")
-        self.addCleanup(shutil.rmtree, "/etc/tern", True)
-        with open("/etc/tern/main.conf", "w") as f:
+    def default_config(self):
+        """The default main.conf (the build's $config_directory: ternconf
+        -d says where) listing the instance's configuration directory in
+        alternate_config_directories; written only when that directory
+        does not exist, removed afterwards."""
+        r = subprocess.run([os.path.join(BUILD, "sbin", "ternconf"), "-d",
+                            "config_directory"], capture_output=True,
+                           text=True, check=True)
+        cdir = r.stdout.split("=", 1)[1].strip()
+        if os.path.exists(cdir):
+            self.skipTest("%s exists: not changing a real configuration"
+                          % cdir)
+        os.makedirs(cdir)
+        self.addCleanup(shutil.rmtree, cdir, True)
+        with open(os.path.join(cdir, "main.conf"), "w") as f:
             f.write("alternate_config_directories = %s\n" % self.inst.etc)
-        os.chmod("/etc/tern/main.conf", 0o644)
+        os.chmod(os.path.join(cdir, "main.conf"), 0o644)
+
+    def test_submit_as_user(self):
+        """Through the default main.conf's alternate_config_directories."""
+        self.default_config()
         r = self.as_user(["-C", self.inst.etc, "demo"],
                          b"Subject: from a user\n\nx\n")
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -323,13 +334,42 @@ class SetgidPostdrop(TernTestCase):
         self.assertIn(b"from userid %d" % self.user.pw_uid, m)
         self.assertRegex(self.inst.log_text(), r"uid=%d from=<%s>"
                          % (self.user.pw_uid, TEST_USER))
-        # -f is honoured and the uid still logged
+        # -f is honoured (local_login_sender_maps = static:*, the
+        # default) and the uid still logged
         r = self.as_user(["-C", self.inst.etc, "-f", "root@localhost", "demo"],
                          b"Subject: as root\n\nx\n")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertDeliveredOnce(self.inst, ["from a user", "as root"])
         self.assertRegex(self.inst.log_text(), r"uid=%d from=<root@localhost>"
                          % self.user.pw_uid)
+
+    def test_sender_restricted(self):
+        """local_login_sender_maps restricting the user to its own
+        addresses: the set-gid postdrop refuses -f root@localhost (77, the
+        reason on stderr, nothing in maildrop/) and takes its own."""
+        self.inst.stop()
+        self.inst = self.instance(main={
+            "daemon_directory": self.libexec,
+            "local_login_sender_maps": "inline:{%s = %s %s@example.com}"
+                                       % (TEST_USER, TEST_USER, TEST_USER)})
+        self.inst.start()
+        self.default_config()
+        r = self.as_user(["-C", self.inst.etc, "-f", "root@localhost", "demo"],
+                         b"Subject: forged\n\nx\n")
+        self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertIn(b'postdrop: fatal: User %s(%d) is not allowed to use '
+                      b'sender address "root@localhost"'
+                      % (TEST_USER.encode(), self.user.pw_uid), r.stderr)
+        self.assertEqual(os.listdir(os.path.join(self.inst.spool,
+                                                 "maildrop")), [])
+        for args, subject in ((["-f", "%s@example.com" % TEST_USER], "own"),
+                              ([], "bare")):
+            r = self.as_user(["-C", self.inst.etc] + args + ["demo"],
+                             b"Subject: %s\n\nx\n" % subject.encode())
+            self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertDeliveredOnce(self.inst, ["own", "bare"])
+        self.assertRegex(self.inst.log_text(), r"uid=%d from=<%s@example.com>"
+                         % (self.user.pw_uid, TEST_USER))
 
 
 if __name__ == "__main__":
