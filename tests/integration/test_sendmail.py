@@ -392,6 +392,25 @@ class LoginSenderTest(TernTestCase):
         self.assertNotIn("refused", [ternlab.subject_of(m)
                                      for m in inst.messages("demo")])
 
+    def test_bs(self):
+        """-bs: a refused sender gets a permanent error after DATA (the
+        client must not retry), and the session goes on"""
+        inst = self.restricted("%s@example.com" % ME)
+        script = ("HELO client\r\nMAIL FROM:<other@example.com>\r\n"
+                  "RCPT TO:<demo@localhost>\r\nDATA\r\nSubject: refused\r\n"
+                  "\r\nx\r\n.\r\nMAIL FROM:<%s@example.com>\r\nRCPT TO:<demo@localhost>"
+                  "\r\nDATA\r\nSubject: bs own\r\n\r\nx\r\n.\r\nQUIT\r\n"
+                  % ME)
+        r = run_sendmail(inst.etc, ["-bs"], script)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        replies = [line for line in r.stdout.decode().split("\r\n")
+                   if line and line[3:4] == " "]
+        self.assertEqual([x[:3] for x in replies],
+                         ["220", "250", "250", "250", "354", "553", "250",
+                          "250", "354", "250", "221"])
+        self.assertIn("5.7.1", replies[5])
+        self.assertDeliveredOnce(inst, ["bs own"])
+
     def test_null_sender(self):
         """<> in the table allows the null sender and nothing else"""
         inst = self.restricted("<>")
