@@ -240,6 +240,15 @@ class LoginSenderPickup(TernTestCase):
 TEST_USER = "terntestsubmit"
 
 
+def default_config_dir():
+    """The build's default $config_directory (it follows the install
+    prefix), as ternconf -d prints it."""
+    r = subprocess.run([os.path.join(BUILD, "sbin", "ternconf"), "-d",
+                        "config_directory"], capture_output=True, text=True,
+                       check=True)
+    return r.stdout.split("=", 1)[1].strip()
+
+
 @unittest.skipUnless(ROOT, "needs root (a test user, a set-gid postdrop)")
 class SetgidPostdrop(TernTestCase):
     """sendmail run by an ordinary user, with a set-gid copy of postdrop
@@ -288,7 +297,7 @@ class SetgidPostdrop(TernTestCase):
         """The set-gid postdrop refuses the instance's configuration
         directory for an ordinary user unless the default main.conf lists
         it in alternate_config_directories."""
-        default = "/etc/tern/main.conf"
+        default = os.path.join(default_config_dir(), "main.conf")
         if os.path.exists(default):
             with open(default) as f:
                 if self.inst.etc in f.read():
@@ -308,10 +317,7 @@ class SetgidPostdrop(TernTestCase):
         -d says where) listing the instance's configuration directory in
         alternate_config_directories; written only when that directory
         does not exist, removed afterwards."""
-        r = subprocess.run([os.path.join(BUILD, "sbin", "ternconf"), "-d",
-                            "config_directory"], capture_output=True,
-                           text=True, check=True)
-        cdir = r.stdout.split("=", 1)[1].strip()
+        cdir = default_config_dir()
         if os.path.exists(cdir):
             self.skipTest("%s exists: not changing a real configuration"
                           % cdir)
