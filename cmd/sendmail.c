@@ -50,6 +50,7 @@
 #define EX_DATAERR  65
 #define EX_SOFTWARE 70
 #define EX_TEMPFAIL 75
+#define EX_NOPERM   77
 
 #define SM_LINE_MAX 65536
 
@@ -481,6 +482,9 @@ static int sm_smtp(void)
                 bs_reply("552 5.3.4 Error: message file too big");
             else if (rc == EX_DATAERR)
                 bs_reply("554 5.6.0 Error: %s", why ? why : "malformed message");
+            else if (rc == EX_NOPERM)   /* postdrop: local_login_sender_maps */
+                bs_reply("553 5.7.1 Error: sender address not allowed for "
+                         "this user");
             else
                 bs_reply("451 4.3.0 Error: queue file write error");
             goto reset;

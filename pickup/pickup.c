@@ -20,6 +20,15 @@
  * the maildrop file removed. A crash between the commit and the removal
  * queues the message twice (at worst twice, never lost).
  *
+ * The sender must be one that $local_login_sender_maps allows the file
+ * owner's login name (mail/login_sender.h), as postdrop checked before:
+ * a file that fails here did not come through postdrop, or the table
+ * changed since. It is not delivered and not bounced (a bounce would go
+ * to the sender it forged): it moves to corrupt/ with a warning that
+ * names its queue ID, the user and the address. The owner's login name
+ * comes from the password database, through proxymap when chrooted; a
+ * table or proxymap that fails leaves the file for a later scan.
+ *
  * Malformed, oversized or foreign-group files move to corrupt/ with a
  * log line; what cannot be moved safely (symlinks, hard links, FIFOs,
  * sockets, devices, directories) is removed by name, with a log line.
@@ -44,6 +53,8 @@
 
 #include "mail/cleanup.h"
 #include "mail/config.h"
+#include "mail/dict_proxy.h"
+#include "mail/login_sender.h"
 #include "mail/maildrop.h"
 #include "mail/queue.h"
 #include "mail/queue_record.h"
@@ -51,6 +62,7 @@
 #include "util/buf.h"
 #include "util/events.h"
 #include "util/log.h"
+#include "util/privs.h"
 #include "util/util.h"
 
 #define PICKUP_TEMP_MAX_AGE (24 * 3600)     /* postdrop's t.* files */
@@ -61,6 +73,9 @@
 
 static ev_loop_t *pk_loop;
 static ev_timer_t pk_scan_timer;
+static maps_t *pk_login_maps;       /* $local_login_sender_maps */
+static bool pk_login_any;           /* it is the default, static:* */
+static bool pk_login_broken;        /* it could not be opened */
 
 /* one message on its way from a maildrop file into cleanup */
 struct pk_msg {
@@ -79,6 +94,7 @@ struct pk_msg {
     bool started;               /* cleanup has the envelope */
     cleanup_t *c;
     const char *fail;           /* why the message cannot be queued */
+    buf_t why;                  /* room for a fail text of our own */
     bool temp_fail;             /* try again later */
 };
 
@@ -94,6 +110,7 @@ static void pk_rcpt_add(struct pk_msg *m, const char *rcpt)
 
 static void pk_msg_free(struct pk_msg *m)
 {
+    buf_free(&m->why);
     free(m->sender);
     free(m->fullname);
     free(m->dsn_ret);
@@ -374,6 +391,59 @@ static int pk_content(struct pk_msg *m, const char *p, size_t n, bool at_end)
     return pk_start(m, (size_t)hend);
 }
 
+/* pk_login_key - the owner's $local_login_sender_maps key; 0 or -1
+   (the password database or proxymap failed) */
+static int pk_login_key(uid_t uid, buf_t *key)
+{
+    struct privs_account a;
+    buf_t name = BUF_INIT;
+    int rc;
+
+    if (dict_proxy_all()) {     /* chrooted: no password database here */
+        rc = dict_proxy_local_login((unsigned long)uid, &name);
+        login_sender_key(uid, rc == 1 ? buf_str(&name) : NULL, key);
+    } else {
+        rc = privs_account_by_uid(uid, &a);
+        login_sender_key(uid, rc == 1 ? a.name : NULL, key);
+    }
+    buf_free(&name);
+    return rc < 0 ? -1 : 0;
+}
+
+/* pk_sender_ok - may the file's owner use this sender? 0 yes; -1 with
+   m->fail (refused) or m->temp_fail */
+static int pk_sender_ok(struct pk_msg *m, const char *sender)
+{
+    buf_t key = BUF_INIT;
+    int rc;
+
+    if (pk_login_any)
+        return 0;
+    if (pk_login_broken || pk_login_key(m->uid, &key) < 0) {
+        log_warning("%s/%s: uid=%ld: cannot check local_login_sender_maps; "
+                    "will try again", QUEUE_MAILDROP, m->name, (long)m->uid);
+        m->temp_fail = true;
+        buf_free(&key);
+        return -1;
+    }
+    rc = login_sender_check(pk_login_maps, buf_str(&key), sender);
+    if (rc < 0) {
+        log_warning("%s/%s: uid=%ld: local_login_sender_maps lookup of %s "
+                    "failed; will try again", QUEUE_MAILDROP, m->name,
+                    (long)m->uid, buf_str(&key));
+        m->temp_fail = true;
+    } else if (rc == 0) {
+        buf_reset(&m->why);
+        (void)buf_printf(&m->why, "User %s(%ld) is not allowed to use sender "
+                         "address \"%s\"", buf_str(&key), (long)m->uid,
+                         sender[0] ? sender
+                         : var_empty_address_local_login_sender_maps_lookup_key);
+        m->fail = buf_str(&m->why);
+    }
+    buf_free(&key);
+    return rc == 1 ? 0 : -1;
+}
+
 /* pk_record - one checked record of the file */
 static int pk_record(void *ctx, const struct maildrop_rec *r, const char **err)
 {
@@ -382,6 +452,10 @@ static int pk_record(void *ctx, const struct maildrop_rec *r, const char **err)
 
     switch (r->type) {
     case MDREC_SENDER:
+        if (pk_sender_ok(m, r->data) < 0) {
+            *err = m->fail ? m->fail : "cannot check the sender";
+            return -1;
+        }
         m->sender = xstrdup(r->data);
         break;
     case MDREC_FULLNAME:
@@ -566,6 +640,7 @@ static bool pk_file(int dfd, gid_t group, const char *name)
     m.name = name;
     m.uid = st.st_uid;
     buf_init(&m.head, (size_t)var_header_size_limit + 2 * MAILDROP_CHUNK_MAX);
+    buf_init(&m.why, 0);
     if (pk_read(fd, &m) < 0) {
         close(fd);
         if (m.temp_fail) {
@@ -651,6 +726,16 @@ static void pk_pre_init(const char *service, char **args, int nargs)
     /* header/body check tables cannot be opened inside the jail */
     if (cleanup_checks_open(&why) < 0)
         log_warning("%s; local mail waits until the table is fixed", why);
+    /* nor can the sender tables (lmdb: ones go through proxymap); the
+       default allows every sender and needs no lookup at all */
+    pk_login_any = strcmp(var_local_login_sender_maps, "static:*") == 0;
+    if (!pk_login_any
+        && (pk_login_maps = maps_open_missing_ok(var_local_login_sender_maps,
+                                                 &why)) == NULL) {
+        log_warning("local_login_sender_maps: %s; local mail waits until "
+                    "the table is fixed", why ? why : "bad table");
+        pk_login_broken = true;
+    }
 }
 
 static void pk_post_init(ev_loop_t *loop)
@@ -663,6 +748,8 @@ static void pk_post_init(ev_loop_t *loop)
 static void pk_pre_exit(void)
 {
     cleanup_checks_close();
+    maps_close(pk_login_maps);
+    pk_login_maps = NULL;
 }
 
 int main(int argc, char **argv)

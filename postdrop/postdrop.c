@@ -10,8 +10,14 @@
  * that is fine: pickup scans maildrop/ when it starts and every
  * $wakeup seconds. Only after all of this does it exit 0.
  *
+ * The envelope sender must be one that $local_login_sender_maps allows
+ * the real uid's login name (mail/login_sender.h); the user is told
+ * which, and nothing is queued. pickup checks it again on the file's
+ * owner, so this is the friendly check, not the only one.
+ *
  * Exit status: 0 queued; 64 usage; 65 malformed or oversized input;
- * 75 a temporary failure (no maildrop/, I/O); 1 fatal configuration
+ * 75 a temporary failure (no maildrop/, I/O, a table that cannot be
+ * read); 77 a sender this user may not use; 1 fatal configuration
  * errors (a refused configuration directory).
  *
  * Security: installed set-gid $setgid_group (never set-uid), so the file
@@ -25,6 +31,7 @@
  * gets maildrop/'s group, as a set-gid postdrop's file would.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,6 +42,7 @@
 #include <unistd.h>
 
 #include "mail/config.h"
+#include "mail/login_sender.h"
 #include "mail/maildrop.h"
 #include "mail/queue.h"
 #include "mail/server.h"
@@ -45,6 +53,7 @@
 #define EX_USAGE    64
 #define EX_DATAERR  65
 #define EX_TEMPFAIL 75
+#define EX_NOPERM   77
 
 static char pd_temp[64];                /* maildrop/t.PID.N while it exists */
 static volatile sig_atomic_t pd_have_temp;
@@ -141,8 +150,56 @@ static int pd_create(struct stat *dir_st)
     return fd;
 }
 
+/* the submitter, for $local_login_sender_maps */
+struct pd_login {
+    maps_t *maps;
+    buf_t key;                  /* login name, or "uid:N" */
+};
+
+/* pd_login_open - the tables and the real uid's lookup key */
+static void pd_login_open(struct pd_login *l)
+{
+    const char *why = NULL;
+    struct passwd *pw;
+
+    buf_init(&l->key, 0);
+    errno = 0;
+    pw = getpwuid(getuid());
+    if (pw == NULL && errno != 0 && errno != ENOENT && errno != ESRCH)
+        pd_die(EX_TEMPFAIL, "uid=%ld: password database: %s", (long)getuid(),
+               strerror(errno));
+    login_sender_key(getuid(), pw ? pw->pw_name : NULL, &l->key);
+    l->maps = maps_open_missing_ok(var_local_login_sender_maps, &why);
+    if (l->maps == NULL)
+        pd_die(EX_TEMPFAIL, "local_login_sender_maps: %s",
+               why ? why : "bad table");
+}
+
+/* pd_sender - the reader's callback: is the sender record allowed? */
+static int pd_sender(void *ctx, const struct maildrop_rec *rec,
+                     const char **error_r)
+{
+    struct pd_login *l = ctx;
+
+    (void)error_r;
+    if (rec->type != MDREC_SENDER)
+        return 0;
+    switch (login_sender_check(l->maps, buf_str(&l->key), rec->data)) {
+    case 1:
+        return 0;
+    case 0:
+        pd_die(EX_NOPERM, "User %s(%ld) is not allowed to use sender "
+               "address \"%s\"", buf_str(&l->key), (long)getuid(),
+               rec->data[0] ? rec->data
+               : var_empty_address_local_login_sender_maps_lookup_key);
+    default:
+        pd_die(EX_TEMPFAIL, "uid=%ld: local_login_sender_maps lookup of %s "
+               "failed", (long)getuid(), buf_str(&l->key));
+    }
+}
+
 /* pd_copy_in - read stdin through the strict reader into fd */
-static void pd_copy_in(int fd)
+static void pd_copy_in(int fd, struct pd_login *login)
 {
     maildrop_reader_t r;
     char buf[65536];
@@ -162,7 +219,7 @@ static void pd_copy_in(int fd)
         total += (uint64_t)n;
         if (total > limit)
             pd_die(EX_DATAERR, "uid=%ld: input too large", (long)getuid());
-        if (maildrop_reader_feed(&r, buf, (size_t)n, NULL, NULL, &why) < 0)
+        if (maildrop_reader_feed(&r, buf, (size_t)n, pd_sender, login, &why) < 0)
             pd_die(EX_DATAERR, "uid=%ld: malformed input: %s", (long)getuid(),
                    why);
         if (write_full(fd, buf, (size_t)n) < 0)
@@ -186,6 +243,7 @@ int main(int argc, char **argv)
     struct stat st, dst;
     char qid[QUEUE_ID_SIZE];
     buf_t final = BUF_INIT;
+    struct pd_login login;
     int ch, fd;
 
     pd_stdfds();
@@ -229,8 +287,11 @@ int main(int argc, char **argv)
     signal(SIGTERM, pd_on_signal);
     signal(SIGXFSZ, SIG_IGN);
 
+    pd_login_open(&login);
     fd = pd_create(&dst);
-    pd_copy_in(fd);
+    pd_copy_in(fd, &login);
+    maps_close(login.maps);
+    buf_free(&login.key);
     if (fstat(fd, &st) < 0 || fsync(fd) < 0)
         pd_die(EX_TEMPFAIL, "write %s: %s", pd_temp, strerror(errno));
     queue_id_make(time_now_usec(), (uint64_t)st.st_ino, qid);

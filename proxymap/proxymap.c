@@ -14,6 +14,8 @@
  *       lmdb: tables notice a replaced file as they do everywhere.
  *   request=local_user key=NAME   getpwnam(NAME) -> "uid:gid:home"
  *       (what mailuser needs to call NAME a local recipient).
+ *   request=local_login key=UID   getpwuid(UID) -> the login name
+ *       (pickup's $local_login_sender_maps key for a file's owner).
  *
  * Privileges (master.conf: unpriv=y, chroot=n): runs as $mail_owner
  * outside the chroot, so it sees what that user may read and nothing
@@ -173,6 +175,30 @@ static enum proxy_status proxymap_local_user(const struct proxy_request *rq,
     return PROXY_STATUS_FOUND;
 }
 
+/* proxymap_local_login - the login name of a uid, through the cache */
+static enum proxy_status proxymap_local_login(const struct proxy_request *rq,
+                                              struct proxy_reply *rp)
+{
+    struct privs_account a;
+    unsigned long uid;
+    char *end;
+    int rc;
+
+    errno = 0;
+    uid = strtoul(rq->key, &end, 10);   /* decoding checked the digits */
+    if (errno != 0 || *end != '\0' || (unsigned long)(uid_t)uid != uid)
+        return PROXY_STATUS_NOTFOUND;
+    rc = privs_account_by_uid((uid_t)uid, &a);
+    if (rc < 0) {
+        log_warning("getpwuid_r %s: %s", rq->key, strerror(errno));
+        return PROXY_STATUS_TEMPFAIL;
+    }
+    if (rc == 0)
+        return PROXY_STATUS_NOTFOUND;
+    (void)str_copy(rp->value, a.name, sizeof(rp->value));
+    return PROXY_STATUS_FOUND;
+}
+
 /* proxymap_handle - one request: decode, look up, encode the reply */
 static int proxymap_handle(attr_list_t *req, attr_list_t *reply, void *ctx)
 {
@@ -188,7 +214,8 @@ static int proxymap_handle(attr_list_t *req, attr_list_t *reply, void *ctx)
     }
     memset(&rp, 0, sizeof(rp));
     rp.status = rq.type == PROXY_REQ_LOOKUP ? proxymap_lookup(&rq, &rp)
-                                            : proxymap_local_user(&rq, &rp);
+              : rq.type == PROXY_REQ_LOCAL_USER ? proxymap_local_user(&rq, &rp)
+              : proxymap_local_login(&rq, &rp);
     if (rp.status != PROXY_STATUS_FOUND)
         rp.value[0] = '\0';
     if (proxy_reply_encode(&rp, reply, &err) < 0)

@@ -43,6 +43,8 @@ char *var_setgid_group;
 char *var_authorized_mailq_users;
 char *var_authorized_flush_users;
 char *var_alternate_config_directories;
+char *var_local_login_sender_maps;
+char *var_empty_address_local_login_sender_maps_lookup_key;
 char *var_syslog_name;
 char *var_syslog_facility;
 char *var_maillog_file;
@@ -254,6 +256,11 @@ const struct param_def param_table[] = {
           "Users who may flush the queue (ternqueue -f, -s, -i), in the form of authorized_mailq_users."),
     P_STR(alternate_config_directories, "",
           "Configuration directories besides the default one that ordinary users may name (-c, -C, MAIL_CONFIG) to the set-gid programs (postdrop, ternqueue); read from the default main.conf only."),
+    /* local submission: who may use which sender (Postfix 3.6) */
+    P_STR(local_login_sender_maps, "static:*",
+          "Tables searched by the login name of a local submitter (\"uid:N\" for a uid without a passwd entry) that return the envelope senders (sendmail -f, -bs MAIL FROM) that user may use, separated by commas or blanks: * any, <> the null sender, @domain any address in domain, or an address (a bare login as sendmail writes it without -f); case and address extensions are ignored. A login not found may use none; root and $mail_owner get no exception. Checked by postdrop (exit 77) and again by pickup, which moves a refused file to corrupt/. The default allows every sender."),
+    P_STR(empty_address_local_login_sender_maps_lookup_key, "<>",
+          "The pattern in $local_login_sender_maps values that stands for the null sender."),
     P_STR(syslog_name, "tern",
           "Prefix of the program name in log lines (tern/smtpd)."),
     P_STR(syslog_facility, "mail",
@@ -540,7 +547,7 @@ const struct param_def param_table[] = {
     P_INT(event_server_process_min, "0", 0, 100000,
           "master starts another process of an event-server service (smtpd) when a client arrives and fewer than this many exist, even if the existing ones have room; 0 = the number of online CPUs; never more than the service's maxproc."),
     /* proxymap: lookups for chrooted daemons */
-    P_STR(proxy_read_maps, "$alias_maps $virtual_alias_maps $virtual_alias_domains $virtual_user_maps $mydestination $relay_domains $transport_maps $sender_dependent_relayhost_maps $smtp_tls_policy_maps $smtpd_sender_login_maps $smtpd_client_restrictions $smtpd_helo_restrictions $smtpd_sender_restrictions $smtpd_relay_restrictions $smtpd_recipient_restrictions $smtpd_data_restrictions $smtpd_end_of_data_restrictions",
+    P_STR(proxy_read_maps, "$alias_maps $virtual_alias_maps $virtual_alias_domains $virtual_user_maps $mydestination $relay_domains $transport_maps $sender_dependent_relayhost_maps $smtp_tls_policy_maps $smtpd_sender_login_maps $local_login_sender_maps $smtpd_client_restrictions $smtpd_helo_restrictions $smtpd_sender_restrictions $smtpd_relay_restrictions $smtpd_recipient_restrictions $smtpd_data_restrictions $smtpd_end_of_data_restrictions",
           "Tables proxymap(8) may look up for its clients (chrooted daemons reach every lmdb: table through it); words that are not TYPE:NAME are ignored, and proxymap refuses and logs any other table."),
     P_TIME(proxymap_timeout, "10s", 1, HOUR_,
            "How long a daemon waits for one proxymap(8) lookup before it gives up (the client gets a temporary failure, 4.3.0)."),

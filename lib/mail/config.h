@@ -68,6 +68,8 @@ extern char *var_setgid_group;
 extern char *var_authorized_mailq_users;
 extern char *var_authorized_flush_users;
 extern char *var_alternate_config_directories;
+extern char *var_local_login_sender_maps;
+extern char *var_empty_address_local_login_sender_maps_lookup_key;
 extern char *var_syslog_name;
 extern char *var_syslog_facility;
 extern char *var_maillog_file;

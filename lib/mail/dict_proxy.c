@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -254,4 +255,17 @@ int dict_proxy_local_user(const char *name, buf_t *value)
     if (proxy_call(&rq, &rp) < 0)
         return -1;
     return proxy_result("local users", &rp, value);
+}
+
+int dict_proxy_local_login(unsigned long uid, buf_t *value)
+{
+    struct proxy_request rq;
+    struct proxy_reply rp;
+
+    memset(&rq, 0, sizeof(rq));
+    rq.type = PROXY_REQ_LOCAL_LOGIN;
+    (void)snprintf(rq.key, sizeof(rq.key), "%lu", uid);
+    if (proxy_call(&rq, &rp) < 0)
+        return -1;
+    return proxy_result("local logins", &rp, value);
 }

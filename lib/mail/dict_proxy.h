@@ -42,6 +42,10 @@ void dict_proxy_close(struct dict_proxy *p);
    "uid:gid:home" in *value, 0 no such user, -1 temporary failure. */
 int dict_proxy_local_user(const char *name, buf_t *value);
 
+/* The login name of uid in the system password database, read by
+   proxymap: 1 found (name in *value), 0 no such uid, -1 temporary failure. */
+int dict_proxy_local_login(unsigned long uid, buf_t *value);
+
 /* From now on every lmdb: table this process opens goes through
    proxymap (dict.c asks dict_proxy_all()). */
 void dict_proxy_set_all(bool on);

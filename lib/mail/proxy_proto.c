@@ -77,8 +77,12 @@ static int proxy_request_check(enum proxy_request_type type,
 {
     if (type == PROXY_REQ_LOOKUP && !proxy_table_ok(table))
         *error_r = "bad table name";
-    else if (type == PROXY_REQ_LOCAL_USER && table && *table)
-        *error_r = "table with a local_user request";
+    else if (type != PROXY_REQ_LOOKUP && table && *table)
+        *error_r = "table with a local_user or local_login request";
+    else if (type == PROXY_REQ_LOCAL_LOGIN
+             && (key == NULL || *key == '\0' || strlen(key) > 20
+                 || strspn(key, "0123456789") != strlen(key)))
+        *error_r = "bad uid";
     else if (!proxy_text_ok(key, PROXY_KEY_MAX, true))
         *error_r = "bad key";
     else
@@ -90,7 +94,7 @@ static int proxy_request_check(enum proxy_request_type type,
 int proxy_request_encode(const struct proxy_request *r, attr_list_t *out,
                          const char **error_r)
 {
-    if ((unsigned)r->type > PROXY_REQ_LOCAL_USER) {
+    if ((unsigned)r->type > PROXY_REQ_LOCAL_LOGIN) {
         *error_r = "bad request type";
         return -1;
     }
@@ -98,7 +102,9 @@ int proxy_request_encode(const struct proxy_request *r, attr_list_t *out,
         return -1;
     attr_add(out, PROXY_A_REQUEST, r->type == PROXY_REQ_LOOKUP
                                    ? PROXY_REQUEST_LOOKUP
-                                   : PROXY_REQUEST_LOCAL_USER);
+                                   : r->type == PROXY_REQ_LOCAL_USER
+                                   ? PROXY_REQUEST_LOCAL_USER
+                                   : PROXY_REQUEST_LOCAL_LOGIN);
     attr_add_long(out, PROXY_A_VERSION, PROXY_PROTO_VERSION);
     if (r->type == PROXY_REQ_LOOKUP)
         attr_add(out, PROXY_A_TABLE, r->table);
@@ -128,8 +134,10 @@ int proxy_request_decode(const attr_list_t *in, struct proxy_request *r,
         r->type = PROXY_REQ_LOOKUP;
         if (proxy_check_names(in, lookup_names, 4, error_r) < 0)
             return -1;
-    } else if (strcmp(req, PROXY_REQUEST_LOCAL_USER) == 0) {
-        r->type = PROXY_REQ_LOCAL_USER;
+    } else if (strcmp(req, PROXY_REQUEST_LOCAL_USER) == 0
+               || strcmp(req, PROXY_REQUEST_LOCAL_LOGIN) == 0) {
+        r->type = strcmp(req, PROXY_REQUEST_LOCAL_USER) == 0
+                  ? PROXY_REQ_LOCAL_USER : PROXY_REQ_LOCAL_LOGIN;
         if (proxy_check_names(in, user_names, 3, error_r) < 0)
             return -1;
     } else {

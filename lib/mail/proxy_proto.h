@@ -8,11 +8,13 @@
  * Requests (client -> proxymap), every attribute required, no others:
  *   request=lookup      version=1  table=TYPE:NAME  key=KEY
  *   request=local_user  version=1  key=NAME
+ *   request=local_login version=1  key=UID   (decimal)
  * Replies (proxymap -> client):
  *   version=1  status=found|notfound|tempfail|denied  [value=VALUE]
  * value comes with status=found, and only then. For local_user it is
  * "uid:gid:home" (the system password database, getpwnam, read outside
- * the chroot). denied: the table is not in $proxy_read_maps (proxymap
+ * the chroot); for local_login the login name of the uid (getpwuid:
+ * pickup's $local_login_sender_maps key). denied: the table is not in $proxy_read_maps (proxymap
  * logs it); clients treat it as a temporary failure, so mail waits while
  * the admin fixes the configuration.
  *
@@ -43,8 +45,10 @@
 
 #define PROXY_REQUEST_LOOKUP     "lookup"
 #define PROXY_REQUEST_LOCAL_USER "local_user"
+#define PROXY_REQUEST_LOCAL_LOGIN "local_login"
 
-enum proxy_request_type { PROXY_REQ_LOOKUP, PROXY_REQ_LOCAL_USER };
+enum proxy_request_type { PROXY_REQ_LOOKUP, PROXY_REQ_LOCAL_USER,
+                          PROXY_REQ_LOCAL_LOGIN };
 
 enum proxy_status {
     PROXY_STATUS_FOUND, PROXY_STATUS_NOTFOUND, PROXY_STATUS_TEMPFAIL,
@@ -53,7 +57,7 @@ enum proxy_status {
 
 struct proxy_request {
     enum proxy_request_type type;
-    char table[PROXY_TABLE_MAX + 1];    /* empty for local_user */
+    char table[PROXY_TABLE_MAX + 1];    /* empty but for lookup */
     char key[PROXY_KEY_MAX + 1];
 };
 

@@ -182,6 +182,61 @@ class Hostile(TernTestCase):
         self.assertEqual(self.inst.messages("demo"), [])
 
 
+class LoginSenderPickup(TernTestCase):
+    """pickup checks local_login_sender_maps again on the file's owner:
+    a file with a sender its owner may not use (it did not come through
+    postdrop) is not delivered but moved to corrupt/, with a warning that
+    names the file (its queue ID), the login and the address."""
+
+    def setUp(self):
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        self.me = me
+        self.inst = self.instance(main={
+            "local_login_sender_maps":
+                "inline:{%s = %s@example.org, uid:4242 = <>}" % (me, me)})
+        self.inst.start()
+        self.maildrop = os.path.join(self.inst.spool, "maildrop")
+        self.corrupt = os.path.join(self.inst.spool, "corrupt")
+        self.group = os.stat(self.maildrop).st_gid
+
+    plant = Hostile.plant
+    trigger = Hostile.trigger
+    wait_gone = Hostile.wait_gone
+
+    def assertCorrupt(self, name, login, uid, sender):
+        self.assertTrue(os.path.exists(os.path.join(self.corrupt, name)),
+                        self.inst.log_text()[-3000:])
+        self.assertIn('maildrop/%s: uid=%d: User %s(%d) is not allowed to use '
+                      'sender address "%s": moved to corrupt/%s'
+                      % (name, uid, login, uid, sender, name),
+                      self.inst.log_text())
+
+    def test_forged_sender(self):
+        uid = os.geteuid()
+        files = {"forged": good("forged", sender="boss@example.org"),
+                 "nullforged": good("null forged", sender=""),
+                 "own": good("own", sender="%s+x@example.org" % self.me)}
+        if ROOT:
+            # a uid without a passwd entry is looked up as uid:N
+            files["nopasswd"] = good("no passwd", sender="")
+            files["nopasswdforged"] = good("no passwd forged",
+                                           sender="%s@example.org" % self.me)
+        for name, data in files.items():
+            self.plant(name, data,
+                       uid=4242 if name.startswith("nopasswd") else None)
+        self.trigger()
+        self.wait_gone(list(files))
+        self.assertCorrupt("forged", self.me, uid, "boss@example.org")
+        self.assertCorrupt("nullforged", self.me, uid, "<>")
+        delivered = ["own"]
+        if ROOT:
+            self.assertCorrupt("nopasswdforged", "uid:4242", 4242,
+                               "%s@example.org" % self.me)
+            delivered.append("no passwd")
+        self.assertDeliveredOnce(self.inst, delivered)
+        self.assertFalse(os.path.exists(os.path.join(self.corrupt, "own")))
+
+
 TEST_USER = "terntestsubmit"
 
 
@@ -248,18 +303,24 @@ class SetgidPostdrop(TernTestCase):
         self.assertEqual([f for f in os.listdir(os.path.join(
             self.inst.spool, "maildrop"))], [])
 
-    def test_submit_as_user(self):
-        """Through the default main.conf's alternate_config_directories
-        (the build's config_directory, written only when it does not
-        exist, removed afterwards)."""
-        etc = default_config_dir()
-        if os.path.exists(etc):
-            self.skipTest("%s exists: not changing a real configuration" % etc)
-        os.makedirs(etc)
-        self.addCleanup(shutil.rmtree, etc, True)
-        with open(os.path.join(etc, "main.conf"), "w") as f:
+    def default_config(self):
+        """The default main.conf (the build's $config_directory: ternconf
+        -d says where) listing the instance's configuration directory in
+        alternate_config_directories; written only when that directory
+        does not exist, removed afterwards."""
+        cdir = default_config_dir()
+        if os.path.exists(cdir):
+            self.skipTest("%s exists: not changing a real configuration"
+                          % cdir)
+        os.makedirs(cdir)
+        self.addCleanup(shutil.rmtree, cdir, True)
+        with open(os.path.join(cdir, "main.conf"), "w") as f:
             f.write("alternate_config_directories = %s\n" % self.inst.etc)
-        os.chmod(os.path.join(etc, "main.conf"), 0o644)
+        os.chmod(os.path.join(cdir, "main.conf"), 0o644)
+
+    def test_submit_as_user(self):
+        """Through the default main.conf's alternate_config_directories."""
+        self.default_config()
         r = self.as_user(["-C", self.inst.etc, "demo"],
                          b"Subject: from a user\n\nx\n")
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -270,13 +331,42 @@ class SetgidPostdrop(TernTestCase):
         self.assertIn(b"from userid %d" % self.user.pw_uid, m)
         self.assertRegex(self.inst.log_text(), r"uid=%d from=<%s>"
                          % (self.user.pw_uid, TEST_USER))
-        # -f is honoured and the uid still logged
+        # -f is honoured (local_login_sender_maps = static:*, the
+        # default) and the uid still logged
         r = self.as_user(["-C", self.inst.etc, "-f", "root@localhost", "demo"],
                          b"Subject: as root\n\nx\n")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertDeliveredOnce(self.inst, ["from a user", "as root"])
         self.assertRegex(self.inst.log_text(), r"uid=%d from=<root@localhost>"
                          % self.user.pw_uid)
+
+    def test_sender_restricted(self):
+        """local_login_sender_maps restricting the user to its own
+        addresses: the set-gid postdrop refuses -f root@localhost (77, the
+        reason on stderr, nothing in maildrop/) and takes its own."""
+        self.inst.stop()
+        self.inst = self.instance(main={
+            "daemon_directory": self.libexec,
+            "local_login_sender_maps": "inline:{%s = %s %s@example.com}"
+                                       % (TEST_USER, TEST_USER, TEST_USER)})
+        self.inst.start()
+        self.default_config()
+        r = self.as_user(["-C", self.inst.etc, "-f", "root@localhost", "demo"],
+                         b"Subject: forged\n\nx\n")
+        self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertIn(b'postdrop: fatal: User %s(%d) is not allowed to use '
+                      b'sender address "root@localhost"'
+                      % (TEST_USER.encode(), self.user.pw_uid), r.stderr)
+        self.assertEqual(os.listdir(os.path.join(self.inst.spool,
+                                                 "maildrop")), [])
+        for args, subject in ((["-f", "%s@example.com" % TEST_USER], "own"),
+                              ([], "bare")):
+            r = self.as_user(["-C", self.inst.etc] + args + ["demo"],
+                             b"Subject: %s\n\nx\n" % subject.encode())
+            self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertDeliveredOnce(self.inst, ["own", "bare"])
+        self.assertRegex(self.inst.log_text(), r"uid=%d from=<%s@example.com>"
+                         % (self.user.pw_uid, TEST_USER))
 
 
 if __name__ == "__main__":

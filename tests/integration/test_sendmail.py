@@ -355,6 +355,80 @@ class SendmailTest(SharedInstanceTestCase):
         self.assertEqual(header(m, "Bcc"), [])
 
 
+class LoginSenderTest(TernTestCase):
+    """local_login_sender_maps: postdrop refuses a sender the submitter's
+    login may not use (exit 77, its reason on stderr, nothing left in
+    maildrop/); the default allows any -f (SendmailTest does that)."""
+
+    def restricted(self, value):
+        inst = self.instance(main={"local_login_sender_maps":
+                                   "inline:{%s = %s}" % (ME, value)})
+        inst.start()
+        return inst
+
+    def assertRefused(self, inst, args, shown):
+        r = run_sendmail(inst.etc, args + ["demo"], "Subject: refused\n\nx\n")
+        self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertIn(('postdrop: fatal: User %s(%d) is not allowed to use '
+                       'sender address "%s"' % (ME, os.getuid(), shown))
+                      .encode(), r.stderr)
+        self.assertEqual(os.listdir(os.path.join(inst.spool, "maildrop")), [])
+
+    def test_restricted(self):
+        inst = self.restricted("%s %s@example.com @example.net" % (ME, ME))
+        self.assertRefused(inst, ["-f", "other@example.com"],
+                           "other@example.com")
+        self.assertRefused(inst, ["-f", "%s@example.com.evil" % ME],
+                           "%s@example.com.evil" % ME)
+        self.assertRefused(inst, ["-f", "<>"], "<>")
+        ok = [(["-f", "%s+tag@Example.COM" % ME], "own address"),
+              ([], "bare login"),
+              (["-f", "anyone@example.net"], "domain pattern")]
+        for args, subject in ok:
+            r = run_sendmail(inst.etc, args + ["demo"],
+                             "Subject: %s\n\nx\n" % subject)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertDeliveredOnce(inst, [s for _, s in ok])
+        self.assertNotIn("refused", [ternlab.subject_of(m)
+                                     for m in inst.messages("demo")])
+
+    def test_bs(self):
+        """-bs: a refused sender gets a permanent error after DATA (the
+        client must not retry), and the session goes on"""
+        inst = self.restricted("%s@example.com" % ME)
+        script = ("HELO client\r\nMAIL FROM:<other@example.com>\r\n"
+                  "RCPT TO:<demo@localhost>\r\nDATA\r\nSubject: refused\r\n"
+                  "\r\nx\r\n.\r\nMAIL FROM:<%s@example.com>\r\nRCPT TO:<demo@localhost>"
+                  "\r\nDATA\r\nSubject: bs own\r\n\r\nx\r\n.\r\nQUIT\r\n"
+                  % ME)
+        r = run_sendmail(inst.etc, ["-bs"], script)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        replies = [line for line in r.stdout.decode().split("\r\n")
+                   if line and line[3:4] == " "]
+        self.assertEqual([x[:3] for x in replies],
+                         ["220", "250", "250", "250", "354", "553", "250",
+                          "250", "354", "250", "221"])
+        self.assertIn("5.7.1", replies[5])
+        self.assertDeliveredOnce(inst, ["bs own"])
+
+    def test_null_sender(self):
+        """<> in the table allows the null sender and nothing else"""
+        inst = self.restricted("<>")
+        r = run_sendmail(inst.etc, ["-f", "<>", "demo"],
+                         "Subject: null sender\n\nx\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertDeliveredOnce(inst, ["null sender"])
+        self.assertRefused(inst, [], ME)
+        self.assertRefused(inst, ["-f", "%s@localhost" % ME], "%s@localhost" % ME)
+
+    def test_unknown_login(self):
+        """a login the tables do not know may use no sender at all"""
+        inst = self.instance(main={"local_login_sender_maps":
+                                   "inline:{nosuchlogin = *}"})
+        inst.start()
+        self.assertRefused(inst, [], ME)
+
+
 class SendmailStoppedTest(TernTestCase):
     def test_no_spool(self):
         """Before master ever made the spool: a temporary failure (75),

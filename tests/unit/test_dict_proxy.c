@@ -42,7 +42,14 @@ static int fake_requests_fd = -1;   /* child writes one byte per request */
 static void fake_answer(const struct proxy_request *rq, struct proxy_reply *rp)
 {
     memset(rp, 0, sizeof(*rp));
-    if (rq->type == PROXY_REQ_LOCAL_USER) {
+    if (rq->type == PROXY_REQ_LOCAL_LOGIN) {
+        if (strcmp(rq->key, "1000") == 0) {
+            rp->status = PROXY_STATUS_FOUND;
+            snprintf(rp->value, sizeof(rp->value), "sysuser");
+        } else {
+            rp->status = PROXY_STATUS_NOTFOUND;
+        }
+    } else if (rq->type == PROXY_REQ_LOCAL_USER) {
         if (strcmp(rq->key, "sysuser") == 0) {
             rp->status = PROXY_STATUS_FOUND;
             snprintf(rp->value, sizeof(rp->value), "1000:1000:/home/sysuser");
@@ -207,6 +214,9 @@ START_TEST(test_all_lmdb_proxied)
     ck_assert_int_eq(dict_proxy_local_user("sysuser", &v), 1);
     ck_assert_str_eq(buf_str(&v), "1000:1000:/home/sysuser");
     ck_assert_int_eq(dict_proxy_local_user("nobody-here", &v), 0);
+    ck_assert_int_eq(dict_proxy_local_login(1000, &v), 1);
+    ck_assert_str_eq(buf_str(&v), "sysuser");
+    ck_assert_int_eq(dict_proxy_local_login(4242, &v), 0);
     buf_free(&v);
 }
 END_TEST

@@ -34,6 +34,7 @@ START_TEST(test_request_roundtrip)
         { PROXY_REQ_LOOKUP, "lmdb:/etc/tern/aliases", "Postmaster" },
         { PROXY_REQ_LOOKUP, "inline:{a=b,c=d}", "key with blanks" },
         { PROXY_REQ_LOCAL_USER, "", "demo" },
+        { PROXY_REQ_LOCAL_LOGIN, "", "1000" },
     };
     for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
         attr_list_t a, b;
@@ -45,7 +46,8 @@ START_TEST(test_request_roundtrip)
         ck_assert_int_eq(proxy_request_encode(&reqs[i], &a, &err), 0);
         ck_assert_str_eq(attr_get(&a, "version"), "1");
         ck_assert_str_eq(attr_get(&a, "request"),
-                         i < 2 ? "lookup" : "local_user");
+                         i < 2 ? "lookup" : i == 2 ? "local_user"
+                                                   : "local_login");
         wire_roundtrip(&a, &b);
         ck_assert_int_eq(proxy_request_decode(&b, &r, &err), 0);
         ck_assert_int_eq(r.type, reqs[i].type);
@@ -116,6 +118,15 @@ static const char *const bad_requests[][12] = {
     { "request", "local_user", "version", "1", "table", "lmdb:/a", "key",
       "demo" },                                           /* no table here */
     { "request", "local_user", "version", "1", NULL },
+    { "request", "local_login", "version", "1", "key", "", NULL },
+    { "request", "local_login", "version", "1", "key", "alice", NULL },
+    { "request", "local_login", "version", "1", "key", "-1", NULL },
+    { "request", "local_login", "version", "1", "key", "1 ", NULL },
+    { "request", "local_login", "version", "1", "key",
+      "123456789012345678901", NULL },                     /* too long */
+    { "request", "local_login", "version", "1", "table", "lmdb:/a", "key",
+      "0" },                                              /* no table here */
+    { "request", "local_login", "version", "1", NULL },
 };
 
 static void build(const char *const *pairs, size_t max, attr_list_t *l)
