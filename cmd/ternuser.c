@@ -38,6 +38,7 @@
 #include "mail/dict_build.h"
 #include "util/buf.h"
 #include "util/scram.h"
+#include "util/log.h"
 #include "util/util.h"
 
 #define TU_EXIT_USER 1
@@ -328,6 +329,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "list") && strcmp(cmd, "add") && strcmp(cmd, "passwd")
         && strcmp(cmd, "del"))
         tu_usage();
+    /* config warnings reach the admin as "ternuser: warning: ..." */
+    log_init("tern", "ternuser");
+    log_set_stderr(true);
     if (file == NULL) {
         if (config_load(config_directory_default(cdir), &cerr) < 0)
             tu_fatal("%s", buf_str(&cerr));

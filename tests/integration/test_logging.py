@@ -180,6 +180,13 @@ class ErrorPrefixes(unittest.TestCase):
             self.assertEqual(r.stderr.decode(),
                              "ternconf: warning: %s/main.conf:1: unknown "
                              "parameter: no_such_parameter\n" % etc)
+            # ternuser too: its config warnings reach the admin
+            r = subprocess.run([os.path.join(BUILD, "sbin", "ternuser"), "-c",
+                                etc, "list"], capture_output=True,
+                               env=env, timeout=60)
+            self.assertIn("ternuser: warning: %s/main.conf:1: unknown "
+                          "parameter: no_such_parameter\n" % etc,
+                          r.stderr.decode())
             with open(os.path.join(etc, "main.conf"), "a") as f:
                 f.write("message_size_limit = lots\n")
             r = subprocess.run([os.path.join(BUILD, "sbin", "ternconf"), "-c",
