@@ -48,7 +48,9 @@ class Qmgr(TernTestCase):
         # retried on the back-off schedule, still deferred, never removed
         wait_for(lambda: inst.log_text().count(
             "to=<someone@remote.example>") >= 2, 30, what="a retry")
-        self.assertEqual(inst.queue_files("deferred"), [qid])
+        # the retry's log line comes before qmgr moves the file back
+        wait_for(lambda: inst.queue_files("deferred") == [qid], 30,
+                 what="the message back in deferred/")
         self.assertNotIn(qid + ": removed", inst.log_text())
 
     def test_expired_message_bounces_and_leaves_queue(self):
