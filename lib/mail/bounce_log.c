@@ -323,11 +323,8 @@ int bounce_log_read(const char *qid, struct bounce_log *log)
         errno = saved;
         return saved == ENOENT ? 0 : -1;
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        errno = EINVAL;
+    if (fd_regular_or_close(fd, &st) < 0)
         return -1;
-    }
     rd = xcalloc(1, sizeof(*rd));
     while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
         if (n < 0 && errno == EINTR)
@@ -408,13 +405,8 @@ static int bl_open(const char *path, bool *created)
         if (fd >= 0)
             *created = true;
     }
-    if (fd < 0)
+    if (fd < 0 || fd_regular_or_close(fd, &st) < 0)
         return -1;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        errno = EINVAL;
-        return -1;
-    }
     return fd;
 }
 

@@ -23,6 +23,7 @@
 
 #include "util/log.h"
 #include "util/logline.h"
+#include "util/sys.h"
 #include "util/util.h"
 
 #define CFG_MAX_FILE      (4L * 1024 * 1024)  /* main.conf size cap */
@@ -982,10 +983,8 @@ static int cfg_read_file(const char *path, buf_t *text, bool *missing,
         buf_printf(err, "open %s: %s", path, strerror(errno));
         return -1;
     }
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (fd_regular_or_close(fd, NULL) < 0) {
         buf_printf(err, "%s: not a regular file", path);
-        close(fd);
         return -1;
     }
     char chunk[65536];

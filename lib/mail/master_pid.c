@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "util/buf.h"
+#include "util/sys.h"
 
 /* master_pid_parse - the decimal PID at the start of text, else 0 */
 static long master_pid_parse(const char *text)
@@ -46,11 +47,8 @@ int master_pid_running(const char *queue_dir, long *pid_r)
         errno = saved;
         return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        (void)close(fd);
-        errno = EINVAL;
+    if (fd_regular_or_close(fd, &st) < 0)
         return -1;
-    }
     if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
         (void)close(fd);            /* closing drops our lock */
         return 0;

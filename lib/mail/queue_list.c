@@ -54,10 +54,8 @@ int queue_list_read(const char *queue, const char *qid, const char *path,
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return 0;           /* gone (moved or finished), or a symlink */
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
+    if (fd_regular_or_close(fd, &st) < 0)
         return 0;
-    }
     str_copy(e->queue, queue, sizeof(e->queue));
     str_copy(e->qid, qid, sizeof(e->qid));
     e->size = (uint64_t)st.st_size;

@@ -67,17 +67,11 @@ void log_init(const char *syslog_name, const char *program)
    can write */
 static int log_file_open(const char *path)
 {
-    struct stat st;
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW
                         | O_NONBLOCK, 0640);
 
-    if (fd < 0)
+    if (fd < 0 || fd_regular_or_close(fd, NULL) < 0)
         return -1;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        errno = EINVAL;
-        return -1;
-    }
     return fd;
 }
 

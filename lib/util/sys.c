@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -68,6 +69,22 @@ ssize_t read_full(int fd, void *p, size_t n)
         got += (size_t)r;
     }
     return (ssize_t)got;
+}
+
+int fd_regular_or_close(int fd, struct stat *st)
+{
+    struct stat own;
+    struct stat *sp = st != NULL ? st : &own;
+
+    int saved = EINVAL;
+
+    if (fstat(fd, sp) < 0)
+        saved = errno;
+    else if (S_ISREG(sp->st_mode))
+        return 0;
+    (void)close(fd);
+    errno = saved;
+    return -1;
 }
 
 int fd_set_nonblock(int fd, bool on)

@@ -21,6 +21,11 @@ int write_full(int fd, const void *p, size_t n);
 int pwrite_full(int fd, const void *p, size_t n, off_t off);
 /* read exactly n bytes; returns n, fewer at EOF, -1 on error */
 ssize_t read_full(int fd, void *p, size_t n);
+/* Is the open fd a regular file (st filled when not NULL)? 0 yes; -1
+   no (errno EINVAL, or fstat's) and fd closed: for files opened with
+   O_NOFOLLOW|O_NONBLOCK where a FIFO or device must not be read. */
+struct stat;
+int fd_regular_or_close(int fd, struct stat *st);
 int fd_set_nonblock(int fd, bool on);
 int fd_set_cloexec(int fd, bool on);
 /* close every descriptor >= lowfd (close_range, else one by one); for a

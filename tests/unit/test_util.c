@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/sys.h"
 #include "util/util.h"
 
 static const struct { const char *in; long min, max; int ok; long out; } long_cases[] = {
@@ -130,8 +131,24 @@ START_TEST(test_files)
     ck_assert_int_eq(fd_set_nonblock(fd, true), 0);
     ck_assert(fcntl(fd, F_GETFL) & O_NONBLOCK);
     ck_assert_int_eq(fd_set_cloexec(fd, true), 0);
+    struct stat st;
+    ck_assert_int_eq(fd_regular_or_close(fd, &st), 0);    /* still open */
+    ck_assert_int_eq(st.st_size, 11);
     close(fd);
     ck_assert_int_eq(fsync_parent_dir(file), 0);
+    /* a FIFO or a directory: refused, and the descriptor closed */
+    char fifo[320];
+    snprintf(fifo, sizeof(fifo), "%s/fifo", path);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    const char *odd[] = { fifo, path };
+    for (size_t i = 0; i < 2; i++) {
+        fd = open(odd[i], O_RDONLY | O_NONBLOCK);
+        ck_assert_int_ge(fd, 0);
+        errno = 0;
+        ck_assert_int_eq(fd_regular_or_close(fd, NULL), -1);
+        ck_assert_int_eq(errno, EINVAL);
+        ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+    }
     /* a file in the way of mkdir_p */
     ck_assert_int_eq(mkdir_p(file, 0700), -1);
     ck_assert_int_eq(fsync_dir("/nonexistent/tern"), -1);
