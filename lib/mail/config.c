@@ -135,6 +135,23 @@ long var_smtpd_tls_session_cache_timeout;
 bool var_smtpd_tls_ask_ccert;
 bool var_smtpd_tls_req_ccert;
 char *var_smtpd_tls_CAfile;
+/* POP3 (pop3-login, pop3d) */
+char *var_login_user;
+char *var_pop3d_banner;
+long var_pop3d_timeout;
+long var_pop3d_client_limit;
+long var_pop3d_hard_error_limit;
+long var_pop3d_auth_failure_delay;
+long var_pop3d_sasl_failure_limit;
+bool var_pop3d_tls_auth_only;
+char *var_pop3d_tls_security_level;
+bool var_pop3d_tls_wrappermode;
+char *var_pop3d_tls_cert_file;
+char *var_pop3d_tls_key_file;
+char *var_pop3d_tls_chain_files;
+char *var_pop3d_tls_protocols;
+char *var_pop3d_tls_ciphers;
+bool var_pop3d_mark_retrieved_seen;
 bool var_smtpd_peername_lookup;
 long var_smtpd_peername_lookup_timeout;
 char *var_dns_forwarders;
@@ -430,6 +447,39 @@ const struct param_def param_table[] = {
           "DNS resolvers to ask (blank or comma separated, ADDRESS or ADDRESS@PORT, e.g. 127.0.0.1@5353) instead of the nameservers of /etc/resolv.conf; empty means resolv.conf."),
     P_STR(dns_hosts_file, "/etc/hosts",
           "Hosts file the DNS resolver answers from before asking the DNS (read at start-up, before chroot); empty means none."),
+    /* POP3 (pop3-login(8), pop3d(8)) */
+    P_STR(login_user, "ternlogin",
+          "User the login processes (pop3-login) run as, chrooted into $queue_directory/login; it owns no files and cannot read the spool or any mailbox."),
+    P_STR(pop3d_banner, "$myhostname POP3 server ready",
+          "Text after \"+OK \" in the POP3 greeting."),
+    P_TIME(pop3d_timeout, "600s", 1, DAY_,
+           "How long a POP3 client may stay silent, before and after login (RFC 1939 asks for at least 10 minutes); then the connection is closed."),
+    P_INT(pop3d_client_limit, "1000", 1, 1000000,
+          "Most connections one pop3-login process serves at once (master starts more processes up to the service's maxproc)."),
+    P_INT(pop3d_hard_error_limit, "10", 1, 100000,
+          "Close a POP3 connection after this many erroneous commands (unknown, malformed, out of state) in one session."),
+    P_TIME(pop3d_auth_failure_delay, "2s", 0, MIN_,
+           "How long pop3-login waits before it answers a failed login (-ERR [AUTH]), slowing down password guessing; other connections are served meanwhile."),
+    P_INT(pop3d_sasl_failure_limit, "3", 1, 100000,
+          "Close a POP3 connection after this many failed logins (USER/PASS or AUTH) in one session."),
+    P_BOOL(pop3d_tls_auth_only, "yes",
+           "Accept USER/PASS and AUTH PLAIN/LOGIN only inside TLS (STLS or port 995); before TLS they get -ERR [AUTH] and CAPA does not offer them. SCRAM-SHA-256 never sends the password and is always offered."),
+    P_STR(pop3d_tls_security_level, "may",
+          "POP3 server TLS: none (no STLS), may (offer STLS; needs a certificate) or encrypt (offer it and refuse every command but CAPA, STLS and QUIT before it)."),
+    P_BOOL(pop3d_tls_wrappermode, "no",
+           "TLS from the first byte (POP3S, port 995) instead of STLS; for one service via master.conf -o."),
+    P_STR(pop3d_tls_cert_file, "$smtpd_tls_cert_file",
+          "PEM file with the POP3 server's certificate and intermediate certificates (read as root before the privilege drop)."),
+    P_STR(pop3d_tls_key_file, "$smtpd_tls_key_file",
+          "PEM file with the private key of pop3d_tls_cert_file."),
+    P_STR(pop3d_tls_chain_files, "$smtpd_tls_chain_files",
+          "PEM files with key(s) and certificate chain(s); when set, used instead of pop3d_tls_cert_file and pop3d_tls_key_file."),
+    P_STR(pop3d_tls_protocols, "$smtpd_tls_protocols",
+          "TLS protocols the POP3 server accepts (syntax of smtpd_tls_protocols)."),
+    P_STR(pop3d_tls_ciphers, "$smtpd_tls_ciphers",
+          "TLS 1.2 cipher grade of the POP3 server: medium or high."),
+    P_BOOL(pop3d_mark_retrieved_seen, "yes",
+           "At QUIT, move the messages retrieved (RETR) and not deleted from new/ to cur/ with the Seen flag, so IMAP clients show them as read."),
     /* queue manager */
     P_TIME(queue_run_delay, "300s", 1, DAY_,
            "How often the deferred queue is scanned."),
@@ -1079,7 +1129,10 @@ static bool cfg_check_enum(const struct param_def *d, const char *v)
     if (strcmp(d->name, "smtpd_tls_ciphers") == 0
         || strcmp(d->name, "smtpd_tls_mandatory_ciphers") == 0)
         return strcmp(v, "medium") == 0 || strcmp(v, "high") == 0;
-    if (strcmp(d->name, "smtpd_tls_security_level") == 0)
+    if (strcmp(d->name, "pop3d_tls_ciphers") == 0)
+        return strcmp(v, "medium") == 0 || strcmp(v, "high") == 0;
+    if (strcmp(d->name, "smtpd_tls_security_level") == 0
+        || strcmp(d->name, "pop3d_tls_security_level") == 0)
         return strcmp(v, "none") == 0 || strcmp(v, "may") == 0
                || strcmp(v, "encrypt") == 0;
     return true;

@@ -160,6 +160,23 @@ extern long var_smtpd_tls_session_cache_timeout;
 extern bool var_smtpd_tls_ask_ccert;
 extern bool var_smtpd_tls_req_ccert;
 extern char *var_smtpd_tls_CAfile;
+/* POP3 (pop3-login, pop3d) */
+extern char *var_login_user;
+extern char *var_pop3d_banner;
+extern long var_pop3d_timeout;
+extern long var_pop3d_client_limit;
+extern long var_pop3d_hard_error_limit;
+extern long var_pop3d_auth_failure_delay;
+extern long var_pop3d_sasl_failure_limit;
+extern bool var_pop3d_tls_auth_only;
+extern char *var_pop3d_tls_security_level;    /* none | may | encrypt */
+extern bool var_pop3d_tls_wrappermode;
+extern char *var_pop3d_tls_cert_file;
+extern char *var_pop3d_tls_key_file;
+extern char *var_pop3d_tls_chain_files;
+extern char *var_pop3d_tls_protocols;
+extern char *var_pop3d_tls_ciphers;           /* medium | high */
+extern bool var_pop3d_mark_retrieved_seen;
 extern bool var_smtpd_peername_lookup;
 extern long var_smtpd_peername_lookup_timeout;
 extern char *var_dns_forwarders;          /* "" = /etc/resolv.conf */
