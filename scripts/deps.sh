@@ -16,14 +16,16 @@
 # format test, tests/integration/test_pflogsumm.py), bsd-mailx and s-nail
 # (mail user agents sending through Tern's sendmail,
 # tests/integration/test_sendmail.py), and deb's packages
-# (tests/integration/test_package.py builds the package).
+# (tests/integration/test_package.py builds the package), fetchmail and
+# getmail6 (POP3 clients retrieving delivered mail,
+# tests/integration/test_pop3_clients.py).
 # Fuzz: + clang.
 set -eu
 INSTALL_PKGS="gcc make cmake pkg-config libssl-dev openssl libpcre2-dev liblmdb-dev libunbound-dev python3"
 BUILD_PKGS="$INSTALL_PKGS check"
 DEB_PKGS="debhelper dpkg-dev fakeroot git"
 FUZZ_PKGS="clang libclang-rt-14-dev"
-TEST_PKGS="swaks libnet-ssleay-perl msmtp strace dnsmasq-base postfix $FUZZ_PKGS pflogsumm bsd-mailx s-nail $DEB_PKGS"
+TEST_PKGS="swaks libnet-ssleay-perl msmtp strace dnsmasq-base postfix $FUZZ_PKGS pflogsumm bsd-mailx s-nail fetchmail getmail6 $DEB_PKGS"
 want="$BUILD_PKGS"
 case "${1:-build}" in
     test) want="$want $TEST_PKGS" ;;

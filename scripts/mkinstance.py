@@ -97,7 +97,8 @@ def create(directory, build, ports, main_extra=None, services_extra="",
            users=("demo",), aliases=None, hostname="localhost.localdomain",
            tls=False, chroot=None):
     """Create the instance; returns the config directory path. ports:
-    {"smtp": N} and, with tls, optionally "submission" and "smtps".
+    {"smtp": N} and, with tls, optionally "submission" and "smtps";
+    "pop3" (STLS with tls) and, with tls, "pop3s" (implicit TLS).
     chroot: smtpd and qmgr chrooted (None: when running as root)."""
     d = os.path.abspath(directory)
     build = os.path.abspath(build)
@@ -139,6 +140,8 @@ def create(directory, build, ports, main_extra=None, services_extra="",
         main["smtpd_tls_cert_file"] = cert[0]
         main["smtpd_tls_key_file"] = cert[1]
         main["smtpd_tls_security_level"] = "may"
+    elif ports.get("pop3"):
+        main["pop3d_tls_security_level"] = "none"
     main.update(main_extra or {})
     write(os.path.join(etc, "main.conf"),
           "# Tern instance created by scripts/mkinstance.py\n" +
@@ -164,6 +167,18 @@ def create(directory, build, ports, main_extra=None, services_extra="",
                    " -o smtpd_sasl_auth_enable=yes"
                    " -o smtpd_sasl_auth_required=yes"
                    % (ports["smtps"], jail))
+    # POP3: pop3-login (pre-auth, as ternlogin in its own chroot, the
+    # spool's login/) hands logged-in clients to pop3d (as the user);
+    # both reach auth and each other only through login/
+    pop3, pop3s = ports.get("pop3"), ports.get("pop3s") if cert else None
+    if pop3:
+        svc.append("127.0.0.1:%d inet n - %s - - pop3-login" % (pop3, jail))
+    if pop3s:
+        svc.append("127.0.0.1:%d inet n - %s - - pop3-login"
+                   " -o pop3d_tls_wrappermode=yes" % (pop3s, jail))
+    if pop3 or pop3s:
+        svc.append("login/auth unix - n n - - auth")
+        svc.append("login/pop3d unix - n n - 1000 pop3d")
     svc.append("qmgr unix n - %s 300 1 qmgr" % jail)
     # local submissions (sendmail -> postdrop -> maildrop/)
     svc.append("pickup unix n - %s 60 1 pickup" % jail)
@@ -205,8 +220,8 @@ def create(directory, build, ports, main_extra=None, services_extra="",
     pwmaps = main["virtual_password_maps"]
     if pwmaps.startswith("lmdb:"):
         for u in users:
-            pw = secrets.token_urlsafe(12)
             pwfile = os.path.join(d, u + ".password")
+            pw = read_password(pwfile) or secrets.token_urlsafe(12)
             fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(pw + "\n")
@@ -216,6 +231,16 @@ def create(directory, build, ports, main_extra=None, services_extra="",
                             u], input=pw + "\n", text=True, check=True,
                            env=env)
     return etc
+
+
+def read_password(path):
+    """The password an earlier run wrote (kept: make run again must not
+    change the demo password), or None."""
+    try:
+        with open(path) as f:
+            return f.readline().strip() or None
+    except FileNotFoundError:
+        return None
 
 
 def user_exists(table, user):
@@ -234,12 +259,15 @@ def main():
     ap.add_argument("--smtp-port", type=int, default=2525)
     ap.add_argument("--submission-port", type=int, default=0)
     ap.add_argument("--smtps-port", type=int, default=0)
+    ap.add_argument("--pop3-port", type=int, default=0)
+    ap.add_argument("--pop3s-port", type=int, default=0)
     ap.add_argument("--tls", action="store_true",
                     help="self-signed certificate, STARTTLS, submission, smtps")
     args = ap.parse_args()
     etc = create(args.directory, args.build,
                  {"smtp": args.smtp_port, "submission": args.submission_port,
-                  "smtps": args.smtps_port}, tls=args.tls)
+                  "smtps": args.smtps_port, "pop3": args.pop3_port,
+                  "pop3s": args.pop3s_port}, tls=args.tls)
     print(etc)
 
 

@@ -206,10 +206,12 @@ def proc_cmdline(pid):
 
 class Instance:
     def __init__(self, main=None, services_extra="", users=("demo",),
-                 aliases=None, tls=False, chroot=None):
+                 aliases=None, tls=False, chroot=None, pop3=False):
         """tls=True: a self-signed certificate, STARTTLS on smtp_port, and
         the services submission_port (TLS required) and smtps_port
-        (implicit TLS), as `make run` has them."""
+        (implicit TLS), as `make run` has them. pop3=True: pop3-login on
+        pop3_port (STLS with tls) and, with tls, pop3s_port (implicit
+        TLS), with login/auth and login/pop3d."""
         self.dir = tempfile.mkdtemp(prefix="tern-it-")
         self.smtp_port = free_port()
         ports = {"smtp": self.smtp_port}
@@ -217,6 +219,11 @@ class Instance:
         if tls:
             self.submission_port = ports["submission"] = free_port()
             self.smtps_port = ports["smtps"] = free_port()
+        self.pop3_port = self.pop3s_port = None
+        if pop3:
+            self.pop3_port = ports["pop3"] = free_port()
+            if tls:
+                self.pop3s_port = ports["pop3s"] = free_port()
         self.etc = mkinstance.create(
             self.dir, BUILD, ports, main_extra=main,
             services_extra=services_extra, users=users, aliases=aliases,
@@ -397,6 +404,36 @@ class Instance:
         return smtplib.SMTP("127.0.0.1", self.smtp_port, "client.test",
                             timeout=timeout)
 
+    def password(self, user="demo"):
+        """The user's password (mkinstance wrote it to DIR/USER.password)."""
+        with open(os.path.join(self.dir, user + ".password")) as f:
+            return f.read().strip()
+
+    def deliver(self, user, subjects, body="body\r\n"):
+        """Send one message per subject to user@localhost over SMTP and
+        wait until all are in the Maildir (and nothing is in flight)."""
+        before = len(self.messages(user))
+        with self.smtp() as s:
+            for subj in subjects:
+                s.sendmail("sender@example.org", ["%s@localhost" % user],
+                           ("From: sender@example.org\r\nTo: %s@localhost"
+                            "\r\nSubject: %s\r\n\r\n%s"
+                            % (user, subj, body)).encode())
+        self.wait_messages(user, before + len(subjects))
+        self.wait_quiet((user,))
+
+    def pop3_ready(self):
+        """Wait until pop3-login answers on pop3_port."""
+        def ready():
+            try:
+                with socket.create_connection(("127.0.0.1", self.pop3_port),
+                                              1) as s:
+                    s.settimeout(5)
+                    return s.recv(512).startswith(b"+OK")
+            except OSError:
+                return False
+        wait_for(ready, 60, what="POP3 port %d" % self.pop3_port)
+
 
 class TernTestCase(unittest.TestCase):
     """Gives self.instance(...), cleaned up after the test."""
@@ -463,6 +500,77 @@ class SharedInstanceTestCase(TernTestCase):
 # bound for socket reads and waits: reached only when the behaviour is
 # broken (or the machine hangs); no test asserts a duration against it
 WAIT = 30
+
+
+class Pop3Client:
+    """A raw POP3 connection: send bytes, read one line or a multi-line
+    response; starttls() wraps the socket after +OK to STLS."""
+
+    def __init__(self, port, tls=False):
+        self.sock = socket.create_connection(("127.0.0.1", port), WAIT)
+        self.sock.settimeout(WAIT)
+        if tls:
+            self._wrap()
+        self.buf = b""
+        self.greeting = self.line()
+
+    def _wrap(self):
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        self.sock = ctx.wrap_socket(self.sock)
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def line(self):
+        """One response line without CRLF (b"" at end of connection)."""
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                out, self.buf = self.buf, b""
+                return out
+            self.buf += chunk
+        out, self.buf = self.buf.split(b"\r\n", 1)
+        return out
+
+    def cmd(self, text):
+        self.send(text + "\r\n")
+        return self.line()
+
+    def multi(self):
+        """The lines of a multi-line response after its +OK line, still
+        dot-stuffed, up to (without) the terminating "."."""
+        out = []
+        while True:
+            ln = self.line()
+            if ln == b".":
+                return out
+            if ln == b"" and not self.buf:
+                raise AssertionError("connection ended inside a response")
+            out.append(ln)
+
+    def starttls(self):
+        self.buf = b""
+        self._wrap()
+
+    def closed(self, timeout=WAIT):
+        """True once the server closed the connection (reads EOF)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
 
 
 class SmtpClient:
