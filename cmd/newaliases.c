@@ -11,6 +11,7 @@
 #include "mail/config.h"
 #include "mail/dict.h"
 #include "mail/dict_build.h"
+#include "util/cmd_msg.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -21,17 +22,6 @@ static void usage(void)
 }
 
 /* fatal_buf - print the error (last line of err), free, exit */
-static void fatal_buf(buf_t *err) __attribute__((noreturn));
-static void fatal_buf(buf_t *err)
-{
-    const char *msg = buf_str(err);
-    const char *last = strrchr(msg, '\n');
-    fprintf(stderr, "newaliases: fatal: %s\n", last ? last + 1 : msg);
-    buf_free(err);
-    config_free();
-    exit(1);
-}
-
 /* first_lmdb - path of the first lmdb: table in list (malloc'd), or NULL */
 static char *first_lmdb(const char *list)
 {
@@ -49,6 +39,8 @@ int main(int argc, char **argv)
 {
     const char *cdir = NULL;
     int ch;
+
+    cmd_msg_init("newaliases", config_free);
     while ((ch = getopt(argc, argv, "c:")) != -1) {
         switch (ch) {
         case 'c': cdir = optarg; break;
@@ -61,20 +53,20 @@ int main(int argc, char **argv)
     log_set_stderr(true);
     buf_t err = BUF_INIT;
     if (config_load(config_directory_default(cdir), &err) < 0)
-        fatal_buf(&err);
+        cmd_fatal_buf(1, &err);
     log_init(var_syslog_name, "newaliases");
     char *path = first_lmdb(var_alias_database);
     if (path == NULL) {
         buf_reset(&err);
         buf_printf(&err, "alias_database = %s: no lmdb: table to build",
                    var_alias_database);
-        fatal_buf(&err);
+        cmd_fatal_buf(1, &err);
     }
     buf_reset(&err);
     int rc = dict_lmdb_build(path, true, &err);
     free(path);
     if (rc < 0)
-        fatal_buf(&err);
+        cmd_fatal_buf(1, &err);
     buf_free(&err);   /* warnings went out through the log */
     config_free();
     return 0;

@@ -30,6 +30,7 @@
 #include "mail/queue.h"
 #include "mail/queue_record.h"
 #include "util/buf.h"
+#include "util/cmd_msg.h"
 #include "util/log.h"
 #include "util/sys.h"
 #include "util/util.h"
@@ -261,6 +262,7 @@ int main(int argc, char **argv)
     bool by_qid = false;
     int ch, show = 0, rc = 0;
 
+    cmd_msg_init(PROG, config_free);
     while ((ch = getopt(argc, argv, "c:ehbqv")) != -1) {
         switch (ch) {
         case 'c': cdir = optarg; break;
@@ -280,11 +282,8 @@ int main(int argc, char **argv)
     log_set_stderr(true);
     if (by_qid) {
         buf_t err = BUF_INIT;
-        if (config_load(config_directory_default(cdir), &err) < 0) {
-            const char *m = buf_str(&err), *last = strrchr(m, '\n');
-            fprintf(stderr, PROG ": fatal: %s\n", last ? last + 1 : m);
-            return 1;
-        }
+        if (config_load(config_directory_default(cdir), &err) < 0)
+            cmd_fatal_buf(1, &err);
         buf_free(&err);
         if (chdir(var_queue_directory) < 0) {
             fprintf(stderr, PROG ": fatal: chdir %s: %s\n",

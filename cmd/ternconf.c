@@ -11,6 +11,7 @@
 
 #include "util/buf.h"
 #include "mail/config.h"
+#include "util/cmd_msg.h"
 #include "util/log.h"
 
 enum mode { MODE_EFFECTIVE, MODE_DEFAULTS, MODE_NONDEFAULT };
@@ -205,16 +206,9 @@ static void print_man(void)
 static void load(const char *dir)
 {
     buf_t err = BUF_INIT;
-    if (config_load(dir, &err) < 0) {
-        /* warnings (one per line) went out through the log already; the
-           error is the text after the last newline */
-        const char *msg = buf_str(&err);
-        const char *last = strrchr(msg, '\n');
-        fprintf(stderr, "ternconf: fatal: %s\n", last ? last + 1 : msg);
-        buf_free(&err);
-        config_free();
-        exit(1);
-    }
+    /* warnings (one per line) went out through the log already */
+    if (config_load(dir, &err) < 0)
+        cmd_fatal_buf(1, &err);
     buf_free(&err);
 }
 
@@ -225,6 +219,7 @@ int main(int argc, char **argv)
     bool man = false;
     int ch;
 
+    cmd_msg_init("ternconf", config_free);
     /* before anything can warn: stderr lines are "ternconf: warning: ..."
        like the ones printed here (lib/util/log.h) */
     log_init("tern", "ternconf");

@@ -17,6 +17,7 @@
 #include "mail/config.h"
 #include "mail/dict.h"
 #include "mail/dict_build.h"
+#include "util/cmd_msg.h"
 #include "util/log.h"
 
 #define EXIT_NOTFOUND 1
@@ -28,34 +29,6 @@ static void usage(void)
 {
     fprintf(stderr, "usage: ternmap [-c config_dir] [-q key | -s] "
                     "[lmdb:]file\n");
-    exit(EXIT_ERROR);
-}
-
-static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2),
-                                                        noreturn));
-static void fatal(const char *fmt, ...)
-{
-    va_list ap;
-    fflush(stdout);
-    fputs("ternmap: fatal: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    config_free();
-    exit(EXIT_ERROR);
-}
-
-/* fatal_buf - message in a buffer (freed before exit, for leak checkers);
-   with several lines (warnings first), the last one is the error */
-static void fatal_buf(buf_t *err) __attribute__((noreturn));
-static void fatal_buf(buf_t *err)
-{
-    const char *msg = buf_str(err);
-    const char *last = strrchr(msg, '\n');
-    fprintf(stderr, "ternmap: fatal: %s\n", last ? last + 1 : msg);
-    buf_free(err);
-    config_free();
     exit(EXIT_ERROR);
 }
 
@@ -71,7 +44,7 @@ static void load_config(const char *cmdline_dir)
     }
     buf_t err = BUF_INIT;
     if (config_load(dir, &err) < 0)
-        fatal_buf(&err);
+        cmd_fatal_buf(EXIT_ERROR, &err);
     buf_free(&err);
 }
 
@@ -90,7 +63,7 @@ static int do_query(const char *key, bool dump)
     const char *why;
     dict_t *d = dict_open(buf_str(&spec), &why);
     if (d == NULL)
-        fatal("%s", why);
+        cmd_fatal(EXIT_ERROR, "%s", why);
     int rc;
     if (dump) {
         rc = dict_walk(d, print_entry, NULL);
@@ -104,9 +77,9 @@ static int do_query(const char *key, bool dump)
     }
     dict_close(d);
     if (fflush(stdout) != 0)
-        fatal("write: %s", strerror(errno));
+        cmd_fatal(EXIT_ERROR, "write: %s", strerror(errno));
     if (rc < 0)
-        fatal("%s: table error", buf_str(&spec));
+        cmd_fatal(EXIT_ERROR, "%s: table error", buf_str(&spec));
     return rc;
 }
 
@@ -115,6 +88,8 @@ int main(int argc, char **argv)
     const char *cdir = NULL, *key = NULL;
     bool dump = false;
     int ch;
+
+    cmd_msg_init("ternmap", config_free);
     while ((ch = getopt(argc, argv, "c:q:s")) != -1) {
         switch (ch) {
         case 'c': cdir = optarg; break;
@@ -140,11 +115,11 @@ int main(int argc, char **argv)
     if (key || dump) {
         status = do_query(key, dump);
     } else if (strncmp(buf_str(&spec), "lmdb:", 5) != 0) {
-        fatal("%s: only lmdb: tables are built from a file", arg);
+        cmd_fatal(EXIT_ERROR, "%s: only lmdb: tables are built from a file", arg);
     } else {
         buf_t err = BUF_INIT;
         if (dict_lmdb_build(buf_str(&spec) + 5, false, &err) < 0)
-            fatal_buf(&err);
+            cmd_fatal_buf(EXIT_ERROR, &err);
         buf_free(&err);   /* warnings were logged (to stderr as well) */
     }
     buf_free(&spec);

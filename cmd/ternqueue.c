@@ -37,6 +37,7 @@
 #include "mail/user_acl.h"
 #include "util/attr.h"
 #include "util/buf.h"
+#include "util/cmd_msg.h"
 #include "util/log.h"
 #include "util/privs.h"
 #include "util/sys.h"
@@ -64,20 +65,6 @@ static void usage(void)
     exit(2);
 }
 
-static void fatal(int code, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3), noreturn));
-static void fatal(int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, PROG ": fatal: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(code);
-}
-
 /* load_config - the configuration, with the set-gid rules applied */
 static void load_config(const char *cdir)
 {
@@ -99,17 +86,17 @@ static void load_config(const char *cdir)
     }
     free(tz_copy);
     if (!config_dir_allowed_setgid(cdir))
-        fatal(1, "configuration directory %s: not allowed (not listed in "
+        cmd_fatal(1, "configuration directory %s: not allowed (not listed in "
               "alternate_config_directories of %s/main.conf)", cdir,
               TERN_DEFAULT_CONFIG_DIR);
     if (config_load(cdir != NULL ? cdir : TERN_DEFAULT_CONFIG_DIR, &err) < 0) {
         const char *m = buf_str(&err), *last = strrchr(m, '\n');
-        fatal(1, "%s", last ? last + 1 : m);
+        cmd_fatal(1, "%s", last ? last + 1 : m);
     }
     buf_free(&err);
     free((char *)cdir);
     if (chdir(var_queue_directory) < 0)
-        fatal(1, "chdir %s: %s", var_queue_directory, strerror(errno));
+        cmd_fatal(1, "chdir %s: %s", var_queue_directory, strerror(errno));
 }
 
 /* check_acl - the list named param allows us? (message and exit if not) */
@@ -118,9 +105,9 @@ static void check_acl(const char *param, const char *list)
     struct user_acl acl;
 
     if (user_acl_compile(list, var_mail_owner, &acl, NULL) < 0)
-        fatal(1, "%s: malformed list", param);
+        cmd_fatal(1, "%s: malformed list", param);
     if (!user_acl_allows(&acl, getuid()))
-        fatal(1, "Permission denied: uid %lu is not in %s",
+        cmd_fatal(1, "Permission denied: uid %lu is not in %s",
               (unsigned long)getuid(), param);
     user_acl_free(&acl);
 }
@@ -173,12 +160,12 @@ static int showq_ask(attr_list_t *req, buf_t *in, long *count)
     attr_list_init(&rep);
     r = attr_read_fd(fd, in, &rep, (int)var_ipc_timeout, &err);
     if (r <= 0)
-        fatal(EX_UNAVAILABLE_, "no reply from showq: %s",
+        cmd_fatal(EX_UNAVAILABLE_, "no reply from showq: %s",
               err ? err : r == 0 ? "connection closed" : strerror(errno));
     status = attr_get(&rep, "status");
     if (status == NULL || strcmp(status, "ok") != 0) {
         const char *reason = attr_get(&rep, "reason");
-        fatal(1, "%s", reason ? reason : "showq refused the request");
+        cmd_fatal(1, "%s", reason ? reason : "showq refused the request");
     }
     if (count != NULL && attr_get_long(&rep, "count", 0, 1L << 40, count) < 0)
         *count = 0;
@@ -199,7 +186,7 @@ struct direct_ctx {
 static void out_flush(buf_t *b)
 {
     if (b->len > 0 && write_full(STDOUT_FILENO, b->data, b->len) < 0)
-        fatal(1, "write: %s", strerror(errno));
+        cmd_fatal(1, "write: %s", strerror(errno));
     buf_reset(b);
 }
 
@@ -252,7 +239,7 @@ static void do_list(bool json)
     attr_list_free(&req);
     if (fd < 0) {
         if (!privileged())
-            fatal(EX_UNAVAILABLE_, "Queue report unavailable - mail system "
+            cmd_fatal(EX_UNAVAILABLE_, "Queue report unavailable - mail system "
                   "is down");
         fprintf(stderr, PROG ": warning: Mail system is down -- accessing "
                 "queue directly\n");
@@ -264,9 +251,9 @@ static void do_list(bool json)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            fatal(1, "read from showq: %s", strerror(errno));
+            cmd_fatal(1, "read from showq: %s", strerror(errno));
         if (write_full(STDOUT_FILENO, chunk, (size_t)n) < 0)
-            fatal(1, "write: %s", strerror(errno));
+            cmd_fatal(1, "write: %s", strerror(errno));
     }
     close(fd);
     buf_free(&in);
@@ -276,7 +263,7 @@ static void do_flush(void)
 {
     check_acl("authorized_flush_users", var_authorized_flush_users);
     if (trigger_send("public/qmgr", TRIGGER_FLUSH) < 0)
-        fatal(EX_UNAVAILABLE_, "Cannot flush mail queue - mail system is "
+        cmd_fatal(EX_UNAVAILABLE_, "Cannot flush mail queue - mail system is "
               "down (public/qmgr: %s)", strerror(errno));
 }
 
@@ -289,7 +276,7 @@ static void do_flush_one(const char *name, const char *value)
 
     check_acl("authorized_flush_users", var_authorized_flush_users);
     if (strcmp(name, "queue_id") == 0 && !queue_id_valid(value))
-        fatal(1, "%s: not a queue ID", value);
+        cmd_fatal(1, "%s: not a queue ID", value);
     attr_list_init(&req);
     attr_add(&req, "request", strcmp(name, "site") == 0 ? "flush_site"
                                                          : "flush_id");
@@ -298,11 +285,11 @@ static void do_flush_one(const char *name, const char *value)
     attr_list_free(&req);
     buf_free(&in);
     if (fd < 0)
-        fatal(EX_UNAVAILABLE_, "Cannot flush mail queue - mail system is "
+        cmd_fatal(EX_UNAVAILABLE_, "Cannot flush mail queue - mail system is "
               "down (%s: %s)", SHOWQ_SOCKET, strerror(errno));
     close(fd);
     if (strcmp(name, "queue_id") == 0 && count == 0)
-        fatal(1, "%s: no such message in the deferred queue", value);
+        cmd_fatal(1, "%s: no such message in the deferred queue", value);
 }
 
 static void do_shape(char **queues, int nqueues)
@@ -312,7 +299,7 @@ static void do_shape(char **queues, int nqueues)
     struct direct_ctx c = { .shape = true, .now = time_now_usec() };
 
     if (!privileged())
-        fatal(1, "-Q reads the queue files: root or $mail_owner only");
+        cmd_fatal(1, "-Q reads the queue files: root or $mail_owner only");
     buf_init(&c.out, 0);
     if (nqueues == 0) {
         for (size_t i = 0; defaults[i] != NULL; i++)
@@ -320,7 +307,7 @@ static void do_shape(char **queues, int nqueues)
     } else {
         for (int i = 0; i < nqueues; i++)
             if (queue_list_walk(queues[i], direct_one, &c) < 0)
-                fatal(1, "%s: not a queue (incoming, active, deferred, hold)",
+                cmd_fatal(1, "%s: not a queue (incoming, active, deferred, hold)",
                       queues[i]);
     }
     queue_shape_format(&c.sh, &c.out);
@@ -333,6 +320,8 @@ int main(int argc, char **argv)
 {
     const char *cdir = NULL, *site = NULL, *qid = NULL;
     int ch, mode = 0;
+
+    cmd_msg_init(PROG, NULL);
 
     while ((ch = getopt(argc, argv, "c:pjfs:i:Qv")) != -1) {
         if (ch != 'c' && ch != 'v') {

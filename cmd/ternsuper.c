@@ -43,6 +43,7 @@
 #include "mail/queue_list.h"
 #include "mail/server.h"
 #include "util/buf.h"
+#include "util/cmd_msg.h"
 #include "util/log.h"
 #include "util/privs.h"
 #include "util/sys.h"
@@ -82,31 +83,6 @@ static void usage(void)
     fprintf(stderr, "usage: " PROG " [-c config_dir] [-d|-h|-H|-r queue_id|ALL|-]"
             "... [queue]\n");
     exit(2);
-}
-
-static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void fatal(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, PROG ": fatal: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
-static void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void warn(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, PROG ": warning: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
 }
 
 /* master_is_running - somebody holds the lock on pid/master.pid */
@@ -168,7 +144,7 @@ static int move(const char *from, const char *to, const char *qid)
     int r = queue_move(from, to, qid, QUEUE_MOVE_SYNC);
 
     if (r > 0)
-        warn("%s: fsync %s/: %s", qid, to, strerror(errno));
+        cmd_warn("%s: fsync %s/: %s", qid, to, strerror(errno));
     return r < 0 ? -1 : 0;
 }
 
@@ -180,7 +156,7 @@ static int apply(enum op op, const char *queue, const char *qid)
     if (strcmp(queue, QUEUE_ACTIVE) == 0 && master_running) {
         if (present(queue, qid) < 0)
             return 0;
-        warn("%s: in %s/ while the mail system runs (being delivered): left "
+        cmd_warn("%s: in %s/ while the mail system runs (being delivered): left "
              "alone; try again once it is deferred", qid, QUEUE_ACTIVE);
         skipped_active++;
         return -1;
@@ -189,7 +165,7 @@ static int apply(enum op op, const char *queue, const char *qid)
     case OP_DELETE:
         rc = queue_remove(queue, qid);
         if (rc == 0 && bounce_log_remove(qid) < 0 && errno != ENOENT)
-            warn("%s: remove its log in %s/: %s", qid, QUEUE_DEFER,
+            cmd_warn("%s: remove its log in %s/: %s", qid, QUEUE_DEFER,
                  strerror(errno));
         break;
     case OP_HOLD:
@@ -209,10 +185,10 @@ static int apply(enum op op, const char *queue, const char *qid)
                                             : move(queue, QUEUE_HOLD, qid);
         if (rc == 0) {
             if (bounce_log_remove(qid) < 0 && errno != ENOENT)
-                warn("%s: remove its log in %s/: %s", qid, QUEUE_DEFER,
+                cmd_warn("%s: remove its log in %s/: %s", qid, QUEUE_DEFER,
                      strerror(errno));
             if (move(QUEUE_HOLD, QUEUE_INCOMING, qid) < 0) {
-                warn("%s: move from %s/ to %s/: %s (left in %s/)", qid,
+                cmd_warn("%s: move from %s/ to %s/: %s (left in %s/)", qid,
                      QUEUE_HOLD, QUEUE_INCOMING, strerror(errno), QUEUE_HOLD);
                 return -1;
             }
@@ -225,7 +201,7 @@ static int apply(enum op op, const char *queue, const char *qid)
     if (rc < 0) {
         if (errno == ENOENT)
             return 0;
-        warn("%s: %s/: %s", qid, queue, strerror(errno));
+        cmd_warn("%s: %s/: %s", qid, queue, strerror(errno));
         return -1;
     }
     log_info("%s: %s", qid, op_log[op]);
@@ -237,7 +213,7 @@ static int apply(enum op op, const char *queue, const char *qid)
 static void one_id(enum op op, const char *qid, const char *only, bool quiet)
 {
     if (!queue_id_valid(qid)) {
-        warn("%s: not a queue ID", qid);
+        cmd_warn("%s: not a queue ID", qid);
         return;
     }
     for (int pass = 0; pass < 2; pass++) {
@@ -250,7 +226,7 @@ static void one_id(enum op op, const char *qid, const char *only, bool quiet)
         }
     }
     if (!quiet)
-        warn("%s: no such message%s%s", qid, only ? " in " : "",
+        cmd_warn("%s: no such message%s%s", qid, only ? " in " : "",
              only ? only : "");
 }
 
@@ -296,9 +272,9 @@ static void become_owner(void)
     gid_t gid;
 
     if (privs_lookup_user(var_mail_owner, &uid, &gid) < 0)
-        fatal("mail_owner %s: no such user", var_mail_owner);
+        cmd_fatal(1, "mail_owner %s: no such user", var_mail_owner);
     if (privs_become(uid, gid) < 0)
-        fatal("become %s: %s", var_mail_owner, strerror(errno));
+        cmd_fatal(1, "become %s: %s", var_mail_owner, strerror(errno));
 }
 
 int main(int argc, char **argv)
@@ -308,6 +284,8 @@ int main(int argc, char **argv)
     const char *cdir = NULL, *only = NULL;
     buf_t err = BUF_INIT;
     int ch;
+
+    cmd_msg_init(PROG, NULL);
 
     while ((ch = getopt(argc, argv, "c:d:h:H:r:v")) != -1) {
         enum op op;
@@ -321,7 +299,7 @@ int main(int argc, char **argv)
         default: usage();
         }
         if (nreqs == sizeof(reqs) / sizeof(reqs[0]))
-            fatal("too many options");
+            cmd_fatal(1, "too many options");
         reqs[nreqs].op = op;
         reqs[nreqs++].arg = optarg;
     }
@@ -333,14 +311,14 @@ int main(int argc, char **argv)
         for (size_t i = 0; queue_list_queues[i] != NULL; i++)
             known |= strcmp(only, queue_list_queues[i]) == 0;
         if (!known)
-            fatal("%s: not a queue (incoming, active, deferred, hold)", only);
+            cmd_fatal(1, "%s: not a queue (incoming, active, deferred, hold)", only);
     }
     if (getuid() != geteuid() || getgid() != getegid())
-        fatal("must not run set-uid or set-gid");
+        cmd_fatal(1, "must not run set-uid or set-gid");
     log_init("tern", PROG);
     if (config_load(config_directory_default(cdir), &err) < 0) {
         const char *m = buf_str(&err), *last = strrchr(m, '\n');
-        fatal("%s", last ? last + 1 : m);
+        cmd_fatal(1, "%s", last ? last + 1 : m);
     }
     buf_free(&err);
     log_init(var_syslog_name, PROG);
@@ -351,14 +329,14 @@ int main(int argc, char **argv)
         gid_t gid;
         if (privs_lookup_user(var_mail_owner, &uid, &gid) < 0
             || uid != getuid())
-            fatal("must be run by root (or by mail_owner %s)",
+            cmd_fatal(1, "must be run by root (or by mail_owner %s)",
                   var_mail_owner);
     }
     if (var_maillog_file[0] != '\0' && log_set_file(var_maillog_file) < 0)
-        warn("maillog_file %s: cannot open it; logging to syslog",
+        cmd_warn("maillog_file %s: cannot open it; logging to syslog",
              var_maillog_file);
     if (chdir(var_queue_directory) < 0)
-        fatal("chdir %s: %s", var_queue_directory, strerror(errno));
+        cmd_fatal(1, "chdir %s: %s", var_queue_directory, strerror(errno));
     master_running = master_is_running();
     if (getuid() == 0)
         become_owner();
@@ -374,10 +352,10 @@ int main(int argc, char **argv)
        queue run anyway) */
     if (master_running && want_trigger_incoming
         && trigger_send("public/qmgr", TRIGGER_NEW_MAIL) < 0)
-        warn("trigger public/qmgr: %s", strerror(errno));
+        cmd_warn("trigger public/qmgr: %s", strerror(errno));
     if (master_running && want_trigger_deferred
         && trigger_send("public/qmgr", TRIGGER_DEFERRED) < 0)
-        warn("trigger public/qmgr: %s", strerror(errno));
+        cmd_warn("trigger public/qmgr: %s", strerror(errno));
     for (size_t op = 0; op < OP_COUNT; op++) {
         bool asked = false;
         for (size_t i = 0; i < nreqs; i++)

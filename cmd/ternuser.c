@@ -38,6 +38,7 @@
 #include "mail/dict_build.h"
 #include "util/buf.h"
 #include "util/scram.h"
+#include "util/cmd_msg.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -51,21 +52,6 @@ static void tu_usage(void)
     fprintf(stderr, "usage: ternuser [-c config_dir] [-f file] "
                     "add|passwd|del USER\n"
                     "       ternuser [-c config_dir] [-f file] list\n");
-    exit(TU_EXIT_ERROR);
-}
-
-static void tu_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2),
-                                                           noreturn));
-static void tu_fatal(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("ternuser: fatal: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    config_free();
     exit(TU_EXIT_ERROR);
 }
 
@@ -91,11 +77,11 @@ static char *tu_table_path(void)
     size_t n;
 
     if (p == NULL)
-        tu_fatal("virtual_password_maps has no lmdb: table (use -f file)");
+        cmd_fatal(TU_EXIT_ERROR, "virtual_password_maps has no lmdb: table (use -f file)");
     p += 5;
     n = strcspn(p, " \t,");
     if (n == 0)
-        tu_fatal("virtual_password_maps: empty lmdb: path");
+        cmd_fatal(TU_EXIT_ERROR, "virtual_password_maps: empty lmdb: path");
     return xstrndup(p, n);
 }
 
@@ -114,11 +100,11 @@ static void tu_read_password(char *pw, size_t size)
         if (tty) {
             fputs(round == 0 ? "Password: " : "Again: ", stderr);
             if (tcgetattr(STDIN_FILENO, &old) < 0)
-                tu_fatal("tcgetattr: %s", strerror(errno));
+                cmd_fatal(TU_EXIT_ERROR, "tcgetattr: %s", strerror(errno));
             noecho = old;
             noecho.c_lflag &= ~(tcflag_t)ECHO;
             if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &noecho) < 0)
-                tu_fatal("tcsetattr: %s", strerror(errno));
+                cmd_fatal(TU_EXIT_ERROR, "tcsetattr: %s", strerror(errno));
         }
         char *r = fgets(dst, (int)dsize, stdin);
         if (tty) {
@@ -126,20 +112,20 @@ static void tu_read_password(char *pw, size_t size)
             fputc('\n', stderr);
         }
         if (r == NULL)
-            tu_fatal("no password given");
+            cmd_fatal(TU_EXIT_ERROR, "no password given");
         n = strlen(dst);
         if (n > 0 && dst[n - 1] == '\n')
             dst[--n] = '\0';
         else if (!feof(stdin))
-            tu_fatal("password longer than %d bytes", TU_PASS_MAX);
+            cmd_fatal(TU_EXIT_ERROR, "password longer than %d bytes", TU_PASS_MAX);
         if (n > 0 && dst[n - 1] == '\r')
             dst[--n] = '\0';
         if (n == 0 || n > TU_PASS_MAX)
-            tu_fatal("the password must be 1..%d bytes", TU_PASS_MAX);
+            cmd_fatal(TU_EXIT_ERROR, "the password must be 1..%d bytes", TU_PASS_MAX);
     }
     if (tty && strcmp(pw, again) != 0) {
         explicit_bzero(again, sizeof(again));
-        tu_fatal("the passwords differ");
+        cmd_fatal(TU_EXIT_ERROR, "the passwords differ");
     }
     explicit_bzero(again, sizeof(again));
 }
@@ -153,10 +139,10 @@ static void tu_hash(const char *pw, char *out, size_t size)
 
     if (crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof(salt)) == NULL
         && crypt_gensalt_rn("$6$", 0, NULL, 0, salt, sizeof(salt)) == NULL)
-        tu_fatal("crypt_gensalt: %s", strerror(errno));
+        cmd_fatal(TU_EXIT_ERROR, "crypt_gensalt: %s", strerror(errno));
     h = crypt_r(pw, salt, cd);
     if (h == NULL || h[0] == '*' || snprintf(out, size, "%s", h) >= (int)size)
-        tu_fatal("crypt failed");
+        cmd_fatal(TU_EXIT_ERROR, "crypt failed");
     explicit_bzero(cd, sizeof(*cd));
     free(cd);
 }
@@ -170,13 +156,13 @@ static void tu_entry(const char *pw, char *out, size_t size)
 
     tu_hash(pw, out, size);
     if (scram_secrets_make(pw, SCRAM_ITER_DEFAULT, &sec) < 0)
-        tu_fatal("cannot compute the SCRAM-SHA-256 secrets");
+        cmd_fatal(TU_EXIT_ERROR, "cannot compute the SCRAM-SHA-256 secrets");
     if (scram_secrets_format(&sec, &b) < 0)
-        tu_fatal("out of memory");
+        cmd_fatal(TU_EXIT_ERROR, "out of memory");
     scram_secrets_clear(&sec);
     n = strlen(out);
     if (snprintf(out + n, size - n, " %s", buf_str(&b)) >= (int)(size - n))
-        tu_fatal("password table entry too long");
+        cmd_fatal(TU_EXIT_ERROR, "password table entry too long");
     buf_free(&b);
 }
 
@@ -204,15 +190,15 @@ static void tu_load(const char *path, buf_t *src, mode_t *mode)
     if (f == NULL) {
         if (errno == ENOENT)
             return;
-        tu_fatal("open %s: %s", path, strerror(errno));
+        cmd_fatal(TU_EXIT_ERROR, "open %s: %s", path, strerror(errno));
     }
     if (fstat(fileno(f), &st) == 0)
         *mode = st.st_mode & 07777;
     while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
         if (buf_append(src, tmp, n) < 0)
-            tu_fatal("%s: too large", path);
+            cmd_fatal(TU_EXIT_ERROR, "%s: too large", path);
     if (ferror(f))
-        tu_fatal("read %s: %s", path, strerror(errno));
+        cmd_fatal(TU_EXIT_ERROR, "read %s: %s", path, strerror(errno));
     fclose(f);
     if (src->len > 0 && src->data[src->len - 1] != '\n')
         (void)buf_putc(src, '\n');
@@ -225,23 +211,23 @@ static void tu_save(const char *path, const buf_t *data, mode_t mode)
     int fd;
 
     if (buf_printf(&tmp, "%s.XXXXXX", path) < 0)
-        tu_fatal("path too long");
+        cmd_fatal(TU_EXIT_ERROR, "path too long");
     fd = mkstemp(tmp.data);
     if (fd < 0)
-        tu_fatal("create %s: %s", tmp.data, strerror(errno));
+        cmd_fatal(TU_EXIT_ERROR, "create %s: %s", tmp.data, strerror(errno));
     if (fchmod(fd, mode) < 0
         || (data->len && write(fd, data->data, data->len) != (ssize_t)data->len)
         || fsync(fd) < 0 || close(fd) < 0) {
         (void)unlink(tmp.data);
-        tu_fatal("write %s: %s", tmp.data, strerror(errno));
+        cmd_fatal(TU_EXIT_ERROR, "write %s: %s", tmp.data, strerror(errno));
     }
     if (rename(tmp.data, path) < 0) {
         (void)unlink(tmp.data);
-        tu_fatal("rename %s: %s", path, strerror(errno));
+        cmd_fatal(TU_EXIT_ERROR, "rename %s: %s", path, strerror(errno));
     }
     buf_free(&tmp);
     if (dict_lmdb_build(path, false, &err) < 0)
-        tu_fatal("%s", buf_str(&err));
+        cmd_fatal(TU_EXIT_ERROR, "%s", buf_str(&err));
     buf_free(&err);
 }
 
@@ -267,11 +253,11 @@ static void tu_edit(const buf_t *src, const char *user, const char *hash,
         if (skipping)
             *found = true;
         else if (buf_append(out, p, len) < 0 || buf_putc(out, '\n') < 0)
-            tu_fatal("out of memory");
+            cmd_fatal(TU_EXIT_ERROR, "out of memory");
         p += len + 1;
     }
     if (hash && buf_printf(out, "%s %s\n", user, hash) < 0)
-        tu_fatal("out of memory");
+        cmd_fatal(TU_EXIT_ERROR, "out of memory");
 }
 
 /* tu_list - the user names in the source */
@@ -292,7 +278,7 @@ static void tu_list(const buf_t *src)
         p += len + 1;
     }
     if (fflush(stdout) != 0)
-        tu_fatal("write: %s", strerror(errno));
+        cmd_fatal(TU_EXIT_ERROR, "write: %s", strerror(errno));
 }
 
 int main(int argc, char **argv)
@@ -306,6 +292,8 @@ int main(int argc, char **argv)
     mode_t mode;
     bool found;
     int ch, lockfd, rc = 0;
+
+    cmd_msg_init("ternuser", config_free);
 
     while ((ch = getopt(argc, argv, "c:f:")) != -1) {
         switch (ch) {
@@ -322,7 +310,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "list") != 0) {
         arg = argv[optind + 1];
         if (!tu_user_ok(arg))
-            tu_fatal("bad user name (allowed: letters, digits, ._@+-)");
+            cmd_fatal(TU_EXIT_ERROR, "bad user name (allowed: letters, digits, ._@+-)");
         for (size_t i = 0; i <= strlen(arg); i++)
             user[i] = (char)tolower((unsigned char)arg[i]);
     }
@@ -334,7 +322,7 @@ int main(int argc, char **argv)
     log_set_stderr(true);
     if (file == NULL) {
         if (config_load(config_directory_default(cdir), &cerr) < 0)
-            tu_fatal("%s", buf_str(&cerr));
+            cmd_fatal(TU_EXIT_ERROR, "%s", buf_str(&cerr));
         path = tu_table_path();
     } else {
         config_init_defaults();
@@ -343,10 +331,10 @@ int main(int argc, char **argv)
     buf_free(&cerr);
     umask(077);
     if (buf_printf(&lockpath, "%s.lock", path) < 0)
-        tu_fatal("path too long");
+        cmd_fatal(TU_EXIT_ERROR, "path too long");
     lockfd = open(lockpath.data, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lockfd < 0 || flock(lockfd, LOCK_EX) < 0)
-        tu_fatal("lock %s: %s", lockpath.data, strerror(errno));
+        cmd_fatal(TU_EXIT_ERROR, "lock %s: %s", lockpath.data, strerror(errno));
     tu_load(path, &src, &mode);
     if (strcmp(cmd, "list") == 0) {
         tu_list(&src);
