@@ -9,6 +9,8 @@
 #include "check_main.h"
 #include "check_maildir.h"
 #include <errno.h>
+#include <grp.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "mail/mailbox_index.h"
@@ -370,6 +372,52 @@ START_TEST(test_empty_and_missing_dirs)
 }
 END_TEST
 
+/* as pop3d runs it: root drops to the owner for good, then lists (the
+   index path goes through /proc/self/fd, which a process whose IDs
+   changed may still use for its own descriptors) */
+START_TEST(test_as_owner_after_drop)
+{
+    TERN_SKIP_UNLESS_ROOT();
+    char path[PATH_MAX];
+    int dfd = md_make(path, true);
+    const uid_t uid = 65534;
+    const gid_t gid = 65534;
+
+    populate(dfd);
+    static const char *const subs[] = { "", "/new", "/cur", "/tmp" };
+    for (size_t i = 0; i < 4; i++) {
+        char p[PATH_MAX + 8];
+        ck_assert_int_lt(snprintf(p, sizeof(p), "%s%s", path, subs[i]),
+                         (int)sizeof(p));
+        ck_assert_int_eq(chown(p, uid, gid), 0);
+    }
+    ck_assert_int_eq(chmod(md_basedir, 0755), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct maildir_listing l;
+        const char *err;
+        if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0
+            || setresuid(uid, uid, uid) < 0)
+            _exit(2);
+        if (maildir_list(dfd, &l, &err) < 0) {
+            fprintf(stderr, "maildir_list as %d: %s\n", (int)uid, err);
+            _exit(3);
+        }
+        _exit(l.count == 6 ? 0 : 4);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    struct stat st;
+    ck_assert_int_eq(fstatat(dfd, MAILBOX_INDEX_FILE, &st, 0), 0);
+    ck_assert_uint_eq(st.st_uid, uid);
+    ck_assert_uint_eq(st.st_mode & 0777, 0600);
+    close(dfd);
+}
+END_TEST
+
 struct name_case {
     const char *name;
     bool ok;
@@ -515,6 +563,7 @@ int main(void)
     tcase_add_test(tc, test_index_damaged);
     tcase_add_test(tc, test_duplicate_key);
     tcase_add_test(tc, test_empty_and_missing_dirs);
+    tcase_add_test(tc, test_as_owner_after_drop);
     tcase_add_loop_test(tc, test_name_parse, 0,
                         sizeof(name_cases) / sizeof(name_cases[0]));
     tcase_add_test(tc, test_name_lengths);
