@@ -86,7 +86,9 @@ class MboxDelivery(TernTestCase):
         st = os.stat(mbox)
         self.assertEqual(st.st_mode & 0o777, 0o600)
         self.assertEqual(st.st_uid, os.stat(os.path.dirname(mbox)).st_uid)
-        self.assertFalse(os.path.exists(mbox + ".lock"))
+        # the dot lock goes right after the content is written: wait for it
+        wait_for(lambda: not os.path.exists(mbox + ".lock"), 30,
+                 what="the dot lock removed")
         self.assertLogHas(inst, "status=sent (delivered to mailbox)")
         inst.wait_queue_empty()
 
