@@ -10,7 +10,8 @@
  *     stream's own line limit guards the buffer);
  *   - NUL or other control characters (except the separating spaces) are
  *     POP3_ERR_SYNTAX;
- *   - a keyword of 3 or 4 letters, case-insensitive, then arguments each
+ *   - a keyword of 3 or 4 letters (or digits: UTF8), case-insensitive,
+ *     ending at a space or the end of the line, then arguments each
  *     separated by one space; POP3_ARG_MAX arguments at most, each
  *     1..POP3_ARG_LEN octets (RFC 2449 says 40; AUTH responses and
  *     PASS are exceptions, below). Trailing spaces are tolerated.
