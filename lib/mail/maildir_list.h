@@ -55,6 +55,8 @@ struct maildir_listing {
     struct maildir_msg *msgs; /* in UID order */
     size_t count;
     uint32_t uidvalidity;
+    uint32_t uidnext;         /* the index's, after this listing */
+    char error[512];          /* where *error_r of maildir_list points */
 };
 
 /*
