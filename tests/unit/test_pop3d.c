@@ -486,8 +486,9 @@ END_TEST
 /* an empty mailbox */
 START_TEST(test_empty_mailbox)
 {
-    struct maildir_listing empty = { NULL, 0, 1 };
+    struct maildir_listing empty;
     struct pop3d_params p = { 10, true };
+    memset(&empty, 0, sizeof(empty));
     pop3d_session_t *s = pop3d_session_new(&empty, &test_store, test_write,
                                            NULL, &p);
     static const char in[] = "STAT\r\nLIST\r\nUIDL\r\nLIST 1\r\nRETR 1\r\n"
