@@ -78,16 +78,20 @@ class Pop3dSmoke(unittest.TestCase):
         os.chown(path, *self.owner)
         return path
 
-    def start_pop3d(self):
-        """One pop3d on our listener, as master starts it."""
+    def start_pop3d(self, *opts):
+        """One pop3d on our listener, as master starts it; opts: -o
+        name=value overrides."""
         lfd = self.listener.fileno()
+        args = []
+        for o in opts:
+            args += ["-o", o]
 
         def child():    # fd 4 is kept: it is in pass_fds
             os.dup2(lfd, 4)
         env = dict(os.environ, MAIL_CONFIG=self.inst.etc)
         p = subprocess.Popen(
             [os.path.join(BUILD, "libexec", "pop3d"), "-n", "login/pop3d",
-             "-t", "unix", "-s", "1"], pass_fds=(lfd, 4), preexec_fn=child,
+             "-t", "unix", "-s", "1"] + args, pass_fds=(lfd, 4), preexec_fn=child,
             env=env, stdin=subprocess.DEVNULL)
         self.procs.append(p)
         key = os.path.join(self.inst.dir, "data", "login_token.key")
@@ -149,8 +153,8 @@ class Pop3dSmoke(unittest.TestCase):
         p.welcome = p._getresp()
         return p
 
-    def session(self, user="demo"):
-        self.start_pop3d()
+    def session(self, user="demo", opts=()):
+        self.start_pop3d(*opts)
         reply, client = self.handover(user)
         self.assertEqual(reply.get("status"), "ok", reply)
         p = self.pop(client)
@@ -272,6 +276,41 @@ class Pop3dSmoke(unittest.TestCase):
         self.assertEqual(b"\r\n".join(lines) + b"\r\n",
                          msg.replace(b"\n", b"\r\n"))
         p.quit()
+
+    def test_idle_timeout_deletes_nothing(self):
+        self.deliver("1700000001.A.host", b"Subject: a\n\na\n")
+        p = self.session(opts=("pop3d_timeout=1s",))
+        p.dele(1)
+        # silence: pop3d says goodbye and closes
+        self.assertEqual(p.file.readline(),
+                         b"-ERR Disconnected for inactivity.\r\n")
+        self.assertEqual(p.file.readline(), b"")
+        self.assertEqual(len(self.files()), 1)
+        wait_for(lambda: "Disconnected: Inactivity user=<demo>" in
+                 self.inst.log_text(), 30, what="the log line")
+
+    def test_sigterm_deletes_nothing(self):
+        self.deliver("1700000001.A.host", b"Subject: a\n\na\n")
+        p = self.session()
+        p.dele(1)
+        self.procs[-1].terminate()
+        self.assertEqual(p.file.readline(),
+                         b"-ERR [SYS/TEMP] Server shutting down.\r\n")
+        self.assertEqual(self.procs[-1].wait(30), 0)
+        self.assertEqual(len(self.files()), 1)
+
+    def test_not_a_maildir(self):
+        self.start_pop3d("home_mailbox=Mailbox")
+        reply, client = self.handover()
+        self.assertEqual(reply.get("status"), "ok")
+        self.assertEqual(client.makefile("rb").readline(),
+                         b"-ERR [SYS/PERM] The mailbox is not a Maildir.\r\n")
+
+    def test_no_maildir_yet(self):
+        p = self.session("other")
+        self.assertEqual(p.stat(), (0, 0))
+        self.assertEqual(p.quit(), b"+OK Logging out.")
+        self.assertFalse(os.path.exists(self.inst.maildir("other")))
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root")
     def test_identity(self):
