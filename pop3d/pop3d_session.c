@@ -275,6 +275,7 @@ static void send_message(pop3d_session_t *s, size_t i, long body_lines)
     const struct maildir_msg *m = &s->l->msgs[i];
     struct pop3d_conv conv;
     unsigned long long sent = 0;
+    off_t got = 0;
     int fd = s->store.open(s->store.ctx, m);
 
     if (fd < 0) {
@@ -310,8 +311,13 @@ static void send_message(pop3d_session_t *s, size_t i, long body_lines)
         if (pop3d_conv_block(&conv, s->block, (size_t)n, &s->out) < 0)
             log_panic("pop3d: message block does not fit the output buffer");
         sent += s->out.len - before;
+        got += n;
         if (s->out.len >= POP3D_FLUSH_AT)
             (void)pop3d_session_flush(s);
+        /* a short read of a regular file is its end; when that is the
+           size the listing knows, the read() that returns 0 is saved */
+        if (n < POP3D_READ_BLOCK && got == m->size)
+            break;
     }
     (void)close(fd);
     if (s->gone)

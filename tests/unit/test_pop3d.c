@@ -19,7 +19,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* every read() of a message file, counted */
+static unsigned read_calls;
+static ssize_t test_read(int fd, void *p, size_t n)
+{
+    read_calls++;
+    return read(fd, p, n);
+}
+#define read test_read
 #include "../../pop3d/pop3d_session.c"
+#undef read
 
 /* ---- the fixture: a directory of message files and a listing ---------- */
 
@@ -503,6 +512,31 @@ START_TEST(test_empty_mailbox)
 }
 END_TEST
 
+/* a message costs one read() when the listing knows its size; a wrong
+   size in the name costs the read that sees the end, nothing else */
+START_TEST(test_retr_reads)
+{
+    static const char want[] = "+OK 52 octets\r\n" M1_CONV ".\r\n";
+    pop3d_session_t *s = session(10, true);
+
+    read_calls = 0;
+    ck_assert_int_eq(pop3d_session_input(s, "RETR 1\r\n", 8), POP3D_CONTINUE);
+    ck_assert_str_eq(buf_str(&written), want);
+    ck_assert_uint_eq(read_calls, 1);
+    buf_reset(&written);
+    read_calls = 0;
+    listing.msgs[0].size = 3;
+    ck_assert_int_eq(pop3d_session_input(s, "RETR 1\r\n", 8), POP3D_CONTINUE);
+    ck_assert_str_eq(buf_str(&written), want);
+    ck_assert_uint_eq(read_calls, 2);
+    buf_reset(&written);
+    listing.msgs[0].size = 1000;
+    ck_assert_int_eq(pop3d_session_input(s, "RETR 1\r\n", 8), POP3D_CONTINUE);
+    ck_assert_str_eq(buf_str(&written), want);
+    pop3d_session_free(s);
+}
+END_TEST
+
 /* ---- the conversion ---------------------------------------------------------- */
 
 /* conv_ref - the RETR/TOP form of text, byte by byte (the reference) */
@@ -657,6 +691,7 @@ int main(void)
     tcase_add_test(tc, test_write_fails);
     tcase_add_test(tc, test_empty_mailbox);
     tcase_add_test(tc, test_retr_big);
+    tcase_add_test(tc, test_retr_reads);
     suite_add_tcase(s, tc);
 
     TCase *conv = tcase_create("conv");
