@@ -297,6 +297,12 @@ static int mailbox_open(int client_fd, const struct mail_user *u,
         client_say(client_fd, "-ERR [SYS/PERM] The mailbox is not a Maildir.\r\n");
         return -1;
     }
+    if (u->home[0] != '/') {
+        log_warning("user=<%s>: home directory \"%s\" is not absolute",
+                    u->name, u->home);
+        client_say(client_fd, "-ERR [SYS/PERM] Cannot open the mailbox.\r\n");
+        return -1;
+    }
     int n = snprintf(path, sizeof(path), "%s/%.*s", u->home, (int)(mlen - 1), mb);
     if (n < 0 || (size_t)n >= sizeof(path)) {
         log_warning("user=<%s>: mailbox path too long", u->name);

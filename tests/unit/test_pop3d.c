@@ -537,6 +537,53 @@ START_TEST(test_retr_reads)
 }
 END_TEST
 
+/* hostile soup: random commands, numbers and bytes in random pieces
+   (no QUIT); the session survives (the ASan build watches), every batch
+   of replies ends with a whole line, and nothing is deleted */
+START_TEST(test_random_input)
+{
+    static const char *words[] = {
+        "STAT", "LIST", "UIDL", "RETR", "TOP", "DELE", "NOOP", "RSET",
+        "CAPA", "USER", "PASS", "AUTH", "STLS", "XXXX", "list", "ReTr",
+        "", " ", "\x01", "\xff", ".", "0", "1", "5", "6", "-1", "99999999999",
+    };
+    unsigned seed = 12345;
+    for (int round = 0; round < 200; round++) {
+        pop3d_session_t *s = session(1000, true);
+        buf_t in;
+        buf_init(&in, 0);
+        for (int c = 0; c < 40; c++) {
+            int nw = (int)((seed = seed * 1103515245 + 12345) >> 16) % 4;
+            for (int w = 0; w <= nw; w++) {
+                seed = seed * 1103515245 + 12345;
+                buf_puts(&in, words[(seed >> 16) % (sizeof(words) / sizeof(words[0]))]);
+                if (w < nw)
+                    buf_putc(&in, ' ');
+            }
+            seed = seed * 1103515245 + 12345;
+            buf_puts(&in, (seed >> 16) % 3 ? "\r\n" : "\n");
+        }
+        size_t off = 0;
+        enum pop3d_status st = POP3D_CONTINUE;
+        while (off < in.len && st == POP3D_CONTINUE) {
+            seed = seed * 1103515245 + 12345;
+            size_t k = 1 + (seed >> 16) % 64;
+            if (k > in.len - off)
+                k = in.len - off;
+            st = pop3d_session_input(s, in.data + off, k);
+            off += k;
+        }
+        ck_assert_int_eq(st, POP3D_CONTINUE);
+        ck_assert(written.len >= 2 && written.data[written.len - 2] == '\r'
+                  && written.data[written.len - 1] == '\n');
+        ck_assert_str_eq(events, "");
+        pop3d_session_free(s);
+        buf_free(&in);
+        buf_reset(&written);
+    }
+}
+END_TEST
+
 /* ---- the conversion ---------------------------------------------------------- */
 
 /* conv_ref - the RETR/TOP form of text, byte by byte (the reference) */
@@ -692,6 +739,7 @@ int main(void)
     tcase_add_test(tc, test_empty_mailbox);
     tcase_add_test(tc, test_retr_big);
     tcase_add_test(tc, test_retr_reads);
+    tcase_add_test(tc, test_random_input);
     suite_add_tcase(s, tc);
 
     TCase *conv = tcase_create("conv");
