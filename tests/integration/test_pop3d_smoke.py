@@ -337,5 +337,95 @@ class Pop3dSmoke(unittest.TestCase):
             self.assertNotIn(target, listening)
         self.assertEqual(p.quit(), b"+OK Logging out.")
 
+class Pop3dUnderMaster(Pop3dSmoke):
+    """The same, with master running pop3d as the login/pop3d service
+    (master.conf as shipped: unpriv n, chroot n, maxproc 1000): master's
+    socket in $queue_directory/login, one process per session."""
+
+    def setUp(self):
+        self.inst = Instance(users=("demo", "other"), services_extra=(
+            "login/pop3d unix - n n - 1000 pop3d\n"))
+        self.addCleanup(self.inst.cleanup)
+        self.procs = []
+        self.inst.start()
+        self.sock_path = os.path.join(self.inst.spool, "login", "pop3d")
+        wait_for(lambda: os.path.exists(self.sock_path), 30,
+                 what="master's login/pop3d socket")
+        self.md = self.inst.maildir("demo")
+        st = os.stat(os.path.dirname(self.md))
+        self.owner = (st.st_uid, st.st_gid)
+        for sub in ("new", "cur", "tmp"):
+            os.makedirs(os.path.join(self.md, sub), exist_ok=True)
+            os.chown(os.path.join(self.md, sub), *self.owner)
+        os.chown(self.md, *self.owner)
+
+    def start_pop3d(self, *opts):
+        """master starts pop3d on demand; options go into main.conf,
+        read by every pop3d started afterwards (master itself needs no
+        reload: it passes no pop3d parameter)."""
+        if opts:
+            with open(os.path.join(self.inst.etc, "main.conf"), "a") as f:
+                f.write("".join(o.replace("=", " = ", 1) + "\n"
+                                for o in opts))
+        key = os.path.join(self.inst.dir, "data", "login_token.key")
+        if not os.path.exists(key):
+            # the first connection makes master start a pop3d, which
+            # makes the key in pre_init; it then waits for our request
+            self._early = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._early.connect(self.sock_path)
+            self.addCleanup(self._early.close)
+            wait_for(lambda: os.path.exists(key), 30,
+                     what="pop3d's token key")
+        return None
+
+    def session_pid(self):
+        """The pop3d that runs as the mailbox owner."""
+        uid = self.owner[0]
+        for pid in self.inst.child_pids("pop3d"):
+            try:
+                with open("/proc/%d/status" % pid) as f:
+                    for line in f:
+                        if line.startswith("Uid:") and \
+                                line.split()[1] == str(uid):
+                            return pid
+            except OSError:
+                pass
+        return None
+
+    def test_sigterm_deletes_nothing(self):
+        self.deliver("1700000001.A.host", b"Subject: a\n\na\n")
+        p = self.session()
+        p.dele(1)
+        pid = wait_for(self.session_pid, 30, what="the session's pop3d")
+        os.kill(pid, 15)
+        self.assertEqual(p.file.readline(),
+                         b"-ERR [SYS/TEMP] Server shutting down.\r\n")
+        self.assertEqual(len(self.files()), 1)
+
+    def test_identity(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        self.deliver("1700000001.A.host", b"Subject: a\n\na\n")
+        p = self.session()
+        pid = wait_for(self.session_pid, 30, what="the session's pop3d")
+        with open("/proc/%d/status" % pid) as f:
+            status = dict(line.split(":", 1) for line in f if ":" in line)
+        self.assertEqual(status["Gid"].split(), [str(self.owner[1])] * 4)
+        self.assertEqual(status["NoNewPrivs"].strip(), "1")
+        fds = [os.readlink("/proc/%d/fd/%s" % (pid, fd))
+               for fd in os.listdir("/proc/%d/fd" % pid)]
+        # no pipe to master (the status pipe) and no listening socket
+        listening = set()
+        with open("/proc/net/unix") as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if len(cols) >= 8 and cols[7] == self.sock_path:
+                    listening.add("socket:[%s]" % cols[6])
+        for t in fds:
+            self.assertNotIn(t, listening)
+            self.assertFalse(t.startswith("pipe:"), fds)
+        self.assertEqual(p.quit(), b"+OK Logging out.")
+
+
 if __name__ == "__main__":
     unittest.main()
