@@ -417,6 +417,11 @@ static void pop3d_serve(int ipc_fd)
         login_handover_clear(&h);
         return;
     }
+    struct stat cst;
+    if (fstat(client_fd, &cst) < 0 || !S_ISSOCK(cst.st_mode)) {
+        pop3d_refuse(ipc_fd, client_fd, &h, "the client is not a socket");
+        return;
+    }
     if (strcmp(h.service, "pop3") != 0) {
         pop3d_refuse(ipc_fd, client_fd, &h, "not a pop3 login");
         return;

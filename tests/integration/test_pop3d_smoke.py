@@ -13,6 +13,7 @@ refused hand-overs (bad token, unknown user), the [IN-USE] lock, and
 as root the identity of the process that serves the session.
 """
 import array
+import base64
 import hashlib
 import hmac
 import os
@@ -111,10 +112,13 @@ class Pop3dSmoke(unittest.TestCase):
         mac = hmac.new(key, msg, hashlib.sha256).hexdigest()
         return "1.%s.%s.%s" % (expiry, nonce, mac)
 
-    def handover(self, user="demo", token=None, pipelined=b""):
+    def handover(self, user="demo", token=None, pipelined=b"",
+                 not_a_socket=False):
         """Send a hand-over; (reply dict, our end of the client pair)."""
-        import base64
         client, theirs = socket.socketpair()
+        if not_a_socket:        # a file where the client should be
+            theirs.close()
+            theirs = open(os.devnull, "rb")
         attrs = {
             "request": "login", "version": 1, "service": "pop3",
             "user": user, "token": token or self.token(user),
@@ -249,6 +253,13 @@ class Pop3dSmoke(unittest.TestCase):
         log = self.inst.log_text()
         self.assertIn("invalid login token", log)
         self.assertIn("no such user", log)
+
+    def test_client_not_a_socket(self):
+        self.start_pop3d()
+        reply, client = self.handover(not_a_socket=True)
+        self.assertEqual(reply.get("status"), "fail")
+        wait_for(lambda: "the client is not a socket" in self.inst.log_text(),
+                 30, what="the refusal in the log")
 
     def test_in_use(self):
         self.deliver("1700000001.A.host", b"Subject: a\n\na\n")
