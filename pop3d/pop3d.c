@@ -44,6 +44,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -56,6 +57,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -259,6 +261,21 @@ static int pop3d_drop(uid_t uid, gid_t gid, const char **error_r)
         *error_r = "group 0 could be regained after the drop";
         return -1;
     }
+    /* and no capability is left (the kernel clears them when every uid
+       leaves 0, unless someone set SECBIT_KEEP_CAPS) */
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+    memset(caps, 0, sizeof(caps));
+    if (syscall(SYS_capget, &hdr, caps) < 0) {
+        snprintf(err, sizeof(err), "capget: %s", strerror(errno));
+        *error_r = err;
+        return -1;
+    }
+    for (int i = 0; uid != 0 && i < _LINUX_CAPABILITY_U32S_3; i++)
+        if (caps[i].effective != 0 || caps[i].permitted != 0) {
+            *error_r = "capabilities left after the drop";
+            return -1;
+        }
     return 0;
 }
 

@@ -334,6 +334,8 @@ class Pop3dSmoke(unittest.TestCase):
         self.assertEqual(status["Uid"].split(), [str(uid)] * 4)
         self.assertEqual(status["Gid"].split(), [str(gid)] * 4)
         self.assertEqual(status["NoNewPrivs"].strip(), "1")
+        for cap in ("CapEff", "CapPrm", "CapInh"):
+            self.assertEqual(int(status[cap], 16), 0, cap)
         # the listening socket is closed: a user's process must not take
         # other users' hand-overs
         listening = set()
@@ -423,6 +425,8 @@ class Pop3dUnderMaster(Pop3dSmoke):
             status = dict(line.split(":", 1) for line in f if ":" in line)
         self.assertEqual(status["Gid"].split(), [str(self.owner[1])] * 4)
         self.assertEqual(status["NoNewPrivs"].strip(), "1")
+        for cap in ("CapEff", "CapPrm", "CapInh"):
+            self.assertEqual(int(status[cap], 16), 0, cap)
         fds = [os.readlink("/proc/%d/fd/%s" % (pid, fd))
                for fd in os.listdir("/proc/%d/fd" % pid)]
         # no pipe to master (the status pipe) and no listening socket
