@@ -43,6 +43,7 @@
 #include "mail/config.h"
 #include "mail/dict.h"
 #include "mail/dict_proxy.h"
+#include "mail/tls_server.h"
 #include "util/keyfile.h"
 #include "util/log.h"
 #include "util/tls.h"
@@ -221,30 +222,29 @@ void smtpd_tls_init(void)
     if (var_smtpd_tls_req_ccert && !mandatory)
         log_warning("smtpd_tls_req_ccert applies only with "
                     "smtpd_tls_security_level=encrypt: ignored");
-    if (tls_protocols_parse(protocols, &smtpd_tls_conf.min_version,
+    struct tls_server_params params = {
+        .protocols = protocols,
+        .protocols_name = mandatory ? "smtpd_tls_mandatory_protocols"
+                                    : "smtpd_tls_protocols",
+        .ciphers = grade,
+        .chain_files = var_smtpd_tls_chain_files,
+        .cert_file = var_smtpd_tls_cert_file,
+        .key_file = var_smtpd_tls_key_file,
+    };
+    if (tls_server_versions(&params, &smtpd_tls_conf.min_version,
                             &smtpd_tls_conf.max_version, &err) < 0) {
-        log_warning("%s: %s; %s", mandatory ? "smtpd_tls_mandatory_protocols"
-                    : "smtpd_tls_protocols", err, what);
+        log_warning("%s; %s", err, what);
         free(err);
         return;
     }
-    smtpd_tls_conf.ciphers = strcmp(grade, "high") == 0
-                             ? var_tls_high_cipherlist
-                             : var_tls_medium_cipherlist;
+    smtpd_tls_conf.ciphers = tls_server_cipherlist(grade);
     if (var_smtpd_tls_session_cache_timeout > 0)
         smtpd_tls_conf.nkeys =
             smtpd_tls_ticket_keys(smtpd_tls_conf.keys,
                                   var_smtpd_tls_session_cache_timeout);
     const char *source = *var_smtpd_tls_chain_files != '\0'
                          ? var_smtpd_tls_chain_files : var_smtpd_tls_cert_file;
-    if (*var_smtpd_tls_chain_files != '\0')
-        smtpd_tls_context = tls_ctx_server_chain_new(var_smtpd_tls_chain_files,
-                                                     &err);
-    else
-        smtpd_tls_context = tls_ctx_server_new(var_smtpd_tls_cert_file,
-                                               *var_smtpd_tls_key_file != '\0'
-                                               ? var_smtpd_tls_key_file : NULL,
-                                               NULL, &err);
+    smtpd_tls_context = tls_server_ctx_new(&params, &err);
     if (smtpd_tls_context != NULL && smtpd_tls_setup(smtpd_tls_context, &err) < 0) {
         tls_ctx_free(smtpd_tls_context);
         smtpd_tls_context = NULL;
