@@ -2,8 +2,13 @@
  * local_maildir - Maildir delivery as the mailbox owner.
  *
  * The file name is derived from the queue ID and the recipient record
- * ("<arrival>.Q<queueid>R<offset>.<host>,S=<size>"), unique per message
- * and recipient as the Maildir spec requires, and the same on a retry.
+ * ("<arrival>.Q<queueid>R<offset>.<host>,S=<size>,W=<crlf size>"),
+ * unique per message and recipient as the Maildir spec requires, and the
+ * same on a retry. S= is the file's size, W= its size with every LF not
+ * already preceded by CR counted as CR LF: what a POP3 server sends for
+ * RETR before byte-stuffing, so pop3d (maildir_list) needs neither a stat
+ * nor a read to list it. W= is counted while the file is written; the
+ * tmp/ file is named without it, the name in new/ has it.
  * The final step is link(tmp, new): if local was killed after that step
  * but before the queue file said "done", the retry finds the name taken
  * and does not deliver a second copy.
@@ -207,17 +212,35 @@ static int maildir_create(const char *home, const char *dir, const char *tmp_pat
     return fd;
 }
 
+/* maildir_crlf_extra - LFs in p[0..n) not preceded by CR (*prev: the
+   byte before p, updated) */
+static uint64_t maildir_crlf_extra(const char *p, size_t n, char *prev)
+{
+    uint64_t extra = 0;
+    char last = *prev;
+
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\n' && last != '\r')
+            extra++;
+        last = p[i];
+    }
+    *prev = last;
+    return extra;
+}
+
 /* maildir_write - head (our headers + the first head_content bytes of
    the content, already read) and the rest of the content into the new
-   tmp file, fsync'd */
+   tmp file, fsync'd; *crlf_size_r: the size as CR LF text */
 static int maildir_write(const struct local_request *r, const char *home,
                          const char *dir, const char *head, size_t hlen,
                          uint64_t head_content, const char *tmp_path,
-                         struct local_result *res)
+                         uint64_t *crlf_size_r, struct local_result *res)
 {
     int fd = maildir_create(home, dir, tmp_path, res);
     if (fd < 0)
         return -1;
+    char prev = '\0';
+    uint64_t crlf = hlen + maildir_crlf_extra(head, hlen, &prev);
     int ok = write_full(fd, head, hlen) == 0;
     char chunk[65536];
     off_t off = r->content_offset + (off_t)head_content;
@@ -232,6 +255,7 @@ static int maildir_write(const struct local_request *r, const char *home,
             break;
         }
         ok = write_full(fd, chunk, (size_t)n) == 0;
+        crlf += (uint64_t)n + maildir_crlf_extra(chunk, (size_t)n, &prev);
         off += n;
         left -= (uint64_t)n;
     }
@@ -248,6 +272,7 @@ static int maildir_write(const struct local_request *r, const char *home,
         unlink(tmp_path);
         return -1;
     }
+    *crlf_size_r = crlf;
     return 0;
 }
 
@@ -288,8 +313,8 @@ static void maildir_deliver(const struct local_request *r, const char *home,
     maildir_hostname(&name);
     buf_printf(&name, ",S=%llu", (unsigned long long)size);
     buf_printf(&tmp_path, "%s/tmp/%s", dir, buf_str(&name));
-    buf_printf(&new_path, "%s/new/%s", dir, buf_str(&name));
     buf_printf(&new_dir, "%s/new", dir);
+    uint64_t crlf_size = 0;
 
     size_t want = r->content_size < HEADER_SCAN_MAX ? (size_t)r->content_size
                                                      : HEADER_SCAN_MAX;
@@ -307,7 +332,10 @@ static void maildir_deliver(const struct local_request *r, const char *home,
         local_result_set(res, DELIVER_BOUNCE, "5.4.6", "mail forwarding loop for %s",
                          r->recipient);
     } else if (maildir_write(r, home, dir, head, hdrs.len + want, want,
-                             buf_str(&tmp_path), res) == 0) {
+                             buf_str(&tmp_path), &crlf_size, res) == 0) {
+        /* the same content gives the same W=: a retry finds its copy */
+        buf_printf(&new_path, "%s/new/%s,W=%llu", dir, buf_str(&name),
+                   (unsigned long long)crlf_size);
         if (maildir_link(dir, buf_str(&tmp_path), buf_str(&new_path), res) < 0) {
             /* res says why */
         } else if (fsync_dir(buf_str(&new_dir)) < 0) {

@@ -658,7 +658,8 @@ int maildir_list(int maildir_fd, struct maildir_listing *out,
         list_ctx_free(&c, 0);
         return -1;
     }
-    qsort(c.items, c.count, sizeof(*c.items), item_key_cmp);
+    if (c.count > 0)        /* qsort(NULL, 0, ...) is undefined */
+        qsort(c.items, c.count, sizeof(*c.items), item_key_cmp);
     list_dedupe(&c);
     c.fresh = xcalloc(c.count ? c.count : 1, sizeof(*c.fresh));
     if (mailbox_index_open(maildir_fd, &idx, &err) < 0
@@ -684,7 +685,8 @@ int maildir_list(int maildir_fd, struct maildir_listing *out,
             c.items[w++] = c.items[r];
     }
     c.count = w;
-    qsort(c.items, c.count, sizeof(*c.items), item_uid_cmp);
+    if (c.count > 0)
+        qsort(c.items, c.count, sizeof(*c.items), item_uid_cmp);
     if (c.count > MAILDIR_LIST_MAX) {
         log_warning("maildir_list: %zu messages, listing the oldest %d",
                     c.count, MAILDIR_LIST_MAX);

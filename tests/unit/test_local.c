@@ -251,8 +251,11 @@ START_TEST(test_maildir_delivery_and_retry)
     struct stat st;
     ck_assert_int_eq(stat(path, &st), 0);
     char want[64];
-    snprintf(want, sizeof(want), ",S=%lld", (long long)st.st_size);
-    ck_assert_ptr_nonnull(strstr(name, want));
+    /* S= the size, W= the size with LF as CR LF (5 lines), at the end */
+    snprintf(want, sizeof(want), ",S=%lld,W=%lld", (long long)st.st_size,
+             (long long)st.st_size + 5);
+    ck_assert_uint_gt(strlen(name), strlen(want));
+    ck_assert_str_eq(name + strlen(name) - strlen(want), want);
     ck_assert_int_eq(st.st_mode & 0777, 0600);
     FILE *f = fopen(path, "r");
     char data[256] = { 0 };
@@ -277,6 +280,65 @@ START_TEST(test_maildir_delivery_and_retry)
     ck_assert_int_eq(left, 0);
     close(r.queue_fd);
     queue_msg_free(&m);
+}
+END_TEST
+
+/* file_crlf_size - the size of a file as CR LF text, counted here */
+static long long file_crlf_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    long long n = 0;
+    int c, prev = EOF;
+    while ((c = getc(f)) != EOF) {
+        n += (c == '\n' && prev != '\r') ? 2 : 1;
+        prev = c;
+    }
+    fclose(f);
+    return n;
+}
+
+/* W= of content with CR LF, bare CR, bare LF and a CR LF split between
+   the head local reads first (256 KiB of content) and the next chunk */
+START_TEST(test_maildir_crlf_size_in_name)
+{
+    enum { BODY = 400000, HEAD = 256 * 1024 };
+    struct local_request r;
+    queue_msg_t m;
+    char qid[QUEUE_ID_SIZE], name[512], path[1200];
+    struct local_result res = { DELIVER_DEFER, "", "", "" };
+    char *body = malloc(BODY + 1);
+
+    ck_assert_ptr_nonnull(body);
+    var_mailbox_size_limit = 0;                 /* this process only */
+    memcpy(body, "Subject: crlf\n\n", 15);
+    for (size_t i = 15; i < BODY; i++)
+        body[i] = (i % 70 == 0) ? '\n' : (i % 333 == 0) ? '\r' : 'x';
+    memcpy(body + 100, "a\r\nb\rc\n\r\r\n", 10);
+    body[HEAD - 1] = '\r';
+    body[HEAD] = '\n';
+    body[HEAD + 65536 - 1] = '\r';             /* and between two chunks */
+    body[HEAD + 65536] = '\n';
+    body[BODY] = '\0';
+    make_request("demo@localhost", body, &r, qid, &m);
+    local_deliver(&r, local_alias_maps_for_test(), &res);
+    ck_assert_msg(res.status == DELIVER_OK, "%s", res.reason);
+    ck_assert_int_eq(count_new(home_demo, name, sizeof(name)), 1);
+    snprintf(path, sizeof(path), "%s/Maildir/new/%s", home_demo, name);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    char want[64];
+    snprintf(want, sizeof(want), ",S=%lld,W=%lld", (long long)st.st_size,
+             file_crlf_size(path));
+    ck_assert_uint_gt(strlen(name), strlen(want));
+    ck_assert_str_eq(name + strlen(name) - strlen(want), want);
+    /* the retry finds the same name */
+    local_deliver(&r, local_alias_maps_for_test(), &res);
+    ck_assert_int_eq(res.status, DELIVER_OK);
+    ck_assert_int_eq(count_new(home_demo, NULL, 0), 1);
+    close(r.queue_fd);
+    queue_msg_free(&m);
+    free(body);
 }
 END_TEST
 
@@ -1622,6 +1684,7 @@ int main(void)
     TCase *tc = tcase_create("deliver");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_maildir_delivery_and_retry);
+    tcase_add_test(tc, test_maildir_crlf_size_in_name);
     tcase_add_test(tc, test_maildir_dirs_fsynced);
     tcase_add_test(tc, test_maildir_existing_fast_path);
     tcase_add_test(tc, test_mark_nosync);
