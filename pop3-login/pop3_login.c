@@ -257,7 +257,6 @@ static void p3l_capa(struct p3l *s)
     buf_t mechs = BUF_INIT;
 
     p3l_reply(s, "+OK Capability list follows");
-    p3l_reply(s, "CAPA");
     p3l_reply(s, "TOP");
     p3l_reply(s, "UIDL");
     p3l_reply(s, "RESP-CODES");
