@@ -365,6 +365,13 @@ class Pop3LoginTest(TernTestCase):
         self.assertEqual(c3.cmd("AUTH plain"), "+ ")
         self.assertTrue(c3.cmd("!!!!").startswith("-ERR"))
         self.assertTrue(c3.cmd("AUTH CRAM-MD5").startswith("-ERR"))
+        # a failed AUTH PLAIN names the user it tried
+        self.assertEqual(c3.cmd("AUTH PLAIN " + b64(b"\0someone\0wrong")),
+                         "-ERR [AUTH] Authentication failed.")
+        c3.cmd("QUIT")
+        self.assertLogHas(self.inst, "Disconnected (auth failed, 1 "
+                          "attempts): user=<someone>, method=PLAIN, "
+                          "rip=127.0.0.1, lip=127.0.0.1, TLS")
 
     def test_failures_delayed_then_disconnect(self):
         c = self.greeted(self.plain_port)

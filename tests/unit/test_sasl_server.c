@@ -117,7 +117,7 @@ struct seen {
     char challenge[256];
     int done;
     enum sasl_server_status status;
-    char mech[32], user[256], token[LOGIN_TOKEN_MAX + 1];
+    char mech[32], user[256], token[LOGIN_TOKEN_MAX + 1], tried[256];
     int begins, ends;
     bool in_reply;
 };
@@ -139,6 +139,7 @@ static void cb_done(void *ctx, const struct sasl_server_result *r)
     (void)str_copy(s->mech, r->mech, sizeof(s->mech));
     (void)str_copy(s->user, r->user, sizeof(s->user));
     (void)str_copy(s->token, r->token, sizeof(s->token));
+    (void)str_copy(s->tried, r->tried, sizeof(s->tried));
 }
 
 static void cb_begin(void *ctx)
@@ -216,6 +217,7 @@ START_TEST(test_plain)
     ck_assert_int_eq(s.status, SASL_SERVER_FAIL);
     ck_assert_str_eq(s.user, "");
     ck_assert_str_eq(s.token, "");
+    ck_assert_str_eq(s.tried, "demo");
     free(ir);
     free(bad);
     sasl_server_free(sv);
@@ -244,6 +246,7 @@ START_TEST(test_login)
     run_until_done(loop, &s, 1);
     ck_assert_int_eq(s.status, SASL_SERVER_OK);
     ck_assert_str_eq(s.token, "");      /* smtp: no login token */
+    ck_assert_str_eq(s.tried, "demo");
     ck_assert_str_eq(s.mech, "LOGIN");
     free(u);
     free(p);
@@ -268,6 +271,7 @@ START_TEST(test_client_side_endings)
     sasl_server_input(sv, "*", 1);
     ck_assert_int_eq(s.done, 1);
     ck_assert_int_eq(s.status, SASL_SERVER_CANCELLED);
+    ck_assert_str_eq(s.tried, "");
     ck_assert(!sasl_server_in_exchange(sv));
     ck_assert_int_eq(sasl_server_start(sv, "PLAIN", NULL, "a", "x"), 0);
     sasl_server_input(sv, "!!!!", 4);
