@@ -92,6 +92,7 @@ struct p3l {
     int busy;
     enum p3l_state state;
     bool logged_in;
+    bool tls_up;                /* TLS was established (for the log) */
     char addr[64], laddr[64];
     int port, lport;
     char namaddr[96];
@@ -130,7 +131,7 @@ static bool p3l_tls_on(const struct p3l *s)
 
 static const char *p3l_tls_suffix(const struct p3l *s)
 {
-    return p3l_tls_on(s) || (s->logged_in && s->pair != NULL) ? ", TLS" : "";
+    return s->tls_up ? ", TLS" : "";
 }
 
 static void p3l_end(struct p3l *s)
@@ -257,7 +258,6 @@ static void p3l_capa(struct p3l *s)
     buf_t mechs = BUF_INIT;
 
     p3l_reply(s, "+OK Capability list follows");
-    p3l_reply(s, "CAPA");
     p3l_reply(s, "TOP");
     p3l_reply(s, "UIDL");
     p3l_reply(s, "RESP-CODES");
@@ -296,6 +296,7 @@ static void p3l_tls_done(stream_t *st, void *ctx, const char *error)
         s->st = NULL;
         s->state = P3L_DONE;
     } else {
+        s->tls_up = true;
         /* RFC 2595 4: forget what the client said in plaintext */
         explicit_bzero(s->user, sizeof(s->user));
         s->have_user = false;
@@ -523,6 +524,8 @@ static void p3l_done(void *ctx, const struct sasl_server_result *r)
     struct p3l *s = ctx;
 
     s->state = P3L_CMD;
+    if (r->tried[0] != '\0')
+        (void)str_copy(s->last_user, r->tried, sizeof(s->last_user));
     switch (r->status) {
     case SASL_SERVER_OK:
         (void)str_copy(s->auth_user, r->user, sizeof(s->auth_user));

@@ -65,6 +65,7 @@ struct sasl_server {
     struct sv_scram *scram;     /* during a SCRAM exchange */
     char token[LOGIN_TOKEN_MAX + 1];    /* SCRAM: auth's token, until the
                                            client's last response */
+    char tried[SASL_FIELD_MAX + 1];     /* the name the client gave */
 };
 
 /* sasl_server_new - see sasl_server.h */
@@ -90,6 +91,7 @@ static void sv_end(sasl_server_t *sv)
     sv->step = SV_NONE;
     explicit_bzero(sv->user, sizeof(sv->user));
     explicit_bzero(sv->token, sizeof(sv->token));
+    sv->tried[0] = '\0';
     if (sv->scram != NULL) {
         explicit_bzero(sv->scram, sizeof(*sv->scram));
         free(sv->scram);
@@ -145,13 +147,14 @@ size_t sasl_server_response_max(const char *mech)
 static void sv_done(sasl_server_t *sv, enum sasl_server_status st,
                     const char *user, const char *token)
 {
-    char mech[sizeof(sv->mech)];
+    char mech[sizeof(sv->mech)], tried[sizeof(sv->tried)];
     struct sasl_server_result r = {
         .status = st, .mech = mech, .user = user != NULL ? user : "",
-        .token = token != NULL ? token : "",
+        .token = token != NULL ? token : "", .tried = tried,
     };
 
     memcpy(mech, sv->mech, sizeof(mech));
+    memcpy(tried, sv->tried, sizeof(tried));
     sv_end(sv);
     sv->ops->done(sv->ctx, &r);
 }
@@ -395,6 +398,7 @@ static void sv_scram(sasl_server_t *sv, const char *b64, size_t len)
         }
         memcpy(sc->client_first, raw.data, raw.len);
         sc->client_first[raw.len] = '\0';
+        (void)str_copy(sv->tried, sc->st.user, sizeof(sv->tried));
         sv_request_init(sv, &rq, AUTH_REQ_SCRAM_START);
         (void)snprintf(rq.user, sizeof(rq.user), "%s", sc->st.user);
         sv->step = SV_SCRAM_START;
@@ -444,6 +448,7 @@ static void sv_plain(sasl_server_t *sv, const char *b64, size_t len)
         sv_failed(sv);
         return;
     }
+    (void)str_copy(sv->tried, p.authcid, sizeof(sv->tried));
     sv_submit(sv, p.authcid, p.passwd);
     sasl_plain_clear(&p);
 }
@@ -479,6 +484,7 @@ static void sv_login(sasl_server_t *sv, const char *b64, size_t len)
     }
     if (user) {
         memcpy(sv->user, field, sizeof(sv->user));
+        (void)str_copy(sv->tried, field, sizeof(sv->tried));
         sv->step = SV_LOGIN_PASS;
         explicit_bzero(field, sizeof(field));
         sv_challenge(sv, SASL_LOGIN_PASS_CHALLENGE);

@@ -60,6 +60,9 @@ struct sasl_server_result {
     const char *mech;           /* "PLAIN", "LOGIN", "SCRAM-SHA-256" */
     const char *user;           /* OK: auth's canonical name; else "" */
     const char *token;          /* OK: auth's login token ("" for smtp) */
+    const char *tried;          /* the name the client gave (PLAIN's
+                                   authcid, LOGIN's user, SCRAM's n=),
+                                   for logs; "" when it gave none */
 };
 
 struct sasl_server_ops {

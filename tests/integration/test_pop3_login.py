@@ -365,6 +365,13 @@ class Pop3LoginTest(TernTestCase):
         self.assertEqual(c3.cmd("AUTH plain"), "+ ")
         self.assertTrue(c3.cmd("!!!!").startswith("-ERR"))
         self.assertTrue(c3.cmd("AUTH CRAM-MD5").startswith("-ERR"))
+        # a failed AUTH PLAIN names the user it tried
+        self.assertEqual(c3.cmd("AUTH PLAIN " + b64(b"\0someone\0wrong")),
+                         "-ERR [AUTH] Authentication failed.")
+        c3.cmd("QUIT")
+        self.assertLogHas(self.inst, "Disconnected (auth failed, 1 "
+                          "attempts): user=<someone>, method=PLAIN, "
+                          "rip=127.0.0.1, lip=127.0.0.1, TLS")
 
     def test_failures_delayed_then_disconnect(self):
         c = self.greeted(self.plain_port)
@@ -420,6 +427,35 @@ class Pop3LoginTest(TernTestCase):
         self.assertEqual((st.st_gid, st.st_mode & 0o777),
                          (login.pw_gid, 0o660))
         c.cmd("QUIT")
+
+
+class LoginDirTest(TernTestCase):
+    """master makes login/ at start (and repairs its mode); a symlink in
+    its place stops master before it does any path work there"""
+
+    def test_mode_repaired(self):
+        inst = self.instance()
+        login = os.path.join(inst.spool, "login")
+        os.makedirs(login)
+        os.chmod(login, 0o777)
+        inst.start()
+        st = os.lstat(login)
+        self.assertEqual(st.st_mode & 0o7777, 0o750)
+        self.assertEqual(st.st_uid, os.geteuid())
+
+    def test_symlink_refused(self):
+        inst = self.instance()
+        target = os.path.join(inst.dir, "elsewhere")
+        os.makedirs(target)
+        os.chmod(target, 0o700)
+        os.symlink(target, os.path.join(inst.spool, "login"))
+        inst.start(wait=False)
+        wait_for(lambda: inst.proc.poll() is not None, WAIT,
+                 what="master to refuse")
+        self.assertNotEqual(inst.proc.returncode, 0)
+        self.assertIn("login", inst.master_output() + inst.log_text())
+        self.assertEqual(os.stat(target).st_mode & 0o7777, 0o700)
+        self.assertEqual(os.listdir(target), [])
 
 
 if __name__ == "__main__":
