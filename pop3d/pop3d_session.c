@@ -119,11 +119,13 @@ int pop3d_conv_end(struct pop3d_conv *c, buf_t *out)
    cannot be read after its "+OK"): nothing more is sent */
 static void session_fail(pop3d_session_t *s, const char *why)
 {
+    s->gone = true;
+    buf_reset(&s->out);
+    if (s->status == POP3D_QUIT)
+        return;                 /* UPDATE ran: only its "+OK" was lost */
     if (s->status != POP3D_CLOSE || s->close_reason == NULL)
         s->close_reason = why;
     s->status = POP3D_CLOSE;
-    s->gone = true;
-    buf_reset(&s->out);
 }
 
 /* pop3d_session_flush - write out what is queued */

@@ -82,7 +82,8 @@ struct pop3d_stats {
 
 enum pop3d_status {
     POP3D_CONTINUE = 0,     /* give more input */
-    POP3D_QUIT,             /* QUIT done (UPDATE ran, reply written) */
+    POP3D_QUIT,             /* QUIT done: UPDATE ran (its reply is written,
+                               or lost if the client went away) */
     POP3D_CLOSE,            /* too many errors, or the client is gone */
 };
 

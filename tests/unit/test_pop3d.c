@@ -492,6 +492,21 @@ START_TEST(test_write_fails)
 }
 END_TEST
 
+/* QUIT's UPDATE has run even when its "+OK" cannot be written: the
+   session still counts as logged out */
+START_TEST(test_quit_reply_fails)
+{
+    pop3d_session_t *s = session(10, true);
+
+    ck_assert_int_eq(pop3d_session_input(s, "DELE 1\r\n", 8), POP3D_CONTINUE);
+    write_fail_after = 1;
+    ck_assert_int_eq(pop3d_session_input(s, "QUIT\r\n", 6), POP3D_QUIT);
+    ck_assert_str_eq(events, "unlink m1;");
+    ck_assert_uint_eq(pop3d_session_stats(s)->del_count, 1);
+    pop3d_session_free(s);
+}
+END_TEST
+
 /* an empty mailbox */
 START_TEST(test_empty_mailbox)
 {
@@ -736,6 +751,7 @@ int main(void)
     tcase_add_test(tc, test_no_mark_seen);
     tcase_add_test(tc, test_stats);
     tcase_add_test(tc, test_write_fails);
+    tcase_add_test(tc, test_quit_reply_fails);
     tcase_add_test(tc, test_empty_mailbox);
     tcase_add_test(tc, test_retr_big);
     tcase_add_test(tc, test_retr_reads);
