@@ -12,6 +12,12 @@
  * sasl_username=demo, service=smtp". A malformed request is logged and
  * the connection dropped.
  *
+ * Login token: an ok reply for service pop3 or imap carries token=, made
+ * with login_token_make (the key, $data_directory/login_token.key, is
+ * loaded in pre_init); the login process hands it to the mail side,
+ * which believes the user name only with it. The same daemon serves
+ * login/auth (the login processes' socket) and private/auth.
+ *
  * SCRAM-SHA-256 (auth_proto.h): scram-start answers with the user's salt
  * and iterations (fake ones for a user without secrets, see
  * auth_passwd.c); scram-finish re-reads the secrets, accepts the
@@ -35,10 +41,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 
 #include "auth.h"
 #include "mail/auth_proto.h"
 #include "mail/config.h"
+#include "mail/login_token.h"
 #include "mail/server.h"
 #include "util/attr.h"
 #include "util/buf.h"
@@ -53,6 +61,17 @@ static void auth_pre_init(const char *service, char **args, int nargs)
     (void)nargs;
     if (auth_passwd_init() < 0)
         log_fatal("cannot initialize the password backends");
+    /* the login token key (mail/login_token.h), as root before anything
+       else; without it pop3/imap logins get tempfail, smtp is unaffected */
+    if (login_token_key_load(var_data_directory) < 0)
+        log_warning("no login token key: POP3/IMAP logins fail "
+                    "temporarily");
+}
+
+/* auth_login_service - does a login for service get a login token? */
+static bool auth_login_service(const char *service)
+{
+    return strcmp(service, "pop3") == 0 || strcmp(service, "imap") == 0;
 }
 
 static void auth_post_init(ev_loop_t *loop)
@@ -166,6 +185,13 @@ static void auth_handle(const struct auth_request *rq, struct auth_reply *rp)
     else
         rp->status = auth_passwd_check(rq->user, rq->password, rp->user,
                                        sizeof(rp->user), &reason);
+    if (rp->status == AUTH_STATUS_OK && auth_login_service(rq->service)
+        && login_token_make(rq->service, rp->user, time(NULL), rp->token,
+                            sizeof(rp->token)) < 0) {
+        rp->status = AUTH_STATUS_TEMPFAIL;
+        rp->server_final[0] = '\0';
+        reason = "cannot make a login token";
+    }
     switch (rp->status) {
     case AUTH_STATUS_OK:
         log_info("%s[%s]: sasl_method=%s, sasl_username=%s, service=%s",
@@ -182,6 +208,7 @@ static void auth_handle(const struct auth_request *rq, struct auth_reply *rp)
     case AUTH_STATUS_CONTINUE:
         rp->status = AUTH_STATUS_TEMPFAIL;
         rp->user[0] = '\0';
+        rp->token[0] = '\0';
         log_warning("%s[%s]: SASL %s authentication failed: temporary "
                     "failure: %s, sasl_username=%s", rq->client_name,
                     rq->client_address, rq->mechanism, reason, user);
@@ -214,7 +241,9 @@ static int auth_request_handle(attr_list_t *req, attr_list_t *reply,
     memset(&rp, 0, sizeof(rp));
     auth_handle(&rq, &rp);
     auth_request_clear(&rq);
-    if (auth_reply_encode(&rp, reply, &err) < 0)
+    int r = auth_reply_encode(&rp, reply, &err);
+    explicit_bzero(rp.token, sizeof(rp.token));
+    if (r < 0)
         log_panic("auth reply: %s", err);
     return 0;
 }

@@ -259,6 +259,20 @@ static void master_spool_setup(void)
     if (queue_dirs_create(var_queue_directory, uid, gid, sgid) < 0)
         log_fatal("create queue directories under %s: %s",
                   var_queue_directory, strerror(errno));
+    /* login/: ours, in $login_user's group (the login processes' chroot,
+       where master makes the login/NAME sockets) */
+    gid_t lgid = (gid_t)-1;
+    uid_t luid;
+    if (privs_running_as_root()
+        && privs_lookup_user(var_login_user, &luid, &lgid) < 0) {
+        log_warning("login_user \"%s\" does not exist: %s/%s is root's "
+                    "only", var_login_user, var_queue_directory,
+                    QUEUE_LOGIN_DIR);
+        lgid = (gid_t)-1;
+    }
+    if (queue_login_dir_create(var_queue_directory, lgid) < 0)
+        log_fatal("create %s/%s: %s", var_queue_directory, QUEUE_LOGIN_DIR,
+                  strerror(errno));
     if (chdir(var_queue_directory) < 0)
         log_fatal("chdir %s: %s", var_queue_directory, strerror(errno));
 }

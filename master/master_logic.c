@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include "master_logic.h"
+#include "mail/queue.h"
 #include "util/util.h"
 
 /* master_backoff_next - 1, 2, 4 ... capped at max (at least 1) */
@@ -229,10 +230,16 @@ bool master_exit_describe(int wstatus, buf_t *out)
     return false;
 }
 
-/* master_unix_path - private/NAME or public/NAME, checked */
+/* master_unix_path - private/NAME, public/NAME or login/NAME, checked */
 int master_unix_path(const char *name, bool private_, buf_t *out, buf_t *err)
 {
     struct sockaddr_un sun;
+    const char *login = mastercf_login_name(name);
+    const char *dir = login != NULL ? QUEUE_LOGIN_DIR
+                      : private_ ? "private" : "public";
+
+    if (login != NULL)
+        name = login;
     size_t len = strlen(name);
 
     buf_reset(out);
@@ -249,7 +256,7 @@ int master_unix_path(const char *name, bool private_, buf_t *out, buf_t *err)
             return -1;
         }
     }
-    (void)buf_printf(out, "%s/%s", private_ ? "private" : "public", name);
+    (void)buf_printf(out, "%s/%s", dir, name);
     if (out->len >= sizeof(sun.sun_path)) {
         (void)buf_printf(err, "unix service name too long: \"%.40s...\"",
                          name);

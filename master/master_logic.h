@@ -84,7 +84,8 @@ int master_conf_check_chroot(const struct master_conf *mc, bool root,
 /* "killed by signal 9" / "exit status 1" into out; false for exit 0 */
 bool master_exit_describe(int wstatus, buf_t *out);
 
-/* UNIX service socket path: "private/NAME" or "public/NAME";
+/* UNIX service socket path: "private/NAME" or "public/NAME", or for a
+   service written "login/NAME" (mastercf_login_name) "login/NAME";
    0 ok, -1 (and *err) for names that are not a plain file name or
    would not fit a sockaddr_un. */
 int master_unix_path(const char *name, bool private_, buf_t *out, buf_t *err);

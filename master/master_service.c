@@ -1,6 +1,7 @@
 /*
  * master_service - one master.conf entry at run time: its listening
- * sockets (inet addresses or a UNIX socket in private/ or public/), its
+ * sockets (inet addresses or a UNIX socket in private/, public/ or
+ * login/), its
  * status pipe, and its periodic wakeup trigger.
  */
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include "util/log.h"
 #include "master.h"
 #include "util/privs.h"
+#include "mail/queue.h"
 #include "mail/server.h"
 #include "util/util.h"
 
@@ -166,6 +168,67 @@ static int master_unix_bind(int fd, const struct sockaddr_un *sun, mode_t mode,
     return rc;
 }
 
+/* master_login_dir_check - login/ may hold root's path work only while
+   it is a real directory of ours that nobody else can write (an
+   unprivileged login process, or $login_user's group, could otherwise
+   plant a symlink for root to follow). 0 ok, -1 logged. */
+static int master_login_dir_check(void)
+{
+    struct stat st;
+    int fd = open(QUEUE_LOGIN_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW
+                                   | O_CLOEXEC);
+
+    if (fd < 0) {
+        log_error("%s/%s: %s", var_queue_directory, QUEUE_LOGIN_DIR,
+                  strerror(errno));
+        return -1;
+    }
+    int rc = fstat(fd, &st);
+    (void)close(fd);
+    if (rc < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()
+        || (st.st_mode & 022) != 0) {
+        log_error("%s/%s must be a directory owned by uid %ld, not writable "
+                  "by group or others: login services not started",
+                  var_queue_directory, QUEUE_LOGIN_DIR, (long)geteuid());
+        return -1;
+    }
+    return 0;
+}
+
+/* master_open_login - login/NAME, mode 0660, group $login_user's when
+   root. Security: login/ is ours (checked first), so the path work is
+   done as we are; the socket's group is set with lchown semantics. */
+static int master_open_login(struct master_service *svc, int fd)
+{
+    struct sockaddr_un sun;
+    const char *path = svc->unix_path;
+    const char *what = "listen on";
+    uid_t luid;
+    gid_t lgid = (gid_t)-1;
+
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (str_copy(sun.sun_path, path, sizeof(sun.sun_path))
+        >= sizeof(sun.sun_path) || master_login_dir_check() < 0)
+        return -1;
+    if (privs_running_as_root()
+        && privs_lookup_user(var_login_user, &luid, &lgid) < 0) {
+        log_error("%s: login_user \"%s\" does not exist", path,
+                  var_login_user);
+        return -1;
+    }
+    if (master_unix_bind(fd, &sun, 0660, &what) < 0
+        || (lgid != (gid_t)-1
+            && (what = "set the group of",
+                fchownat(AT_FDCWD, path, (uid_t)-1, lgid,
+                         AT_SYMLINK_NOFOLLOW) < 0))
+        || (what = "listen on", listen(fd, MASTER_BACKLOG) < 0)) {
+        log_error("%s %s: %s", what, path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 /* master_open_unix - private/NAME (0600) or public/NAME (0666).
    Security: public/ and private/ belong to $mail_owner, so as root the
    whole path work (lstat, unlink, bind) is done with $mail_owner's
@@ -188,6 +251,14 @@ static int master_open_unix(struct master_service *svc)
     if (fd < 0) {
         log_error("socket: %s", strerror(errno));
         return -1;
+    }
+    if (mastercf_login_name(svc->ent.service) != NULL) {
+        if (master_open_login(svc, fd) < 0) {
+            (void)close(fd);
+            return -1;
+        }
+        svc->listen_fds[svc->nlisten++] = fd;
+        return 0;
     }
     if ((owner = master_owner_enter(path)) < 0) {
         (void)close(fd);

@@ -36,8 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,6 +43,8 @@
 #include "mail/config.h"
 #include "mail/dict.h"
 #include "mail/dict_proxy.h"
+#include "mail/tls_server.h"
+#include "util/keyfile.h"
 #include "util/log.h"
 #include "util/tls.h"
 #include "util/util.h"
@@ -76,21 +76,6 @@ static bool smtpd_tls_require_ccert(void)
     return var_smtpd_tls_req_ccert && smtpd_tls_mandatory();
 }
 
-/* smtpd_tls_key_read - the two keys of fd, if it is a sound key file:
-   ours, 0600, the right size and not due for rotation */
-static bool smtpd_tls_key_read(int fd, unsigned char *keys, long rotate)
-{
-    struct stat st;
-    size_t want = SMTPD_TICKET_KEYS * TLS_TICKET_KEY_SIZE;
-    time_t now = time(NULL);
-
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()
-        || (st.st_mode & 077) != 0 || st.st_size != (off_t)want
-        || st.st_mtime > now + 60 || now - st.st_mtime >= rotate)
-        return false;
-    return read(fd, keys, want) == (ssize_t)want;
-}
-
 /*
  * smtpd_tls_ticket_keys - the session ticket keys every smtpd process of
  * this system shares: $data_directory/smtpd_tls_ticket.key, two keys
@@ -118,97 +103,28 @@ static bool smtpd_tls_key_read(int fd, unsigned char *keys, long rotate)
  */
 static size_t smtpd_tls_ticket_keys(unsigned char *keys, long lifetime)
 {
-    const char *dir = var_data_directory;
-    long rotate = lifetime > SMTPD_TICKET_ROTATE ? lifetime
-                                                  : SMTPD_TICKET_ROTATE;
-    size_t size = SMTPD_TICKET_KEYS * TLS_TICKET_KEY_SIZE;
-    char path[4096], tmp[4096], lock[4096];
-    unsigned char old[SMTPD_TICKET_KEYS * TLS_TICKET_KEY_SIZE];
-    struct stat st;
+    struct keyfile_spec spec = {
+        .size = SMTPD_TICKET_KEYS * TLS_TICKET_KEY_SIZE,
+        .max_age = lifetime > SMTPD_TICKET_ROTATE ? lifetime
+                                                  : SMTPD_TICKET_ROTATE,
+        .keep = TLS_TICKET_KEY_SIZE,
+        .strict = false,
+        .dir_label = "data_directory",
+    };
     const char *why = NULL;
-    size_t n = 0;
-    int lfd = -1, fd = -1;
+    int r = keyfile_load(var_data_directory, SMTPD_TICKET_FILE,
+                         SMTPD_TICKET_LOCK, &spec, keys, &why);
 
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, SMTPD_TICKET_FILE)
-            >= sizeof(path)
-        || (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)
-        || (size_t)snprintf(lock, sizeof(lock), "%s/%s", dir,
-                            SMTPD_TICKET_LOCK) >= sizeof(lock)) {
-        why = "data_directory name too long";
-        goto out;
+    if (r < 0) {
+        log_warning("TLS session ticket key %s/%s: %s; TLS sessions resume "
+                    "only with the same smtpd process", var_data_directory,
+                    SMTPD_TICKET_FILE, why);
+        return 0;
     }
-    if (lstat(dir, &st) < 0 && errno == ENOENT
-        && mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        why = strerror(errno);
-        goto out;
-    }
-    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)
-        || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
-        why = "data_directory must be a directory of ours, not writable "
-              "by group or others";
-        goto out;
-    }
-    lfd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (lfd < 0 || flock(lfd, LOCK_EX) < 0) {
-        why = strerror(errno);
-        goto out;
-    }
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0 && smtpd_tls_key_read(fd, keys, rotate)) {
-        n = SMTPD_TICKET_KEYS;
-        goto out;
-    }
-    /* new first key; the current one (if sound, however old) second */
-    bool have_old = false;
-    if (fd >= 0) {
-        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
-            && st.st_uid == geteuid() && (st.st_mode & 077) == 0
-            && st.st_size == (off_t)size
-            && lseek(fd, 0, SEEK_SET) == 0
-            && read(fd, old, size) == (ssize_t)size)
-            have_old = true;
-        (void)close(fd);
-        fd = -1;
-    }
-    if (getrandom(keys, size, 0) != (ssize_t)size) {
-        why = "getrandom failed";
-        goto out;
-    }
-    if (have_old)
-        memcpy(keys + TLS_TICKET_KEY_SIZE, old, TLS_TICKET_KEY_SIZE);
-    (void)unlink(tmp);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, keys, size) != (ssize_t)size || fsync(fd) < 0
-        || close(fd) < 0) {
-        why = strerror(errno);
-        if (fd >= 0)
-            (void)close(fd);
-        fd = -1;
-        (void)unlink(tmp);
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) < 0) {
-        why = strerror(errno);
-        (void)unlink(tmp);
-        goto out;
-    }
-    (void)fsync_dir(dir);
-    log_info("new TLS session ticket key in %s", path);
-    n = SMTPD_TICKET_KEYS;
-out:
-    explicit_bzero(old, sizeof(old));
-    if (fd >= 0)
-        (void)close(fd);
-    if (lfd >= 0)
-        (void)close(lfd);      /* releases the lock */
-    if (n == 0) {
-        explicit_bzero(keys, size);
-        log_warning("TLS session ticket key %s: %s; TLS sessions resume "
-                    "only with the same smtpd process", path,
-                    why != NULL ? why : "unknown error");
-    }
-    return n;
+    if (r == 2)
+        log_info("new TLS session ticket key in %s/%s", var_data_directory,
+                 SMTPD_TICKET_FILE);
+    return SMTPD_TICKET_KEYS;
 }
 
 /* smtpd_tls_setup - the settings every context of this process gets */
@@ -306,30 +222,29 @@ void smtpd_tls_init(void)
     if (var_smtpd_tls_req_ccert && !mandatory)
         log_warning("smtpd_tls_req_ccert applies only with "
                     "smtpd_tls_security_level=encrypt: ignored");
-    if (tls_protocols_parse(protocols, &smtpd_tls_conf.min_version,
+    struct tls_server_params params = {
+        .protocols = protocols,
+        .protocols_name = mandatory ? "smtpd_tls_mandatory_protocols"
+                                    : "smtpd_tls_protocols",
+        .ciphers = grade,
+        .chain_files = var_smtpd_tls_chain_files,
+        .cert_file = var_smtpd_tls_cert_file,
+        .key_file = var_smtpd_tls_key_file,
+    };
+    if (tls_server_versions(&params, &smtpd_tls_conf.min_version,
                             &smtpd_tls_conf.max_version, &err) < 0) {
-        log_warning("%s: %s; %s", mandatory ? "smtpd_tls_mandatory_protocols"
-                    : "smtpd_tls_protocols", err, what);
+        log_warning("%s; %s", err, what);
         free(err);
         return;
     }
-    smtpd_tls_conf.ciphers = strcmp(grade, "high") == 0
-                             ? var_tls_high_cipherlist
-                             : var_tls_medium_cipherlist;
+    smtpd_tls_conf.ciphers = tls_server_cipherlist(grade);
     if (var_smtpd_tls_session_cache_timeout > 0)
         smtpd_tls_conf.nkeys =
             smtpd_tls_ticket_keys(smtpd_tls_conf.keys,
                                   var_smtpd_tls_session_cache_timeout);
     const char *source = *var_smtpd_tls_chain_files != '\0'
                          ? var_smtpd_tls_chain_files : var_smtpd_tls_cert_file;
-    if (*var_smtpd_tls_chain_files != '\0')
-        smtpd_tls_context = tls_ctx_server_chain_new(var_smtpd_tls_chain_files,
-                                                     &err);
-    else
-        smtpd_tls_context = tls_ctx_server_new(var_smtpd_tls_cert_file,
-                                               *var_smtpd_tls_key_file != '\0'
-                                               ? var_smtpd_tls_key_file : NULL,
-                                               NULL, &err);
+    smtpd_tls_context = tls_server_ctx_new(&params, &err);
     if (smtpd_tls_context != NULL && smtpd_tls_setup(smtpd_tls_context, &err) < 0) {
         tls_ctx_free(smtpd_tls_context);
         smtpd_tls_context = NULL;

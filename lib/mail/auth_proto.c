@@ -256,6 +256,11 @@ static int auth_reply_check(const struct auth_reply *r, const char **error_r)
              && (!ok || !auth_field_ok(r->server_final, FK_NAME,
                                        AUTH_FIELD_MAX)))
         *error_r = "bad server_final";
+    else if (r->token[0] != '\0'
+             && (!ok || strlen(r->token) > LOGIN_TOKEN_MAX
+                 || strspn(r->token, "0123456789abcdef.")
+                        != strlen(r->token)))
+        *error_r = "bad token (it comes with status=ok only)";
     else if (cont != (r->salt[0] != '\0')
              || (cont && !auth_b64_ok(r->salt, AUTH_SALT_B64_MAX)))
         *error_r = "salt must come with status=continue, and only then";
@@ -281,6 +286,8 @@ int auth_reply_encode(const struct auth_reply *r, attr_list_t *out,
         attr_add(out, AUTH_A_USER, r->user);
     if (r->server_final[0] != '\0')
         attr_add(out, AUTH_A_SERVER_FINAL, r->server_final);
+    if (r->token[0] != '\0')
+        attr_add(out, AUTH_A_TOKEN, r->token);
     if (r->status == AUTH_STATUS_CONTINUE) {
         attr_add(out, AUTH_A_SALT, r->salt);
         attr_add_long(out, AUTH_A_ITERATIONS, r->iterations);
@@ -294,9 +301,10 @@ int auth_reply_decode(const attr_list_t *in, struct auth_reply *r,
 {
     static const char *const names[] = {
         AUTH_A_VERSION, AUTH_A_STATUS, AUTH_A_REASON, AUTH_A_USER,
-        AUTH_A_SERVER_FINAL, AUTH_A_SALT, AUTH_A_ITERATIONS, NULL
+        AUTH_A_SERVER_FINAL, AUTH_A_SALT, AUTH_A_ITERATIONS, AUTH_A_TOKEN,
+        NULL
     };
-    const char *st, *user, *reason, *sfinal, *salt;
+    const char *st, *user, *reason, *sfinal, *salt, *token;
     size_t i;
 
     memset(r, 0, sizeof(*r));
@@ -315,7 +323,13 @@ int auth_reply_decode(const attr_list_t *in, struct auth_reply *r,
     reason = attr_get(in, AUTH_A_REASON);
     sfinal = auth_opt(in, AUTH_A_SERVER_FINAL);
     salt = auth_opt(in, AUTH_A_SALT);
+    token = auth_opt(in, AUTH_A_TOKEN);
+    if (attr_get(in, AUTH_A_TOKEN) != NULL && *token == '\0') {
+        *error_r = "bad token";
+        return -1;
+    }
     if (strlen(user) >= sizeof(r->user) || strlen(reason) >= sizeof(r->reason)
+        || strlen(token) >= sizeof(r->token)
         || strlen(sfinal) >= sizeof(r->server_final)
         || strlen(salt) >= sizeof(r->salt)) {
         *error_r = "reply field too long";
@@ -332,6 +346,7 @@ int auth_reply_decode(const attr_list_t *in, struct auth_reply *r,
     auth_copy(r->reason, sizeof(r->reason), reason);
     auth_copy(r->server_final, sizeof(r->server_final), sfinal);
     auth_copy(r->salt, sizeof(r->salt), salt);
+    auth_copy(r->token, sizeof(r->token), token);
     if (auth_reply_check(r, error_r) < 0) {
         memset(r, 0, sizeof(*r));
         return -1;

@@ -9,6 +9,11 @@
  *   user=NAME  password=SECRET  client_address=ADDR  client_name=NAME
  * Reply (auth -> client):
  *   version=1  status=ok|fail|tempfail  reason=TEXT  [user=CANONICAL]
+ *   [token=LOGIN_TOKEN]
+ * token (mail/login_token.h) comes with status=ok, and only then, for
+ * service=pop3 and imap (of an auth or scram-finish request): what the
+ * login process passes to the mail side as auth's proof of the login.
+ * 1..LOGIN_TOKEN_MAX bytes of [0-9a-f.]; never for smtp.
  *
  * SCRAM-SHA-256 (util/scram.h) is two requests, each answered on its
  * own and each free to use its own connection: auth keeps no state
@@ -53,6 +58,7 @@
 #ifndef TERN_AUTH_PROTO_H
 #define TERN_AUTH_PROTO_H
 
+#include "mail/login_token.h"
 #include "util/attr.h"
 #include "util/scram.h"
 
@@ -77,6 +83,7 @@
 #define AUTH_A_SERVER_FINAL   "server_final"
 #define AUTH_A_SALT           "salt"
 #define AUTH_A_ITERATIONS     "iterations"
+#define AUTH_A_TOKEN          "token"
 
 #define AUTH_REQUEST_AUTH         "auth"
 #define AUTH_REQUEST_SCRAM_START  "scram-start"
@@ -114,6 +121,8 @@ struct auth_reply {
     long iterations;
     /* with AUTH_STATUS_OK of a scram-finish; "" otherwise */
     char server_final[AUTH_FIELD_MAX + 1];
+    /* with AUTH_STATUS_OK for service pop3/imap; "" otherwise */
+    char token[LOGIN_TOKEN_MAX + 1];
 };
 
 /* append the request's attributes (of r->kind) to out; 0 ok, -1 a field breaks the

@@ -26,7 +26,7 @@
 static maps_t *user_maps;
 static maps_t *alias_maps;
 
-static void mailuser_close(void)
+void mailuser_close(void)
 {
     maps_close(user_maps);
     maps_close(alias_maps);

@@ -33,6 +33,9 @@ struct mail_user {
 /* open the tables named by the config (call after config_load, before
    chroot); 0 ok, -1 fatal config problem (logged) */
 int mailuser_init(void);
+/* close the tables (unmapping them): before a process that looked a
+   user up becomes that user (pop3d), so it cannot read the others */
+void mailuser_close(void);
 /* 1 found, 0 no such user, -1 temporary error */
 int mailuser_lookup(const char *name, struct mail_user *u);
 /* domain (any case) is listed in $mydestination */

@@ -167,6 +167,20 @@ static int mc_maxproc(struct mc_parse *ps, const char *v, long *out)
     return 0;
 }
 
+/* mastercf_login_name - see mastercf.h */
+const char *mastercf_login_name(const char *service)
+{
+    const char *name;
+
+    if (strncmp(service, "login/", 6) != 0)
+        return NULL;
+    name = service + 6;
+    if (*name == '\0' || strchr(name, '/') || strcmp(name, ".") == 0
+        || strcmp(name, "..") == 0)
+        return NULL;
+    return name;
+}
+
 static int mc_service(struct mc_parse *ps, const char *svc, const char *type,
                       enum master_type *t)
 {
@@ -179,9 +193,10 @@ static int mc_service(struct mc_parse *ps, const char *svc, const char *type,
         free(p);
         *t = MASTER_INET;
     } else if (strcmp(type, "unix") == 0) {
-        if (strchr(svc, '/') || strcmp(svc, ".") == 0 || strcmp(svc, "..") == 0)
+        if ((strchr(svc, '/') && mastercf_login_name(svc) == NULL)
+            || strcmp(svc, ".") == 0 || strcmp(svc, "..") == 0)
             return mc_error(ps, "bad unix service name \"%.100s\" (a plain "
-                            "name, no '/')", svc);
+                            "name, no '/', or login/NAME)", svc);
         *t = MASTER_UNIX;
     } else {
         return mc_error(ps, "unsupported service type \"%.100s\" (expected "

@@ -5,7 +5,9 @@
  *
  * type: inet (service is "port" or "host:port", "[v6]:port") or unix
  * (a socket named private/NAME or, with private=n, public/NAME under the
- * queue directory). '-' selects the default: private=y, unpriv=y,
+ * queue directory; a service written "login/NAME" listens on login/NAME
+ * instead, whatever private says: the login processes' directory, see
+ * master(8) and DESIGN's login/mail split; no other name has a '/'). '-' selects the default: private=y, unpriv=y,
  * chroot=n, wakeup=0, maxproc=$default_process_limit. wakeup may end in
  * '?' (Postfix: only wake if the service is running; accepted, same
  * meaning here). maxproc 0 = no limit. A line beginning with whitespace
@@ -58,6 +60,9 @@ void mastercf_free(struct master_conf *mc);
  * (NULL for all/inet_interfaces) and port. 0 ok, -1 malformed.
  * Host/port are malloc'd.
  */
+/* the NAME of a unix service written "login/NAME" (NAME a plain name,
+   no further '/', not "." or ".."), else NULL */
+const char *mastercf_login_name(const char *service);
 int mastercf_inet_split(const char *service, char **host_r, char **port_r);
 
 #endif

@@ -179,6 +179,21 @@ done:
     return 0;
 }
 
+/* queue_login_dir_create - see queue.h */
+int queue_login_dir_create(const char *queue_dir, gid_t group)
+{
+    buf_t path = BUF_INIT;
+    int ret = -1;
+
+    if (buf_printf(&path, "%s/%s", queue_dir, QUEUE_LOGIN_DIR) >= 0)
+        ret = qdir_make(buf_str(&path), 0750, geteuid(),
+                        group != (gid_t)-1 ? group : getegid());
+    int saved = errno;
+    buf_free(&path);
+    errno = saved;
+    return ret;
+}
+
 /* ---- moves between queues --------------------------------------------- */
 
 /* queue_dir_of - the directory part of a queue path ("deferred/X") */

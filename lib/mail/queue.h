@@ -68,6 +68,11 @@
 #define QUEUE_DEFER    "defer"      /* per-message delivery logs (bounce_log.h) */
 #define QUEUE_MAILDROP "maildrop"   /* sendmail's submissions (postdrop), for pickup */
 
+/* the login processes' directory (pop3-login's chroot; the sockets
+   login/NAME of master.conf's login/ services): owned by the caller of
+   queue_login_dir_create (root), group $login_user's, 0750 */
+#define QUEUE_LOGIN_DIR "login"
+
 /* all spool subdirectories, NULL-terminated, for setup code */
 extern const char *const queue_dir_names[];
 
@@ -84,6 +89,10 @@ bool queue_is_hashed(const char *queue);
    directories get these owners and modes back. */
 int queue_dirs_create(const char *queue_dir, uid_t owner, gid_t group,
                       gid_t setgid_group);
+/* create (or fix) queue_dir/login: owned by the caller (euid, egid when
+   group is (gid_t)-1), group group, mode 0750; refuses a symlink.
+   0 ok, -1 errno */
+int queue_login_dir_create(const char *queue_dir, gid_t group);
 /* the mode queue_dirs_create gives spool subdirectory name (and its hash
    subdirectories); for `ternctl check` */
 mode_t queue_dir_mode(const char *name);

@@ -27,6 +27,7 @@
 #include "util/events.h"
 #include "util/log.h"
 #include "util/privs.h"
+#include "queue.h"
 #include "server.h"
 #include "util/util.h"
 
@@ -299,10 +300,55 @@ static void server_config(const char *prog)
         log_set_verbose(srv.verbose);
 }
 
-/* server_will_chroot - master asked for a chroot and we can do it */
+/* server_will_chroot - master asked for a chroot (or this is a login
+   process) and we can do it */
 static bool server_will_chroot(void)
 {
-    return srv.opt_chroot && privs_running_as_root();
+    return (srv.opt_chroot || srv.ops->login_process)
+           && privs_running_as_root();
+}
+
+static void server_chroot_prepare(void);
+
+/* server_login_dir_check - the login chroot: a directory of ours (root's)
+   that nobody else can write, so that the unprivileged login process
+   cannot change what it contains */
+static void server_login_dir_check(void)
+{
+    struct stat st;
+
+    if (lstat(QUEUE_LOGIN_DIR, &st) < 0)
+        log_fatal("%s/%s: %s", var_queue_directory, QUEUE_LOGIN_DIR,
+                  strerror(errno));
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid()
+        || (st.st_mode & 022) != 0)
+        log_fatal("%s/%s must be a directory owned by uid %ld, not writable "
+                  "by group or others", var_queue_directory,
+                  QUEUE_LOGIN_DIR, (long)geteuid());
+}
+
+/* server_drop_login - a login process: $login_user, chroot login/ (as
+   root); the developer instance only moves into login/ */
+static void server_drop_login(void)
+{
+    uid_t uid;
+    gid_t gid;
+    const char *error;
+
+    server_login_dir_check();
+    if (!privs_running_as_root()) {
+        if (chdir(QUEUE_LOGIN_DIR) < 0)
+            log_fatal("chdir %s/%s: %s", var_queue_directory,
+                      QUEUE_LOGIN_DIR, strerror(errno));
+        return;
+    }
+    server_chroot_prepare();
+    if (privs_lookup_user(var_login_user, &uid, &gid) < 0)
+        log_fatal("unknown login_user user: %s", var_login_user);
+    if (uid == 0)
+        log_fatal("login_user %s must not be root", var_login_user);
+    if (privs_drop(uid, gid, QUEUE_LOGIN_DIR, &error) < 0)
+        log_fatal("privilege drop: %s", error);
 }
 
 /* server_chroot_prepare - what the process needs from outside the jail
@@ -323,6 +369,10 @@ static void server_drop_privs(void)
     gid_t gid;
     const char *error;
 
+    if (srv.ops->login_process) {
+        server_drop_login();
+        return;
+    }
     if (!privs_running_as_root())
         return;
     if (srv.opt_chroot)

@@ -11,7 +11,8 @@
  *   fd 4.. (SERVER_LISTEN_FD): listening sockets, count in "-s N".
  *   argv: command -n SERVICE -t TYPE [-u] [-c] [-z] [-v] [-o name=value]...
  *       [daemon args]; -u: drop to $mail_owner; -c: chroot to the queue
- *       directory; -z: the service is run by master in the foreground
+ *       directory (a login process, server_ops.login_process: always
+ *       $login_user and login/ instead); -z: the service is run by master in the foreground
  *       developer mode (no effect on children other than logging).
  *   env: MAIL_CONFIG = config directory.
  *
@@ -84,6 +85,13 @@ struct server_ops {
     void (*on_request_conn)(int fd);
 
     bool long_running;      /* ignore max_use/max_idle (qmgr) */
+
+    /* a login process (pop3-login): pre-authentication code. As root it
+       becomes $login_user (its uid and primary gid, no other groups) and
+       chroots into $queue_directory/login (which must be root's, not
+       writable by group or others), whatever -u/-c say; it starts in
+       that directory in the developer instance too. */
+    bool login_process;
 };
 
 /* Request servers that speak attribute lists (util/attr.h) share this

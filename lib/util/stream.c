@@ -944,6 +944,15 @@ void stream_close(stream_t *s)
     stream_settle(s);
 }
 
+void stream_abandon(stream_t *s)
+{
+    if (s->closing)
+        return;
+    stream_linger(s);
+    s->broken = true;       /* nothing flushed, no FIN, no close_notify */
+    stream_settle(s);
+}
+
 int stream_start_tls(stream_t *s, tls_ctx_t *ctx, bool server_side,
                      stream_tls_cb done)
 {

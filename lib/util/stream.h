@@ -105,6 +105,12 @@ size_t stream_output_pending(const stream_t *s);
 
 /* See the header comment. */
 void stream_close(stream_t *s);
+/* Close our descriptor without a goodbye: queued output and buffered
+   input are dropped, no FIN (shutdown) and no TLS close_notify are sent,
+   no on_close follows. For a connection that another process now holds
+   a copy of (descriptor passing): the connection lives on there. Safe
+   from inside a callback, like stream_close. */
+void stream_abandon(stream_t *s);
 
 /*
  * TLS as a step of the stream. error is NULL when the handshake is done;

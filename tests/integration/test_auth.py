@@ -428,8 +428,13 @@ class SystemUserTest(SharedInstanceTestCase):
         c = AuthClient(self.path)
         self.addCleanup(c.close)
         r = decode(c.request(self.user, self.password, service="pop3"))
+        # a pop3 login carries auth's login token (mail/login_token.h)
+        self.assertRegex(r.pop("token", ""), r"^1\.[0-9]+\.[0-9a-f]{32}\.[0-9a-f]{64}$")
         self.assertEqual(r, {"version": "1", "status": "ok",
                              "reason": "authenticated", "user": self.user})
+        smtp = decode(c.request(self.user, self.password))
+        self.assertEqual(smtp["status"], "ok")
+        self.assertNotIn("token", smtp)
         wrong = c.request(self.user, "not-" + self.password)
         self.assertEqual(decode(wrong)["status"], "fail")
         self.assertEqual(wrong, c.request("nosuch" + self.user, self.password))

@@ -68,6 +68,8 @@ START_TEST(test_reply_roundtrip)
           .salt = "W22ZaJ0SNY7soEsUEjb6gQ==", .iterations = 4096 },
         { .status = AUTH_STATUS_OK, .user = "demo", .reason = "authenticated",
           .server_final = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=" },
+        { .status = AUTH_STATUS_OK, .user = "demo", .reason = "authenticated",
+          .token = "1.1800000030.0123456789abcdef0123456789abcdef.00ff" },
     };
     for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
         attr_list_t a, b;
@@ -84,6 +86,7 @@ START_TEST(test_reply_roundtrip)
         ck_assert_str_eq(r.reason, replies[i].reason);
         ck_assert_str_eq(r.salt, replies[i].salt);
         ck_assert_str_eq(r.server_final, replies[i].server_final);
+        ck_assert_str_eq(r.token, replies[i].token);
         ck_assert_int_eq(r.iterations, replies[i].iterations);
         attr_list_free(&a);
         attr_list_free(&b);
@@ -347,6 +350,25 @@ START_TEST(test_scram_reply_hostile)
           "salt", "AAAA", NULL },
         { "version", "1", "status", "ok", "reason", "x", "user", "u",
           "server_final", "v=\n", NULL },
+        /* token: with ok only, [0-9a-f.], not empty, not twice */
+        { "version", "1", "status", "fail", "reason", "x", "token", "1.2",
+          NULL },
+        { "version", "1", "status", "tempfail", "reason", "x", "token",
+          "1.2", NULL },
+        { "version", "1", "status", "ok", "reason", "x", "user", "u",
+          "token", "", NULL },
+        { "version", "1", "status", "ok", "reason", "x", "user", "u",
+          "token", "1.A", NULL },
+        { "version", "1", "status", "ok", "reason", "x", "user", "u",
+          "token", "1 2", NULL },
+        { "version", "1", "status", "ok", "reason", "x", "token", "1.2",
+          NULL },
+        { "version", "1", "status", "ok", "reason", "x", "user", "u",
+          "token", "1.2", "token", "1.2" },
+        { "version", "1", "status", "ok", "reason", "x", "user", "u",
+          "token", "1.2222222222222222222222222222222222222222222222222222"
+          "2222222222222222222222222222222222222222222222222222222222222222"
+          "22222222222222222222222222222222222222222222", NULL },
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         attr_list_t l;

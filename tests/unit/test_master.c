@@ -249,6 +249,14 @@ START_TEST(test_unix_path)
         { "ctl\x01", true, NULL },
         { "high\xff", true, NULL },
         { "del\x7f", true, NULL },
+        { "login/pop3d", true, "login/pop3d" },
+        { "login/auth", false, "login/auth" },
+        { "login/", true, NULL },
+        { "login/..", true, NULL },
+        { "login/a/b", true, NULL },
+        { "login/sp ace", true, NULL },
+        { "logins/x", true, NULL },
+        { "private/x", true, NULL },
     };
     buf_t out = BUF_INIT, err = BUF_INIT;
     char longname[300];

@@ -139,6 +139,15 @@ static const struct bad_case bad_cases[] = {
     { "host:0 inet n - n - - smtpd\n", "bad inet service" },
     { "priv/x unix n - n - - smtpd\n", "bad unix service name" },
     { ".. unix n - n - - smtpd\n", "bad unix service name" },
+    /* login/NAME is the one form with a '/' */
+    { "login/ unix - n n - - auth\n", "bad unix service name" },
+    { "login/a/b unix - n n - - auth\n", "bad unix service name" },
+    { "login/.. unix - n n - - auth\n", "bad unix service name" },
+    { "login/. unix - n n - - auth\n", "bad unix service name" },
+    { "login//x unix - n n - - auth\n", "bad unix service name" },
+    { "/login/x unix - n n - - auth\n", "bad unix service name" },
+    { "private/x unix - n n - - auth\n", "bad unix service name" },
+    { "Login/x unix - n n - - auth\n", "bad unix service name" },
     { "\xff\xfe\x01 inet n - n - - smtpd\n", "bad inet service" },
     { "smtp inet n - n - - smtpd -o { a = b\n", "m.conf:1: missing '}'" },
     { "smtp inet n - n - - smtpd { { a }\n", "missing '}'" },
@@ -197,6 +206,29 @@ static const struct split_case split_cases[] = {
     { "host:2 5", -1, NULL, NULL },
     { "host:po$rt", -1, NULL, NULL },
 };
+
+START_TEST(test_login_service)
+{
+    struct master_conf mc;
+    buf_t err = BUF_INIT;
+
+    ck_assert_int_eq(mastercf_parse_string(
+        "login/auth unix - n n - - auth\n"
+        "login/pop3d unix - n n - 1000 pop3d\n"
+        "auth unix - n n - - auth\n", "m.conf", &mc, &err), 0);
+    ck_assert_uint_eq(mc.count, 3);
+    ck_assert_str_eq(mc.entries[0].service, "login/auth");
+    ck_assert_int_eq(mc.entries[0].type, MASTER_UNIX);
+    ck_assert_int_eq(mc.entries[1].maxproc, 1000);
+    mastercf_free(&mc);
+    ck_assert_str_eq(mastercf_login_name("login/pop3d"), "pop3d");
+    ck_assert_ptr_null(mastercf_login_name("pop3d"));
+    ck_assert_ptr_null(mastercf_login_name("login/"));
+    ck_assert_ptr_null(mastercf_login_name("login"));
+    ck_assert_ptr_null(mastercf_login_name("login/x/y"));
+    buf_free(&err);
+}
+END_TEST
 
 START_TEST(test_inet_split)
 {
@@ -334,6 +366,7 @@ static Suite *mastercf_suite(void)
     Suite *s = suite_create("mastercf");
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, test_good_file);
+    tcase_add_test(tc, test_login_service);
     tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
     tcase_add_loop_test(tc, test_inet_split, 0,
                         (int)(sizeof(split_cases) / sizeof(split_cases[0])));

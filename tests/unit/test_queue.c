@@ -232,6 +232,30 @@ START_TEST(test_dirs)
 }
 END_TEST
 
+/* login/: ours, 0750, mode repaired; a symlink in its place refused */
+START_TEST(test_login_dir)
+{
+    struct stat st;
+
+    ck_assert_int_eq(queue_login_dir_create(".", (gid_t)-1), 0);
+    ck_assert_int_eq(lstat(QUEUE_LOGIN_DIR, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    ck_assert_uint_eq(st.st_mode & 07777, 0750);
+    ck_assert_uint_eq(st.st_uid, geteuid());
+    ck_assert_uint_eq(st.st_gid, getegid());
+    ck_assert_int_eq(chmod(QUEUE_LOGIN_DIR, 0777), 0);
+    ck_assert_int_eq(queue_login_dir_create(".", getegid()), 0);
+    ck_assert_int_eq(lstat(QUEUE_LOGIN_DIR, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 07777, 0750);
+    ck_assert_int_eq(mkdir("elsewhere", 0700), 0);
+    ck_assert_int_eq(mkdir("sub2", 0700), 0);
+    ck_assert_int_eq(symlink("../elsewhere", "sub2/" QUEUE_LOGIN_DIR), 0);
+    ck_assert_int_eq(queue_login_dir_create("sub2", (gid_t)-1), -1);
+    ck_assert_int_eq(lstat("elsewhere", &st), 0);
+    ck_assert_uint_eq(st.st_mode & 07777, 0700);
+}
+END_TEST
+
 /* ---- writing and reading -------------------------------------------------- */
 
 #define BIG_CONTENT (1024 * 1024)
@@ -1078,6 +1102,7 @@ static Suite *queue_suite(void)
     tcase_add_unchecked_fixture(files, base_setup, base_teardown);
     tcase_add_checked_fixture(files, spool_setup, spool_teardown);
     tcase_add_test(files, test_dirs);
+    tcase_add_test(files, test_login_dir);
     tcase_add_test(files, test_write_read_mark);
     tcase_add_test(files, test_msg_mark_linear);
     tcase_add_test(files, test_move_and_remove);

@@ -527,6 +527,41 @@ START_TEST(test_close_in_on_read_flushes)
 }
 END_TEST
 
+/* stream_abandon: our descriptor goes, the connection stays for the
+   other copy (a descriptor passed to another process): no FIN, nothing
+   flushed, no on_close, unread input left for the other copy */
+START_TEST(test_abandon_keeps_connection)
+{
+    struct tctx *t = t_new(100, 0);
+    int other = dup(stream_fd(t->s));
+    ck_assert_int_ge(other, 0);
+    t->raw = true;
+    t->raw_take = 0;
+    peer_send(t, "USER a\r\n", 8);
+    RUN_UNTIL(t, t->raw_seen > 0, WAIT_MSEC);
+    ck_assert_uint_eq(t->raw_seen, 8);
+    stream_write(t->s, "queued\r\n", 8);     /* dropped, not flushed */
+    stream_abandon(t->s);
+    t->closed_by_us = true;
+    for (int i = 0; i < 5; i++)
+        ev_loop_run_once(t->loop, 0);
+    ck_assert_int_eq(t->closes, 0);
+    ck_assert(!peer_readable(t));               /* no FIN, no output */
+    /* the other copy still talks to the peer */
+    ck_assert_int_eq(write_full(other, "+OK\r\n", 5), 0);
+    peer_send(t, "STAT\r\n", 6);
+    char buf[16];
+    ck_assert_int_eq(read(t->peer, buf, sizeof(buf)), 5);
+    ck_assert_int_eq(memcmp(buf, "+OK\r\n", 5), 0);
+    ck_assert_int_eq(read(other, buf, sizeof(buf)), 6);
+    ck_assert_int_eq(memcmp(buf, "STAT\r\n", 6), 0);
+    /* and the descriptor we had is closed */
+    ck_assert_int_eq(close(other), 0);
+    ck_assert_int_eq(read(t->peer, buf, sizeof(buf)), 0);
+    t_free(t);
+}
+END_TEST
+
 START_TEST(test_close_in_on_read_silent)
 {
     struct tctx *t = t_new(100, 0);
@@ -911,6 +946,7 @@ int main(void)
     tcase_add_loop_test(tc, test_overlong, 0,
                         (int)(sizeof(long_cases) / sizeof(long_cases[0])));
     tcase_add_test(tc, test_peek_consume);
+    tcase_add_test(tc, test_abandon_keeps_connection);
     tcase_add_test(tc, test_full_buffer_stops_reading);
     tcase_add_test(tc, test_timeout);
     tcase_add_test(tc, test_eof_after_partial_line);
