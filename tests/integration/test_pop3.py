@@ -54,10 +54,11 @@ class Pop3Base(TernTestCase):
 
     @staticmethod
     def _close(p):
-        try:
-            p.sock.close()
-        except OSError:
-            pass
+        if p.sock is not None:          # None after quit()
+            try:
+                p.sock.close()
+            except OSError:
+                pass
 
     def raw(self, tls=False, port=None):
         c = Pop3Client(port or (self.inst.pop3s_port if tls
@@ -156,7 +157,8 @@ class Pop3LoginTest(Pop3Base):
         n, size = p.stat()
         self.assertGreaterEqual(n, 0)
         p.quit()
-        self.assertIn("pop3-login: Login: user=<demo>", self.inst.log_text())
+        self.assertLogHas(self.inst, "pop3-login[")
+        self.assertLogHas(self.inst, "Login: user=<demo>")
 
     def test_user_with_domain(self):
         p = self.pop()
@@ -268,6 +270,8 @@ class Pop3LoginTest(Pop3Base):
 
 
 class Pop3MailTest(Pop3Base):
+    MAIN = {"pop3d_auth_failure_delay": "1s", "pop3d_hard_error_limit": "20"}
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()

@@ -2,6 +2,7 @@
 fetchmail (STLS on the POP3 port, UIDL-based keep mode, then fetch and
 delete) and getmail6 (POP3 over implicit TLS into a Maildir)."""
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -27,16 +28,17 @@ class Pop3ClientsTest(TernTestCase):
                            env=dict(os.environ, **(env or {})))
         return r
 
-    def fetchmail(self, keep):
+    def fetchmail(self, keep, fetchall=False):
         rc = os.path.join(self.work, "fetchmailrc")
         out = os.path.join(self.work, "out.mbox")
         with open(rc, "w") as f:
             f.write('poll 127.0.0.1 with proto POP3 port %d uidl\n'
                     '  user "demo" there with password "%s" is "%s" here\n'
-                    '  options fetchall %s sslproto "TLS1.2+" no sslcertck\n'
+                    '  options %s %s sslproto "TLS1.2+" no sslcertck\n'
                     '  mda "/bin/sh -c \'cat >> %s; echo ==END== >> %s\'"\n'
                     % (self.inst.pop3_port, self.inst.password(),
                        os.environ.get("USER", "root"),
+                       "fetchall" if fetchall else "",
                        "keep" if keep else "nokeep", out, out))
         os.chmod(rc, 0o600)
         r = self.run_client(["fetchmail", "-f", rc, "-v", "--nosyslog",
@@ -59,11 +61,11 @@ class Pop3ClientsTest(TernTestCase):
         # keep + uidl: a second run finds nothing new (fetchmail exits 1)
         r2, msgs2 = self.fetchmail(keep=True)
         self.assertEqual(r2.returncode, 1, r2.stdout + r2.stderr)
-        self.assertEqual(len(msgs2), 3)
+        self.assertEqual(len(msgs2), 3)     # nothing appended
         # and fetching for real deletes them on the server
         os.unlink(os.path.join(self.work, "out.mbox"))
         self.inst.deliver("demo", ["fm-new"])
-        r3, msgs3 = self.fetchmail(keep=False)
+        r3, msgs3 = self.fetchmail(keep=False, fetchall=True)
         self.assertEqual(r3.returncode, 0, r3.stdout + r3.stderr)
         self.assertEqual(len(msgs3), 4)       # fetchall
         self.assertEqual(self.inst.messages("demo"), [])
@@ -76,14 +78,24 @@ class Pop3ClientsTest(TernTestCase):
         dest = os.path.join(self.work, "Maildir")
         for sub in ("tmp", "new", "cur"):
             os.makedirs(os.path.join(dest, sub))
+        owner = ""
+        if os.geteuid() == 0:
+            # getmail will not deliver as root: the Maildir belongs to
+            # nobody, and getmail becomes nobody to write it
+            os.chmod(self.work, 0o711)
+            nobody = pwd.getpwnam("nobody")
+            for dirpath, dirs, _ in os.walk(dest):
+                os.chown(dirpath, nobody.pw_uid, nobody.pw_gid)
+            owner = "user = nobody\n"
         rc = os.path.join(self.work, "getmailrc")
         with open(rc, "w") as f:
             f.write("[retriever]\ntype = SimplePOP3SSLRetriever\n"
                     "server = 127.0.0.1\nport = %d\nusername = demo\n"
                     "password = %s\n\n[destination]\ntype = Maildir\n"
-                    "path = %s/\n\n[options]\ndelete = true\nread_all = true\n"
-                    "verbose = 2\n"
-                    % (self.inst.pop3s_port, self.inst.password(), dest))
+                    "path = %s/\n%s\n[options]\ndelete = true\n"
+                    "read_all = true\nverbose = 2\n"
+                    % (self.inst.pop3s_port, self.inst.password(), dest,
+                       owner))
         r = self.run_client(["getmail", "--rcfile", rc, "--getmaildir",
                              self.work])
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
