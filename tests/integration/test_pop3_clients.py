@@ -45,7 +45,10 @@ class Pop3ClientsTest(TernTestCase):
                              "-N", "-d0"],
                             env={"FETCHMAILHOME": self.work,
                                  "HOME": self.work})
-        text = open(out).read() if os.path.exists(out) else ""
+        text = ""
+        if os.path.exists(out):
+            with open(out) as f:
+                text = f.read()
         return r, [m for m in text.split("==END==\n") if m.strip()]
 
     @unittest.skipUnless(HAVE_FETCHMAIL, "skipped: needs fetchmail")
