@@ -652,8 +652,13 @@ static void p3l_logged_in(struct p3l *s)
     }
     s->pair_fd = -1;
     s->state = P3L_PROXY;
-    if (s->st != NULL)
+    if (s->st != NULL) {
+        /* pop3d keeps the session's idle timeout now (and says so to the
+           client); ours is only the backstop */
+        if (var_pop3d_timeout > 0)
+            stream_set_timeout(s->st, (int)var_pop3d_timeout + 60);
         stream_pause_read(s->st, false);
+    }
 }
 
 static void p3l_ho_readable(ev_loop_t *loop, int fd, unsigned events,
@@ -856,8 +861,11 @@ static void p3l_on_close(stream_t *st, void *ctx, enum stream_close_reason why)
     if (s->state == P3L_PROXY) {
         p3l_proxy_close(st, ctx, why);
     } else {
-        if (why == STREAM_TIMEOUT)
+        if (why == STREAM_TIMEOUT) {
+            /* the reply still goes out: the stream lingers */
+            stream_puts(st, "-ERR Disconnected for inactivity.\r\n");
             log_info("Disconnected: Inactivity: rip=%s", s->addr);
+        }
         s->st = NULL;
         s->state = P3L_DONE;
         sasl_server_abort(s->sv);
@@ -902,7 +910,7 @@ static void p3l_connect(ev_loop_t *loop, int fd, const struct sockaddr *peer,
 {
     struct p3l *s = xcalloc(1, sizeof(*s));
     size_t max_line = sasl_server_response_max("SCRAM-SHA-256");
-    int timeout = var_pop3d_timeout > 0 ? (int)var_pop3d_timeout + 30 : 0;
+    int timeout = var_pop3d_timeout > 0 ? (int)var_pop3d_timeout : 0;
 
     (void)peerlen;
     if (max_line < POP3_LINE_MAX)

@@ -200,15 +200,18 @@ class Pop3LoginTest(TernTestCase):
         self.pop3_port = free_port()
         self.pop3s_port = free_port()
         self.plain_port = free_port()
+        self.idle_port = free_port()
         jail = "y" if os.geteuid() == 0 else "n"
         extra = ("127.0.0.1:%d inet n - %s - - pop3-login\n"
                  "127.0.0.1:%d inet n - %s - - pop3-login"
                  " -o pop3d_tls_wrappermode=yes\n"
                  "127.0.0.1:%d inet n - %s - - pop3-login"
                  " -o pop3d_tls_auth_only=no\n"
+                 "127.0.0.1:%d inet n - %s - - pop3-login"
+                 " -o pop3d_timeout=1s\n"
                  "login/auth unix - n n - - auth\n"
                  % (self.pop3_port, jail, self.pop3s_port, jail,
-                    self.plain_port, jail))
+                    self.plain_port, jail, self.idle_port, jail))
         self.inst = self.instance(main=self.MAIN, tls=True,
                                   services_extra=extra)
         self.inst.start()
@@ -281,6 +284,13 @@ class Pop3LoginTest(TernTestCase):
         self.assertTrue(c.cmd("XYZZY").startswith("-ERR"))
         self.assertTrue(c.line().startswith("-ERR Too many errors"))
         self.assertTrue(c.closed())
+
+    def test_idle_timeout(self):
+        c = self.greeted(self.idle_port)
+        self.assertEqual(c.line(), "-ERR Disconnected for inactivity.")
+        self.assertTrue(c.closed())
+        self.assertLogHas(self.inst, "Disconnected: Inactivity: "
+                          "rip=127.0.0.1")
 
     def test_quit(self):
         c = self.greeted()
