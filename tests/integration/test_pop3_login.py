@@ -383,6 +383,40 @@ class Pop3LoginTest(TernTestCase):
                           "attempts): user=<someone>, method=PLAIN, "
                           "rip=127.0.0.1, lip=127.0.0.1, TLS")
 
+    def test_scram_plaintext_allowed(self):
+        """SCRAM-SHA-256 before TLS (it does not reveal the password),
+        with and without an initial response; the token comes through"""
+        from test_smtpd_auth import Scram
+        for initial in (True, False):
+            c = self.greeted()
+            sc = Scram("demo", self.password)
+            if initial:
+                r = c.cmd("AUTH SCRAM-SHA-256 " + b64(sc.client_first()
+                                                      .encode()))
+            else:
+                self.assertEqual(c.cmd("AUTH SCRAM-SHA-256"), "+ ")
+                r = c.cmd(b64(sc.client_first().encode()))
+            self.assertTrue(r.startswith("+ "), r)
+            sf = base64.b64decode(r[2:]).decode()
+            r = c.cmd(b64(sc.client_final(sf).encode()))
+            self.assertTrue(r.startswith("+ "), r)
+            self.assertEqual(base64.b64decode(r[2:]).decode(),
+                             sc.server_final)
+            self.assertEqual(c.cmd(""), "+OK Logged in.")
+            attrs = self.mail.requests[-1][0]
+            self.assertEqual(attrs["mechanism"], "SCRAM-SHA-256")
+            self.assertEqual(attrs["tls"], "0")
+            self.assertTrue(token_ok(self.key(), "pop3", "demo",
+                                     attrs["token"]))
+            self.assertEqual(c.cmd("QUIT"), "+OK Logging out.")
+        # a wrong proof: the same failure as a wrong password
+        c = self.greeted()
+        sc = Scram("demo", self.password + "x")
+        r = c.cmd("AUTH SCRAM-SHA-256 " + b64(sc.client_first().encode()))
+        sf = base64.b64decode(r[2:]).decode()
+        self.assertEqual(c.cmd(b64(sc.client_final(sf).encode())),
+                         "-ERR [AUTH] Authentication failed.")
+
     def test_failures_delayed_then_disconnect(self):
         c = self.greeted(self.plain_port)
         self.assertok(c.cmd("USER demo"))
