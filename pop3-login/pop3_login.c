@@ -488,9 +488,12 @@ static void p3l_process(struct p3l *s)
         else
             p3l_command(s, line, len);
     }
-    if (s->st != NULL)
-        stream_pause_read(s->st, s->state != P3L_CMD
-                                 && s->state != P3L_PROXY);
+    /* no input while auth, the failure delay or pop3d has the word (a
+       handshake drives its own reads) */
+    if (s->st != NULL && s->state != P3L_TLS)
+        stream_pause_read(s->st, s->state == P3L_AUTH
+                                 || s->state == P3L_DELAY
+                                 || s->state == P3L_HANDOVER);
 }
 
 /* ---- SASL callbacks -------------------------------------------------------- */
