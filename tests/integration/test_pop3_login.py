@@ -49,6 +49,7 @@ class FakeMailSide:
         self.sock.listen(8)
         self.requests = []
         self.answer = "ok"
+        self.sent = 0           # bytes of BIG replies written so far
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -99,6 +100,9 @@ class FakeMailSide:
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
                     line = line.rstrip(b"\r")
+                    if line.startswith(b"BIG "):
+                        self._big(client, int(line[4:]))
+                        continue
                     if line.upper() == b"QUIT":
                         client.sendall(b"+OK Logging out.\r\n")
                         client.close()
@@ -111,6 +115,19 @@ class FakeMailSide:
                 buf += data
         except OSError:
             client.close()
+
+
+    def _big(self, client, size):
+        """size bytes in lines of 1000 (the last one shorter), then ".";
+        self.sent counts what the socket took"""
+        chunk = (b"x" * 998 + b"\r\n") * 64
+        left = size
+        while left > 0:
+            part = chunk[:left]
+            client.sendall(part)
+            left -= len(part)
+            self.sent += len(part)
+        client.sendall(b".\r\n")
 
 
 class Pop3:
@@ -336,6 +353,57 @@ class Pop3LoginTest(TernTestCase):
         self.assertLogHas(self.inst, "pop3-login[")
         self.assertLogHas(self.inst, "Login: user=<demo>, method=USER, "
                           "rip=127.0.0.1, lip=127.0.0.1, TLS")
+
+    def test_proxy_backpressure(self):
+        """a TLS client that does not read: pop3-login stops reading from
+        pop3d (the stand-in's writes stall far short of the reply), and
+        everything arrives once the client reads"""
+        size = 64 * 1000 * 800          # 51.2 MB
+        c = self.greeted(self.pop3s_port, tls=True)
+        self.assertEqual(c.cmd("AUTH PLAIN " + b64(
+            ("\0demo\0" + self.password).encode())), "+OK Logged in.")
+        c.send("BIG %d\r\n" % size)
+        wait_for(lambda: self.mail.sent > 0, WAIT, what="the big reply")
+        last = [-1]
+
+        def stalled():
+            now, before = self.mail.sent, last[0]
+            last[0] = now
+            return now == before
+        wait_for(stalled, WAIT * 4, interval=1.0, what="writes to stall")
+        self.assertLess(self.mail.sent, size // 4)
+        got = 0
+        while True:
+            data = c.sock.recv(1 << 20)
+            self.assertTrue(data, "closed early")
+            got += len(data)
+            if got >= size + 3:
+                break
+        self.assertEqual(got, size + 3)
+        self.assertEqual(c.cmd("QUIT"), "+OK Logging out.")
+
+    def test_hostile_soup_and_many_clients(self):
+        """random bytes in random pieces, then 50 clients at once: the
+        server answers every one"""
+        import random
+        rnd = random.Random(10)
+        for _ in range(5):
+            c = self.greeted()
+            try:
+                for _ in range(20):
+                    junk = bytes(rnd.randrange(256)
+                                 for _ in range(rnd.randrange(1, 400)))
+                    c.send(junk.replace(b"\n", b"") + b"\r\n")
+            except OSError:
+                pass                    # closed at the error limit
+            c.closed()
+        clients = [self.greeted() for _ in range(50)]
+        for c in clients:
+            c.send("CAPA\r\n")
+        for c in clients:
+            self.assertTrue(c.line().startswith("+OK"))
+            self.assertIn("IMPLEMENTATION Tern", c.multiline())
+            self.assertEqual(c.cmd("QUIT"), "+OK Logging out.")
 
     def test_plaintext_fd_passed_with_pipelining(self):
         c = self.greeted(self.plain_port)
