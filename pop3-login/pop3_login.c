@@ -610,6 +610,9 @@ static void p3l_handover_failed(struct p3l *s, const char *why)
         s->pair_fd = -1;
     }
     p3l_reply(s, "-ERR [SYS/TEMP] Internal login failure. Try again later.");
+    if (s->st != NULL)
+        stream_set_timeout(s->st, var_pop3d_timeout > 0
+                                  ? (int)var_pop3d_timeout : 0);
     s->state = P3L_CMD;
     p3l_process(s);
 }
@@ -740,6 +743,9 @@ static void p3l_handover_send(struct p3l *s)
     } else {
         pass_fd = stream_fd(s->st);
     }
+    /* from here on the client may be pop3d's: no idle timeout of ours
+       may say goodbye on it (ho_timer bounds the wait) */
+    stream_set_timeout(s->st, 0);
     s->ho_fd = login_handover_send(P3L_MAIL_PATH, &h, pass_fd, &err);
     login_handover_clear(&h);
     if (sp[1] >= 0)

@@ -50,6 +50,7 @@ class FakeMailSide:
         self.requests = []
         self.answer = "ok"
         self.sent = 0           # bytes of BIG replies written so far
+        self.delay = 0          # seconds before the answer
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -85,6 +86,8 @@ class FakeMailSide:
                 os.close(f)
             conn.close()
             return
+        if self.delay:
+            time.sleep(self.delay)  # a slow mail side, not a wait in a test
         conn.sendall(attr_encode({"status": "ok"}))
         conn.close()
         client = socket.socket(fileno=fds[0])
@@ -225,7 +228,7 @@ class Pop3LoginTest(TernTestCase):
                  "127.0.0.1:%d inet n - %s - - pop3-login"
                  " -o pop3d_tls_auth_only=no\n"
                  "127.0.0.1:%d inet n - %s - - pop3-login"
-                 " -o pop3d_timeout=1s\n"
+                 " -o pop3d_timeout=1s -o pop3d_tls_auth_only=no\n"
                  "login/auth unix - n n - - auth\n"
                  % (self.pop3_port, jail, self.pop3s_port, jail,
                     self.plain_port, jail, self.idle_port, jail))
@@ -308,6 +311,15 @@ class Pop3LoginTest(TernTestCase):
         self.assertTrue(c.closed())
         self.assertLogHas(self.inst, "Disconnected: Inactivity: "
                           "rip=127.0.0.1")
+
+    def test_slow_mail_side_no_idle_goodbye(self):
+        """while pop3d holds the client, pop3-login's idle timeout never
+        writes on it (its -ERR would land in pop3d's session)"""
+        self.mail.delay = 3
+        c = self.greeted(self.idle_port)
+        self.assertok(c.cmd("USER demo"))
+        self.assertEqual(c.cmd("PASS " + self.password), "+OK Logged in.")
+        self.assertEqual(c.cmd("STAT"), "+OK echo STAT")
 
     def test_quit(self):
         c = self.greeted()
