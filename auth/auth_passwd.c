@@ -37,14 +37,11 @@
 #include <crypt.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pwd.h>
 #include <shadow.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -54,6 +51,7 @@
 #include <openssl/rand.h>
 
 #include "util/buf.h"
+#include "util/keyfile.h"
 #include "util/log.h"
 #include "util/privs.h"
 #include "util/util.h"
@@ -69,92 +67,23 @@ static char auth_dummy_hash[CRYPT_OUTPUT_SIZE];
 static struct crypt_data auth_crypt_data;
 static unsigned char auth_scram_key[32];
 
-/* auth_scram_key_read - the whole key from a sound file (ours, 0600,
-   the right size) */
-static bool auth_scram_key_read(int fd)
-{
-    struct stat st;
-
-    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
-           && st.st_uid == geteuid() && (st.st_mode & 077) == 0
-           && st.st_size == (off_t)sizeof(auth_scram_key)
-           && read(fd, auth_scram_key, sizeof(auth_scram_key))
-                  == (ssize_t)sizeof(auth_scram_key);
-}
-
-/* auth_scram_key_load - the shared key, made if missing; false (with
-   *why_r) when it cannot be used */
+/* auth_scram_key_load - the shared key, made if missing (util/keyfile.h:
+   a file that is not safely ours is refused, never replaced); false
+   (with *why_r) when it cannot be used */
 static bool auth_scram_key_load(const char **why_r)
 {
-    const char *dir = var_data_directory;
-    char path[4096], tmp[4096], lock[4096];
-    struct stat st;
-    bool ok = false;
-    int lfd = -1, fd = -1;
+    static const struct keyfile_spec spec = {
+        .size = sizeof(auth_scram_key), .max_age = 0, .keep = 0,
+        .strict = true, .dir_label = "data_directory",
+    };
+    int r = keyfile_load(var_data_directory, AUTH_SCRAM_KEY_FILE,
+                         AUTH_SCRAM_KEY_FILE ".lock", &spec, auth_scram_key,
+                         why_r);
 
-    *why_r = NULL;
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir,
-                         AUTH_SCRAM_KEY_FILE) >= sizeof(path)
-        || (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)
-        || (size_t)snprintf(lock, sizeof(lock), "%s.lock", path)
-               >= sizeof(lock)) {
-        *why_r = "data_directory name too long";
-        return false;
-    }
-    if (lstat(dir, &st) < 0 && errno == ENOENT && mkdir(dir, 0700) < 0
-        && errno != EEXIST) {
-        *why_r = strerror(errno);
-        return false;
-    }
-    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)
-        || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
-        *why_r = "data_directory must be a directory of ours, not writable "
-                 "by group or others";
-        return false;
-    }
-    lfd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (lfd < 0 || flock(lfd, LOCK_EX) < 0) {
-        *why_r = strerror(errno);
-        goto out;
-    }
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0) {
-        ok = auth_scram_key_read(fd);
-        if (!ok)
-            *why_r = "not a root-only file of 32 bytes";
-        goto out;
-    }
-    if (errno != ENOENT) {
-        *why_r = strerror(errno);
-        goto out;
-    }
-    if (RAND_bytes(auth_scram_key, sizeof(auth_scram_key)) != 1) {
-        *why_r = "RAND_bytes failed";
-        goto out;
-    }
-    (void)unlink(tmp);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0
-        || write(fd, auth_scram_key, sizeof(auth_scram_key))
-               != (ssize_t)sizeof(auth_scram_key)
-        || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
-        *why_r = strerror(errno);
-        if (fd >= 0)
-            (void)close(fd);
-        fd = -1;
-        (void)unlink(tmp);
-        goto out;
-    }
-    fd = -1;
-    (void)fsync_dir(dir);
-    log_info("new SCRAM key for unknown users in %s", path);
-    ok = true;
-out:
-    if (fd >= 0)
-        (void)close(fd);
-    if (lfd >= 0)
-        (void)close(lfd);
-    return ok;
+    if (r == 2)
+        log_info("new SCRAM key for unknown users in %s/%s",
+                 var_data_directory, AUTH_SCRAM_KEY_FILE);
+    return r > 0;
 }
 
 /* auth_passwd_init - tables, system backend, dummy hash */

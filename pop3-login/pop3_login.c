@@ -488,9 +488,12 @@ static void p3l_process(struct p3l *s)
         else
             p3l_command(s, line, len);
     }
-    if (s->st != NULL)
-        stream_pause_read(s->st, s->state != P3L_CMD
-                                 && s->state != P3L_PROXY);
+    /* no input while auth, the failure delay or pop3d has the word (a
+       handshake drives its own reads) */
+    if (s->st != NULL && s->state != P3L_TLS)
+        stream_pause_read(s->st, s->state == P3L_AUTH
+                                 || s->state == P3L_DELAY
+                                 || s->state == P3L_HANDOVER);
 }
 
 /* ---- SASL callbacks -------------------------------------------------------- */
@@ -607,6 +610,9 @@ static void p3l_handover_failed(struct p3l *s, const char *why)
         s->pair_fd = -1;
     }
     p3l_reply(s, "-ERR [SYS/TEMP] Internal login failure. Try again later.");
+    if (s->st != NULL)
+        stream_set_timeout(s->st, var_pop3d_timeout > 0
+                                  ? (int)var_pop3d_timeout : 0);
     s->state = P3L_CMD;
     p3l_process(s);
 }
@@ -652,8 +658,13 @@ static void p3l_logged_in(struct p3l *s)
     }
     s->pair_fd = -1;
     s->state = P3L_PROXY;
-    if (s->st != NULL)
+    if (s->st != NULL) {
+        /* pop3d keeps the session's idle timeout now (and says so to the
+           client); ours is only the backstop */
+        if (var_pop3d_timeout > 0)
+            stream_set_timeout(s->st, (int)var_pop3d_timeout + 60);
         stream_pause_read(s->st, false);
+    }
 }
 
 static void p3l_ho_readable(ev_loop_t *loop, int fd, unsigned events,
@@ -732,6 +743,9 @@ static void p3l_handover_send(struct p3l *s)
     } else {
         pass_fd = stream_fd(s->st);
     }
+    /* from here on the client may be pop3d's: no idle timeout of ours
+       may say goodbye on it (ho_timer bounds the wait) */
+    stream_set_timeout(s->st, 0);
     s->ho_fd = login_handover_send(P3L_MAIL_PATH, &h, pass_fd, &err);
     login_handover_clear(&h);
     if (sp[1] >= 0)
@@ -856,8 +870,11 @@ static void p3l_on_close(stream_t *st, void *ctx, enum stream_close_reason why)
     if (s->state == P3L_PROXY) {
         p3l_proxy_close(st, ctx, why);
     } else {
-        if (why == STREAM_TIMEOUT)
+        if (why == STREAM_TIMEOUT) {
+            /* the reply still goes out: the stream lingers */
+            stream_puts(st, "-ERR Disconnected for inactivity.\r\n");
             log_info("Disconnected: Inactivity: rip=%s", s->addr);
+        }
         s->st = NULL;
         s->state = P3L_DONE;
         sasl_server_abort(s->sv);
@@ -902,7 +919,7 @@ static void p3l_connect(ev_loop_t *loop, int fd, const struct sockaddr *peer,
 {
     struct p3l *s = xcalloc(1, sizeof(*s));
     size_t max_line = sasl_server_response_max("SCRAM-SHA-256");
-    int timeout = var_pop3d_timeout > 0 ? (int)var_pop3d_timeout + 30 : 0;
+    int timeout = var_pop3d_timeout > 0 ? (int)var_pop3d_timeout : 0;
 
     (void)peerlen;
     if (max_line < POP3_LINE_MAX)

@@ -944,6 +944,17 @@ void stream_close(stream_t *s)
     stream_settle(s);
 }
 
+void stream_set_timeout(stream_t *s, int timeout_sec)
+{
+    s->timeout_sec = timeout_sec > 0 ? timeout_sec : 0;
+    if (s->closing || stream_tls_handshaking(s))
+        return;         /* the linger or handshake deadline stays */
+    if (s->timeout_sec > 0)
+        ev_timer_set(s->loop, &s->idle, (uint64_t)s->timeout_sec * 1000u);
+    else
+        ev_timer_stop(s->loop, &s->idle);
+}
+
 void stream_abandon(stream_t *s)
 {
     if (s->closing)

@@ -65,6 +65,9 @@ stream_t *stream_new(ev_loop_t *loop, int fd, size_t max_line,
 /* Not once TLS started (stream_start_tls sets its own layer). */
 void stream_set_io(stream_t *s, const struct stream_io *io, void *io_ctx);
 int stream_fd(const stream_t *s);
+/* A new idle timeout (0 = none), counted from now; a running TLS
+   handshake keeps its deadline, and the new value applies after it. */
+void stream_set_timeout(stream_t *s, int timeout_sec);
 
 /*
  * Take the next line from the input buffer.

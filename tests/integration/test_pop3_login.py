@@ -49,6 +49,8 @@ class FakeMailSide:
         self.sock.listen(8)
         self.requests = []
         self.answer = "ok"
+        self.sent = 0           # bytes of BIG replies written so far
+        self.delay = 0          # seconds before the answer
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -84,6 +86,8 @@ class FakeMailSide:
                 os.close(f)
             conn.close()
             return
+        if self.delay:
+            time.sleep(self.delay)  # a slow mail side, not a wait in a test
         conn.sendall(attr_encode({"status": "ok"}))
         conn.close()
         client = socket.socket(fileno=fds[0])
@@ -99,6 +103,9 @@ class FakeMailSide:
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
                     line = line.rstrip(b"\r")
+                    if line.startswith(b"BIG "):
+                        self._big(client, int(line[4:]))
+                        continue
                     if line.upper() == b"QUIT":
                         client.sendall(b"+OK Logging out.\r\n")
                         client.close()
@@ -111,6 +118,19 @@ class FakeMailSide:
                 buf += data
         except OSError:
             client.close()
+
+
+    def _big(self, client, size):
+        """size bytes in lines of 1000 (the last one shorter), then ".";
+        self.sent counts what the socket took"""
+        chunk = (b"x" * 998 + b"\r\n") * 64
+        left = size
+        while left > 0:
+            part = chunk[:left]
+            client.sendall(part)
+            left -= len(part)
+            self.sent += len(part)
+        client.sendall(b".\r\n")
 
 
 class Pop3:
@@ -200,15 +220,18 @@ class Pop3LoginTest(TernTestCase):
         self.pop3_port = free_port()
         self.pop3s_port = free_port()
         self.plain_port = free_port()
+        self.idle_port = free_port()
         jail = "y" if os.geteuid() == 0 else "n"
         extra = ("127.0.0.1:%d inet n - %s - - pop3-login\n"
                  "127.0.0.1:%d inet n - %s - - pop3-login"
                  " -o pop3d_tls_wrappermode=yes\n"
                  "127.0.0.1:%d inet n - %s - - pop3-login"
                  " -o pop3d_tls_auth_only=no\n"
+                 "127.0.0.1:%d inet n - %s - - pop3-login"
+                 " -o pop3d_timeout=1s -o pop3d_tls_auth_only=no\n"
                  "login/auth unix - n n - - auth\n"
                  % (self.pop3_port, jail, self.pop3s_port, jail,
-                    self.plain_port, jail))
+                    self.plain_port, jail, self.idle_port, jail))
         self.inst = self.instance(main=self.MAIN, tls=True,
                                   services_extra=extra)
         self.inst.start()
@@ -282,6 +305,22 @@ class Pop3LoginTest(TernTestCase):
         self.assertTrue(c.line().startswith("-ERR Too many errors"))
         self.assertTrue(c.closed())
 
+    def test_idle_timeout(self):
+        c = self.greeted(self.idle_port)
+        self.assertEqual(c.line(), "-ERR Disconnected for inactivity.")
+        self.assertTrue(c.closed())
+        self.assertLogHas(self.inst, "Disconnected: Inactivity: "
+                          "rip=127.0.0.1")
+
+    def test_slow_mail_side_no_idle_goodbye(self):
+        """while pop3d holds the client, pop3-login's idle timeout never
+        writes on it (its -ERR would land in pop3d's session)"""
+        self.mail.delay = 3
+        c = self.greeted(self.idle_port)
+        self.assertok(c.cmd("USER demo"))
+        self.assertEqual(c.cmd("PASS " + self.password), "+OK Logged in.")
+        self.assertEqual(c.cmd("STAT"), "+OK echo STAT")
+
     def test_quit(self):
         c = self.greeted()
         self.assertok(c.cmd("QUIT"))
@@ -326,6 +365,57 @@ class Pop3LoginTest(TernTestCase):
         self.assertLogHas(self.inst, "pop3-login[")
         self.assertLogHas(self.inst, "Login: user=<demo>, method=USER, "
                           "rip=127.0.0.1, lip=127.0.0.1, TLS")
+
+    def test_proxy_backpressure(self):
+        """a TLS client that does not read: pop3-login stops reading from
+        pop3d (the stand-in's writes stall far short of the reply), and
+        everything arrives once the client reads"""
+        size = 64 * 1000 * 800          # 51.2 MB
+        c = self.greeted(self.pop3s_port, tls=True)
+        self.assertEqual(c.cmd("AUTH PLAIN " + b64(
+            ("\0demo\0" + self.password).encode())), "+OK Logged in.")
+        c.send("BIG %d\r\n" % size)
+        wait_for(lambda: self.mail.sent > 0, WAIT, what="the big reply")
+        last = [-1]
+
+        def stalled():
+            now, before = self.mail.sent, last[0]
+            last[0] = now
+            return now == before
+        wait_for(stalled, WAIT * 4, interval=1.0, what="writes to stall")
+        self.assertLess(self.mail.sent, size // 4)
+        got = 0
+        while True:
+            data = c.sock.recv(1 << 20)
+            self.assertTrue(data, "closed early")
+            got += len(data)
+            if got >= size + 3:
+                break
+        self.assertEqual(got, size + 3)
+        self.assertEqual(c.cmd("QUIT"), "+OK Logging out.")
+
+    def test_hostile_soup_and_many_clients(self):
+        """random bytes in random pieces, then 50 clients at once: the
+        server answers every one"""
+        import random
+        rnd = random.Random(10)
+        for _ in range(5):
+            c = self.greeted()
+            try:
+                for _ in range(20):
+                    junk = bytes(rnd.randrange(256)
+                                 for _ in range(rnd.randrange(1, 400)))
+                    c.send(junk.replace(b"\n", b"") + b"\r\n")
+            except OSError:
+                pass                    # closed at the error limit
+            c.closed()
+        clients = [self.greeted() for _ in range(50)]
+        for c in clients:
+            c.send("CAPA\r\n")
+        for c in clients:
+            self.assertTrue(c.line().startswith("+OK"))
+            self.assertIn("IMPLEMENTATION Tern", c.multiline())
+            self.assertEqual(c.cmd("QUIT"), "+OK Logging out.")
 
     def test_plaintext_fd_passed_with_pipelining(self):
         c = self.greeted(self.plain_port)
@@ -372,6 +462,40 @@ class Pop3LoginTest(TernTestCase):
         self.assertLogHas(self.inst, "Disconnected (auth failed, 1 "
                           "attempts): user=<someone>, method=PLAIN, "
                           "rip=127.0.0.1, lip=127.0.0.1, TLS")
+
+    def test_scram_plaintext_allowed(self):
+        """SCRAM-SHA-256 before TLS (it does not reveal the password),
+        with and without an initial response; the token comes through"""
+        from test_smtpd_auth import Scram
+        for initial in (True, False):
+            c = self.greeted()
+            sc = Scram("demo", self.password)
+            if initial:
+                r = c.cmd("AUTH SCRAM-SHA-256 " + b64(sc.client_first()
+                                                      .encode()))
+            else:
+                self.assertEqual(c.cmd("AUTH SCRAM-SHA-256"), "+ ")
+                r = c.cmd(b64(sc.client_first().encode()))
+            self.assertTrue(r.startswith("+ "), r)
+            sf = base64.b64decode(r[2:]).decode()
+            r = c.cmd(b64(sc.client_final(sf).encode()))
+            self.assertTrue(r.startswith("+ "), r)
+            self.assertEqual(base64.b64decode(r[2:]).decode(),
+                             sc.server_final)
+            self.assertEqual(c.cmd(""), "+OK Logged in.")
+            attrs = self.mail.requests[-1][0]
+            self.assertEqual(attrs["mechanism"], "SCRAM-SHA-256")
+            self.assertEqual(attrs["tls"], "0")
+            self.assertTrue(token_ok(self.key(), "pop3", "demo",
+                                     attrs["token"]))
+            self.assertEqual(c.cmd("QUIT"), "+OK Logging out.")
+        # a wrong proof: the same failure as a wrong password
+        c = self.greeted()
+        sc = Scram("demo", self.password + "x")
+        r = c.cmd("AUTH SCRAM-SHA-256 " + b64(sc.client_first().encode()))
+        sf = base64.b64decode(r[2:]).decode()
+        self.assertEqual(c.cmd(b64(sc.client_final(sf).encode())),
+                         "-ERR [AUTH] Authentication failed.")
 
     def test_failures_delayed_then_disconnect(self):
         c = self.greeted(self.plain_port)

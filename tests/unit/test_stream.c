@@ -442,6 +442,26 @@ START_TEST(test_timeout)
 }
 END_TEST
 
+/* stream_set_timeout: a stream made without a timeout gets one; a
+   timeout taken away never fires */
+START_TEST(test_set_timeout)
+{
+    struct tctx *t = t_new(100, 1);
+    stream_set_timeout(t->s, 0);
+    /* well past the old timeout: still open (nothing asserts a time:
+       a slow machine only makes this weaker) */
+    uint64_t end = time_mono_msec() + 1500;
+    while (time_mono_msec() < end)
+        ev_loop_run_once(t->loop, 100);
+    ck_assert_int_eq(t->closes, 0);
+    stream_set_timeout(t->s, 1);
+    RUN_UNTIL(t, t->closes > 0, WAIT_MSEC);
+    ck_assert_int_eq(t->closes, 1);
+    ck_assert_int_eq(t->why, STREAM_TIMEOUT);
+    t_free(t);
+}
+END_TEST
+
 START_TEST(test_eof_after_partial_line)
 {
     struct tctx *t = t_new(100, 0);
@@ -947,6 +967,7 @@ int main(void)
                         (int)(sizeof(long_cases) / sizeof(long_cases[0])));
     tcase_add_test(tc, test_peek_consume);
     tcase_add_test(tc, test_abandon_keeps_connection);
+    tcase_add_test(tc, test_set_timeout);
     tcase_add_test(tc, test_full_buffer_stops_reading);
     tcase_add_test(tc, test_timeout);
     tcase_add_test(tc, test_eof_after_partial_line);
