@@ -173,8 +173,8 @@ ensure_copies() {
         log "copying $MD to $md"
         find "$md" -mindepth 1 -maxdepth 1 -type f -delete
         find "$md/new" "$md/cur" -mindepth 1 -delete
-        find "$MD/new" -mindepth 1 -maxdepth 1 -type f -exec cp -p {} "$md/new/" +
-        find "$MD/cur" -mindepth 1 -maxdepth 1 -type f -exec cp -p {} "$md/cur/" +
+        find "$MD/new" -mindepth 1 -maxdepth 1 -type f -exec cp -p -t "$md/new/" {} +
+        find "$MD/cur" -mindepth 1 -maxdepth 1 -type f -exec cp -p -t "$md/cur/" {} +
         chown -R "$u:$g" "$md"
         [ "$(count_msgs "$md")" = "$IMAP_MSGS" ] || die "$md: $(count_msgs "$md") messages"
     done
@@ -225,6 +225,14 @@ if [ "$(count_msgs)" != "$IMAP_MSGS" ]; then populate; fi
 [ "$(count_msgs)" = "$IMAP_MSGS" ] || die "mailbox has $(count_msgs) messages, want $IMAP_MSGS"
 ensure_copies
 "$BENCH_DIR/mta_dovecot.sh" setup >/dev/null
+# the kit's Dovecot knows only $BENCH_USER: give the other users of the
+# N-client phase the same password there (its userdb is the system's)
+dv_users=/etc/dovecot-bench/users
+dv_hash=$(awk -F: -v u="$BENCH_USER" '$1 == u {print $2}' "$dv_users")
+[ -n "$dv_hash" ] || die "no $BENCH_USER in $dv_users"
+for u in $(extra_users); do
+    grep -q "^$u:" "$dv_users" || printf '%s:%s\n' "$u" "$dv_hash" >> "$dv_users"
+done
 "$BENCH_DIR/mta_dovecot.sh" start
 
 mark_d=$(wc -l < "$OUT_DOVECOT" 2>/dev/null || echo 0)
