@@ -131,6 +131,15 @@ static int pd_create(struct stat *dir_st)
     if (stat(QUEUE_MAILDROP, dir_st) < 0)
         pd_die(EX_TEMPFAIL, "%s/%s: %s", var_queue_directory, QUEUE_MAILDROP,
                strerror(errno));
+    /* sendmail's SIGTERM (its own refusal) may come at any moment: not
+       between the create and the flag that makes the handler remove it */
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGHUP);
+    sigaddset(&term, SIGINT);
+    sigaddset(&term, SIGQUIT);
+    sigaddset(&term, SIGTERM);
+    (void)sigprocmask(SIG_BLOCK, &term, &old);
     for (;;) {
         (void)snprintf(pd_temp, sizeof(pd_temp), "%s/t.%ld.%u", QUEUE_MAILDROP,
                        (long)getpid(), seq++);
@@ -143,6 +152,7 @@ static int pd_create(struct stat *dir_st)
                    pd_temp, strerror(errno));
     }
     pd_have_temp = 1;
+    (void)sigprocmask(SIG_SETMASK, &old, NULL);
     /* root's file gets maildrop/'s group, as a set-gid postdrop's would:
        pickup takes only files of that group */
     if (geteuid() == 0 && fchown(fd, (uid_t)-1, dir_st->st_gid) < 0)
