@@ -56,6 +56,16 @@ def default_config_dir():
     return out.split("=", 1)[1].strip()
 
 
+def client_context():
+    """A TLS client context that accepts the instance's self-signed
+    certificate."""
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 def free_port():
     """A loopback TCP port that was free a moment ago and that this test
     process has not handed out before: the kernel may offer a port it
@@ -480,15 +490,21 @@ class TernTestCase(unittest.TestCase):
 
 class SharedInstanceTestCase(TernTestCase):
     """Every test of the class talks to one instance, started once with
-    the main.conf settings in MAIN."""
+    the main.conf settings in MAIN (and TLS, POP3, USERS as Instance's
+    tls, pop3, users)."""
     MAIN = None
     TLS = False
+    POP3 = False
+    USERS = ("demo",)
 
     @classmethod
     def setUpClass(cls):
-        cls.inst = Instance(main=cls.MAIN, tls=cls.TLS)
+        cls.inst = Instance(main=cls.MAIN, tls=cls.TLS, pop3=cls.POP3,
+                            users=cls.USERS)
         try:
             cls.inst.start()
+            if cls.POP3:
+                cls.inst.pop3_ready()
         except Exception:
             cls.inst.cleanup()
             raise
@@ -515,11 +531,7 @@ class Pop3Client:
         self.greeting = self.line()
 
     def _wrap(self):
-        import ssl
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        self.sock = ctx.wrap_socket(self.sock)
+        self.sock = client_context().wrap_socket(self.sock)
 
     def close(self):
         self.sock.close()

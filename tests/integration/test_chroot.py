@@ -24,7 +24,7 @@ import subprocess
 import unittest
 
 from ternlab import (BUILD, HAVE_DNSMASQ, WAIT, Dnsmasq, SmtpClient,
-                     TernTestCase, wait_for)
+                     TernTestCase, wait_for, client_context)
 
 ROOT = os.geteuid() == 0
 HAVE_OPENSSL = shutil.which("openssl") is not None
@@ -71,13 +71,6 @@ def settled_root_of(pid, want):
     except AssertionError:
         pass
     return root_of(pid)
-
-
-def client_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 @unittest.skipUnless(ROOT, "skipped: needs root (chroot)")

@@ -5,48 +5,29 @@ every login method, the transaction commands, UPDATE only at QUIT,
 import base64
 import os
 import poplib
-import ssl
 import unittest
 
-from ternlab import Instance, Pop3Client, TernTestCase, WAIT, wait_for
+from ternlab import (Pop3Client, SharedInstanceTestCase, TernTestCase, WAIT,
+                     client_context, wait_for)
 from test_smtpd_auth import Scram, plain
 
 USERS = ("demo", "alice", "bob", "carol", "dave", "erin")
-
-
-def context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def b64(s):
     return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
 
 
-class Pop3Base(TernTestCase):
+class Pop3Base(SharedInstanceTestCase):
     MAIN = {"pop3d_auth_failure_delay": "1s"}
-
-    @classmethod
-    def setUpClass(cls):
-        cls.inst = Instance(main=cls.MAIN, tls=True, pop3=True, users=USERS)
-        try:
-            cls.inst.start()
-            cls.inst.pop3_ready()
-        except Exception:
-            cls.inst.cleanup()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.inst.cleanup()
+    TLS = POP3 = True
+    USERS = USERS
 
     def pop(self, user=None):
         """poplib session after STLS, logged in as user (if given)."""
         p = poplib.POP3("127.0.0.1", self.inst.pop3_port, timeout=WAIT)
         self.addCleanup(self._close, p)
-        p.stls(context())
+        p.stls(client_context())
         if user:
             p.user(user)
             p.pass_(self.inst.password(user))
@@ -144,7 +125,7 @@ class Pop3CapaTest(Pop3Base):
 
     def test_pop3s_implicit_tls(self):
         p = poplib.POP3_SSL("127.0.0.1", self.inst.pop3s_port,
-                            context=context(), timeout=WAIT)
+                            context=client_context(), timeout=WAIT)
         self.addCleanup(self._close, p)
         caps = p.capa()
         self.assertIn("USER", caps)
@@ -515,7 +496,7 @@ class Pop3TimeoutTest(TernTestCase):
         self.assertTrue(c2.closed(WAIT))
         # nothing was deleted and the mailbox is free again
         p = poplib.POP3("127.0.0.1", inst.pop3_port, timeout=WAIT)
-        p.stls(context())
+        p.stls(client_context())
         p.user("demo")
         p.pass_(inst.password())
         p.quit()

@@ -7,25 +7,17 @@ import os
 import poplib
 import pwd
 import signal
-import ssl
 import threading
 import unittest
 
-from ternlab import Instance, Pop3Client, TernTestCase, WAIT, wait_for
+from ternlab import Pop3Client, TernTestCase, WAIT, client_context, wait_for
 
 USERS = tuple("user%02d" % i for i in range(50))
 
 
-def context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
 def login(inst, user):
     p = poplib.POP3("127.0.0.1", inst.pop3_port, timeout=WAIT)
-    p.stls(context())
+    p.stls(client_context())
     p.user(user)
     p.pass_(inst.password(user))
     return p

@@ -28,7 +28,7 @@ import tempfile
 import unittest
 
 from ternlab import (WAIT, Instance, SmtpClient, TernTestCase, free_port,
-                     wait_for)
+                     wait_for, client_context)
 
 HAVE_OPENSSL = shutil.which("openssl") is not None
 
@@ -83,13 +83,6 @@ class Scram:
 
 def unb64(s):
     return base64.b64decode(s, validate=True).decode()
-
-
-def client_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def message(subject, headers=True):

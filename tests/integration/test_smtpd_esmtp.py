@@ -14,7 +14,8 @@ import ssl
 import struct
 import unittest
 
-from ternlab import WAIT, Instance, SmtpClient, TernTestCase, wait_for
+from ternlab import (WAIT, Instance, SmtpClient, TernTestCase, client_context,
+                     wait_for)
 
 HAVE_OPENSSL = shutil.which("openssl") is not None
 
@@ -55,13 +56,6 @@ def read_queue_file(path):
         elif t == "E":
             break
     return sender, attrs, rcpts, body
-
-
-def client_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 @unittest.skipUnless(HAVE_OPENSSL, "skipped: needs the openssl command")

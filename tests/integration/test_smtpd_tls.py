@@ -13,17 +13,9 @@ import tempfile
 import unittest
 
 from ternlab import (WAIT, SharedInstanceTestCase, SmtpClient, TernTestCase,
-                     wait_for)
+                     wait_for, client_context)
 
 HAVE_OPENSSL = shutil.which("openssl") is not None
-
-
-def client_context():
-    """A client context that accepts the instance's self-signed cert."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def demo_password(inst):

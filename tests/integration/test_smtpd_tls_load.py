@@ -7,19 +7,12 @@ import ssl
 import threading
 import unittest
 
-from ternlab import WAIT, SmtpClient, TernTestCase
+from ternlab import WAIT, SmtpClient, TernTestCase, client_context
 
 CLIENTS = 200
 # reached only when something is broken: the sessions wait for each other
 # (a barrier), which under a sanitizer build on a busy machine takes long
 LONG = 600
-
-
-def client_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def tls_reply(t, buf):
