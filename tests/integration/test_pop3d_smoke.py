@@ -392,17 +392,18 @@ class Pop3dUnderMaster(Pop3dSmoke):
         return None
 
     def session_pid(self):
-        """The pop3d that runs as the mailbox owner."""
-        uid = self.owner[0]
+        """The pop3d serving the session: the one holding the Maildir
+        open (the developer instance runs every pop3d as one uid, so
+        the uid alone cannot tell it from a pop3d waiting for work)."""
         for pid in self.inst.child_pids("pop3d"):
+            fds = "/proc/%d/fd" % pid
             try:
-                with open("/proc/%d/status" % pid) as f:
-                    for line in f:
-                        if line.startswith("Uid:") and \
-                                line.split()[1] == str(uid):
-                            return pid
+                links = [os.readlink(os.path.join(fds, f))
+                         for f in os.listdir(fds)]
             except OSError:
-                pass
+                continue
+            if any(ln.rstrip("/").endswith("/Maildir") for ln in links):
+                return pid
         return None
 
     def test_sigterm_deletes_nothing(self):
