@@ -18,6 +18,8 @@ void cmd_msg_init(const char *prog, void (*cleanup)(void))
 }
 
 static void cmd_vmsg(const char *level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void cmd_vmsg(const char *level, const char *fmt, va_list ap)
 {
     fprintf(stderr, "%s: %s: ", cmd_prog, level);
     vfprintf(stderr, fmt, ap);
