@@ -57,8 +57,9 @@ struct ctl_owner {
     uid_t uid;
     gid_t gid;
     gid_t sgid;                        /* maildrop/, public/ */
-    uid_t pid_uid;                     /* pid/ */
+    uid_t pid_uid;                     /* pid/, login/ */
     gid_t pid_gid;
+    gid_t login_gid;                   /* login/: $login_user's group */
 };
 
 static void ctl_usage(void)
@@ -229,8 +230,12 @@ static void ctl_owner_get(struct ctl_owner *o)
     o->sgid = (gid_t)-1;
     o->pid_uid = geteuid();
     o->pid_gid = getegid();
+    o->login_gid = getegid();
     if (!privs_running_as_root())
         return;
+    uid_t luid;
+    if (privs_lookup_user(var_login_user, &luid, &o->login_gid) < 0)
+        o->login_gid = getegid();       /* as master: root's only */
     if (privs_lookup_user(var_mail_owner, &o->uid, &o->gid) < 0)
         log_fatal("mail_owner user \"%s\" does not exist", var_mail_owner);
     if (privs_lookup_group(var_setgid_group, &o->sgid) < 0)
@@ -393,6 +398,10 @@ static int ctl_spool_check(const struct ctl_owner *o)
             bad += ctl_dir_check(buf_str(&path), mode, o->uid, o->gid);
         }
     }
+    /* the login processes' chroot (queue_login_dir_create) */
+    buf_reset(&path);
+    (void)buf_printf(&path, "%s/%s", var_queue_directory, QUEUE_LOGIN_DIR);
+    bad += ctl_dir_check(buf_str(&path), 0750, o->pid_uid, o->login_gid);
     buf_free(&path);
     return bad + ctl_queue_files(o, false);
 }
@@ -478,7 +487,8 @@ static int ctl_set_permissions(void)
     int bad;
 
     ctl_owner_get(&o);
-    if (queue_dirs_create(var_queue_directory, o.uid, o.gid, o.sgid) < 0)
+    if (queue_dirs_create(var_queue_directory, o.uid, o.gid, o.sgid) < 0
+        || queue_login_dir_create(var_queue_directory, o.login_gid) < 0)
         log_fatal("set permissions under %s: %s", var_queue_directory,
                   strerror(errno));
     bad = privs_running_as_root() ? ctl_queue_files(&o, true) : 0;

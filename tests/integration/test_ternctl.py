@@ -200,6 +200,24 @@ class CheckAndPermissions(CtlTestCase):
         rc, out, err = ternctl(inst, "check")
         self.assertEqual(rc, 0, out + err)
 
+    def test_check_and_set_permissions_cover_login_dir(self):
+        """login/, the login processes' chroot: root's (the caller's),
+        0750, in $login_user's group."""
+        inst = self.ctl_instance()
+        self.assertEqual(ternctl(inst, "set-permissions")[0], 0)
+        login = os.path.join(inst.spool, "login")
+        st = os.stat(login)
+        self.assertEqual(st.st_mode & 0o7777, 0o750)
+        self.assertEqual(st.st_uid, os.geteuid())
+        os.chmod(login, 0o777)
+        rc, out, err = ternctl(inst, "check")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("%s: mode 0777" % login, err)
+        self.assertEqual(ternctl(inst, "set-permissions")[0], 0)
+        self.assertEqual(os.stat(login).st_mode & 0o7777, 0o750)
+        rc, out, err = ternctl(inst, "check")
+        self.assertEqual(rc, 0, out + err)
+
     def test_check_reports_a_bad_master_conf(self):
         inst = self.ctl_instance()
         inst.edit_master_conf("qmgr unix", "qmgr unixx")
