@@ -471,7 +471,9 @@ static void list_dedupe(struct list_ctx *c)
 
 /* ---- sizes ---------------------------------------------------------------- */
 
-/* count_vsize - bytes plus one per LF not preceded by CR; -1 errno */
+/* count_vsize - bytes plus one per LF not preceded by CR, plus the line
+   end POP3 adds to a last line without one (CR LF, or LF after a CR):
+   what pop3d sends for RETR before the "."; -1 errno */
 static off_t count_vsize(int fd)
 {
     char buf[65536];
@@ -492,6 +494,8 @@ static off_t count_vsize(int fd)
             prev = buf[i];
         }
     }
+    if (total > 0 && prev != '\n')
+        total += prev == '\r' ? 1 : 2;
     return total;
 }
 

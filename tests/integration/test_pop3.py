@@ -263,6 +263,14 @@ class Pop3MailTest(Pop3Base):
         cls.inst.deliver("demo", ["first", "second", "third"],
                          body="line one\r\n.hidden dot line\r\n..two dots\r\n"
                               "last\r\n")
+        # a file another program left: no sizes in the name, no line end
+        # at the end (its octet count includes the CR LF RETR adds)
+        md = cls.inst.maildir("demo")
+        path = os.path.join(md, "new", "2000000000.foreign.host")
+        with open(path, "wb") as f:
+            f.write(b"Subject: foreign\n\nno final line end")
+        st = os.stat(md)
+        os.chown(path, st.st_uid, st.st_gid)
 
     def test_stat_list_match_retr(self):
         p = self.pop("demo")
