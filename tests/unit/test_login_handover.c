@@ -23,6 +23,7 @@
 #include "mail/login_handover.h"
 #include "util/attr.h"
 #include "util/buf.h"
+#include "check_attr.h"
 
 static void good_handover(struct login_handover *h)
 {
@@ -42,18 +43,6 @@ static void good_handover(struct login_handover *h)
     strcpy(h->session, "A1b2C3");
     memcpy(h->input, "STAT\r\nLIST\r\n\0\xff", 14);
     h->input_len = 14;
-}
-
-static void wire_roundtrip(const attr_list_t *in, attr_list_t *out)
-{
-    buf_t wire = BUF_INIT;
-    size_t used = 0;
-    const char *err = NULL;
-
-    ck_assert_int_eq(attr_encode(in, &wire), 0);
-    ck_assert_int_eq(attr_decode(wire.data, wire.len, out, &used, &err), 1);
-    ck_assert_uint_eq(used, wire.len);
-    buf_free(&wire);
 }
 
 START_TEST(test_codec_roundtrip)

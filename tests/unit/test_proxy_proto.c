@@ -14,19 +14,7 @@
 #include "mail/proxy_proto.h"
 #include "util/attr.h"
 #include "util/buf.h"
-
-/* wire round trip: encode to attributes, to bytes, back */
-static void wire_roundtrip(const attr_list_t *in, attr_list_t *out)
-{
-    buf_t wire = BUF_INIT;
-    size_t used = 0;
-    const char *err = NULL;
-
-    ck_assert_int_eq(attr_encode(in, &wire), 0);
-    ck_assert_int_eq(attr_decode(wire.data, wire.len, out, &used, &err), 1);
-    ck_assert_uint_eq(used, wire.len);
-    buf_free(&wire);
-}
+#include "check_attr.h"
 
 START_TEST(test_request_roundtrip)
 {
